@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= config.example.toml
+
+.PHONY: run once test check lint clean
+
+$(VENV)/.run-installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/monitor run --config $(CONFIG)
+
+once: $(VENV)/.run-installed
+	$(BIN)/monitor once --config $(CONFIG)
+
+check: $(VENV)/.run-installed
+	$(BIN)/monitor check --config $(CONFIG)
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.test-installed
+	$(BIN)/python -m pip install -q '.[dev]' && $(BIN)/ruff check monitor tests bench && $(BIN)/mypy monitor
+
+clean:
+	rm -rf $(VENV) var/*.db var/*.db-wal var/*.db-shm
