@@ -1,0 +1,269 @@
+"""The ``monitor`` command. Bad input (config, rules, arguments) prints one line per problem
+naming the file and the line or key, and exits 2; it never shows a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from . import __version__, config as config_mod, rules
+from .errors import ConfigError, MonitorError, RuleError
+
+log = logging.getLogger("monitor")
+DEFAULT_CONFIG = "config.toml"
+config_option = click.option(
+    "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+    envvar="MONITOR_CONFIG", type=click.Path(dir_okay=False), help="TOML config file.",
+)
+
+
+def fail(message: str) -> None:
+    for line in str(message).splitlines() or [""]:
+        click.echo(f"error: {line}", err=True)
+    sys.exit(2)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # apprise logs every failed attempt itself; our own line says it once, with the outcome.
+    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
+
+def load_all(config_path: str) -> tuple[config_mod.Config, rules.RuleSet]:
+    """Config + rules + channels, validated; exit 2 naming every problem found."""
+    from .daemon import notifier_for
+
+    try:
+        cfg = config_mod.load(config_path)
+        notifier = notifier_for(cfg)
+    except ConfigError as e:
+        fail(str(e))
+    problems = rules.check(cfg.rules_dir, notifier.known())
+    if problems:
+        fail("\n".join(str(p) for p in problems))
+    return cfg, rules.load(cfg.rules_dir)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="monitor")
+def cli() -> None:
+    """News monitoring: poll feeds, extract articles, match topic rules, send alerts."""
+
+
+@cli.command()
+@config_option
+def run(config_path: str) -> None:
+    """Run the daemon until SIGTERM or Ctrl-C."""
+    from .daemon import Daemon
+
+    cfg, ruleset = load_all(config_path)
+    setup_logging(cfg.monitor.log_level)
+    _guard(lambda: asyncio.run(Daemon(cfg, ruleset).run()))
+
+
+@cli.command()
+@config_option
+def once(config_path: str) -> None:
+    """Poll every feed once, deliver pending alerts, exit."""
+    from .daemon import once as run_once
+
+    cfg, ruleset = load_all(config_path)
+    setup_logging(cfg.monitor.log_level)
+    outcomes, sent, failed = _guard(lambda: asyncio.run(run_once(cfg, ruleset)))
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    summary = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    click.echo(f"feeds={len(outcomes)} {summary} new={sum(o.new for o in outcomes)} "
+               f"alerts={sum(o.alerts for o in outcomes)} sent={sent} failed={failed}")
+
+
+@cli.command()
+@config_option
+def check(config_path: str) -> None:
+    """Validate the config and every rule file; exit 2 if anything is wrong."""
+    cfg, ruleset = load_all(config_path)
+    click.echo(f"ok: {config_path}: {len(cfg.feeds)} feeds, {len(cfg.channels)} channels; "
+               f"{cfg.rules_dir}: {len(ruleset)} rules")
+
+
+@cli.command("parse")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per input.")
+def parse_cmd(sources: tuple[str, ...], as_json: bool) -> None:
+    """Parse feeds from files or URLs and print their entries."""
+    from . import parse
+    from .fetch import Client
+
+    async def main() -> None:
+        async with Client() as http:
+            for src in sources:
+                try:
+                    body, ctype, url = await _read(http, src, page=False)
+                    feed = parse.parse_bytes(body, ctype, url)
+                    out = {"source": src, "title": feed.title, "entries": [
+                        {"id": e.uid, "title": e.title, "link": e.link,
+                         "published": e.published, "summary": e.summary}
+                        for e in feed.entries]}
+                except MonitorError as e:
+                    out = {"source": src, "error": str(e)}
+                _emit(out, as_json)
+
+    asyncio.run(main())
+
+
+@cli.command("extract")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--url", help="The page's URL, for local files (resolves links, metadata).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per page.")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds per page.")
+def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeout: float) -> None:
+    """Extract the main text of HTML pages (files or URLs) in the daemon's worker pool."""
+    from . import extract
+    from .fetch import Client
+    from .workers import Pool
+
+    async def main() -> None:
+        pool = Pool(preload=("monitor.extract",))
+        try:
+            async with Client() as http:
+                results = await asyncio.gather(*(one(http, pool, s) for s in sources))
+            for out in results:
+                _emit(out, as_json)
+        finally:
+            pool.close()
+
+    async def one(http: Client, pool: Pool, src: str) -> dict:
+        try:
+            body, _, final = await _read(http, src, page=True)
+            a = await pool.run(extract.page, body, url or final or None, timeout=timeout)
+            return {"source": src, "title": a.title, "text": a.text,
+                    "language": a.language, "author": a.author, "date": a.date}
+        except MonitorError as e:
+            return {"source": src, "error": str(e)}
+
+    asyncio.run(main())
+
+
+
+@cli.command("match")
+@click.option("--rules", "rules_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder of rule files.")
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+def match_cmd(rules_dir: str, file: click.utils.LazyFile) -> None:
+    """Match JSON lines {"id","title","text","lang"?} against rules; one line out per line in."""
+    from .models import Article
+
+    try:
+        ruleset = rules.load(rules_dir)
+    except RuleError as e:
+        fail(str(e))
+    for n, line in enumerate(file, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict):
+                raise ValueError("expected a JSON object")
+            article = Article(title=str(item.get("title") or ""), text=str(item.get("text") or ""),
+                              language=item.get("lang"))
+        except ValueError as e:
+            click.echo(json.dumps({"id": None, "line": n, "error": f"line {n}: {e}"}))
+            continue
+        found = rules.match(ruleset, article)
+        click.echo(json.dumps({"id": item.get("id"), "matches": [
+            {"rule": m.rule_id, "terms": list(m.terms), "snippet": m.snippet} for m in found
+        ]}, ensure_ascii=False))
+
+
+@cli.command("feeds")
+@config_option
+def feeds_cmd(config_path: str) -> None:
+    """Show every feed with its last status, last and next poll, and errors."""
+    from .store import Store
+
+    try:
+        cfg = config_mod.load(config_path)
+        store = Store(cfg.database)
+    except MonitorError as e:
+        fail(str(e))
+    rows = store.feed_table()
+    store.close()
+    now = time.time()
+    table = [("ID", "STATUS", "LAST POLL", "NEXT POLL", "ERRORS", "ENTRIES", "URL / LAST ERROR")]
+    for r in rows:
+        status = r["last_status"] or "new"
+        if not r["active"]:
+            status = "inactive"
+        elif r["error_count"]:
+            status = f"failing:{r['last_error_kind']}"
+        note = r["url"] + (f"  ({r['last_error']})" if r["last_error"] else "")
+        table.append((str(r["id"]), status, _ago(r["last_polled_at"], now),
+                      _ago(r["next_check_at"], now) if r["active"] else "-",
+                      str(r["error_count"]), str(r["entries"]), note))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+
+
+def _ago(ts: float | None, now: float) -> str:
+    if not ts:
+        return "never" if ts is None else "now"
+    d = int(ts - now)
+    span = abs(d)
+    text = f"{span}s" if span < 120 else f"{span // 60}m" if span < 7200 else f"{span // 3600}h"
+    return f"in {text}" if d > 0 else f"{text} ago"
+
+
+async def _read(http: object, src: str, *, page: bool) -> tuple[bytes, str, str]:
+    """Bytes, content type and URL of a file or an http(s) URL, fetched by our own client."""
+    if src.startswith(("http://", "https://")):
+        r = await (http.page(src) if page else http.get(src))  # type: ignore[attr-defined]
+        return r.body, r.content_type, r.url
+    try:
+        return Path(src).read_bytes(), "", ""
+    except OSError as e:
+        raise MonitorError(f"cannot read {src}: {e.strerror}") from None
+
+
+def _emit(out: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False))
+    elif "error" in out:
+        click.echo(f"{out['source']}: error: {out['error']}")
+    else:
+        click.echo(f"{out['source']}: {out.get('title')!r}")
+        for e in out.get("entries", []):
+            click.echo(f"  {e['published'] or '-':20}  {e['title'][:70]}  {e['link'] or ''}")
+        if "text" in out:
+            click.echo(out["text"])
+
+
+def _guard(fn):  # type: ignore[no-untyped-def]
+    """Run the daemon body; expected errors become one line and exit 2."""
+    try:
+        return fn()
+    except MonitorError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def main() -> None:
+    cli(prog_name="monitor")
+
+
+if __name__ == "__main__":
+    main()

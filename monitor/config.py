@@ -1,0 +1,185 @@
+"""TOML -> validated, typed Config. Every key, its default and its one-line help live in the
+pydantic models below; ``config.example.toml`` shows each of them (a test checks it).
+
+Relative paths are resolved against the config file's folder, so the daemon behaves the same
+whatever its working directory. Channel URLs may say ``${NAME}`` to take a secret from the
+environment (e.g. systemd's EnvironmentFile=) instead of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MonitorSection(_Section):
+    database: str = Field("var/monitor.db", description="SQLite file (created with its folder)")
+    rules: str = Field("rules", description="folder of YAML rule files")
+    tick: Seconds = Field(30, description="seconds between dispatcher ticks")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+        return v.upper()
+
+
+class PollSection(_Section):
+    interval: Seconds = Field(900, description="default seconds between polls of a feed")
+    max_backoff: Seconds = Field(21600, description="longest wait after repeated errors")
+    concurrency: int = Field(10, ge=1, description="feeds polled at once")
+    per_host: int = Field(2, ge=1, description="connections at once to one host")
+
+
+class FetchSection(_Section):
+    connect_timeout: Seconds = Field(10, description="seconds to open a connection")
+    timeout: Seconds = Field(30, description="seconds for a whole request")
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest body read")
+    user_agent: str = Field("", description="User-Agent; empty means the project's own")
+
+
+class ExtractSection(_Section):
+    pages: bool = Field(True, description="fetch each new entry's page and extract it")
+    workers: int = Field(0, ge=0, description="worker processes; 0 means one per core")
+    timeout: Seconds = Field(30, description="seconds one page may take to extract")
+
+
+class NotifySection(_Section):
+    default_channels: list[str] = Field(
+        default_factory=list, description="channels for rules that name none"
+    )
+    retry: Seconds = Field(60, description="first retry delay for a failed alert")
+    max_retry: Seconds = Field(3600, description="longest retry delay")
+    timeout: Seconds = Field(30, description="seconds one delivery may take")
+
+
+class ChannelSection(_Section):
+    urls: list[str] = Field(min_length=1, description="apprise URLs")
+    tag: str = Field("", description="apprise tag; defaults to the channel's name")
+
+
+class FeedSection(_Section):
+    url: str
+    title: str = ""
+    interval: Seconds | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("expected an http:// or https:// URL")
+        return v
+
+
+class Config(_Section):
+    monitor: MonitorSection = MonitorSection()
+    poll: PollSection = PollSection()
+    fetch: FetchSection = FetchSection()
+    extract: ExtractSection = ExtractSection()
+    notify: NotifySection = NotifySection()
+    channels: dict[str, ChannelSection] = Field(default_factory=dict)
+    feeds: list[FeedSection] = Field(default_factory=list)
+    path: str = ""  # the file it came from; set by load()
+
+    @property
+    def base(self) -> Path:
+        return Path(self.path).resolve().parent if self.path else Path.cwd()
+
+    def resolve(self, p: str) -> Path:
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+    @property
+    def database(self) -> Path:
+        return self.resolve(self.monitor.database)
+
+    @property
+    def rules_dir(self) -> Path:
+        return self.resolve(self.monitor.rules)
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: str, where: str, path: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{path}: {where}: environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV.sub(sub, value)
+
+
+def _describe(err: dict, path: str) -> str:
+    loc = err["loc"]
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = ", ".join(parent.model_fields) if parent else ""
+        hint = f" (expected one of: {known})" if known else ""
+        return f"{path}: {key}: unknown key{hint}"
+    if err["type"] == "missing":
+        return f"{path}: {key}: required key is missing"
+    return f"{path}: {key}: {err['msg']} (got {err.get('input')!r})"
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The section model that owns the key at ``loc`` (for listing the keys it knows)."""
+    if not loc:
+        return Config
+    if loc[0] in ("channels", "feeds"):
+        return {"channels": ChannelSection, "feeds": FeedSection}[loc[0]] if len(loc) == 2 else None
+    f = Config.model_fields.get(str(loc[0]))
+    ann = f.annotation if f and len(loc) == 1 else None
+    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; raise ConfigError with every problem found."""
+    p = str(path)
+    try:
+        with open(p, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    raw.pop("path", None)
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError("\n".join(_describe(err, p) for err in e.errors())) from None
+    for name, ch in cfg.channels.items():
+        ch.urls = [_expand(u, f"channels.{name}.urls", p) for u in ch.urls]
+        ch.tag = ch.tag or name
+    for name in cfg.notify.default_channels:
+        if name not in cfg.channels:
+            raise ConfigError(
+                f"{p}: notify.default_channels: no channel named {name!r} "
+                f"(defined: {', '.join(cfg.channels) or 'none'})"
+            )
+    seen: set[str] = set()
+    for i, feed in enumerate(cfg.feeds):
+        if feed.url in seen:
+            raise ConfigError(f"{p}: feeds.{i}.url: {feed.url} is listed twice")
+        seen.add(feed.url)
+    cfg.path = p
+    return cfg

@@ -1,0 +1,167 @@
+"""Running the pipeline: the long-lived daemon (APScheduler ticks) and the one-shot pass.
+
+APScheduler does not hold one job per feed: feed schedules are rows in the database
+(``next_check_at``), and one ``tick`` job asks the store which feeds are due. A second job
+drains the outbox. Both are rebuilt from the config at start, so a restart resumes exactly
+where the database says (LIBRARY-NOTES: persisted job stores keep stale settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from . import pipeline, rules
+from .config import Config
+from .fetch import Client, Limits
+from .notify import Notifier, channels_from
+from .store import Store
+from .workers import Pool
+
+log = logging.getLogger(__name__)
+DELIVER_EVERY = 5.0  # seconds between outbox drains
+STOP_GRACE = 15.0  # seconds in-flight work may take after SIGTERM
+
+
+def notifier_for(config: Config) -> Notifier:
+    return Notifier(channels_from(config.channels))
+
+
+@asynccontextmanager
+async def runtime(config: Config, ruleset: rules.RuleSet) -> AsyncIterator[pipeline.Context]:
+    """Everything a poll needs, opened in order and closed in reverse."""
+    notifier = notifier_for(config)
+    store = Store(config.database)
+    pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse"))
+    f, p = config.fetch, config.poll
+    limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
+                    concurrency=p.concurrency, per_host=p.per_host,
+                    user_agent=f.user_agent or Limits.user_agent)
+    try:
+        store.sync_feeds([(fd.url, fd.title, fd.interval) for fd in config.feeds], time.time())
+        async with Client(limits) as http:
+            yield pipeline.Context(config, store, http, pool, notifier, ruleset)
+    finally:
+        pool.close()
+        store.close()
+
+
+async def once(config: Config, ruleset: rules.RuleSet) -> tuple[list[pipeline.Outcome], int, int]:
+    """One pass over every active feed, due or not, then the outbox."""
+    async with runtime(config, ruleset) as ctx:
+        feeds = ctx.store.feeds(default_interval=config.poll.interval)
+        outcomes = await pipeline.poll_all(ctx, feeds)
+        sent, failed = await pipeline.deliver(ctx)
+        return outcomes, sent, failed
+
+
+class Daemon:
+    def __init__(self, config: Config, ruleset: rules.RuleSet):
+        self.config = config
+        self.ruleset = ruleset
+        self._stop = asyncio.Event()
+        self._busy: set[asyncio.Task[object]] = set()
+        self.ctx: pipeline.Context | None = None
+
+    def stop(self, why: str = "stop requested") -> None:
+        if not self._stop.is_set():
+            log.info("stopping reason=%r", why)
+            self._stop.set()
+
+    def reload_rules(self) -> None:
+        """SIGHUP: load the rules again; a broken set is reported and the last good one kept."""
+        try:
+            ruleset = rules.load(self.config.rules_dir)
+        except rules.RuleError as e:
+            log.error("rules reload failed, keeping %d rules: %s", len(self.ruleset), e)
+            return
+        self.ruleset = ruleset
+        if self.ctx:
+            self.ctx.ruleset = ruleset
+        log.info("rules reloaded rules=%d", len(ruleset))
+
+    async def tick(self) -> None:
+        if self._stop.is_set() or self.ctx is None:
+            return
+        due = self.ctx.store.feeds(due_at=time.time(), default_interval=self.config.poll.interval)
+        if due:
+            await self._guarded(pipeline.poll_all(self.ctx, due))
+
+    async def drain(self) -> None:
+        if self._stop.is_set() or self.ctx is None:
+            return
+        await self._guarded(pipeline.deliver(self.ctx))
+
+    async def _guarded(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._busy.add(task)
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not self._stop.is_set():
+                raise
+        finally:
+            self._busy.discard(task)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
+            loop.add_signal_handler(sig, self.stop, why)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_rules)
+        async with runtime(self.config, self.ruleset) as ctx:
+            self.ctx = ctx
+            scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+            scheduler.add_listener(_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+            now = datetime.now().astimezone()
+            common = {"max_instances": 1, "coalesce": True}
+            # misfire_grace_time defaults to 1 s and silently skips runs (LIBRARY-NOTES).
+            scheduler.add_job(self.tick, "interval", seconds=self.config.monitor.tick, id="tick",
+                              next_run_time=now, misfire_grace_time=int(self.config.monitor.tick),
+                              **common)
+            scheduler.add_job(self.drain, "interval", seconds=DELIVER_EVERY, id="deliver",
+                              next_run_time=now + timedelta(seconds=1), misfire_grace_time=30,
+                              **common)
+            scheduler.start()
+            log.info("started feeds=%d rules=%d channels=%s database=%s", len(self.config.feeds),
+                     len(self.ruleset), ",".join(self.config.channels) or "none",
+                     self.config.database)
+            await self._stop.wait()
+            scheduler.shutdown(wait=False)
+            await self._finish()
+        log.info("stopped")
+
+    async def _finish(self) -> None:
+        """Give in-flight polls and sends STOP_GRACE seconds, then cancel them. Every
+        database write is one transaction, so a cancelled poll leaves nothing half-done."""
+        busy = list(self._busy)
+        if not busy:
+            return
+        done, pending = await asyncio.wait(busy, timeout=STOP_GRACE)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("abandoned in-flight work tasks=%d after %.0fs", len(pending), STOP_GRACE)
+            await asyncio.wait(pending, timeout=5)
+
+
+def _job_event(event: JobExecutionEvent) -> None:
+    if event.code == EVENT_JOB_ERROR:
+        log.error("job failed job=%s error=%r", event.job_id, event.exception,
+                  exc_info=event.exception)
+    elif event.code == EVENT_JOB_MISSED:
+        log.warning("job missed job=%s scheduled=%s", event.job_id, event.scheduled_run_time)
+    else:
+        log.warning("job still running, run skipped job=%s", event.job_id)

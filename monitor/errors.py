@@ -1,0 +1,58 @@
+"""The exception tree. Everything here is *expected*: catch it per feed or per alert,
+log one line naming the culprit, record it, and go on. Anything else is a bug.
+
+    MonitorError
+    ├── ConfigError      bad config file or key (user input: exit 2)
+    ├── RuleError        bad rule file (user input: exit 2)
+    ├── FetchError       network or HTTP failure; ``kind`` classifies it
+    │   └── NotModified  304, or a body identical to the last one
+    ├── ParseError       the bytes are not a usable feed
+    ├── ExtractError     a page could not be turned into an article
+    └── NotifyError      a channel refused or could not be reached
+"""
+
+from __future__ import annotations
+
+
+class MonitorError(Exception):
+    """Base of every expected failure."""
+
+
+class ConfigError(MonitorError):
+    """A configuration problem; the message names the file and key."""
+
+
+class RuleError(MonitorError):
+    """A rule file problem; the message names the file and line."""
+
+    def __init__(self, path: str, line: int | None, problem: str):
+        self.path, self.line, self.problem = path, line, problem
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {problem}")
+
+
+class FetchError(MonitorError):
+    """``kind`` is a short class (dns, connect, timeout, tls, http-404, too-large, ...)."""
+
+    def __init__(self, url: str, kind: str, detail: str = ""):
+        self.url, self.kind, self.detail = url, kind, detail
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+
+
+class NotModified(FetchError):
+    """The server said 304, or sent the same body as last time."""
+
+    def __init__(self, url: str, detail: str = "304"):
+        super().__init__(url, "not-modified", detail)
+
+
+class ParseError(MonitorError):
+    """The fetched bytes are not a feed we can use."""
+
+
+class ExtractError(MonitorError):
+    """A page could not be extracted (not HTML, empty, too slow, crashed)."""
+
+
+class NotifyError(MonitorError):
+    """A notification channel failed; the message says what the service answered."""

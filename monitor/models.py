@@ -1,0 +1,127 @@
+"""Frozen dataclasses passed between stages. No library type ever leaves its module:
+each stage normalises into these at its boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A feed row as the pipeline needs it: where to fetch and what validators to send."""
+
+    id: int
+    url: str
+    title: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    interval: int = 900
+    error_count: int = 0
+    baselined: bool = False
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    url: str  # final URL after redirects
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    elapsed_ms: int = 0
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.headers.get("last-modified")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One feed item. ``uid`` is its identity: guid, else canonical link, else content hash."""
+
+    uid: str
+    title: str
+    link: str | None
+    summary: str  # plain text
+    content: str  # plain text of the feed's full content, "" when the feed has none
+    published: str | None  # ISO 8601 UTC
+    guid: str | None = None
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    entries: tuple[Entry, ...]
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class Article:
+    """What the rules see: the entry plus the best body we could get."""
+
+    title: str
+    text: str
+    summary: str = ""
+    url: str | None = None
+    language: str | None = None
+    author: str | None = None
+    date: str | None = None
+    source: str = "feed"  # page | feed-content | feed-summary
+    error: str | None = None  # why the page was not used, when it was not
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    any: tuple[str, ...] = ()
+    all: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ("title", "summary", "body")
+    channels: tuple[str, ...] = ()
+    path: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Match:
+    rule_id: str
+    rule_title: str
+    terms: tuple[str, ...]
+    field: str
+    snippet: str
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One outbox row: a match to deliver through one channel."""
+
+    id: int
+    channel: str
+    rule_id: str
+    rule_title: str
+    title: str
+    link: str | None
+    feed_title: str | None
+    published: str | None
+    terms: tuple[str, ...]
+    snippet: str
+    attempts: int = 0
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    urls: tuple[str, ...]
+    tag: str
+    default: bool = False

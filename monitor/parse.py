@@ -1,0 +1,104 @@
+"""Fetched bytes + headers -> ParsedFeed of normalised Entries, with feedparser.
+
+feedparser never fetches here: it gets the bytes our ``fetch`` read and the response
+headers (for the charset and the base URL). Entry identity: guid, else canonical link,
+else a hash of title + summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import feedparser
+
+from .errors import ParseError
+from .models import Entry, FetchResult, ParsedFeed
+from .text import html_to_text
+
+# An internal entity referenced thousands of times slips past expat's guard through
+# feedparser's loose-parser fallback (68 KB became 888 MB in LIBRARY-NOTES). Feeds have no
+# business declaring entities: drop every <!ENTITY ...> from the prolog before parsing.
+_ENTITY_DECL = re.compile(rb"<!ENTITY\s[^>]*>", re.IGNORECASE)
+_TRACKING = re.compile(
+    r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|_hsenc|_hsmi)$", re.I
+)
+
+
+def canonical_url(url: str) -> str:
+    """Scheme and host lower-cased, default port, fragment and tracking parameters dropped."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url.strip()
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if (scheme, port) in {("http", 80), ("https", 443)}:
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if not _TRACKING.match(k)])
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+def feed(result: FetchResult) -> ParsedFeed:
+    """Parse a fetched feed. Raises ParseError when the bytes are not a usable feed."""
+    return parse_bytes(result.body, content_type=result.content_type, url=result.url)
+
+
+def parse_bytes(body: bytes, content_type: str = "", url: str = "") -> ParsedFeed:
+    """Parse feed bytes; ``content_type`` and ``url`` come from the response headers."""
+    head = body[:65536]
+    if b"<!entity" in head.lower():
+        body = _ENTITY_DECL.sub(b"", head) + body[65536:]
+    headers = {"content-location": url} if url else {}
+    if content_type:
+        headers["content-type"] = content_type
+    try:
+        d = feedparser.parse(body, response_headers=headers)
+    except Exception as e:  # feedparser swallows most errors; a crash is still bad input
+        raise ParseError(f"feed parser failed: {type(e).__name__}: {e}") from e
+    # bozo feeds usually still have good entries; fail only when nothing is usable.
+    if not d.get("version") and not d.entries:
+        why = d.get("bozo_exception")
+        raise ParseError(f"not a feed ({why})" if why else "not a feed")
+    entries = tuple(e for e in (_entry(raw) for raw in d.entries) if e is not None)
+    title = html_to_text(d.feed.get("title", "")) or None
+    return ParsedFeed(title=title, entries=entries, version=d.get("version", ""))
+
+
+def _entry(raw: dict) -> Entry | None:
+    title = html_to_text(raw.get("title", ""))
+    summary = html_to_text(raw.get("summary", ""))
+    content = "\n".join(html_to_text(c.get("value", "")) for c in raw.get("content") or [])
+    if content == summary:
+        content = ""
+    link = raw.get("link") or None
+    if link and not link.startswith(("http://", "https://")):
+        link = None
+    link = canonical_url(link) if link else None
+    guid = (raw.get("id") or "").strip() or None
+    digest = hashlib.sha256(f"{title}\n{summary}\n{content}".encode()).hexdigest()[:32]
+    if not (title or summary or content or link):
+        return None
+    uid = f"guid:{guid}" if guid else f"link:{link}" if link else f"hash:{digest}"
+    return Entry(
+        uid=uid, guid=guid, title=title, link=link, summary=summary, content=content,
+        published=_iso(raw.get("published_parsed") or raw.get("updated_parsed")),
+        content_hash=digest,
+    )
+
+
+def _iso(t: time.struct_time | None) -> str | None:
+    if not t:
+        return None
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", t)
+    except (ValueError, TypeError):
+        return None

@@ -1,0 +1,168 @@
+"""The one place that knows the order of the stages.
+
+    poll(feed):  fetch.feed -> parse (worker) -> store.unseen -> fetch.page -> extract (worker)
+                 -> rules.match -> store.record (one transaction, outbox rows) -> reschedule
+    deliver():   store.pending_alerts -> notify.send -> store.mark_sent / mark_failed
+
+Expected failures (MonitorError) are caught per feed and per alert, logged as one line and
+recorded; anything else is a bug, logged with its traceback, and the other feeds go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+
+from . import extract, parse, rules, schedule
+from .config import Config
+from .errors import ExtractError, FetchError, MonitorError, NotModified, NotifyError, ParseError
+from .fetch import Client, body_hash
+from .models import Article, Entry, Feed, Match
+from .notify import Notifier
+from .store import Store
+from .workers import Pool, WorkerError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    config: Config
+    store: Store
+    http: Client
+    pool: Pool
+    notifier: Notifier
+    ruleset: rules.RuleSet
+
+
+@dataclass(frozen=True)
+class Outcome:
+    feed: str
+    status: str  # ok | baseline | not-modified | error
+    new: int = 0
+    alerts: int = 0
+    error: str = ""
+
+
+async def poll(ctx: Context, feed: Feed) -> Outcome:
+    """Poll one feed end to end. Never raises for a feed's own failure."""
+    started, now = time.monotonic(), time.time()
+    cfg = ctx.config.poll
+    try:
+        result = await ctx.http.feed(feed)
+        parsed = await ctx.pool.run(
+            parse.parse_bytes, result.body, result.content_type, result.url,
+            timeout=ctx.config.extract.timeout,
+        )
+    except NotModified as e:
+        ctx.store.poll_unchanged(feed, now, schedule.after_success(now, feed.interval))
+        return _done(feed, started, Outcome(feed.url, "not-modified", error=e.detail))
+    except (FetchError, ParseError, WorkerError) as e:
+        kind = e.kind if isinstance(e, FetchError) else "parse-error"
+        if isinstance(e, ParseError) and str(e).startswith("not a feed"):
+            kind = "not-a-feed"
+        next_at = schedule.after_error(now, feed.interval, feed.error_count + 1, cfg.max_backoff)
+        ctx.store.poll_failed(feed, kind, str(e), now, next_at)
+        return _done(feed, started, Outcome(feed.url, "error", error=f"{kind}: {e}"))
+
+    fresh = ctx.store.unseen(feed, parsed.entries)
+    baseline = not feed.baselined
+    if baseline:
+        # First sight of a feed: remember what is there, alert only on what comes after.
+        items: list[tuple[Entry, Article | None, list[Match]]] = [(e, None, []) for e in fresh]
+    else:
+        items = list(await asyncio.gather(*(_process(ctx, e) for e in fresh)))
+    alerts = ctx.store.record(
+        feed, now=time.time(), next_at=schedule.after_success(now, feed.interval),
+        validators={"etag": result.etag, "last_modified": result.last_modified,
+                    "body_hash": body_hash(result.body)},
+        feed_title=parsed.title, new=items, baseline=baseline,
+    )
+    status = "baseline" if baseline else "ok"
+    return _done(feed, started, Outcome(feed.url, status, new=len(fresh), alerts=alerts))
+
+
+async def _process(ctx: Context, entry: Entry) -> tuple[Entry, Article, list[Match]]:
+    article = await article_for(ctx, entry)
+    defaults = tuple(ctx.config.notify.default_channels)
+    matches = [
+        dataclasses.replace(m, channels=ctx.notifier.targets(m.channels or defaults))
+        for m in rules.match(ctx.ruleset, article)
+    ]
+    for m in matches:
+        log.info("matched rule=%s entry=%r terms=%s", m.rule_id, entry.title[:80], ",".join(m.terms))
+    return entry, article, matches
+
+
+async def article_for(ctx: Context, entry: Entry) -> Article:
+    """Fetch and extract the entry's page; fall back to the feed's own text."""
+    page: Article | None = None
+    error: str | None = None
+    if ctx.config.extract.pages and entry.link:
+        try:
+            res = await ctx.http.page(entry.link)
+            if not extract.is_html(res.content_type):
+                error = f"not HTML ({res.content_type.split(';')[0]})"
+            else:
+                page = await ctx.pool.run(
+                    extract.page, res.body, res.url, timeout=ctx.config.extract.timeout
+                )
+        except (FetchError, ExtractError, WorkerError) as e:
+            error = f"{getattr(e, 'kind', 'extract')}: {e}"
+        if error:
+            log.info("page not used link=%s reason=%r", entry.link, error)
+    return extract.choose(entry, page, error)
+
+
+def _done(feed: Feed, started: float, out: Outcome) -> Outcome:
+    ms = int((time.monotonic() - started) * 1000)
+    log.info("polled feed=%s status=%s new=%d alerts=%d ms=%d%s", feed.url, out.status, out.new,
+             out.alerts, ms, f" error={out.error!r}" if out.status == "error" else "")
+    return out
+
+
+async def poll_all(ctx: Context, feeds: list[Feed]) -> list[Outcome]:
+    """Poll feeds concurrently (bounded by poll.concurrency). A bug in one feed's poll is
+    logged with its traceback; the others go on."""
+    sem = asyncio.Semaphore(ctx.config.poll.concurrency)
+
+    async def one(feed: Feed) -> Outcome:
+        async with sem:
+            try:
+                return await poll(ctx, feed)
+            except MonitorError as e:
+                log.warning("poll failed feed=%s error=%r", feed.url, str(e))
+                return Outcome(feed.url, "error", error=str(e))
+            except Exception as e:
+                log.exception("BUG while polling feed=%s", feed.url)
+                return Outcome(feed.url, "error", error=f"internal: {type(e).__name__}: {e}")
+
+    return list(await asyncio.gather(*(one(f) for f in feeds)))
+
+
+async def deliver(ctx: Context, limit: int = 100) -> tuple[int, int]:
+    """Send due pending alerts one by one, oldest first. An alert is marked sent only when
+    apprise reports success; otherwise it stays pending with a later attempt time.
+    Returns (sent, failed)."""
+    sent = failed = 0
+    cfg = ctx.config.notify
+    for alert in ctx.store.pending_alerts(time.time(), limit):
+        try:
+            await asyncio.wait_for(asyncio.to_thread(ctx.notifier.send, alert), cfg.timeout)
+        except (NotifyError, asyncio.TimeoutError) as e:
+            reason = str(e) or f"no answer within {cfg.timeout:g}s"
+            attempts = alert.attempts + 1
+            next_at = schedule.retry_alert(time.time(), attempts, cfg.retry, cfg.max_retry)
+            ctx.store.mark_failed(alert.id, reason, next_at)
+            log.warning("alert failed id=%d channel=%s attempts=%d retry_in=%ds error=%r",
+                        alert.id, alert.channel, attempts, next_at - time.time(), reason)
+            failed += 1
+            continue
+        ctx.store.mark_sent(alert.id, time.time())
+        log.info("alert sent id=%d channel=%s rule=%s title=%r", alert.id, alert.channel,
+                 alert.rule_id, alert.title[:80])
+        sent += 1
+    return sent, failed
