@@ -129,7 +129,7 @@ class Daemon:
             common = {"max_instances": 1, "coalesce": True}
             # misfire_grace_time defaults to 1 s and silently skips runs (LIBRARY-NOTES).
             scheduler.add_job(self.tick, "interval", seconds=self.config.monitor.tick, id="tick",
-                              next_run_time=now, misfire_grace_time=int(self.config.monitor.tick),
+                              next_run_time=now, misfire_grace_time=max(1, int(self.config.monitor.tick)),
                               **common)
             scheduler.add_job(self.drain, "interval", seconds=DELIVER_EVERY, id="deliver",
                               next_run_time=now + timedelta(seconds=1), misfire_grace_time=30,

@@ -65,8 +65,9 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         if isinstance(e, ParseError) and str(e).startswith("not a feed"):
             kind = "not-a-feed"
         next_at = schedule.after_error(now, feed.interval, feed.error_count + 1, cfg.max_backoff)
-        ctx.store.poll_failed(feed, kind, str(e), now, next_at)
-        return _done(feed, started, Outcome(feed.url, "error", error=f"{kind}: {e}"))
+        ctx.store.poll_failed(feed, kind, e.detail if isinstance(e, FetchError) else str(e), now, next_at)
+        message = str(e) if isinstance(e, FetchError) else f"{kind}: {e}"
+        return _done(feed, started, Outcome(feed.url, "error", error=message))
 
     fresh = ctx.store.unseen(feed, parsed.entries)
     baseline = not feed.baselined

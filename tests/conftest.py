@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from email.utils import format_datetime
+from datetime import datetime, timezone
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from servers import SMTP, FeedServer, Webhook  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+
+
+def monitor_cmd() -> list[str]:
+    """The real console script of the installed package, else ``python -m monitor.cli``."""
+    script = Path(sys.executable).with_name("monitor")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "monitor.cli"]
+
+
+def run_cli(*args: str, input: str | None = None, timeout: float = 120,
+            env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*monitor_cmd(), *args], input=input, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def rss(items: list[dict], title: str = "Test feed") -> str:
+    """An RSS 2.0 document; each item has title, link, guid?, description?, content?."""
+    out = []
+    for i, it in enumerate(items):
+        date = format_datetime(datetime(2026, 11, 1, 8, i, tzinfo=timezone.utc))
+        parts = [f"<title>{escape(it['title'])}</title>", f"<link>{escape(it['link'])}</link>",
+                 f"<pubDate>{date}</pubDate>"]
+        if it.get("guid"):
+            parts.append(f"<guid isPermaLink=\"false\">{escape(it['guid'])}</guid>")
+        if it.get("description"):
+            parts.append(f"<description>{escape(it['description'])}</description>")
+        if it.get("content"):
+            parts.append(f"<content:encoded><![CDATA[{it['content']}]]></content:encoded>")
+        out.append("<item>" + "".join(parts) + "</item>")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n'
+            '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
+            f"<channel><title>{escape(title)}</title><link>http://example.org/</link>"
+            f"<description>test</description>{''.join(out)}</channel></rss>")
+
+
+def page(title: str, paragraphs: list[str], lang: str = "de") -> str:
+    body = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
+    return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>{escape(title)}'
+            f'</title><meta name="author" content="Test Autorin"></head><body><nav><a href="/">Start'
+            f'</a> | <a href="/politik">Politik</a></nav><main><article><h1>{escape(title)}</h1>'
+            f"{body}</article></main><footer>Impressum · Datenschutz</footer></body></html>")
+
+
+def write_config(tmp: Path, *, feeds: list[str], channels: dict[str, list[str]],
+                 defaults: list[str] | None = None, extra: str = "",
+                 rules: Path = RULES) -> Path:
+    lines = [
+        "[monitor]", f'database = "{tmp / "monitor.db"}"', f'rules = "{rules}"', "tick = 0.5",
+        "[poll]", "interval = 1", "[extract]", "workers = 1", "timeout = 20",
+        "[notify]", f"default_channels = {list(defaults if defaults is not None else channels)!r}",
+        "retry = 0.05", "max_retry = 0.1", "timeout = 10",
+    ]
+    lines.append(extra)
+    for name, urls in channels.items():
+        lines += [f"[channels.{name}]", f"urls = {urls!r}"]
+    for url in feeds:
+        lines += ["[[feeds]]", f'url = "{url}"']
+    path = tmp / "config.toml"
+    path.write_text("\n".join(lines).replace("'", '"') + "\n", encoding="utf-8")
+    return path
+
+
+def db_rows(path: Path, sql: str) -> list[tuple]:
+    con = sqlite3.connect(str(path))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def feed_server():
+    srv = FeedServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def smtp():
+    server = SMTP()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "rules"
+    shutil.copytree(RULES, dest)
+    return dest

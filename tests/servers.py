@@ -1,0 +1,192 @@
+"""Real local servers for the tests: a feed/page server with ETag/304 behaviour and fault
+modes, a webhook receiver, and an SMTP server (aiosmtpd). All bind 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Resource:
+    body: bytes
+    content_type: str = "application/rss+xml; charset=utf-8"
+    status: int = 200
+    etag: bool = True  # send an ETag and honour If-None-Match
+    delay: float = 0.0  # seconds before answering
+    gzip: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTP
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        srv = self.server.owner
+        res = srv.resources.get(self.path)
+        srv.log.append((self.path, dict(self.headers)))
+        if res is None:
+            self._send(404, b"not found", "text/plain")
+            srv.answers.append((self.path, 404))
+            return
+        if res.delay:
+            time.sleep(res.delay)
+        tag = '"' + hashlib.sha1(res.body).hexdigest()[:16] + '"'
+        if res.etag and self.headers.get("If-None-Match") == tag:
+            self.send_response(304)
+            self.send_header("ETag", tag)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            srv.answers.append((self.path, 304))
+            return
+        headers = dict(res.headers)
+        if res.etag:
+            headers["ETag"] = tag
+        body = res.body
+        if res.gzip:
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        self._send(res.status, body, res.content_type, headers)
+        srv.answers.append((self.path, res.status))
+
+    def _send(self, status: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _HTTP(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: object
+
+
+class FeedServer:
+    """Serves ``resources`` (path -> Resource); records every request and answer."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, Resource] = {}
+        self.log: list[tuple[str, dict]] = []
+        self.answers: list[tuple[str, int]] = []
+        self.httpd = _HTTP(("127.0.0.1", 0), _Handler)
+        self.httpd.owner = self
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def add(self, path: str, body: bytes | str, **kw: object) -> str:
+        data = body.encode() if isinstance(body, str) else body
+        self.resources[path] = Resource(data, **kw)  # type: ignore[arg-type]
+        return self.url(path)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _HookHandler(BaseHTTPRequestHandler):
+    server: _HTTP
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        hook = self.server.owner
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length)
+        status = hook.status
+        if status < 300:
+            hook.received.append(json.loads(raw or b"null"))
+        else:
+            hook.refused += 1
+        body = b"{}"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class Webhook:
+    """A JSON webhook receiver (apprise ``json://``). Set ``status`` to make it fail."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.refused = 0
+        self.status = 200
+        self.httpd = _HTTP(("127.0.0.1", 0), _HookHandler)
+        self.httpd.owner = self
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def apprise_url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/hook"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+        return "250 Message accepted for delivery"
+
+
+class SMTP:
+    """A real SMTP server on a fixed port that can be started late (to play 'down')."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.inbox = _Inbox()
+        self.controller: Controller | None = None
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.inbox.messages
+
+    @property
+    def apprise_url(self) -> str:
+        return (f"mailto://127.0.0.1:{self.port}?from=monitor@example.org"
+                f"&to=analysts@example.org&mode=insecure")
+
+    def start(self) -> None:
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+            self.controller = None

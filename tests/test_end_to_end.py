@@ -1,0 +1,169 @@
+"""The whole daemon against real local parts: a feed server with ETag/304, article pages,
+an SMTP server (aiosmtpd) and a JSON webhook receiver, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+from conftest import db_rows, monitor_cmd, page, rss, run_cli, write_config
+
+OLD = [
+    {"title": "Wetter: Sonniges Wochenende erwartet", "link": "/a/wetter", "guid": "a-1",
+     "description": "Der Deutsche Wetterdienst sagt viel Sonne voraus."},
+    {"title": "Bundesliga: Heimsieg am Samstag", "link": "/a/fussball", "guid": "a-2",
+     "description": "Ein spätes Tor entschied das Spiel."},
+]
+NEW = {"title": "Gefechte im Gebiet Kursk dauern an", "link": "/a/kursk", "guid": "a-3",
+       "description": "Neue Berichte aus der Grenzregion."}
+ARTICLE = page("Gefechte im Gebiet Kursk dauern an", [
+    "Im russischen Gebiet Kursk gehen die Kämpfe zwischen ukrainischen und russischen Einheiten "
+    "weiter, wie mehrere Militärbeobachter am Montag mitteilten.",
+    "Nach Angaben aus Kiew sind dort inzwischen auch nordkoreanische Soldaten an der Front im "
+    "Einsatz. Die Zahl der nordkoreanischen Truppen wird auf mehrere Tausend geschätzt.",
+    "Die Lage für die Zivilbevölkerung in den Dörfern nahe der Grenze bleibt angespannt; viele "
+    "Familien haben die Region bereits verlassen.",
+])
+
+
+def _feed(server, items):
+    abs_items = [{**it, "link": server.url(it["link"])} for it in items]
+    return server.add("/feed.xml", rss(abs_items))
+
+
+def _serve_pages(server):
+    for it in OLD:
+        server.add(it["link"], page(it["title"], [it["description"] * 3]),
+                   content_type="text/html; charset=utf-8")
+    server.add(NEW["link"], ARTICLE, content_type="text/html; charset=utf-8")
+
+
+def test_baseline_then_new_story_delivered_once_everywhere(tmp_path, feed_server, smtp, webhook):
+    smtp.start()
+    url = _feed(feed_server, OLD)
+    _serve_pages(feed_server)
+    cfg = write_config(tmp_path, feeds=[url],
+                       channels={"mail": [smtp.apprise_url], "hook": [webhook.apprise_url]})
+
+    first = run_cli("once", "--config", str(cfg))
+    assert first.returncode == 0, first.stderr
+    assert "baseline=1" in first.stdout and "alerts=0" in first.stdout, first.stdout
+    assert smtp.messages == [] and webhook.received == []
+    # The baseline fetched no article pages: it only remembers what was there.
+    assert all(path == "/feed.xml" for path, _ in feed_server.log)
+
+    _feed(feed_server, [NEW, *OLD])
+    second = run_cli("once", "--config", str(cfg))
+    assert second.returncode == 0, second.stderr
+    assert "new=1" in second.stdout and "alerts=4" in second.stdout, second.stdout
+    assert "sent=4 failed=0" in second.stdout, second.stdout
+    assert ("/a/kursk", 200) in feed_server.answers  # the page was fetched for extraction
+
+    subjects = sorted(m["Subject"] for m in smtp.messages)
+    assert subjects == ["[Kursk region] Gefechte im Gebiet Kursk dauern an",
+                        "[North Korean troops] Gefechte im Gebiet Kursk dauern an"]
+    titles = sorted(w["title"] for w in webhook.received)
+    assert titles == subjects
+    nk = next(w for w in webhook.received if "North Korean" in w["title"])
+    assert feed_server.url("/a/kursk") in nk["message"]
+    assert "**nordkoreanische Soldaten**" in nk["message"]  # snippet from the extracted page
+
+    source = db_rows(tmp_path / "monitor.db", "SELECT source, language FROM articles")
+    assert source == [("page", "de")]
+
+    third = run_cli("once", "--config", str(cfg))
+    assert third.returncode == 0, third.stderr
+    assert "not-modified=1" in third.stdout and "sent=0" in third.stdout, third.stdout
+    assert feed_server.answers[-1] == ("/feed.xml", 304)
+    assert len(smtp.messages) == 2 and len(webhook.received) == 2
+
+
+def test_channels_down_keep_alerts_pending_until_they_recover(tmp_path, feed_server, smtp, webhook):
+    url = _feed(feed_server, OLD)
+    _serve_pages(feed_server)
+    cfg = write_config(tmp_path, feeds=[url],
+                       channels={"mail": [smtp.apprise_url], "hook": [webhook.apprise_url]})
+    assert run_cli("once", "--config", str(cfg)).returncode == 0  # baseline
+    webhook.status = 500  # and the SMTP server is not started: connection refused
+    _feed(feed_server, [NEW, *OLD])
+
+    down = run_cli("once", "--config", str(cfg))
+    assert down.returncode == 0, down.stderr
+    assert "alerts=4" in down.stdout and "sent=0 failed=4" in down.stdout, down.stdout
+    assert webhook.refused == 2
+    rows = db_rows(tmp_path / "monitor.db", "SELECT state, attempts, last_error FROM outbox")
+    assert [(s, a) for s, a, _ in rows] == [("pending", 1)] * 4
+    assert all(err for _, _, err in rows)
+
+    still_down = run_cli("once", "--config", str(cfg))
+    assert "sent=0 failed=4" in still_down.stdout, still_down.stdout
+
+    smtp.start()
+    webhook.status = 200
+    time.sleep(0.2)  # past the (test-sized) retry delay
+    up = run_cli("once", "--config", str(cfg))
+    assert "sent=4 failed=0" in up.stdout, up.stdout + up.stderr
+    assert len(smtp.messages) == 2 and len(webhook.received) == 2
+    again = run_cli("once", "--config", str(cfg))
+    assert "sent=0 failed=0" in again.stdout
+    assert len(smtp.messages) == 2 and len(webhook.received) == 2
+    states = db_rows(tmp_path / "monitor.db", "SELECT state, attempts FROM outbox")
+    assert states == [("sent", 3)] * 4
+
+
+def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(tmp_path, feed_server, webhook):
+    url = _feed(feed_server, OLD)
+    _serve_pages(feed_server)
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]})
+    proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: db_rows(tmp_path / "monitor.db",
+                              "SELECT baselined_at FROM feeds")[0][0] is not None
+              if (tmp_path / "monitor.db").exists() else False, "baseline")
+        _feed(feed_server, [NEW, *OLD])
+        _wait(lambda: len(webhook.received) == 2, "both alerts delivered")
+        time.sleep(1.5)  # a few more ticks: 304s, nothing delivered twice
+        assert len(webhook.received) == 2
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "stopping reason='SIGTERM'" in err and "stopped" in err
+    assert any(a == ("/feed.xml", 304) for a in feed_server.answers)
+
+    # A restart finds nothing new to deliver.
+    after = run_cli("once", "--config", str(cfg))
+    assert "sent=0" in after.stdout and len(webhook.received) == 2
+    sent = db_rows(tmp_path / "monitor.db", "SELECT COUNT(*) FROM outbox WHERE state='sent'")
+    assert sent == [(2,)]
+
+
+def _wait(pred, what: str, timeout: float = 45.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except Exception:  # the database may not exist yet, or be mid-migration
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+def test_once_output_is_machine_readable_summary(tmp_path, feed_server, webhook):
+    url = _feed(feed_server, OLD)
+    cfg = write_config(tmp_path, feeds=[url, feed_server.url("/missing.xml")],
+                       channels={"hook": [webhook.apprise_url]})
+    res = run_cli("once", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().startswith("feeds=2 baseline=1 error=1"), res.stdout
+    feeds = run_cli("feeds", "--config", str(cfg))
+    assert feeds.returncode == 0, feeds.stderr
+    assert "failing:http-404" in feeds.stdout and "HTTP 404" in feeds.stdout
+    assert json.loads(json.dumps(feeds.stdout))  # plain text, no traceback
