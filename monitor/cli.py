@@ -8,23 +8,26 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn, TextIO, TypeVar
 
 import click
 
-from . import __version__, config as config_mod, rules
+from . import __version__, rules
+from . import config as config_mod
 from .errors import ConfigError, MonitorError, RuleError
 
 log = logging.getLogger("monitor")
 DEFAULT_CONFIG = "config.toml"
+T = TypeVar("T")
 config_option = click.option(
     "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
     envvar="MONITOR_CONFIG", type=click.Path(dir_okay=False), help="TOML config file.",
 )
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     for line in str(message).splitlines() or [""]:
         click.echo(f"error: {line}", err=True)
     sys.exit(2)
@@ -162,7 +165,7 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
 @click.option("--rules", "rules_dir", required=True, type=click.Path(file_okay=False),
               help="Folder of rule files.")
 @click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
-def match_cmd(rules_dir: str, file: click.utils.LazyFile) -> None:
+def match_cmd(rules_dir: str, file: TextIO) -> None:
     """Match JSON lines {"id","title","text","lang"?} against rules; one line out per line in."""
     from .models import Article
 
@@ -251,7 +254,7 @@ def _emit(out: dict, as_json: bool) -> None:
             click.echo(out["text"])
 
 
-def _guard(fn):  # type: ignore[no-untyped-def]
+def _guard(fn: Callable[[], T]) -> T:
     """Run the daemon body; expected errors become one line and exit 2."""
     try:
         return fn()

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -126,7 +126,7 @@ def _expand(value: str, where: str, path: str) -> str:
     return _ENV.sub(sub, value)
 
 
-def _describe(err: dict, path: str) -> str:
+def _describe(err: Any, path: str) -> str:
     loc = err["loc"]
     key = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":
@@ -143,11 +143,15 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The section model that owns the key at ``loc`` (for listing the keys it knows)."""
     if not loc:
         return Config
-    if loc[0] in ("channels", "feeds"):
-        return {"channels": ChannelSection, "feeds": FeedSection}[loc[0]] if len(loc) == 2 else None
+    if loc[0] == "channels":
+        return ChannelSection if len(loc) == 2 else None
+    if loc[0] == "feeds":
+        return FeedSection if len(loc) == 2 else None
     f = Config.model_fields.get(str(loc[0]))
     ann = f.annotation if f and len(loc) == 1 else None
-    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    return None
 
 
 def load(path: str | os.PathLike[str]) -> Config:

@@ -37,7 +37,9 @@ def page(html: bytes | str, url: str | None = None) -> Article:
         )
     except Exception as e:
         raise ExtractError(f"extraction failed: {type(e).__name__}: {e}"[:200]) from None
-    text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
+    if doc is None or isinstance(doc, dict):
+        raise ExtractError("no main text found")
+    text = (doc.text or "").strip()
     if not text:
         raise ExtractError("no main text found")
     return Article(

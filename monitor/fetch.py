@@ -6,7 +6,6 @@ http-NNN, too-large, ...) so that the feed's health says what went wrong.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import socket
 import ssl
@@ -98,7 +97,7 @@ class Client:
                 )
         except FetchError:
             raise
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise FetchError(url, "timeout", f"no complete answer within {self.limits.timeout:g}s") from None
         except aiohttp.TooManyRedirects:
             raise FetchError(url, "redirects", "too many redirects") from None

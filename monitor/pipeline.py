@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from . import extract, parse, rules, schedule
 from .config import Config
-from .errors import ExtractError, FetchError, MonitorError, NotModified, NotifyError, ParseError
+from .errors import ExtractError, FetchError, MonitorError, NotifyError, NotModified, ParseError
 from .fetch import Client, body_hash
 from .models import Article, Entry, Feed, Match
 from .notify import Notifier
@@ -153,7 +153,7 @@ async def deliver(ctx: Context, limit: int = 100) -> tuple[int, int]:
     for alert in ctx.store.pending_alerts(time.time(), limit):
         try:
             await asyncio.wait_for(asyncio.to_thread(ctx.notifier.send, alert), cfg.timeout)
-        except (NotifyError, asyncio.TimeoutError) as e:
+        except (TimeoutError, NotifyError) as e:
             reason = str(e) or f"no answer within {cfg.timeout:g}s"
             attempts = alert.attempts + 1
             next_at = schedule.retry_alert(time.time(), attempts, cfg.retry, cfg.max_retry)

@@ -60,7 +60,7 @@ class Pool:
         self._inflight.add(fut)
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._restart(f"{getattr(fn, '__name__', fn)} ran over {timeout:g}s")
             raise WorkerError(f"over the time limit of {timeout:g}s") from None
         finally:

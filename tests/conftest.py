@@ -5,8 +5,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -36,7 +36,7 @@ def rss(items: list[dict], title: str = "Test feed") -> str:
     """An RSS 2.0 document; each item has title, link, guid?, description?, content?."""
     out = []
     for i, it in enumerate(items):
-        date = format_datetime(datetime(2026, 11, 1, 8, i, tzinfo=timezone.utc))
+        date = format_datetime(datetime(2026, 11, 1, 8, i, tzinfo=UTC))
         parts = [f"<title>{escape(it['title'])}</title>", f"<link>{escape(it['link'])}</link>",
                  f"<pubDate>{date}</pubDate>"]
         if it.get("guid"):

@@ -56,7 +56,7 @@ def check_dir(folder: str | Path) -> tuple[list[Rule], list[RuleError]]:
             continue
         for rule, line in found:
             if rule.id in where:
-                other = "%s:%d" % where[rule.id]
+                other = "{}:{}".format(*where[rule.id])
                 errors.append(RuleError(str(path), line, f"rule id {rule.id!r} is already used at {other}"))
                 continue
             where[rule.id] = (str(path), line)

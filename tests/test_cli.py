@@ -1,0 +1,155 @@
+"""The real CLI in a subprocess: user errors exit 2 with one line per problem naming the file
+and the key or line, never a traceback; parse/extract/match print the promised JSON lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import RULES, page, rss, run_cli, write_config
+
+CHANNELS = {"console": ["log://"]}
+
+
+def _assert_user_error(res, *needles: str) -> None:
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    for n in needles:
+        assert n in res.stderr, res.stderr
+    assert all(line.startswith("error: ") for line in res.stderr.strip().splitlines())
+
+
+@pytest.mark.parametrize("extra,needles", [
+    ("[fetch]\ntimout = 3", ["fetch.timout: unknown key", "expected one of: connect_timeout"]),
+    ("[poll]\ninterval = -5", ["poll.interval: Input should be greater than 0"]),
+    ("[surprise]\nx = 1", ["surprise: unknown key"]),
+    ("[monitor]\nlog_level = 'LOUD'", ["monitor.log_level"]),
+])
+def test_bad_config_keys(tmp_path, extra, needles):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(extra + "\n", encoding="utf-8")
+    for cmd in ("check", "once", "run"):
+        _assert_user_error(run_cli(cmd, "--config", str(cfg)), str(cfg), *needles)
+
+
+def test_missing_and_unparsable_config(tmp_path):
+    _assert_user_error(run_cli("check", "--config", str(tmp_path / "nope.toml")), "no such config file")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[monitor\n", encoding="utf-8")
+    _assert_user_error(run_cli("check", "--config", str(bad)), "not valid TOML", "line 1")
+
+
+def test_bad_channel_url_and_missing_secret(tmp_path):
+    cfg = write_config(tmp_path, feeds=[], channels={"team": ["nonsense://x"]})
+    _assert_user_error(run_cli("check", "--config", str(cfg)), "channels.team.urls[0]",
+                       "apprise cannot use this nonsense:// URL")
+    cfg = write_config(tmp_path, feeds=[], channels={"team": ["json://${HOOK_HOST_FOR_TEST}/x"]})
+    _assert_user_error(run_cli("check", "--config", str(cfg)), "HOOK_HOST_FOR_TEST is not set")
+    ok = run_cli("check", "--config", str(cfg), env={"HOOK_HOST_FOR_TEST": "127.0.0.1:9"})
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_unknown_default_channel(tmp_path):
+    cfg = write_config(tmp_path, feeds=[], channels=CHANNELS, defaults=["pager"])
+    _assert_user_error(run_cli("check", "--config", str(cfg)),
+                       "notify.default_channels: no channel named 'pager'")
+
+
+def test_broken_rule_file_is_named_with_its_line(tmp_path, rules_copy):
+    (rules_copy / "broken.yaml").write_text("id: broken\ntitle: B\nany: [ok\n", encoding="utf-8")
+    (rules_copy / "chan.yaml").write_text("id: chan\ntitle: C\nany: [x]\nchannels: [pager]\n",
+                                          encoding="utf-8")
+    cfg = write_config(tmp_path, feeds=[], channels=CHANNELS, rules=rules_copy)
+    res = run_cli("check", "--config", str(cfg))
+    _assert_user_error(res, f"{rules_copy / 'broken.yaml'}:4: not valid YAML",
+                       f"{rules_copy / 'chan.yaml'}:1: rule 'chan': channel 'pager'")
+    _assert_user_error(run_cli("once", "--config", str(cfg)), "broken.yaml:4")
+
+
+def test_check_ok_summary(tmp_path):
+    cfg = write_config(tmp_path, feeds=["http://127.0.0.1:9/f.xml"], channels=CHANNELS)
+    res = run_cli("check", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert "1 feeds, 1 channels" in res.stdout and "2 rules" in res.stdout
+
+
+def test_example_config_checks_clean():
+    root = Path(__file__).resolve().parent.parent
+    res = run_cli("check", "--config", str(root / "config.example.toml"))
+    assert res.returncode == 0, res.stderr
+
+
+def test_parse_json_lines(tmp_path, feed_server):
+    good = tmp_path / "feed.xml"
+    good.write_text(rss([{"title": "Erste &amp; Zweite", "link": "http://example.org/a?utm_source=x#top",
+                          "description": "<p>Hallo <b>Welt</b></p>"}]), encoding="utf-8")
+    html = tmp_path / "page.html"
+    html.write_text(page("Keine Feed-Datei", ["Nur eine Seite."]), encoding="utf-8")
+    url = feed_server.add("/f.xml", good.read_bytes())
+    res = run_cli("parse", str(good), str(html), url, str(tmp_path / "missing.xml"), "--json")
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert len(lines) == 4
+    first = lines[0]
+    assert first["source"] == str(good) and first["title"] == "Test feed"
+    [e] = first["entries"]
+    assert set(e) == {"id", "title", "link", "published", "summary"}
+    assert e["title"] == "Erste & Zweite" and e["link"] == "http://example.org/a"
+    assert e["summary"] == "Hallo Welt" and e["published"] == "2026-11-01T08:00:00Z"
+    assert set(lines[1]) == {"source", "error"} and "not a feed" in lines[1]["error"]
+    assert lines[2]["entries"] == first["entries"]
+    assert "cannot read" in lines[3]["error"]
+
+
+def test_extract_json_lines(tmp_path, feed_server):
+    paras = ["Erster Absatz über die Lage in der Grenzregion, mit genügend Text für den Extraktor.",
+             "Zweiter Absatz mit weiteren Einzelheiten zu den Ereignissen der vergangenen Woche."]
+    p = tmp_path / "a.html"
+    p.write_text(page("Bericht aus der Region", paras), encoding="utf-8")
+    url = feed_server.add("/p.html", p.read_bytes(), content_type="text/html")
+    empty = tmp_path / "empty.html"
+    empty.write_text("<html><body></body></html>", encoding="utf-8")
+    res = run_cli("extract", str(p), url, str(empty), "--json", "--url", "http://example.org/a")
+    assert res.returncode == 0, res.stderr
+    out = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [o["source"] for o in out] == [str(p), url, str(empty)]
+    for o in out[:2]:
+        assert set(o) == {"source", "title", "text", "language", "author", "date"}
+        assert paras[0] in o["text"] and paras[1] in o["text"]
+        assert "Impressum" not in o["text"] and o["language"] == "de"
+        assert o["author"] == "Test Autorin"
+    assert set(out[2]) == {"source", "error"}
+
+
+def test_match_reads_stdin_and_file(tmp_path):
+    items = [{"id": "1", "title": "Lage in Kursk", "text": "Nichts weiter."},
+             {"id": "2", "title": "Kurskorrektur", "text": "Der Wechselkurs sinkt."}]
+    data = "\n".join(json.dumps(i) for i in items) + "\nnot json\n"
+    res = run_cli("match", "--rules", str(RULES), input=data)
+    assert res.returncode == 0, res.stderr
+    out = [json.loads(x) for x in res.stdout.splitlines()]
+    assert out[0]["id"] == "1" and out[0]["matches"][0]["rule"] == "kursk"
+    assert out[0]["matches"][0]["terms"] == ["Kursk"]
+    assert out[0]["matches"][0]["snippet"] == "Lage in **Kursk**"
+    assert out[1] == {"id": "2", "matches": []}
+    assert out[2]["error"].startswith("line 3:")
+    f = tmp_path / "in.jsonl"
+    f.write_text(data, encoding="utf-8")
+    assert run_cli("match", "--rules", str(RULES), str(f)).stdout == res.stdout
+    _assert_user_error(run_cli("match", "--rules", str(tmp_path / "none"), input=""),
+                       "rules folder does not exist")
+
+
+def test_every_command_has_help():
+    top = run_cli("--help")
+    assert top.returncode == 0
+    for cmd in ("run", "once", "check", "parse", "extract", "match", "feeds"):
+        assert cmd in top.stdout
+        res = run_cli(cmd, "--help")
+        assert res.returncode == 0 and "Usage:" in res.stdout, cmd
+
+
+def test_usage_errors_exit_2():
+    res = run_cli("parse")
+    assert res.returncode == 2 and "Traceback" not in res.stderr

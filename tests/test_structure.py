@@ -1,0 +1,96 @@
+"""The architecture's rules, checked: one third-party library per module, imports point down
+the module table, and each config key documented with its default."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from monitor import config
+
+PKG = Path(__file__).resolve().parent.parent / "monitor"
+ROOT = PKG.parent
+
+# library -> the only module allowed to import it
+OWNERS = {
+    "feedparser": "parse", "trafilatura": "extract", "apprise": "notify",
+    "sqlite_utils": "store", "apscheduler": "daemon", "aiohttp": "fetch", "click": "cli",
+    "yaml": "rules", "pydantic": "config", "tomllib": "config",
+}
+# a module may import only modules of a strictly lower level
+LEVEL = {
+    "__init__": 0, "errors": 0, "models": 0, "text": 0, "schedule": 0,
+    "workers": 1, "config": 1,
+    "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
+    "pipeline": 3, "daemon": 4, "cli": 5,
+}
+
+
+def _modules():
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG)
+        name = rel.parts[0].removesuffix(".py")
+        yield name, path, ast.parse(path.read_text("utf-8"))
+
+
+def _imports(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield 0, a.name, []
+        elif isinstance(node, ast.ImportFrom):
+            yield node.level, node.module or "", [a.name for a in node.names]
+
+
+def test_every_module_has_a_level():
+    assert {name for name, _, _ in _modules()} <= set(LEVEL)
+
+
+@pytest.mark.parametrize("name,path,tree", list(_modules()), ids=lambda x: str(x)[-30:])
+def test_library_owners_and_layering(name, path, tree):
+    for level, module, names in _imports(tree):
+        top = module.split(".")[0]
+        if level == 0 and top in OWNERS:
+            assert OWNERS[top] == name, f"{path}: imports {top}, which belongs to {OWNERS[top]}"
+        if level == 0 and top == "monitor":
+            targets = module.split(".")[1:2] or names
+        elif level == 1 and path.parent == PKG:
+            targets = [module.split(".")[0]] if module else names
+        elif level == 2:  # from a subpackage (monitor/rules/) up to the package
+            targets = [module.split(".")[0]] if module else names
+        else:
+            continue
+        for t in targets:
+            if t in LEVEL and t != name:
+                assert LEVEL[t] < LEVEL[name] or t in ("__init__",), f"{path} imports {t}"
+
+
+def test_every_config_key_is_in_the_example_with_its_default():
+    example = tomllib.loads((ROOT / "config.example.toml").read_text("utf-8"))
+    for section, model in [("monitor", config.MonitorSection), ("poll", config.PollSection),
+                           ("fetch", config.FetchSection), ("extract", config.ExtractSection),
+                           ("notify", config.NotifySection)]:
+        assert set(example[section]) == set(model.model_fields), section
+        for key, field in model.model_fields.items():
+            assert field.description, f"{section}.{key} has no help text"
+            if section == "notify" and key == "default_channels":
+                continue  # the example names its console channel
+            default = field.get_default(call_default_factory=True)
+            assert example[section][key] == default, f"{section}.{key}"
+
+
+def test_readme_covers_quick_start_and_every_command():
+    readme = (ROOT / "README.md").read_text("utf-8")
+    assert "make run" in readme and "make test" in readme
+    for cmd in ("run", "once", "check", "parse", "extract", "match", "feeds"):
+        assert f"monitor {cmd}" in readme, cmd
+    for section in ("monitor", "poll", "fetch", "extract", "notify"):
+        assert f"[{section}]" in readme or f"`{section}." in readme, section
+
+
+def test_modules_stay_small():
+    for _, path, _ in _modules():
+        assert len(path.read_text("utf-8").splitlines()) <= 400, path
