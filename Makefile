@@ -29,7 +29,7 @@ test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.test-installed
-	$(BIN)/python -m pip install -q '.[dev]' && $(BIN)/ruff check monitor tests bench && $(BIN)/mypy monitor
+	$(BIN)/python -m pip install -q -e '.[dev]' && $(BIN)/ruff check monitor tests bench && $(BIN)/mypy monitor
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-wal var/*.db-shm

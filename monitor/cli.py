@@ -38,25 +38,24 @@ def setup_logging(level: str = "INFO") -> None:
         level=getattr(logging, level, logging.INFO), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # apprise logs every failed attempt itself; our own line says it once, with the outcome.
-    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
+    # apprise logs every failed attempt itself; our own line says it once, with the outcome,
+    # and carries apprise's words (notify.py captures them from this logger).
+    apprise_log = logging.getLogger("apprise")
+    apprise_log.setLevel(logging.WARNING)
+    apprise_log.propagate = False
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
 
 def load_all(config_path: str) -> tuple[config_mod.Config, rules.RuleSet]:
     """Config + rules + channels, validated; exit 2 naming every problem found."""
-    from .daemon import notifier_for
+    from .daemon import load_rules, notifier_for
 
     try:
         cfg = config_mod.load(config_path)
-        notifier = notifier_for(cfg)
-    except ConfigError as e:
+        return cfg, load_rules(cfg, notifier_for(cfg))
+    except (ConfigError, RuleError) as e:
         fail(str(e))
-    problems = rules.check(cfg.rules_dir, notifier.known())
-    if problems:
-        fail("\n".join(str(p) for p in problems))
-    return cfg, rules.load(cfg.rules_dir)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -199,6 +198,9 @@ def feeds_cmd(config_path: str) -> None:
 
     try:
         cfg = config_mod.load(config_path)
+        if not cfg.database.exists():
+            click.echo(f"no database yet at {cfg.database}: run 'monitor once' or 'monitor run'")
+            return
         store = Store(cfg.database)
     except MonitorError as e:
         fail(str(e))

@@ -41,6 +41,26 @@ def notifier_for(config: Config) -> Notifier:
     return Notifier(channels_from(config.channels))
 
 
+class RuleProblems(rules.RuleError):
+    """Every problem found in a rules folder (each one a RuleError)."""
+
+    def __init__(self, problems: list[rules.RuleError]):
+        self.problems = problems
+        super().__init__(problems[0].path, problems[0].line, problems[0].problem)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+def load_rules(config: Config, notifier: Notifier) -> rules.RuleSet:
+    """The config's rules, checked against its channels; RuleProblems lists all problems."""
+    problems = rules.check(config.rules_dir, notifier.known(),
+                           has_default=bool(config.notify.default_channels))
+    if problems:
+        raise RuleProblems(problems)
+    return rules.load(config.rules_dir)
+
+
 @asynccontextmanager
 async def runtime(config: Config, ruleset: rules.RuleSet) -> AsyncIterator[pipeline.Context]:
     """Everything a poll needs, opened in order and closed in reverse."""
@@ -85,9 +105,10 @@ class Daemon:
     def reload_rules(self) -> None:
         """SIGHUP: load the rules again; a broken set is reported and the last good one kept."""
         try:
-            ruleset = rules.load(self.config.rules_dir)
+            ruleset = load_rules(self.config, notifier_for(self.config))
         except rules.RuleError as e:
-            log.error("rules reload failed, keeping %d rules: %s", len(self.ruleset), e)
+            log.error("rules reload failed, keeping the last good set of %d rules:\n%s",
+                      len(self.ruleset), e)
             return
         self.ruleset = ruleset
         if self.ctx:

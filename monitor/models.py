@@ -16,7 +16,7 @@ class Feed:
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
-    interval: int = 900
+    interval: float = 900
     error_count: int = 0
     baselined: bool = False
 

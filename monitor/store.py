@@ -336,7 +336,7 @@ def _feed(r: dict, default_interval: float) -> Feed:
     return Feed(
         id=r["id"], url=r["url"], title=r["title"], etag=r["etag"],
         last_modified=r["last_modified"], body_hash=r["body_hash"],
-        interval=int(r["interval_s"] or default_interval), error_count=r["error_count"],
+        interval=float(r["interval_s"] or default_interval), error_count=r["error_count"],
         baselined=r["baselined_at"] is not None,
     )
 

@@ -1,11 +1,15 @@
-"""A process pool for CPU-heavy, crash-prone work (feedparser, trafilatura) with a time limit
-per task, awaitable from the event loop.
+"""A pool of worker processes for CPU-heavy, crash-prone work (feedparser, trafilatura), with a
+time limit per task, awaitable from the event loop.
 
-Why not ProcessPoolExecutor: on Python 3.11 ``max_tasks_per_child`` deadlocks (CPython
-gh-115634) and a hung task cannot be killed. ``multiprocessing.Pool`` can be terminated: a
-task over its limit gets the whole pool restarted, and the tasks that were in flight in it
-fail with WorkerError instead of hanging. Workers are recycled every ``max_tasks`` tasks so
-a leak in a library cannot grow memory for ever.
+Why not ``multiprocessing.Pool`` or ``ProcessPoolExecutor``: their workers share one task
+queue guarded by a lock, and a worker killed while idle (the OOM killer, a stray signal)
+dies holding it; the next ``terminate()`` then blocks for ever, on the event loop's thread.
+On 3.11 ``max_tasks_per_child`` also deadlocks (CPython gh-115634), and neither can kill one
+hung task. Here each worker has its own pipe: a task over its limit kills only its own
+worker, a dead worker fails only its own task, and nothing is shared to be left locked.
+Workers ignore SIGINT and SIGHUP (they share the daemon's process group: Ctrl-C and
+``kill -HUP`` are for the daemon) and are recycled every ``max_tasks`` tasks, so a leak in a
+library cannot grow memory for ever.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from .errors import MonitorError
@@ -24,7 +30,43 @@ T = TypeVar("T")
 
 
 class WorkerError(MonitorError):
-    """A task ran over its time limit or its worker died."""
+    """A task ran over its time limit, or its worker died."""
+
+
+def _serve(conn: Connection, max_tasks: int) -> None:
+    """Worker main loop: receive (fn, args), send (ok, value); exit after max_tasks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for _ in range(max_tasks):
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple[bool, Any] = (True, fn(*args))
+        except Exception as e:  # sent back to the caller, which re-raises it
+            reply = (False, e)
+        try:
+            conn.send(reply)
+        except Exception as e:  # e.g. an unpicklable result or exception
+            conn.send((False, WorkerError(f"cannot return the result: {type(e).__name__}: {e}")))
+    conn.close()
+
+
+class _Worker:
+    def __init__(self, ctx: Any, max_tasks: int):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, max_tasks), daemon=True,
+                                name="monitor-worker")
+        self.proc.start()
+        child.close()
+        self.tasks = 0
+
+    def kill(self) -> None:
+        self.conn.close()
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
 
 
 class Pool:
@@ -35,59 +77,78 @@ class Pool:
         self._ctx = multiprocessing.get_context("forkserver")
         if preload:
             self._ctx.set_forkserver_preload(list(preload))
-        self._pool: Any = None
-        self._inflight: set[asyncio.Future[Any]] = set()
-        self.restarts = 0
-
-    def _ensure(self) -> Any:
-        if self._pool is None:
-            self._pool = self._ctx.Pool(self.size, maxtasksperchild=self.max_tasks)
-        return self._pool
+        self._idle: list[_Worker] = []
+        self._all: set[_Worker] = set()
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.restarts = 0  # workers killed for a timeout or found dead
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
-        """Run ``fn(*args)`` in a worker; raise WorkerError after ``timeout`` seconds."""
+        """Run ``fn(*args)`` in a worker; raise WorkerError after ``timeout`` seconds or if
+        the worker dies. Exceptions raised by ``fn`` are re-raised here."""
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
+        if self._slots is None or self._loop is not loop:
+            self._slots, self._loop = asyncio.Semaphore(self.size), loop
+        async with self._slots:
+            worker = self._take()
+            keep = False
+            try:
+                ok, value = await self._call(loop, worker, fn, args, timeout)
+                keep = True
+            finally:
+                self._release(worker, keep)
+        if ok:
+            return value  # type: ignore[no-any-return]
+        raise value
 
-        def done(value: Any) -> None:
-            loop.call_soon_threadsafe(_settle, fut, value, None)
-
-        def failed(exc: BaseException) -> None:
-            loop.call_soon_threadsafe(_settle, fut, None, exc)
-
-        pool = self._ensure()
-        pool.apply_async(fn, args, callback=done, error_callback=failed)
-        self._inflight.add(fut)
+    async def _call(self, loop: asyncio.AbstractEventLoop, worker: _Worker, fn: Callable[..., Any],
+                    args: tuple, timeout: float) -> tuple[bool, Any]:
+        name = getattr(fn, "__name__", repr(fn))
+        ready = loop.create_future()
+        fd = worker.conn.fileno()
+        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except TimeoutError:
-            self._restart(f"{getattr(fn, '__name__', fn)} ran over {timeout:g}s")
-            raise WorkerError(f"over the time limit of {timeout:g}s") from None
+            worker.conn.send((fn, args))
+            await asyncio.wait_for(ready, timeout)
+            return worker.conn.recv()  # type: ignore[no-any-return]
+        except asyncio.TimeoutError:
+            raise WorkerError(f"{name} ran over the time limit of {timeout:g}s") from None
+        except (EOFError, OSError):
+            worker.proc.join(1)
+            raise WorkerError(f"{name}: worker died (exit code {worker.proc.exitcode})") from None
         finally:
-            self._inflight.discard(fut)
+            loop.remove_reader(fd)
 
-    def _restart(self, why: str) -> None:
-        """Kill every worker (the only way to stop a hung one) and fail their tasks."""
-        log.warning("worker pool restarted reason=%r inflight=%d", why, len(self._inflight))
-        self.restarts += 1
-        pool, self._pool = self._pool, None
-        for fut in list(self._inflight):
-            if not fut.done():
-                fut.set_exception(WorkerError("worker pool restarted: " + why))
-        if pool is not None:
-            pool.terminate()
+    def _take(self) -> _Worker:
+        """An idle worker that is still alive (one may have been killed while idle)."""
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.proc.is_alive():
+                return worker
+            log.warning("idle worker found dead pid=%s exit=%s", worker.proc.pid, worker.proc.exitcode)
+            self.restarts += 1
+            self._all.discard(worker)
+            worker.kill()
+        return self._spawn()
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self._ctx, self.max_tasks)
+        self._all.add(worker)
+        return worker
+
+    def _release(self, worker: _Worker, healthy: bool) -> None:
+        worker.tasks += 1
+        if healthy and worker.tasks < self.max_tasks:
+            self._idle.append(worker)
+            return
+        if not healthy:
+            self.restarts += 1
+            log.warning("worker replaced pid=%s tasks=%d", worker.proc.pid, worker.tasks)
+        self._all.discard(worker)
+        worker.kill()  # a recycled worker has already exited; this only reaps it
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-
-
-def _settle(fut: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(value)
+        for worker in list(self._all):
+            worker.kill()
+        self._all.clear()
+        self._idle.clear()

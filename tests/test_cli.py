@@ -67,6 +67,12 @@ def test_broken_rule_file_is_named_with_its_line(tmp_path, rules_copy):
     _assert_user_error(run_cli("once", "--config", str(cfg)), "broken.yaml:4")
 
 
+def test_rule_with_nowhere_to_alert_is_refused(tmp_path):
+    cfg = write_config(tmp_path, feeds=[], channels=CHANNELS, defaults=[])
+    _assert_user_error(run_cli("check", "--config", str(cfg)),
+                       "rule 'kursk' names no channels and notify.default_channels is empty")
+
+
 def test_check_ok_summary(tmp_path):
     cfg = write_config(tmp_path, feeds=["http://127.0.0.1:9/f.xml"], channels=CHANNELS)
     res = run_cli("check", "--config", str(cfg))

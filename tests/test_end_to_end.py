@@ -144,6 +144,39 @@ def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(tmp_path, feed_server,
     assert sent == [(2,)]
 
 
+def test_sighup_reload_keeps_last_good_rules(tmp_path, feed_server, rules_copy):
+    url = _feed(feed_server, OLD)
+    cfg = write_config(tmp_path, feeds=[url], channels={"console": ["log://"]}, rules=rules_copy)
+    proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: (tmp_path / "monitor.db").exists() and db_rows(
+            tmp_path / "monitor.db", "SELECT baselined_at FROM feeds")[0][0] is not None, "baseline")
+        (rules_copy / "broken.yaml").write_text("id: broken\ntitle: [\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        (rules_copy / "broken.yaml").write_text("id: extra\ntitle: Extra\nany: [Wetter]\n",
+                                                encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        _feed(feed_server, [{"title": "Wetter bleibt sonnig", "link": "/a/w2", "guid": "a-9",
+                             "description": "Der Wetterdienst meldet Sonne."}, *OLD])
+        _wait(lambda: db_rows(tmp_path / "monitor.db", "SELECT COUNT(*) FROM outbox "
+                              "WHERE state = 'sent'")[0][0] == 1, "alert from the reloaded rule")
+        assert proc.poll() is None, "the daemon must survive a broken reload"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "rules reload failed, keeping the last good set of 2 rules" in err
+    assert "broken.yaml:3: not valid YAML" in err
+    assert "rules reloaded rules=3" in err
+    assert "ALERT [Extra] Wetter bleibt sonnig" in err
+    assert "Traceback" not in err
+
+
 def _wait(pred, what: str, timeout: float = 45.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

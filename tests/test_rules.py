@@ -90,6 +90,7 @@ def _write(folder: Path, name: str, text: str) -> Path:
     ("id: X Y\ntitle: X\nany: [a]\n", 1, "id 'X Y'"),
     ("id: x\ntitle: X\nany: [a]\nfields: [title, footer]\n", 4, "unknown field 'footer'"),
     ("id: x\ntitle: X\nany: ['Ku*rsk']\n", 3, "'*' is only allowed at the end"),
+    ("id: x\ntitle: X\nany: ['North-*']\n", 3, "'*' is only allowed at the end"),
     ("id: x\ntitle: X\nany: ['--']\n", 3, "no letters or digits"),
     ("- just a list\n", 1, "expected a rule"),
 ])

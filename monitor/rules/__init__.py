@@ -36,11 +36,18 @@ def load(folder: str | Path) -> RuleSet:
     return RuleSet.of(load_dir(folder), str(folder))
 
 
-def check(folder: str | Path, channels: set[str] | None = None) -> list[RuleError]:
-    """Every problem in the rules folder, including channels the config does not define."""
+def check(folder: str | Path, channels: set[str] | None = None,
+          has_default: bool = True) -> list[RuleError]:
+    """Every problem in the rules folder, including channels the config does not define and
+    rules whose alerts would go nowhere (no channels named and no default channels)."""
     rules, errors = check_dir(folder)
     if channels is not None:
         for r in rules:
+            if not r.channels and not has_default:
+                errors.append(RuleError(
+                    r.path, r.line, f"rule {r.id!r} names no channels and notify.default_channels "
+                    "is empty: its alerts would go nowhere",
+                ))
             for ch in r.channels:
                 if ch not in channels:
                     known = ", ".join(sorted(channels)) or "none"

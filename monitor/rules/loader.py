@@ -123,7 +123,8 @@ def _terms(node: yaml.Node, key: str, path: str) -> tuple[str, ...]:
     for item, sub in zip(out, node.value, strict=True):
         if not re.search(r"\w", item):
             raise RuleError(path, _line(sub), f"{key}: term {item!r} has no letters or digits")
-        if any("*" in w[:-1] or w == "*" for w in item.split()):
+        words = [w for w in re.split(r"[^\w*]+", item) if w]
+        if any("*" in w[:-1] or w == "*" for w in words):
             raise RuleError(path, _line(sub), f"{key}: term {item!r}: '*' is only allowed at the end of a word")
     return tuple(out)
 
