@@ -50,8 +50,9 @@ def page(html: bytes | str, url: str | None = None) -> Article:
 
 def choose(entry: Entry, page_article: Article | None, error: str | None = None) -> Article:
     """Pure: the Article the rules will see. The page's text wins, unless it is missing or
-    shorter than the feed's own full content (paywall, consent wall, script-only page)."""
-    if page_article is not None and len(page_article.text) >= len(entry.content):
+    shorter than the feed's own text (paywall, consent wall, script-only page, a nav-only
+    "extraction"): then the feed's full content, else its summary, is used."""
+    if page_article is not None and len(page_article.text) >= len(entry.content or entry.summary):
         return Article(
             title=entry.title or page_article.title, text=page_article.text,
             summary=entry.summary, url=entry.link, language=page_article.language,

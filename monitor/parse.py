@@ -20,8 +20,13 @@ from .text import html_to_text
 
 # An internal entity referenced thousands of times slips past expat's guard through
 # feedparser's loose-parser fallback (68 KB became 888 MB in LIBRARY-NOTES). Feeds have no
-# business declaring entities: drop every <!ENTITY ...> from the prolog before parsing.
-_ENTITY_DECL = re.compile(rb"<!ENTITY\s[^>]*>", re.IGNORECASE)
+# business declaring entities: every <!ENTITY ...> declaration is dropped before parsing,
+# wherever it stands, quoted values (which may hold '>') included.
+_ENTITY_DECL = re.compile(rb"""<!ENTITY\s(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
+_UTF16_32 = {b"\xff\xfe\x00\x00": "utf-32", b"\x00\x00\xfe\xff": "utf-32",
+             b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16",
+             b"<\x00?\x00": "utf-16-le", b"\x00<\x00?": "utf-16-be"}
+_XML_ENCODING = re.compile(rb"""^(\s*<\?xml[^>]*?encoding=)(["'])[^"']*\2""")
 _TRACKING = re.compile(
     r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|_hsenc|_hsmi)$", re.I
 )
@@ -41,6 +46,8 @@ def canonical_url(url: str) -> str:
         port = None
     if (scheme, port) in {("http", 80), ("https", 443)}:
         port = None
+    if ":" in host:  # IPv6 literal: urlsplit().hostname dropped its brackets
+        host = f"[{host}]"
     netloc = f"{host}:{port}" if port else host
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
                        if not _TRACKING.match(k)])
@@ -54,9 +61,7 @@ def feed(result: FetchResult) -> ParsedFeed:
 
 def parse_bytes(body: bytes, content_type: str = "", url: str = "") -> ParsedFeed:
     """Parse feed bytes; ``content_type`` and ``url`` come from the response headers."""
-    head = body[:65536]
-    if b"<!entity" in head.lower():
-        body = _ENTITY_DECL.sub(b"", head) + body[65536:]
+    body = _defuse(body)
     headers = {"content-location": url} if url else {}
     if content_type:
         headers["content-type"] = content_type
@@ -71,6 +76,22 @@ def parse_bytes(body: bytes, content_type: str = "", url: str = "") -> ParsedFee
     entries = tuple(e for e in (_entry(raw) for raw in d.entries) if e is not None)
     title = html_to_text(d.feed.get("title", "")) or None
     return ParsedFeed(title=title, entries=entries, version=d.get("version", ""))
+
+
+def _defuse(body: bytes) -> bytes:
+    """Remove entity declarations. UTF-16/32 feeds are re-encoded as UTF-8 first, or their
+    declarations would not be seen in the bytes."""
+    for bom, codec in _UTF16_32.items():
+        if body.startswith(bom):
+            try:
+                text = body.decode(codec).lstrip("\ufeff")
+            except UnicodeDecodeError:
+                break
+            body = _XML_ENCODING.sub(rb'\1"utf-8"', text.encode("utf-8"), count=1)
+            break
+    if re.search(rb"<!entity", body, re.IGNORECASE):
+        body = _ENTITY_DECL.sub(b"", body)
+    return body
 
 
 def _entry(raw: dict) -> Entry | None:

@@ -21,11 +21,16 @@ def after_error(now: float, interval: float, errors: int, cap: float,
                 rng: random.Random | None = None) -> float:
     """Exponential backoff: one interval after the first error, doubling up to ``cap``;
     polling never stops for good."""
-    delay = min(cap, interval * 2 ** max(0, errors - 1))
-    return now + _jitter(delay, rng)
+    return now + _jitter(_backoff(interval, errors, cap), rng)
 
 
 def retry_alert(now: float, attempts: int, first: float, cap: float,
                 rng: random.Random | None = None) -> float:
     """Next attempt for an alert that failed ``attempts`` times (>= 1)."""
-    return now + _jitter(min(cap, first * 2 ** max(0, attempts - 1)), rng)
+    return now + _jitter(_backoff(first, attempts, cap), rng)
+
+
+def _backoff(base: float, failures: int, cap: float) -> float:
+    """base * 2**(failures-1), capped. The exponent is bounded first: a float power of two
+    overflows past 2**1023, i.e. after some weeks of hourly failures."""
+    return min(cap, base * 2.0 ** min(max(0, failures - 1), 60))

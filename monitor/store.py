@@ -146,7 +146,10 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:  # "database is locked" after the busy timeout
+            raise StoreError(f"{self.path}: cannot write: {e}") from e
         try:
             yield
         except BaseException:

@@ -98,20 +98,25 @@ class Pool:
             finally:
                 self._release(worker, keep)
         if ok:
-            return value  # type: ignore[no-any-return]
+            return value
         raise value
 
     async def _call(self, loop: asyncio.AbstractEventLoop, worker: _Worker, fn: Callable[..., Any],
                     args: tuple, timeout: float) -> tuple[bool, Any]:
         name = getattr(fn, "__name__", repr(fn))
-        ready = loop.create_future()
+        ready: asyncio.Future[None] = loop.create_future()
         fd = worker.conn.fileno()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+
+        def readable() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, readable)
         try:
             worker.conn.send((fn, args))
             await asyncio.wait_for(ready, timeout)
-            return worker.conn.recv()  # type: ignore[no-any-return]
-        except asyncio.TimeoutError:
+            return worker.conn.recv()
+        except TimeoutError:
             raise WorkerError(f"{name} ran over the time limit of {timeout:g}s") from None
         except (EOFError, OSError):
             worker.proc.join(1)

@@ -88,14 +88,17 @@ class _HTTP(ThreadingHTTPServer):
 class FeedServer:
     """Serves ``resources`` (path -> Resource); records every request and answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, poll_interval: float = 0.5) -> None:
+        # poll_interval: how often serve_forever checks for shutdown; close() waits up to
+        # this long, so tests that start many servers pass a smaller value.
         self.resources: dict[str, Resource] = {}
         self.log: list[tuple[str, dict]] = []
         self.answers: list[tuple[str, int]] = []
         self.httpd = _HTTP(("127.0.0.1", 0), _Handler)
         self.httpd.owner = self
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(poll_interval,),
+                                       daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:

@@ -1,0 +1,325 @@
+"""monitor.parse: feed bytes -> Entries (RSS 2.0, Atom 1.0, RSS 1.0), entry identity,
+canonical URLs, and the hostile or broken inputs a feed server can send."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from monitor.errors import ParseError
+from monitor.parse import canonical_url, parse_bytes
+
+RSS20 = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">
+<channel>
+  <title>Stadtanzeiger &amp; Umland</title>
+  <link>https://stadt.example/</link>
+  <description>Lokales</description>
+  <item>
+    <title>Brücke &amp; Tunnel gesperrt</title>
+    <link>/lokales/bruecke-17?utm_source=rss&amp;utm_medium=feed&amp;id=17#kommentare</link>
+    <guid isPermaLink="false">stadt-17</guid>
+    <description>&lt;p&gt;Die &lt;b&gt;Brücke&lt;/b&gt; bleibt bis Freitag zu &amp;amp; der Tunnel auch.&lt;/p&gt;
+      &lt;p&gt;Umleitung über die Ringstra&amp;szlig;e.&lt;/p&gt;</description>
+    <content:encoded><![CDATA[<p>Wegen <em>Bauarbeiten</em> bleibt die Brücke gesperrt.</p>
+      <script>track()</script>]]></content:encoded>
+    <pubDate>Mon, 02 Nov 2026 08:15:00 +0100</pubDate>
+  </item>
+  <item>
+    <title>Markt eröffnet</title>
+    <link>HTTPS://Stadt.Example:443/lokales/markt?fbclid=XYZ&amp;tag=herbst</link>
+    <pubDate>Tue, 03 Nov 2026 17:45:30 GMT</pubDate>
+  </item>
+</channel>
+</rss>
+""".encode()
+
+ATOM10 = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title type="html">Harbour &lt;i&gt;Log&lt;/i&gt;</title>
+  <id>urn:uuid:6f0c2a7e-harbour-log</id>
+  <updated>2026-11-04T09:00:00Z</updated>
+  <entry>
+    <title>Ferry timetable changes</title>
+    <id>urn:uuid:ferry-0001</id>
+    <link rel="alternate" href="posts/ferry?gclid=abc123&amp;page=2"/>
+    <link rel="enclosure" href="https://harbour.example/audio/ferry.mp3"/>
+    <published>2026-11-04T08:00:00-05:00</published>
+    <updated>2026-11-04T09:30:00+01:00</updated>
+    <summary type="html">
+      &lt;p&gt;Fish &amp;amp; chips &lt;script&gt;steal()&lt;/script&gt;at the pier&lt;/p&gt;</summary>
+    <content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">
+      <p>The <em>winter</em> timetable starts on Monday.</p></div></content>
+  </entry>
+  <entry>
+    <title>Lighthouse repainted</title>
+    <id>urn:uuid:lighthouse-0002</id>
+    <link href="https://harbour.example/posts/lighthouse"/>
+    <updated>2026-11-05T00:00:00Z</updated>
+    <summary>Red and white again.</summary>
+  </entry>
+</feed>
+"""
+
+RSS10 = b"""<?xml version="1.0" encoding="utf-8"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+         xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">
+  <channel rdf:about="https://observatory.example/">
+    <title>Observatory notes</title>
+    <link>https://observatory.example/</link>
+    <description>Sky</description>
+    <items><rdf:Seq><rdf:li resource="https://observatory.example/n/comet"/></rdf:Seq></items>
+  </channel>
+  <item rdf:about="https://observatory.example/n/comet">
+    <title>Comet visible before dawn</title>
+    <link>https://observatory.example/n/comet?utm_campaign=sky</link>
+    <description>Look &lt;b&gt;east&lt;/b&gt; at 5 am &amp;mdash; binoculars help.</description>
+    <dc:date>2026-11-03T10:00:00+02:00</dc:date>
+  </item>
+</rdf:RDF>
+"""
+
+
+def rss_items(*items: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        "<link>https://t.example/</link><description>d</description>"
+        + "".join(f"<item>{i}</item>" for i in items)
+        + "</channel></rss>"
+    ).encode()
+
+
+# -- the three formats --------------------------------------------------------------------
+
+def test_rss20_entries():
+    parsed = parse_bytes(RSS20, "application/rss+xml", "https://stadt.example/feed.xml")
+
+    assert parsed.version == "rss20"
+    assert parsed.title == "Stadtanzeiger & Umland"
+    first, second = parsed.entries
+    assert first.title == "Brücke & Tunnel gesperrt"
+    # Relative link resolved against the feed URL, tracking parameters and fragment gone.
+    assert first.link == "https://stadt.example/lokales/bruecke-17?id=17"
+    assert first.summary == ("Die Brücke bleibt bis Freitag zu & der Tunnel auch.\n"
+                             "Umleitung über die Ringstraße.")
+    assert first.content == "Wegen Bauarbeiten bleibt die Brücke gesperrt."
+    assert first.published == "2026-11-02T07:15:00Z"
+    assert first.guid == "stadt-17"
+    assert first.uid == "guid:stadt-17"
+    assert second.link == "https://stadt.example/lokales/markt?tag=herbst"
+    assert second.published == "2026-11-03T17:45:30Z"
+    assert second.uid == "link:https://stadt.example/lokales/markt?tag=herbst"
+    assert second.content == "" and second.summary == ""
+
+
+def test_atom10_entries():
+    parsed = parse_bytes(ATOM10, "application/atom+xml", "https://harbour.example/blog/feed.atom")
+
+    assert parsed.version == "atom10"
+    assert parsed.title == "Harbour Log"
+    ferry, lighthouse = parsed.entries
+    assert ferry.title == "Ferry timetable changes"
+    assert ferry.uid == "guid:urn:uuid:ferry-0001"
+    # rel="alternate" is the link, not the enclosure; relative to the feed's URL.
+    assert ferry.link == "https://harbour.example/blog/posts/ferry?page=2"
+    assert ferry.summary == "Fish & chips at the pier"
+    assert "steal" not in ferry.summary and "<" not in ferry.summary
+    assert ferry.content == "The winter timetable starts on Monday."
+    # published wins over updated; offsets folded into UTC.
+    assert ferry.published == "2026-11-04T13:00:00Z"
+    assert lighthouse.link == "https://harbour.example/posts/lighthouse"
+    assert lighthouse.published == "2026-11-05T00:00:00Z"
+    assert lighthouse.summary == "Red and white again."
+
+
+def test_rss10_entries():
+    parsed = parse_bytes(RSS10, "application/rdf+xml")
+
+    assert parsed.version == "rss10"
+    assert parsed.title == "Observatory notes"
+    [comet] = parsed.entries
+    assert comet.title == "Comet visible before dawn"
+    assert comet.link == "https://observatory.example/n/comet"
+    assert comet.summary == "Look east at 5 am \u2014 binoculars help."
+    assert comet.published == "2026-11-03T08:00:00Z"
+    assert comet.uid == "guid:https://observatory.example/n/comet"
+
+
+# -- identity -------------------------------------------------------------------------------
+
+def test_identity_guid_then_link_then_hash():
+    body = rss_items(
+        "<title>With guid</title><link>https://t.example/a</link><guid isPermaLink='false'>x-1</guid>",
+        "<title>Link only</title><link>https://T.example:443/b?utm_term=q#top</link>",
+        "<title>Neither</title><description>Just words.</description>",
+    )
+
+    guid, link, neither = parse_bytes(body).entries
+
+    assert guid.uid == "guid:x-1"
+    assert link.uid == "link:https://t.example/b" and link.guid is None
+    assert neither.uid.startswith("hash:") and neither.link is None and neither.guid is None
+    assert neither.uid == f"hash:{neither.content_hash}"
+    assert len(neither.content_hash) == 32
+
+
+def test_hash_identity_is_stable_and_depends_on_the_text():
+    body = rss_items("<title>Neither</title><description>Just words.</description>")
+    other = rss_items("<title>Neither</title><description>Other words.</description>")
+
+    first = parse_bytes(body).entries[0].uid
+    again = parse_bytes(body).entries[0].uid
+
+    assert first == again
+    assert parse_bytes(other).entries[0].uid != first
+
+
+def test_entry_without_any_text_or_link_is_dropped():
+    body = rss_items("<title></title>", "<title>Kept</title>")
+
+    assert [e.title for e in parse_bytes(body).entries] == ["Kept"]
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(1)", "JavaScript:void(0)",
+                                  "data:text/html,hello", "/relative/without/base"])
+def test_non_http_link_becomes_none(link):
+    body = rss_items(f"<title>Odd link</title><link>{link}</link>")
+
+    [entry] = parse_bytes(body).entries
+
+    assert entry.link is None
+    assert entry.uid.startswith("hash:")
+
+
+# -- canonical URLs ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://news.example/a?utm_source=x&utm_medium=y&utm_campaign=z",
+         "https://news.example/a"),
+        ("https://news.example/a?id=7&fbclid=abc&gclid=def&page=2",
+         "https://news.example/a?id=7&page=2"),
+        ("https://news.example/a?UTM_Source=x&keep=1", "https://news.example/a?keep=1"),
+        ("https://news.example/a#comments", "https://news.example/a"),
+        ("HTTPS://News.EXAMPLE/Path/Case", "https://news.example/Path/Case"),
+        ("http://news.example:80/a", "http://news.example/a"),
+        ("https://news.example:443/a", "https://news.example/a"),
+        ("https://news.example:8443/a", "https://news.example:8443/a"),
+        ("http://news.example:443/a", "http://news.example:443/a"),
+        ("https://news.example", "https://news.example/"),
+        ("  https://news.example/a  ", "https://news.example/a"),
+        ("https://news.example/a?b=2&a=1&empty=", "https://news.example/a?b=2&a=1&empty="),
+        ("https://news.example/s?q=kursk+front&lang=de", "https://news.example/s?q=kursk+front&lang=de"),
+    ],
+)
+def test_canonical_url(url, expected):
+    assert canonical_url(url) == expected
+
+
+def test_canonical_url_is_idempotent():
+    once = canonical_url("HTTP://Example.ORG:80/x/?utm_medium=a&z=1&a=2#frag")
+
+    assert canonical_url(once) == once
+
+
+def test_canonical_url_keeps_ipv6_brackets():
+    assert canonical_url("http://[::1]:8080/x?utm_source=a") == "http://[::1]:8080/x"
+
+
+# -- hostile and broken input -------------------------------------------------------------
+
+def entity_feed(prefix: str = "", refs: int = 5000, size: int = 1000) -> str:
+    """An internal entity of ``size`` bytes, referenced ``refs`` times (5 MB expanded)."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n' + prefix
+        + '<!DOCTYPE rss [\n<!ENTITY boom "' + "B" * size + '">\n]>\n'
+        + '<rss version="2.0"><channel><title>Entities</title><item><title>'
+        + "&boom;" * refs + "</title><link>https://e.example/1</link></item></channel></rss>"
+    )
+
+
+def assert_not_expanded(body: bytes) -> None:
+    started = time.monotonic()
+    parsed = parse_bytes(body, "application/rss+xml")
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 2
+    longest = max((len(e.title) + len(e.summary) for e in parsed.entries), default=0)
+    assert longest < 100_000, f"entity expanded to {longest} characters"
+    assert "B" * 1000 not in "".join(e.title for e in parsed.entries)
+
+
+def test_entity_declared_in_doctype_is_not_expanded():
+    assert_not_expanded(entity_feed().encode())
+
+
+def test_entity_declared_on_the_doctype_line_is_not_expanded():
+    body = entity_feed().replace("[\n<!ENTITY", "[<!ENTITY").replace('">\n]>', '">]>')
+
+    assert_not_expanded(body.encode())
+
+
+def test_entity_declared_after_64_kb_of_prolog_is_not_expanded():
+    assert_not_expanded(entity_feed(prefix="<!--" + " " * 70_000 + "-->\n").encode())
+
+
+def test_entity_declared_in_utf16_feed_is_not_expanded():
+    body = entity_feed(refs=2000).replace('encoding="utf-8"', 'encoding="utf-16"')
+
+    assert_not_expanded(body.encode("utf-16"))
+
+
+def test_html_page_is_not_a_feed():
+    page = (b"<!DOCTYPE html><html><head><title>Startseite</title></head><body>"
+            b"<h1>Willkommen</h1><p>Dies ist eine Webseite, kein Feed.</p></body></html>")
+
+    for ctype in ("text/html; charset=utf-8", ""):
+        with pytest.raises(ParseError, match="^not a feed"):
+            parse_bytes(page, ctype)
+
+
+@pytest.mark.parametrize("body", [b"", b"   \n  ", b'{"not": "xml"}', b"\x00\x01\x02"])
+def test_empty_or_garbage_bytes_raise_parse_error(body):
+    with pytest.raises(ParseError, match="^not a feed"):
+        parse_bytes(body, "application/rss+xml")
+
+
+def test_bozo_feed_with_undefined_entity_still_yields_entries():
+    body = rss_items(
+        "<title>&ldquo;Kein Kommentar&rdquo;, sagt der B&uuml;rgermeister</title>"
+        "<link>https://t.example/zitat</link>",
+        "<title>Second story</title><link>https://t.example/zwei</link>",
+    )
+
+    parsed = parse_bytes(body, "application/rss+xml")
+
+    assert [e.link for e in parsed.entries] == ["https://t.example/zitat", "https://t.example/zwei"]
+    assert parsed.entries[0].title == "\u201cKein Kommentar\u201d, sagt der Bürgermeister"
+
+
+def test_feed_served_with_wrong_content_type_still_yields_entries():
+    for ctype in ("text/html; charset=utf-8", "text/plain", "application/octet-stream"):
+        parsed = parse_bytes(RSS20, ctype, "https://stadt.example/feed.xml")
+        assert [e.uid for e in parsed.entries] == [
+            "guid:stadt-17", "link:https://stadt.example/lokales/markt?tag=herbst"
+        ], ctype
+
+
+@pytest.mark.parametrize("ctype", ["application/rss+xml", "text/xml", "application/xml", ""])
+def test_iso_8859_1_feed_decodes_umlauts(ctype):
+    body = (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n<rss version="2.0"><channel>'
+        "<title>Grüße aus Köln</title><item><title>Überschwemmung an der Straße</title>"
+        "<link>https://koeln.example/a</link><description>Bürger äußern Sorge.</description>"
+        "</item></channel></rss>"
+    ).encode("iso-8859-1")
+    assert "ü".encode() not in body  # really Latin-1 on the wire
+
+    parsed = parse_bytes(body, ctype)
+
+    assert parsed.title == "Grüße aus Köln"
+    [entry] = parsed.entries
+    assert entry.title == "Überschwemmung an der Straße"
+    assert entry.summary == "Bürger äußern Sorge."

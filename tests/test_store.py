@@ -1,0 +1,426 @@
+"""monitor.store.Store on a real SQLite file: migrations, WAL, feed schedule state, what is
+new, the one-transaction ``record`` and the alert outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.models import Article, Entry, Feed, Match
+from monitor.store import MIGRATIONS, Store, StoreError
+
+A = "https://a.example/feed.xml"
+B = "https://b.example/rss"
+C = "https://c.example/atom"
+TABLES = {"feeds", "entries", "articles", "matches", "outbox"}
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "monitor.db"
+
+
+@pytest.fixture
+def store(db_path: Path):
+    s = Store(db_path)
+    yield s
+    s.close()
+
+
+def raw(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """Read with a connection of our own: what is committed, not what the writer sees."""
+    con = sqlite3.connect(str(path))
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def counts(path: Path) -> dict[str, int]:
+    return {t: raw(path, f"SELECT COUNT(*) FROM {t}")[0][0] for t in sorted(TABLES)}
+
+
+def entry(uid: str, link: str | None = None, title: str = "Kämpfe im Gebiet Kursk",
+          published: str | None = "2026-11-02T07:15:00Z") -> Entry:
+    return Entry(uid=uid, guid=uid.removeprefix("guid:"), title=title, link=link,
+                 summary=f"Zusammenfassung zu {uid}", content="", published=published,
+                 content_hash=f"h-{uid}")
+
+
+def article(e: Entry, **kw: object) -> Article:
+    fields = dict(title=e.title, text=f"Volltext von {e.uid}", summary=e.summary, url=e.link,
+                  language="de", author="Test Autorin", date="2026-11-02", source="page")
+    fields.update(kw)
+    return Article(**fields)  # type: ignore[arg-type]
+
+
+def match(rule_id: str, channels: tuple = ("mail",), title: str | None = None) -> Match:
+    return Match(rule_id=rule_id, rule_title=title if title is not None else f"Rule {rule_id}",
+                 terms=("Kursk", "Курск"), field="title", snippet="… im Gebiet Kursk …",
+                 channels=channels)
+
+
+def record(store: Store, feed: Feed, items, *, now: float = 1000.0, baseline: bool = False,
+           validators: dict | None = None, feed_title: str | None = None) -> int:
+    return store.record(
+        feed, now=now, next_at=now + 900,
+        validators=validators or {"etag": None, "last_modified": None, "body_hash": None},
+        feed_title=feed_title, new=items, baseline=baseline,
+    )
+
+
+def by_url(store: Store) -> dict[str, Feed]:
+    return {f.url: f for f in store.feeds()}
+
+
+def two_feeds(store: Store) -> tuple[Feed, Feed]:
+    store.sync_feeds([(A, "Feed A", None), (B, "", 600)], now=100.0)
+    feeds = by_url(store)
+    return feeds[A], feeds[B]
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+def test_fresh_database_is_migrated_to_the_latest_version(store, db_path):
+    assert store.version == len(MIGRATIONS)
+    assert raw(db_path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    tables = {r[0] for r in raw(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert TABLES <= tables
+
+
+def test_reopening_is_a_no_op_and_keeps_data(db_path):
+    first = Store(db_path)
+    first.sync_feeds([(A, "Feed A", None)], now=1.0)
+    first.close()
+
+    again = Store(db_path)  # would fail on CREATE TABLE if the migration ran twice
+    try:
+        assert again.version == len(MIGRATIONS)
+        assert [f.url for f in again.feeds()] == [A]
+    finally:
+        again.close()
+
+
+def test_database_newer_than_the_program_is_refused(db_path):
+    db_path.parent.mkdir(parents=True)
+    con = sqlite3.connect(str(db_path))
+    con.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    con.close()
+
+    with pytest.raises(StoreError, match="newer than this program"):
+        Store(db_path)
+
+    # Refused without touching it: no tables created, version unchanged.
+    assert raw(db_path, "PRAGMA user_version") == [(len(MIGRATIONS) + 1,)]
+    assert raw(db_path, "SELECT name FROM sqlite_master WHERE type='table'") == []
+
+
+def test_unopenable_path_is_store_error(tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store(tmp_path / "a-file" / "monitor.db")
+
+
+def test_wal_mode_is_on(store, db_path):
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # WAL is a property of the file: another connection sees it too.
+    assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
+    store.sync_feeds([(A, "Feed A", None)], now=1.0)
+    assert db_path.with_name(db_path.name + "-wal").exists()
+
+
+# -- feeds ----------------------------------------------------------------------------------
+
+def test_sync_feeds_inserts_config_feeds(store):
+    store.sync_feeds([(A, "Feed A", None), (B, "", 600)], now=100.0)
+
+    feeds = by_url(store)
+    assert set(feeds) == {A, B}
+    assert feeds[A].title == "Feed A" and feeds[A].interval == 900
+    assert feeds[B].title is None and feeds[B].interval == 600
+    assert not feeds[A].baselined and feeds[A].error_count == 0
+    assert store.feeds(default_interval=60)[0].interval == 60
+
+
+def test_resync_keeps_schedule_state(store, db_path):
+    a, b = two_feeds(store)
+    record(store, a, [], now=1000.0, validators={"etag": '"v1"', "last_modified": "Mon",
+                                                 "body_hash": "abc"})
+    store.poll_failed(b, "timeout", "no answer", now=1000.0, next_at=5000.0)
+
+    store.sync_feeds([(A, "Feed A renamed", 300), (B, "", 600)], now=2000.0)
+
+    feeds = by_url(store)
+    assert feeds[A].etag == '"v1"' and feeds[A].last_modified == "Mon"
+    assert feeds[A].body_hash == "abc" and feeds[A].baselined
+    assert feeds[A].title == "Feed A renamed" and feeds[A].interval == 300
+    assert feeds[B].error_count == 1
+    assert raw(db_path, "SELECT next_check_at, last_error_kind FROM feeds WHERE url = ?",
+               (B,)) == [(5000.0, "timeout")]
+    assert raw(db_path, "SELECT next_check_at, created_at FROM feeds WHERE url = ?",
+               (A,)) == [(1900.0, 100.0)]
+
+
+def test_feed_dropped_from_config_becomes_inactive_and_keeps_its_entries(store, db_path):
+    a, b = two_feeds(store)
+    record(store, b, [(entry("guid:b-1", "https://b.example/1"), None, [])])
+
+    store.sync_feeds([(A, "Feed A", None)], now=2000.0)
+
+    assert [f.url for f in store.feeds()] == [A]
+    assert [f.url for f in store.feeds(due_at=10**12)] == [A]
+    table = {r["url"]: r for r in store.feed_table()}
+    assert table[B]["active"] == 0 and table[B]["entries"] == 1
+    assert counts(db_path)["entries"] == 1
+
+    store.sync_feeds([(A, "Feed A", None), (B, "", 600)], now=3000.0)  # back in the config
+    assert store.unseen(by_url(store)[B], [entry("guid:b-1")]) == []
+
+
+def test_empty_config_deactivates_every_config_feed(store):
+    two_feeds(store)
+
+    store.sync_feeds([], now=2000.0)
+
+    assert store.feeds() == []
+
+
+def test_feeds_due_at_respects_next_check_at(store):
+    a, b = two_feeds(store)
+    store.sync_feeds([(A, "Feed A", None), (B, "", 600), (C, "Feed C", None)], now=100.0)
+    c = by_url(store)[C]
+    store.poll_unchanged(a, now=1000.0, next_at=2000.0)
+    store.poll_unchanged(b, now=1000.0, next_at=1500.0)
+    store.poll_failed(c, "dns", "cannot resolve", now=1000.0, next_at=1700.0)
+
+    assert store.feeds(due_at=1499.9) == []
+    assert [f.url for f in store.feeds(due_at=1500.0)] == [B]
+    assert [f.url for f in store.feeds(due_at=2000.0)] == [B, C, A]  # soonest first
+    assert len(store.feeds()) == 3
+
+
+# -- entries --------------------------------------------------------------------------------
+
+def test_unseen_filters_known_uids_and_dedups_the_batch(store):
+    a, b = two_feeds(store)
+    e1, e2, e3, e4 = (entry(f"guid:a-{i}", f"https://a.example/{i}") for i in range(1, 5))
+    record(store, a, [(e1, None, []), (e2, None, [])])
+
+    assert store.unseen(a, [e2, e3, e4, e3, e1, e4]) == [e3, e4]
+    assert store.unseen(a, []) == []
+    # Known is per feed: the same uid in another feed is new there.
+    assert store.unseen(b, [e1, e1]) == [e1]
+
+
+def test_baseline_marks_entries_and_the_feed(store, db_path):
+    a, _ = two_feeds(store)
+
+    queued = record(store, a, [(entry("guid:a-1"), None, [match("r1")])], baseline=True,
+                    now=1000.0)
+
+    assert by_url(store)[A].baselined
+    assert raw(db_path, "SELECT baseline, first_seen_at FROM entries") == [(1, 1000.0)]
+    assert raw(db_path, "SELECT baselined_at FROM feeds WHERE url = ?", (A,)) == [(1000.0,)]
+    assert queued == 1  # record stores what it is given; the pipeline passes no matches
+
+
+def test_record_stores_entries_articles_matches_and_outbox(store, db_path):
+    a, _ = two_feeds(store)
+    e = entry("guid:a-1", "https://a.example/1")
+    page = article(e, error=None)
+
+    queued = record(store, a, [(e, page, [match("r1", ("mail", "hook")), match("r2")])],
+                    now=1000.0, feed_title="Title from the feed",
+                    validators={"etag": '"e1"', "last_modified": "Tue", "body_hash": "h1"})
+
+    assert queued == 3
+    assert counts(db_path) == {"articles": 1, "entries": 1, "feeds": 2, "matches": 2,
+                               "outbox": 3}
+    assert raw(db_path, "SELECT uid, guid, link, title, published, content_hash, baseline "
+                        "FROM entries") == [
+        ("guid:a-1", "a-1", "https://a.example/1", e.title, e.published, "h-guid:a-1", 0)]
+    assert raw(db_path, "SELECT url, text, language, author, source, error FROM articles") == [
+        ("https://a.example/1", "Volltext von guid:a-1", "de", "Test Autorin", "page", None)]
+    assert raw(db_path, "SELECT rule_id, story, terms FROM matches ORDER BY id") == [
+        ("r1", "https://a.example/1", '["Kursk", "Курск"]'),
+        ("r2", "https://a.example/1", '["Kursk", "Курск"]')]
+    assert raw(db_path, "SELECT channel, state, attempts FROM outbox ORDER BY id") == [
+        ("mail", "pending", 0), ("hook", "pending", 0), ("mail", "pending", 0)]
+    feed = by_url(store)[A]
+    assert (feed.etag, feed.last_modified, feed.body_hash) == ('"e1"', "Tue", "h1")
+    # The config's title wins over the feed's own.
+    assert feed.title == "Feed A"
+    assert by_url(store)[B].title is None
+    assert raw(db_path, "SELECT last_status, error_count, next_check_at FROM feeds "
+                        "WHERE url = ?", (A,)) == [("ok", 0, 1900.0)]
+
+
+def test_record_is_all_or_nothing(store, db_path):
+    a, _ = two_feeds(store)
+    before = raw(db_path, "SELECT * FROM feeds ORDER BY id")
+    good = (entry("guid:a-1", "https://a.example/1"), None, [match("r1", ("mail", "hook"))])
+    # The last statement of the transaction fails: the second match's second channel
+    # cannot be bound. Everything before it (feed state, both entries, the first alerts)
+    # has already been executed on the connection.
+    e2 = entry("guid:a-2", "https://a.example/2")
+    bad = (e2, article(e2), [match("r2", ("mail", object()))])
+
+    with pytest.raises(sqlite3.ProgrammingError, match="binding"):
+        record(store, a, [good, bad], now=1000.0,
+               validators={"etag": '"x"', "last_modified": None, "body_hash": "x"})
+
+    assert counts(db_path) == {"articles": 0, "entries": 0, "feeds": 2, "matches": 0,
+                               "outbox": 0}
+    assert raw(db_path, "SELECT * FROM feeds ORDER BY id") == before
+    assert store.unseen(a, [good[0], e2]) == [good[0], e2]
+    # The connection is usable again (the transaction was rolled back, not left open).
+    assert record(store, a, [good], now=1100.0) == 2
+    assert counts(db_path)["outbox"] == 2
+
+
+def test_record_waits_for_another_writer(store, db_path):
+    a, _ = two_feeds(store)
+    other = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(0.3, other.execute, ("COMMIT",))
+    releaser.start()
+    try:
+        started = time.monotonic()
+        queued = record(store, a, [(entry("guid:a-1", "https://a.example/1"), None,
+                                    [match("r1")])])
+        waited = time.monotonic() - started
+    finally:
+        releaser.join(5)
+        other.close()
+
+    assert queued == 1
+    assert 0.25 <= waited < 5
+
+
+def test_record_fails_whole_when_the_database_stays_locked(db_path):
+    store = Store(db_path, busy_timeout=0.2)
+    other = sqlite3.connect(str(db_path), isolation_level=None)
+    try:
+        a, _ = two_feeds(store)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="cannot write: database is locked"):
+            record(store, a, [(entry("guid:a-1", "https://a.example/1"), None,
+                               [match("r1")])])
+        other.execute("ROLLBACK")
+        assert counts(db_path) == {"articles": 0, "entries": 0, "feeds": 2, "matches": 0,
+                                   "outbox": 0}
+        assert store.unseen(a, [entry("guid:a-1")]) == [entry("guid:a-1")]
+    finally:
+        other.close()
+        store.close()
+
+
+def test_same_story_same_rule_in_a_second_feed_alerts_once(store, db_path):
+    a, b = two_feeds(store)
+    story = "https://news.example/kursk-1"
+
+    first = record(store, a, [(entry("guid:a-1", story), None, [match("r1")])])
+    second = record(store, b, [(entry("guid:b-77", story), None, [match("r1")])])
+    other_rule = record(store, b, [(entry("guid:b-78", story), None, [match("r2")])])
+
+    assert (first, second, other_rule) == (1, 0, 1)
+    assert counts(db_path)["entries"] == 3
+    assert raw(db_path, "SELECT rule_id, story FROM matches ORDER BY id") == [
+        ("r1", story), ("r2", story)]
+    assert counts(db_path)["outbox"] == 2
+
+
+def test_same_entry_recorded_twice_queues_nothing_the_second_time(store, db_path):
+    a, _ = two_feeds(store)
+    item = (entry("guid:a-1", "https://a.example/1"), None, [match("r1")])
+
+    assert record(store, a, [item, item]) == 1
+    assert record(store, a, [item]) == 0
+    assert counts(db_path)["entries"] == 1 and counts(db_path)["outbox"] == 1
+
+
+def test_story_without_link_is_identified_by_uid(store, db_path):
+    a, b = two_feeds(store)
+
+    record(store, a, [(entry("hash:abc", None), None, [match("r1")])])
+    again = record(store, b, [(entry("hash:abc", None), None, [match("r1")])])
+
+    assert again == 0
+    assert raw(db_path, "SELECT story FROM matches") == [("hash:abc",)]
+
+
+# -- outbox ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def outbox(store):
+    """Three pending alerts: ids 1, 2 (created at 100) and 3 (created at 200)."""
+    a, b = two_feeds(store)
+    e1 = entry("guid:a-1", "https://a.example/1", title="Erste Meldung")
+    e2 = entry("guid:b-1", "https://b.example/1", title="Zweite Meldung", published=None)
+    record(store, a, [(e1, None, [match("r1", ("mail", "hook"), title="Kursk")])], now=100.0,
+           feed_title="ignored: config title wins")
+    record(store, b, [(e2, None, [match("r2", ("mail",), title="")])], now=200.0)
+    return store
+
+
+def test_pending_alerts_due_oldest_first_with_all_fields(outbox):
+    due_early = outbox.pending_alerts(now=150.0)
+    due_all = outbox.pending_alerts(now=250.0)
+
+    assert [(a.id, a.channel) for a in due_early] == [(1, "mail"), (2, "hook")]
+    assert [a.id for a in due_all] == [1, 2, 3]
+    first, _, third = due_all
+    assert first.rule_id == "r1" and first.rule_title == "Kursk"
+    assert first.title == "Erste Meldung" and first.link == "https://a.example/1"
+    assert first.feed_title == "Feed A"
+    assert first.published == "2026-11-02T07:15:00Z"
+    assert first.terms == ("Kursk", "Курск")
+    assert first.snippet == "… im Gebiet Kursk …"
+    assert first.attempts == 0 and first.created_at == 100.0
+    # Fallbacks: no rule title -> the rule id; no feed title -> the feed's URL.
+    assert third.rule_title == "r2"
+    assert third.feed_title == B
+    assert third.published is None
+    assert [a.id for a in outbox.pending_alerts(now=250.0, limit=2)] == [1, 2]
+
+
+def test_mark_failed_pushes_next_attempt_and_counts_attempts(outbox, db_path):
+    outbox.mark_failed(1, "smtp: connection refused " + "x" * 1000, next_at=400.0)
+
+    assert [a.id for a in outbox.pending_alerts(now=399.0)] == [2, 3]
+    [again] = [a for a in outbox.pending_alerts(now=400.0) if a.id == 1]
+    assert again.attempts == 1
+    assert [a.id for a in outbox.pending_alerts(now=400.0)] == [1, 2, 3]
+
+    outbox.mark_failed(1, "smtp: timeout", next_at=900.0)
+    assert [a.attempts for a in outbox.pending_alerts(now=900.0) if a.id == 1] == [2]
+    assert raw(db_path, "SELECT last_error, next_attempt_at, state FROM outbox WHERE id = 1") \
+        == [("smtp: timeout", 900.0, "pending")]
+    assert outbox.outbox_counts() == {"pending": 3}
+
+
+def test_mark_failed_truncates_long_errors(outbox, db_path):
+    outbox.mark_failed(2, "e" * 2000, next_at=300.0)
+
+    assert raw(db_path, "SELECT length(last_error) FROM outbox WHERE id = 2") == [(500,)]
+
+
+def test_mark_sent_removes_it_from_pending(outbox, db_path):
+    outbox.mark_failed(2, "refused", next_at=210.0)
+
+    outbox.mark_sent(2, now=300.0)
+
+    assert [a.id for a in outbox.pending_alerts(now=10**12)] == [1, 3]
+    assert raw(db_path, "SELECT state, sent_at, attempts, last_error FROM outbox WHERE id = 2") \
+        == [("sent", 300.0, 2, None)]
+    assert outbox.outbox_counts() == {"pending": 2, "sent": 1}
+
+
+def test_outbox_counts_empty(store):
+    assert store.outbox_counts() == {}
+    assert store.count("outbox") == 0

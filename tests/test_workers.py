@@ -1,0 +1,205 @@
+"""monitor.workers.Pool with real worker processes (forkserver): results, exceptions, time
+limits, dead workers, recycling and concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import worker_tasks as tasks
+
+from monitor.workers import Pool, WorkerError
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def tests_importable(monkeypatch):
+    """Workers unpickle ``worker_tasks.add`` by importing ``worker_tasks``: make tests/
+    importable there too. multiprocessing also hands the parent's sys.path to each new
+    process; the env var covers a forkserver started before conftest touched sys.path."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p))
+
+
+def gone(pid: int, within: float = 3.0) -> bool:
+    """True once process ``pid`` no longer exists (bounded wait)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def run(pool: Pool, coro_fn):
+    try:
+        return asyncio.run(coro_fn(pool))
+    finally:
+        pool.close()
+
+
+def test_runs_a_function_in_another_process():
+    async def go(pool: Pool):
+        return (await pool.run(tasks.add, 2, 40, timeout=10),
+                await pool.run(tasks.pid, timeout=10),
+                await pool.run(tasks.where, timeout=10))
+
+    total, worker_pid, module = run(Pool(size=1), go)
+
+    assert total == 42
+    assert worker_pid != os.getpid()
+    assert Path(module).resolve() == TESTS / "worker_tasks.py"
+
+
+def test_exception_in_worker_propagates_with_its_type():
+    async def go(pool: Pool):
+        with pytest.raises(ValueError, match="^Pegel unlesbar$"):
+            await pool.run(tasks.boom, "Pegel unlesbar", timeout=10)
+        # A task raising is not a broken worker: it is kept.
+        return pool.restarts, await pool.run(tasks.add, 1, 1, timeout=10)
+
+    assert run(Pool(size=1), go) == (0, 2)
+
+
+def test_task_over_its_timeout_raises_and_the_worker_is_replaced():
+    async def go(pool: Pool):
+        hung_pid = await pool.run(tasks.pid, timeout=10)
+        started = time.monotonic()
+        with pytest.raises(WorkerError, match="time limit"):
+            await pool.run(tasks.sleep_then, 30, "too late", timeout=0.5)
+        waited = time.monotonic() - started
+        restarts = pool.restarts
+        after = await pool.run(tasks.add, 3, 4, timeout=10)
+        new_pid = await pool.run(tasks.pid, timeout=10)
+        return hung_pid, waited, restarts, after, new_pid
+
+    hung_pid, waited, restarts, after, new_pid = run(Pool(size=1), go)
+
+    assert 0.5 <= waited < 3
+    assert restarts == 1
+    assert after == 7
+    assert new_pid != hung_pid
+    assert gone(hung_pid), "the hung worker was not killed"
+
+
+def test_worker_dying_mid_task_raises_at_once_and_is_replaced():
+    async def go(pool: Pool):
+        started = time.monotonic()
+        with pytest.raises(WorkerError, match="worker died"):
+            await pool.run(tasks.die, timeout=20)
+        return time.monotonic() - started, pool.restarts, await pool.run(tasks.add, 5, 5,
+                                                                          timeout=10)
+
+    waited, restarts, after = run(Pool(size=1), go)
+
+    assert waited < 5  # noticed by the closed pipe, not by the 20 s limit
+    assert restarts == 1 and after == 10
+
+
+def test_worker_killed_while_idle_is_replaced():
+    async def go(pool: Pool):
+        victim = await pool.run(tasks.pid, timeout=10)
+        os.kill(victim, signal.SIGKILL)
+        assert gone(victim)
+        await asyncio.sleep(0.05)  # let the forkserver report the exit status
+        return victim, await pool.run(tasks.pid, timeout=10), pool.restarts
+
+    victim, replacement, restarts = run(Pool(size=1), go)
+
+    assert replacement != victim
+    assert restarts == 1
+
+
+def test_worker_ignores_sigint():
+    async def go(pool: Pool):
+        first = await pool.run(tasks.pid, timeout=10)
+        os.kill(first, signal.SIGINT)
+        await asyncio.sleep(0.2)
+        return first, await pool.run(tasks.pid, timeout=10), pool.restarts
+
+    first, second, restarts = run(Pool(size=1), go)
+
+    assert second == first and restarts == 0
+
+
+def test_unpicklable_result_is_a_worker_error():
+    async def go(pool: Pool):
+        with pytest.raises(WorkerError, match="cannot return the result"):
+            await pool.run(tasks.make_lock, timeout=10)
+        return await pool.run(tasks.add, 2, 2, timeout=10)
+
+    assert run(Pool(size=1), go) == 4
+
+
+def test_workers_are_recycled_after_max_tasks():
+    async def go(pool: Pool):
+        return [await pool.run(tasks.pid, timeout=10) for _ in range(3)], pool.restarts
+
+    pids, restarts = run(Pool(size=1, max_tasks=2), go)
+
+    assert pids[0] == pids[1] != pids[2]
+    assert restarts == 0  # recycling is not a failure
+
+
+def test_two_tasks_run_concurrently_with_size_2():
+    async def go(pool: Pool):
+        # Start both workers first, so the timing below measures the tasks only.
+        await asyncio.gather(*(pool.run(tasks.add, i, i, timeout=10) for i in range(2)))
+        started = time.monotonic()
+        results = await asyncio.gather(pool.run(tasks.sleep_then, 0.6, "a", timeout=10),
+                                       pool.run(tasks.sleep_then, 0.6, "b", timeout=10))
+        return results, time.monotonic() - started
+
+    results, elapsed = run(Pool(size=2), go)
+
+    assert results == ["a", "b"]
+    assert 0.6 <= elapsed < 1.1  # one after the other would take 1.2 s
+
+
+def test_size_1_runs_tasks_one_at_a_time():
+    async def go(pool: Pool):
+        await pool.run(tasks.add, 0, 0, timeout=10)
+        started = time.monotonic()
+        results = await asyncio.gather(pool.run(tasks.sleep_then, 0.3, 1, timeout=10),
+                                       pool.run(tasks.sleep_then, 0.3, 2, timeout=10))
+        return results, time.monotonic() - started
+
+    results, elapsed = run(Pool(size=1), go)
+
+    assert results == [1, 2]
+    assert elapsed >= 0.6
+
+
+def test_timeout_of_one_task_spares_the_other_workers_task():
+    async def go(pool: Pool):
+        await asyncio.gather(*(pool.run(tasks.add, i, i, timeout=10) for i in range(2)))
+        return await asyncio.gather(
+            pool.run(tasks.sleep_then, 30, "hung", timeout=0.4),
+            pool.run(tasks.sleep_then, 0.8, "fine", timeout=10),
+            return_exceptions=True,
+        )
+
+    hung, fine = run(Pool(size=2), go)
+
+    assert isinstance(hung, WorkerError)
+    assert fine == "fine"
+
+
+def test_close_stops_every_worker():
+    pool = Pool(size=2)
+
+    async def go(pool: Pool):
+        return set(await asyncio.gather(pool.run(tasks.sleep_then, 0.2, None, timeout=10),
+                                        pool.run(tasks.pid, timeout=10),
+                                        pool.run(tasks.pid, timeout=10)))
+
+    pids = run(pool, go) - {None}
+
+    assert pids and all(gone(p) for p in pids)

@@ -1,0 +1,37 @@
+"""Top-level functions for tests/test_workers.py to run in a worker process. They live in
+their own module because a worker unpickles a task by importing its function by name."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def sleep_then(seconds: float, value: object) -> object:
+    time.sleep(seconds)
+    return value
+
+
+def boom(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+def die() -> None:
+    os._exit(3)  # the worker process vanishes without an answer
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def make_lock() -> object:
+    return threading.Lock()  # cannot be pickled back to the caller
+
+
+def where() -> str:
+    return __file__
