@@ -9,6 +9,7 @@ where the database says (LIBRARY-NOTES: persisted job stores keep stale settings
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
@@ -95,6 +96,8 @@ class Daemon:
         self.ruleset = ruleset
         self._stop = asyncio.Event()
         self._busy: set[asyncio.Task[object]] = set()
+        self._polling: dict[int, asyncio.Task[object]] = {}  # feed id -> its poll
+        self._slots: asyncio.Semaphore | None = None
         self.ctx: pipeline.Context | None = None
 
     def stop(self, why: str = "stop requested") -> None:
@@ -116,11 +119,23 @@ class Daemon:
         log.info("rules reloaded rules=%d", len(ruleset))
 
     async def tick(self) -> None:
-        if self._stop.is_set() or self.ctx is None:
+        """Start a poll for every due feed that is not being polled already, and return: a
+        slow feed never holds back the others, and the next tick is never skipped."""
+        if self._stop.is_set() or self.ctx is None or self._slots is None:
             return
         due = self.ctx.store.feeds(due_at=time.time(), default_interval=self.config.poll.interval)
-        if due:
-            await self._guarded(pipeline.poll_all(self.ctx, due))
+        for feed in due:
+            if feed.id in self._polling:
+                continue
+            task: asyncio.Task[object] = asyncio.create_task(
+                pipeline.poll_safely(self.ctx, feed, self._slots))
+            self._polling[feed.id] = task
+            self._busy.add(task)
+            task.add_done_callback(functools.partial(self._done, feed.id))
+
+    def _done(self, feed_id: int, task: asyncio.Task[object]) -> None:
+        self._polling.pop(feed_id, None)
+        self._busy.discard(task)
 
     async def drain(self) -> None:
         if self._stop.is_set() or self.ctx is None:
@@ -145,6 +160,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload_rules)
         async with runtime(self.config, self.ruleset) as ctx:
             self.ctx = ctx
+            self._slots = asyncio.Semaphore(self.config.poll.concurrency)
             scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
             scheduler.add_listener(_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             now = datetime.now().astimezone()

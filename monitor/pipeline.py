@@ -75,7 +75,10 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         # First sight of a feed: remember what is there, alert only on what comes after.
         items: list[tuple[Entry, Article | None, list[Match]]] = [(e, None, []) for e in fresh]
     else:
-        items = list(await asyncio.gather(*(_process(ctx, e) for e in fresh)))
+        # At most per_host pages of one feed at a time: a feed with 300 new items must not
+        # queue 300 requests whose total timeout runs out while they wait for a connection.
+        pages = asyncio.Semaphore(ctx.config.poll.per_host)
+        items = list(await asyncio.gather(*(_process(ctx, e, pages) for e in fresh)))
     alerts = ctx.store.record(
         feed, now=time.time(), next_at=schedule.after_success(now, feed.interval),
         validators={"etag": result.etag, "last_modified": result.last_modified,
@@ -86,8 +89,10 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
     return _done(feed, started, Outcome(feed.url, status, new=len(fresh), alerts=alerts))
 
 
-async def _process(ctx: Context, entry: Entry) -> tuple[Entry, Article, list[Match]]:
-    article = await article_for(ctx, entry)
+async def _process(ctx: Context, entry: Entry,
+                   pages: asyncio.Semaphore) -> tuple[Entry, Article, list[Match]]:
+    async with pages:
+        article = await article_for(ctx, entry)
     defaults = tuple(ctx.config.notify.default_channels)
     matches = [
         dataclasses.replace(m, channels=ctx.notifier.targets(m.channels or defaults))
@@ -125,23 +130,24 @@ def _done(feed: Feed, started: float, out: Outcome) -> Outcome:
     return out
 
 
+async def poll_safely(ctx: Context, feed: Feed, slots: asyncio.Semaphore) -> Outcome:
+    """``poll`` within a concurrency slot. A bug in one feed's poll is logged with its
+    traceback and reported as an error outcome; it never reaches the caller."""
+    async with slots:
+        try:
+            return await poll(ctx, feed)
+        except MonitorError as e:
+            log.warning("poll failed feed=%s error=%r", feed.url, str(e))
+            return Outcome(feed.url, "error", error=str(e))
+        except Exception as e:
+            log.exception("BUG while polling feed=%s", feed.url)
+            return Outcome(feed.url, "error", error=f"internal: {type(e).__name__}: {e}")
+
+
 async def poll_all(ctx: Context, feeds: list[Feed]) -> list[Outcome]:
-    """Poll feeds concurrently (bounded by poll.concurrency). A bug in one feed's poll is
-    logged with its traceback; the others go on."""
-    sem = asyncio.Semaphore(ctx.config.poll.concurrency)
-
-    async def one(feed: Feed) -> Outcome:
-        async with sem:
-            try:
-                return await poll(ctx, feed)
-            except MonitorError as e:
-                log.warning("poll failed feed=%s error=%r", feed.url, str(e))
-                return Outcome(feed.url, "error", error=str(e))
-            except Exception as e:
-                log.exception("BUG while polling feed=%s", feed.url)
-                return Outcome(feed.url, "error", error=f"internal: {type(e).__name__}: {e}")
-
-    return list(await asyncio.gather(*(one(f) for f in feeds)))
+    """Poll feeds concurrently, at most poll.concurrency at a time."""
+    slots = asyncio.Semaphore(ctx.config.poll.concurrency)
+    return list(await asyncio.gather(*(poll_safely(ctx, f, slots) for f in feeds)))
 
 
 async def deliver(ctx: Context, limit: int = 100) -> tuple[int, int]:
@@ -153,7 +159,9 @@ async def deliver(ctx: Context, limit: int = 100) -> tuple[int, int]:
     for alert in ctx.store.pending_alerts(time.time(), limit):
         try:
             await asyncio.wait_for(asyncio.to_thread(ctx.notifier.send, alert), cfg.timeout)
-        except (TimeoutError, NotifyError) as e:
+        except Exception as e:  # NotifyError, TimeoutError, or a bug that must not stall the rest
+            if not isinstance(e, NotifyError | TimeoutError):
+                log.exception("BUG while sending alert id=%d", alert.id)
             reason = str(e) or f"no answer within {cfg.timeout:g}s"
             attempts = alert.attempts + 1
             next_at = schedule.retry_alert(time.time(), attempts, cfg.retry, cfg.max_retry)

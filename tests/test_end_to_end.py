@@ -200,3 +200,24 @@ def test_once_output_is_machine_readable_summary(tmp_path, feed_server, webhook)
     assert feeds.returncode == 0, feeds.stderr
     assert "failing:http-404" in feeds.stdout and "HTTP 404" in feeds.stdout
     assert json.loads(json.dumps(feeds.stdout))  # plain text, no traceback
+
+
+def test_a_slow_feed_does_not_hold_back_the_others(tmp_path, feed_server):
+    slow = feed_server.add("/slow.xml", rss([]), delay=6)
+    fast = feed_server.add("/fast.xml", rss([]))
+    cfg = write_config(tmp_path, feeds=[slow, fast], channels={"console": ["log://"]},
+                       extra="[fetch]\ntimeout = 20")
+    proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(5)  # the slow feed's first answer is still on its way
+        fast_polls = sum(1 for path, _ in feed_server.log if path == "/fast.xml")
+        slow_polls = sum(1 for path, _ in feed_server.log if path == "/slow.xml")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert slow_polls == 1  # never a second request while the first is in flight
+    assert fast_polls >= 3, err  # interval 1 s: polled again and again meanwhile
+    assert proc.returncode == 0 and "Traceback" not in err
