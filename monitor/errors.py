@@ -47,7 +47,14 @@ class NotModified(FetchError):
 
 
 class ParseError(MonitorError):
-    """The fetched bytes are not a feed we can use."""
+    """The fetched bytes are not a feed we can use; ``kind`` is not-a-feed or parse-error."""
+
+    def __init__(self, message: str, kind: str = "parse-error"):
+        self.kind = kind
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple:  # raised in a worker process: pickle both arguments
+        return (type(self), (str(self), self.kind))
 
 
 class ExtractError(MonitorError):

@@ -72,7 +72,7 @@ def parse_bytes(body: bytes, content_type: str = "", url: str = "") -> ParsedFee
     # bozo feeds usually still have good entries; fail only when nothing is usable.
     if not d.get("version") and not d.entries:
         why = d.get("bozo_exception")
-        raise ParseError(f"not a feed ({why})" if why else "not a feed")
+        raise ParseError(f"not a feed ({why})" if why else "not a feed", kind="not-a-feed")
     entries = tuple(e for e in (_entry(raw) for raw in d.entries) if e is not None)
     title = html_to_text(d.feed.get("title", "")) or None
     return ParsedFeed(title=title, entries=entries, version=d.get("version", ""))

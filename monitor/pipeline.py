@@ -61,13 +61,11 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         ctx.store.poll_unchanged(feed, now, schedule.after_success(now, feed.interval))
         return _done(feed, started, Outcome(feed.url, "not-modified", error=e.detail))
     except (FetchError, ParseError, WorkerError) as e:
-        kind = e.kind if isinstance(e, FetchError) else "parse-error"
-        if isinstance(e, ParseError) and str(e).startswith("not a feed"):
-            kind = "not-a-feed"
+        kind = getattr(e, "kind", "parse-error")  # a WorkerError here: parsing hung or crashed
+        detail = e.detail if isinstance(e, FetchError) else str(e)
         next_at = schedule.after_error(now, feed.interval, feed.error_count + 1, cfg.max_backoff)
-        ctx.store.poll_failed(feed, kind, e.detail if isinstance(e, FetchError) else str(e), now, next_at)
-        message = str(e) if isinstance(e, FetchError) else f"{kind}: {e}"
-        return _done(feed, started, Outcome(feed.url, "error", error=message))
+        ctx.store.poll_failed(feed, kind, detail, now, next_at)
+        return _done(feed, started, Outcome(feed.url, "error", error=f"{kind}: {detail}"))
 
     fresh = ctx.store.unseen(feed, parsed.entries)
     baseline = not feed.baselined

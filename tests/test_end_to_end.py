@@ -3,7 +3,6 @@ an SMTP server (aiosmtpd) and a JSON webhook receiver, through the real CLI."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -191,15 +190,20 @@ def _wait(pred, what: str, timeout: float = 45.0) -> None:
 
 def test_once_output_is_machine_readable_summary(tmp_path, feed_server, webhook):
     url = _feed(feed_server, OLD)
-    cfg = write_config(tmp_path, feeds=[url, feed_server.url("/missing.xml")],
+    html = feed_server.add("/page.html", page("Startseite", ["Kein Feed."]), content_type="text/html")
+    cfg = write_config(tmp_path, feeds=[url, feed_server.url("/missing.xml"), html],
                        channels={"hook": [webhook.apprise_url]})
+    assert "no database yet" in run_cli("feeds", "--config", str(cfg)).stdout
     res = run_cli("once", "--config", str(cfg))
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip().startswith("feeds=2 baseline=1 error=1"), res.stdout
+    assert res.stdout.strip().startswith("feeds=3 baseline=1 error=2"), res.stdout
+    assert "polled feed=" + html + " status=error" in res.stderr
+    assert "error='not-a-feed: not a feed" in res.stderr
     feeds = run_cli("feeds", "--config", str(cfg))
     assert feeds.returncode == 0, feeds.stderr
     assert "failing:http-404" in feeds.stdout and "HTTP 404" in feeds.stdout
-    assert json.loads(json.dumps(feeds.stdout))  # plain text, no traceback
+    assert "failing:not-a-feed" in feeds.stdout
+    assert feeds.stdout.splitlines()[0].split()[:3] == ["ID", "STATUS", "LAST"]
 
 
 def test_a_slow_feed_does_not_hold_back_the_others(tmp_path, feed_server):
