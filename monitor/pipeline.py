@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import extract, parse, rules, schedule
 from .config import Config
@@ -26,6 +26,7 @@ from .store import Store
 from .workers import Pool, WorkerError
 
 log = logging.getLogger(__name__)
+PAGE_MEMORY = 2000
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Context:
     pool: Pool
     notifier: Notifier
     ruleset: rules.RuleSet
+    # canonical URL -> its page's extraction, done or in flight (the last PAGE_MEMORY URLs)
+    pages: dict[str, asyncio.Future[tuple[Article | None, str | None]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,23 +105,37 @@ async def _process(ctx: Context, entry: Entry,
 
 
 async def article_for(ctx: Context, entry: Entry) -> Article:
-    """Fetch and extract the entry's page; fall back to the feed's own text."""
-    page: Article | None = None
-    error: str | None = None
-    if ctx.config.extract.pages and entry.link:
-        try:
-            res = await ctx.http.page(entry.link)
-            if not extract.is_html(res.content_type):
-                error = f"not HTML ({res.content_type.split(';')[0]})"
-            else:
-                page = await ctx.pool.run(
-                    extract.page, res.body, res.url, timeout=ctx.config.extract.timeout
-                )
-        except (FetchError, ExtractError, WorkerError) as e:
-            error = f"{getattr(e, 'kind', 'extract')}: {e}"
-        if error:
-            log.info("page not used link=%s reason=%r", entry.link, error)
+    """Fetch and extract the entry's page; fall back to the feed's own text. A page is fetched
+    and extracted once per canonical URL: the same story from several feeds shares it,
+    whether it was stored by an earlier poll or is in flight in this one."""
+    if not (ctx.config.extract.pages and entry.link):
+        return extract.choose(entry, None)
+    link = entry.link
+    known = ctx.store.page_article(link)
+    if known is not None:
+        return extract.choose(entry, known)
+    shared = ctx.pages.get(link)
+    if shared is None:
+        shared = asyncio.ensure_future(_page(ctx, link))
+        ctx.pages[link] = shared
+        if len(ctx.pages) > PAGE_MEMORY:  # the oldest first: dicts keep insertion order
+            ctx.pages.pop(next(iter(ctx.pages)))
+    page, error = await asyncio.shield(shared)
     return extract.choose(entry, page, error)
+
+
+async def _page(ctx: Context, link: str) -> tuple[Article | None, str | None]:
+    try:
+        res = await ctx.http.page(link)
+        if not extract.is_html(res.content_type):
+            error = f"not HTML ({res.content_type.split(';')[0]})"
+        else:
+            return await ctx.pool.run(extract.page, res.body, res.url,
+                                      timeout=ctx.config.extract.timeout), None
+    except (FetchError, ExtractError, WorkerError) as e:
+        error = f"{getattr(e, 'kind', 'extract')}: {e}"
+    log.info("page not used link=%s reason=%r", link, error)
+    return None, error
 
 
 def _done(feed: Feed, started: float, out: Outcome) -> Outcome:

@@ -98,6 +98,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
     """,
+    # 2: find an already extracted page by its canonical URL (one extraction per story).
+    """
+    CREATE INDEX articles_url ON articles(url);
+    """,
 ]
 
 
@@ -224,6 +228,18 @@ class Store:
                 seen.add(e.uid)
                 out.append(e)
         return out
+
+    def page_article(self, url: str) -> Article | None:
+        """The article already extracted from this (canonical) URL's page, if any: the same
+        story reached through another feed is fetched and extracted once."""
+        rows = self._rows(
+            "SELECT url, title, text, language, author, date FROM articles "
+            "WHERE url = ? AND source = 'page' ORDER BY extracted_at DESC LIMIT 1", [url])
+        if not rows:
+            return None
+        r = rows[0]
+        return Article(title=r["title"] or "", text=r["text"] or "", url=r["url"],
+                       language=r["language"], author=r["author"], date=r["date"], source="page")
 
     def record(
         self,

@@ -225,3 +225,40 @@ def test_a_slow_feed_does_not_hold_back_the_others(tmp_path, feed_server):
     assert slow_polls == 1  # never a second request while the first is in flight
     assert fast_polls >= 3, err  # interval 1 s: polled again and again meanwhile
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_same_story_in_two_feeds_is_fetched_extracted_and_alerted_once(tmp_path, feed_server, webhook):
+    _serve_pages(feed_server)
+    story = {**NEW, "link": feed_server.url(NEW["link"]) + "?utm_source=feed-b#top"}
+    feed_server.add("/a.xml", rss([{**OLD[0], "link": feed_server.url(OLD[0]["link"])}]))
+    feed_server.add("/b.xml", rss([{**OLD[1], "link": feed_server.url(OLD[1]["link"])}]))
+    cfg = write_config(tmp_path, feeds=[feed_server.url("/a.xml"), feed_server.url("/b.xml")],
+                       channels={"hook": [webhook.apprise_url]})
+    assert "baseline=2" in run_cli("once", "--config", str(cfg)).stdout
+    feed_server.add("/a.xml", rss([{**NEW, "guid": "from-a", "link": feed_server.url(NEW["link"])}]))
+    feed_server.add("/b.xml", rss([{**story, "guid": "from-b"}]))  # tracking params, another guid
+    res = run_cli("once", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert "ok=2 new=2 alerts=2 sent=2" in res.stdout, res.stdout
+    assert feed_server.answers.count(("/a/kursk", 200)) == 1  # one fetch, one extraction
+    assert sorted(w["title"] for w in webhook.received) == [
+        "[Kursk region] Gefechte im Gebiet Kursk dauern an",
+        "[North Korean troops] Gefechte im Gebiet Kursk dauern an"]
+    rows = db_rows(tmp_path / "monitor.db", "SELECT url, source FROM articles")
+    assert rows == [(feed_server.url("/a/kursk"), "page")] * 2
+
+
+def test_a_story_seen_in_an_earlier_poll_is_not_fetched_again(tmp_path, feed_server, webhook):
+    _serve_pages(feed_server)
+    feed_server.add("/a.xml", rss([]))
+    feed_server.add("/b.xml", rss([]))
+    cfg = write_config(tmp_path, feeds=[feed_server.url("/a.xml"), feed_server.url("/b.xml")],
+                       channels={"hook": [webhook.apprise_url]})
+    run_cli("once", "--config", str(cfg))
+    feed_server.add("/a.xml", rss([{**NEW, "guid": "from-a", "link": feed_server.url(NEW["link"])}]))
+    assert "alerts=2" in run_cli("once", "--config", str(cfg)).stdout
+    feed_server.add("/b.xml", rss([{**NEW, "guid": "from-b", "link": feed_server.url(NEW["link"])}]))
+    res = run_cli("once", "--config", str(cfg))
+    assert "new=1 alerts=0 sent=0" in res.stdout, res.stdout
+    assert feed_server.answers.count(("/a/kursk", 200)) == 1
+    assert len(webhook.received) == 2
