@@ -1,0 +1,95 @@
+"""Topic-rule quality: precision, recall and F1 of the shipped rules on labelled news.
+
+Runs the real ``monitor match`` command over a labelled JSON-lines file (default
+``../shared/corpus/topics/dev.jsonl``: fields id, lang, title, text, kursk,
+north_korean_troops, hard_negative) plus the project's seed article (both topics positive),
+and prints, per topic and language, TP/FP/FN, precision, recall, F1, the ids of misses and
+false alarms, and false alarms on hard negatives separately.
+
+    .venv/bin/python bench/eval_topics.py [LABELLED.jsonl] [--rules DIR] [--no-seed]
+
+The corpus is read at run time and never copied into the repository; without it the
+benchmark says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+TOPICS = {"kursk": "kursk", "north_korean_troops": "north-korean-troops"}  # label -> rule id
+
+
+def _monitor() -> list[str]:
+    script = Path(sys.executable).with_name("monitor")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "monitor.cli"]
+
+
+def load(path: Path, seed: bool) -> list[dict]:
+    items = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    seed_path = CORPUS / "seed" / "kursk-nk-troops-de.txt"
+    if seed and seed_path.exists():
+        text = seed_path.read_text("utf-8").strip()
+        items.append({"id": "seed:kursk-nk-troops-de", "lang": "de", "title": text.split("\n")[0],
+                      "text": text, "kursk": 1, "north_korean_troops": 1, "hard_negative": 0})
+    return items
+
+
+def fired(items: list[dict], rules: Path) -> dict[str, set[str]]:
+    lines = "".join(json.dumps({"id": it["id"], "title": it.get("title", ""),
+                                "text": it.get("text", ""), "lang": it.get("lang")},
+                               ensure_ascii=False) + "\n" for it in items)
+    res = subprocess.run([*_monitor(), "match", "--rules", str(rules)], input=lines,
+                         capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        sys.exit(f"monitor match failed: {res.stderr.strip()}")
+    out: dict[str, set[str]] = {}
+    for line in res.stdout.splitlines():
+        row = json.loads(line)
+        out[row["id"]] = {m["rule"] for m in row.get("matches", [])}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("labelled", nargs="?", default=str(CORPUS / "topics" / "dev.jsonl"))
+    ap.add_argument("--rules", default=str(ROOT / "rules"))
+    ap.add_argument("--no-seed", action="store_true", help="leave out the seed article")
+    args = ap.parse_args()
+    path = Path(args.labelled)
+    if not path.exists():
+        print(f"no labelled file at {path}; nothing to measure")
+        return 0
+    items = load(path, not args.no_seed)
+    got = fired(items, Path(args.rules))
+    print(f"{'topic':22} {'lang':4} {'items':>5} {'pos':>4} {'TP':>4} {'FP':>4} {'FN':>4} "
+          f"{'prec':>6} {'recall':>6} {'F1':>6} {'FP-hard':>7}")
+    details = []
+    for label, rule in TOPICS.items():
+        for lang in sorted({it.get("lang", "?") for it in items}) + ["all"]:
+            subset = [it for it in items if lang == "all" or it.get("lang") == lang]
+            tp = [it["id"] for it in subset if it.get(label) == 1 and rule in got.get(it["id"], ())]
+            fn = [it["id"] for it in subset if it.get(label) == 1 and rule not in got.get(it["id"], ())]
+            fp = [it["id"] for it in subset if it.get(label) != 1 and rule in got.get(it["id"], ())]
+            hard = [i for i in fp if next(it for it in subset if it["id"] == i).get("hard_negative") == 1]
+            p = len(tp) / (len(tp) + len(fp)) if tp or fp else float("nan")
+            r = len(tp) / (len(tp) + len(fn)) if tp or fn else float("nan")
+            f1 = 2 * len(tp) / (2 * len(tp) + len(fp) + len(fn)) if tp or fp or fn else float("nan")
+            print(f"{label:22} {lang:4} {len(subset):5d} {len(tp) + len(fn):4d} {len(tp):4d} "
+                  f"{len(fp):4d} {len(fn):4d} {p:6.3f} {r:6.3f} {f1:6.3f} {len(hard):7d}")
+            if lang != "all":
+                details += [f"  miss        {label:20} {i}" for i in fn]
+                details += [f"  false alarm {label:20} {i}" for i in fp]
+    print("\n".join(details) or "no misses, no false alarms")
+    seed = " --no-seed" if args.no_seed else ""
+    print(f"reproduce: {sys.executable} bench/eval_topics.py {path} --rules {args.rules}{seed}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
