@@ -7,6 +7,8 @@ else a hash of title + summary.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 import time
@@ -30,6 +32,53 @@ _XML_ENCODING = re.compile(rb"""^(\s*<\?xml[^>]*?encoding=)(["'])[^"']*\2""")
 _TRACKING = re.compile(
     r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|_hsenc|_hsmi)$", re.I
 )
+
+
+# Aggregators wrap the publisher's URL: a redirect parameter, or (Google News) a base64url
+# protobuf whose field 4 holds the URL. Newer Google News ids ("AU_yqL...") need Google's own
+# servers to decode; they are left as they are and the entry falls back to the feed's text.
+_REDIRECT_PARAMS = {
+    ("www.google.com", "/url"): ("url", "q"),
+    ("www.bing.com", "/news/apiclick.aspx"): ("url",),
+}
+_GOOGLE_NEWS = re.compile(r"^/(?:rss/)?articles/([A-Za-z0-9_-]{16,})")
+
+
+def unwrap(url: str) -> str:
+    """The publisher's URL behind an aggregator link, else ``url`` unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    host = (parts.hostname or "").lower()
+    for (h, path), names in _REDIRECT_PARAMS.items():
+        if host == h and parts.path == path:
+            params = dict(parse_qsl(parts.query))
+            for name in names:
+                target = params.get(name, "")
+                if target.startswith(("http://", "https://")):
+                    return target
+    m = _GOOGLE_NEWS.match(parts.path) if host == "news.google.com" else None
+    return _google_news(m.group(1)) or url if m else url
+
+
+def _google_news(article_id: str) -> str | None:
+    try:
+        raw = base64.urlsafe_b64decode(article_id + "=" * (-len(article_id) % 4))
+    except (ValueError, binascii.Error):
+        return None
+    if not raw.startswith(b"\x08\x13\x22"):
+        return None
+    length, shift, pos = 0, 0, 3
+    while pos < len(raw):  # protobuf varint
+        byte = raw[pos]
+        length |= (byte & 0x7F) << shift
+        pos += 1
+        shift += 7
+        if not byte & 0x80:
+            break
+    target = raw[pos:pos + length].decode("utf-8", "replace")
+    return target if target.startswith(("http://", "https://")) else None
 
 
 def canonical_url(url: str) -> str:
@@ -103,7 +152,7 @@ def _entry(raw: dict) -> Entry | None:
     link = raw.get("link") or None
     if link and not link.startswith(("http://", "https://")):
         link = None
-    link = canonical_url(link) if link else None
+    link = canonical_url(unwrap(link)) if link else None
     guid = (raw.get("id") or "").strip() or None
     digest = hashlib.sha256(f"{title}\n{summary}\n{content}".encode()).hexdigest()[:32]
     if not (title or summary or content or link):

@@ -323,3 +323,51 @@ def test_iso_8859_1_feed_decodes_umlauts(ctype):
     [entry] = parsed.entries
     assert entry.title == "Überschwemmung an der Straße"
     assert entry.summary == "Bürger äußern Sorge."
+
+
+# -- aggregator links -------------------------------------------------------------------------
+
+def _google_news_id(target: bytes) -> str:
+    import base64
+
+    length = len(target)
+    varint = bytes([length]) if length < 128 else bytes([(length & 0x7F) | 0x80, length >> 7])
+    raw = b"\x08\x13\x22" + varint + target + b"\xd2\x01\x00"
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("target", [
+    "https://www.example.org/politik/kursk-lage-123.html",
+    "https://www.example.org/" + "sehr-langer-pfad/" * 12 + "artikel.html",  # 2-byte length
+])
+def test_google_news_links_are_unwrapped_to_the_publisher(target):
+    from monitor.parse import unwrap
+
+    gid = _google_news_id(target.encode())
+    assert unwrap(f"https://news.google.com/rss/articles/{gid}?oc=5") == target
+    assert unwrap(f"https://news.google.com/articles/{gid}") == target
+
+
+def test_redirect_and_undecodable_aggregator_links():
+    from monitor.parse import unwrap
+
+    assert unwrap("https://www.google.com/url?rct=j&url=https://www.example.org/a%3Fb%3D1&ct=ga") \
+        == "https://www.example.org/a?b=1"
+    assert unwrap("https://www.bing.com/news/apiclick.aspx?ref=FexRss&url=https%3a%2f%2fexample.org%2fx") \
+        == "https://example.org/x"
+    newer = "https://news.google.com/rss/articles/CBMiAU_yqLPqZ0kz9RXmNq0rTtTnB7xEHn0Qm?oc=5"
+    assert unwrap(newer) == newer  # needs Google's servers: left as it is
+    assert unwrap("https://www.google.com/url?url=javascript:alert(1)") == \
+        "https://www.google.com/url?url=javascript:alert(1)"
+    assert unwrap("https://example.org/news/articles/CBMiM2h0dHBzOi8vd3d3") == \
+        "https://example.org/news/articles/CBMiM2h0dHBzOi8vd3d3"
+
+
+def test_feed_entry_links_are_unwrapped_and_canonical():
+    target = "https://www.example.org/welt/bericht.html"
+    gid = _google_news_id((target + "?utm_source=gn").encode())
+    body = ('<?xml version="1.0"?><rss version="2.0"><channel><title>GN</title><item>'
+            f"<title>Bericht</title><link>https://news.google.com/rss/articles/{gid}?oc=5</link>"
+            "</item></channel></rss>").encode()
+    [e] = parse_bytes(body).entries
+    assert e.link == target and e.uid == f"link:{target}"
