@@ -8,6 +8,7 @@ process-wide and empties the 5th extraction of the same page (LIBRARY-NOTES).
 from __future__ import annotations
 
 import re
+from urllib.parse import urljoin
 
 import trafilatura
 from trafilatura.metadata import examine_meta, extract_title
@@ -32,6 +33,10 @@ def page(html: bytes | str, url: str | None = None) -> Article:
     if tree is None:
         raise ExtractError("not parseable as HTML")
     lang = _lang(tree.get("lang") or tree.get("xml:lang") or "")
+    # An AMP page points to its canonical page, a normal page to its AMP version: whichever
+    # it is, the other one is the place to look when this one yields too little text.
+    is_amp = tree.get("amp") is not None or tree.get("\u26a1") is not None
+    alternate = _link(tree, "canonical" if is_amp else "amphtml", url)
     try:
         # Metadata from the <meta> tags only (title, author): trafilatura's full metadata pass
         # (JSON-LD, htmldate's date search, sitename, categories) cost ~30 % of the page's time
@@ -50,7 +55,7 @@ def page(html: bytes | str, url: str | None = None) -> Article:
     if not text:
         raise ExtractError("no main text found")
     return Article(title=title, text=text, url=url, language=lang, author=meta.author,
-                   date=meta.date or _meta_date(tree), source="page")
+                   date=meta.date or _meta_date(tree), source="page", alternate=alternate)
 
 
 def choose(entry: Entry, page_article: Article | None, error: str | None = None) -> Article:
@@ -90,6 +95,14 @@ def _meta_date(tree: object) -> str | None:
         m = _ISO_DATE.match(str(value).strip())
         if m:
             return m.group(1)
+    return None
+
+
+def _link(tree: object, rel: str, base: str | None) -> str | None:
+    for href in tree.xpath(f'//link[@rel="{rel}"]/@href'):  # type: ignore[attr-defined]
+        target = urljoin(base or "", str(href).strip())
+        if target.startswith(("http://", "https://")) and target != base:
+            return target
     return None
 
 

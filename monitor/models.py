@@ -76,6 +76,7 @@ class Article:
     date: str | None = None
     source: str = "feed"  # page | feed-content | feed-summary
     error: str | None = None  # why the page was not used, when it was not
+    alternate: str | None = None  # the page's AMP version, or an AMP page's canonical URL
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from .workers import Pool, WorkerError
 
 log = logging.getLogger(__name__)
 PAGE_MEMORY = 2000
+SHORT_PAGE = 1000  # characters: below this a page's alternate (AMP / canonical) is tried
 
 
 @dataclass
@@ -125,6 +126,21 @@ async def article_for(ctx: Context, entry: Entry) -> Article:
 
 
 async def _page(ctx: Context, link: str) -> tuple[Article | None, str | None]:
+    """The page's article; when it yields little or nothing, its AMP version (or, for an AMP
+    page, its canonical page) is tried too and the longer text kept."""
+    page, error = await _fetch_extract(ctx, link)
+    if page is None or page.alternate is None or len(page.text) >= SHORT_PAGE:
+        return page, error
+    if parse.canonical_url(page.alternate) == link:
+        return page, error
+    other, _ = await _fetch_extract(ctx, page.alternate)
+    if other is not None and len(other.text) > len(page.text):
+        log.info("alternate page used link=%s alternate=%s", link, page.alternate)
+        return other, None
+    return page, error
+
+
+async def _fetch_extract(ctx: Context, link: str) -> tuple[Article | None, str | None]:
     try:
         res = await ctx.http.page(link)
         if not extract.is_html(res.content_type):

@@ -262,3 +262,41 @@ def test_a_story_seen_in_an_earlier_poll_is_not_fetched_again(tmp_path, feed_ser
     assert "new=1 alerts=0 sent=0" in res.stdout, res.stdout
     assert feed_server.answers.count(("/a/kursk", 200)) == 1
     assert len(webhook.received) == 2
+
+
+def test_short_page_falls_back_to_its_amp_version(tmp_path, feed_server, webhook):
+    amp_url = feed_server.url("/amp/kursk")
+    teaser = ('<!DOCTYPE html><html lang="de"><head><title>Gefechte</title>'
+              '<link rel="amphtml" href="/amp/kursk"></head><body><article><p>Nur mit Abo lesbar. '
+              "Jetzt abonnieren und weiterlesen.</p></article></body></html>")
+    feed_server.add("/a/kursk", teaser, content_type="text/html")
+    full = ARTICLE.replace("<html ", "<html amp ", 1).replace(
+        "</head>", f'<link rel="canonical" href="{feed_server.url("/a/kursk")}"></head>', 1)
+    long_tail = "".join(f"<p>Weitere Einzelheiten, Absatz {i}, mit Hintergrund zur Lage.</p>"
+                        for i in range(20))
+    feed_server.add("/amp/kursk", full.replace("</article>", long_tail + "</article>"),
+                    content_type="text/html")
+    url = _feed(feed_server, OLD)
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]})
+    run_cli("once", "--config", str(cfg))
+    _feed(feed_server, [NEW, *OLD])
+    res = run_cli("once", "--config", str(cfg))
+    assert "alerts=2" in res.stdout, res.stdout + res.stderr
+    assert f"alternate page used link={feed_server.url('/a/kursk')} alternate={amp_url}" in res.stderr
+    [(text, source)] = db_rows(tmp_path / "monitor.db", "SELECT text, source FROM articles")
+    assert source == "page" and "nordkoreanische Soldaten" in text and "Abo" not in text
+
+
+def test_long_page_does_not_fetch_its_amp_version(tmp_path, feed_server, webhook):
+    _serve_pages(feed_server)
+    long_page = ARTICLE.replace("</head>", '<link rel="amphtml" href="/amp/kursk"></head>', 1)
+    long_page = long_page.replace("</article>", "".join(
+        f"<p>Weitere Einzelheiten, Absatz {i}, mit Hintergrund zur Lage.</p>" for i in range(20))
+        + "</article>")
+    feed_server.add("/a/kursk", long_page, content_type="text/html")
+    url = _feed(feed_server, OLD)
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]})
+    run_cli("once", "--config", str(cfg))
+    _feed(feed_server, [NEW, *OLD])
+    assert "alerts=2" in run_cli("once", "--config", str(cfg)).stdout
+    assert not any(path.startswith("/amp/") for path, _ in feed_server.log)

@@ -191,3 +191,14 @@ def test_choose_feed_summary_when_there_is_neither_page_nor_content():
     assert art.text == e.summary == art.summary
     assert art.error == "not HTML (application/pdf)"
     assert art.title == e.title and art.date == e.published
+
+
+def test_page_names_its_alternate_amp_or_canonical():
+    normal = ARTICLE_PAGE.replace("</head>", '<link rel="amphtml" href="/amp/mosel"></head>', 1)
+    assert page(normal.encode(), "https://lokal.example/mosel").alternate == \
+        "https://lokal.example/amp/mosel"
+    amp = normal.replace("<html ", "<html amp ", 1).replace(
+        "</head>", '<link rel="canonical" href="https://lokal.example/mosel"></head>', 1)
+    assert page(amp.encode(), "https://lokal.example/amp/mosel").alternate == \
+        "https://lokal.example/mosel"
+    assert page(ARTICLE_PAGE.encode(), "https://lokal.example/mosel").alternate is None
