@@ -138,7 +138,7 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
     from .workers import Pool
 
     async def main() -> None:
-        pool = Pool(preload=("monitor.extract",))
+        pool = Pool(preload=("monitor.extract", "monitor.language"))
         try:
             async with Client() as http:
                 results = await asyncio.gather(*(one(http, pool, s) for s in sources))

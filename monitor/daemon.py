@@ -67,7 +67,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet) -> AsyncIterator[pipel
     """Everything a poll needs, opened in order and closed in reverse."""
     notifier = notifier_for(config)
     store = Store(config.database)
-    pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse"))
+    pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse", "monitor.language"))
     f, p = config.fetch, config.poll
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
                     concurrency=p.concurrency, per_host=p.per_host,

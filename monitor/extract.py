@@ -19,6 +19,16 @@ from .models import Article, Entry
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 
 
+TRUST_DETECTION = 200  # characters of text from which the detected language wins
+
+
+def detect_language(text: str) -> str | None:
+    """The text's language. Runs in worker processes only: see language.py."""
+    from .language import detect
+
+    return detect(text)
+
+
 def is_html(content_type: str) -> bool:
     return content_type.split(";")[0].strip().lower() in HTML_TYPES
 
@@ -54,7 +64,11 @@ def page(html: bytes | str, url: str | None = None) -> Article:
     text = (doc.text or "").strip()
     if not text:
         raise ExtractError("no main text found")
-    return Article(title=title, text=text, url=url, language=lang, author=meta.author,
+    # The text says more than the page's lang attribute (templates declare "en" on German
+    # pages): trust detection on a text long enough, the attribute otherwise.
+    language = (detect_language(text) if len(text) >= TRUST_DETECTION else None) or lang \
+        or detect_language(text)
+    return Article(title=title, text=text, url=url, language=language, author=meta.author,
                    date=meta.date or _meta_date(tree), source="page", alternate=alternate)
 
 

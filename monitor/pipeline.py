@@ -106,9 +106,23 @@ async def _process(ctx: Context, entry: Entry,
 
 
 async def article_for(ctx: Context, entry: Entry) -> Article:
-    """Fetch and extract the entry's page; fall back to the feed's own text. A page is fetched
-    and extracted once per canonical URL: the same story from several feeds shares it,
-    whether it was stored by an earlier poll or is in flight in this one."""
+    """The entry's article: its page's text, else the feed's own; with the text's language
+    (detected in a worker when the page did not tell)."""
+    article = await _article(ctx, entry)
+    if article.language is None and article.text:
+        try:
+            language = await ctx.pool.run(extract.detect_language, article.text,
+                                          timeout=ctx.config.extract.timeout)
+        except WorkerError as e:
+            log.warning("language detection failed link=%s error=%r", entry.link, str(e))
+        else:
+            article = dataclasses.replace(article, language=language)
+    return article
+
+
+async def _article(ctx: Context, entry: Entry) -> Article:
+    """A page is fetched and extracted once per canonical URL: the same story from several
+    feeds shares it, whether an earlier poll stored it or it is in flight in this one."""
     if not (ctx.config.extract.pages and entry.link):
         return extract.choose(entry, None)
     link = entry.link
@@ -149,7 +163,7 @@ async def _fetch_extract(ctx: Context, link: str) -> tuple[Article | None, str |
             return await ctx.pool.run(extract.page, res.body, res.url,
                                       timeout=ctx.config.extract.timeout), None
     except (FetchError, ExtractError, WorkerError) as e:
-        error = f"{getattr(e, 'kind', 'extract')}: {e}"
+        error = str(e) if isinstance(e, FetchError) else f"extract: {e}"  # FetchError: "kind: …"
     log.info("page not used link=%s reason=%r", link, error)
     return None, error
 

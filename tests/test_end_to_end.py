@@ -300,3 +300,18 @@ def test_long_page_does_not_fetch_its_amp_version(tmp_path, feed_server, webhook
     _feed(feed_server, [NEW, *OLD])
     assert "alerts=2" in run_cli("once", "--config", str(cfg)).stdout
     assert not any(path.startswith("/amp/") for path, _ in feed_server.log)
+
+
+def test_unreachable_page_falls_back_to_the_feed_text_with_its_language(tmp_path, feed_server,
+                                                                         webhook):
+    url = _feed(feed_server, OLD)
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]})
+    run_cli("once", "--config", str(cfg))
+    gone = {**NEW, "link": "/a/gone", "description": (
+        "Im Gebiet Kursk melden Beobachter neue Gefechte; nordkoreanische Soldaten sollen an "
+        "der Front im Einsatz sein, wie die Regierung in Kiew am Montag mitteilte.")}
+    _feed(feed_server, [gone, *OLD])
+    res = run_cli("once", "--config", str(cfg))
+    assert "alerts=2 sent=2" in res.stdout, res.stdout + res.stderr
+    rows = db_rows(tmp_path / "monitor.db", "SELECT source, language, error FROM articles")
+    assert rows == [("feed-summary", "de", "http-404: HTTP 404 Not Found")]

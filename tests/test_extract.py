@@ -49,13 +49,35 @@ def test_page_keeps_the_article_and_drops_the_boilerplate():
     assert art.source == "page" and art.error is None
 
 
-def test_page_accepts_str_and_reads_language_without_region():
-    html = ARTICLE_PAGE.replace('lang="de-DE"', 'lang="fr"')
+def test_page_accepts_str_and_the_text_outvotes_a_wrong_lang_attribute():
+    html = ARTICLE_PAGE.replace('lang="de-DE"', 'lang="fr"')  # a template's wrong declaration
 
     art = page(html)
 
-    assert art.language == "fr"
+    assert art.language == "de"
     assert BODY[0] in art.text
+
+
+def test_short_page_takes_the_lang_attribute_without_region():
+    html = ('<html lang="fr-FR"><head><title>Brève</title></head><body><article>'
+            "<p>Le pont est fermé.</p></article></body></html>")
+
+    assert page(html).language == "fr"
+
+
+@pytest.mark.parametrize("text,lang", [
+    ("Im russischen Gebiet Kursk gehen die Kämpfe zwischen den Einheiten weiter.", "de"),
+    ("Fighting continued in the Kursk region of Russia on Tuesday, officials said.", "en"),
+    ("Бои в Курской области продолжаются, сообщили в министерстве обороны.", "ru"),
+    ("Бої в Курській області тривають, повідомили у міністерстві оборони.", "uk"),
+    ("Les combats se poursuivent dans la région de Koursk, selon les autorités.", "fr"),
+    ("Walki w obwodzie kurskim trwają, poinformowało ministerstwo obrony.", "pl"),
+])
+def test_page_without_lang_attribute_detects_the_language(text, lang):
+    html = (f"<html><head><title>t</title></head><body><article><p>{text}</p><p>{text}</p>"
+            "</article></body></html>")
+
+    assert page(html).language == lang
 
 
 @pytest.mark.parametrize("html", [

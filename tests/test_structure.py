@@ -18,12 +18,12 @@ ROOT = PKG.parent
 OWNERS = {
     "feedparser": "parse", "trafilatura": "extract", "apprise": "notify",
     "sqlite_utils": "store", "apscheduler": "daemon", "aiohttp": "fetch", "click": "cli",
-    "yaml": "rules", "pydantic": "config", "tomllib": "config",
+    "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
 }
 # a module may import only modules of a strictly lower level
 LEVEL = {
     "__init__": 0, "errors": 0, "models": 0, "text": 0, "schedule": 0,
-    "workers": 1, "config": 1,
+    "workers": 1, "config": 1, "language": 1,
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
     "pipeline": 3, "daemon": 4, "cli": 5,
 }

@@ -1,0 +1,24 @@
+"""A text's language, with py3langid.
+
+Importing this module loads the model (about 1 s and 120 MB), so only worker processes
+import it: the worker pool's forkserver preloads it, and the workers forked from it share
+that one copy of the model. The daemon's own process never imports it; ``extract`` calls it
+from inside the workers.
+"""
+
+from __future__ import annotations
+
+import py3langid
+
+MIN_CHARS = 20  # below this a guess is noise
+
+py3langid.classify("warm-up: load the model at import, in the forkserver")
+
+
+def detect(text: str) -> str | None:
+    """ISO 639-1 code of the text's language, or None for a text too short to tell."""
+    sample = text.strip()[:4000]
+    if len(sample) < MIN_CHARS:
+        return None
+    lang, _score = py3langid.classify(sample)
+    return str(lang)
