@@ -133,7 +133,7 @@ def parse_cmd(sources: tuple[str, ...], as_json: bool) -> None:
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds per page.")
 def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeout: float) -> None:
     """Extract the main text of HTML pages (files or URLs) in the daemon's worker pool."""
-    from . import extract
+    from . import extract, pipeline
     from .fetch import Client
     from .workers import Pool
 
@@ -149,8 +149,14 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
 
     async def one(http: Client, pool: Pool, src: str) -> dict:
         try:
-            body, _, final = await _read(http, src, page=True)
-            a = await pool.run(extract.page, body, url or final or None, timeout=timeout)
+            if src.startswith(("http://", "https://")):
+                # the daemon's own path: fetch, extract, try the AMP/canonical alternate
+                a, error = await pipeline.page_article(http, pool, src, timeout)
+                if a is None:
+                    return {"source": src, "error": error}
+            else:
+                body, _, _ = await _read(http, src, page=True)
+                a = await pool.run(extract.page, body, url, timeout=timeout)
             return {"source": src, "title": a.title, "text": a.text,
                     "language": a.language, "author": a.author, "date": a.date}
         except MonitorError as e:

@@ -17,7 +17,7 @@ py3langid.classify("warm-up: load the model at import, in the forkserver")
 
 def detect(text: str) -> str | None:
     """ISO 639-1 code of the text's language, or None for a text too short to tell."""
-    sample = text.strip()[:4000]
+    sample = text.strip()[:1000]  # ~1 ms; a thousand characters leave no doubt
     if len(sample) < MIN_CHARS:
         return None
     lang, _score = py3langid.classify(sample)

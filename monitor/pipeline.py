@@ -140,28 +140,34 @@ async def _article(ctx: Context, entry: Entry) -> Article:
 
 
 async def _page(ctx: Context, link: str) -> tuple[Article | None, str | None]:
-    """The page's article; when it yields little or nothing, its AMP version (or, for an AMP
-    page, its canonical page) is tried too and the longer text kept."""
-    page, error = await _fetch_extract(ctx, link)
+    return await page_article(ctx.http, ctx.pool, link, ctx.config.extract.timeout)
+
+
+async def page_article(http: Client, pool: Pool, link: str,
+                       timeout: float) -> tuple[Article | None, str | None]:
+    """The article of the page at ``link`` (``monitor extract URL`` prints the same), or None
+    and why not. When the page yields little, its AMP version (or, for an AMP page, its
+    canonical page) is tried too and the longer text kept."""
+    page, error = await _fetch_extract(http, pool, link, timeout)
     if page is None or page.alternate is None or len(page.text) >= SHORT_PAGE:
         return page, error
-    if parse.canonical_url(page.alternate) == link:
+    if parse.canonical_url(page.alternate) == parse.canonical_url(link):
         return page, error
-    other, _ = await _fetch_extract(ctx, page.alternate)
+    other, _ = await _fetch_extract(http, pool, page.alternate, timeout)
     if other is not None and len(other.text) > len(page.text):
         log.info("alternate page used link=%s alternate=%s", link, page.alternate)
         return other, None
     return page, error
 
 
-async def _fetch_extract(ctx: Context, link: str) -> tuple[Article | None, str | None]:
+async def _fetch_extract(http: Client, pool: Pool, link: str,
+                         timeout: float) -> tuple[Article | None, str | None]:
     try:
-        res = await ctx.http.page(link)
+        res = await http.page(link)
         if not extract.is_html(res.content_type):
             error = f"not HTML ({res.content_type.split(';')[0]})"
         else:
-            return await ctx.pool.run(extract.page, res.body, res.url,
-                                      timeout=ctx.config.extract.timeout), None
+            return await pool.run(extract.page, res.body, res.url, timeout=timeout), None
     except (FetchError, ExtractError, WorkerError) as e:
         error = str(e) if isinstance(e, FetchError) else f"extract: {e}"  # FetchError: "kind: …"
     log.info("page not used link=%s reason=%r", link, error)

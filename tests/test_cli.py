@@ -128,6 +128,16 @@ def test_extract_json_lines(tmp_path, feed_server):
     assert set(out[2]) == {"source", "error"}
 
 
+def test_extract_url_follows_the_daemons_path(feed_server):
+    pdf = feed_server.add("/doc.pdf", b"%PDF-1.4 binary", content_type="application/pdf")
+    missing = feed_server.url("/gone.html")
+    res = run_cli("extract", pdf, missing, "--json")
+    assert res.returncode == 0, res.stderr
+    out = [json.loads(x) for x in res.stdout.splitlines()]
+    assert out == [{"source": pdf, "error": "not HTML (application/pdf)"},
+                   {"source": missing, "error": "http-404: HTTP 404 Not Found"}]
+
+
 def test_match_reads_stdin_and_file(tmp_path):
     items = [{"id": "1", "title": "Lage in Kursk", "text": "Nichts weiter."},
              {"id": "2", "title": "Kurskorrektur", "text": "Der Wechselkurs sinkt."}]
