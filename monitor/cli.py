@@ -87,9 +87,10 @@ def once(config_path: str) -> None:
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
-    summary = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-    click.echo(f"feeds={len(outcomes)} {summary} new={sum(o.new for o in outcomes)} "
-               f"alerts={sum(o.alerts for o in outcomes)} sent={sent} failed={failed}")
+    fields = [f"feeds={len(outcomes)}", *(f"{k}={v}" for k, v in sorted(counts.items())),
+              f"new={sum(o.new for o in outcomes)}", f"alerts={sum(o.alerts for o in outcomes)}",
+              f"sent={sent}", f"failed={failed}"]
+    click.echo(" ".join(fields))
 
 
 @cli.command()
