@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 import time
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 
 from .errors import ParseError
-from .models import Entry, FetchResult, ParsedFeed
+from .models import Entry, ParsedFeed
 from .text import html_to_text
 
 # An internal entity referenced thousands of times slips past expat's guard through
@@ -103,13 +105,11 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
 
 
-def feed(result: FetchResult) -> ParsedFeed:
-    """Parse a fetched feed. Raises ParseError when the bytes are not a usable feed."""
-    return parse_bytes(result.body, content_type=result.content_type, url=result.url)
-
-
 def parse_bytes(body: bytes, content_type: str = "", url: str = "") -> ParsedFeed:
-    """Parse feed bytes; ``content_type`` and ``url`` come from the response headers."""
+    """Parse feed bytes (RSS, Atom, JSON Feed); ``content_type`` and ``url`` come from the
+    response headers. Raises ParseError when the bytes are not a usable feed."""
+    if "json" in content_type.lower() or body.lstrip()[:1] == b"{":
+        return _json_feed(body, url)
     body = _defuse(body)
     headers = {"content-location": url} if url else {}
     if content_type:
@@ -143,26 +143,73 @@ def _defuse(body: bytes) -> bytes:
     return body
 
 
+def _json_feed(body: bytes, url: str) -> ParsedFeed:
+    """JSON Feed 1.0 / 1.1 (https://jsonfeed.org/version/1.1), which feedparser does not read."""
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ParseError(f"not valid JSON: {str(e)[:120]}") from None
+    if not (isinstance(doc, dict) and str(doc.get("version", "")).startswith("https://jsonfeed.org/")
+            and isinstance(doc.get("items"), list)):
+        raise ParseError("not a feed (JSON, but not a JSON Feed)", kind="not-a-feed")
+    base = url or str(doc.get("feed_url") or doc.get("home_page_url") or "")
+    entries = []
+    for item in doc["items"]:
+        if not isinstance(item, dict):
+            continue
+        html = item.get("content_html")
+        content = html_to_text(html) if isinstance(html, str) else str(item.get("content_text") or "")
+        link = item.get("url") or item.get("external_url")
+        entry = _make_entry(
+            title=html_to_text(str(item.get("title") or "")),
+            summary=html_to_text(str(item.get("summary") or "")), content=content,
+            link=urljoin(base, link) if isinstance(link, str) else None,
+            guid=str(item["id"]) if item.get("id") not in (None, "") else None,
+            published=_rfc3339(item.get("date_published") or item.get("date_modified")),
+        )
+        if entry is not None:
+            entries.append(entry)
+    title = html_to_text(str(doc.get("title") or "")) or None
+    return ParsedFeed(title=title, entries=tuple(entries), version=str(doc["version"]))
+
+
+def _rfc3339(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _entry(raw: dict) -> Entry | None:
-    title = html_to_text(raw.get("title", ""))
     summary = html_to_text(raw.get("summary", ""))
     content = "\n".join(html_to_text(c.get("value", "")) for c in raw.get("content") or [])
-    if content == summary:
-        content = ""
-    link = raw.get("link") or None
+    return _make_entry(
+        title=html_to_text(raw.get("title", "")), summary=summary,
+        content="" if content == summary else content, link=raw.get("link") or None,
+        guid=(raw.get("id") or "").strip() or None,
+        published=_iso(raw.get("published_parsed") or raw.get("updated_parsed")),
+    )
+
+
+def _make_entry(*, title: str, summary: str, content: str, link: str | None, guid: str | None,
+                published: str | None) -> Entry | None:
+    """Normalise one item: an http(s) link unwrapped and canonical; identity guid, else
+    canonical link, else a hash of the text. None for an item with nothing in it."""
     if link and not link.startswith(("http://", "https://")):
         link = None
     link = canonical_url(unwrap(link)) if link else None
-    guid = (raw.get("id") or "").strip() or None
+    guid = guid.strip() or None if guid else None
     digest = hashlib.sha256(f"{title}\n{summary}\n{content}".encode()).hexdigest()[:32]
     if not (title or summary or content or link):
         return None
     uid = f"guid:{guid}" if guid else f"link:{link}" if link else f"hash:{digest}"
-    return Entry(
-        uid=uid, guid=guid, title=title, link=link, summary=summary, content=content,
-        published=_iso(raw.get("published_parsed") or raw.get("updated_parsed")),
-        content_hash=digest,
-    )
+    return Entry(uid=uid, guid=guid, title=title, link=link, summary=summary, content=content,
+                 published=published, content_hash=digest)
 
 
 def _iso(t: time.struct_time | None) -> str | None:

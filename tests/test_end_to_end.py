@@ -315,3 +315,22 @@ def test_unreachable_page_falls_back_to_the_feed_text_with_its_language(tmp_path
     assert "alerts=2 sent=2" in res.stdout, res.stdout + res.stderr
     rows = db_rows(tmp_path / "monitor.db", "SELECT source, language, error FROM articles")
     assert rows == [("feed-summary", "de", "http-404: HTTP 404 Not Found")]
+
+
+def test_json_feed_is_polled_like_any_other(tmp_path, feed_server, webhook):
+    import json
+
+    _serve_pages(feed_server)
+
+    def serve(items):
+        doc = {"version": "https://jsonfeed.org/version/1.1", "title": "JSON", "items": [
+            {"id": it["guid"], "url": it["link"], "title": it["title"],
+             "summary": it["description"]} for it in items]}
+        return feed_server.add("/feed.json", json.dumps(doc), content_type="application/feed+json")
+
+    cfg = write_config(tmp_path, feeds=[serve(OLD)], channels={"hook": [webhook.apprise_url]})
+    assert "baseline=1" in run_cli("once", "--config", str(cfg)).stdout
+    serve([NEW, *OLD])  # relative links, resolved against the feed's URL
+    res = run_cli("once", "--config", str(cfg))
+    assert "ok=1 new=1 alerts=2 sent=2" in res.stdout, res.stdout + res.stderr
+    assert ("/a/kursk", 200) in feed_server.answers

@@ -3,6 +3,7 @@ canonical URLs, and the hostile or broken inputs a feed server can send."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -371,3 +372,53 @@ def test_feed_entry_links_are_unwrapped_and_canonical():
             "</item></channel></rss>").encode()
     [e] = parse_bytes(body).entries
     assert e.link == target and e.uid == f"link:{target}"
+
+
+# -- JSON Feed ---------------------------------------------------------------------------------
+
+JSON_FEED = {
+    "version": "https://jsonfeed.org/version/1.1",
+    "title": "Lokales &amp; Welt",
+    "home_page_url": "https://json.example/",
+    "feed_url": "https://json.example/feed.json",
+    "items": [
+        {"id": "j-1", "url": "/2026/11/kursk.html?utm_medium=json",
+         "title": "Lage im Gebiet Kursk", "content_html": "<p>Erster <b>Absatz</b>.</p>",
+         "summary": "Kurz gesagt", "date_published": "2026-11-02T10:15:00+01:00"},
+        {"id": 42, "external_url": "https://other.example/b", "content_text": "Nur Text",
+         "date_modified": "2026-11-03T08:00:00Z"},
+        {"content_text": "ohne id und link"},
+        "not an item",
+        {},
+    ],
+}
+
+
+def test_json_feed_items_become_entries():
+    parsed = parse_bytes(json.dumps(JSON_FEED).encode(), "application/feed+json")
+    assert parsed.title == "Lokales & Welt" and parsed.version.endswith("/1.1")
+    first, second, third = parsed.entries
+    assert first.uid == "guid:j-1" and first.link == "https://json.example/2026/11/kursk.html"
+    assert (first.title, first.summary, first.content) == ("Lage im Gebiet Kursk", "Kurz gesagt",
+                                                           "Erster Absatz.")
+    assert first.published == "2026-11-02T09:15:00Z"
+    assert second.uid == "guid:42" and second.link == "https://other.example/b"
+    assert second.content == "Nur Text" and second.published == "2026-11-03T08:00:00Z"
+    assert third.uid.startswith("hash:") and third.link is None
+
+
+def test_json_feed_is_recognised_without_a_json_content_type():
+    parsed = parse_bytes(b"  \n" + json.dumps(JSON_FEED).encode(), "text/plain")
+    assert len(parsed.entries) == 3
+
+
+@pytest.mark.parametrize("body,kind", [
+    (b'{"version": "https://jsonfeed.org/version/1", "items": "no"}', "not-a-feed"),
+    (b'{"title": "just json", "items": []}', "not-a-feed"),
+    (b'{"version": "https://jsonfeed.org/version/1", "items": [', "parse-error"),
+    (b"[" * 100_000 + b"]" * 100_000, "parse-error"),
+])
+def test_broken_json_feeds_are_parse_errors(body, kind):
+    with pytest.raises(ParseError) as err:
+        parse_bytes(body, "application/json")
+    assert err.value.kind == kind
