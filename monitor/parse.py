@@ -108,7 +108,7 @@ def canonical_url(url: str) -> str:
 def parse_bytes(body: bytes, content_type: str = "", url: str = "") -> ParsedFeed:
     """Parse feed bytes (RSS, Atom, JSON Feed); ``content_type`` and ``url`` come from the
     response headers. Raises ParseError when the bytes are not a usable feed."""
-    if "json" in content_type.lower() or body.lstrip()[:1] == b"{":
+    if "json" in content_type.lower() or body[:256].lstrip()[:1] == b"{":
         return _json_feed(body, url)
     body = _defuse(body)
     headers = {"content-location": url} if url else {}
