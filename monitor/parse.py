@@ -203,7 +203,7 @@ def _make_entry(*, title: str, summary: str, content: str, link: str | None, gui
     if link and not link.startswith(("http://", "https://")):
         link = None
     link = canonical_url(unwrap(link)) if link else None
-    guid = guid.strip() or None if guid else None
+    guid = (guid.strip() or None) if guid else None
     digest = hashlib.sha256(f"{title}\n{summary}\n{content}".encode()).hexdigest()[:32]
     if not (title or summary or content or link):
         return None

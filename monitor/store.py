@@ -218,10 +218,15 @@ class Store:
 
     # -- entries --------------------------------------------------------------------------
     def unseen(self, feed: Feed, entries: Sequence[Entry]) -> list[Entry]:
-        """The entries this feed has not stored yet, in feed order, without duplicates."""
-        known = {
-            r["uid"] for r in self._rows("SELECT uid FROM entries WHERE feed_id = ?", [feed.id])
-        }
+        """The entries this feed has not stored yet, in feed order, without duplicates. Only
+        this batch's uids are looked up (the UNIQUE index serves it), not the feed's history."""
+        uids = list(dict.fromkeys(e.uid for e in entries))
+        known: set[str] = set()
+        for i in range(0, len(uids), 500):  # well under SQLite's bound-parameter limit
+            chunk = uids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(r["uid"] for r in self._rows(
+                f"SELECT uid FROM entries WHERE feed_id = ? AND uid IN ({marks})", [feed.id, *chunk]))
         out, seen = [], set()
         for e in entries:
             if e.uid not in known and e.uid not in seen:
