@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -34,7 +35,8 @@ class WorkerError(MonitorError):
 
 
 def _serve(conn: Connection, max_tasks: int) -> None:
-    """Worker main loop: receive (fn, args), send (ok, value); exit after max_tasks."""
+    """Worker main loop: receive (fn, args), send (ok, value, cpu seconds so far); exit after
+    max_tasks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for _ in range(max_tasks):
@@ -43,13 +45,14 @@ def _serve(conn: Connection, max_tasks: int) -> None:
         except (EOFError, OSError):
             return
         try:
-            reply: tuple[bool, Any] = (True, fn(*args))
+            reply: tuple[bool, Any, float] = (True, fn(*args), 0.0)
         except Exception as e:  # sent back to the caller, which re-raises it
-            reply = (False, e)
+            reply = (False, e, 0.0)
         try:
-            conn.send(reply)
+            conn.send((*reply[:2], time.process_time()))
         except Exception as e:  # e.g. an unpicklable result or exception
-            conn.send((False, WorkerError(f"cannot return the result: {type(e).__name__}: {e}")))
+            conn.send((False, WorkerError(f"cannot return the result: {type(e).__name__}: {e}"),
+                       time.process_time()))
     conn.close()
 
 
@@ -61,6 +64,7 @@ class _Worker:
         self.proc.start()
         child.close()
         self.tasks = 0
+        self.cpu = 0.0  # the worker's CPU seconds as of its last reply
 
     def kill(self) -> None:
         self.conn.close()
@@ -82,6 +86,7 @@ class Pool:
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.restarts = 0  # workers killed for a timeout or found dead
+        self._retired_cpu = 0.0  # CPU seconds of workers gone (recycled or killed)
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
         """Run ``fn(*args)`` in a worker; raise WorkerError after ``timeout`` seconds or if
@@ -115,7 +120,8 @@ class Pool:
         try:
             worker.conn.send((fn, args))
             await asyncio.wait_for(ready, timeout)
-            return worker.conn.recv()
+            ok, value, worker.cpu = worker.conn.recv()
+            return ok, value
         except TimeoutError:
             raise WorkerError(f"{name} ran over the time limit of {timeout:g}s") from None
         except (EOFError, OSError):
@@ -132,7 +138,7 @@ class Pool:
                 return worker
             log.warning("idle worker found dead pid=%s exit=%s", worker.proc.pid, worker.proc.exitcode)
             self.restarts += 1
-            self._all.discard(worker)
+            self._retire(worker)
             worker.kill()
         return self._spawn()
 
@@ -149,11 +155,22 @@ class Pool:
         if not healthy:
             self.restarts += 1
             log.warning("worker replaced pid=%s tasks=%d", worker.proc.pid, worker.tasks)
-        self._all.discard(worker)
+        self._retire(worker)
         worker.kill()  # a recycled worker has already exited; this only reaps it
+
+    def _retire(self, worker: _Worker) -> None:
+        if worker in self._all:
+            self._all.discard(worker)
+            self._retired_cpu += worker.cpu
+
+    def cpu_time(self) -> float:
+        """CPU seconds used by this pool's workers, living and gone, as of their last reply
+        (the work of a task killed for its time limit is not counted)."""
+        return self._retired_cpu + sum(w.cpu for w in self._all)
 
     def close(self) -> None:
         for worker in list(self._all):
+            self._retire(worker)
             worker.kill()
         self._all.clear()
         self._idle.clear()

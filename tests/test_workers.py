@@ -203,3 +203,15 @@ def test_close_stops_every_worker():
     pids = run(pool, go) - {None}
 
     assert pids and all(gone(p) for p in pids)
+
+
+def test_cpu_time_counts_living_and_recycled_workers():
+    async def go(pool):
+        before = pool.cpu_time()
+        for _ in range(3):  # max_tasks=2: the first worker is recycled after two tasks
+            await pool.run(tasks.spin, 0.2, timeout=10)
+        return before, pool.cpu_time(), pool.restarts
+
+    before, after, restarts = run(Pool(size=1, max_tasks=2), go)
+    assert before == 0.0 and restarts == 0
+    assert 0.6 <= after < 3.0  # three 0.2 s spins, plus each worker's start-up

@@ -35,3 +35,12 @@ def make_lock() -> object:
 
 def where() -> str:
     return __file__
+
+
+def spin(seconds: float) -> float:
+    """Burn CPU (not sleep) for about ``seconds``."""
+    end = time.process_time() + seconds
+    n = 0
+    while time.process_time() < end:
+        n += 1
+    return seconds
