@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -40,10 +40,23 @@ class MonitorSection(_Section):
 
 
 class PollSection(_Section):
-    interval: Seconds = Field(900, description="default seconds between polls of a feed")
+    interval: Seconds = Field(900, description="seconds between polls of a feed until its cadence is learned")
+    adaptive: bool = Field(True, description="learn each feed's publishing cadence and poll at half of it")
+    min_interval: Seconds = Field(300, description="adaptive polling never polls a feed more often")
+    max_interval: Seconds = Field(3600, description="adaptive polling never waits longer between polls")
+    max_hint: Seconds = Field(21600, description="longest wait a server may ask for (ttl, max-age, Expires)")
     max_backoff: Seconds = Field(21600, description="longest wait after repeated errors")
     concurrency: int = Field(10, ge=1, description="feeds polled at once")
-    per_host: int = Field(2, ge=1, description="connections at once to one host")
+    per_host: int = Field(2, ge=1, description="feeds of one host polled at once")
+    silent_after: float = Field(10, gt=1, description="a feed is silent after this many times its cadence")
+    silent_min: Seconds = Field(43200, description="... and at least this long without news")
+    failing_alert_after: Seconds = Field(21600, description="ops alert when a feed fails for this long")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> PollSection:
+        if self.min_interval > self.max_interval:
+            raise ValueError(f"min_interval ({self.min_interval:g}) is above max_interval ({self.max_interval:g})")
+        return self
 
 
 class FetchSection(_Section):
@@ -66,6 +79,9 @@ class NotifySection(_Section):
     retry: Seconds = Field(60, description="first retry delay for a failed alert")
     max_retry: Seconds = Field(3600, description="longest retry delay")
     timeout: Seconds = Field(30, description="seconds one delivery may take")
+    ops_channels: list[str] = Field(
+        default_factory=list, description="channels for ops alerts (feed failing, recovered, gone)"
+    )
 
 
 class ChannelSection(_Section):
@@ -77,6 +93,7 @@ class FeedSection(_Section):
     url: str
     title: str = ""
     interval: Seconds | None = None
+    tags: list[str] = Field(default_factory=list)
 
     @field_validator("url")
     @classmethod
@@ -174,12 +191,13 @@ def load(path: str | os.PathLike[str]) -> Config:
     for name, ch in cfg.channels.items():
         ch.urls = [_expand(u, f"channels.{name}.urls", p) for u in ch.urls]
         ch.tag = ch.tag or name
-    for name in cfg.notify.default_channels:
-        if name not in cfg.channels:
-            raise ConfigError(
-                f"{p}: notify.default_channels: no channel named {name!r} "
-                f"(defined: {', '.join(cfg.channels) or 'none'})"
-            )
+    for key in ("default_channels", "ops_channels"):
+        for name in getattr(cfg.notify, key):
+            if name not in cfg.channels:
+                raise ConfigError(
+                    f"{p}: notify.{key}: no channel named {name!r} "
+                    f"(defined: {', '.join(cfg.channels) or 'none'})"
+                )
     seen: set[str] = set()
     for i, feed in enumerate(cfg.feeds):
         if feed.url in seen:

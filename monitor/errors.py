@@ -32,18 +32,23 @@ class RuleError(MonitorError):
 
 
 class FetchError(MonitorError):
-    """``kind`` is a short class (dns, connect, timeout, tls, http-404, too-large, ...)."""
+    """``kind`` is a short class (dns, connect, timeout, tls, http-404, too-large, ...).
+    ``retry_after``: seconds the server asked us to wait (429/503 Retry-After), if any."""
 
-    def __init__(self, url: str, kind: str, detail: str = ""):
-        self.url, self.kind, self.detail = url, kind, detail
+    def __init__(self, url: str, kind: str, detail: str = "", *, retry_after: float | None = None):
+        self.url, self.kind, self.detail, self.retry_after = url, kind, detail, retry_after
         super().__init__(f"{kind}: {detail}" if detail else kind)
 
 
 class NotModified(FetchError):
-    """The server said 304, or sent the same body as last time."""
+    """The server said 304, or sent the same body as last time. ``moved``: the new URL when
+    the request went through permanent redirects only (301/308), else None."""
 
-    def __init__(self, url: str, detail: str = "304"):
+    def __init__(self, url: str, detail: str = "304", *, moved: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(url, "not-modified", detail)
+        self.moved = moved
+        self.headers = headers or {}
 
 
 class ParseError(MonitorError):

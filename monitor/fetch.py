@@ -6,6 +6,7 @@ http-NNN, too-large, ...) so that the feed's health says what went wrong.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import socket
 import ssl
@@ -71,7 +72,7 @@ class Client:
             headers["If-Modified-Since"] = feed.last_modified
         result = await self.get(feed.url, headers)
         if feed.body_hash and body_hash(result.body) == feed.body_hash:
-            raise NotModified(feed.url, "same body")
+            raise NotModified(feed.url, "same body", moved=result.moved, headers=result.headers)
         return result
 
     async def page(self, url: str) -> FetchResult:
@@ -84,16 +85,19 @@ class Client:
         try:
             async with self._session.get(url, headers=headers or {}, allow_redirects=True,
                                          max_redirects=10) as resp:
+                moved = _moved(resp)
                 if resp.status == 304:
-                    raise NotModified(url)
+                    raise NotModified(url, moved=moved,
+                                      headers={k.lower(): v for k, v in resp.headers.items()})
                 if resp.status >= 400:
                     kind = "http-5xx" if resp.status >= 500 else f"http-{resp.status}"
-                    raise FetchError(url, kind, f"HTTP {resp.status} {resp.reason or ''}".strip())
+                    raise FetchError(url, kind, f"HTTP {resp.status} {resp.reason or ''}".strip(),
+                                     retry_after=_retry_after(resp.headers.get("Retry-After")))
                 body = await _read_capped(resp, url, self.limits.max_bytes)
                 return FetchResult(
                     url=str(resp.url), status=resp.status,
                     headers={k.lower(): v for k, v in resp.headers.items()},
-                    body=body, elapsed_ms=int((time.monotonic() - started) * 1000),
+                    body=body, elapsed_ms=int((time.monotonic() - started) * 1000), moved=moved,
                 )
         except FetchError:
             raise
@@ -129,6 +133,30 @@ async def _read_capped(resp: aiohttp.ClientResponse, url: str, cap: int) -> byte
             raise FetchError(url, "too-large", f"body over {cap} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _moved(resp: aiohttp.ClientResponse) -> str | None:
+    """The final URL if the request was redirected by permanent redirects (301/308) only:
+    a 302/307 anywhere in the chain means the old URL stays the feed's address."""
+    if not resp.history or any(r.status not in (301, 308) for r in resp.history):
+        return None
+    return str(resp.url)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def body_hash(body: bytes) -> str:

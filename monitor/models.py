@@ -4,6 +4,7 @@ each stage normalises into these at its boundary."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -16,9 +17,21 @@ class Feed:
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
-    interval: float = 900
+    interval: float = 900  # configured, else the default
     error_count: int = 0
     baselined: bool = False
+    source_url: str = ""  # as configured or added; ``url`` follows permanent redirects
+    tags: tuple[str, ...] = ()
+    pinned: bool = False  # its interval was set explicitly: no adaptive cadence
+    cadence: float | None = None  # learned seconds between new entries
+    last_new_at: float | None = None
+    failing_since: float | None = None
+    gone: bool = False  # answered 410
+    alerted_failing: bool = False  # an ops alert went out for the current failure streak
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.url).hostname or "").lower()
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,8 @@ class FetchResult:
     def content_type(self) -> str:
         return self.headers.get("content-type", "")
 
+    moved: str | None = None  # the new URL when every redirect was permanent (301/308)
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -61,6 +76,7 @@ class ParsedFeed:
     title: str | None
     entries: tuple[Entry, ...]
     version: str = ""
+    ttl: float | None = None  # seconds the feed asks to be cached (RSS <ttl>), if it says
 
 
 @dataclass(frozen=True)

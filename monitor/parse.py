@@ -124,7 +124,16 @@ def parse_bytes(body: bytes, content_type: str = "", url: str = "") -> ParsedFee
         raise ParseError(f"not a feed ({why})" if why else "not a feed", kind="not-a-feed")
     entries = tuple(e for e in (_entry(raw) for raw in d.entries) if e is not None)
     title = html_to_text(d.feed.get("title", "")) or None
-    return ParsedFeed(title=title, entries=entries, version=d.get("version", ""))
+    return ParsedFeed(title=title, entries=entries, version=d.get("version", ""), ttl=_ttl(d.feed.get("ttl")))
+
+
+def _ttl(value: object) -> float | None:
+    """RSS <ttl>: minutes the feed may be cached; None when absent, not a number or not > 0."""
+    try:
+        minutes = float(str(value).strip())
+    except ValueError:
+        return None
+    return minutes * 60 if 0 < minutes < 1e7 else None
 
 
 def _defuse(body: bytes) -> bytes:

@@ -1,11 +1,27 @@
-"""When to poll a feed next and when to retry an alert. Pure functions of their inputs (the
-random source is a parameter), so tests can pin them."""
+"""When to poll a feed next, how healthy it is, and when to retry an alert. Pure functions of
+their inputs (the clock and the random source are parameters), so tests can pin them.
+
+A feed's next poll (``next_poll``):
+1. its interval: the configured one when pinned, else half its learned cadence (how often it
+   publishes) clamped to [min_interval, max_interval], else the default interval;
+2. +-10 % jitter, so feeds added together drift apart instead of polling in lock-step;
+3. never sooner than the server allows: RSS <ttl>, Cache-Control max-age, Expires (each
+   capped at ``max_hint``, so a misconfigured "max-age one year" cannot silence a feed).
+Errors back off exponentially from the interval up to a cap, never below a Retry-After, and
+polling never stops for good.
+"""
 
 from __future__ import annotations
 
+import email.utils
 import random
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
-JITTER = 0.1  # +-10 %: feeds added together drift apart instead of polling in lock-step
+JITTER = 0.1  # +-10 %
+CADENCE_SAMPLE = 50  # newest dated entries used to learn a cadence
+EWMA = 0.3  # weight of the newest observation when no dates are available
 
 
 def _jitter(seconds: float, rng: random.Random | None) -> float:
@@ -13,15 +29,34 @@ def _jitter(seconds: float, rng: random.Random | None) -> float:
     return seconds * r.uniform(1 - JITTER, 1 + JITTER)
 
 
+def interval_for(interval: float, *, pinned: bool, cadence: float | None, adaptive: bool,
+                 floor: float, ceiling: float) -> float:
+    """Seconds between polls before jitter and hints."""
+    if pinned or not adaptive or cadence is None:
+        return interval
+    return min(ceiling, max(floor, cadence / 2))
+
+
+def next_poll(now: float, interval: float, *, hint: float | None = None, max_hint: float = 21600,
+              rng: random.Random | None = None) -> float:
+    wait = _jitter(interval, rng)
+    if hint is not None:
+        wait = max(wait, min(hint, max_hint))
+    return now + wait
+
+
 def after_success(now: float, interval: float, rng: random.Random | None = None) -> float:
-    return now + _jitter(interval, rng)
+    return next_poll(now, interval, rng=rng)
 
 
-def after_error(now: float, interval: float, errors: int, cap: float,
-                rng: random.Random | None = None) -> float:
-    """Exponential backoff: one interval after the first error, doubling up to ``cap``;
-    polling never stops for good."""
-    return now + _jitter(_backoff(interval, errors, cap), rng)
+def after_error(now: float, interval: float, errors: int, cap: float, rng: random.Random | None = None,
+                retry_after: float | None = None) -> float:
+    """Exponential backoff: one interval after the first error, doubling up to ``cap``; never
+    sooner than the server's Retry-After (itself capped); polling never stops for good."""
+    wait = _jitter(_backoff(interval, errors, cap), rng)
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, cap))
+    return now + wait
 
 
 def retry_alert(now: float, attempts: int, first: float, cap: float,
@@ -34,3 +69,82 @@ def _backoff(base: float, failures: int, cap: float) -> float:
     """base * 2**(failures-1), capped. The exponent is bounded first: a float power of two
     overflows past 2**1023, i.e. after some weeks of hourly failures."""
     return min(cap, base * 2.0 ** min(max(0, failures - 1), 60))
+
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.I)
+
+
+def server_hint(headers: Mapping[str, str], ttl: float | None, now: float) -> float | None:
+    """Seconds the server asks us to wait before polling again: the largest of the feed's
+    <ttl> (already in seconds), Cache-Control max-age and Expires (against the response's own
+    Date, so clock skew does not matter). None when it says nothing usable."""
+    hints = [ttl] if ttl is not None else []
+    cc = headers.get("cache-control", "")
+    if not re.search(r"no-store|no-cache", cc, re.I):
+        m = _MAX_AGE.search(cc)
+        if m:
+            hints.append(float(m.group(1)))
+        elif "expires" in headers:
+            expires = _http_date(headers["expires"])
+            base = _http_date(headers.get("date", "")) or now
+            if expires is not None:
+                hints.append(max(0.0, expires - base))
+    return max(hints) if hints else None
+
+
+def _http_date(value: str) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
+
+
+def _timestamp(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
+
+
+def learn_cadence(published: Sequence[str | None], *, previous: float | None, last_new_at: float | None,
+                  new: int, now: float) -> float | None:
+    """Seconds between a feed's entries. From the entries' own dates when at least three are
+    dated (their span over their count: bursts and quiet nights average out); otherwise from
+    what the polls saw (time since news was last seen over the count of new entries, smoothed)."""
+    times = sorted(t for t in map(_timestamp, published) if t is not None and t <= now + 3600)
+    times = times[-CADENCE_SAMPLE:]
+    if len(times) >= 3 and times[-1] > times[0]:
+        return (times[-1] - times[0]) / (len(times) - 1)
+    if new <= 0 or last_new_at is None or now <= last_new_at:
+        return previous
+    seen = (now - last_new_at) / new
+    return seen if previous is None else EWMA * seen + (1 - EWMA) * previous
+
+
+def newest(published: Sequence[str | None], now: float) -> float | None:
+    """The newest entry date that is not in the future."""
+    times = [t for t in map(_timestamp, published) if t is not None and t <= now + 3600]
+    return min(max(times), now) if times else None
+
+
+def status(*, active: bool = True, gone: bool = False, error_count: int = 0, baselined: bool = True,
+           cadence: float | None = None, last_new_at: float | None = None, now: float,
+           silent_after: float = 10, silent_min: float = 43200) -> str:
+    """A feed's health: gone (HTTP 410), failing (its last poll failed), silent (it normally
+    publishes, and nothing new came for ``silent_after`` times its cadence, at least
+    ``silent_min`` seconds), new (never polled successfully), ok; inactive when removed."""
+    if not active:
+        return "inactive"
+    if gone:
+        return "gone"
+    if error_count:
+        return "failing"
+    if not baselined:
+        return "new"
+    if cadence and last_new_at and now - last_new_at > max(silent_after * cadence, silent_min):
+        return "silent"
+    return "ok"

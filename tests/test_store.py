@@ -66,11 +66,9 @@ def match(rule_id: str, channels: tuple = ("mail",), title: str | None = None) -
 
 def record(store: Store, feed: Feed, items, *, now: float = 1000.0, baseline: bool = False,
            validators: dict | None = None, feed_title: str | None = None) -> int:
-    return store.record(
-        feed, now=now, next_at=now + 900,
-        validators=validators or {"etag": None, "last_modified": None, "body_hash": None},
-        feed_title=feed_title, new=items, baseline=baseline,
-    )
+    state = {"last_ok_at": now, "last_status": "ok", "error_count": 0, "next_check_at": now + 900,
+             "baselined_at": now, **(validators or {"etag": None, "last_modified": None, "body_hash": None})}
+    return store.record(feed, now=now, state=state, feed_title=feed_title, new=items, baseline=baseline)
 
 
 def by_url(store: Store) -> dict[str, Feed]:

@@ -1,0 +1,73 @@
+"""The only SQL in the project: schema migrations, feed schedule state, entries, articles,
+matches and the alert outbox, on SQLite through sqlite-utils.
+
+One writer connection (the daemon's); readers such as ``monitor feeds`` open their own.
+WAL lets them read while the daemon writes. Write transactions use ``BEGIN IMMEDIATE``:
+with a deferred BEGIN a second connection fails at once with "database is locked" instead
+of waiting for the busy timeout (see LIBRARY-NOTES).
+
+The queries are grouped by what they serve: ``feeds.py`` (registration, schedule, health),
+``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from .base import StoreError
+from .entries import EntryQueries
+from .feeds import FeedQueries, FeedSpec, Notice
+from .outbox import OutboxQueries
+from .schema import MIGRATIONS, statements
+
+__all__ = ["MIGRATIONS", "FeedSpec", "Notice", "Store", "StoreError"]
+
+
+class Store(EntryQueries, FeedQueries, OutboxQueries):
+    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+            conn = sqlite3.connect(
+                str(self.path), timeout=busy_timeout, isolation_level=None,
+                check_same_thread=False,
+            )
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(f"{self.path}: cannot open database: {e}") from None
+        self.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- schema ---------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        current = self.version
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path}: schema version {current} is newer than this program "
+                f"({len(MIGRATIONS)}); upgrade rss-monitor"
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            step = MIGRATIONS[version - 1]
+            with self.transaction():
+                if isinstance(step, str):
+                    for stmt in statements(step):
+                        self.db.execute(stmt)
+                else:
+                    step(self.db.conn)
+                self.db.execute(f"PRAGMA user_version = {version}")
+
+    def count(self, table: str) -> int:
+        return self.db[table].count

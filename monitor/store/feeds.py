@@ -1,0 +1,201 @@
+"""Feeds: registration (config, command line, OPML), schedule state and health.
+
+A feed has two addresses: ``source_url``, as configured or added, by which the config finds
+its row again; and ``url``, which follows permanent redirects (301/308). Removing a feed
+deactivates it: its entries stay as tombstones, so adding it back alerts only on news.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from ..models import Feed
+from .base import Queries
+from .schema import host_of
+
+log = logging.getLogger(__name__)
+
+# Columns a poll may set (``save_poll``): the whitelist keeps the generated SQL safe.
+POLL_COLUMNS = frozenset({
+    "last_polled_at", "last_ok_at", "last_status", "last_error_kind", "last_error", "error_count",
+    "next_check_at", "etag", "last_modified", "body_hash", "cadence_s", "last_new_at",
+    "failing_since", "gone_at", "alerted_failing", "baselined_at",
+})
+
+
+class FeedSpec(NamedTuple):
+    url: str
+    title: str | None = None
+    interval: float | None = None
+    tags: tuple[str, ...] = ()
+
+
+class Notice(NamedTuple):
+    """An ops message about a feed (failing, recovered, gone) for one channel."""
+
+    kind: str
+    channel: str
+    title: str
+    body: str
+
+
+class FeedQueries(Queries):
+    def sync_feeds(self, feeds: Sequence[Sequence[Any]], now: float) -> None:
+        """Make the config's feeds (url, title, interval[, tags]) active; deactivate config
+        feeds that left the config. Schedule state of kept feeds is untouched."""
+        specs = [FeedSpec(*f) for f in feeds]
+        with self.transaction():
+            for spec in specs:
+                self._upsert(spec, "config", now)
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS config_urls (url TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM config_urls")
+            self.db.conn.executemany("INSERT OR IGNORE INTO config_urls VALUES (?)",
+                                     [(s.url,) for s in specs])
+            self.db.execute(
+                "UPDATE feeds SET active = 0 WHERE origin = 'config' "
+                "AND source_url NOT IN (SELECT url FROM config_urls)")
+
+    def add_feeds(self, feeds: Sequence[Sequence[Any]], now: float) -> tuple[int, int]:
+        """Register feeds from the command line or an OPML file, in one transaction. A feed
+        already known (by its address or the one it moved to) is left as it is, except that a
+        removed one comes back. Returns (added, already known)."""
+        added = known = 0
+        with self.transaction():
+            for f in feeds:
+                if self._upsert(FeedSpec(*f), "cli", now):
+                    added += 1
+                else:
+                    known += 1
+        return added, known
+
+    def _upsert(self, spec: FeedSpec, origin: str, now: float) -> bool:
+        """Insert a feed or refresh the known one; True if it was new (or had been removed)."""
+        rows = self._rows("SELECT id, origin, active, tags FROM feeds WHERE source_url = ? OR url = ? "
+                          "ORDER BY source_url = ? DESC LIMIT 1", [spec.url, spec.url, spec.url])
+        tags = json.dumps(list(spec.tags), ensure_ascii=False)
+        if not rows:
+            self.db.execute(
+                "INSERT INTO feeds (url, source_url, host, title, interval_s, tags, origin, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (spec.url, spec.url, host_of(spec.url), spec.title or None, spec.interval, tags, origin, now))
+            return True
+        row = rows[0]
+        revived = row["origin"] == "removed" or not row["active"]
+        if origin == "config":  # the config is the truth for its own feeds
+            self.db.execute(
+                "UPDATE feeds SET active = 1, origin = 'config', interval_s = ?, tags = ?, "
+                "title = COALESCE(?, title) WHERE id = ?",
+                (spec.interval, tags, spec.title or None, row["id"]))
+        elif revived:
+            self.db.execute(
+                "UPDATE feeds SET active = 1, origin = 'cli', interval_s = COALESCE(?, interval_s), "
+                "tags = ?, title = COALESCE(?, title), next_check_at = 0 WHERE id = ?",
+                (spec.interval, tags, spec.title or None, row["id"]))
+        return revived and origin == "cli"
+
+    def remove_feed(self, url: str) -> str:
+        """Deactivate a feed added from the command line: 'removed', 'config' (refused: it is
+        in the config file) or 'unknown'."""
+        rows = self._rows("SELECT id, origin FROM feeds WHERE (source_url = ? OR url = ?) AND active = 1",
+                          [url, url])
+        if not rows:
+            return "unknown"
+        if rows[0]["origin"] == "config":
+            return "config"
+        self.db.execute("UPDATE feeds SET active = 0, origin = 'removed' WHERE id = ?", [rows[0]["id"]])
+        return "removed"
+
+    def feeds(self, *, due_at: float | None = None, default_interval: float = 900,
+              limit: int | None = None, after_id: int | None = None) -> list[Feed]:
+        """Active feeds: soonest due first (only those due at ``due_at`` when given), or in id
+        order after ``after_id`` (paging through all of them)."""
+        sql = "SELECT * FROM feeds WHERE active = 1"
+        params: list[Any] = []
+        if due_at is not None:
+            sql += " AND next_check_at <= ?"
+            params.append(due_at)
+        if after_id is not None:
+            sql += " AND id > ? ORDER BY id"
+            params.append(after_id)
+        else:
+            sql += " ORDER BY next_check_at, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [feed_of(r, default_interval) for r in self._rows(sql, params)]
+
+    def active_feeds(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM feeds WHERE active = 1").fetchone()[0])
+
+    def feed_table(self) -> list[dict]:
+        """Rows for ``monitor feeds``: every feed with its health and schedule."""
+        return self._rows(
+            "SELECT f.*, (SELECT COUNT(*) FROM entries e WHERE e.feed_id = f.id) AS entries "
+            "FROM feeds f ORDER BY f.active DESC, f.id"
+        )
+
+    def save_poll(self, feed: Feed, changes: Mapping[str, Any], *, notices: Sequence[Notice] = (),
+                  moved: str | None = None, now: float = 0.0) -> None:
+        """Store a poll's effect on its feed (and the ops notices it raised) in one transaction."""
+        with self.transaction():
+            self._save_poll(feed, changes, notices, moved, now)
+
+    def _save_poll(self, feed: Feed, changes: Mapping[str, Any], notices: Sequence[Notice],
+                   moved: str | None, now: float) -> None:
+        bad = set(changes) - POLL_COLUMNS
+        if bad:
+            raise ValueError(f"not a poll column: {sorted(bad)}")
+        if changes:
+            cols = ", ".join(f"{k} = ?" for k in changes)
+            self.db.execute(f"UPDATE feeds SET {cols} WHERE id = ?", [*changes.values(), feed.id])
+        if moved and moved != feed.url:
+            self._move(feed, moved)
+        for n in notices:
+            self.db.execute(
+                "INSERT INTO notices (kind, feed_id, channel, title, body, created_at, next_attempt_at) "
+                "VALUES (?,?,?,?,?,?,?)", (n.kind, feed.id, n.channel, n.title, n.body, now, now))
+
+    def _move(self, feed: Feed, new_url: str) -> None:
+        taken = self._rows("SELECT id FROM feeds WHERE url = ? AND id != ?", [new_url, feed.id])
+        if taken:
+            log.warning("feed moved permanently to a feed already registered; keeping its address "
+                        "feed=%s to=%s", feed.url, new_url)
+            return
+        self.db.execute("UPDATE feeds SET url = ?, host = ?, moved_from = ? WHERE id = ?",
+                        (new_url, host_of(new_url), feed.url, feed.id))
+        log.warning("feed moved permanently (301/308); address updated feed=%s to=%s", feed.url, new_url)
+
+    def poll_failed(self, feed: Feed, kind: str, message: str, now: float, next_at: float) -> None:
+        self.save_poll(feed, {"last_polled_at": now, "last_status": "error", "last_error_kind": kind,
+                              "last_error": message[:500], "error_count": feed.error_count + 1,
+                              "next_check_at": next_at,
+                              "failing_since": feed.failing_since or now})
+
+    def poll_unchanged(self, feed: Feed, now: float, next_at: float) -> None:
+        self.save_poll(feed, {"last_polled_at": now, "last_ok_at": now, "last_status": "not-modified",
+                              "last_error_kind": None, "last_error": None, "error_count": 0,
+                              "next_check_at": next_at, "failing_since": None})
+
+    def throttle_host(self, host: str, until: float, spread: float) -> int:
+        """Push every active feed of ``host`` to ``until`` or later, spread over ``spread``
+        seconds so they do not all return at once. Returns the number of feeds delayed."""
+        cur = self.db.execute(
+            "UPDATE feeds SET next_check_at = ? + (abs(random()) % 1000) * ? / 1000.0 "
+            "WHERE host = ? AND active = 1 AND next_check_at < ?",
+            (until, max(0.0, spread), host, until))
+        return cur.rowcount
+
+
+def feed_of(r: Mapping[str, Any], default_interval: float) -> Feed:
+    return Feed(
+        id=r["id"], url=r["url"], title=r["title"], etag=r["etag"],
+        last_modified=r["last_modified"], body_hash=r["body_hash"],
+        interval=float(r["interval_s"] or default_interval), error_count=r["error_count"],
+        baselined=r["baselined_at"] is not None, source_url=r["source_url"] or r["url"],
+        tags=tuple(json.loads(r["tags"] or "[]")), pinned=r["interval_s"] is not None,
+        cadence=r["cadence_s"], last_new_at=r["last_new_at"], failing_since=r["failing_since"],
+        gone=r["gone_at"] is not None, alerted_failing=bool(r["alerted_failing"]),
+    )

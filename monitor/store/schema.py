@@ -1,0 +1,138 @@
+"""The schema as a list of migrations: index i+1 is schema version i+1 (PRAGMA user_version).
+Never edit a released migration; append a new one. A migration is SQL (statements separated
+by ";") or a function of the connection, for data that SQL alone cannot compute."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
+    """
+    CREATE TABLE feeds (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        title TEXT,
+        origin TEXT NOT NULL DEFAULT 'config',     -- config | cli
+        active INTEGER NOT NULL DEFAULT 1,
+        interval_s REAL,                            -- NULL: the configured default
+        etag TEXT,
+        last_modified TEXT,
+        body_hash TEXT,
+        next_check_at REAL NOT NULL DEFAULT 0,
+        last_polled_at REAL,
+        last_ok_at REAL,
+        last_status TEXT,                           -- ok | not-modified | error
+        last_error_kind TEXT,
+        last_error TEXT,
+        error_count INTEGER NOT NULL DEFAULT 0,
+        baselined_at REAL,                          -- first successful parse
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX feeds_due ON feeds(active, next_check_at);
+    CREATE TABLE entries (
+        id INTEGER PRIMARY KEY,
+        feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        uid TEXT NOT NULL,
+        guid TEXT,
+        link TEXT,
+        title TEXT,
+        summary TEXT,
+        published TEXT,
+        content_hash TEXT,
+        baseline INTEGER NOT NULL DEFAULT 0,        -- seen on the feed's first poll: no alert
+        first_seen_at REAL NOT NULL,
+        UNIQUE (feed_id, uid)
+    );
+    CREATE TABLE articles (
+        entry_id INTEGER PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
+        url TEXT,
+        title TEXT,
+        text TEXT,
+        language TEXT,
+        author TEXT,
+        date TEXT,
+        source TEXT NOT NULL,                       -- page | feed-content | feed-summary
+        error TEXT,                                 -- why the page was not used
+        extracted_at REAL NOT NULL
+    );
+    CREATE TABLE matches (
+        id INTEGER PRIMARY KEY,
+        entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+        rule_id TEXT NOT NULL,
+        rule_title TEXT,
+        story TEXT NOT NULL,                        -- canonical link, else entry identity
+        terms TEXT NOT NULL,                        -- JSON list
+        field TEXT,
+        snippet TEXT,
+        created_at REAL NOT NULL,
+        UNIQUE (rule_id, story)                     -- one alert per rule and story, ever
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        match_id INTEGER NOT NULL REFERENCES matches(id) ON DELETE CASCADE,
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',      -- pending | sent
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        sent_at REAL,
+        UNIQUE (match_id, channel)
+    );
+    CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+    """,
+    # 2: find an already extracted page by its canonical URL (one extraction per story).
+    """
+    CREATE INDEX articles_url ON articles(url);
+    """,
+    # 3: polling that follows its feeds (issue 3). ``source_url`` is the address as configured or
+    # added (how the config finds its row again); ``url`` follows permanent redirects. Entries
+    # remember when an edit was last seen; ops notices (feed failing / recovered / gone) get
+    # their own outbox until the alert outbox is generalised.
+    """
+    ALTER TABLE feeds ADD COLUMN source_url TEXT;
+    UPDATE feeds SET source_url = url;
+    CREATE UNIQUE INDEX feeds_source ON feeds(source_url);
+    ALTER TABLE feeds ADD COLUMN host TEXT NOT NULL DEFAULT '';
+    CREATE INDEX feeds_host ON feeds(host);
+    ALTER TABLE feeds ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE feeds ADD COLUMN cadence_s REAL;
+    ALTER TABLE feeds ADD COLUMN last_new_at REAL;
+    ALTER TABLE feeds ADD COLUMN failing_since REAL;
+    ALTER TABLE feeds ADD COLUMN gone_at REAL;
+    ALTER TABLE feeds ADD COLUMN alerted_failing INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE feeds ADD COLUMN moved_from TEXT;
+    ALTER TABLE entries ADD COLUMN updated_at REAL;
+    CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,                         -- failing | recovered | gone
+        feed_id INTEGER REFERENCES feeds(id) ON DELETE CASCADE,
+        channel TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',      -- pending | sent
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        sent_at REAL
+    );
+    CREATE INDEX notices_due ON notices(state, next_attempt_at);
+    """,
+    lambda conn: _fill_hosts(conn),
+]
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _fill_hosts(conn: sqlite3.Connection) -> None:
+    rows = conn.execute("SELECT id, url FROM feeds").fetchall()
+    conn.executemany("UPDATE feeds SET host = ? WHERE id = ?", [(host_of(u), i) for i, u in rows])
+
+
+def statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
