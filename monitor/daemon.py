@@ -9,7 +9,6 @@ where the database says (LIBRARY-NOTES: persisted job stores keep stale settings
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
 import time
@@ -26,7 +25,7 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import pipeline, rules
+from . import dispatch, pipeline, rules
 from .config import Config
 from .fetch import Client, Limits
 from .notify import Notifier, channels_from
@@ -73,7 +72,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet) -> AsyncIterator[pipel
                     concurrency=p.concurrency, per_host=p.per_host,
                     user_agent=f.user_agent or Limits.user_agent)
     try:
-        store.sync_feeds([(fd.url, fd.title, fd.interval) for fd in config.feeds], time.time())
+        store.sync_feeds([(fd.url, fd.title, fd.interval, tuple(fd.tags)) for fd in config.feeds], time.time())
         async with Client(limits) as http:
             yield pipeline.Context(config, store, http, pool, notifier, ruleset)
     finally:
@@ -84,8 +83,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet) -> AsyncIterator[pipel
 async def once(config: Config, ruleset: rules.RuleSet) -> tuple[list[pipeline.Outcome], int, int]:
     """One pass over every active feed, due or not, then the outbox."""
     async with runtime(config, ruleset) as ctx:
-        feeds = ctx.store.feeds(default_interval=config.poll.interval)
-        outcomes = await pipeline.poll_all(ctx, feeds)
+        outcomes = await dispatch.Dispatcher(ctx, dispatch.every_feed(ctx)).run()
         sent, failed = await pipeline.deliver(ctx)
         return outcomes, sent, failed
 
@@ -96,8 +94,7 @@ class Daemon:
         self.ruleset = ruleset
         self._stop = asyncio.Event()
         self._busy: set[asyncio.Task[object]] = set()
-        self._polling: dict[int, asyncio.Task[object]] = {}  # feed id -> its poll
-        self._slots: asyncio.Semaphore | None = None
+        self.dispatcher: dispatch.Dispatcher | None = None
         self.ctx: pipeline.Context | None = None
 
     def stop(self, why: str = "stop requested") -> None:
@@ -119,23 +116,12 @@ class Daemon:
         log.info("rules reloaded rules=%d", len(ruleset))
 
     async def tick(self) -> None:
-        """Start a poll for every due feed that is not being polled already, and return: a
-        slow feed never holds back the others, and the next tick is never skipped."""
-        if self._stop.is_set() or self.ctx is None or self._slots is None:
+        """Hand the feeds that are due to the dispatcher, which starts them as slots free up
+        (and asks the store for more whenever its queue runs low), and return: a slow feed
+        never holds back the others, and the next tick is never skipped."""
+        if self._stop.is_set() or self.dispatcher is None:
             return
-        due = self.ctx.store.feeds(due_at=time.time(), default_interval=self.config.poll.interval)
-        for feed in due:
-            if feed.id in self._polling:
-                continue
-            task: asyncio.Task[object] = asyncio.create_task(
-                pipeline.poll_safely(self.ctx, feed, self._slots))
-            self._polling[feed.id] = task
-            self._busy.add(task)
-            task.add_done_callback(functools.partial(self._done, feed.id))
-
-    def _done(self, feed_id: int, task: asyncio.Task[object]) -> None:
-        self._polling.pop(feed_id, None)
-        self._busy.discard(task)
+        self.dispatcher.more()
 
     async def drain(self) -> None:
         if self._stop.is_set() or self.ctx is None:
@@ -160,7 +146,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload_rules)
         async with runtime(self.config, self.ruleset) as ctx:
             self.ctx = ctx
-            self._slots = asyncio.Semaphore(self.config.poll.concurrency)
+            self.dispatcher = dispatch.Dispatcher(ctx, dispatch.due_feeds(ctx))
             scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
             scheduler.add_listener(_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             now = datetime.now().astimezone()
@@ -173,18 +159,19 @@ class Daemon:
                               next_run_time=now + timedelta(seconds=1), misfire_grace_time=30,
                               **common)
             scheduler.start()
-            log.info("started feeds=%d rules=%d channels=%s database=%s", len(self.config.feeds),
+            log.info("started feeds=%d rules=%d channels=%s database=%s", ctx.store.active_feeds(),
                      len(self.ruleset), ",".join(self.config.channels) or "none",
                      self.config.database)
             await self._stop.wait()
             scheduler.shutdown(wait=False)
+            self.dispatcher.stop()
             await self._finish()
         log.info("stopped")
 
     async def _finish(self) -> None:
         """Give in-flight polls and sends STOP_GRACE seconds, then cancel them. Every
         database write is one transaction, so a cancelled poll leaves nothing half-done."""
-        busy = list(self._busy)
+        busy = list(self._busy) + (list(self.dispatcher.tasks.values()) if self.dispatcher else [])
         if not busy:
             return
         done, pending = await asyncio.wait(busy, timeout=STOP_GRACE)
