@@ -91,10 +91,14 @@ class Notifier:
     def send(self, alert: Alert) -> None:
         """Deliver one alert through its channel (blocking). Raise NotifyError unless apprise
         reports success for every URL of the channel."""
-        a = self._apprise.get(alert.channel)
-        if a is None:
-            raise NotifyError(f"channel {alert.channel!r} is no longer in the config")
         title, body = render(alert)
+        self.send_text(alert.channel, title, body)
+
+    def send_text(self, channel: str, title: str, body: str) -> None:
+        """Deliver a plain-text message (an alert, an ops notice) through a channel."""
+        a = self._apprise.get(channel)
+        if a is None:
+            raise NotifyError(f"channel {channel!r} is no longer in the config")
         capture = _Capture()
         logger = logging.getLogger("apprise")
         with self._lock:

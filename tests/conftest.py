@@ -65,7 +65,7 @@ def write_config(tmp: Path, *, feeds: list[str], channels: dict[str, list[str]],
                  rules: Path = RULES) -> Path:
     lines = [
         "[monitor]", f'database = "{tmp / "monitor.db"}"', f'rules = "{rules}"', "tick = 0.5",
-        "[poll]", "interval = 1", "[extract]", "workers = 1", "timeout = 20",
+        "[poll]", "interval = 1", "min_interval = 0.5", "max_interval = 1", "[extract]", "workers = 1", "timeout = 20",
         "[notify]", f"default_channels = {list(defaults if defaults is not None else channels)!r}",
         "retry = 0.05", "max_retry = 0.1", "timeout = 10",
     ]

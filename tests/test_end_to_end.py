@@ -193,7 +193,8 @@ def test_once_output_is_machine_readable_summary(tmp_path, feed_server, webhook)
     html = feed_server.add("/page.html", page("Startseite", ["Kein Feed."]), content_type="text/html")
     cfg = write_config(tmp_path, feeds=[url, feed_server.url("/missing.xml"), html],
                        channels={"hook": [webhook.apprise_url]})
-    assert "no database yet" in run_cli("feeds", "--config", str(cfg)).stdout
+    before = run_cli("feeds", "--config", str(cfg)).stdout.splitlines()
+    assert [line.split()[1] for line in before[1:]] == ["new"] * 3, before
     res = run_cli("once", "--config", str(cfg))
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().startswith("feeds=3 baseline=1 error=2"), res.stdout
@@ -201,8 +202,10 @@ def test_once_output_is_machine_readable_summary(tmp_path, feed_server, webhook)
     assert "error='not-a-feed: not a feed" in res.stderr
     feeds = run_cli("feeds", "--config", str(cfg))
     assert feeds.returncode == 0, feeds.stderr
-    assert "failing:http-404" in feeds.stdout and "HTTP 404" in feeds.stdout
-    assert "failing:not-a-feed" in feeds.stdout
+    status = {line.split()[-1] if "(" not in line else line.split("  (")[0].split()[-1]: line.split()[1]
+              for line in feeds.stdout.splitlines()[1:]}
+    assert status == {url: "ok", feed_server.url("/missing.xml"): "failing", html: "failing"}, feeds.stdout
+    assert "(http-404: HTTP 404" in feeds.stdout and "(not-a-feed: not a feed" in feeds.stdout
     assert feeds.stdout.splitlines()[0].split()[:3] == ["ID", "STATUS", "LAST"]
 
 

@@ -7,16 +7,15 @@ import asyncio
 import json
 import logging
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TextIO, TypeVar
 
 import click
 
-from . import __version__, rules
-from . import config as config_mod
-from .errors import ConfigError, MonitorError, RuleError
+from .. import __version__, rules
+from .. import config as config_mod
+from ..errors import ConfigError, MonitorError, RuleError
 
 log = logging.getLogger("monitor")
 DEFAULT_CONFIG = "config.toml"
@@ -49,7 +48,7 @@ def setup_logging(level: str = "INFO") -> None:
 
 def load_all(config_path: str) -> tuple[config_mod.Config, rules.RuleSet]:
     """Config + rules + channels, validated; exit 2 naming every problem found."""
-    from .daemon import load_rules, notifier_for
+    from ..daemon import load_rules, notifier_for
 
     try:
         cfg = config_mod.load(config_path)
@@ -68,7 +67,7 @@ def cli() -> None:
 @config_option
 def run(config_path: str) -> None:
     """Run the daemon until SIGTERM or Ctrl-C."""
-    from .daemon import Daemon
+    from ..daemon import Daemon
 
     cfg, ruleset = load_all(config_path)
     setup_logging(cfg.monitor.log_level)
@@ -79,7 +78,7 @@ def run(config_path: str) -> None:
 @config_option
 def once(config_path: str) -> None:
     """Poll every feed once, deliver pending alerts, exit."""
-    from .daemon import once as run_once
+    from ..daemon import once as run_once
 
     cfg, ruleset = load_all(config_path)
     setup_logging(cfg.monitor.log_level)
@@ -107,8 +106,8 @@ def check(config_path: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per input.")
 def parse_cmd(sources: tuple[str, ...], as_json: bool) -> None:
     """Parse feeds from files or URLs and print their entries."""
-    from . import parse
-    from .fetch import Client
+    from .. import parse
+    from ..fetch import Client
 
     async def main() -> None:
         async with Client() as http:
@@ -134,9 +133,9 @@ def parse_cmd(sources: tuple[str, ...], as_json: bool) -> None:
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds per page.")
 def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeout: float) -> None:
     """Extract the main text of HTML pages (files or URLs) in the daemon's worker pool."""
-    from . import extract, pipeline
-    from .fetch import Client
-    from .workers import Pool
+    from .. import extract, pipeline
+    from ..fetch import Client
+    from ..workers import Pool
 
     async def main() -> None:
         pool = Pool(preload=("monitor.extract", "monitor.language"))
@@ -173,7 +172,7 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
 @click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
 def match_cmd(rules_dir: str, file: TextIO) -> None:
     """Match JSON lines {"id","title","text","lang"?} against rules; one line out per line in."""
-    from .models import Article
+    from ..models import Article
 
     try:
         ruleset = rules.load(rules_dir)
@@ -195,48 +194,6 @@ def match_cmd(rules_dir: str, file: TextIO) -> None:
         click.echo(json.dumps({"id": item.get("id"), "matches": [
             {"rule": m.rule_id, "terms": list(m.terms), "snippet": m.snippet} for m in found
         ]}, ensure_ascii=False))
-
-
-@cli.command("feeds")
-@config_option
-def feeds_cmd(config_path: str) -> None:
-    """Show every feed with its last status, last and next poll, and errors."""
-    from .store import Store
-
-    try:
-        cfg = config_mod.load(config_path)
-        if not cfg.database.exists():
-            click.echo(f"no database yet at {cfg.database}: run 'monitor once' or 'monitor run'")
-            return
-        store = Store(cfg.database)
-    except MonitorError as e:
-        fail(str(e))
-    rows = store.feed_table()
-    store.close()
-    now = time.time()
-    table = [("ID", "STATUS", "LAST POLL", "NEXT POLL", "ERRORS", "ENTRIES", "URL / LAST ERROR")]
-    for r in rows:
-        status = r["last_status"] or "new"
-        if not r["active"]:
-            status = "inactive"
-        elif r["error_count"]:
-            status = f"failing:{r['last_error_kind']}"
-        note = r["url"] + (f"  ({r['last_error']})" if r["last_error"] else "")
-        table.append((str(r["id"]), status, _ago(r["last_polled_at"], now),
-                      _ago(r["next_check_at"], now) if r["active"] else "-",
-                      str(r["error_count"]), str(r["entries"]), note))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
-    for row in table:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
-
-
-def _ago(ts: float | None, now: float) -> str:
-    if not ts:
-        return "never" if ts is None else "now"
-    d = int(ts - now)
-    span = abs(d)
-    text = f"{span}s" if span < 120 else f"{span // 60}m" if span < 7200 else f"{span // 3600}h"
-    return f"in {text}" if d > 0 else f"{text} ago"
 
 
 async def _read(http: object, src: str, *, page: bool) -> tuple[bytes, str, str]:
@@ -276,6 +233,8 @@ def _guard(fn: Callable[[], T]) -> T:
 def main() -> None:
     cli(prog_name="monitor")
 
+
+from . import feeds as _feeds  # noqa: E402,F401  (registers ``monitor feeds ...``)
 
 if __name__ == "__main__":
     main()
