@@ -32,11 +32,12 @@ def run_cli(*args: str, input: str | None = None, timeout: float = 120,
                           timeout=timeout, env=full_env)
 
 
-def rss(items: list[dict], title: str = "Test feed") -> str:
-    """An RSS 2.0 document; each item has title, link, guid?, description?, content?."""
+def rss(items: list[dict], title: str = "Test feed", channel: str = "") -> str:
+    """An RSS 2.0 document; each item has title, link, guid?, description?, content?, date?
+    (a datetime; default 2026-11-01 08:0i UTC). ``channel``: extra XML such as <ttl>."""
     out = []
     for i, it in enumerate(items):
-        date = format_datetime(datetime(2026, 11, 1, 8, i, tzinfo=UTC))
+        date = format_datetime(it.get("date") or datetime(2026, 11, 1, 8, i, tzinfo=UTC))
         parts = [f"<title>{escape(it['title'])}</title>", f"<link>{escape(it['link'])}</link>",
                  f"<pubDate>{date}</pubDate>"]
         if it.get("guid"):
@@ -49,7 +50,7 @@ def rss(items: list[dict], title: str = "Test feed") -> str:
     return ('<?xml version="1.0" encoding="utf-8"?>\n'
             '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
             f"<channel><title>{escape(title)}</title><link>http://example.org/</link>"
-            f"<description>test</description>{''.join(out)}</channel></rss>")
+            f"<description>test</description>{channel}{''.join(out)}</channel></rss>")
 
 
 def page(title: str, paragraphs: list[str], lang: str = "de") -> str:

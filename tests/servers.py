@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -49,6 +50,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found", "text/plain")
             srv.answers.append((self.path, 404))
             return
+        host = self.headers.get("Host", "").rsplit(":", 1)[0]
+        with srv.lock:
+            srv.active[host] += 1
+            srv.peak[host] = max(srv.peak[host], srv.active[host])
+            srv.peak["*"] = max(srv.peak["*"], sum(srv.active.values()))
+        try:
+            self._answer(srv, res)
+        finally:
+            with srv.lock:
+                srv.active[host] -= 1
+
+    def _answer(self, srv: FeedServer, res: Resource) -> None:
         if res.delay:
             time.sleep(res.delay)
         tag = '"' + hashlib.sha1(res.body).hexdigest()[:16] + '"'
@@ -94,6 +107,9 @@ class FeedServer:
         self.resources: dict[str, Resource] = {}
         self.log: list[tuple[str, dict]] = []
         self.answers: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+        self.active: Counter[str] = Counter()  # host -> requests being answered now
+        self.peak: Counter[str] = Counter()  # host -> most at once ("*": all hosts)
         self.httpd = _HTTP(("127.0.0.1", 0), _Handler)
         self.httpd.owner = self
         self.port = self.httpd.server_address[1]
@@ -101,13 +117,13 @@ class FeedServer:
                                        daemon=True)
         self.thread.start()
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
 
-    def add(self, path: str, body: bytes | str, **kw: object) -> str:
+    def add(self, path: str, body: bytes | str, host: str = "127.0.0.1", **kw: object) -> str:
         data = body.encode() if isinstance(body, str) else body
         self.resources[path] = Resource(data, **kw)  # type: ignore[arg-type]
-        return self.url(path)
+        return self.url(path, host)
 
     def close(self) -> None:
         self.httpd.shutdown()
