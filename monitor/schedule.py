@@ -71,7 +71,7 @@ def _backoff(base: float, failures: int, cap: float) -> float:
     return min(cap, base * 2.0 ** min(max(0, failures - 1), 60))
 
 
-_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.I)
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-maxage|max-age)\s*=\s*\"?([0-9]+)", re.I)
 
 
 def server_hint(headers: Mapping[str, str], ttl: float | None, now: float) -> float | None:
@@ -81,9 +81,9 @@ def server_hint(headers: Mapping[str, str], ttl: float | None, now: float) -> fl
     hints = [ttl] if ttl is not None else []
     cc = headers.get("cache-control", "")
     if not re.search(r"no-store|no-cache", cc, re.I):
-        m = _MAX_AGE.search(cc)
-        if m:
-            hints.append(float(m.group(1)))
+        ages = [float(a) for a in _MAX_AGE.findall(cc)]
+        if ages:
+            hints.append(max(ages))
         elif "expires" in headers:
             expires = _http_date(headers["expires"])
             base = _http_date(headers.get("date", "")) or now

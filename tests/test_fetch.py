@@ -4,13 +4,16 @@ body cap, timeouts and the classification of failures into ``FetchError.kind``."
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
 import tracemalloc
 import zlib
+from datetime import UTC, datetime
 
 import pytest
 from servers import FeedServer, free_port
 
+from monitor import schedule
 from monitor.errors import FetchError, NotModified
 from monitor.fetch import Client, Limits, body_hash
 from monitor.models import Feed, FetchResult
@@ -275,3 +278,185 @@ def test_client_outside_async_with_is_a_programming_error():
 
     with pytest.raises(RuntimeError, match="async with"):
         asyncio.run(go())
+
+
+# --- permanent redirects: FetchResult.moved / NotModified.moved ---------------------------
+
+def redirect(server, path: str, to: str, status: int) -> str:
+    return server.add(path, b"", status=status, etag=False, content_type="text/plain",
+                      headers={"Location": to})
+
+
+@pytest.mark.parametrize("status", [301, 308])
+def test_permanent_redirect_reports_moved(feed_server, status):
+    target = feed_server.add("/new/feed.xml", FEED)
+    old = redirect(feed_server, "/old/feed.xml", "/new/feed.xml", status)
+
+    result = get(old)
+
+    assert result.moved == target
+    assert result.url == target
+    assert answers(feed_server, 2) == [("/old/feed.xml", status), ("/new/feed.xml", 200)]
+
+
+def test_no_redirect_is_not_moved(feed_server):
+    assert get(feed_server.add("/feed.xml", FEED)).moved is None
+
+
+@pytest.mark.parametrize("status", [302, 307])
+def test_temporary_redirect_is_not_moved(feed_server, status):
+    target = feed_server.add("/today/feed.xml", FEED)
+    old = redirect(feed_server, "/feed.xml", "/today/feed.xml", status)
+
+    result = get(old)
+
+    assert result.url == target  # followed ...
+    assert result.moved is None  # ... but the feed keeps its address
+
+
+@pytest.mark.parametrize("chain", [(301, 302), (302, 301), (308, 307)])
+def test_mixed_redirect_chain_is_not_moved(feed_server, chain):
+    target = feed_server.add("/c/feed.xml", FEED)
+    redirect(feed_server, "/b/feed.xml", "/c/feed.xml", chain[1])
+    old = redirect(feed_server, "/a/feed.xml", "/b/feed.xml", chain[0])
+
+    result = get(old)
+
+    assert result.url == target
+    assert result.moved is None
+    assert answers(feed_server, 3) == [("/a/feed.xml", chain[0]), ("/b/feed.xml", chain[1]),
+                                       ("/c/feed.xml", 200)]
+
+
+def test_two_permanent_redirects_are_moved_to_the_end(feed_server):
+    target = feed_server.add("/c/feed.xml", FEED)
+    redirect(feed_server, "/b/feed.xml", "/c/feed.xml", 308)
+    old = redirect(feed_server, "/a/feed.xml", "/b/feed.xml", 301)
+
+    assert get(old).moved == target
+
+
+def test_permanent_redirect_to_304_is_not_modified_with_moved(feed_server):
+    target = feed_server.add("/new/feed.xml", FEED)
+    etag = fetch_feed(Feed(id=1, url=target)).etag
+    assert etag
+    old = redirect(feed_server, "/old/feed.xml", "/new/feed.xml", 301)
+
+    with pytest.raises(NotModified) as err:
+        fetch_feed(Feed(id=1, url=old, etag=etag))
+
+    assert err.value.detail == "304"
+    assert err.value.moved == target
+    assert header(feed_server.log[-1][1], "If-None-Match") == etag  # kept across the redirect
+    assert answers(feed_server, 3)[1:] == [("/old/feed.xml", 301), ("/new/feed.xml", 304)]
+
+
+def test_temporary_redirect_to_304_is_not_modified_without_moved(feed_server):
+    target = feed_server.add("/new/feed.xml", FEED)
+    etag = fetch_feed(Feed(id=1, url=target)).etag
+    old = redirect(feed_server, "/old/feed.xml", "/new/feed.xml", 302)
+
+    with pytest.raises(NotModified) as err:
+        fetch_feed(Feed(id=1, url=old, etag=etag))
+
+    assert err.value.moved is None
+
+
+def test_permanent_redirect_to_the_same_body_is_not_modified_with_moved(feed_server):
+    target = feed_server.add("/new/feed.xml", FEED, etag=False)
+    old = redirect(feed_server, "/old/feed.xml", "/new/feed.xml", 308)
+
+    with pytest.raises(NotModified) as err:
+        fetch_feed(Feed(id=1, url=old, body_hash=body_hash(FEED.encode())))
+
+    assert err.value.detail == "same body"
+    assert err.value.moved == target
+
+
+# --- Retry-After ------------------------------------------------------------------------
+
+def http_error(server, status: int, retry_after: str | None) -> FetchError:
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    url = server.add(f"/busy/{status}", b"slow down", status=status, etag=False,
+                     content_type="text/plain", headers=headers)
+    with pytest.raises(FetchError) as err:
+        get(url)
+    assert not isinstance(err.value, NotModified)
+    return err.value
+
+
+def test_retry_after_seconds_on_429(feed_server):
+    error = http_error(feed_server, 429, "120")
+
+    assert error.kind == "http-429"
+    assert error.retry_after == 120
+
+
+def test_retry_after_http_date_on_429(feed_server):
+    when = email.utils.format_datetime(datetime.fromtimestamp(time.time() + 120, UTC), usegmt=True)
+
+    error = http_error(feed_server, 429, when)
+
+    assert error.kind == "http-429"
+    assert error.retry_after == pytest.approx(120, abs=3)
+
+
+def test_retry_after_http_date_in_the_past_is_zero(feed_server):
+    assert http_error(feed_server, 429, "Wed, 21 Oct 2015 07:28:00 GMT").retry_after == 0
+
+
+@pytest.mark.parametrize("value", ["soon", "1.5", "-5", "120 seconds", "Wed, 32 Foo 2026 07:28:00 GMT",
+                                   "Wed, 21 Oct 2015 07:28:00 -0000"])
+def test_garbage_retry_after_is_none(feed_server, value):
+    error = http_error(feed_server, 429, value)
+
+    assert error.kind == "http-429"
+    assert error.retry_after is None
+
+
+def test_no_retry_after_is_none(feed_server):
+    assert http_error(feed_server, 429, None).retry_after is None
+
+
+def test_retry_after_superscript_digit_is_none(feed_server):
+    # "Â²" goes out latin-1 encoded as the bytes C2 B2, which aiohttp reads as UTF-8 "²".
+    error = http_error(feed_server, 429, "Â²")
+
+    assert error.kind == "http-429"
+    assert error.retry_after is None
+
+
+def test_retry_after_on_503_is_http_5xx(feed_server):
+    error = http_error(feed_server, 503, " 3600 ")
+
+    assert error.kind == "http-5xx"
+    assert error.detail.startswith("HTTP 503")
+    assert error.retry_after == 3600
+
+
+# --- NotModified carries the response headers ----------------------------------------------
+
+def test_same_body_not_modified_carries_response_headers(feed_server):
+    url = feed_server.add("/feed.xml", FEED, etag=False,
+                          headers={"Cache-Control": "public, max-age=1800", "X-Pegel": "7,10 m"})
+
+    with pytest.raises(NotModified) as err:
+        fetch_feed(Feed(id=1, url=url, body_hash=body_hash(FEED.encode())))
+
+    assert err.value.detail == "same body"
+    assert err.value.moved is None
+    assert err.value.headers["cache-control"] == "public, max-age=1800"
+    assert err.value.headers["x-pegel"] == "7,10 m"
+    # ... so the scheduler can still honour the server's hint on an unchanged feed.
+    assert schedule.server_hint(err.value.headers, None, time.time()) == 1800
+
+
+def test_304_not_modified_carries_response_headers(feed_server):
+    url = feed_server.add("/feed.xml", FEED)
+    etag = fetch_feed(Feed(id=1, url=url)).etag
+
+    with pytest.raises(NotModified) as err:
+        fetch_feed(Feed(id=1, url=url, etag=etag))
+
+    assert err.value.headers["etag"] == etag  # the loopback server's 304 sends the ETag
+    assert all(k == k.lower() for k in err.value.headers)

@@ -102,6 +102,11 @@ async def poll(ctx: pipeline.Context, url: str) -> pipeline.Outcome:
     return await pipeline.poll(ctx, feed(ctx, url))
 
 
+def heal(server, path: str) -> None:
+    res = server.resources[path]
+    res.status, res.body = 200, rss(OLD).encode()
+
+
 def wait_of(r: dict) -> float:
     return r["next_check_at"] - r["last_polled_at"]
 
@@ -195,7 +200,7 @@ def test_410_marks_the_feed_gone_with_one_ops_alert_and_it_can_come_back(tmp_pat
             await poll(ctx, url)
             r = row(ctx, url)
             sent = await pipeline.deliver(ctx)
-            feed_server.resources["/gone.xml"].status, feed_server.resources["/gone.xml"].body = 200, rss(OLD).encode()
+            heal(feed_server, "/gone.xml")
             await poll(ctx, url)
             await pipeline.deliver(ctx)
             return r, sent, row(ctx, url)
@@ -223,7 +228,7 @@ def test_failing_feed_raises_one_ops_alert_and_one_when_it_recovers(tmp_path, fe
             for _ in range(3):
                 await poll(ctx, url)
             await pipeline.deliver(ctx)
-            feed_server.resources["/flaky.xml"].status, feed_server.resources["/flaky.xml"].body = 200, rss(OLD).encode()
+            heal(feed_server, "/flaky.xml")
             await poll(ctx, url)
             await poll(ctx, url)
             await pipeline.deliver(ctx)
