@@ -217,9 +217,14 @@ def test_a_slow_feed_does_not_hold_back_the_others(tmp_path, feed_server):
     proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(5)  # the slow feed's first answer is still on its way
-        fast_polls = sum(1 for path, _ in feed_server.log if path == "/fast.xml")
-        slow_polls = sum(1 for path, _ in feed_server.log if path == "/slow.xml")
+        def polls(path: str) -> int:
+            return sum(1 for p, _ in feed_server.log if p == path)
+
+        _wait(lambda: polls("/slow.xml") == 1, "the slow feed's first request")
+        asked = time.monotonic()  # its answer takes 6 s: poll the fast feed meanwhile
+        while polls("/fast.xml") < 3 and time.monotonic() - asked < 5:
+            time.sleep(0.1)
+        fast_polls, slow_polls = polls("/fast.xml"), polls("/slow.xml")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=40)
     finally:
