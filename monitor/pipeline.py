@@ -303,12 +303,20 @@ async def poll_safely(ctx: Context, feed: Feed) -> Outcome:
     reported as an error outcome; it never reaches the caller."""
     try:
         return await poll(ctx, feed)
-    except MonitorError as e:
+    except MonitorError as e:  # e.g. the database stayed locked while recording the poll
         log.warning("poll failed feed=%s error=%r", feed.url, str(e))
-        return Outcome(feed.url, "error", error=str(e))
+        out = Outcome(feed.url, "error", error=str(e))
     except Exception as e:
         log.exception("BUG while polling feed=%s", feed.url)
-        return Outcome(feed.url, "error", error=f"internal: {type(e).__name__}: {e}")
+        out = Outcome(feed.url, "error", error=f"internal: {type(e).__name__}: {e}")
+    # Back the feed off like any failure: left due, it would be polled again at once.
+    try:
+        now = time.time()
+        ctx.store.poll_failed(feed, "internal", out.error, now, schedule.after_error(
+            now, feed.interval, feed.error_count + 1, ctx.config.poll.max_backoff))
+    except Exception as e:  # the database itself may be what fails; the next tick retries
+        log.warning("cannot record the failed poll feed=%s error=%r", feed.url, str(e))
+    return out
 
 
 async def deliver(ctx: Context, limit: int = 100) -> tuple[int, int]:

@@ -406,3 +406,23 @@ def test_feed_tags_from_config_are_stored(tmp_path, pool):
             return feed(ctx, "https://example.org/a.xml").tags, json.loads(row(ctx, "https://example.org/a.xml")["tags"])
 
     assert asyncio.run(go()) == (("ru", "official"), ["ru", "official"])
+
+
+def test_a_bug_in_one_poll_backs_the_feed_off_instead_of_repolling_it(tmp_path, feed_server, pool, monkeypatch):
+    url = feed_server.add("/buggy.xml", rss(OLD))
+
+    async def go():
+        async with context(write(tmp_path), pool) as ctx:
+            add(ctx, url)
+
+            def broken(*args):  # a fault injected where a bug could be: after fetch and parse
+                raise RuntimeError("injected")
+
+            monkeypatch.setattr(ctx.store, "sort_entries", broken)
+            out = await pipeline.poll_safely(ctx, feed(ctx, url))
+            return out, row(ctx, url), ctx.store.feeds(due_at=time.time())
+
+    out, r, due = asyncio.run(go())
+    assert out.status == "error" and "internal: RuntimeError: injected" in out.error
+    assert r["last_error_kind"] == "internal" and r["error_count"] == 1
+    assert 54 <= wait_of(r) <= 66 and due == []  # backed off one interval, not due again at once
