@@ -46,7 +46,7 @@ class PollSection(_Section):
     max_interval: Seconds = Field(3600, description="adaptive polling never waits longer between polls")
     max_hint: Seconds = Field(21600, description="longest wait a server may ask for (ttl, max-age, Expires)")
     max_backoff: Seconds = Field(21600, description="longest wait after repeated errors")
-    concurrency: int = Field(10, ge=1, description="feeds polled at once")
+    concurrency: int = Field(50, ge=1, description="feeds polled at once")
     per_host: int = Field(2, ge=1, description="feeds of one host polled at once")
     silent_after: float = Field(10, gt=1, description="a feed is silent after this many times its cadence")
     silent_min: Seconds = Field(43200, description="... and at least this long without news")
