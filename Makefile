@@ -33,3 +33,11 @@ lint: $(VENV)/.test-installed
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-wal var/*.db-shm
+
+# Polling benchmark (bench/polling/README.md): daemon vs a minimal floor vs rss2email on a
+# local feed farm. ARGS="--quick" for a one-minute smoke run; see `run.py --help`.
+.PHONY: bench-polling
+bench-polling: $(VENV)/.run-installed
+	$(BIN)/python -c "import rss2email, psutil" 2>/dev/null || \
+		$(BIN)/python -m pip install -q --disable-pip-version-check rss2email psutil
+	$(BIN)/python bench/polling/run.py $(ARGS)
