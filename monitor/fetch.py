@@ -6,7 +6,6 @@ http-NNN, too-large, ...) so that the feed's health says what went wrong.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import socket
 import ssl
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from . import USER_AGENT
+from . import USER_AGENT, schedule
 from .errors import FetchError, NotModified
 from .models import Feed, FetchResult
 
@@ -150,13 +149,8 @@ def _retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isascii() and value.isdigit():
         return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    when = schedule.http_date(value)
+    return None if when is None else max(0.0, when - time.time())
 
 
 def body_hash(body: bytes) -> str:

@@ -313,7 +313,7 @@ async def poll_safely(ctx: Context, feed: Feed) -> Outcome:
     try:
         now = time.time()
         ctx.store.poll_failed(feed, "internal", out.error, now, schedule.after_error(
-            now, feed.interval, feed.error_count + 1, ctx.config.poll.max_backoff))
+            now, _interval(ctx, feed, feed.cadence), feed.error_count + 1, ctx.config.poll.max_backoff))
     except Exception as e:  # the database itself may be what fails; the next tick retries
         log.warning("cannot record the failed poll feed=%s error=%r", feed.url, str(e))
     return out

@@ -85,14 +85,15 @@ def server_hint(headers: Mapping[str, str], ttl: float | None, now: float) -> fl
         if ages:
             hints.append(max(ages))
         elif "expires" in headers:
-            expires = _http_date(headers["expires"])
-            base = _http_date(headers.get("date", "")) or now
+            expires = http_date(headers["expires"])
+            base = http_date(headers.get("date", "")) or now
             if expires is not None:
                 hints.append(max(0.0, expires - base))
     return max(hints) if hints else None
 
 
-def _http_date(value: str) -> float | None:
+def http_date(value: str) -> float | None:
+    """An HTTP date (RFC 9110: Date, Expires, Retry-After) as a timestamp; None if unusable."""
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -19,14 +19,14 @@ import sqlite_utils
 
 from .base import StoreError
 from .entries import EntryQueries
-from .feeds import FeedQueries, FeedSpec, Notice
+from .feeds import FeedSpec, Notice
 from .outbox import OutboxQueries
 from .schema import MIGRATIONS, statements
 
 __all__ = ["MIGRATIONS", "FeedSpec", "Notice", "Store", "StoreError"]
 
 
-class Store(EntryQueries, FeedQueries, OutboxQueries):
+class Store(EntryQueries, OutboxQueries):  # EntryQueries builds on FeedQueries
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
         self.path = Path(path)
         try:
