@@ -92,6 +92,7 @@ class Daemon:
     def __init__(self, config: Config, ruleset: rules.RuleSet):
         self.config = config
         self.ruleset = ruleset
+        self._rules_seen = rules.signature(config.rules_dir)
         self._stop = asyncio.Event()
         self._busy: set[asyncio.Task[object]] = set()
         self.dispatcher: dispatch.Dispatcher | None = None
@@ -115,12 +116,21 @@ class Daemon:
             self.ctx.ruleset = ruleset
         log.info("rules reloaded rules=%d", len(ruleset))
 
+    def watch_rules(self) -> None:
+        """Reload the rules when a rule file changes (checked every tick: a few stat calls)."""
+        now = rules.signature(self.config.rules_dir)
+        if now != self._rules_seen:
+            self._rules_seen = now
+            log.info("rule files changed, reloading dir=%s", self.config.rules_dir)
+            self.reload_rules()
+
     async def tick(self) -> None:
         """Hand the feeds that are due to the dispatcher, which starts them as slots free up
         (and asks the store for more whenever its queue runs low), and return: a slow feed
         never holds back the others, and the next tick is never skipped."""
         if self._stop.is_set() or self.dispatcher is None:
             return
+        self.watch_rules()
         self.dispatcher.more()
 
     async def drain(self) -> None:

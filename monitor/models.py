@@ -96,19 +96,6 @@ class Article:
 
 
 @dataclass(frozen=True)
-class Rule:
-    id: str
-    title: str
-    any: tuple[str, ...] = ()
-    all: tuple[str, ...] = ()
-    none: tuple[str, ...] = ()
-    fields: tuple[str, ...] = ("title", "summary", "body")
-    channels: tuple[str, ...] = ()
-    path: str = ""
-    line: int = 0
-
-
-@dataclass(frozen=True)
 class Match:
     rule_id: str
     rule_title: str
@@ -116,6 +103,8 @@ class Match:
     field: str
     snippet: str
     channels: tuple[str, ...] = ()
+    severity: str = "normal"  # info | normal | urgent
+    score: float = 0  # weighted hits (a title hit weighs the rule's title_weight)
 
 
 @dataclass(frozen=True)

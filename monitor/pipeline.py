@@ -93,7 +93,7 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         # queue 300 requests whose total timeout runs out while they wait for a connection.
         pages = asyncio.Semaphore(ctx.config.poll.per_host)
         items = list(await asyncio.gather(*(
-            _no_alert(e) if e.uid in reposts else _process(ctx, e, pages) for e in new)))
+            _no_alert(e) if e.uid in reposts else _process(ctx, feed, e, pages) for e in new)))
         last_new = now if len(new) > len(reposts) else feed.last_new_at
         for changed in edited:
             log.info("entry edited feed=%s entry=%r (no new alert)", feed.url, changed.title[:80])
@@ -208,17 +208,18 @@ async def _no_alert(entry: Entry) -> tuple[Entry, Article | None, list[Match]]:
     return entry, None, []
 
 
-async def _process(ctx: Context, entry: Entry,
+async def _process(ctx: Context, feed: Feed, entry: Entry,
                    pages: asyncio.Semaphore) -> tuple[Entry, Article, list[Match]]:
     async with pages:
         article = await article_for(ctx, entry)
     defaults = tuple(ctx.config.notify.default_channels)
     matches = [
         dataclasses.replace(m, channels=ctx.notifier.targets(m.channels or defaults))
-        for m in rules.match(ctx.ruleset, article)
+        for m in rules.match(ctx.ruleset, article, feed)
     ]
     for m in matches:
-        log.info("matched rule=%s entry=%r terms=%s", m.rule_id, entry.title[:80], ",".join(m.terms))
+        log.info("matched rule=%s entry=%r terms=%s field=%s score=%g", m.rule_id, entry.title[:80],
+                 ",".join(m.terms), m.field, m.score)
     return entry, article, matches
 
 

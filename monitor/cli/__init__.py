@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NoReturn, TextIO, TypeVar
 
 import click
@@ -171,7 +172,10 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
               help="Folder of rule files.")
 @click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
 def match_cmd(rules_dir: str, file: TextIO) -> None:
-    """Match JSON lines {"id","title","text","lang"?} against rules; one line out per line in."""
+    """Match JSON lines against rules; one line out per line in.
+
+    In: {"id", "title", "text", "summary"?, "lang"?, "date"?, "feed"?, "feed_title"?, "tags"?}.
+    Out: {"id", "matches": [{"rule", "terms", "field", "score", "severity", "snippet"}]}."""
     from ..models import Article
 
     try:
@@ -186,13 +190,17 @@ def match_cmd(rules_dir: str, file: TextIO) -> None:
             if not isinstance(item, dict):
                 raise ValueError("expected a JSON object")
             article = Article(title=str(item.get("title") or ""), text=str(item.get("text") or ""),
-                              language=item.get("lang"))
-        except ValueError as e:
+                              summary=str(item.get("summary") or ""), language=item.get("lang"),
+                              date=item.get("date"))
+            feed = SimpleNamespace(url=str(item.get("feed") or ""), title=str(item.get("feed_title") or ""),
+                                   tags=tuple(str(t) for t in item.get("tags") or ()))
+        except (ValueError, TypeError) as e:
             click.echo(json.dumps({"id": None, "line": n, "error": f"line {n}: {e}"}))
             continue
-        found = rules.match(ruleset, article)
+        found = rules.match(ruleset, article, feed if item.get("feed") or item.get("tags") else None)
         click.echo(json.dumps({"id": item.get("id"), "matches": [
-            {"rule": m.rule_id, "terms": list(m.terms), "snippet": m.snippet} for m in found
+            {"rule": m.rule_id, "terms": list(m.terms), "field": m.field, "score": m.score,
+             "severity": m.severity, "snippet": m.snippet} for m in found
         ]}, ensure_ascii=False))
 
 
@@ -235,6 +243,7 @@ def main() -> None:
 
 
 from . import feeds as _feeds  # noqa: E402,F401  (registers ``monitor feeds ...``)
+from . import rule_tools as _rule_tools  # noqa: E402,F401  (registers ``monitor rules ...``)
 
 if __name__ == "__main__":
     main()

@@ -1,48 +1,72 @@
-"""Topic rules: YAML files -> RuleSet (compiled once) -> ``match(ruleset, article)``.
+"""Topic rules: YAML files -> RuleSet (compiled once into one matcher) -> ``match``.
 
-``match`` is a pure decider: article in, matches out, no I/O. The full rule language
-(concepts, morphology, nesting, proximity) is a later issue; this is its first version.
+``match`` is a pure decider: article (and the feed it came from) in, matches out, no I/O.
+The language: ``syntax`` (files, concepts, terms, groups), ``morph`` (words, folding,
+stems), ``engine`` (the multi-pattern matcher), ``explain`` (snippets), ``filters``
+(feeds, tags, languages, age), ``schema`` (the JSON Schema for editors).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import RuleError
-from ..models import Article, Match, Rule
-from .loader import check_dir, load_dir, load_file
-from .matcher import Compiled, compile_rule, fold, match_rule, prepare
+from ..models import Article, Match
+from .engine import Engine
+from .syntax import Node, Parsed, Rule, check_refs, parse_dir, parse_text
 
-__all__ = ["RuleSet", "load", "check", "match", "fold", "load_file", "RuleError"]
+__all__ = ["RuleSet", "Rule", "load", "check", "match", "parse", "RuleError", "signature"]
 
 
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...]
-    compiled: tuple[Compiled, ...]
+    concepts: dict[str, Node] = field(default_factory=dict)
     source: str = ""
+    engine: Engine = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "engine", Engine(list(self.rules), self.concepts))
 
     @classmethod
-    def of(cls, rules: list[Rule] | tuple[Rule, ...], source: str = "") -> RuleSet:
-        return cls(tuple(rules), tuple(compile_rule(r) for r in rules), source)
+    def of(cls, rules: list[Rule] | tuple[Rule, ...], concepts: dict[str, Node] | None = None,
+           source: str = "") -> RuleSet:
+        return cls(tuple(rules), dict(concepts or {}), source)
 
     def __len__(self) -> int:
         return len(self.rules)
 
+    def get(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+
+def parse(text: str, path: str = "<text>") -> RuleSet:
+    """A RuleSet from one YAML text (tests, ``monitor rules`` tools); raises RuleError."""
+    parsed = Parsed()
+    parse_text(text, path, parsed)
+    errors = check_refs(parsed)
+    if errors:
+        raise errors[0]
+    return RuleSet.of(parsed.rules, parsed.concepts, path)
+
 
 def load(folder: str | Path) -> RuleSet:
     """Load and compile every rule file in ``folder``; raise RuleError on the first problem."""
-    return RuleSet.of(load_dir(folder), str(folder))
+    parsed, errors = parse_dir(folder)
+    if errors:
+        raise errors[0]
+    return RuleSet.of(parsed.rules, parsed.concepts, str(folder))
 
 
 def check(folder: str | Path, channels: set[str] | None = None,
           has_default: bool = True) -> list[RuleError]:
     """Every problem in the rules folder, including channels the config does not define and
     rules whose alerts would go nowhere (no channels named and no default channels)."""
-    rules, errors = check_dir(folder)
+    parsed, errors = parse_dir(folder)
     if channels is not None:
-        for r in rules:
+        for r in parsed.rules:
             if not r.channels and not has_default:
                 errors.append(RuleError(
                     r.path, r.line, f"rule {r.id!r} names no channels and notify.default_channels "
@@ -58,7 +82,19 @@ def check(folder: str | Path, channels: set[str] | None = None,
     return errors
 
 
-def match(ruleset: RuleSet, article: Article) -> list[Match]:
-    """Pure: the rules that fire on ``article``, in rule order."""
-    fields = prepare(article)
-    return [m for c in ruleset.compiled if (m := match_rule(c, fields)) is not None]
+def signature(folder: str | Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of the rule files: changes when a file does."""
+    base = Path(folder)
+    out = []
+    for p in sorted([*base.glob("*.yaml"), *base.glob("*.yml")]):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((p.name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def match(ruleset: RuleSet, article: Article, feed: Any = None, now: float | None = None) -> list[Match]:
+    """Pure: the rules that fire on ``article`` (from ``feed``, when known), in rule order."""
+    return ruleset.engine.match(article, feed, now)

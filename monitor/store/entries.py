@@ -8,7 +8,7 @@ disappears from its feed and comes back from alerting twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..models import Article, Entry, Feed, Match
@@ -69,6 +69,26 @@ class EntryQueries(FeedQueries, Queries):
         r = rows[0]
         return Article(title=r["title"] or "", text=r["text"] or "", url=r["url"],
                        language=r["language"], author=r["author"], date=r["date"], source="page")
+
+    def stored_articles(self, since: float) -> Iterator[tuple[dict, Article]]:
+        """Every stored article of an entry first seen at or after ``since``, oldest first,
+        with its entry and feed (``monitor rules test``). Read in pages, not all at once."""
+        last = 0
+        while True:
+            rows = self._rows(
+                "SELECT e.id, e.title AS entry_title, e.summary, e.link, e.published, e.first_seen_at, "
+                "f.url AS feed_url, f.title AS feed_title, f.tags, a.url, a.title, a.text, a.language, "
+                "a.author, a.date, a.source FROM entries e JOIN articles a ON a.entry_id = e.id "
+                "JOIN feeds f ON f.id = e.feed_id WHERE e.first_seen_at >= ? AND e.id > ? "
+                "ORDER BY e.id LIMIT 500", (since, last))
+            if not rows:
+                return
+            for r in rows:
+                last = r["id"]
+                article = Article(title=r["title"] or r["entry_title"] or "", text=r["text"] or "",
+                                  summary=r["summary"] or "", url=r["url"] or r["link"], language=r["language"],
+                                  author=r["author"], date=r["date"] or r["published"], source=r["source"])
+                yield r, article
 
     def record(
         self,

@@ -1,0 +1,309 @@
+"""The whole rule set compiled into one matcher, so an article costs what its length costs.
+
+Compile (once per rule set):
+- every distinct word of every term becomes an *atom*; a dictionary maps each key an atom
+  may appear under (surface, and stem per language) to its atoms; exact words (``=KNDR``)
+  have their own dictionary, prefixes (``nordkorea*``) one keyed by their first three letters;
+  regex terms go into one RE2 set;
+- each rule gets *requirements*: groups of atoms of which at least one must occur for the
+  rule to have a chance (one group per child of the rule's top-level ``all``).
+
+Match (per article): tokenize each field, look each distinct word up once (a few dictionary
+probes, whatever the number of rules), collect the atoms found, count which rules have every
+requirement met, and only for those evaluate the tree on positions (phrases, ``near``,
+``same_sentence``, field scope, ``none``), score the hits and explain the match.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from ..models import Article, Match
+from . import morph
+from .explain import Field, Hit, explain
+from .syntax import Node, Ref, Rule, Term, Word
+
+FIELD_NAMES = ("title", "summary", "body")
+_TITLE = 0
+
+
+@dataclass(frozen=True)
+class CTerm:
+    term: Term
+    atoms: tuple[int, ...]   # phrase: consecutive atoms; regex: one atom
+
+
+# A compiled node: (op, children, within, scope as field indexes or None). A leaf is an int.
+CNode = tuple[str, tuple[Any, ...], int, frozenset[int] | None]
+
+
+class Engine:
+    def __init__(self, rules: list[Rule], concepts: dict[str, Node]):
+        self.rules = rules
+        self.concepts = concepts
+        self.index: dict[str, list[int]] = defaultdict(list)
+        self.exact: dict[str, list[int]] = defaultdict(list)
+        self.prefix3: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        self.regexes: list[tuple[int, Any]] = []  # (atom, compiled re2)
+        self.regex_set: Any = None
+        self._atom_ids: dict[tuple[str, str, str | None], int] = {}
+        self.terms: list[CTerm] = []
+        self._term_ids: dict[tuple[str, str | None], int] = {}
+        self._concept_nodes: dict[str, CNode] = {}
+        self.trees: list[CNode] = []
+        self.need: dict[int, list[tuple[int, int]]] = defaultdict(list)  # atom -> (rule, group)
+        self.groups: list[int] = []
+        for i, rule in enumerate(rules):
+            tree = self._node(rule.tree)
+            self.trees.append(tree)
+            groups = self._groups(tree)
+            self.groups.append(len(groups))
+            for g, atoms in enumerate(groups):
+                for a in atoms:
+                    self.need[a].append((i, g))
+        if self.regexes:
+            import re2
+
+            self.regex_set = re2.Set.SearchSet()
+            for _atom, rx in self.regexes:
+                self.regex_set.Add(rx.pattern)
+            self.regex_set.Compile()
+        self.index, self.exact, self.prefix3 = dict(self.index), dict(self.exact), dict(self.prefix3)
+        self.need = dict(self.need)
+
+    # --- compile ------------------------------------------------------------------------
+
+    def _atom(self, kind: str, text: str, lang: str | None) -> int:
+        key = (kind, text, lang if kind == "w" else None)
+        found = self._atom_ids.get(key)
+        if found is not None:
+            return found
+        atom = self._atom_ids[key] = len(self._atom_ids)
+        if kind == "w":
+            langs = (lang,) if lang else morph.DEFAULT_LANGUAGES
+            for k in morph.term_keys(text, langs):
+                self.index[k].append(atom)
+        elif kind == "x":
+            self.exact[morph.fold(text)].append(atom)
+        elif kind == "p":
+            p = morph.fold(text)
+            self.prefix3[p[:3]].append((p, atom))
+        else:
+            import re2
+
+            self.regexes.append((atom, re2.compile("(?i)" + text)))
+        return atom
+
+    def _word(self, w: Word, lang: str | None) -> int:
+        return self._atom("p" if w.prefix else "x" if w.exact else "w", w.text, lang)
+
+    def _term(self, t: Term) -> int:
+        key = (t.text, t.lang)
+        found = self._term_ids.get(key)
+        if found is not None and self.terms[found].term.concept == t.concept:
+            return found
+        atoms = (self._atom("r", t.regex, None),) if t.regex is not None else tuple(
+            self._word(w, t.lang) for w in t.words)
+        self.terms.append(CTerm(t, atoms))
+        self._term_ids[key] = len(self.terms) - 1
+        return len(self.terms) - 1
+
+    def _node(self, node: Node | Term | Ref) -> Any:
+        if isinstance(node, Term):
+            return self._term(node)
+        if isinstance(node, Ref):
+            built = self._concept_nodes.get(node.name)
+            if built is None:
+                built = self._concept_nodes[node.name] = self._node(self.concepts[node.name])
+            return built
+        scope = frozenset(FIELD_NAMES.index(f) for f in node.scope) if node.scope else None
+        return (node.op, tuple(self._node(c) for c in node.children), node.within, scope)
+
+    def _groups(self, node: Any) -> list[set[int]]:
+        """Atom sets, each of which must have an atom in the article for ``node`` to match."""
+        if isinstance(node, int):
+            return [{self.terms[node].atoms[0]}]
+        op, children = node[0], node[1]
+        if op == "none":
+            return []
+        if op == "any":
+            union: set[int] = set()
+            for c in children:
+                first = self._groups(c)
+                if not first:
+                    return []
+                union |= first[0]
+            return [union]
+        return [g for c in children for g in self._groups(c)]
+
+    # --- match --------------------------------------------------------------------------
+
+    def match(self, article: Article, feed: Any = None, now: float | None = None) -> list[Match]:
+        doc = _Doc(self, article)
+        if not doc.atoms:
+            return []
+        met: dict[int, set[int]] = defaultdict(set)
+        need = self.need
+        for atom in doc.atoms:
+            for ri, group in need.get(atom, ()):
+                met[ri].add(group)
+        out = []
+        for i in sorted(r for r, gs in met.items() if len(gs) == self.groups[r]):
+            rule = self.rules[i]
+            if not _passes(rule, article, feed, now):
+                continue
+            scope = frozenset(FIELD_NAMES.index(f) for f in rule.fields)
+            hits = doc.eval(self.trees[i], scope)
+            if not hits:
+                continue
+            score = sum(rule.title_weight if f == _TITLE else 1 for f, _s in {(h.field, h.start) for h in hits})
+            if score < rule.min_hits:
+                continue
+            out.append(explain(rule, hits, doc.fields, score, self.terms, article.language))
+        return out
+
+
+class _Doc:
+    """One article, tokenized, with the atoms it contains and their positions."""
+
+    def __init__(self, engine: Engine, article: Article):
+        self.engine = engine
+        texts = (article.title or "", article.summary or "", article.text or "")
+        self.fields = [Field(name, text, morph.words(text)) for name, text in zip(FIELD_NAMES, texts, strict=True)]
+        self.atoms: dict[int, list[tuple[int, int]]] = {}
+        self._terms: dict[int, list[Hit]] = {}
+        distinct: set[str] = set()
+        for f in self.fields:
+            distinct.update(f.words)
+        distinct -= morph.END
+        keys = morph.keys_for(article.language).of(distinct)
+        index, exact, prefix3 = engine.index, engine.exact, engine.prefix3
+        found: dict[str, list[int]] = {}
+        for w in distinct:
+            ks = keys[w]
+            atoms: list[int] = []
+            for k in ks:
+                by_key = index.get(k)
+                if by_key:
+                    atoms += by_key
+            surface = ks[0]
+            by_form = exact.get(surface)
+            if by_form:
+                atoms += by_form
+            if prefix3:
+                pres = prefix3.get(surface[:3])
+                if pres:
+                    atoms += [atom for pre, atom in pres if surface.startswith(pre)]
+            if atoms:
+                found[w] = atoms
+        positions: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        if found:
+            for fi, f in enumerate(self.fields):
+                for i, w in enumerate(f.words):
+                    at = found.get(w)
+                    if at:
+                        for a in at:
+                            positions[a].append((fi, i))
+        if engine.regex_set is not None:
+            for fi, f in enumerate(self.fields):
+                if not f.text:
+                    continue
+                fired = set(engine.regex_set.Match(f.text))
+                for n, (atom, rx) in enumerate(engine.regexes):
+                    if n in fired:
+                        starts = [s for s, _e in f.spans]
+                        for m in rx.finditer(f.text):
+                            positions[atom].append((fi, max(0, bisect_right(starts, m.start()) - 1)))
+        self.atoms = dict(positions)
+
+    def term_hits(self, tid: int) -> list[Hit]:
+        got = self._terms.get(tid)
+        if got is not None:
+            return got
+        ct = self.engine.terms[tid]
+        first = self.atoms.get(ct.atoms[0], [])
+        if len(ct.atoms) == 1:
+            got = [Hit(f, i, i + 1, tid) for f, i in first]
+        else:
+            rest = [set(self.atoms.get(a, ())) for a in ct.atoms[1:]]
+            got = [Hit(f, i, i + len(ct.atoms), tid) for f, i in first
+                   if all((f, i + k) in s for k, s in enumerate(rest, 1))]
+        self._terms[tid] = got
+        return got
+
+    def eval(self, node: Any, scope: frozenset[int]) -> list[Hit] | None:
+        """The hits that make ``node`` true within ``scope``, or None when it is false."""
+        if isinstance(node, int):
+            hits = [h for h in self.term_hits(node) if h.field in scope]
+            return hits or None
+        op, children, within, own = node
+        sc = own if own is not None else scope
+        if op == "any":
+            out: list[Hit] = []
+            for c in children:
+                r = self.eval(c, sc)
+                if r:
+                    out += r
+            return out or None
+        if op == "all":
+            out = []
+            for c in children:
+                if not isinstance(c, int) and c[0] == "none":
+                    nsc = c[3] if c[3] is not None else sc
+                    if any(self.eval(x, nsc) for x in c[1]):
+                        return None
+                    continue
+                r = self.eval(c, sc)
+                if r is None:
+                    return None
+                out += r
+            return out
+        if op == "none":  # only reached for a rule made of 'none' alone, which the loader refuses
+            return None
+        lists = []
+        for c in children:
+            r = self.eval(c, sc)
+            if not r:
+                return None
+            lists.append(r)
+        return _near(lists, within) if op == "near" else self._same_sentence(lists)
+
+    def _same_sentence(self, lists: list[list[Hit]]) -> list[Hit] | None:
+        groups: dict[tuple[int, int], dict[int, list[Hit]]] = defaultdict(dict)
+        for n, hits in enumerate(lists):
+            for h in hits:
+                groups[(h.field, self.fields[h.field].sentence(h.start))].setdefault(n, []).append(h)
+        for _key, by_child in sorted(groups.items()):
+            if len(by_child) == len(lists):
+                return [h for hs in by_child.values() for h in hs]
+        return None
+
+
+def _near(lists: list[list[Hit]], within: int) -> list[Hit] | None:
+    """The first window in one field holding a hit of every child, with at most ``within``
+    words between the end of its first hit and the start of its last."""
+    tagged = sorted((h.field, h.start, n, h) for n, hits in enumerate(lists) for h in hits)
+    need = len(lists)
+    count: dict[int, int] = defaultdict(int)
+    lo = 0
+    for hi, (f, start, n, _h) in enumerate(tagged):
+        count[n] += 1
+        while tagged[lo][0] != f:
+            count[tagged[lo][2]] -= 1
+            lo += 1
+        while len([c for c in count.values() if c]) == need:
+            first = tagged[lo][3]
+            if start - first.end <= within:
+                return [t[3] for t in tagged[lo:hi + 1]]
+            count[tagged[lo][2]] -= 1
+            lo += 1
+    return None
+
+
+def _passes(rule: Rule, article: Article, feed: Any, now: float | None) -> bool:
+    from .filters import passes
+
+    return passes(rule, article, feed, now)

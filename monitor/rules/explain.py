@@ -1,0 +1,94 @@
+"""Why a rule fired: the terms, the field, and a snippet of the original text around the
+best hit with every hit in it marked ``**like this**``."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from functools import cached_property
+from typing import Any, NamedTuple
+
+from ..models import Match
+from . import morph
+from .syntax import Rule
+
+SNIPPET_CONTEXT = 110  # characters either side of the best hit
+DENSITY_WINDOW = 25    # words: hits of other terms this close make a hit a better quote
+_PREFER = {2: 0, 1: 1, 0: 2}  # body, then summary, then title: the body has context
+
+
+class Hit(NamedTuple):
+    field: int   # index into title, summary, body
+    start: int   # token positions, end exclusive
+    end: int
+    term: int
+
+
+class Field:
+    def __init__(self, name: str, text: str, words: list[str]):
+        self.name, self.text, self.words = name, text, words
+
+    @cached_property
+    def spans(self) -> list[tuple[int, int]]:
+        return morph.spans(self.text)
+
+    @cached_property
+    def _ends(self) -> list[int]:
+        return [i for i, w in enumerate(self.words) if w in morph.END]
+
+    def sentence(self, pos: int) -> int:
+        """The number of the sentence holding token ``pos`` (0 for the first)."""
+        return bisect_right(self._ends, pos)
+
+
+def explain(rule: Rule, hits: list[Hit], fields: list[Field], score: float, terms: list[Any],
+            lang: str | None = None) -> Match:
+    """The Match for ``hits``. Where several terms matched the same words (a concept's German
+    "Ukraine" and English "Ukraine"), the one written for the text's language is named."""
+    def rank(h: Hit) -> tuple[int, int]:
+        tlang = terms[h.term].term.lang
+        return (0 if tlang == lang else 1 if tlang is None else 2, h.term)
+
+    best_term: dict[tuple[int, int, int], Hit] = {}
+    for h in hits:
+        key = (h.field, h.start, h.end)
+        if key not in best_term or rank(h) < rank(best_term[key]):
+            best_term[key] = h
+    hits = sorted(best_term.values(), key=lambda h: (h.field, h.start))
+    names = tuple(dict.fromkeys(terms[h.term].term.text for h in hits))
+
+    def density(h: Hit) -> tuple[int, int, int]:
+        near = {o.term for o in hits if o.field == h.field and abs(o.start - h.start) <= DENSITY_WINDOW}
+        return (len(near), -_PREFER[h.field], -h.start)
+
+    best = max(hits, key=density)
+    field = fields[best.field]
+    marks = sorted({(h.start, h.end) for h in hits if h.field == best.field})
+    return Match(rule_id=rule.id, rule_title=rule.title, terms=names, field=field.name,
+                 snippet=snippet(field, best, marks), channels=rule.channels,
+                 severity=rule.severity, score=score)
+
+
+def snippet(field: Field, best: Hit, marks: list[tuple[int, int]]) -> str:
+    spans, text = field.spans, field.text
+    if best.end > len(spans):  # cannot happen unless the tokenizers disagree; quote the start
+        return " ".join(text[: 2 * SNIPPET_CONTEXT].split())
+    start, end = spans[best.start][0], spans[best.end - 1][1]
+    lo = max(0, start - SNIPPET_CONTEXT)
+    hi = min(len(text), end + SNIPPET_CONTEXT)
+    if lo > 0:
+        lo = text.find(" ", lo, start) + 1 or lo
+    if hi < len(text):
+        cut = text.rfind(" ", end, hi)
+        hi = cut if cut > end else hi
+    out, pos = [], lo
+    for s, e in marks:
+        if e > len(spans):
+            continue
+        cs, ce = spans[s][0], spans[e - 1][1]
+        if cs < pos or ce > hi:
+            continue
+        out += [text[pos:cs], "**", text[cs:ce], "**"]
+        pos = ce
+    out.append(text[pos:hi])
+    quoted = " ".join("".join(out).split())
+    return ("… " if lo > 0 else "") + quoted + (" …" if hi < len(text) else "")

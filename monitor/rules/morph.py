@@ -1,0 +1,179 @@
+"""Words, folding and stems: how a text and a rule term are reduced to comparable keys.
+
+A token is a run of letters or digits (``\\w+``); an English possessive ``'s`` is dropped,
+other apostrophes and every hyphen split words ("Kursk-Region" is "kursk", "region").
+Sentence ends (``.``, ``!``, ``?`` before white space) are tokens too, so phrases never
+run across them and ``same_sentence`` can count them.
+
+Each word has two keys: its *surface* (casefolded, accents dropped, ß → ss, ё → е) and its
+*stem* in a language. Stems come from the Snowball stemmers (PyStemmer: de, en, ru, fr, pl
+and 30 more, C, no data files) and, for Ukrainian, which Snowball lacks, from the light
+suffix stripper below. simplemma was measured and rejected: 770 MB resident for
+de+en+ru+uk+fr+pl (pl alone 408 MB), 2-4 µs a word, and it leaves proper nouns such as
+"Kursker" alone, where the German stemmer gives "kursk".
+
+Stemming never matches a longer word to a shorter one by accident of spelling:
+"Kurskorrektur" stems to itself and "Kursker" to "kursk", so a word boundary is kept.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+import Stemmer
+
+# Languages with a stemmer, by script. A term or text in another language is matched on
+# its surface form (and on prefixes) only.
+SNOWBALL = {"de": "german", "en": "english", "ru": "russian", "fr": "french", "pl": "polish",
+            "es": "spanish", "it": "italian", "nl": "dutch", "pt": "portuguese", "cs": "czech"}
+LANGUAGES = (*SNOWBALL, "uk")
+CYRILLIC = ("ru", "uk")
+LATIN = tuple(lang for lang in LANGUAGES if lang not in CYRILLIC)
+DEFAULT_LANGUAGES = ("de", "en", "fr", "pl", "ru", "uk")  # stems of a term with no language
+
+TOKEN = re.compile(r"\w[\w\u0300-\u036f]*|[.!?](?=\s|$)")  # with combining marks (stress)
+END = frozenset(".!?")
+_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
+_CACHE_LIMIT = 200_000  # words per language; the cache is dropped and rebuilt when full
+
+_stemmers: dict[str, Stemmer.Stemmer] = {}
+
+
+def _plain(text: str) -> str:
+    if "'" in text or "’" in text:
+        return _POSSESSIVE.sub("\x01\x01", text)  # same length, so spans line up
+    return text
+
+
+def words(text: str) -> list[str]:
+    """The casefolded tokens of ``text`` (words and sentence ends), in order."""
+    found = TOKEN.findall(_plain(text))
+    if not found:
+        return found
+    return "\x00".join(found).casefold().split("\x00")
+
+
+def spans(text: str) -> list[tuple[int, int]]:
+    """Character offsets of the tokens ``words`` returns, in the same order."""
+    return [m.span() for m in TOKEN.finditer(_plain(text))]
+
+
+def _fold_char(ch: str) -> str:
+    if "\u0400" <= ch <= "\u04ff":
+        return "е" if ch == "ё" else ch  # keep й, ї: they are letters of their own
+    return "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+
+
+_FOLD: dict[str, str] = {}
+
+
+def fold(word: str) -> str:
+    """A casefolded word without accents (ä → a, é → e, ё → е, stress marks dropped)."""
+    if word.isascii():
+        return word
+    out = []
+    for ch in word:
+        f = _FOLD.get(ch)
+        if f is None:
+            f = _FOLD[ch] = _fold_char(ch) if not unicodedata.combining(ch) else ""
+        out.append(f)
+    return "".join(out)
+
+
+def script(word: str) -> str:
+    """'cyrillic' when the word has a Cyrillic letter, else 'latin'."""
+    return "cyrillic" if any("\u0400" <= c <= "\u04ff" for c in word) else "latin"
+
+
+def stem(word: str, lang: str) -> str:
+    """The stem of a casefolded word in ``lang`` (the word itself for other languages)."""
+    if lang == "uk":
+        return stem_uk(word)
+    name = SNOWBALL.get(lang)
+    if name is None:
+        return word
+    s = _stemmers.get(lang)
+    if s is None:
+        s = _stemmers[lang] = Stemmer.Stemmer(name, 0)
+    return str(s.stemWord(word))
+
+
+# Ukrainian inflection endings (nouns, adjectives, participles, verbs), longest first.
+_UK_ENDINGS = sorted({
+    "ами", "ями", "ові", "еві", "єві", "ою", "ею", "єю", "ів", "їв", "ах", "ях", "ам", "ям", "ом",
+    "ем", "єм", "ей", "ій", "ий", "ої", "ого", "ому", "ими", "іми", "их", "іх", "им", "ім",
+    "ую", "юю", "ая", "яя", "ього", "ьому", "ати", "ити", "іти", "ються", "ється", "лися",
+    "а", "я", "у", "ю", "і", "ї", "и", "е", "є", "о", "ь",
+}, key=len, reverse=True)
+_UK_MIN_STEM = 3
+
+
+def stem_uk(word: str) -> str:
+    """Strip one inflection ending, keeping at least three letters: "курської" → "курськ",
+    "військових" → "військов", "солдатів" → "солдат"."""
+    if len(word) <= _UK_MIN_STEM:
+        return word
+    for end in _UK_ENDINGS:
+        if word.endswith(end) and len(word) - len(end) >= _UK_MIN_STEM:
+            return word[: -len(end)]
+    return word
+
+
+def text_languages(lang: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The stemming languages for Latin and for Cyrillic words of a text in ``lang``; a text
+    of unknown language gets the stems of every default language of the word's script."""
+    if lang is None:
+        return tuple(x for x in DEFAULT_LANGUAGES if x not in CYRILLIC), CYRILLIC
+    return (lang if lang in LATIN else "en",), (lang if lang in CYRILLIC else "ru",)
+
+
+class Keys:
+    """Word -> keys (surface first, then stems) for texts of one language, cached.
+
+    The cache is what makes stemming cheap: news vocabulary repeats, so after a few hundred
+    articles nearly every word is a dictionary hit."""
+
+    def __init__(self, lang: str | None):
+        self.latin, self.cyrillic = text_languages(lang)
+        self.cache: dict[str, tuple[str, ...]] = {}
+
+    def of(self, distinct: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        cache = self.cache
+        missing = [w for w in distinct if w not in cache]
+        if missing:
+            if len(cache) + len(missing) > _CACHE_LIMIT:
+                cache.clear()
+            for w in missing:
+                langs = self.cyrillic if not w.isascii() and script(w) == "cyrillic" else self.latin
+                surface = fold(w)
+                stems = {fold(stem(w, lang)) for lang in langs}
+                stems.discard(surface)
+                cache[w] = (surface, *sorted(stems))
+        return cache
+
+
+_KEYS: dict[str | None, Keys] = {}
+
+
+def keys_for(lang: str | None) -> Keys:
+    """The shared, cached Keys for texts in ``lang`` (None: unknown)."""
+    lang = lang.lower()[:2] if lang else None
+    if lang is not None and lang not in LANGUAGES:
+        lang = None
+    found = _KEYS.get(lang)
+    if found is None:
+        found = _KEYS[lang] = Keys(lang)
+    return found
+
+
+def term_keys(word: str, langs: Iterable[str]) -> set[str]:
+    """Every key under which a rule's word (casefolded) may appear in a text: its surface
+    and its stem in each of ``langs`` that writes in the word's script."""
+    sc = script(word)
+    out = {fold(word)}
+    for lang in langs:
+        if (lang in CYRILLIC) == (sc == "cyrillic"):
+            out.add(fold(stem(word, lang)))
+    return out

@@ -1,0 +1,424 @@
+"""Rule files (YAML) -> Rule trees and concepts, with errors that name the file and line.
+
+The nodes are walked by hand (``yaml.compose``) rather than loaded into dicts, because only
+the node tree still knows each value's line. The language itself is described in the
+README ("Rules") and, for editors, by the JSON Schema in ``schema.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import RuleError
+from . import morph
+
+FIELDS = ("title", "summary", "body")
+SEVERITIES = ("info", "normal", "urgent")
+OPS = ("any", "all", "none", "near", "same_sentence")
+RULE_KEYS = ("id", "title", "description", "severity", "channels", "fields", "min_hits", "title_weight",
+             "feeds", "tags", "languages", "max_age", "match", "within", *OPS)
+NODE_KEYS = (*OPS, "within", "in")
+DEFAULT_WITHIN = 10
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_CONCEPT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_WORD = re.compile(r"(=?)(\w[\w\u0300-\u036f]*)(\*?)")
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MIN_PREFIX = 3
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str          # casefolded
+    exact: bool = False   # ``=word``: this form only, no stemming
+    prefix: bool = False  # ``word*``: any word starting so
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str                       # as written
+    words: tuple[Word, ...] = ()    # a phrase: consecutive words
+    regex: str | None = None        # ``/pattern/``: RE2, case-insensitive
+    lang: str | None = None         # from a concept's language list: the stemmer to use
+    concept: str | None = None
+    path: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str
+    path: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Node:
+    op: str                                  # any | all | none | near | same_sentence
+    children: tuple[Node | Term | Ref, ...]
+    within: int = DEFAULT_WITHIN             # near: at most this many words between the hits
+    scope: tuple[str, ...] | None = None     # in: fields this node looks at
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    tree: Node
+    description: str = ""
+    fields: tuple[str, ...] = FIELDS
+    channels: tuple[str, ...] = ()
+    severity: str = "normal"
+    min_hits: float = 1
+    title_weight: float = 2
+    feeds: tuple[str, ...] = ()          # globs on the feed's URL or title
+    tags: tuple[str, ...] = ()           # the feed has at least one of these tags
+    languages: tuple[str, ...] = ()      # the article's language is one of these
+    max_age: float | None = None         # seconds: older articles (by their date) are ignored
+    path: str = ""
+    line: int = 0
+
+
+@dataclass
+class Parsed:
+    rules: list[Rule] = field(default_factory=list)
+    concepts: dict[str, Node] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)  # concept -> "file:line"
+
+
+class _File:
+    def __init__(self, path: str):
+        self.path = path
+
+    def error(self, node: yaml.Node | None, problem: str) -> RuleError:
+        return RuleError(self.path, line(node) if node is not None else None, problem)
+
+    # --- file level ---------------------------------------------------------------------
+
+    def parse(self, text: str, into: Parsed) -> None:
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            problem = getattr(e, "problem", None) or str(e)
+            raise RuleError(self.path, mark.line + 1 if mark else None, f"not valid YAML: {problem}") from None
+        if root is None:
+            raise self.error(None, "the file is empty; expected a rule (id, title, any/all/none) "
+                             "or 'rules:' and/or 'concepts:'")
+        if not isinstance(root, yaml.MappingNode):
+            raise self.error(root, "expected a mapping: a rule, or 'rules:' and/or 'concepts:'")
+        values = self.mapping(root, None)
+        if "id" not in values:
+            extra = [k for k in values if k not in ("rules", "concepts")]
+            if extra or not values:
+                raise self.error(root, f"unknown top-level key {extra[0] if extra else None!r}: a file holds "
+                                 "one rule (id, title, …) or 'rules:' (a list) and/or 'concepts:'")
+        if "concepts" in values:
+            self.concepts(values.pop("concepts"), into)
+        if "rules" in values:
+            seq = values.pop("rules")
+            if not isinstance(seq, yaml.SequenceNode) or not seq.value:
+                raise self.error(seq, "'rules' must be a non-empty list of rules")
+            into.rules.extend(self.rule(n) for n in seq.value)
+        if "id" in values:
+            into.rules.append(self.rule(root, values))
+
+    def mapping(self, node: yaml.MappingNode, allowed: tuple[str, ...] | None) -> dict[str, yaml.Node]:
+        out: dict[str, yaml.Node] = {}
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else None
+            if key is None or (allowed is not None and key not in allowed):
+                expected = f" (expected one of: {', '.join(allowed)})" if allowed else ""
+                raise self.error(k, f"unknown key {key!r}{expected}")
+            if key in out:
+                raise self.error(k, f"key {key!r} appears twice")
+            out[key] = v
+        return out
+
+    # --- concepts -----------------------------------------------------------------------
+
+    def concepts(self, node: yaml.Node, into: Parsed) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, "'concepts' must map names to terms, e.g. concepts: {kursk: [Kursk, Курск]}")
+        for k, v in node.value:
+            name = str(k.value) if isinstance(k, yaml.ScalarNode) else ""
+            if not _CONCEPT.match(name):
+                raise self.error(k, f"concept name {name!r}: use letters, digits, '_' and '-'")
+            if name in into.concepts:
+                raise self.error(k, f"concept {name!r} is already defined at {into.where[name]}")
+            into.concepts[name] = self.concept(name, v)
+            into.where[name] = f"{self.path}:{line(k)}"
+
+    def concept(self, name: str, node: yaml.Node) -> Node:
+        if isinstance(node, yaml.SequenceNode):
+            return Node("any", self.terms(node, None, name), line=line(node))
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, f"concept {name!r}: expected a list of terms or a mapping "
+                             "of languages to lists (en: […], de: […], common: […])")
+        children: list[Node | Term | Ref] = []
+        for k, v in node.value:
+            lang = str(k.value) if isinstance(k, yaml.ScalarNode) else ""
+            if lang != "common" and not re.fullmatch(r"[a-z]{2}", lang):
+                raise self.error(k, f"concept {name!r}: {lang!r} is not a language code "
+                                 "(two letters such as de, en, ru, uk, fr, pl; or 'common')")
+            children.extend(self.terms(v, None if lang == "common" else lang, name))
+        if not children:
+            raise self.error(node, f"concept {name!r} has no terms")
+        return Node("any", tuple(children), line=line(node))
+
+    # --- rules --------------------------------------------------------------------------
+
+    def rule(self, node: yaml.Node, values: dict[str, yaml.Node] | None = None) -> Rule:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, "expected a rule: a mapping with id, title and terms (any/all/…)")
+        v = values if values is not None else self.mapping(node, RULE_KEYS)
+        for key in v:
+            if key not in RULE_KEYS:
+                raise self.error(node, f"unknown key {key!r} (expected one of: {', '.join(RULE_KEYS)})")
+        for key in ("id", "title"):
+            if key not in v:
+                raise self.error(node, f"missing required key {key!r}")
+        rid = self.scalar(v["id"], "id")
+        if not _ID.match(rid):
+            raise self.error(v["id"], f"id {rid!r}: use lower-case letters, digits, '-' and '_'")
+        parts: list[Node | Term | Ref] = []
+        if "match" in v:
+            parts.append(self.item(v["match"]))
+        parts.extend(self.node_of(v, rid, node))
+        if not parts or all(isinstance(p, Node) and p.op == "none" for p in parts):
+            raise self.error(node, f"rule {rid!r} needs something to look for: any, all, near, "
+                             "same_sentence or match (none only excludes)")
+        fields = self.names(v, "fields", FIELDS) or FIELDS
+        severity = self.scalar(v["severity"], "severity") if "severity" in v else "normal"
+        if severity not in SEVERITIES:
+            raise self.error(v["severity"], f"severity {severity!r}: expected one of {', '.join(SEVERITIES)}")
+        langs = self.names(v, "languages", None)
+        for lang in langs:
+            if not re.fullmatch(r"[a-z]{2}", lang):
+                raise self.error(v["languages"], f"language {lang!r}: expected a two-letter code such as de")
+        return Rule(
+            id=rid, title=self.scalar(v["title"], "title"), tree=Node("all", tuple(parts), line=line(node)),
+            description=self.scalar(v["description"], "description") if "description" in v else "",
+            fields=fields, channels=self.names(v, "channels", None), severity=severity,
+            min_hits=self.number(v, "min_hits", 1), title_weight=self.number(v, "title_weight", 2),
+            feeds=self.names(v, "feeds", None), tags=self.names(v, "tags", None), languages=langs,
+            max_age=self.age(v["max_age"]) if "max_age" in v else None, path=self.path, line=line(node),
+        )
+
+    def node_of(self, v: dict[str, yaml.Node], what: str, where: yaml.Node) -> list[Node]:
+        """The operator keys of a rule or node mapping, each as a Node."""
+        ops = [k for k in OPS if k in v]
+        if "within" in v and "near" not in v:
+            raise self.error(v["within"], f"{what}: 'within' belongs to 'near'")
+        out = []
+        for op in ops:
+            children = self.items(v[op], op)
+            within = int(self.number(v, "within", DEFAULT_WITHIN)) if op == "near" else DEFAULT_WITHIN
+            if op in ("near", "same_sentence") and len(children) < 2:
+                raise self.error(v[op], f"'{op}' needs at least two terms or groups")
+            if op == "none" and any(isinstance(c, Node) and c.op == "none" for c in children):
+                raise self.error(v[op], "'none' inside 'none': say what to look for instead")
+            out.append(Node(op, children, within=within, line=line(v[op])))
+        return out
+
+    def item(self, node: yaml.Node) -> Node | Term | Ref:
+        if isinstance(node, yaml.ScalarNode):
+            return self.term(node, None, None)
+        if isinstance(node, yaml.SequenceNode):
+            return Node("any", self.items(node, "match"), line=line(node))
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, "expected a term or a group such as {any: […]}")
+        v = self.mapping(node, NODE_KEYS)
+        ops = [k for k in OPS if k in v]
+        if len(ops) != 1:
+            raise self.error(node, "a group has exactly one of: " + ", ".join(OPS) +
+                             (f" (found {', '.join(ops)})" if ops else ""))
+        (built,) = self.node_of(v, ops[0], node)
+        if "in" in v:
+            scope = self.names(v, "in", FIELDS)
+            built = Node(built.op, built.children, built.within, scope, built.line)
+        return built
+
+    def items(self, node: yaml.Node, key: str) -> tuple[Node | Term | Ref, ...]:
+        if isinstance(node, yaml.ScalarNode):
+            return (self.term(node, None, None),)
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.error(node, f"'{key}' must be a non-empty list of terms or groups, e.g. {key}: [one, two]")
+        out = tuple(self.item(n) for n in node.value)
+        if key != "all" and key != "match":
+            for child, n in zip(out, node.value, strict=True):
+                if isinstance(child, Node) and child.op == "none":
+                    raise self.error(n, f"'none' belongs in a rule or an 'all' group, not in '{key}'")
+        return out
+
+    def terms(self, node: yaml.Node, lang: str | None, concept: str) -> tuple[Term | Ref, ...]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.error(node, f"concept {concept!r}: expected a non-empty list of terms")
+        out = []
+        for n in node.value:
+            if not isinstance(n, yaml.ScalarNode):
+                raise self.error(n, f"concept {concept!r}: each term is a text")
+            out.append(self.term(n, lang, concept))
+        return tuple(out)
+
+    def term(self, node: yaml.ScalarNode, lang: str | None, concept: str | None) -> Term | Ref:
+        raw = str(node.value).strip()
+        if not raw:
+            raise self.error(node, "empty term")
+        if raw.startswith("@"):
+            if not _CONCEPT.match(raw[1:]):
+                raise self.error(node, f"{raw!r}: '@' is followed by a concept name")
+            return Ref(raw[1:], self.path, line(node))
+        if len(raw) > 2 and raw.startswith("/") and raw.endswith("/"):
+            return Term(raw, regex=self.regex(raw[1:-1], node), lang=lang, concept=concept,
+                        path=self.path, line=line(node))
+        return Term(raw, words=self.words(raw, node), lang=lang, concept=concept, path=self.path, line=line(node))
+
+    def words(self, raw: str, node: yaml.Node) -> tuple[Word, ...]:
+        out: list[Word] = []
+        pos = 0
+        for m in _WORD.finditer(raw):
+            gap = raw[pos:m.start()]
+            if "*" in gap or "=" in gap:
+                raise self.error(node, f"term {raw!r}: '=' goes right before a word, '*' right after one")
+            pos = m.end()
+            exact, word, star = m.groups()
+            text = " ".join(w for w in morph.words(word) if w not in morph.END)
+            for part in text.split():
+                out.append(Word(part, exact=bool(exact), prefix=False))
+            if star:
+                if exact:
+                    raise self.error(node, f"term {raw!r}: a word cannot be both exact (=) and a prefix (*)")
+                last = out[-1]
+                if len(morph.fold(last.text)) < MIN_PREFIX:
+                    raise self.error(node, f"term {raw!r}: a prefix needs at least {MIN_PREFIX} letters before '*'")
+                out[-1] = Word(last.text, prefix=True)
+        if "*" in raw[pos:] or "=" in raw[pos:]:
+            raise self.error(node, f"term {raw!r}: '=' goes right before a word, '*' right after one")
+        if not out:
+            raise self.error(node, f"term {raw!r} has no letters or digits")
+        return tuple(out)
+
+    def regex(self, pattern: str, node: yaml.Node) -> str:
+        import re2
+
+        try:
+            re2.compile(pattern)
+        except re2.error as e:
+            raise self.error(node, f"regex /{pattern}/ is not valid RE2 (linear-time: no backreferences "
+                             f"or lookarounds): {e}") from None
+        return pattern
+
+    # --- scalars ------------------------------------------------------------------------
+
+    def scalar(self, node: yaml.Node, key: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
+            raise self.error(node, f"'{key}' must be a non-empty text")
+        return str(node.value).strip()
+
+    def names(self, v: dict[str, yaml.Node], key: str, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
+        if key not in v:
+            return ()
+        node = v[key]
+        items = [node] if isinstance(node, yaml.ScalarNode) else node.value if isinstance(
+            node, yaml.SequenceNode) else None
+        if items is None or not items:
+            raise self.error(node, f"'{key}' must be a list, e.g. {key}: [one, two]")
+        out = tuple(self.scalar(n, key) for n in items)
+        for name in out:
+            if allowed is not None and name not in allowed:
+                raise self.error(node, f"{key}: unknown value {name!r} (expected: {', '.join(allowed)})")
+        return out
+
+    def number(self, v: dict[str, yaml.Node], key: str, default: float) -> float:
+        if key not in v:
+            return default
+        text = self.scalar(v[key], key)
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1
+        if value < 0 or value != value or value > 1e6:
+            raise self.error(v[key], f"'{key}' must be a number >= 0, not {text!r}")
+        return value
+
+    def age(self, node: yaml.Node) -> float:
+        text = self.scalar(node, "max_age")
+        m = _AGE.match(text)
+        if not m:
+            raise self.error(node, f"max_age {text!r}: expected a number and a unit (s, m, h, d, w), e.g. 3d")
+        return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def parse_text(text: str, path: str, into: Parsed) -> None:
+    _File(path).parse(text, into)
+
+
+def parse_dir(folder: str | Path) -> tuple[Parsed, list[RuleError]]:
+    """Every ``*.yaml``/``*.yml`` file in ``folder`` (sorted), with every problem found:
+    bad files are skipped, duplicate ids and unknown or cyclic concepts reported."""
+    base = Path(folder)
+    parsed = Parsed()
+    if not base.is_dir():
+        return parsed, [RuleError(str(base), None, "rules folder does not exist")]
+    files = sorted([*base.glob("*.yaml"), *base.glob("*.yml")])
+    if not files:
+        return parsed, [RuleError(str(base), None, "no *.yaml rule files in the rules folder")]
+    errors: list[RuleError] = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            errors.append(RuleError(str(path), None, f"cannot read: {e}"))
+            continue
+        one = Parsed(concepts=dict(parsed.concepts), where=dict(parsed.where))
+        try:
+            parse_text(text, str(path), one)
+        except RuleError as e:
+            errors.append(e)
+            continue
+        parsed.concepts, parsed.where = one.concepts, one.where
+        parsed.rules.extend(one.rules)
+    seen: dict[str, Rule] = {}
+    for r in parsed.rules:
+        if r.id in seen:
+            errors.append(RuleError(r.path, r.line, f"rule id {r.id!r} is already used at "
+                                    f"{seen[r.id].path}:{seen[r.id].line}"))
+        seen.setdefault(r.id, r)
+    parsed.rules = list(seen.values())
+    errors.extend(check_refs(parsed))
+    return parsed, errors
+
+
+def check_refs(parsed: Parsed) -> list[RuleError]:
+    """Unknown concepts, and concepts that include themselves."""
+    errors: list[RuleError] = []
+
+    def walk(node: Node | Term | Ref, stack: tuple[str, ...]) -> None:
+        if isinstance(node, Ref):
+            if node.name not in parsed.concepts:
+                known = ", ".join(sorted(parsed.concepts)) or "none defined"
+                errors.append(RuleError(node.path, node.line, f"unknown concept @{node.name} (known: {known})"))
+            elif node.name in stack:
+                errors.append(RuleError(node.path, node.line, "concept cycle: " +
+                                        " -> ".join(f"@{n}" for n in (*stack, node.name))))
+            else:
+                walk(parsed.concepts[node.name], (*stack, node.name))
+        elif isinstance(node, Node):
+            for c in node.children:
+                walk(c, stack)
+
+    for r in parsed.rules:
+        walk(r.tree, ())
+    for name, node in parsed.concepts.items():
+        walk(node, (name,))
+    return errors
