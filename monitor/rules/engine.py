@@ -24,7 +24,7 @@ from typing import Any
 from ..models import Article, Match
 from . import morph
 from .explain import Field, Hit, explain
-from .syntax import Node, Ref, Rule, Term, Word
+from .tree import Node, Ref, Rule, Term, Word
 
 FIELD_NAMES = ("title", "summary", "body")
 _TITLE = 0
@@ -156,13 +156,14 @@ class Engine:
             if not _passes(rule, article, feed, now):
                 continue
             scope = frozenset(FIELD_NAMES.index(f) for f in rule.fields)
+            doc.core = []
             hits = doc.eval(self.trees[i], scope)
             if not hits:
                 continue
             score = sum(rule.title_weight if f == _TITLE else 1 for f, _s in {(h.field, h.start) for h in hits})
             if score < rule.min_hits:
                 continue
-            out.append(explain(rule, hits, doc.fields, score, self.terms, article.language))
+            out.append(explain(rule, hits, doc.fields, score, self.terms, article.language, doc.core))
         return out
 
 
@@ -175,6 +176,7 @@ class _Doc:
         self.fields = [Field(name, text, morph.words(text)) for name, text in zip(FIELD_NAMES, texts, strict=True)]
         self.atoms: dict[int, list[tuple[int, int]]] = {}
         self._terms: dict[int, list[Hit]] = {}
+        self.core: list[Hit] = []  # hits of the proximity windows that made the current rule true
         distinct: set[str] = set()
         for f in self.fields:
             distinct.update(f.words)
@@ -269,7 +271,10 @@ class _Doc:
             if not r:
                 return None
             lists.append(r)
-        return _near(lists, within) if op == "near" else self._same_sentence(lists)
+        found = _near(lists, within) if op == "near" else self._same_sentence(lists)
+        if found:
+            self.core += found
+        return found
 
     def _same_sentence(self, lists: list[list[Hit]]) -> list[Hit] | None:
         groups: dict[tuple[int, int], dict[int, list[Hit]]] = defaultdict(dict)

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from ..models import Match
 from . import morph
-from .syntax import Rule
+from .tree import Rule
 
 SNIPPET_CONTEXT = 110  # characters either side of the best hit
 DENSITY_WINDOW = 25    # words: hits of other terms this close make a hit a better quote
@@ -41,9 +41,12 @@ class Field:
 
 
 def explain(rule: Rule, hits: list[Hit], fields: list[Field], score: float, terms: list[Any],
-            lang: str | None = None) -> Match:
+            lang: str | None = None, core: list[Hit] | None = None) -> Match:
     """The Match for ``hits``. Where several terms matched the same words (a concept's German
-    "Ukraine" and English "Ukraine"), the one written for the text's language is named."""
+    "Ukraine" and English "Ukraine"), the one written for the text's language is named. The
+    snippet quotes the densest cluster of hits, taken from ``core`` (the hits of the ``near``
+    or ``same_sentence`` windows that made the rule true) when there are any: that is the
+    evidence, where a context word such as "Russia" may be anywhere."""
     def rank(h: Hit) -> tuple[int, int]:
         tlang = terms[h.term].term.lang
         return (0 if tlang == lang else 1 if tlang is None else 2, h.term)
@@ -60,9 +63,14 @@ def explain(rule: Rule, hits: list[Hit], fields: list[Field], score: float, term
         near = {o.term for o in hits if o.field == h.field and abs(o.start - h.start) <= DENSITY_WINDOW}
         return (len(near), -_PREFER[h.field], -h.start)
 
-    best = max(hits, key=density)
+    best = max(core or hits, key=density)
     field = fields[best.field]
-    marks = sorted({(h.start, h.end) for h in hits if h.field == best.field})
+    marks: list[tuple[int, int]] = []
+    for s, e in sorted({(h.start, h.end) for h in hits if h.field == best.field}):
+        if marks and s <= marks[-1][1]:  # adjacent words are marked as one: **North Korean troops**
+            marks[-1] = (marks[-1][0], max(e, marks[-1][1]))
+        else:
+            marks.append((s, e))
     return Match(rule_id=rule.id, rule_title=rule.title, terms=names, field=field.name,
                  snippet=snippet(field, best, marks), channels=rule.channels,
                  severity=rule.severity, score=score)

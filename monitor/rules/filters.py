@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from ..models import Article
-from .syntax import Rule
+from .tree import Rule
 
 
 def passes(rule: Rule, article: Article, feed: Any, now: float | None) -> bool:

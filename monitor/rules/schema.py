@@ -1,0 +1,206 @@
+"""The JSON Schema (draft 2020-12) of rule files, for editors: ``monitor rules schema > rules.schema.json``
+and a first line ``# yaml-language-server: $schema=rules.schema.json`` in a rule file give completion,
+hover help (every key has a description with examples) and most errors while typing.
+
+``syntax.py`` is the authority; this schema accepts what it accepts, as far as JSON Schema can say it.
+Only keywords that draft-07 validators understand too are used (the VS Code YAML extension validates
+with draft-07 semantics): ``if``/``then`` instead of ``dependentRequired``, no ``unevaluatedProperties``,
+and every ``$ref`` stands alone (draft-07 ignores a ``$ref``'s siblings).
+
+Checked by the loader only (``monitor rules check``), not here:
+
+- a key given twice; rule ids and concept names used twice, also across files;
+- ``@name`` naming a concept that exists, and concepts that include themselves;
+- a ``/regex/`` term being valid RE2 (no backreferences or lookarounds);
+- the inside of a word term: ``=`` right before a word and ``*`` right after one, not both on one word,
+  at least three letters before ``*``, at least one letter or digit (Unicode letters: JSON Schema
+  patterns differ between Python and JavaScript there, so the schema does not try);
+- YAML merge keys (``<<: *base``): the loader rejects them, a YAML library merges them before
+  validation, so the schema never sees them.
+
+Known differences, all from YAML scalars being read as typed values for the schema but as text by the
+loader: enum values (severity, fields, in) padded with spaces inside quotes (``severity: " urgent"``)
+are rejected here and accepted by the loader; ``null`` (``title: null``, ``- null``) is rejected here
+and read as the text "null" by the loader; a YAML 1.1 reader (PyYAML) turns ``no`` into false (accepted
+as a language: Norwegian), ``2024-02-24`` into a date (rejected here: no JSON type) and ``0x10`` into
+16 (a number here, not a number for the loader); quoted numbers (``min_hits: "2"``) are rejected here.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .tree import _AGE, _CONCEPT, _ID, DEFAULT_WITHIN, FIELDS, OPS, SEVERITIES
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+NAME = _CONCEPT.pattern[1:-1]
+LOOKING = ("any", "all", "near", "same_sentence")  # the operators that look for something
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def one_or_list(item: Schema, description: str, **extra: Any) -> Schema:
+    """One value, or a non-empty list of them (how the loader reads channels, fields, tags, ...)."""
+    return {"description": description, **extra, "if": {"type": "array"},
+            "then": {"minItems": 1, "items": item}, "else": item}
+
+
+def text(description: str) -> Schema:
+    # YAML scalars such as 2024 or yes are text to the loader; not empty, not only spaces
+    return {"description": description, "type": ["string", "number", "boolean"], "pattern": r"\S"}
+
+
+def number(description: str, default: float) -> Schema:
+    return {"description": description, "type": "number", "minimum": 0, "maximum": 1_000_000, "default": default}
+
+
+def terms(items: str, description: str, min_items: int = 1, scalar: bool = True) -> Schema:
+    """An operator's value: a list of ``items`` (at least ``min_items``), or one term."""
+    listed = {"type": "array", "minItems": min_items, "items": ref(items)}
+    if not scalar:
+        return {"description": description, **listed}
+    return {"description": description, "if": {"type": "array"}, "then": listed, "else": ref("term")}
+
+
+FIELD = {"enum": list(FIELDS)}
+WITHIN_NEEDS_NEAR = {"if": {"required": ["within"]}, "then": {"required": ["near"]}}
+
+OPERATORS: dict[str, Schema] = {
+    "any": terms("strict_item", "At least one of these must be found. One term or a list of terms and "
+                 "groups, e.g. `any: [Kursk, Курск*, \"@kursk\"]`."),
+    "all": terms("item", "Every one of these must be found (in any order and field). E.g. "
+                 "`all: [\"@kursk\", {any: [drone*, missile*]}]`; a `none` group may go in here."),
+    "none": terms("strict_item", "Excludes: nothing fires if any of these is found. E.g. "
+                  "`none: [Kurskorrektur*, {all: [Kursk, submarine]}]`."),
+    "near": terms("strict_item", f"At least two terms or groups found close together in one field: at most "
+                  f"`within` words apart (default {DEFAULT_WITHIN}). E.g. `near: [\"@troops\", \"@dprk\"]`.",
+                  min_items=2, scalar=False),
+    "same_sentence": terms("strict_item", "At least two terms or groups found in one sentence. E.g. "
+                           "`same_sentence: [Kursk, evacuat*]`.", min_items=2, scalar=False),
+}
+WITHIN = number(f"For `near` only: at most this many words between the hits (default {DEFAULT_WITHIN}). "
+                "E.g. `within: 5`.", DEFAULT_WITHIN)
+
+RULE_PROPERTIES: dict[str, Schema] = {
+    "id": {"description": "Required. Unique across all rule files; lower-case letters, digits, `-` and `_`, "
+           "starting with a letter or digit. E.g. `id: kursk-nuclear-plant`.",
+           "type": ["string", "integer"], "pattern": rf"^\s*{_ID.pattern[1:-1]}\s*$",
+           "minimum": 0},
+    "title": text("Required. Shown in alerts. E.g. `title: Kursk region`."),
+    "description": text("Free text for people; the matcher ignores it. E.g. `description: Fighting in "
+                        "and around the Kursk region`."),
+    "severity": {"description": "How urgent an alert is: `info`, `normal` (default) or `urgent`. E.g. "
+                 "`severity: urgent`.", "enum": list(SEVERITIES), "default": "normal"},
+    "channels": one_or_list(text("A channel name or tag from the config."), "Channels (names or tags) "
+                            "to alert; default: `notify.default_channels`. E.g. `channels: [team, sms]` or "
+                            "`channels: team`."),
+    "fields": one_or_list(FIELD, "Where to look: any of `title`, `summary`, `body` (default: all three). "
+                          "E.g. `fields: [title, summary]`.", default=list(FIELDS)),
+    "min_hits": number("Fire only when the hits score at least this; a hit in the title counts "
+                       "`title_weight`, elsewhere 1. E.g. `min_hits: 2`.", 1),
+    "title_weight": number("What a hit in the title counts towards `min_hits` (default 2). E.g. "
+                           "`title_weight: 3`.", 2),
+    "feeds": one_or_list(text("A glob on the feed's URL or title, e.g. `*.bbc.co.uk/*`."), "Only articles "
+                         "from feeds whose URL or title matches one of these globs (case-insensitive). E.g. "
+                         "`feeds: [\"*tagesschau.de*\", \"Meduza*\"]`."),
+    "tags": one_or_list(text("A feed tag."), "Only articles from feeds with at least one of these tags. "
+                        "E.g. `tags: [ukraine, osint]`."),
+    "languages": one_or_list(
+        {"anyOf": [{"type": "string", "pattern": r"^\s*[a-z]{2}\s*$"},
+                   {"const": False, "description": "`no` (Norwegian), which YAML 1.1 reads as false"}]},
+        "Only articles in these languages (two-letter codes). E.g. `languages: [de, en, ru, uk]`."),
+    "max_age": {"description": "Ignore articles older than this (by their date): a number and a unit "
+                "s, m, h, d or w. E.g. `max_age: 3d`, `max_age: 12h`.", "type": "string",
+                "pattern": _AGE.pattern},
+    "match": {"description": "What to look for, as one term, a list (any one of it) or a group. E.g. "
+              "`match: {near: [\"@kursk\", \"@nuclear\"], within: 8}`.", "allOf": [ref("item")]},
+    "within": WITHIN,
+    **OPERATORS,
+}
+
+GROUP_PROPERTIES: dict[str, Schema] = {
+    **OPERATORS,
+    "within": WITHIN,
+    "in": one_or_list(FIELD, "Where this group looks instead of the rule's `fields`. E.g. `{any: [Kursk], "
+                      "in: title}` or `in: [title, summary]`."),
+}
+
+# A rule must look for something: an operator other than none, or a match that is not a none group.
+LOOKS_FOR_SOMETHING = {"anyOf": [{"required": [op]} for op in LOOKING] + [
+    {"required": ["match"], "properties": {"match": {"not": {"type": "object", "required": ["none"]}}}}]}
+
+TERM = {
+    "description": "A term: a word or phrase (`North Korean troops`, any punctuation between the words), "
+                   "a prefix (`Soldat*`), an exact form without stemming (`=Kurs`), an RE2 regex "
+                   "(`/\\bF-?16s?\\b/`) or a concept (`@kursk`, quoted in YAML: `\"@kursk\"`). "
+                   "Case-, accent- and ß-insensitive, whole words.",
+    "type": ["string", "number", "boolean"],
+    "pattern": rf"^\s*(?:@{NAME}\s*$|[^@\s])",
+}
+
+DEFS: dict[str, Schema] = {
+    "term": TERM,
+    # in `all`, `match` and nested lists: anything, including a `none` group
+    "item": {"if": {"type": "object"}, "then": ref("group"),
+             "else": {"if": {"type": "array"}, "then": ref("list"), "else": ref("term")}},
+    # in `any`, `none`, `near`, `same_sentence`: no `none` group
+    "strict_item": {"if": {"type": "object"}, "then": ref("group_not_none"),
+                    "else": {"if": {"type": "array"}, "then": ref("list"), "else": ref("term")}},
+    "list": {"description": "A nested list: any one of its terms or groups, e.g. `all: [[Kursk, Курск*], "
+             "drone*]`.", "type": "array", "minItems": 1, "items": ref("item")},
+    "group": {
+        "description": "A group: exactly one of any, all, none, near, same_sentence; `within` with near; "
+                       "`in` to look in other fields. E.g. `{near: [Kursk, \"AKW\"], within: 5, in: [body]}`.",
+        "type": "object", "properties": GROUP_PROPERTIES, "additionalProperties": False,
+        "oneOf": [{"required": [op]} for op in OPS], **WITHIN_NEEDS_NEAR,
+    },
+    "group_not_none": {"description": "A group (a `none` group belongs in a rule or an `all` group).",
+                       "allOf": [ref("group")], "not": {"required": ["none"]}},
+    "checks": {"required": ["id", "title"], "allOf": [LOOKS_FOR_SOMETHING, WITHIN_NEEDS_NEAR]},
+    "rule": {"description": "A rule: `id`, `title` and what to look for (any, all, near, same_sentence "
+                            "or match; none only excludes).",
+             "type": "object", "properties": RULE_PROPERTIES, "additionalProperties": False,
+             "allOf": [ref("checks")]},
+}
+
+TERM_LIST = {"type": "array", "minItems": 1, "items": ref("term")}
+CONCEPTS = {
+    "description": "Named lists of terms, used in any rule (of any file) as `\"@name\"`. A list, or a "
+                   "mapping of two-letter language codes (for stemming) or `common` to lists. E.g. "
+                   "`concepts: {kursk: {de: [Kursk, Kursker*], ru: [Курск*], common: [\"/Kursk-?\\d+/\"]}}`.",
+    "type": "object",
+    "propertyNames": {"pattern": _CONCEPT.pattern},
+    "additionalProperties": {
+        "description": "A concept: a list of terms (`[Kursk, Курск*]`) or languages to lists "
+                       "(`{de: [Kursk], uk: [Курськ*], common: [\"@region\"]}`).",
+        "if": {"type": "object"},
+        "then": {"minProperties": 1, "propertyNames": {"pattern": "^(?:[a-z]{2}|common)$"},
+                 "additionalProperties": TERM_LIST},
+        "else": TERM_LIST,
+    },
+}
+RULES = {"description": "Several rules in one file: a non-empty list of rules (each with id, title, ...).",
+         "type": "array", "minItems": 1, "items": ref("rule")}
+
+
+def schema() -> dict:
+    """The JSON Schema of one rule file: a rule (with `id`), or `rules:` and/or `concepts:`."""
+    return copy.deepcopy({
+        "$schema": DRAFT,
+        "title": "monitor rule file",
+        "description": "A rule (id, title, any/all/none/near/same_sentence/match), or `rules:` (a list of "
+                       "rules) and/or `concepts:` (named term lists). A rule file may also carry `concepts:`.",
+        "type": "object",
+        "properties": {"rules": RULES, "concepts": CONCEPTS, **RULE_PROPERTIES},
+        "additionalProperties": False,
+        "if": {"required": ["id"]},
+        "then": ref("checks"),
+        "else": {"propertyNames": {"enum": ["rules", "concepts"]},
+                 "anyOf": [{"required": ["rules"]}, {"required": ["concepts"]}]},
+        "$defs": DEFS,
+    })

@@ -1,0 +1,77 @@
+"""The rule language's vocabulary: its keys, limits and the frozen tree a rule file becomes.
+
+``syntax`` builds these from YAML; ``engine`` compiles them; ``schema`` describes them for
+editors. Kept apart so that each of those can import the words without the parser.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FIELDS = ("title", "summary", "body")
+SEVERITIES = ("info", "normal", "urgent")
+OPS = ("any", "all", "none", "near", "same_sentence")
+RULE_KEYS = ("id", "title", "description", "severity", "channels", "fields", "min_hits", "title_weight",
+             "feeds", "tags", "languages", "max_age", "match", "within", *OPS)
+NODE_KEYS = (*OPS, "within", "in")
+DEFAULT_WITHIN = 10
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_CONCEPT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_WORD = re.compile(r"(=?)(\w[\w\u0300-\u036f]*)(\*?)")
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MIN_PREFIX = 3
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str          # casefolded
+    exact: bool = False   # ``=word``: this form only, no stemming
+    prefix: bool = False  # ``word*``: any word starting so
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str                       # as written
+    words: tuple[Word, ...] = ()    # a phrase: consecutive words
+    regex: str | None = None        # ``/pattern/``: RE2, case-insensitive
+    lang: str | None = None         # from a concept's language list: the stemmer to use
+    concept: str | None = None
+    path: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str
+    path: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Node:
+    op: str                                  # any | all | none | near | same_sentence
+    children: tuple[Node | Term | Ref, ...]
+    within: int = DEFAULT_WITHIN             # near: at most this many words between the hits
+    scope: tuple[str, ...] | None = None     # in: fields this node looks at
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    tree: Node
+    description: str = ""
+    fields: tuple[str, ...] = FIELDS
+    channels: tuple[str, ...] = ()
+    severity: str = "normal"
+    min_hits: float = 1
+    title_weight: float = 2
+    feeds: tuple[str, ...] = ()          # globs on the feed's URL or title
+    tags: tuple[str, ...] = ()           # the feed has at least one of these tags
+    languages: tuple[str, ...] = ()      # the article's language is one of these
+    max_age: float | None = None         # seconds: older articles (by their date) are ignored
+    path: str = ""
+    line: int = 0
