@@ -213,7 +213,7 @@ class _Doc:
             for fi, f in enumerate(self.fields):
                 if not f.text:
                     continue
-                fired = set(engine.regex_set.Match(f.text))
+                fired = set(engine.regex_set.Match(f.text) or ())  # re2 returns None for no match
                 for n, (atom, rx) in enumerate(engine.regexes):
                     if n in fired:
                         starts = [s for s, _e in f.spans]
