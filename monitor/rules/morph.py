@@ -35,7 +35,9 @@ DEFAULT_LANGUAGES = ("de", "en", "fr", "pl", "ru", "uk")  # stems of a term with
 
 TOKEN = re.compile(r"\w[\w\u0300-\u036f]*|[.!?](?=\s|$)")  # with combining marks (stress)
 END = frozenset(".!?")
-_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
+# "'s" after a letter. Written to start with the quote, not the look-behind, so that the
+# regex engine can skip ahead to the next quote (4x faster on a 5 KB text).
+_POSSESSIVE = re.compile(r"['’](?<=\w['’])s\b")
 _CACHE_LIMIT = 200_000  # words per language; the cache is dropped and rebuilt when full
 
 _stemmers: dict[str, Stemmer.Stemmer] = {}
@@ -47,9 +49,22 @@ def _plain(text: str) -> str:
     return text
 
 
+def _tokens(text: str) -> list[str]:
+    """``TOKEN.findall(text)``, a third faster: a token never spans white space (``str.split``
+    and ``\\s`` agree on what that is), and most runs between white space are one word."""
+    out: list[str] = []
+    findall = TOKEN.findall
+    for run in text.split():
+        if run.isalnum():  # letters and digits only: exactly one \w+ token
+            out.append(run)
+        else:  # "word," "(word" "Kursk-Region" "end.": a "." at the end of a run is before
+            out += findall(run)  # white space or the end of the text, as in the whole text
+    return out
+
+
 def words(text: str) -> list[str]:
     """The casefolded tokens of ``text`` (words and sentence ends), in order."""
-    found = TOKEN.findall(_plain(text))
+    found = _tokens(_plain(text))
     if not found:
         return found
     return "\x00".join(found).casefold().split("\x00")
@@ -60,9 +75,16 @@ def spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in TOKEN.finditer(_plain(text))]
 
 
+# Letters that Unicode does not decompose into a base letter and a mark: "Łódź" is written
+# "Lodz" in German and English news, "manœuvres" is also spelled "manoeuvres".
+_LIGATURES = {"ł": "l", "đ": "d", "ø": "o", "œ": "oe", "æ": "ae"}
+
+
 def _fold_char(ch: str) -> str:
     if "\u0400" <= ch <= "\u04ff":
         return "е" if ch == "ё" else ch  # keep й, ї: they are letters of their own
+    if ch in _LIGATURES:
+        return _LIGATURES[ch]
     return "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
 
 
@@ -70,7 +92,7 @@ _FOLD: dict[str, str] = {}
 
 
 def fold(word: str) -> str:
-    """A casefolded word without accents (ä → a, é → e, ё → е, stress marks dropped)."""
+    """A casefolded word without accents (ä → a, é → e, ł → l, œ → oe, ё → е, stress marks dropped)."""
     if word.isascii():
         return word
     out = []
@@ -87,6 +109,9 @@ def script(word: str) -> str:
     return "cyrillic" if any("\u0400" <= c <= "\u04ff" for c in word) else "latin"
 
 
+_RU_MIN_STEM = 3
+
+
 def stem(word: str, lang: str) -> str:
     """The stem of a casefolded word in ``lang`` (the word itself for other languages)."""
     if lang == "uk":
@@ -97,14 +122,21 @@ def stem(word: str, lang: str) -> str:
     s = _stemmers.get(lang)
     if s is None:
         s = _stemmers[lang] = Stemmer.Stemmer(name, 0)
-    return str(s.stemWord(word))
+    out = str(s.stemWord(word))
+    if lang == "ru" and out.endswith("е") and len(out) > _RU_MIN_STEM:
+        # Snowball strips "-еи", "-ею", "-ее" but only "-я", "-ей" after an е: "Кореи" → "кор",
+        # "Корея" → "коре". Dropping that е gives every form of such nouns one stem.
+        out = out[:-1]
+    return out
 
 
-# Ukrainian inflection endings (nouns, adjectives, participles, verbs), longest first.
+# Ukrainian inflection endings (nouns, adjectives, participles, verbs), longest first. Not the
+# infinitive "-ати" nor the dative "-ові": they would also cut the plurals "солдати" → "солд",
+# "втрати" → "втр" and the adjective "військові" → "військ" (not "військов", as "військових").
 _UK_ENDINGS = sorted({
-    "ами", "ями", "ові", "еві", "єві", "ою", "ею", "єю", "ів", "їв", "ах", "ях", "ам", "ям", "ом",
+    "ами", "ями", "ою", "ею", "єю", "ів", "їв", "ах", "ях", "ам", "ям", "ом",
     "ем", "єм", "ей", "ій", "ий", "ої", "ого", "ому", "ими", "іми", "их", "іх", "им", "ім",
-    "ую", "юю", "ая", "яя", "ього", "ьому", "ати", "ити", "іти", "ються", "ється", "лися",
+    "ую", "юю", "ая", "яя", "ього", "ьому", "ються", "ється", "лися",
     "а", "я", "у", "ю", "і", "ї", "и", "е", "є", "о", "ь",
 }, key=len, reverse=True)
 _UK_MIN_STEM = 3
@@ -112,7 +144,7 @@ _UK_MIN_STEM = 3
 
 def stem_uk(word: str) -> str:
     """Strip one inflection ending, keeping at least three letters: "курської" → "курськ",
-    "військових" → "військов", "солдатів" → "солдат"."""
+    "військових" → "військов", "солдати" and "солдатів" → "солдат"."""
     if len(word) <= _UK_MIN_STEM:
         return word
     for end in _UK_ENDINGS:
@@ -140,11 +172,16 @@ class Keys:
         self.cache: dict[str, tuple[str, ...]] = {}
 
     def of(self, distinct: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """The cache, which holds every word of ``distinct``."""
+        words = list(distinct)
         cache = self.cache
-        missing = [w for w in distinct if w not in cache]
+        missing = [w for w in words if w not in cache]
         if missing:
             if len(cache) + len(missing) > _CACHE_LIMIT:
-                cache.clear()
+                # A new cache with all of ``words``: clear() and adding only the missing ones
+                # lost the others (a KeyError in the caller once 200,000 words were seen).
+                cache = self.cache = {}
+                missing = words
             for w in missing:
                 langs = self.cyrillic if not w.isascii() and script(w) == "cyrillic" else self.latin
                 surface = fold(w)

@@ -131,9 +131,9 @@ class _File:
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, "expected a rule: a mapping with id, title and terms (any/all/…)")
         v = values if values is not None else self.mapping(node, RULE_KEYS)
-        for key in v:
-            if key not in RULE_KEYS:
-                raise self.error(node, f"unknown key {key!r} (expected one of: {', '.join(RULE_KEYS)})")
+        for k, _ in node.value:  # a file's top level was read without knowing it held a rule
+            if k.value in v and k.value not in RULE_KEYS:
+                raise self.error(k, f"unknown key {k.value!r} (expected one of: {', '.join(RULE_KEYS)})")
         for key in ("id", "title"):
             if key not in v:
                 raise self.error(node, f"missing required key {key!r}")
@@ -238,7 +238,7 @@ class _File:
         pos = 0
         for m in _WORD.finditer(raw):
             gap = raw[pos:m.start()]
-            if "*" in gap or "=" in gap:
+            if "*" in gap or "=" in gap or (pos and not gap):  # no gap: "Kurs*k", "Ku=rsk"
                 raise self.error(node, f"term {raw!r}: '=' goes right before a word, '*' right after one")
             pos = m.end()
             exact, word, star = m.groups()
@@ -261,11 +261,14 @@ class _File:
     def regex(self, pattern: str, node: yaml.Node) -> str:
         import re2
 
+        quiet = re2.Options()
+        quiet.log_errors = False  # else RE2 also writes the problem to stderr, unasked
         try:
-            re2.compile(pattern)
+            re2.compile(pattern, quiet)
         except re2.error as e:
+            why = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
             raise self.error(node, f"regex /{pattern}/ is not valid RE2 (linear-time: no backreferences "
-                             f"or lookarounds): {e}") from None
+                             f"or lookarounds): {why}") from None
         return pattern
 
     # --- scalars ------------------------------------------------------------------------
