@@ -67,4 +67,10 @@ class ExtractError(MonitorError):
 
 
 class NotifyError(MonitorError):
-    """A notification channel failed; the message says what the service answered."""
+    """A notification channel failed; the message says what the service answered.
+    ``status``: its HTTP status, if it answered over HTTP; ``retry_after``: seconds it asked us
+    to wait (429/503 Retry-After), if any."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        self.status, self.retry_after = status, retry_after
+        super().__init__(message)

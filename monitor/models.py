@@ -123,6 +123,26 @@ class Alert:
     snippet: str
     attempts: int = 0
     created_at: float = 0.0
+    # delivery state: pending | sending | sent | failed | dead (see delivery.py)
+    state: str = "pending"
+    last_error: str | None = None
+    last_status: int | None = None  # the service's last HTTP status, if it speaks HTTP
+    next_attempt_at: float = 0.0
+    last_attempt_at: float | None = None
+    sent_at: float | None = None
+    dead_at: float | None = None
+    revived_at: float | None = None  # `monitor alerts retry`: max_age counts from here
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a service answered to one message: its HTTP status, Retry-After and body, or
+    (for SMTP and other non-HTTP channels) apprise's account of the exchange."""
+
+    ok: bool
+    detail: str
+    status: int | None = None
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,17 @@
 """Alert -> message -> apprise. Channels come from the config (name -> apprise URLs -> tag).
 
 Every URL is checked when the Notifier is built, because apprise accepts a broken config
-quietly and then notifies nobody (LIBRARY-NOTES). ``send`` raises NotifyError with what the
-service answered, taken from apprise's own log lines, so the outbox row can say why.
+quietly and then notifies nobody (LIBRARY-NOTES). ``send`` returns the service's Answer, or
+raises NotifyError with it, so the outbox row can say why and when to try again.
+
+What the service answered: apprise returns only success or failure and does not honour
+Retry-After (LIBRARY-NOTES). Its HTTP plugins all send through ``requests.Session.send``
+(``requests.request`` builds a Session per call), so we wrap that one public method: inside
+our own sends (a ContextVar, which apprise 2.x copies into its worker threads) it records each
+response's status, Retry-After and the head of its body, and outside them it does nothing.
+That is less fragile than parsing log lines ("error=429." differs per plugin and carries no
+headers). Channels that do not speak HTTP (SMTP) are described by apprise's per-service log
+capture (``AppriseResult``), including its "Socket Exception: (451, ...)" line.
 
 The ``log://`` scheme is ours: it writes the alert to the daemon's log, so ``make run``
 shows alerts with no credentials at all.
@@ -10,15 +19,24 @@ shows alerts with no credentials at all.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import re
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import apprise
+import requests
 from apprise.decorators import notify as apprise_plugin
 
+from . import schedule
 from .errors import ConfigError, NotifyError
-from .models import Alert, Channel
+from .models import Alert, Answer, Channel
 
 log = logging.getLogger(__name__)
 alerts_log = logging.getLogger("monitor.alerts")
@@ -45,22 +63,98 @@ def render(alert: Alert) -> tuple[str, str]:
     return title, "\n".join(lines)
 
 
-class _Capture(logging.Handler):
-    """Collects apprise's warnings during one send: its only account of what went wrong."""
+class Outgoing(NamedTuple):
+    """One HTTP request apprise made (or, in a dry run, would have made)."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+
+@dataclass
+class _Exchange:
+    """The HTTP traffic of one send: responses (status, reason, headers, body head), transport
+    errors, and in a dry run the requests themselves, which are then not sent."""
+
+    dry_run: bool = False
+    responses: list[tuple[int, str, dict[str, str], str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    outgoing: list[Outgoing] = field(default_factory=list)
+
+
+_exchange: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar("monitor_exchange", default=None)
+_real_send = requests.Session.send
+_ERRNO = re.compile(r"\[Errno -?\d+\][^'\")>]*|[Rr]ead timed out|timed out|Name or service not known")
+
+
+def _recording_send(self: requests.Session, request: requests.PreparedRequest, **kw: Any) -> requests.Response:
+    ex = _exchange.get()
+    if ex is None:
+        return _real_send(self, request, **kw)
+    if ex.dry_run:
+        body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+        headers = {k: v if isinstance(v, str) else v.decode() for k, v in request.headers.items()}
+        ex.outgoing.append(Outgoing(str(request.method), str(request.url), headers, body))
+        raise requests.ConnectionError("dry run: not sent")
+    host = urlsplit(str(request.url)).hostname or "?"
+    try:
+        r = _real_send(self, request, **kw)
+    except requests.RequestException as e:
+        # Never str(e) whole: urllib3 puts the URL's path in it, and Slack's secret is the path.
+        found = _ERRNO.search(str(e))
+        ex.errors.append(f"{type(e).__name__} from {host}: {found.group(0).strip() if found else 'no answer'}")
+        raise
+    text = r.content[:300].decode("utf-8", "replace").strip() if not kw.get("stream") else ""
+    ex.responses.append((r.status_code, r.reason or "", dict(r.headers), text))
+    return r
+
+
+def _install() -> None:
+    if requests.Session.send is not _recording_send:
+        requests.Session.send = _recording_send  # type: ignore[method-assign]
+
+
+@contextmanager
+def _recording(dry_run: bool = False) -> Iterator[_Exchange]:
+    ex = _Exchange(dry_run)
+    token = _exchange.set(ex)
+    try:
+        yield ex
+    finally:
+        _exchange.reset(token)
+
+
+def _answer(result: apprise.AppriseResult, ex: _Exchange) -> Answer:
+    """The service's answer: every HTTP response (the last one's status and Retry-After), else
+    apprise's account of a non-HTTP exchange."""
+    ok = bool(result)
+    parts = [f"HTTP {st} {reason}".strip() + (f": {body}" if body else "") for st, reason, _, body in ex.responses]
+    parts += ex.errors
+    status = retry_after = None
+    if ex.responses:
+        status = ex.responses[-1][0]
+        waits = [schedule.retry_after(h.get("Retry-After"), time.time()) for st, _, h, _ in ex.responses
+                 if st in (429, 503)]
+        retry_after = max((w for w in waits if w is not None), default=None)
+    elif not ex.errors:  # not HTTP: apprise's words (HTTP ones may name a secret URL path)
+        for service in result:
+            for attempt in service:
+                parts += [e.message for e in attempt if e.level not in ("DEBUG", "TRACE")
+                          or e.message.startswith(("Socket Exception", "Response Details"))]
+    detail = "; ".join(dict.fromkeys(p for p in parts if p)) or ("accepted" if ok else f"apprise reported {result!r}")
+    return Answer(ok, detail[:1000], status, retry_after)
 
 
 class Notifier:
     def __init__(self, channels: Mapping[str, Channel]):
         self.channels = dict(channels)
         self._apprise: dict[str, apprise.Apprise] = {}
-        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        _install()
+        # apprise's per-service capture sees only what its logger lets through; its DEBUG line
+        # "Socket Exception: (451, ...)" is the only place an SMTP refusal is spelled out.
+        logging.getLogger("apprise").setLevel(logging.DEBUG)
         for name, ch in self.channels.items():
             a = apprise.Apprise()
             for i, url in enumerate(ch.urls):
@@ -71,6 +165,7 @@ class Notifier:
                         "(unknown scheme, or a part missing; see apprise's URL docs)"
                     )
             self._apprise[name] = a
+            self._locks[name] = threading.Lock()
 
     def targets(self, names: Iterable[str]) -> tuple[str, ...]:
         """Channel names for what a rule lists: each item is a channel name or a tag."""
@@ -88,30 +183,36 @@ class Notifier:
         """The channel's URLs in apprise's privacy form: safe for logs."""
         return [s.url(privacy=True) for s in self._apprise[name]]
 
-    def send(self, alert: Alert) -> None:
+    def send(self, alert: Alert) -> Answer:
         """Deliver one alert through its channel (blocking). Raise NotifyError unless apprise
         reports success for every URL of the channel."""
         title, body = render(alert)
-        self.send_text(alert.channel, title, body)
+        return self.send_text(alert.channel, title, body)
 
-    def send_text(self, channel: str, title: str, body: str) -> None:
+    def send_text(self, channel: str, title: str, body: str) -> Answer:
         """Deliver a plain-text message (an alert, an ops notice) through a channel."""
+        result, ex = self._notify(channel, title, body, dry_run=False)
+        answer = _answer(result, ex)
+        if not answer.ok:
+            raise NotifyError(answer.detail, status=answer.status, retry_after=answer.retry_after)
+        return answer
+
+    def preview(self, channel: str, title: str, body: str) -> list[Outgoing]:
+        """The HTTP requests the channel would make for this message, built by apprise itself
+        and stopped at requests' door: nothing leaves the machine."""
+        return self._notify(channel, title, body, dry_run=True)[1].outgoing
+
+    def _notify(self, channel: str, title: str, body: str, *, dry_run: bool) -> tuple[Any, _Exchange]:
         a = self._apprise.get(channel)
         if a is None:
             raise NotifyError(f"channel {channel!r} is no longer in the config")
-        capture = _Capture()
-        logger = logging.getLogger("apprise")
-        with self._lock:
-            logger.addHandler(capture)
+        with self._locks[channel], _recording(dry_run) as ex:  # one message at a time per channel
             try:
-                result = a.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT)
+                result = a.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT,
+                                  log_level=logging.DEBUG)
             except Exception as e:  # a plugin bug must not kill the sender
                 raise NotifyError(f"apprise raised {type(e).__name__}: {e}") from e
-            finally:
-                logger.removeHandler(capture)
-        if not result:
-            detail = "; ".join(capture.lines[-3:]) or f"apprise reported {result!r}"
-            raise NotifyError(detail[:500])
+        return result, ex
 
 
 def channels_from(config_channels: Mapping[str, object]) -> dict[str, Channel]:

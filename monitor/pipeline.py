@@ -2,7 +2,7 @@
 
     poll(feed):  fetch.feed -> parse (worker) -> store.unseen -> fetch.page -> extract (worker)
                  -> rules.match -> store.record (one transaction, outbox rows) -> reschedule
-    deliver():   store.pending_alerts -> notify.send -> store.mark_sent / mark_failed
+    (delivery.py drains the outbox: claim -> notify.send -> mark sent / failed / dead)
 
 Expected failures (MonitorError) are caught per feed and per alert, logged as one line and
 recorded; anything else is a bug, logged with its traceback, and the other feeds go on.
@@ -14,13 +14,12 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import extract, parse, rules, schedule
 from .config import Config
-from .errors import ExtractError, FetchError, MonitorError, NotifyError, NotModified, ParseError
+from .errors import ExtractError, FetchError, MonitorError, NotModified, ParseError
 from .fetch import Client, body_hash
 from .models import Article, Entry, Feed, Match
 from .notify import Notifier
@@ -318,48 +317,3 @@ async def poll_safely(ctx: Context, feed: Feed) -> Outcome:
     except Exception as e:  # the database itself may be what fails; the next tick retries
         log.warning("cannot record the failed poll feed=%s error=%r", feed.url, str(e))
     return out
-
-
-async def deliver(ctx: Context, limit: int = 100) -> tuple[int, int]:
-    """Send due pending alerts, then due ops notices, one by one, oldest first. A message is
-    marked sent only when apprise reports success; otherwise it stays pending with a later
-    attempt time. Returns (sent, failed)."""
-    sent = failed = 0
-    cfg = ctx.config.notify
-    for alert in ctx.store.pending_alerts(time.time(), limit):
-        error = await _send(ctx, ctx.notifier.send, alert)
-        if error is None:
-            ctx.store.mark_sent(alert.id, time.time())
-            log.info("alert sent id=%d channel=%s rule=%s title=%r", alert.id, alert.channel,
-                     alert.rule_id, alert.title[:80])
-            sent += 1
-            continue
-        attempts = alert.attempts + 1
-        next_at = schedule.retry_alert(time.time(), attempts, cfg.retry, cfg.max_retry)
-        ctx.store.mark_failed(alert.id, error, next_at)
-        log.warning("alert failed id=%d channel=%s attempts=%d retry_in=%ds error=%r",
-                    alert.id, alert.channel, attempts, next_at - time.time(), error)
-        failed += 1
-    for n in ctx.store.pending_notices(time.time(), limit):
-        error = await _send(ctx, ctx.notifier.send_text, n.channel, n.title, n.body)
-        next_at = schedule.retry_alert(time.time(), n.attempts + 1, cfg.retry, cfg.max_retry)
-        ctx.store.mark_notice(n.id, time.time(), error, next_at)
-        if error is None:
-            log.info("ops notice sent id=%d channel=%s title=%r", n.id, n.channel, n.title[:80])
-            sent += 1
-        else:
-            log.warning("ops notice failed id=%d channel=%s error=%r", n.id, n.channel, error)
-            failed += 1
-    return sent, failed
-
-
-async def _send(ctx: Context, fn: Callable[..., None], *args: Any) -> str | None:
-    """Run a blocking send in a thread within notify.timeout; None on success, else why not."""
-    timeout = ctx.config.notify.timeout
-    try:
-        await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
-    except Exception as e:  # NotifyError, TimeoutError, or a bug that must not stall the rest
-        if not isinstance(e, NotifyError | TimeoutError):
-            log.exception("BUG while sending through channel %s", args[0] if args else "?")
-        return str(e) or f"no answer within {timeout:g}s"
-    return None

@@ -60,9 +60,31 @@ def after_error(now: float, interval: float, errors: int, cap: float, rng: rando
 
 
 def retry_alert(now: float, attempts: int, first: float, cap: float,
-                rng: random.Random | None = None) -> float:
-    """Next attempt for an alert that failed ``attempts`` times (>= 1)."""
-    return now + _jitter(_backoff(first, attempts, cap), rng)
+                rng: random.Random | None = None, retry_after: float | None = None) -> float:
+    """Next attempt for an alert that failed ``attempts`` times (>= 1): "full jitter" (AWS
+    architecture blog, "Exponential Backoff and Jitter"), drawn uniformly between ``first`` and
+    the exponential bound ``first * 2**(attempts-1)`` capped at ``cap``, so senders that failed
+    together spread out, and never sooner than the service's Retry-After (RFC 9110 10.2.3),
+    which may exceed ``cap`` (up to a day: a year-long Retry-After is a bug, not a plan)."""
+    bound = _backoff(first, attempts, cap)
+    wait = (rng or random).uniform(min(first, bound), bound)
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, RETRY_AFTER_CAP))
+    return now + wait
+
+
+RETRY_AFTER_CAP = 86400.0
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    when = http_date(value)
+    return None if when is None else max(0.0, when - now)
 
 
 def _backoff(base: float, failures: int, cap: float) -> float:

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -97,6 +98,10 @@ class _HTTP(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: object
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that died mid-request (crash test)
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
 
 class FeedServer:
     """Serves ``resources`` (path -> Resource); records every request and answer."""
@@ -141,30 +146,43 @@ class _HookHandler(BaseHTTPRequestHandler):
         hook = self.server.owner
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(length)
-        status = hook.status
+        with hook.lock:
+            status, headers = hook.script.pop(0) if hook.script else (hook.status, {})
+            hook.answers.append(status)
+        if hook.delay:
+            time.sleep(hook.delay)
         if status < 300:
             hook.received.append(json.loads(raw or b"null"))
         else:
             hook.refused += 1
-        body = b"{}"
+        body = hook.body if status < 300 else b'{"error": "refused by the test"}'
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        for k, v in headers.items():
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
 
 
 class Webhook:
-    """A JSON webhook receiver (apprise ``json://``). Set ``status`` to make it fail."""
+    """A JSON webhook receiver (apprise ``json://``). Set ``status`` to make it fail, or queue
+    ``script`` answers ((status, headers), used first, in order). ``delay``: seconds before
+    answering; a message counts as received once the delay is over, before the answer goes out."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.received: list[dict] = []
         self.refused = 0
         self.status = 200
+        self.script: list[tuple[int, dict[str, str]]] = []
+        self.answers: list[int] = []
+        self.delay = delay
+        self.body = b"{}"
+        self.lock = threading.Lock()
         self.httpd = _HTTP(("127.0.0.1", 0), _HookHandler)
         self.httpd.owner = self
         self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
 
     @property
     def apprise_url(self) -> str:
@@ -178,8 +196,12 @@ class Webhook:
 class _Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.refuse = 0  # this many messages are answered "451" (try again later) first
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        if self.refuse > 0:
+            self.refuse -= 1
+            return "451 4.3.0 Mailbox busy, try again later"
         self.messages.append(message_from_bytes(envelope.content))  # type: ignore[attr-defined]
         return "250 Message accepted for delivery"
 

@@ -90,14 +90,16 @@ def test_channels_down_keep_alerts_pending_until_they_recover(tmp_path, feed_ser
 
     down = run_cli("once", "--config", str(cfg))
     assert down.returncode == 0, down.stderr
-    assert "alerts=4" in down.stdout and "sent=0 failed=4" in down.stdout, down.stdout
-    assert webhook.refused == 2
-    rows = db_rows(tmp_path / "monitor.db", "SELECT state, attempts, last_error FROM outbox")
-    assert [(s, a) for s, a, _ in rows] == [("pending", 1)] * 4
-    assert all(err for _, _, err in rows)
+    # Each channel delivers in order: its first alert failed, so its second waits behind it.
+    assert "alerts=4" in down.stdout and "sent=0 failed=2" in down.stdout, down.stdout
+    assert webhook.refused == 1
+    rows = db_rows(tmp_path / "monitor.db", "SELECT channel, state, attempts, last_error FROM outbox ORDER BY id")
+    assert [(c, s, a) for c, s, a, _ in rows] == [("mail", "failed", 1), ("hook", "failed", 1),
+                                                  ("mail", "pending", 0), ("hook", "pending", 0)]
+    assert rows[0][3] and "HTTP 500" in rows[1][3]
 
     still_down = run_cli("once", "--config", str(cfg))
-    assert "sent=0 failed=4" in still_down.stdout, still_down.stdout
+    assert "sent=0 failed=2" in still_down.stdout, still_down.stdout
 
     smtp.start()
     webhook.status = 200
@@ -108,8 +110,8 @@ def test_channels_down_keep_alerts_pending_until_they_recover(tmp_path, feed_ser
     again = run_cli("once", "--config", str(cfg))
     assert "sent=0 failed=0" in again.stdout
     assert len(smtp.messages) == 2 and len(webhook.received) == 2
-    states = db_rows(tmp_path / "monitor.db", "SELECT state, attempts FROM outbox")
-    assert states == [("sent", 3)] * 4
+    states = db_rows(tmp_path / "monitor.db", "SELECT state, attempts FROM outbox ORDER BY id")
+    assert states == [("sent", 3), ("sent", 3), ("sent", 1), ("sent", 1)]
 
 
 def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(tmp_path, feed_server, webhook):

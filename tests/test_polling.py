@@ -13,6 +13,7 @@ import pytest
 from conftest import RULES, db_rows, rss
 
 from monitor import config, daemon, dispatch, pipeline, schedule
+from monitor.delivery import Sender
 from monitor.fetch import Client, Limits
 from monitor.store import Store
 from monitor.workers import Pool
@@ -20,6 +21,15 @@ from monitor.workers import Pool
 KURSK = {"title": "Ukrainische Truppen rücken im Gebiet Kursk vor", "link": "http://example.org/kursk",
          "guid": "kursk-1", "description": "Die Lage im Gebiet Kursk bleibt angespannt."}
 OLD = [{"title": f"Wetterbericht {i}", "link": f"http://example.org/w{i}", "guid": f"w{i}"} for i in range(3)]
+
+
+async def deliver(ctx: pipeline.Context) -> tuple[int, int]:
+    """One delivery pass over the outbox and the ops notices, as ``monitor once`` makes."""
+    sender = Sender(ctx.store, ctx.notifier, ctx.config.notify)
+    try:
+        return await sender.deliver()
+    finally:
+        sender.close()
 
 
 @pytest.fixture(scope="module")
@@ -199,10 +209,10 @@ def test_410_marks_the_feed_gone_with_one_ops_alert_and_it_can_come_back(tmp_pat
             await poll(ctx, url)
             await poll(ctx, url)
             r = row(ctx, url)
-            sent = await pipeline.deliver(ctx)
+            sent = await deliver(ctx)
             heal(feed_server, "/gone.xml")
             await poll(ctx, url)
-            await pipeline.deliver(ctx)
+            await deliver(ctx)
             return r, sent, row(ctx, url)
 
     gone, sent, back = asyncio.run(go())
@@ -227,11 +237,11 @@ def test_failing_feed_raises_one_ops_alert_and_one_when_it_recovers(tmp_path, fe
             await asyncio.sleep(0.6)
             for _ in range(3):
                 await poll(ctx, url)
-            await pipeline.deliver(ctx)
+            await deliver(ctx)
             heal(feed_server, "/flaky.xml")
             await poll(ctx, url)
             await poll(ctx, url)
-            await pipeline.deliver(ctx)
+            await deliver(ctx)
             return early
 
     assert asyncio.run(go()) == 0

@@ -65,14 +65,15 @@ def test_after_error_capped_delay_keeps_jitter_bounds():
         assert 0.9 * 21600 <= delay <= 1.1 * 21600
 
 
-def test_retry_alert_doubles_from_first_and_is_capped():
-    delays = [schedule.retry_alert(NOW, n, 60.0, 3600.0, random.Random(3)) - NOW
-              for n in range(1, 10)]
-
-    factor = delays[0] / 60.0
-    assert 0.9 <= factor <= 1.1
-    assert delays == pytest.approx([min(3600.0, 60.0 * 2 ** (n - 1)) * factor
-                                    for n in range(1, 10)])
+def test_retry_alert_bound_doubles_from_first_and_is_capped():
+    """Full jitter: each delay lies between the first delay and a bound that doubles per
+    attempt up to the cap, and the draws reach up to that bound."""
+    rng = random.Random(3)
+    for n in range(1, 10):
+        bound = min(3600.0, 60.0 * 2 ** (n - 1))
+        delays = [schedule.retry_alert(NOW, n, 60.0, 3600.0, rng) - NOW for _ in range(300)]
+        assert all(60.0 <= d <= bound for d in delays), n
+        assert max(delays) >= 60.0 + 0.9 * (bound - 60.0), n
 
 
 @pytest.mark.parametrize("errors", [1, 2, 5, 20, 200])

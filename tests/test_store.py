@@ -366,57 +366,71 @@ def outbox(store):
     return store
 
 
-def test_pending_alerts_due_oldest_first_with_all_fields(outbox):
-    due_early = outbox.pending_alerts(now=150.0)
-    due_all = outbox.pending_alerts(now=250.0)
+def test_queue_is_per_channel_oldest_first_with_all_fields(outbox):
+    assert sorted(outbox.queued_channels()) == ["hook", "mail"]
+    assert [a.id for a in outbox.queue("hook")] == [2]
+    first, third = outbox.queue("mail")
 
-    assert [(a.id, a.channel) for a in due_early] == [(1, "mail"), (2, "hook")]
-    assert [a.id for a in due_all] == [1, 2, 3]
-    first, _, third = due_all
+    assert (first.id, third.id) == (1, 3)
     assert first.rule_id == "r1" and first.rule_title == "Kursk"
     assert first.title == "Erste Meldung" and first.link == "https://a.example/1"
     assert first.feed_title == "Feed A"
     assert first.published == "2026-11-02T07:15:00Z"
     assert first.terms == ("Kursk", "Курск")
     assert first.snippet == "… im Gebiet Kursk …"
-    assert first.attempts == 0 and first.created_at == 100.0
+    assert first.attempts == 0 and first.created_at == 100.0 and first.state == "pending"
     # Fallbacks: no rule title -> the rule id; no feed title -> the feed's URL.
     assert third.rule_title == "r2"
     assert third.feed_title == B
     assert third.published is None
-    assert [a.id for a in outbox.pending_alerts(now=250.0, limit=2)] == [1, 2]
+    assert [a.id for a in outbox.queue("mail", limit=1)] == [1]
 
 
-def test_mark_failed_pushes_next_attempt_and_counts_attempts(outbox, db_path):
-    outbox.mark_failed(1, "smtp: connection refused " + "x" * 1000, next_at=400.0)
+def test_claim_fail_and_send_move_a_row_through_its_states(outbox, db_path):
+    assert outbox.claim(1, now=300.0)
+    assert not outbox.claim(1, now=300.5)  # already in flight
+    assert raw(db_path, "SELECT state, claimed_at FROM outbox WHERE id = 1") == [("sending", 300.0)]
 
-    assert [a.id for a in outbox.pending_alerts(now=399.0)] == [2, 3]
-    [again] = [a for a in outbox.pending_alerts(now=400.0) if a.id == 1]
-    assert again.attempts == 1
-    assert [a.id for a in outbox.pending_alerts(now=400.0)] == [1, 2, 3]
+    outbox.mark_failed(1, "smtp: connection refused " + "x" * 1000, next_at=400.0, now=301.0)
+    head, _ = outbox.queue("mail")
+    assert (head.state, head.attempts, head.next_attempt_at, head.last_attempt_at) == ("failed", 1, 400.0, 301.0)
+    assert len(head.last_error or "") == 500
 
-    outbox.mark_failed(1, "smtp: timeout", next_at=900.0)
-    assert [a.attempts for a in outbox.pending_alerts(now=900.0) if a.id == 1] == [2]
-    assert raw(db_path, "SELECT last_error, next_attempt_at, state FROM outbox WHERE id = 1") \
-        == [("smtp: timeout", 900.0, "pending")]
-    assert outbox.outbox_counts() == {"pending": 3}
-
-
-def test_mark_failed_truncates_long_errors(outbox, db_path):
-    outbox.mark_failed(2, "e" * 2000, next_at=300.0)
-
-    assert raw(db_path, "SELECT length(last_error) FROM outbox WHERE id = 2") == [(500,)]
-
-
-def test_mark_sent_removes_it_from_pending(outbox, db_path):
-    outbox.mark_failed(2, "refused", next_at=210.0)
-
-    outbox.mark_sent(2, now=300.0)
-
-    assert [a.id for a in outbox.pending_alerts(now=10**12)] == [1, 3]
-    assert raw(db_path, "SELECT state, sent_at, attempts, last_error FROM outbox WHERE id = 2") \
-        == [("sent", 300.0, 2, None)]
+    assert outbox.claim(1, now=400.0)
+    outbox.mark_sent(1, now=401.0, status=200)
+    assert [a.id for a in outbox.queue("mail")] == [3]
+    assert raw(db_path, "SELECT state, sent_at, attempts, last_error, last_status, claimed_at FROM outbox "
+                        "WHERE id = 1") == [("sent", 401.0, 2, None, 200, None)]
     assert outbox.outbox_counts() == {"pending": 2, "sent": 1}
+
+
+def test_recover_puts_rows_left_sending_back_and_counts_the_attempt(outbox):
+    outbox.claim(2, now=300.0)
+
+    assert outbox.recover_sending(now=350.0) == [2]
+    [a] = outbox.queue("hook")
+    assert (a.state, a.attempts, a.next_attempt_at, a.last_attempt_at) == ("pending", 1, 350.0, 300.0)
+    assert (a.last_error or "").startswith("interrupted")
+    assert outbox.recover_sending(now=360.0) == []
+
+
+def test_dead_alert_is_kept_with_its_ops_notice_and_can_be_revived(outbox, db_path):
+    outbox.claim(1, now=300.0)
+    outbox.mark_dead(1, 301.0, "dead after 10 attempts; last error: HTTP 404", [("ops", "Undeliverable", "b")],
+                     attempted=True, status=404)
+
+    assert [a.id for a in outbox.queue("mail")] == [3]
+    [dead] = outbox.alerts(state="dead")
+    assert (dead.id, dead.dead_at, dead.attempts, dead.last_status) == (1, 301.0, 1, 404)
+    assert raw(db_path, "SELECT kind, feed_id, channel, title, state FROM notices") == [
+        ("alert-dead", None, "ops", "Undeliverable", "pending")]
+
+    assert outbox.revive(now=500.0) == 1
+    back, _ = outbox.queue("mail")
+    assert (back.id, back.state, back.attempts, back.next_attempt_at, back.revived_at, back.dead_at) == (
+        1, "pending", 0, 500.0, 500.0, None)
+    assert outbox.revive(now=600.0, alert_id=999) == 0
+    assert [a.id for a in outbox.alerts()] == [3, 2, 1]
 
 
 def test_outbox_counts_empty(store):

@@ -1,13 +1,29 @@
-"""The outbox: pending alerts (one row per match and channel) and ops notices (one row per
-notice and channel), each sent at least once and marked when the channel took it."""
+"""The outbox: one row per alert and channel, and ops notices (one row per notice and channel).
+
+An alert row moves through ``pending -> sending -> sent | failed | dead`` (delivery.py says
+when). Each step is one UPDATE, atomic on its own; the claim ('sending', ``claimed_at``) is
+committed before apprise is called, so a crash leaves evidence and ``recover_sending`` puts the
+row back. Rows still to deliver are read per channel in id order through a partial index that
+holds only undelivered rows."""
 
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from ..models import Alert
 from .base import Queries
+
+QUEUED = "o.state IN ('pending', 'sending', 'failed')"  # the partial index's own condition
+_SELECT = (
+    "SELECT o.id, o.channel, o.state, o.attempts, o.last_error, o.last_status, o.next_attempt_at, "
+    "o.last_attempt_at, o.created_at, o.revived_at, o.sent_at, o.dead_at, m.rule_id, m.rule_title, "
+    "m.terms, m.snippet, e.title, e.link, e.published, f.title AS feed_title, f.url AS feed_url "
+    "FROM outbox o JOIN matches m ON m.id = o.match_id "
+    "JOIN entries e ON e.id = m.entry_id JOIN feeds f ON f.id = e.feed_id "
+)
+INTERRUPTED = "interrupted: the sender stopped during this attempt; sent again (the service may have it)"
 
 
 class PendingNotice(NamedTuple):
@@ -18,42 +34,90 @@ class PendingNotice(NamedTuple):
     attempts: int
 
 
+def _alert(r: dict[str, Any]) -> Alert:
+    return Alert(
+        id=r["id"], channel=r["channel"], rule_id=r["rule_id"], rule_title=r["rule_title"] or r["rule_id"],
+        title=r["title"] or "", link=r["link"], feed_title=r["feed_title"] or r["feed_url"],
+        published=r["published"], terms=tuple(json.loads(r["terms"])), snippet=r["snippet"] or "",
+        attempts=r["attempts"], created_at=r["created_at"], revived_at=r["revived_at"], state=r["state"],
+        last_error=r["last_error"], last_status=r["last_status"], next_attempt_at=r["next_attempt_at"],
+        last_attempt_at=r["last_attempt_at"], sent_at=r["sent_at"], dead_at=r["dead_at"],
+    )
+
+
 class OutboxQueries(Queries):
-    def pending_alerts(self, now: float, limit: int = 100) -> list[Alert]:
-        """Pending alerts due for an attempt, oldest first, with all a message needs."""
-        rows = self._rows(
-            "SELECT o.id, o.channel, o.attempts, o.created_at, m.rule_id, m.rule_title, m.terms, "
-            "m.snippet, "
-            "e.title, e.link, e.published, f.title AS feed_title, f.url AS feed_url "
-            "FROM outbox o JOIN matches m ON m.id = o.match_id "
-            "JOIN entries e ON e.id = m.entry_id JOIN feeds f ON f.id = e.feed_id "
-            "WHERE o.state = 'pending' AND o.next_attempt_at <= ? "
-            "ORDER BY o.id LIMIT ?",
-            [now, limit],
-        )
-        return [
-            Alert(
-                id=r["id"], channel=r["channel"], rule_id=r["rule_id"], rule_title=r["rule_title"] or r["rule_id"],
-                title=r["title"] or "", link=r["link"], feed_title=r["feed_title"] or r["feed_url"],
-                published=r["published"], terms=tuple(json.loads(r["terms"])),
-                snippet=r["snippet"] or "", attempts=r["attempts"], created_at=r["created_at"],
-            )
-            for r in rows
-        ]
+    # -- the sender's queue -------------------------------------------------------------------
+    def queued_channels(self) -> list[str]:
+        """Channels with alerts still to deliver (pending, sending or failed)."""
+        return [r["channel"] for r in self._rows(f"SELECT DISTINCT channel FROM outbox o WHERE {QUEUED}")]
 
-    def mark_sent(self, alert_id: int, now: float) -> None:
-        self.db.execute(
-            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, "
-            "last_error = NULL WHERE id = ?",
-            (now, alert_id),
-        )
+    def queue(self, channel: str, limit: int = 100) -> list[Alert]:
+        """The channel's undelivered alerts in delivery order (oldest first), due or not."""
+        return [_alert(r) for r in self._rows(
+            _SELECT + f"WHERE o.channel = ? AND {QUEUED} ORDER BY o.id LIMIT ?", [channel, limit])]
 
-    def mark_failed(self, alert_id: int, error: str, next_at: float) -> None:
+    def claim(self, alert_id: int, now: float) -> bool:
+        """Mark the alert 'sending' before it is handed to apprise; False if it is not due any more
+        (a `monitor alerts retry` or another sender got there first)."""
+        cur = self.db.execute("UPDATE outbox SET state = 'sending', claimed_at = ? "
+                              "WHERE id = ? AND state IN ('pending', 'failed')", (now, alert_id))
+        return cur.rowcount == 1
+
+    def mark_sent(self, alert_id: int, now: float, status: int | None = None) -> None:
         self.db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
-            "WHERE id = ?",
-            (error[:500], next_at, alert_id),
-        )
+            "UPDATE outbox SET state = 'sent', sent_at = ?, last_attempt_at = ?, attempts = attempts + 1, "
+            "last_error = NULL, last_status = ?, claimed_at = NULL WHERE id = ?", (now, now, status, alert_id))
+
+    def mark_failed(self, alert_id: int, error: str, next_at: float, *, now: float,
+                    status: int | None = None) -> None:
+        self.db.execute(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, last_status = ?, "
+            "next_attempt_at = ?, last_attempt_at = ?, claimed_at = NULL WHERE id = ?",
+            (error[:500], status, next_at, now, alert_id))
+
+    def mark_dead(self, alert_id: int, now: float, reason: str, notices: Sequence[tuple[str, str, str]],
+                  *, attempted: bool = False, status: int | None = None) -> None:
+        """Give up on an alert, in one transaction with the ops notices (channel, title, body)
+        that say so. ``attempted``: this call ends a failed attempt (count it)."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE outbox SET state = 'dead', dead_at = ?, last_error = ?, claimed_at = NULL, "
+                "attempts = attempts + ?, last_attempt_at = CASE WHEN ? THEN ? ELSE last_attempt_at END, "
+                "last_status = COALESCE(?, last_status) WHERE id = ?",
+                (now, reason[:500], int(attempted), int(attempted), now, status, alert_id))
+            for channel, title, body in notices:
+                self.db.execute("INSERT INTO notices (kind, channel, title, body, created_at, next_attempt_at) "
+                                "VALUES ('alert-dead', ?, ?, ?, ?, ?)", (channel, title, body, now, now))
+
+    def recover_sending(self, now: float) -> list[int]:
+        """At start-up: rows a crashed sender left 'sending' go back to pending, due now. The
+        interrupted attempt counts, so an alert that crashes the sender every time dies."""
+        with self.transaction():
+            ids = [r["id"] for r in self._rows("SELECT id FROM outbox WHERE state = 'sending' ORDER BY id")]
+            self.db.execute(
+                "UPDATE outbox SET state = 'pending', attempts = attempts + 1, last_error = ?, "
+                "last_attempt_at = claimed_at, claimed_at = NULL, next_attempt_at = ? WHERE state = 'sending'",
+                (INTERRUPTED, now))
+        return ids
+
+    # -- what `monitor alerts` shows and revives ----------------------------------------------
+    def alerts(self, state: str | None = None, limit: int = 100) -> list[Alert]:
+        """The newest alerts first, optionally of one state."""
+        where, args = ("WHERE o.state = ? ", [state]) if state else ("", [])
+        return [_alert(r) for r in self._rows(_SELECT + where + "ORDER BY o.id DESC LIMIT ?", [*args, limit])]
+
+    def alert(self, alert_id: int) -> Alert | None:
+        rows = self._rows(_SELECT + "WHERE o.id = ?", [alert_id])
+        return _alert(rows[0]) if rows else None
+
+    def revive(self, now: float, alert_id: int | None = None) -> int:
+        """Back to pending, due now, with a fresh count of attempts and a fresh max_age: one
+        failed or dead alert (``alert_id``), else every dead one. Returns the rows changed."""
+        where = "id = ? AND state IN ('pending', 'failed', 'dead')" if alert_id is not None else "state = 'dead'"
+        cur = self.db.execute(
+            f"UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, revived_at = ?, "
+            f"dead_at = NULL WHERE {where}", (now, now, *([alert_id] if alert_id is not None else [])))
+        return cur.rowcount
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self._rows("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")

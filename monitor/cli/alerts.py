@@ -1,0 +1,161 @@
+"""``monitor alerts``: the outbox as people see it (pending, sending, sent, failed, dead), one
+alert in full, sending again; ``monitor notify-test``: one test message through a channel,
+printing exactly what the service answered."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import asdict
+
+import click
+
+from .. import config as config_mod
+from ..errors import MonitorError, NotifyError
+from ..models import Alert
+from ..store import Store
+from . import cli, config_option, fail
+
+STATES = ("pending", "sending", "sent", "failed", "dead")
+
+
+def _store(config_path: str) -> Store:
+    try:
+        return Store(config_mod.load(config_path).database)
+    except MonitorError as e:
+        fail(str(e))
+
+
+def _id(value: str) -> int:
+    if not value.isdigit():
+        fail(f"alert ID must be a number (see 'monitor alerts'), got {value!r}")
+    return int(value)
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+
+
+def _json(a: Alert) -> str:
+    return json.dumps(asdict(a), ensure_ascii=False)
+
+
+@cli.group("alerts", invoke_without_command=True)
+@config_option
+@click.option("--state", help="Only alerts in this state: pending, sending, sent, failed or dead.")
+@click.option("--limit", default=50, show_default=True, help="Show at most this many (newest first).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per alert.")
+@click.pass_context
+def alerts_cmd(ctx: click.Context, config_path: str, state: str | None, limit: int, as_json: bool) -> None:
+    """List alerts, newest first, with their delivery state, attempts, next attempt and last
+    error. Subcommands show one alert and send alerts again."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if state is not None and state not in STATES:
+        fail(f"--state: expected one of {', '.join(STATES)}, got {state!r}")
+    store = _store(config_path)
+    rows = store.alerts(state, limit)
+    store.close()
+    if as_json:
+        for a in rows:
+            click.echo(_json(a))
+        return
+    click.echo(f"{'ID':>6}  {'STATE':8} {'CHANNEL':12} {'TRIES':>5}  {'CREATED':19}  {'NEXT / SENT':19}  RULE: TITLE")
+    for a in rows:
+        when = a.sent_at if a.state == "sent" else a.dead_at if a.state == "dead" else a.next_attempt_at
+        click.echo(f"{a.id:>6}  {a.state:8} {a.channel[:12]:12} {a.attempts:>5}  {_when(a.created_at):19}  "
+                   f"{_when(when):19}  {a.rule_id}: {a.title[:60]}")
+        if a.last_error and a.state != "sent":
+            click.echo(f"{'':8}last error: {a.last_error[:150]}")
+
+
+@alerts_cmd.command("show")
+@config_option
+@click.argument("alert_id")
+@click.option("--json", "as_json", is_flag=True, help="As one JSON object.")
+def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
+    """Show one alert in full: its story, rule, channel, state and delivery history."""
+    store = _store(config_path)
+    a = store.alert(_id(alert_id))
+    store.close()
+    if a is None:
+        fail(f"no alert with ID {alert_id}")
+    if as_json:
+        click.echo(_json(a))
+        return
+    for label, value in [
+        ("id", a.id), ("state", a.state), ("channel", a.channel), ("rule", f"{a.rule_title} ({a.rule_id})"),
+        ("title", a.title), ("link", a.link or "-"), ("source", f"{a.feed_title or '-'} · {a.published or '-'}"),
+        ("terms", ", ".join(a.terms)), ("created", _when(a.created_at)), ("revived", _when(a.revived_at)),
+        ("attempts", a.attempts), ("last attempt", _when(a.last_attempt_at)),
+        ("next attempt", _when(a.next_attempt_at) if a.state in ("pending", "failed") else "-"),
+        ("sent", _when(a.sent_at)), ("dead", _when(a.dead_at)),
+        ("last status", a.last_status if a.last_status is not None else "-"), ("last error", a.last_error or "-"),
+    ]:
+        click.echo(f"{label + ':':14} {value}")
+    if a.snippet:
+        click.echo(f"{'snippet:':14} {a.snippet}")
+
+
+@alerts_cmd.command("retry")
+@config_option
+@click.argument("alert_id", required=False)
+@click.option("--dead", is_flag=True, help="Every dead alert.")
+def retry_cmd(config_path: str, alert_id: str | None, dead: bool) -> None:
+    """Send an alert again (pending, due now, attempts and max_age counted afresh): one failed
+    or dead alert by ID, or every dead one with --dead. A running daemon sends it within seconds."""
+    if (alert_id is None) == (not dead):
+        fail("give an alert ID or --dead (not both)")
+    store = _store(config_path)
+    now = time.time()
+    try:
+        if dead:
+            click.echo(f"{store.revive(now)} dead alerts back to pending")
+            return
+        a = store.alert(_id(str(alert_id)))
+        if a is None:
+            fail(f"no alert with ID {alert_id}")
+        if a.state in ("sent", "sending"):
+            fail(f"alert {a.id} is {a.state}" + (f" (at {_when(a.sent_at)}): nothing to retry" if a.sent_at else
+                                                  ": being delivered right now"))
+        store.revive(now, a.id)
+        click.echo(f"alert {a.id} ({a.state}, {a.attempts} attempts) back to pending")
+    finally:
+        store.close()
+
+
+@cli.command("notify-test")
+@click.argument("channel")
+@config_option
+@click.option("--dry-run", is_flag=True, help="Print the HTTP requests apprise would make; send nothing.")
+def notify_test_cmd(channel: str, config_path: str, dry_run: bool) -> None:
+    """Send a test alert through a configured channel and print exactly what the service
+    answered (HTTP status and body, or the mail server's reply); exit 1 if it failed."""
+    from ..daemon import notifier_for
+
+    try:
+        cfg = config_mod.load(config_path)
+        notifier = notifier_for(cfg)
+    except MonitorError as e:
+        fail(str(e))
+    if channel not in cfg.channels:
+        fail(f"{config_path}: no channel named {channel!r} (defined: {', '.join(cfg.channels) or 'none'})")
+    title = "rss-monitor test alert"
+    body = (f"A test message from 'monitor notify-test {channel}' on {socket.gethostname()} "
+            f"at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}. If you read this, alerts reach this channel.")
+    targets = ", ".join(notifier.describe(channel))
+    if dry_run:
+        for req in notifier.preview(channel, title, body):
+            host = req.url.split("://", 1)[-1].split("/", 1)[0]
+            click.echo(f"{req.method} {host} (path hidden: it may hold a secret)")
+            click.echo(req.body.decode("utf-8", "replace"))
+        return
+    try:
+        answer = notifier.send_text(channel, title, body)
+    except NotifyError as e:
+        click.echo(f"{channel}: FAILED via {targets}")
+        click.echo(f"answer: {e}")
+        raise SystemExit(1) from None
+    click.echo(f"{channel}: sent via {targets}")
+    click.echo(f"answer: {answer.detail}")

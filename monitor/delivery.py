@@ -1,0 +1,194 @@
+"""Delivering the outbox: every alert reaches its channel at least once, in order, or is
+declared dead where people see it. Never silently dropped.
+
+One alert row per channel moves through these states (store/outbox.py holds the SQL):
+
+    pending --claim--> sending --apprise ok--------------------------> sent
+       ^                  |----apprise failed, tries left-----------> failed --due--> sending ...
+       |                  |----failed max_attempts times / too old--> dead  (+ ops notice)
+       |                  '----crash: found 'sending' at start-up---> pending (attempt counted)
+       '---- `monitor alerts retry ID | --dead` (fresh attempts and max_age) ---- failed, dead
+
+- Claim before send: the row is committed as 'sending' (with ``claimed_at``) before apprise is
+  called, so a crash leaves evidence, and the next start (``recover``) sends it again. There is
+  no window for a loss. The only window for a duplicate is a crash after the service accepted
+  the message and before the row is marked 'sent': the answer's trip back and the
+  milliseconds between apprise returning and the UPDATE. (A send that outlives
+  ``notify.timeout`` is retried although the service may still take it late: the same kind of
+  duplicate, logged as such.) One sender per database: a second would put the first one's
+  in-flight rows back at its start.
+- Order: each channel is a queue in id order. Its oldest undelivered alert is its head; while
+  the head waits for a retry, the channel's later alerts wait too (an alert never overtakes
+  an older one). Each channel is drained by its own task on a thread pool, so a slow or
+  failing channel holds back only itself.
+- Retries: ``schedule.retry_alert``, full jitter between ``notify.retry`` and an exponential
+  bound capped at ``notify.max_retry``, never sooner than the service's Retry-After (429/503;
+  notify.py reads it from the HTTP response). Any non-2xx answer, 404 included, is a failure.
+- Dead: after ``notify.max_attempts`` attempts, or ``notify.max_age`` seconds undelivered.
+  The row stays (``monitor alerts --state dead``) and an ops notice goes to
+  ``notify.ops_channels`` in the same transaction; the next alert of the channel moves up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from . import schedule
+from .config import NotifySection
+from .errors import NotifyError
+from .models import Alert, Answer
+from .notify import Notifier
+from .store import Store
+
+log = logging.getLogger(__name__)
+NOTICES = "\0notices"  # the task key of the ops notices' pass (no channel can be named so)
+
+
+def verdict(alert: Alert, now: float, max_attempts: int, max_age: float) -> str:
+    """What to do with a channel's head alert now: 'send', 'wait' (not due, or in flight in
+    another sender) or 'dead' (too many attempts or too old). Pure."""
+    if alert.state == "sending":
+        return "wait"
+    if alert.attempts >= max_attempts or now - (alert.revived_at or alert.created_at) >= max_age:
+        return "dead"
+    return "send" if alert.next_attempt_at <= now else "wait"
+
+
+class Sender:
+    def __init__(self, store: Store, notifier: Notifier, cfg: NotifySection, *,
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 batch: int = 100, threads: int = 16):
+        self.store, self.notifier, self.cfg = store, notifier, cfg
+        self.clock, self.rng, self.batch = clock, rng or random.Random(), batch
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sender")
+        self.tasks: dict[str, asyncio.Task[tuple[int, int]]] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+    def recover(self) -> list[int]:
+        """At start-up: alerts a crashed sender left 'sending' go back to pending."""
+        ids = self.store.recover_sending(self.clock())
+        if ids:
+            log.warning("outbox recovered alerts=%d ids=%s: left 'sending' by a sender that stopped mid-send; "
+                        "sending them again (the service may already have them)", len(ids), ids[:20])
+        return ids
+
+    def start(self) -> list[asyncio.Task[tuple[int, int]]]:
+        """Start a pass for every channel with undelivered alerts that has none running, and one
+        for the ops notices; return the running passes without waiting for them."""
+        for key in [*self.store.queued_channels(), NOTICES]:
+            if key not in self.tasks:
+                task = asyncio.ensure_future(self._notices() if key == NOTICES else self._channel(key))
+                self.tasks[key] = task
+                task.add_done_callback(functools.partial(self._finished, key))
+        return list(self.tasks.values())
+
+    def _finished(self, key: str, _task: object) -> None:
+        self.tasks.pop(key, None)
+
+    async def deliver(self) -> tuple[int, int]:
+        """One full pass over every channel and the ops notices; returns (sent, failed)."""
+        results = await asyncio.gather(*self.start())
+        return sum(s for s, _ in results), sum(f for _, f in results)
+
+    async def _channel(self, channel: str) -> tuple[int, int]:
+        """Deliver the channel's due alerts in order; stop at the first that is not due or fails."""
+        sent = failed = 0
+        while True:
+            queue = self.store.queue(channel, self.batch)
+            for alert in queue:
+                now = self.clock()
+                what = verdict(alert, now, self.cfg.max_attempts, self.cfg.max_age)
+                if what == "wait":
+                    return sent, failed
+                if what == "dead":
+                    self._dead(alert, now, attempted=False, error=alert.last_error or "never delivered")
+                    failed += 1
+                    continue
+                if not self.store.claim(alert.id, now):
+                    return sent, failed
+                if await self._attempt(alert):
+                    sent += 1
+                else:
+                    return sent, failed + 1
+            if len(queue) < self.batch:
+                return sent, failed
+
+    async def _attempt(self, alert: Alert) -> bool:
+        status = retry_after = None
+        try:
+            answer = await self._run(self.notifier.send, alert)
+        except NotifyError as e:
+            error, status, retry_after = str(e), e.status, e.retry_after
+        except TimeoutError:
+            error = f"no answer within {self.cfg.timeout:g}s (the service may still take it: a duplicate is possible)"
+        except Exception as e:  # a bug must not stall the channel's queue for ever
+            log.exception("BUG while sending alert id=%d channel=%s", alert.id, alert.channel)
+            error = f"internal: {type(e).__name__}: {e}"
+        else:
+            self.store.mark_sent(alert.id, self.clock(), answer.status)
+            log.info("alert sent id=%d channel=%s rule=%s attempts=%d answer=%r title=%r", alert.id, alert.channel,
+                     alert.rule_id, alert.attempts + 1, answer.detail[:120], alert.title[:80])
+            return True
+        now = self.clock()
+        done = alert.attempts + 1
+        if verdict(dataclasses.replace(alert, attempts=done), now, self.cfg.max_attempts, self.cfg.max_age) == "dead":
+            self._dead(alert, now, attempted=True, error=error, status=status)
+            return False
+        next_at = schedule.retry_alert(now, done, self.cfg.retry, self.cfg.max_retry, self.rng, retry_after)
+        self.store.mark_failed(alert.id, error, next_at, now=now, status=status)
+        log.warning("alert failed id=%d channel=%s attempts=%d retry_in=%.0fs%s error=%r", alert.id, alert.channel,
+                    done, next_at - now, f" retry_after={retry_after:g}" if retry_after is not None else "", error)
+        return False
+
+    def _dead(self, alert: Alert, now: float, *, attempted: bool, error: str, status: int | None = None) -> None:
+        attempts = alert.attempts + int(attempted)
+        age = now - (alert.revived_at or alert.created_at)
+        why = (f"after {attempts} attempts (notify.max_attempts)" if attempts >= self.cfg.max_attempts
+               else f"after {age / 3600:.1f} h undelivered (notify.max_age)")
+        reason = f"dead {why}; last error: {error}"
+        body = (f"Alert {alert.id} for channel {alert.channel!r} was given up on, {why}.\n"
+                f"Rule: {alert.rule_title} ({alert.rule_id})\nStory: {alert.title}\n{alert.link or ''}\n"
+                f"Last error: {error}\nIt is kept: 'monitor alerts show {alert.id}' shows it, "
+                f"'monitor alerts retry {alert.id}' (or --dead for all) sends it again.")
+        notices = [(ch, f"Alert undeliverable: [{alert.rule_title}] {alert.title}"[:200], body)
+                   for ch in self.cfg.ops_channels]
+        self.store.mark_dead(alert.id, now, reason, notices, attempted=attempted, status=status)
+        log.error("alert dead id=%d channel=%s rule=%s attempts=%d ops_notices=%d reason=%r", alert.id,
+                  alert.channel, alert.rule_id, attempts, len(notices), reason)
+
+    async def _notices(self) -> tuple[int, int]:
+        """Due ops notices, oldest first; a failed one is retried with the same backoff, for ever."""
+        sent = failed = 0
+        for n in self.store.pending_notices(self.clock(), self.batch):
+            error: str | None = None
+            try:
+                await self._run(self.notifier.send_text, n.channel, n.title, n.body)
+            except (NotifyError, TimeoutError) as e:
+                error = str(e) or f"no answer within {self.cfg.timeout:g}s"
+            except Exception as e:
+                log.exception("BUG while sending ops notice id=%d channel=%s", n.id, n.channel)
+                error = f"internal: {type(e).__name__}: {e}"
+            now = self.clock()
+            next_at = schedule.retry_alert(now, n.attempts + 1, self.cfg.retry, self.cfg.max_retry, self.rng)
+            self.store.mark_notice(n.id, now, error, next_at)
+            if error is None:
+                log.info("ops notice sent id=%d channel=%s title=%r", n.id, n.channel, n.title[:80])
+                sent += 1
+            else:
+                log.warning("ops notice failed id=%d channel=%s error=%r", n.id, n.channel, error)
+                failed += 1
+        return sent, failed
+
+    async def _run(self, fn: Callable[..., Answer], *args: object) -> Answer:
+        """A blocking send on the sender's threads, within notify.timeout."""
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(self._pool, fn, *args), self.cfg.timeout)
