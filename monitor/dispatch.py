@@ -40,6 +40,7 @@ class Dispatcher:
         self.queued: set[int] = set()
         self.outcomes: list[pipeline.Outcome] = []
         self.keep_outcomes = False
+        self.on_outcome: Callable[[pipeline.Outcome], None] | None = None  # e.g. metrics
         self.exhausted = False  # the source had nothing more; ``more()`` asks again
         self.stopped = False
         self._idle = asyncio.Event()
@@ -136,8 +137,11 @@ class Dispatcher:
         self.inflight[host] -= 1
         if not self.inflight[host]:
             del self.inflight[host]
-        if self.keep_outcomes and not task.cancelled() and task.exception() is None:
-            self.outcomes.append(task.result())
+        if not task.cancelled() and task.exception() is None:
+            if self.keep_outcomes:
+                self.outcomes.append(task.result())
+            if self.on_outcome is not None:
+                self.on_outcome(task.result())
         if host in self.queues:
             self._rotate(host)
         if not self.stopped:

@@ -10,6 +10,7 @@ import hashlib
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -38,8 +39,9 @@ class Limits:
 class Client:
     """One aiohttp session for the daemon's life; ``async with Client(limits) as http``."""
 
-    def __init__(self, limits: Limits = Limits()):
+    def __init__(self, limits: Limits = Limits(), observe: Callable[[str, float], None] | None = None):
         self.limits = limits
+        self.observe = observe  # (kind: feed | page | get, seconds) after every request, for metrics
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:
@@ -69,18 +71,25 @@ class Client:
             headers["If-None-Match"] = feed.etag
         if feed.last_modified:
             headers["If-Modified-Since"] = feed.last_modified
-        result = await self.get(feed.url, headers)
+        result = await self.get(feed.url, headers, kind="feed")
         if feed.body_hash and body_hash(result.body) == feed.body_hash:
             raise NotModified(feed.url, "same body", moved=result.moved, headers=result.headers)
         return result
 
     async def page(self, url: str) -> FetchResult:
-        return await self.get(url, {"Accept": PAGE_ACCEPT})
+        return await self.get(url, {"Accept": PAGE_ACCEPT}, kind="page")
 
-    async def get(self, url: str, headers: dict[str, str] | None = None) -> FetchResult:
+    async def get(self, url: str, headers: dict[str, str] | None = None, kind: str = "get") -> FetchResult:
+        started = time.monotonic()
+        try:
+            return await self._get(url, headers, started)
+        finally:
+            if self.observe is not None:
+                self.observe(kind, time.monotonic() - started)
+
+    async def _get(self, url: str, headers: dict[str, str] | None, started: float) -> FetchResult:
         if self._session is None:
             raise RuntimeError("Client used outside 'async with'")
-        started = time.monotonic()
         try:
             async with self._session.get(url, headers=headers or {}, allow_redirects=True,
                                          max_redirects=10) as resp:

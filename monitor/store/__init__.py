@@ -7,7 +7,8 @@ with a deferred BEGIN a second connection fails at once with "database is locked
 of waiting for the busy timeout (see LIBRARY-NOTES).
 
 The queries are grouped by what they serve: ``feeds.py`` (registration, schedule, health),
-``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices).
+``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices), ``status.py``
+(heartbeat and counts for systemd, /metrics and ``monitor status``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from .entries import EntryQueries
 from .feeds import FeedSpec, Notice
 from .outbox import OutboxQueries
 from .schema import MIGRATIONS, statements
+from .status import StatusQueries
 
 __all__ = ["MIGRATIONS", "FeedSpec", "Notice", "Store", "StoreError"]
 
 
-class Store(EntryQueries, OutboxQueries):  # EntryQueries builds on FeedQueries
+class Store(EntryQueries, OutboxQueries, StatusQueries):  # EntryQueries builds on FeedQueries
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
         self.path = Path(path)
         try:

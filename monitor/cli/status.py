@@ -1,0 +1,80 @@
+"""``monitor status``: the daemon's last tick, feeds by health and the outbox by state, read
+from the database (a reader connection: it works while the daemon runs, or after it died)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import click
+
+from .. import config as config_mod
+from .. import schedule
+from ..errors import MonitorError
+from ..service import stale_after
+from ..store import Store
+from . import cli, config_option, fail
+
+HEALTH = ("ok", "new", "failing", "silent", "gone", "inactive")
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else "never"
+
+
+def daemon_line(state: dict | None, tick: float, now: float) -> tuple[str, str]:
+    """(running | stopped | not-ticking | never-ran, a sentence) from the heartbeat row. Pure."""
+    if state is None:
+        return "never-ran", "daemon: has never run on this database"
+    if state["stopped_at"]:
+        return "stopped", f"daemon: stopped at {_when(state['stopped_at'])} (pid {state['pid']})"
+    last = state["last_tick_at"] or state["started_at"]
+    age = now - last
+    if age > stale_after(tick):
+        return "not-ticking", (f"daemon: NOT TICKING: last tick {age:.0f}s ago at {_when(last)} "
+                               f"(pid {state['pid']}; killed, hung or stopped without a trace)")
+    return "running", f"daemon: running (pid {state['pid']}), last tick {age:.0f}s ago"
+
+
+@cli.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status_cmd(config_path: str, as_json: bool) -> None:
+    """Show whether the daemon ticks, feeds by health and the outbox by state."""
+    try:
+        cfg = config_mod.load(config_path)
+        store = Store(cfg.database)
+    except MonitorError as e:
+        fail(str(e))
+    try:
+        now, p = time.time(), cfg.poll
+        health = Counter(schedule.status(
+            active=bool(r["active"]), gone=r["gone_at"] is not None, error_count=r["error_count"],
+            baselined=r["baselined_at"] is not None, cadence=r["cadence_s"], last_new_at=r["last_new_at"],
+            now=now, silent_after=p.silent_after, silent_min=p.silent_min) for r in store.health_rows())
+        outbox = store.outbox_by_channel()
+        notices = store.notices_by_state()
+        state = store.daemon_state()
+    finally:
+        store.close()
+    daemon, sentence = daemon_line(state, cfg.monitor.tick, now)
+    by_state = Counter[str]()
+    for s, _, n in outbox:
+        by_state[s] += n
+    if as_json:
+        click.echo(json.dumps({
+            "daemon": daemon, "pid": state["pid"] if state else None,
+            "last_tick_at": state["last_tick_at"] if state else None,
+            "feeds": {h: health.get(h, 0) for h in HEALTH},
+            "outbox": dict(by_state), "outbox_by_channel": [
+                {"state": s, "channel": c, "alerts": n} for s, c, n in outbox],
+            "notices": notices}))
+        return
+    click.echo(sentence)
+    click.echo("feeds: " + " ".join(f"{h}={health.get(h, 0)}" for h in HEALTH))
+    click.echo("outbox: " + (" ".join(f"{s}={n}" for s, n in sorted(by_state.items())) or "empty"))
+    for s, c, n in sorted(outbox):
+        click.echo(f"  {s:8} {c:20} {n}")
+    click.echo("notices: " + (" ".join(f"{s}={n}" for s, n in sorted(notices.items())) or "none"))

@@ -1,0 +1,120 @@
+"""Prometheus metrics (prometheus-client): counters the daemon updates as it works, and gauges
+read from the database at scrape time, so they are right after a restart and cost nothing
+between scrapes.
+
+Counted in process: polls by outcome, new entries, alerts queued, fetch latency, ticks,
+reloads. Read at scrape: feeds by health, outbox alerts by state and channel, outbox depth,
+ops notices by state, stored matches by rule, seconds since the last tick. The process
+collector adds resident memory, CPU time and open file descriptors (``process_*``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import Counter as Tally
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from . import schedule
+from .config import PollSection
+from .errors import MonitorError
+from .store import Store
+
+log = logging.getLogger(__name__)
+FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, fds, CPU
+        r = self.registry
+        self.polls = Counter("monitor_polls", "Feed polls by outcome (ok, baseline, not-modified, error)",
+                             ["outcome"], registry=r)
+        self.new_entries = Counter("monitor_new_entries", "Entries seen for the first time", registry=r)
+        self.alerts_queued = Counter("monitor_alerts_queued", "Alerts written to the outbox by polls",
+                                     registry=r)
+        self.fetch_seconds = Histogram("monitor_fetch_seconds", "HTTP request latency, feeds and pages",
+                                       ["kind"], buckets=FETCH_BUCKETS, registry=r)
+        self.ticks = Counter("monitor_ticks", "Scheduler ticks", registry=r)
+        self.reloads = Counter("monitor_reloads", "SIGHUP reloads by result (ok, failed)", ["result"],
+                               registry=r)
+        self.store: Store | None = None  # set once the database is open
+        self.poll_config = PollSection()
+        self.last_tick: float | None = None  # time.time() of the last tick
+        r.register(_StoreCollector(self))
+
+    def polled(self, outcome: Any) -> None:
+        """One finished poll (a ``pipeline.Outcome``: status, new, alerts)."""
+        self.polls.labels(outcome.status).inc()
+        if outcome.new:
+            self.new_entries.inc(outcome.new)
+        if outcome.alerts:
+            self.alerts_queued.inc(outcome.alerts)
+
+    def fetched(self, kind: str, seconds: float) -> None:
+        self.fetch_seconds.labels(kind).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _StoreCollector(Collector):
+    def __init__(self, metrics: Metrics):
+        self.m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("monitor_database_up", "1 when the database answered this scrape")
+        store = self.m.store
+        if store is None:
+            up.add_metric([], 0)
+            yield up
+            return
+        try:
+            families = list(self._from(store))
+        except (sqlite3.Error, MonitorError) as e:
+            log.warning("metrics: database did not answer error=%r", str(e))
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _from(self, store: Store) -> Iterator[Metric]:
+        now, p = time.time(), self.m.poll_config
+        health = Tally(schedule.status(
+            active=bool(r["active"]), gone=r["gone_at"] is not None, error_count=r["error_count"],
+            baselined=r["baselined_at"] is not None, cadence=r["cadence_s"], last_new_at=r["last_new_at"],
+            now=now, silent_after=p.silent_after, silent_min=p.silent_min) for r in store.health_rows())
+        feeds = GaugeMetricFamily("monitor_feeds", "Feeds by health status", labels=["status"])
+        for status in ("ok", "new", "failing", "silent", "gone", "inactive"):
+            feeds.add_metric([status], health.get(status, 0))
+        yield feeds
+        alerts = GaugeMetricFamily("monitor_alerts", "Alerts in the outbox by state and channel",
+                                   labels=["state", "channel"])
+        depth = 0
+        for state, channel, n in store.outbox_by_channel():
+            alerts.add_metric([state, channel], n)
+            depth += n if state == "pending" else 0
+        yield alerts
+        yield GaugeMetricFamily("monitor_outbox_depth", "Alerts waiting to be delivered", value=depth)
+        notices = GaugeMetricFamily("monitor_notices", "Ops notices by state", labels=["state"])
+        for state, n in sorted(store.notices_by_state().items()):
+            notices.add_metric([state], n)
+        yield notices
+        matches = GaugeMetricFamily("monitor_matches", "Stored matches by rule", labels=["rule"])
+        for rule, n in sorted(store.matches_by_rule().items()):
+            matches.add_metric([rule], n)
+        yield matches
+        if self.m.last_tick is not None:
+            yield GaugeMetricFamily("monitor_last_tick_age_seconds", "Seconds since the scheduler last ticked",
+                                    value=max(0.0, now - self.m.last_tick))

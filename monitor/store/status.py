@@ -1,0 +1,55 @@
+"""What the service reports about itself: the daemon's heartbeat row, and the counts behind
+systemd's STATUS line, ``/metrics`` and ``monitor status``. Read-only except the heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Queries
+
+
+class StatusQueries(Queries):
+    # -- the daemon's heartbeat ---------------------------------------------------------------
+    def daemon_started(self, pid: int, now: float) -> None:
+        self.db.execute("INSERT INTO daemon (id, pid, started_at) VALUES (1, ?, ?) ON CONFLICT (id) "
+                        "DO UPDATE SET pid = excluded.pid, started_at = excluded.started_at, "
+                        "last_tick_at = NULL, stopped_at = NULL", (pid, now))
+
+    def daemon_ticked(self, now: float) -> None:
+        # One UPDATE is atomic on its own: no BEGIN/COMMIT for the most frequent write.
+        self.db.conn.execute("UPDATE daemon SET last_tick_at = ? WHERE id = 1", (now,))
+
+    def daemon_stopped(self, now: float) -> None:
+        self.db.conn.execute("UPDATE daemon SET stopped_at = ? WHERE id = 1", (now,))
+
+    def daemon_state(self) -> dict[str, Any] | None:
+        """pid, started_at, last_tick_at, stopped_at of the last daemon run; None if it never ran."""
+        rows = self._rows("SELECT pid, started_at, last_tick_at, stopped_at FROM daemon WHERE id = 1")
+        return rows[0] if rows else None
+
+    # -- counts ------------------------------------------------------------------------------
+    def status_counts(self) -> tuple[int, int, int]:
+        """(active feeds, failing or gone feeds, pending alerts): systemd's STATUS line."""
+        feeds, failing = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(error_count > 0 OR gone_at IS NOT NULL), 0) "
+            "FROM feeds WHERE active = 1").fetchone()
+        pending = self.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
+        return int(feeds), int(failing), int(pending)
+
+    def health_rows(self) -> list[dict[str, Any]]:
+        """The columns ``schedule.status`` needs, for every feed."""
+        return self._rows("SELECT active, gone_at, error_count, baselined_at, cadence_s, last_new_at FROM feeds")
+
+    def outbox_by_channel(self) -> list[tuple[str, str, int]]:
+        """(state, channel, alerts) for every pair present in the outbox."""
+        rows = self.db.execute("SELECT state, channel, COUNT(*) FROM outbox GROUP BY state, channel")
+        return [(str(s), str(c), int(n)) for s, c, n in rows.fetchall()]
+
+    def notices_by_state(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT state, COUNT(*) FROM notices GROUP BY state").fetchall()
+        return {str(s): int(n) for s, n in rows}
+
+    def matches_by_rule(self) -> dict[str, int]:
+        """Matches stored per rule (the UNIQUE (rule_id, story) index answers this)."""
+        rows = self.db.execute("SELECT rule_id, COUNT(*) FROM matches GROUP BY rule_id").fetchall()
+        return {str(r): int(n) for r, n in rows}
