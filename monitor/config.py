@@ -3,7 +3,8 @@ pydantic models below; ``config.example.toml`` shows each of them (a test checks
 
 Relative paths are resolved against the config file's folder, so the daemon behaves the same
 whatever its working directory. Channel URLs may say ``${NAME}`` to take a secret from the
-environment (e.g. systemd's EnvironmentFile=) instead of the file.
+environment (e.g. systemd's EnvironmentFile=) or from a systemd credential (LoadCredential=)
+instead of the file.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class MonitorSection(_Section):
     rules: str = Field("rules", description="folder of YAML rule files")
     tick: Seconds = Field(30, description="seconds between dispatcher ticks")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    stop_grace: Seconds = Field(15, description="seconds in-flight polls and sends may take after SIGTERM")
 
     @field_validator("log_level")
     @classmethod
@@ -79,9 +81,17 @@ class NotifySection(_Section):
     retry: Seconds = Field(60, description="first retry delay for a failed alert")
     max_retry: Seconds = Field(3600, description="longest retry delay")
     timeout: Seconds = Field(30, description="seconds one delivery may take")
+    max_attempts: int = Field(10, ge=1, description="attempts before an alert is dead (kept, shown, ops alert)")
+    max_age: Seconds = Field(172800, description="seconds after which an undelivered alert is dead")
     ops_channels: list[str] = Field(
         default_factory=list, description="channels for ops alerts (feed failing, recovered, gone)"
     )
+
+
+class HttpSection(_Section):
+    enabled: bool = Field(False, description="serve /healthz and /metrics (Prometheus)")
+    host: str = Field("127.0.0.1", description="address to listen on; keep it on loopback")
+    port: int = Field(9800, ge=0, le=65535, description="TCP port; 0 picks a free one (logged)")
 
 
 class ChannelSection(_Section):
@@ -109,6 +119,7 @@ class Config(_Section):
     fetch: FetchSection = FetchSection()
     extract: ExtractSection = ExtractSection()
     notify: NotifySection = NotifySection()
+    http: HttpSection = HttpSection()
     channels: dict[str, ChannelSection] = Field(default_factory=dict)
     feeds: list[FeedSection] = Field(default_factory=list)
     path: str = ""  # the file it came from; set by load()
@@ -136,9 +147,14 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def _expand(value: str, where: str, path: str) -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
-        if name not in os.environ:
-            raise ConfigError(f"{path}: {where}: environment variable {name} is not set")
-        return os.environ[name]
+        if name in os.environ:
+            return os.environ[name]
+        # systemd's LoadCredential=NAME:FILE: the secret never enters the environment.
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        if creds and (Path(creds) / name).is_file():
+            return (Path(creds) / name).read_text("utf-8").strip()
+        raise ConfigError(f"{path}: {where}: environment variable {name} is not set"
+                          + (f" and there is no credential {name}" if creds else ""))
 
     return _ENV.sub(sub, value)
 

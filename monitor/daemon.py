@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,16 +25,22 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import dispatch, pipeline, rules
+from . import config as config_mod
+from . import delivery, dispatch, pipeline, rules
 from .config import Config
+from .errors import ConfigError
 from .fetch import Client, Limits
 from .notify import Notifier, channels_from
+from .service import Service
 from .store import Store
 from .workers import Pool
 
 log = logging.getLogger(__name__)
 DELIVER_EVERY = 5.0  # seconds between outbox drains
-STOP_GRACE = 15.0  # seconds in-flight work may take after SIGTERM
+# Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
+# worker pool and the endpoint were built with them): kept, with a warning, until a restart.
+RESTART_KEYS = ("monitor.database", "monitor.tick", "poll.concurrency", "poll.per_host",
+                "extract.workers", "fetch", "http")
 
 
 def notifier_for(config: Config) -> Notifier:
@@ -62,7 +68,8 @@ def load_rules(config: Config, notifier: Notifier) -> rules.RuleSet:
 
 
 @asynccontextmanager
-async def runtime(config: Config, ruleset: rules.RuleSet) -> AsyncIterator[pipeline.Context]:
+async def runtime(config: Config, ruleset: rules.RuleSet,
+                  observe: Callable[[str, float], None] | None = None) -> AsyncIterator[pipeline.Context]:
     """Everything a poll needs, opened in order and closed in reverse."""
     notifier = notifier_for(config)
     store = Store(config.database)
@@ -73,7 +80,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet) -> AsyncIterator[pipel
                     user_agent=f.user_agent or Limits.user_agent)
     try:
         store.sync_feeds([(fd.url, fd.title, fd.interval, tuple(fd.tags)) for fd in config.feeds], time.time())
-        async with Client(limits) as http:
+        async with Client(limits, observe) as http:
             yield pipeline.Context(config, store, http, pool, notifier, ruleset)
     finally:
         pool.close()
@@ -84,7 +91,12 @@ async def once(config: Config, ruleset: rules.RuleSet) -> tuple[list[pipeline.Ou
     """One pass over every active feed, due or not, then the outbox."""
     async with runtime(config, ruleset) as ctx:
         outcomes = await dispatch.Dispatcher(ctx, dispatch.every_feed(ctx)).run()
-        sent, failed = await pipeline.deliver(ctx)
+        sender = delivery.Sender(ctx.store, ctx.notifier, config.notify)
+        try:
+            sender.recover()
+            sent, failed = await sender.deliver()
+        finally:
+            sender.close()
         return outcomes, sent, failed
 
 
@@ -97,11 +109,52 @@ class Daemon:
         self._busy: set[asyncio.Task[object]] = set()
         self.dispatcher: dispatch.Dispatcher | None = None
         self.ctx: pipeline.Context | None = None
+        self.sender: delivery.Sender | None = None
+        self.service = Service(config)
 
     def stop(self, why: str = "stop requested") -> None:
         if not self._stop.is_set():
             log.info("stopping reason=%r", why)
+            self.service.stopping()
             self._stop.set()
+
+    def reload(self) -> None:
+        """SIGHUP: read the config file and the rules again. A broken file is reported and the
+        last good config and rules keep running; feeds and channels added or removed take effect."""
+        self.service.reloading()
+        ok = False
+        try:
+            ok = self._reload()
+        finally:
+            self.service.reloaded(ok)
+
+    def _reload(self) -> bool:
+        try:
+            config = config_mod.load(self.config.path)
+        except ConfigError as e:
+            log.error("config reload failed, keeping the last good config:\n%s", e)
+            self.reload_rules()  # the rules may still have changed, checked against the old config
+            return False
+        notifier = notifier_for(config)
+        try:
+            ruleset = load_rules(config, notifier)
+        except rules.RuleError as e:
+            log.error("rules reload failed, keeping the last good set of %d rules (and config):\n%s",
+                      len(self.ruleset), e)
+            return False
+        for key in _hold_restart_keys(self.config, config):
+            log.warning("config change takes effect after a restart key=%s", key)
+        self.config, self.ruleset = config, ruleset
+        self._rules_seen = rules.signature(config.rules_dir)
+        self.service.configure(config)
+        logging.getLogger().setLevel(config.monitor.log_level)
+        if self.ctx:
+            self.ctx.config, self.ctx.notifier, self.ctx.ruleset = config, notifier, ruleset
+            self.ctx.store.sync_feeds([(f.url, f.title, f.interval, tuple(f.tags)) for f in config.feeds],
+                                      time.time())
+        log.info("config reloaded feeds=%d channels=%s", len(config.feeds), ",".join(config.channels) or "none")
+        log.info("rules reloaded rules=%d", len(ruleset))
+        return True
 
     def reload_rules(self) -> None:
         """SIGHUP: load the rules again; a broken set is reported and the last good one kept."""
@@ -130,13 +183,17 @@ class Daemon:
         never holds back the others, and the next tick is never skipped."""
         if self._stop.is_set() or self.dispatcher is None:
             return
+        self.service.ticked()
         self.watch_rules()
         self.dispatcher.more()
 
     async def drain(self) -> None:
-        if self._stop.is_set() or self.ctx is None:
+        """Start a delivery pass for each channel with alerts to send and none running, without
+        waiting for them (delivery.py): a slow or failing channel holds back only itself."""
+        if self._stop.is_set() or self.ctx is None or self.sender is None:
             return
-        await self._guarded(pipeline.deliver(self.ctx))
+        self.sender.notifier, self.sender.cfg = self.ctx.notifier, self.ctx.config.notify  # after a reload
+        self.sender.start()
 
     async def _guarded(self, coro: Coroutine[Any, Any, object]) -> None:
         task = asyncio.ensure_future(coro)
@@ -153,10 +210,13 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
             loop.add_signal_handler(sig, self.stop, why)
-        loop.add_signal_handler(signal.SIGHUP, self.reload_rules)
-        async with runtime(self.config, self.ruleset) as ctx:
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        async with runtime(self.config, self.ruleset, self.service.metrics.fetched) as ctx:
             self.ctx = ctx
+            self.sender = delivery.Sender(ctx.store, ctx.notifier, self.config.notify)
+            self.sender.recover()  # one sender per database: rows left 'sending' were a crash's
             self.dispatcher = dispatch.Dispatcher(ctx, dispatch.due_feeds(ctx))
+            self.dispatcher.on_outcome = self.service.metrics.polled
             scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
             scheduler.add_listener(_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             now = datetime.now().astimezone()
@@ -169,26 +229,35 @@ class Daemon:
                               next_run_time=now + timedelta(seconds=1), misfire_grace_time=30,
                               **common)
             scheduler.start()
-            log.info("started feeds=%d rules=%d channels=%s database=%s", ctx.store.active_feeds(),
-                     len(self.ruleset), ",".join(self.config.channels) or "none",
-                     self.config.database)
-            await self._stop.wait()
-            scheduler.shutdown(wait=False)
-            self.dispatcher.stop()
-            await self._finish()
+            try:
+                await self.service.start(ctx.store)  # READY=1
+                log.info("started feeds=%d rules=%d channels=%s database=%s", ctx.store.active_feeds(),
+                         len(self.ruleset), ",".join(self.config.channels) or "none",
+                         self.config.database)
+                beat = asyncio.create_task(self.service.beat())
+                await self._stop.wait()
+                beat.cancel()
+            finally:
+                scheduler.shutdown(wait=False)
+                self.dispatcher.stop()
+                await self._finish()
+                self.sender.close()
+                await self.service.close()
         log.info("stopped")
 
     async def _finish(self) -> None:
-        """Give in-flight polls and sends STOP_GRACE seconds, then cancel them. Every
-        database write is one transaction, so a cancelled poll leaves nothing half-done."""
+        """Give in-flight polls and sends ``monitor.stop_grace`` seconds, then cancel them.
+        Every database write is one transaction, so a cancelled poll leaves nothing half-done."""
         busy = list(self._busy) + (list(self.dispatcher.tasks.values()) if self.dispatcher else [])
+        busy += list(self.sender.tasks.values()) if self.sender else []
         if not busy:
             return
-        done, pending = await asyncio.wait(busy, timeout=STOP_GRACE)
+        grace = self.config.monitor.stop_grace
+        done, pending = await asyncio.wait(busy, timeout=grace)
         for task in pending:
             task.cancel()
         if pending:
-            log.warning("abandoned in-flight work tasks=%d after %.0fs", len(pending), STOP_GRACE)
+            log.warning("abandoned in-flight work tasks=%d after %gs", len(pending), grace)
             await asyncio.wait(pending, timeout=5)
 
 
@@ -202,3 +271,19 @@ def _job_event(event: JobExecutionEvent) -> None:
         # Expected when an outbox drain outlasts its 5 s interval (apprise paces email at
         # 5.5 s a message): the running drain carries on with the backlog; not worth a warning.
         log.debug("job still running, run skipped job=%s", event.job_id)
+
+
+def _hold_restart_keys(old: Config, new: Config) -> list[str]:
+    """Keep in ``new`` the running values of RESTART_KEYS that changed; their names."""
+    changed = []
+    for key in RESTART_KEYS:
+        section, _, field = key.partition(".")
+        before, after = getattr(old, section), getattr(new, section)
+        if field:
+            if getattr(before, field) != getattr(after, field):
+                setattr(after, field, getattr(before, field))
+                changed.append(key)
+        elif before != after:
+            setattr(new, section, before)
+            changed.append(key)
+    return changed

@@ -160,7 +160,7 @@ def test_match_reads_stdin_and_file(tmp_path):
 def test_every_command_has_help():
     top = run_cli("--help")
     assert top.returncode == 0
-    for cmd in ("run", "once", "check", "parse", "extract", "match", "feeds"):
+    for cmd in ("run", "once", "check", "parse", "extract", "match", "feeds", "alerts", "notify-test"):
         assert cmd in top.stdout
         res = run_cli(cmd, "--help")
         assert res.returncode == 0 and "Usage:" in res.stdout, cmd
@@ -169,3 +169,86 @@ def test_every_command_has_help():
 def test_usage_errors_exit_2():
     res = run_cli("parse")
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def _stored(tmp_path: Path) -> None:
+    """A database the daemon's own Store wrote: three articles from the last days in two feeds
+    (one tagged osint), one from a month ago, and a "Kurskorrektur" that no rule may take."""
+    import time
+
+    from monitor.models import Article, Entry
+    from monitor.store import Store
+
+    now, day = time.time(), 86400.0
+    store = Store(tmp_path / "monitor.db")
+    try:
+        store.sync_feeds([("https://osint.example/feed.xml", "OSINT", None, ("osint",)),
+                          ("https://news.example/rss", "News", None, ())], now)
+        feeds = {f.url: f for f in store.feeds()}
+
+        def item(uid: str, title: str, text: str, lang: str) -> tuple:
+            link = f"https://example.org/{uid}"
+            entry = Entry(uid=uid, title=title, link=link, summary="", content="", published=None)
+            return entry, Article(title=title, text=text, url=link, language=lang, source="page"), ()
+
+        for url, age, items in [
+            ("https://osint.example/feed.xml", 2 * day, [
+                item("a1", "Gefechte im Gebiet Kursk", "Im Kursker Gebiet wird weiter gekämpft.", "de"),
+                item("a2", "Haushalt", "Die Regierung plant eine Kurskorrektur.", "de")]),
+            ("https://news.example/rss", 1 * day, [
+                item("b1", "Бои в Курской области", "Ситуация в Курской области остаётся сложной.", "ru")]),
+            ("https://osint.example/feed.xml", 30 * day, [
+                item("a0", "Kursk, a month ago", "Fighting near Kursk.", "en")]),
+        ]:
+            store.record(feeds[url], now=now - age, state={}, new=items, baseline=False)
+    finally:
+        store.close()
+
+
+def test_rules_test_backtests_a_rule_on_stored_articles(tmp_path, rules_copy):
+    (rules_copy / "osint.yaml").write_text("id: osint-kursk\ntitle: Kursk (OSINT)\ntags: [osint]\n"
+                                           "any: ['@kursk']\n", encoding="utf-8")
+    cfg = write_config(tmp_path, feeds=[], channels=CHANNELS, rules=rules_copy)
+    _stored(tmp_path)
+
+    res = run_cli("rules", "test", "kursk", "--config", str(cfg), "--since", "14d")
+    assert res.returncode == 0, res.stderr
+    listed, summary = res.stdout.rsplit("\n", 2)[0], res.stdout.splitlines()[-1]
+    assert listed.splitlines() == [
+        "#1 Gefechte im Gebiet Kursk", "    https://example.org/a1",
+        "    terms: Kursk (field body, score 3)", "    Im **Kursker** Gebiet wird weiter gekämpft.",
+        "#3 Бои в Курской области", "    https://example.org/b1",
+        "    terms: Курск (field body, score 3)", "    Ситуация в **Курской** области остаётся сложной."]
+    assert summary.startswith("rule kursk: would have fired on 2 of 3 articles stored in the last 14d (")
+
+    res = run_cli("rules", "test", "osint-kursk", "--config", str(cfg), "--since", "60d", "--json")
+    assert res.returncode == 0, res.stderr
+    out = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [(o["entry"], o["feed"], o["terms"]) for o in out] == [
+        (1, "https://osint.example/feed.xml", ["Kursk"]),
+        (4, "https://osint.example/feed.xml", ["Kursk"])]  # the ru article's feed has no osint tag
+    assert set(out[0]) == {"entry", "title", "url", "feed", "terms", "field", "score", "snippet"}
+    assert (out[1]["title"], out[1]["url"], out[1]["field"], out[1]["score"], out[1]["snippet"]) == (
+        "Kursk, a month ago", "https://example.org/a0", "body", 3, "Fighting near **Kursk**.")
+    assert "would have fired on 2 of 4 articles stored in the last 60d" in res.stderr
+
+    _assert_user_error(run_cli("rules", "test", "nope", "--config", str(cfg)), "no rule 'nope'")
+    _assert_user_error(run_cli("rules", "test", "kursk", "--config", str(cfg), "--since", "two weeks"),
+                       "--since 'two weeks'")
+
+
+def test_rules_check_prints_each_problem_once(tmp_path):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "a.yaml").write_text("id: a\ntitle: A\nany: ['/[Kursk/']\n", encoding="utf-8")
+    (folder / "b.yaml").write_text("id: b\ntitle: B\nany: [Kursk]\ncolour: red\n", encoding="utf-8")
+    res = run_cli("rules", "check", "--rules", str(folder))
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [
+        f"{folder / 'a.yaml'}:3: regex /[Kursk/ is not valid RE2 (linear-time: no backreferences or "
+        "lookarounds): missing ]: [Kursk",
+        f"{folder / 'b.yaml'}:4: unknown key 'colour' (expected one of: id, title, description, severity, "
+        "channels, fields, min_hits, title_weight, feeds, tags, languages, max_age, match, within, any, all, "
+        "none, near, same_sentence)"]
+    ok = run_cli("rules", "check", "--rules", str(RULES))
+    assert ok.returncode == 0 and ok.stdout.strip() == f"{RULES}: 2 rules OK"

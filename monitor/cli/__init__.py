@@ -67,7 +67,7 @@ def cli() -> None:
 @cli.command()
 @config_option
 def run(config_path: str) -> None:
-    """Run the daemon until SIGTERM or Ctrl-C."""
+    """Run the daemon until SIGTERM or Ctrl-C; SIGHUP reloads the config and the rules."""
     from ..daemon import Daemon
 
     cfg, ruleset = load_all(config_path)
@@ -242,8 +242,10 @@ def main() -> None:
     cli(prog_name="monitor")
 
 
+from . import alerts as _alerts  # noqa: E402,F401  (registers ``monitor alerts ...``, ``notify-test``)
 from . import feeds as _feeds  # noqa: E402,F401  (registers ``monitor feeds ...``)
 from . import rule_tools as _rule_tools  # noqa: E402,F401  (registers ``monitor rules ...``)
+from . import status as _status  # noqa: E402,F401  (registers ``monitor status``)
 
 if __name__ == "__main__":
     main()

@@ -122,6 +122,31 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX notices_due ON notices(state, next_attempt_at);
     """,
     lambda conn: _fill_hosts(conn),
+    # 5: the daemon's heartbeat (issue 6), one row: `monitor status` and /healthz read when the
+    # scheduler last ticked; a restart overwrites it.
+    """
+    CREATE TABLE daemon (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        last_tick_at REAL,
+        stopped_at REAL
+    );
+    """,
+    # 6: delivery states (issue 5). outbox.state: pending | sending | sent | failed | dead.
+    # ``claimed_at``: when a sender took the row ('sending'); a crash leaves it as evidence and
+    # the next start puts it back. ``last_status``: the service's last HTTP status, if any.
+    # ``notices.kind`` gains 'alert-dead' (feed_id NULL): an alert given up on, for the ops channels.
+    # The queue index covers only undelivered rows: years of sent alerts cost it nothing.
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_at REAL;
+    ALTER TABLE outbox ADD COLUMN last_status INTEGER;
+    ALTER TABLE outbox ADD COLUMN last_attempt_at REAL;
+    ALTER TABLE outbox ADD COLUMN dead_at REAL;
+    ALTER TABLE outbox ADD COLUMN revived_at REAL;              -- `alerts retry`: max_age counts from here
+    CREATE INDEX outbox_queue ON outbox(channel, id) WHERE state IN ('pending', 'sending', 'failed');
+    CREATE INDEX outbox_state ON outbox(state, id);
+    """,
 ]
 
 
