@@ -132,6 +132,8 @@ class Alert:
     sent_at: float | None = None
     dead_at: float | None = None
     revived_at: float | None = None  # `monitor alerts retry`: max_age counts from here
+    severity: str = "normal"  # info | normal | urgent (the outbox does not carry it yet)
+    language: str | None = None  # the article's, when known (the outbox does not carry it yet)
 
 
 @dataclass(frozen=True)
@@ -151,3 +153,4 @@ class Channel:
     urls: tuple[str, ...]
     tag: str
     default: bool = False
+    templates: str = ""  # folder of message templates overriding the built-in ones; "" = none

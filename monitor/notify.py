@@ -37,6 +37,7 @@ from apprise.decorators import notify as apprise_plugin
 from . import schedule
 from .errors import ConfigError, NotifyError
 from .models import Alert, Answer, Channel
+from .render import Renderer, builtin, kind
 
 log = logging.getLogger(__name__)
 alerts_log = logging.getLogger("monitor.alerts")
@@ -49,18 +50,9 @@ def _log_channel(body: str, title: str, notify_type: str, *args: object, **kwarg
 
 
 def render(alert: Alert) -> tuple[str, str]:
-    """Title and plain-text body of an alert (templates per channel kind come later)."""
-    title = f"[{alert.rule_title}] {alert.title}".strip()
-    lines = [alert.title]
-    if alert.link:
-        lines.append(alert.link)
-    source = " · ".join(x for x in (alert.feed_title, alert.published) if x)
-    if source:
-        lines.append(f"Source: {source}")
-    lines.append(f"Matched: {', '.join(alert.terms)} (rule {alert.rule_id})")
-    if alert.snippet:
-        lines += ["", alert.snippet]
-    return title, "\n".join(lines)
+    """Title and plain-text body of an alert, from the built-in templates."""
+    title, body, _ = builtin().render(alert, "text")
+    return title, body
 
 
 class Outgoing(NamedTuple):
@@ -125,10 +117,10 @@ def _recording(dry_run: bool = False) -> Iterator[_Exchange]:
         _exchange.reset(token)
 
 
-def _answer(result: apprise.AppriseResult, ex: _Exchange) -> Answer:
+def _answer(results: list[apprise.AppriseResult], ex: _Exchange) -> Answer:
     """The service's answer: every HTTP response (the last one's status and Retry-After), else
-    apprise's account of a non-HTTP exchange."""
-    ok = bool(result)
+    apprise's account of a non-HTTP exchange. ``results``: one per kind of URL in the channel."""
+    ok = all(bool(r) for r in results)
     parts = [f"HTTP {st} {reason}".strip() + (f": {body}" if body else "") for st, reason, _, body in ex.responses]
     parts += ex.errors
     status = retry_after = None
@@ -138,11 +130,11 @@ def _answer(result: apprise.AppriseResult, ex: _Exchange) -> Answer:
                  if st in (429, 503)]
         retry_after = max((w for w in waits if w is not None), default=None)
     elif not ex.errors:  # not HTTP: apprise's words (HTTP ones may name a secret URL path)
-        for service in result:
+        for service in (s for r in results for s in r):
             for attempt in service:
                 parts += [e.message for e in attempt if e.level not in ("DEBUG", "TRACE")
                           or e.message.startswith(("Socket Exception", "Response Details"))]
-    detail = "; ".join(dict.fromkeys(p for p in parts if p)) or ("accepted" if ok else f"apprise reported {result!r}")
+    detail = "; ".join(dict.fromkeys(p for p in parts if p)) or ("accepted" if ok else f"apprise reported {results!r}")
     return Answer(ok, detail[:1000], status, retry_after)
 
 
@@ -150,6 +142,8 @@ class Notifier:
     def __init__(self, channels: Mapping[str, Channel]):
         self.channels = dict(channels)
         self._apprise: dict[str, apprise.Apprise] = {}
+        self._kinds: dict[str, dict[str, apprise.Apprise]] = {}  # channel -> message kind -> its URLs
+        self._renderers: dict[str, Renderer] = {}  # templates folder -> its checked templates
         self._locks: dict[str, threading.Lock] = {}
         _install()
         # apprise's per-service capture sees only what its logger lets through; its DEBUG line
@@ -157,6 +151,7 @@ class Notifier:
         logging.getLogger("apprise").setLevel(logging.DEBUG)
         for name, ch in self.channels.items():
             a = apprise.Apprise()
+            kinds: dict[str, apprise.Apprise] = {}
             for i, url in enumerate(ch.urls):
                 if not a.add(url, tag=ch.tag):
                     scheme = url.split("://", 1)[0] if "://" in url else url[:12]
@@ -164,7 +159,12 @@ class Notifier:
                         f"channels.{name}.urls[{i}]: apprise cannot use this {scheme}:// URL "
                         "(unknown scheme, or a part missing; see apprise's URL docs)"
                     )
+                service = a[len(a) - 1]  # its own URL: a pasted hooks.slack.com URL says slack://
+                kinds.setdefault(kind(service.url(privacy=True)), apprise.Apprise()).add(service)
             self._apprise[name] = a
+            self._kinds[name] = kinds
+            if ch.templates not in self._renderers:
+                self._renderers[ch.templates] = Renderer(ch.templates) if ch.templates else builtin()
             self._locks[name] = threading.Lock()
 
     def targets(self, names: Iterable[str]) -> tuple[str, ...]:
@@ -186,13 +186,34 @@ class Notifier:
     def send(self, alert: Alert) -> Answer:
         """Deliver one alert through its channel (blocking). Raise NotifyError unless apprise
         reports success for every URL of the channel."""
-        title, body = render(alert)
-        return self.send_text(alert.channel, title, body)
+        results, ex = self._notify_alert(alert, dry_run=False)
+        answer = _answer(results, ex)
+        if not answer.ok:
+            raise NotifyError(answer.detail, status=answer.status, retry_after=answer.retry_after)
+        return answer
+
+    def preview_alert(self, alert: Alert) -> list[Outgoing]:
+        """The HTTP requests sending this alert would make, rendered per kind: nothing is sent."""
+        return self._notify_alert(alert, dry_run=True)[1].outgoing
+
+    def _notify_alert(self, alert: Alert, *, dry_run: bool) -> tuple[list[Any], _Exchange]:
+        """Render the alert once per kind of URL in its channel and send each rendering there."""
+        kinds = self._kinds.get(alert.channel)
+        if kinds is None:
+            raise NotifyError(f"channel {alert.channel!r} is no longer in the config")
+        renderer = self._renderers[self.channels[alert.channel].templates]
+        level = apprise.NotifyType.WARNING if alert.severity == "urgent" else apprise.NotifyType.INFO
+        results: list[Any] = []
+        with self._locks[alert.channel], _recording(dry_run) as ex:
+            for k, a in kinds.items():
+                title, body, fmt = renderer.render(alert, k)
+                results.append(self._call(a, title, body, fmt, level))
+        return results, ex
 
     def send_text(self, channel: str, title: str, body: str) -> Answer:
         """Deliver a plain-text message (an alert, an ops notice) through a channel."""
         result, ex = self._notify(channel, title, body, dry_run=False)
-        answer = _answer(result, ex)
+        answer = _answer([result], ex)
         if not answer.ok:
             raise NotifyError(answer.detail, status=answer.status, retry_after=answer.retry_after)
         return answer
@@ -207,17 +228,22 @@ class Notifier:
         if a is None:
             raise NotifyError(f"channel {channel!r} is no longer in the config")
         with self._locks[channel], _recording(dry_run) as ex:  # one message at a time per channel
-            try:
-                result = a.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT,
-                                  log_level=logging.DEBUG)
-            except Exception as e:  # a plugin bug must not kill the sender
-                raise NotifyError(f"apprise raised {type(e).__name__}: {e}") from e
+            result = self._call(a, title, body, apprise.NotifyFormat.TEXT, apprise.NotifyType.INFO)
         return result, ex
+
+    @staticmethod
+    def _call(a: apprise.Apprise, title: str, body: str, fmt: str, level: apprise.NotifyType) -> Any:
+        try:
+            return a.notify(title=title, body=body, body_format=apprise.NotifyFormat(fmt), notify_type=level,
+                            log_level=logging.DEBUG)
+        except Exception as e:  # a plugin bug must not kill the sender
+            raise NotifyError(f"apprise raised {type(e).__name__}: {e}") from e
 
 
 def channels_from(config_channels: Mapping[str, object]) -> dict[str, Channel]:
     """Config sections -> Channel models (kept here so config.py stays apprise-free)."""
     return {
-        name: Channel(name=name, urls=tuple(sec.urls), tag=sec.tag or name)  # type: ignore[attr-defined]
+        name: Channel(name=name, urls=tuple(sec.urls), tag=sec.tag or name,  # type: ignore[attr-defined]
+                      templates=getattr(sec, "templates", "") or "")
         for name, sec in config_channels.items()
     }

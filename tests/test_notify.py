@@ -50,7 +50,7 @@ def test_targets_resolve_names_and_tags():
 def test_render_names_rule_headline_source_terms_and_snippet():
     title, body = render(_alert("x"))
     assert title == "[Kursk region] Gefechte bei Kursk"
-    assert "http://example.org/a" in body and "Test feed · 2026-11-01T08:00:00Z" in body
+    assert "http://example.org/a" in body and "Test feed · 2026-11-01 08:00 UTC" in body
     assert "Matched: Kursk (rule kursk)" in body and body.endswith("bei **Kursk**")
 
 
