@@ -108,7 +108,8 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
     if baseline:
         state["baselined_at"] = now
     alerts = ctx.store.record(feed, now=time.time(), state=state, new=items, baseline=baseline,
-                              feed_title=parsed.title, edited=edited, notices=notices, moved=result.moved)
+                              feed_title=parsed.title, edited=edited, notices=notices, moved=result.moved,
+                              seen=[e.uid for e in parsed.entries])
     status = "baseline" if baseline else "ok"
     return _done(feed, started, Outcome(feed.url, status, new=len(new), alerts=alerts))
 

@@ -8,7 +8,8 @@ of waiting for the busy timeout (see LIBRARY-NOTES).
 
 The queries are grouped by what they serve: ``feeds.py`` (registration, schedule, health),
 ``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices), ``status.py``
-(heartbeat and counts for systemd, /metrics and ``monitor status``).
+(heartbeat and counts for systemd, /metrics and ``monitor status``), ``retention.py``
+(pruning delivered material past the configured age).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from .base import StoreError
 from .entries import EntryQueries
 from .feeds import FeedSpec, Notice
 from .outbox import OutboxQueries
+from .retention import Pruned, RetentionQueries
 from .schema import MIGRATIONS, statements
 from .status import StatusQueries
 
-__all__ = ["MIGRATIONS", "FeedSpec", "Notice", "Store", "StoreError"]
+__all__ = ["MIGRATIONS", "FeedSpec", "Notice", "Pruned", "Store", "StoreError"]
 
 
-class Store(EntryQueries, OutboxQueries, StatusQueries):  # EntryQueries builds on FeedQueries
+class Store(EntryQueries, OutboxQueries, RetentionQueries, StatusQueries):  # EntryQueries builds on FeedQueries
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
         self.path = Path(path)
         try:

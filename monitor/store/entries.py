@@ -102,11 +102,14 @@ class EntryQueries(FeedQueries, Queries):
         edited: Sequence[Entry] = (),
         notices: Sequence[Notice] = (),
         moved: str | None = None,
+        seen: Sequence[str] = (),
     ) -> int:
         """Store one successful poll in ONE transaction: feed state (``state``: poll columns),
         new entries, their articles and matches, a pending outbox row per match and channel,
         edits of known entries (no alert) and ops notices. A crash anywhere before COMMIT
-        leaves nothing; a re-run finds the same entries unseen. Returns the alerts queued."""
+        leaves nothing; a re-run finds the same entries unseen. ``seen``: the uids this poll
+        served, stamped ``last_seen_at`` (retention keeps what the feed still serves). Returns
+        the alerts queued."""
         alerts = 0
         with self.transaction():
             self._save_poll(feed, state, notices, moved, now)
@@ -136,6 +139,11 @@ class EntryQueries(FeedQueries, Queries):
                          article.author, article.date, article.source, article.error, now),
                     )
                 alerts += self._matches(entry_id, entry.link or entry.uid, matches, now)
+            uids = list(dict.fromkeys(seen))
+            for i in range(0, len(uids), 500):  # well under SQLite's bound-parameter limit
+                chunk = uids[i:i + 500]
+                self.db.execute(f"UPDATE entries SET last_seen_at = ? WHERE feed_id = ? AND uid IN "
+                                f"({','.join('?' * len(chunk))})", [now, feed.id, *chunk])
         return alerts
 
     def _matches(self, entry_id: int | None, story: str, matches: Sequence[Match], now: float) -> int:
