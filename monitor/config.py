@@ -31,6 +31,7 @@ class MonitorSection(_Section):
     rules: str = Field("rules", description="folder of YAML rule files")
     tick: Seconds = Field(30, description="seconds between dispatcher ticks")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: str = Field("text", description="text (key=value lines) or json (one JSON object a line)")
     stop_grace: Seconds = Field(15, description="seconds in-flight polls and sends may take after SIGTERM")
 
     @field_validator("log_level")
@@ -39,6 +40,13 @@ class MonitorSection(_Section):
         if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
         return v.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v.lower() not in {"text", "json"}:
+            raise ValueError("expected text or json")
+        return v.lower()
 
 
 class PollSection(_Section):
@@ -86,6 +94,8 @@ class NotifySection(_Section):
     ops_channels: list[str] = Field(
         default_factory=list, description="channels for ops alerts (feed failing, recovered, gone)"
     )
+    templates: str = Field("templates", description="folder of message templates overriding the built-in ones "
+                           "(slack.j2, email_html.j2, json.j2, text.j2, title.j2); none there means the built-ins")
 
 
 class HttpSection(_Section):
@@ -94,9 +104,17 @@ class HttpSection(_Section):
     port: int = Field(9800, ge=0, le=65535, description="TCP port; 0 picks a free one (logged)")
 
 
+class RetentionSection(_Section):
+    days: float = Field(
+        90, ge=0, description="sent alerts, articles and old entries are pruned after this many days; 0 keeps all"
+    )
+    every: Seconds = Field(3600, description="seconds between pruning runs")
+
+
 class ChannelSection(_Section):
     urls: list[str] = Field(min_length=1, description="apprise URLs")
     tag: str = Field("", description="apprise tag; defaults to the channel's name")
+    templates: str = Field("", description="folder of message templates for this channel; defaults to notify.templates")
 
 
 class FeedSection(_Section):
@@ -120,6 +138,7 @@ class Config(_Section):
     extract: ExtractSection = ExtractSection()
     notify: NotifySection = NotifySection()
     http: HttpSection = HttpSection()
+    retention: RetentionSection = RetentionSection()
     channels: dict[str, ChannelSection] = Field(default_factory=dict)
     feeds: list[FeedSection] = Field(default_factory=list)
     path: str = ""  # the file it came from; set by load()
@@ -207,6 +226,13 @@ def load(path: str | os.PathLike[str]) -> Config:
     for name, ch in cfg.channels.items():
         ch.urls = [_expand(u, f"channels.{name}.urls", p) for u in ch.urls]
         ch.tag = ch.tag or name
+        # The default folder may be absent (built-in templates); a folder someone named must exist.
+        folder = Path(p).resolve().parent / Path(ch.templates or cfg.notify.templates).expanduser()
+        named = bool(ch.templates) or cfg.notify.templates != NotifySection.model_fields["templates"].default
+        if named and not folder.is_dir():
+            where = f"channels.{name}.templates" if ch.templates else "notify.templates"
+            raise ConfigError(f"{p}: {where}: no such folder {folder}")
+        ch.templates = str(folder) if folder.is_dir() else ""
     for key in ("default_channels", "ops_channels"):
         for name in getattr(cfg.notify, key):
             if name not in cfg.channels:

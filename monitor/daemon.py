@@ -32,15 +32,15 @@ from .errors import ConfigError
 from .fetch import Client, Limits
 from .notify import Notifier, channels_from
 from .service import Service
-from .store import Store
+from .store import Pruned, Store
 from .workers import Pool
 
 log = logging.getLogger(__name__)
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 # Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
 # worker pool and the endpoint were built with them): kept, with a warning, until a restart.
-RESTART_KEYS = ("monitor.database", "monitor.tick", "poll.concurrency", "poll.per_host",
-                "extract.workers", "fetch", "http")
+RESTART_KEYS = ("monitor.database", "monitor.tick", "monitor.log_format", "poll.concurrency", "poll.per_host",
+                "extract.workers", "fetch", "http", "retention.every")
 
 
 def notifier_for(config: Config) -> Notifier:
@@ -145,6 +145,7 @@ class Daemon:
         for key in _hold_restart_keys(self.config, config):
             log.warning("config change takes effect after a restart key=%s", key)
         self.config, self.ruleset = config, ruleset
+        _mask_channel_urls(config)
         self._rules_seen = rules.signature(config.rules_dir)
         self.service.configure(config)
         logging.getLogger().setLevel(config.monitor.log_level)
@@ -195,6 +196,22 @@ class Daemon:
         self.sender.notifier, self.sender.cfg = self.ctx.notifier, self.ctx.config.notify  # after a reload
         self.sender.start()
 
+    async def prune(self) -> None:
+        """Retention (store/retention.py): one batch of deletes per transaction, and the event
+        loop runs polls and sends between batches. A stop ends it after the current batch."""
+        days = self.config.retention.days
+        if self._stop.is_set() or self.ctx is None or not days:
+            return
+        started = time.monotonic()
+        n = Pruned()
+        for step in self.ctx.store.steps(time.time(), days * 86400):
+            n = step
+            await asyncio.sleep(0)
+            if self._stop.is_set():
+                break
+        log.info("pruned entries=%d articles=%d alerts=%d notices=%d tombstones=%d ms=%.0f", n.entries,
+                 n.articles, n.alerts, n.notices, n.tombstones, (time.monotonic() - started) * 1000)
+
     async def _guarded(self, coro: Coroutine[Any, Any, object]) -> None:
         task = asyncio.ensure_future(coro)
         self._busy.add(task)
@@ -228,6 +245,8 @@ class Daemon:
             scheduler.add_job(self.drain, "interval", seconds=DELIVER_EVERY, id="deliver",
                               next_run_time=now + timedelta(seconds=1), misfire_grace_time=30,
                               **common)
+            scheduler.add_job(self.prune, "interval", seconds=self.config.retention.every, id="prune",
+                              next_run_time=now + timedelta(seconds=60), misfire_grace_time=300, **common)
             scheduler.start()
             try:
                 await self.service.start(ctx.store)  # READY=1
@@ -271,6 +290,16 @@ def _job_event(event: JobExecutionEvent) -> None:
         # Expected when an outbox drain outlasts its 5 s interval (apprise paces email at
         # 5.5 s a message): the running drain carries on with the backlog; not worth a warning.
         log.debug("job still running, run skipped job=%s", event.job_id)
+
+
+def _mask_channel_urls(config: Config) -> None:
+    """Channels added by a reload: their secrets join the log filter the CLI installed."""
+    urls = [u for ch in config.channels.values() for u in ch.urls]
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            mask = getattr(f, "mask_urls", None)
+            if callable(mask):
+                mask(urls)
 
 
 def _hold_restart_keys(old: Config, new: Config) -> list[str]:

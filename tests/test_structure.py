@@ -19,12 +19,12 @@ OWNERS = {
     "feedparser": "parse", "trafilatura": "extract", "apprise": "notify",
     "sqlite_utils": "store", "apscheduler": "daemon", "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
-    "prometheus_client": "metrics",
+    "prometheus_client": "metrics", "jinja2": "render", "markupsafe": "render",
 }
 # a module may import only modules of a strictly lower level
 LEVEL = {
     "__init__": 0, "errors": 0, "models": 0, "text": 0, "schedule": 0, "sdnotify": 0,
-    "workers": 1, "config": 1, "language": 1, "opml": 1, "web": 1,
+    "workers": 1, "config": 1, "language": 1, "opml": 1, "web": 1, "render": 1,
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
     "pipeline": 3, "delivery": 3, "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,
 }
@@ -74,7 +74,8 @@ def test_every_config_key_is_in_the_example_with_its_default():
     example = tomllib.loads((ROOT / "config.example.toml").read_text("utf-8"))
     for section, model in [("monitor", config.MonitorSection), ("poll", config.PollSection),
                            ("fetch", config.FetchSection), ("extract", config.ExtractSection),
-                           ("notify", config.NotifySection), ("http", config.HttpSection)]:
+                           ("notify", config.NotifySection), ("http", config.HttpSection),
+                           ("retention", config.RetentionSection)]:
         assert set(example[section]) == set(model.model_fields), section
         for key, field in model.model_fields.items():
             assert field.description, f"{section}.{key} has no help text"
@@ -87,9 +88,10 @@ def test_every_config_key_is_in_the_example_with_its_default():
 def test_readme_covers_quick_start_and_every_command():
     readme = (ROOT / "README.md").read_text("utf-8")
     assert "make run" in readme and "make test" in readme
-    for cmd in ("run", "once", "check", "parse", "extract", "match", "feeds", "status", "alerts", "notify-test"):
+    for cmd in ("run", "once", "check", "parse", "extract", "match", "feeds", "status", "alerts", "notify-test",
+                "prune"):
         assert f"monitor {cmd}" in readme, cmd
-    for section in ("monitor", "poll", "fetch", "extract", "notify", "http"):
+    for section in ("monitor", "poll", "fetch", "extract", "notify", "http", "retention"):
         assert f"[{section}]" in readme or f"`{section}." in readme, section
 
 

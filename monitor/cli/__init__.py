@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import NoReturn, TextIO, TypeVar
@@ -33,11 +33,16 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def setup_logging(level: str = "INFO", fmt: str = "text", channel_urls: Iterable[str] = ()) -> None:
+    """stderr, key=value lines or JSON (``fmt``); the parts of ``channel_urls`` that may be
+    credentials are masked in every line (logs.py)."""
+    from . import logs
+
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(logs.handler(sys.stderr, fmt, logs.secrets_of(channel_urls)))
+    root.setLevel(getattr(logging, level, logging.INFO))
     # apprise logs every failed attempt itself; our own line says it once, with the outcome,
     # and carries apprise's words (notify.py captures them from this logger).
     apprise_log = logging.getLogger("apprise")
@@ -64,25 +69,32 @@ def cli() -> None:
     """News monitoring: poll feeds, extract articles, match topic rules, send alerts."""
 
 
+def logging_for(cfg: config_mod.Config, json_lines: bool = False) -> None:
+    setup_logging(cfg.monitor.log_level, "json" if json_lines else cfg.monitor.log_format,
+                  [u for ch in cfg.channels.values() for u in ch.urls])
+
+
 @cli.command()
 @config_option
-def run(config_path: str) -> None:
+@click.option("--log-json", is_flag=True, help="Log one JSON object a line (overrides monitor.log_format).")
+def run(config_path: str, log_json: bool) -> None:
     """Run the daemon until SIGTERM or Ctrl-C; SIGHUP reloads the config and the rules."""
     from ..daemon import Daemon
 
     cfg, ruleset = load_all(config_path)
-    setup_logging(cfg.monitor.log_level)
+    logging_for(cfg, log_json)
     _guard(lambda: asyncio.run(Daemon(cfg, ruleset).run()))
 
 
 @cli.command()
 @config_option
-def once(config_path: str) -> None:
+@click.option("--log-json", is_flag=True, help="Log one JSON object a line (overrides monitor.log_format).")
+def once(config_path: str, log_json: bool) -> None:
     """Poll every feed once, deliver pending alerts, exit."""
     from ..daemon import once as run_once
 
     cfg, ruleset = load_all(config_path)
-    setup_logging(cfg.monitor.log_level)
+    logging_for(cfg, log_json)
     outcomes, sent, failed = _guard(lambda: asyncio.run(run_once(cfg, ruleset)))
     counts: dict[str, int] = {}
     for o in outcomes:
@@ -91,6 +103,34 @@ def once(config_path: str) -> None:
               f"new={sum(o.new for o in outcomes)}", f"alerts={sum(o.alerts for o in outcomes)}",
               f"sent={sent}", f"failed={failed}"]
     click.echo(" ".join(fields))
+
+
+@cli.command()
+@config_option
+@click.option("--dry-run", is_flag=True, help="Count what would be pruned; delete nothing.")
+def prune(config_path: str, dry_run: bool) -> None:
+    """Prune delivered alerts, articles and old entries past retention.days, now."""
+    import time
+
+    from ..store import Pruned, Store
+
+    cfg = _guard(lambda: config_mod.load(config_path))
+    if not cfg.retention.days:
+        click.echo("retention.days = 0: nothing is pruned")
+        return
+    started = time.monotonic()
+
+    def run_prune() -> Pruned:
+        store = Store(cfg.database)
+        try:
+            return store.prune(time.time(), cfg.retention.days * 86400, dry_run=dry_run)
+        finally:
+            store.close()
+
+    n = _guard(run_prune)
+    ms = (time.monotonic() - started) * 1000
+    click.echo(("would prune" if dry_run else "pruned") + f" entries={n.entries} articles={n.articles} "
+               f"alerts={n.alerts} notices={n.notices} tombstones={n.tombstones} ms={ms:.0f}")
 
 
 @cli.command()

@@ -147,6 +147,18 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX outbox_queue ON outbox(channel, id) WHERE state IN ('pending', 'sending', 'failed');
     CREATE INDEX outbox_state ON outbox(state, id);
     """,
+    # 7: retention (issue 6, store/retention.py). ``last_seen_at``: the last parsed poll that
+    # still served the entry (a poll stamps all its entries with one time, so a feed's MAX is its
+    # last poll; NULL: not seen since the upgrade). Old entries become tombstones (title NULL,
+    # ``entries_live`` skips them); a tombstone goes once its feed stopped serving it long ago.
+    # ``matches_entry``: deleting an entry cascades to its matches without a table scan.
+    """
+    ALTER TABLE entries ADD COLUMN last_seen_at REAL;
+    CREATE INDEX entries_seen ON entries(feed_id, last_seen_at);
+    CREATE INDEX entries_age ON entries(first_seen_at);
+    CREATE INDEX entries_live ON entries(first_seen_at) WHERE title IS NOT NULL;
+    CREATE INDEX matches_entry ON matches(entry_id);
+    """,
 ]
 
 
