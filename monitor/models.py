@@ -132,8 +132,8 @@ class Alert:
     sent_at: float | None = None
     dead_at: float | None = None
     revived_at: float | None = None  # `monitor alerts retry`: max_age counts from here
-    severity: str = "normal"  # info | normal | urgent (the outbox does not carry it yet)
-    language: str | None = None  # the article's, when known (the outbox does not carry it yet)
+    severity: str = "normal"  # info | normal | urgent: the rule's when the match was made
+    language: str | None = None  # the article's, when known
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ new, the one-transaction ``record`` and the alert outbox."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -436,3 +437,14 @@ def test_dead_alert_is_kept_with_its_ops_notice_and_can_be_revived(outbox, db_pa
 def test_outbox_counts_empty(store):
     assert store.outbox_counts() == {}
     assert store.count("outbox") == 0
+
+
+def test_alert_carries_the_rules_severity_and_the_articles_language(store):
+    a, _ = two_feeds(store)
+    urgent = dataclasses.replace(match("r1", ("mail",)), severity="urgent")
+    e1, e2 = entry("guid:a-1", "https://a.example/1"), entry("guid:a-2", "https://a.example/2")
+    record(store, a, [(e1, article(e1, language="uk"), [urgent]), (e2, None, [match("r2")])])
+
+    [first, second] = store.queue("mail", 10)
+    assert (first.rule_id, first.severity, first.language) == ("r1", "urgent", "uk")
+    assert (second.rule_id, second.severity, second.language) == ("r2", "normal", None)

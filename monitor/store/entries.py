@@ -151,10 +151,10 @@ class EntryQueries(FeedQueries, Queries):
         for m in matches:
             cur = self.db.execute(
                 "INSERT INTO matches (entry_id, rule_id, rule_title, story, terms, field, "
-                "snippet, created_at) VALUES (?,?,?,?,?,?,?,?) "
+                "snippet, severity, created_at) VALUES (?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(rule_id, story) DO NOTHING",
                 (entry_id, m.rule_id, m.rule_title, story, json.dumps(list(m.terms), ensure_ascii=False),
-                 m.field, m.snippet, now),
+                 m.field, m.snippet, m.severity, now),
             )
             if cur.rowcount != 1:
                 continue  # this story already alerted for this rule

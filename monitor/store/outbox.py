@@ -19,9 +19,11 @@ QUEUED = "o.state IN ('pending', 'sending', 'failed')"  # the partial index's ow
 _SELECT = (
     "SELECT o.id, o.channel, o.state, o.attempts, o.last_error, o.last_status, o.next_attempt_at, "
     "o.last_attempt_at, o.created_at, o.revived_at, o.sent_at, o.dead_at, m.rule_id, m.rule_title, "
-    "m.terms, m.snippet, e.title, e.link, e.published, f.title AS feed_title, f.url AS feed_url "
+    "m.terms, m.snippet, m.severity, e.title, e.link, e.published, f.title AS feed_title, "
+    "f.url AS feed_url, a.language "
     "FROM outbox o JOIN matches m ON m.id = o.match_id "
     "JOIN entries e ON e.id = m.entry_id JOIN feeds f ON f.id = e.feed_id "
+    "LEFT JOIN articles a ON a.entry_id = e.id "
 )
 INTERRUPTED = "interrupted: the sender stopped during this attempt; sent again (the service may have it)"
 
@@ -42,6 +44,7 @@ def _alert(r: dict[str, Any]) -> Alert:
         attempts=r["attempts"], created_at=r["created_at"], revived_at=r["revived_at"], state=r["state"],
         last_error=r["last_error"], last_status=r["last_status"], next_attempt_at=r["next_attempt_at"],
         last_attempt_at=r["last_attempt_at"], sent_at=r["sent_at"], dead_at=r["dead_at"],
+        severity=r["severity"] or "normal", language=r["language"],
     )
 
 

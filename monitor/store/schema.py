@@ -159,6 +159,10 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX entries_live ON entries(first_seen_at) WHERE title IS NOT NULL;
     CREATE INDEX matches_entry ON matches(entry_id);
     """,
+    # 8: severity travels with the alert (issue 5): the rule's, as it was when the match was made.
+    """
+    ALTER TABLE matches ADD COLUMN severity TEXT NOT NULL DEFAULT 'normal';
+    """,
 ]
 
 
