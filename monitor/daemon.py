@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -24,6 +25,7 @@ from apscheduler.events import (
     JobExecutionEvent,
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from . import config as config_mod
 from . import delivery, dispatch, pipeline, rules
@@ -44,6 +46,12 @@ RESTART_KEYS = ("monitor.database", "monitor.tick", "monitor.log_format", "poll.
 
 
 def notifier_for(config: Config) -> Notifier:
+    for name, ch in config.channels.items():  # `monitor check`, start and reload all come here
+        try:
+            if ch.digest:
+                CronTrigger.from_crontab(ch.digest, timezone=ZoneInfo(ch.timezone))
+        except ValueError as e:
+            raise ConfigError(f"{config.path}: channels.{name}.digest: {e} (got {ch.digest!r})") from None
     return Notifier(channels_from(config.channels))
 
 
@@ -77,7 +85,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet,
     f, p = config.fetch, config.poll
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
                     concurrency=p.concurrency, per_host=p.per_host,
-                    user_agent=f.user_agent or Limits.user_agent)
+                    user_agent=f.user_agent or Limits.user_agent, allow_private=tuple(f.allow_private))
     try:
         store.sync_feeds([(fd.url, fd.title, fd.interval, tuple(fd.tags)) for fd in config.feeds], time.time())
         async with Client(limits, observe) as http:
@@ -111,6 +119,7 @@ class Daemon:
         self.ctx: pipeline.Context | None = None
         self.sender: delivery.Sender | None = None
         self.service = Service(config)
+        self.scheduler: AsyncIOScheduler | None = None
 
     def stop(self, why: str = "stop requested") -> None:
         if not self._stop.is_set():
@@ -153,6 +162,7 @@ class Daemon:
             self.ctx.config, self.ctx.notifier, self.ctx.ruleset = config, notifier, ruleset
             self.ctx.store.sync_feeds([(f.url, f.title, f.interval, tuple(f.tags)) for f in config.feeds],
                                       time.time())
+        self.digest_jobs()
         log.info("config reloaded feeds=%d channels=%s", len(config.feeds), ",".join(config.channels) or "none")
         log.info("rules reloaded rules=%d", len(ruleset))
         return True
@@ -195,6 +205,25 @@ class Daemon:
             return
         self.sender.notifier, self.sender.cfg = self.ctx.notifier, self.ctx.config.notify  # after a reload
         self.sender.start()
+
+    def digest_jobs(self) -> None:
+        """One cron job per channel with a ``digest`` schedule, in the channel's time zone
+        (rebuilt on reload). The job bundles the channel's held alerts (noise.py)."""
+        if self.scheduler is None:
+            return
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("digest:"):
+                job.remove()
+        for name, ch in self.config.channels.items():
+            if ch.digest:
+                trigger = CronTrigger.from_crontab(ch.digest, timezone=ZoneInfo(ch.timezone))
+                self.scheduler.add_job(self.digest, trigger, args=[name], id=f"digest:{name}", max_instances=1,
+                                       coalesce=True, misfire_grace_time=3600)
+
+    async def digest(self, channel: str) -> None:
+        if self.sender is not None and not self._stop.is_set():
+            self.sender.digest(channel)
+            self.sender.start()
 
     async def prune(self) -> None:
         """Retention (store/retention.py): one batch of deletes per transaction, and the event
@@ -247,6 +276,8 @@ class Daemon:
                               **common)
             scheduler.add_job(self.prune, "interval", seconds=self.config.retention.every, id="prune",
                               next_run_time=now + timedelta(seconds=60), misfire_grace_time=300, **common)
+            self.scheduler = scheduler
+            self.digest_jobs()
             scheduler.start()
             try:
                 await self.service.start(ctx.store)  # READY=1

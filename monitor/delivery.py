@@ -9,6 +9,10 @@ One alert row per channel moves through these states (store/outbox.py holds the 
        |                  '----crash: found 'sending' at start-up---> pending (attempt counted)
        '---- `monitor alerts retry ID | --dead` (fresh attempts and max_age) ---- failed, dead
 
+- Noise control (noise.py decides, store/noise.py holds the SQL): a due alert that may not go
+  now (quiet hours, the channel's digest schedule, the rule's rate limit; never ``urgent``) goes
+  ``pending -> held``; held alerts leave together as one digest, whose carrier row goes
+  ``held -> pending`` and through the states above, the others ``held -> digest -> sent`` with it.
 - Claim before send: the row is committed as 'sending' (with ``claimed_at``) before apprise is
   called, so a crash leaves evidence, and the next start (``recover``) sends it again. There is
   no window for a loss. The only window for a duplicate is a crash after the service accepted
@@ -40,10 +44,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from . import schedule
+from . import noise, schedule
 from .config import NotifySection
 from .errors import NotifyError
-from .models import Alert, Answer
+from .models import Alert, Answer, Channel
 from .notify import Notifier
 from .store import Store
 
@@ -59,6 +63,11 @@ def verdict(alert: Alert, now: float, max_attempts: int, max_age: float) -> str:
     if alert.attempts >= max_attempts or now - (alert.revived_at or alert.created_at) >= max_age:
         return "dead"
     return "send" if alert.next_attempt_at <= now else "wait"
+
+
+@functools.lru_cache(maxsize=256)
+def _policy(ch: Channel) -> noise.Policy:
+    return noise.policy(ch.digest, ch.quiet_hours, ch.timezone, ch.rate_limit, ch.followup_every)
 
 
 class Sender:
@@ -84,7 +93,7 @@ class Sender:
     def start(self) -> list[asyncio.Task[tuple[int, int]]]:
         """Start a pass for every channel with undelivered alerts that has none running, and one
         for the ops notices; return the running passes without waiting for them."""
-        for key in [*self.store.queued_channels(), NOTICES]:
+        for key in dict.fromkeys([*self.store.queued_channels(), *self.store.held_channels(), NOTICES]):
             if key not in self.tasks:
                 task = asyncio.ensure_future(self._notices() if key == NOTICES else self._channel(key))
                 self.tasks[key] = task
@@ -99,9 +108,51 @@ class Sender:
         results = await asyncio.gather(*self.start())
         return sum(s for s, _ in results), sum(f for _, f in results)
 
+    def policy(self, channel: str) -> noise.Policy | None:
+        ch = self.notifier.channels.get(channel)
+        return _policy(ch) if ch is not None else None
+
+    def digest(self, channel: str) -> int | None:
+        """Put the channel's held alerts into one digest, due now (the daemon's cron job for
+        ``[channels.NAME] digest``, and the release of quiet hours and rate limits). Not in the
+        channel's quiet hours: they end with a digest anyway. The carrier's id, or None."""
+        p, now = self.policy(channel), self.clock()
+        if p is None or noise.quiet(p, now):
+            return None
+        carrier = self.store.bundle(channel, now)
+        if carrier is not None:
+            log.info("digest queued id=%d channel=%s", carrier, channel)
+        return carrier
+
+    def _release(self, channel: str) -> None:
+        """Held alerts leave as one digest when noise.release says so."""
+        p, now = self.policy(channel), self.clock()
+        held = self.store.held(channel) if p is not None else {}
+        if p is None or not held:
+            return
+        freed = p.rate is not None and "rate" in held and any(
+            self.store.sent_recently(channel, r, now - p.rate[1]) < p.rate[0]
+            for r in self.store.held_rules(channel, "rate"))
+        if noise.release(p, now, held, freed):
+            self.digest(channel)
+
+    def _hold(self, alert: Alert, now: float) -> bool:
+        """Hold a due alert for a digest if the channel's noise settings say so (noise.hold)."""
+        p = self.policy(alert.channel)
+        if p is None or alert.digest_id is not None or alert.attempts or alert.state != "pending":
+            return False
+        recent = self.store.sent_recently(alert.channel, alert.rule_id, now - p.rate[1]) if p.rate else 0
+        reason = noise.hold(p, alert.severity, now, recent)
+        if reason is None or not self.store.hold(alert.id, reason):
+            return False
+        log.info("alert held id=%d channel=%s rule=%s reason=%s", alert.id, alert.channel, alert.rule_id, reason)
+        return True
+
     async def _channel(self, channel: str) -> tuple[int, int]:
-        """Deliver the channel's due alerts in order; stop at the first that is not due or fails."""
+        """Deliver the channel's due alerts in order; stop at the first that is not due or fails.
+        Alerts that must wait (quiet hours, digest, rate limit) are held and skipped."""
         sent = failed = 0
+        self._release(channel)
         while True:
             queue = self.store.queue(channel, self.batch)
             for alert in queue:
@@ -112,6 +163,8 @@ class Sender:
                 if what == "dead":
                     self._dead(alert, now, attempted=False, error=alert.last_error or "never delivered")
                     failed += 1
+                    continue
+                if self._hold(alert, now):
                     continue
                 if not self.store.claim(alert.id, now):
                     return sent, failed
@@ -125,7 +178,12 @@ class Sender:
     async def _attempt(self, alert: Alert) -> bool:
         status = retry_after = None
         try:
-            answer = await self._run(self.notifier.send, alert)
+            if alert.digest_id == alert.id:
+                p = self.notifier.channels.get(alert.channel)
+                digest = self.store.digest(alert.id, p.rate_limit if p else "")
+                answer = await self._run(self.notifier.send_digest, digest)
+            else:
+                answer = await self._run(self.notifier.send, alert)
         except NotifyError as e:
             error, status, retry_after = str(e), e.status, e.retry_after
         except TimeoutError:

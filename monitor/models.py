@@ -134,6 +134,8 @@ class Alert:
     revived_at: float | None = None  # `monitor alerts retry`: max_age counts from here
     severity: str = "normal"  # info | normal | urgent: the rule's when the match was made
     language: str | None = None  # the article's, when known
+    held: str | None = None  # why it waits for a digest: quiet | digest | rate | followup (noise.py)
+    digest_id: int | None = None  # the carrier row of the digest that lists it; its own id: a digest
 
 
 @dataclass(frozen=True)
@@ -154,3 +156,28 @@ class Channel:
     tag: str
     default: bool = False
     templates: str = ""  # folder of message templates overriding the built-in ones; "" = none
+    digest: str = ""  # noise control (noise.py): cron of the channel's digest; "" = none
+    quiet_hours: str = ""  # "22:00-07:00"; "" = none
+    timezone: str = "UTC"
+    rate_limit: str = ""  # per rule, "5/h"; "" = none
+    followup_every: float = 3600.0
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One alert in a digest: a story of a rule, with the other sources that told it."""
+
+    alert: Alert
+    reason: str  # why it was held: quiet | digest | rate | followup
+    sources: tuple[tuple[str, str | None], ...] = ()  # follow-ups: (feed, link)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One message listing a channel's held alerts, grouped by rule and story."""
+
+    id: int  # the carrier outbox row
+    channel: str
+    items: tuple[DigestItem, ...]
+    held_back: int = 0  # alerts held by the rate limit
+    rate_limit: str = ""

@@ -36,7 +36,7 @@ from apprise.decorators import notify as apprise_plugin
 
 from . import schedule
 from .errors import ConfigError, NotifyError
-from .models import Alert, Answer, Channel
+from .models import Alert, Answer, Channel, Digest
 from .render import Renderer, builtin, kind
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,13 @@ class Notifier:
                 results.append(self._call(a, title, body, fmt, level))
         return results, ex
 
+    def send_digest(self, digest: Digest) -> Answer:
+        """Deliver a digest (noise.py) through its channel as one plain-text message."""
+        if digest.channel not in self.channels:
+            raise NotifyError(f"channel {digest.channel!r} is no longer in the config")
+        title, body = self._renderers[self.channels[digest.channel].templates].digest(digest)
+        return self.send_text(digest.channel, title, body)
+
     def send_text(self, channel: str, title: str, body: str) -> Answer:
         """Deliver a plain-text message (an alert, an ops notice) through a channel."""
         result, ex = self._notify(channel, title, body, dry_run=False)
@@ -240,10 +247,14 @@ class Notifier:
             raise NotifyError(f"apprise raised {type(e).__name__}: {e}") from e
 
 
+NOISE_KEYS = ("digest", "quiet_hours", "timezone", "rate_limit", "followup_every")
+
+
 def channels_from(config_channels: Mapping[str, object]) -> dict[str, Channel]:
     """Config sections -> Channel models (kept here so config.py stays apprise-free)."""
     return {
         name: Channel(name=name, urls=tuple(sec.urls), tag=sec.tag or name,  # type: ignore[attr-defined]
-                      templates=getattr(sec, "templates", "") or "")
+                      templates=getattr(sec, "templates", "") or "",
+                      **{k: getattr(sec, k) for k in NOISE_KEYS if hasattr(sec, k)})
         for name, sec in config_channels.items()
     }

@@ -29,7 +29,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from .errors import ConfigError
-from .models import Alert
+from .models import Alert, Digest, DigestItem
 
 log = logging.getLogger(__name__)
 BUILTIN = Path(__file__).parent / "templates"
@@ -37,7 +37,8 @@ TITLE = "title.j2"
 # kind -> (body template, the format apprise is told the body is in)
 KINDS = {"slack": ("slack.j2", "markdown"), "email": ("email_html.j2", "html"),
          "json": ("json.j2", "text"), "text": ("text.j2", "text")}
-NAMES = (TITLE, *(t for t, _ in KINDS.values()))
+DIGEST = "digest.j2"  # plain text, every kind: one message listing a channel's held alerts
+NAMES = (TITLE, DIGEST, *(t for t, _ in KINDS.values()))
 _SCHEMES = {"slack": "slack", "mailto": "email", "mailtos": "email", "json": "json", "jsons": "json"}
 _HIT = re.compile(r"\*\*(.+?)\*\*")
 # CommonMark characters that would format or link feed text; apprise turns \< \> into &lt; &gt;
@@ -128,6 +129,12 @@ class Renderer:
                 raise
             except Exception as e:
                 raise ConfigError(f"{self._where(e, k)}: template error: {type(e).__name__}: {e}") from None
+        try:
+            self._digest(Digest(0, "sample", (DigestItem(SAMPLE, "rate", (("Feed <b>", "https://x/?a=<1>"),)),),
+                                held_back=1, rate_limit="5/h"))
+        except Exception as e:
+            where = self._filename(DIGEST) or DIGEST
+            raise ConfigError(f"{where}: template error: {type(e).__name__}: {e}") from None
 
     def _where(self, e: BaseException, k: str) -> str:
         """'file:line' of the template line that raised: Jinja2 rewrites tracebacks so that a
@@ -159,6 +166,27 @@ class Renderer:
             except ValueError as e:
                 raise ConfigError(f"{self._filename(template)}: does not render valid JSON: {e}") from None
         return Message(title, body, fmt)
+
+    def digest(self, d: Digest) -> tuple[str, str]:
+        """Title and plain-text body of a digest, its alerts grouped by rule, then story. A user
+        template failing on it is logged and the built-in one used."""
+        try:
+            return self._digest(d)
+        except Exception as e:
+            if self._builtin is self:
+                raise
+            log.error("template failed kind=digest digest=%d error=%r; using the built-in one", d.id,
+                      f"{type(e).__name__}: {e}")
+            return self._builtin._digest(d)
+
+    def _digest(self, d: Digest) -> tuple[str, str]:
+        rules: dict[str, list[DigestItem]] = {}
+        for item in d.items:
+            rules.setdefault(item.alert.rule_title, []).append(item)
+        count = sum(1 for i in d.items if i.reason != "followup")
+        body = self.env.get_template(DIGEST).render({"digest": d, "rules": rules, "count": count}).strip()
+        sources = sum(len(i.sources) for i in d.items)
+        return f"Digest: {count} alerts" + (f", {sources} more sources" if sources else ""), body
 
     def render(self, alert: Alert, kind: str) -> Message:
         """The alert as a message of this kind. A user template that fails on this alert is

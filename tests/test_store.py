@@ -329,9 +329,11 @@ def test_same_story_same_rule_in_a_second_feed_alerts_once(store, db_path):
 
     assert (first, second, other_rule) == (1, 0, 1)
     assert counts(db_path)["entries"] == 3
-    assert raw(db_path, "SELECT rule_id, story FROM matches ORDER BY id") == [
-        ("r1", story), ("r2", story)]
-    assert counts(db_path)["outbox"] == 2
+    # the second feed's copy is a follow-up of the first alert (noise.py), held for a digest
+    assert raw(db_path, "SELECT rule_id, story, lead_id FROM matches ORDER BY id") == [
+        ("r1", story, None), ("r1", f"{story} via feed {b.id}", 1), ("r2", story, None)]
+    assert raw(db_path, "SELECT match_id, state, held FROM outbox ORDER BY id") == [
+        (1, "pending", None), (2, "held", "followup"), (3, "pending", None)]
 
 
 def test_same_entry_recorded_twice_queues_nothing_the_second_time(store, db_path):
@@ -350,7 +352,8 @@ def test_story_without_link_is_identified_by_uid(store, db_path):
     again = record(store, b, [(entry("hash:abc", None), None, [match("r1")])])
 
     assert again == 0
-    assert raw(db_path, "SELECT story FROM matches") == [("hash:abc",)]
+    assert raw(db_path, "SELECT story, lead_id FROM matches") == [("hash:abc", None),
+                                                                  (f"hash:abc via feed {b.id}", 1)]
 
 
 # -- outbox ---------------------------------------------------------------------------------

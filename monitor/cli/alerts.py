@@ -17,7 +17,7 @@ from ..models import Alert
 from ..store import Store
 from . import cli, config_option, fail
 
-STATES = ("pending", "sending", "sent", "failed", "dead")
+STATES = ("pending", "sending", "sent", "failed", "dead", "held", "digest")
 
 
 def _store(config_path: str) -> Store:
@@ -43,7 +43,8 @@ def _json(a: Alert) -> str:
 
 @cli.group("alerts", invoke_without_command=True)
 @config_option
-@click.option("--state", help="Only alerts in this state: pending, sending, sent, failed or dead.")
+@click.option("--state", help="Only alerts in this state: pending, sending, sent, failed, dead, held (waiting "
+              "for a digest) or digest (in a digest being sent).")
 @click.option("--limit", default=50, show_default=True, help="Show at most this many (newest first).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per alert.")
 @click.pass_context
@@ -78,11 +79,14 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
     """Show one alert in full: its story, rule, channel, state and delivery history."""
     store = _store(config_path)
     a = store.alert(_id(alert_id))
+    sources = store.followups(a.id) if a else []
+    members = store.members(a.id) if a and a.digest_id == a.id else []
     store.close()
     if a is None:
         fail(f"no alert with ID {alert_id}")
     if as_json:
-        click.echo(_json(a))
+        click.echo(json.dumps({**asdict(a), "followups": sources, "digest_of": [m.id for m in members]},
+                              ensure_ascii=False))
         return
     for label, value in [
         ("id", a.id), ("state", a.state), ("channel", a.channel), ("rule", f"{a.rule_title} ({a.rule_id})"),
@@ -96,6 +100,16 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
         click.echo(f"{label + ':':14} {value}")
     if a.snippet:
         click.echo(f"{'snippet:':14} {a.snippet}")
+    if a.held:
+        click.echo(f"{'held:':14} {a.held}" + (f" (in digest {a.digest_id})" if a.digest_id else ""))
+    if sources:  # the same story via other feeds (noise.py): follow-ups, not alerts of their own
+        click.echo(f"{'followups:':14} {len(sources)} more sources")
+        for f in sources:
+            click.echo(f"  {_when(f['created_at'])}  {f['how']:9}  {f['feed']}: {f['title']}  {f['link'] or ''}")
+    if members:
+        click.echo(f"{'digest of:':14} {len(members)} alerts")
+        for m in members:
+            click.echo(f"  {m.id:>6}  {m.held or '-':8}  {m.rule_id}: {m.title[:60]}")
 
 
 @alerts_cmd.command("retry")

@@ -7,7 +7,8 @@ with a deferred BEGIN a second connection fails at once with "database is locked
 of waiting for the busy timeout (see LIBRARY-NOTES).
 
 The queries are grouped by what they serve: ``feeds.py`` (registration, schedule, health),
-``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices), ``status.py``
+``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices), ``noise.py``
+(held alerts, digests, follow-ups), ``status.py``
 (heartbeat and counts for systemd, /metrics and ``monitor status``), ``retention.py``
 (pruning delivered material past the configured age).
 """
@@ -22,6 +23,7 @@ import sqlite_utils
 from .base import StoreError
 from .entries import EntryQueries
 from .feeds import FeedSpec, Notice
+from .noise import NoiseQueries
 from .outbox import OutboxQueries
 from .retention import Pruned, RetentionQueries
 from .schema import MIGRATIONS, statements
@@ -30,7 +32,7 @@ from .status import StatusQueries
 __all__ = ["MIGRATIONS", "FeedSpec", "Notice", "Pruned", "Store", "StoreError"]
 
 
-class Store(EntryQueries, OutboxQueries, RetentionQueries, StatusQueries):  # EntryQueries builds on FeedQueries
+class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries):  # Entry: on FeedQueries
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
         self.path = Path(path)
         try:

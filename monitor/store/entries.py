@@ -11,10 +11,13 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from .. import noise
 from ..models import Article, Entry, Feed, Match
 from .base import Queries
 from .feeds import FeedQueries, Notice
 
+_INSERT_MATCH = ("INSERT INTO matches (entry_id, rule_id, rule_title, story, terms, field, snippet, severity, "
+                 "created_at, simhash) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(rule_id, story) DO NOTHING")
 REPOST_MIN_TITLE = 25  # characters: shorter titles ("Live", "Morning briefing") recur honestly
 
 
@@ -138,7 +141,8 @@ class EntryQueries(FeedQueries, Queries):
                         (entry_id, article.url, article.title, article.text, article.language,
                          article.author, article.date, article.source, article.error, now),
                     )
-                alerts += self._matches(entry_id, entry.link or entry.uid, matches, now)
+                alerts += self._matches(entry_id, entry.link or entry.uid, matches, now, feed.id,
+                                        article.text if article is not None and matches else "")
             uids = list(dict.fromkeys(seen))
             for i in range(0, len(uids), 500):  # well under SQLite's bound-parameter limit
                 chunk = uids[i:i + 500]
@@ -146,23 +150,41 @@ class EntryQueries(FeedQueries, Queries):
                                 f"({','.join('?' * len(chunk))})", [now, feed.id, *chunk])
         return alerts
 
-    def _matches(self, entry_id: int | None, story: str, matches: Sequence[Match], now: float) -> int:
+    def _matches(self, entry_id: int | None, story: str, matches: Sequence[Match], now: float,
+                 feed_id: int = 0, text: str = "") -> int:
+        """A match row per rule and story, and a pending outbox row per channel: an alert. The
+        same story via another feed (same link) or near-identical text within
+        noise.GROUP_WINDOW becomes a follow-up of the first alert instead: a match with
+        ``lead_id`` and outbox rows held for the channel's next digest (store/noise.py)."""
         alerts = 0
+        fp = noise.simhash(text) if text else None
         for m in matches:
-            cur = self.db.execute(
-                "INSERT INTO matches (entry_id, rule_id, rule_title, story, terms, field, "
-                "snippet, severity, created_at) VALUES (?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT(rule_id, story) DO NOTHING",
-                (entry_id, m.rule_id, m.rule_title, story, json.dumps(list(m.terms), ensure_ascii=False),
-                 m.field, m.snippet, m.severity, now),
-            )
-            if cur.rowcount != 1:
-                continue  # this story already alerted for this rule
+            row = (entry_id, m.rule_id, m.rule_title, story, json.dumps(list(m.terms), ensure_ascii=False),
+                   m.field, m.snippet, m.severity, now, fp)
+            cur = self.db.execute(_INSERT_MATCH, row)
+            lead = None
+            if cur.rowcount == 1 and fp is not None:
+                lead = noise.near(fp, self.db.execute(  # plain tuples: thousands of rows in a busy window
+                    "SELECT id, simhash FROM matches WHERE rule_id = ? AND created_at >= ? AND simhash IS NOT NULL "
+                    "AND lead_id IS NULL AND id != ? ORDER BY id", [m.rule_id, now - noise.GROUP_WINDOW,
+                                                                    cur.lastrowid]).fetchall())
+            elif cur.rowcount != 1:  # this story already alerted for this rule: another source of it?
+                first = self._rows("SELECT m.id, m.lead_id, e.feed_id FROM matches m JOIN entries e ON "
+                                   "e.id = m.entry_id WHERE m.rule_id = ? AND m.story = ?", [m.rule_id, story])
+                if not first or first[0]["feed_id"] == feed_id:
+                    continue  # the same feed again (a repost): nothing new
+                lead = first[0]["lead_id"] or first[0]["id"]
+                cur = self.db.execute(_INSERT_MATCH, (*row[:3], f"{story} via feed {feed_id}", *row[4:]))
+                if cur.rowcount != 1:
+                    continue  # this feed told this story before
+            if lead is not None:
+                self.db.execute("UPDATE matches SET lead_id = ? WHERE id = ?", (lead, cur.lastrowid))
             for channel in m.channels:
                 self.db.execute(
-                    "INSERT INTO outbox (match_id, channel, created_at, next_attempt_at) "
-                    "VALUES (?,?,?,?) ON CONFLICT(match_id, channel) DO NOTHING",
-                    (cur.lastrowid, channel, now, now),
+                    "INSERT INTO outbox (match_id, channel, created_at, next_attempt_at, state, held) "
+                    "VALUES (?,?,?,?,?,?) ON CONFLICT(match_id, channel) DO NOTHING",
+                    (cur.lastrowid, channel, now, now, "pending" if lead is None else "held",
+                     None if lead is None else "followup"),
                 )
-                alerts += 1
+                alerts += lead is None
         return alerts

@@ -18,7 +18,8 @@ from .base import Queries
 QUEUED = "o.state IN ('pending', 'sending', 'failed')"  # the partial index's own condition
 _SELECT = (
     "SELECT o.id, o.channel, o.state, o.attempts, o.last_error, o.last_status, o.next_attempt_at, "
-    "o.last_attempt_at, o.created_at, o.revived_at, o.sent_at, o.dead_at, m.rule_id, m.rule_title, "
+    "o.last_attempt_at, o.created_at, o.revived_at, o.sent_at, o.dead_at, o.held, o.digest_id, m.rule_id, "
+    "m.rule_title, "
     "m.terms, m.snippet, m.severity, e.title, e.link, e.published, f.title AS feed_title, "
     "f.url AS feed_url, a.language "
     "FROM outbox o JOIN matches m ON m.id = o.match_id "
@@ -44,7 +45,7 @@ def _alert(r: dict[str, Any]) -> Alert:
         attempts=r["attempts"], created_at=r["created_at"], revived_at=r["revived_at"], state=r["state"],
         last_error=r["last_error"], last_status=r["last_status"], next_attempt_at=r["next_attempt_at"],
         last_attempt_at=r["last_attempt_at"], sent_at=r["sent_at"], dead_at=r["dead_at"],
-        severity=r["severity"] or "normal", language=r["language"],
+        severity=r["severity"] or "normal", language=r["language"], held=r["held"], digest_id=r["digest_id"],
     )
 
 
@@ -67,9 +68,13 @@ class OutboxQueries(Queries):
         return cur.rowcount == 1
 
     def mark_sent(self, alert_id: int, now: float, status: int | None = None) -> None:
-        self.db.execute(
-            "UPDATE outbox SET state = 'sent', sent_at = ?, last_attempt_at = ?, attempts = attempts + 1, "
-            "last_error = NULL, last_status = ?, claimed_at = NULL WHERE id = ?", (now, now, status, alert_id))
+        """Sent; a digest's carrier takes the alerts it lists along (store/noise.py)."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE outbox SET state = 'sent', sent_at = ?, last_attempt_at = ?, attempts = attempts + 1, "
+                "last_error = NULL, last_status = ?, claimed_at = NULL WHERE id = ?", (now, now, status, alert_id))
+            self.db.execute("UPDATE outbox SET state = 'sent', sent_at = ? WHERE digest_id = ? AND state = 'digest'",
+                            (now, alert_id))
 
     def mark_failed(self, alert_id: int, error: str, next_at: float, *, now: float,
                     status: int | None = None) -> None:

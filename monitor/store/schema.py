@@ -163,6 +163,24 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     ALTER TABLE matches ADD COLUMN severity TEXT NOT NULL DEFAULT 'normal';
     """,
+    # 9: noise control (issue 5, monitor/noise.py). ``matches.lead_id``: this match is a follow-up
+    # (the same story via another feed, or near-identical text) of that one; ``simhash``: of
+    # the article's text, for finding near-identical stories. ``outbox.held``: why a row waits
+    # for a digest (quiet | digest | rate | followup, state 'held'); ``digest_id``: the carrier
+    # row whose one message lists it (state 'digest' until the carrier is sent); ``digest_at``:
+    # on a carrier, when the digest was put together.
+    """
+    ALTER TABLE matches ADD COLUMN lead_id INTEGER;
+    ALTER TABLE matches ADD COLUMN simhash INTEGER;
+    CREATE INDEX matches_lead ON matches(lead_id) WHERE lead_id IS NOT NULL;
+    CREATE INDEX matches_recent ON matches(rule_id, created_at) WHERE simhash IS NOT NULL;
+    ALTER TABLE outbox ADD COLUMN held TEXT;
+    ALTER TABLE outbox ADD COLUMN digest_id INTEGER;
+    ALTER TABLE outbox ADD COLUMN digest_at REAL;
+    CREATE INDEX outbox_held ON outbox(channel, id) WHERE state = 'held';
+    CREATE INDEX outbox_members ON outbox(digest_id) WHERE digest_id IS NOT NULL;
+    CREATE INDEX outbox_sent ON outbox(channel, sent_at) WHERE state = 'sent';
+    """,
 ]
 
 

@@ -1,0 +1,141 @@
+"""Noise control, decided: which alert waits for a digest, when held alerts are released, and
+when two texts tell the same story. Pure: data in, data out, no I/O (the SQL is in
+store/noise.py, the sending in delivery.py).
+
+Per channel (``[channels.NAME]``): ``digest`` (cron, run by the daemon's scheduler), ``quiet_hours``
+in ``timezone``, ``rate_limit`` per rule, ``followup_every``. An alert that may not go now is
+*held* (outbox state 'held', with why); held alerts leave together as ONE digest message, which
+is itself an outbox row and goes through the same claim / sent / failed / dead states.
+``urgent`` never waits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+QUIET = re.compile(r"^\s*([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]):([0-5]\d)\s*$")
+_WORD = re.compile(r"\w+", re.UNICODE)
+SHINGLE = 3  # words per shingle
+MIN_WORDS = 80  # shorter texts (a teaser, a headline) say too little to tell stories apart
+GROUP_WINDOW = 48 * 3600  # seconds: a near-identical text later than this is a story of its own
+# most differing bits of two 64-bit SimHashes that still mean "the same story": edited copies of
+# an 800-word text differ by ~2 (max 6), of a 200-word text by ~5 (max 11); unrelated texts by
+# 20 or more (measured, see the issue note)
+NEAR = 10
+
+
+def rate(spec: str) -> tuple[int, float] | None:
+    """'5/h' -> (5, 3600.0); '10/30m' -> (10, 1800.0); '' -> None. ValueError if malformed."""
+    if not spec.strip():
+        return None
+    m = RATE.match(spec)
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f"expected N/UNIT such as '5/h' or '20/30m' (UNIT: s, m, h, d), got {spec!r}")
+    return int(m.group(1)), int(m.group(2) or 1) * UNITS[m.group(3)]
+
+
+def quiet_window(spec: str) -> tuple[time, time] | None:
+    """'22:00-07:00' -> (22:00, 07:00); '' -> None. ValueError if malformed or empty."""
+    if not spec.strip():
+        return None
+    m = QUIET.match(spec)
+    if not m:
+        raise ValueError(f"expected HH:MM-HH:MM such as '22:00-07:00', got {spec!r}")
+    start, end = time(int(m.group(1)), int(m.group(2))), time(int(m.group(3)), int(m.group(4)))
+    if start == end:
+        raise ValueError(f"start and end are the same: {spec!r}")
+    return start, end
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A channel's noise settings, parsed (see ``policy``)."""
+
+    digest: str = ""  # cron expression; the daemon's scheduler runs it
+    quiet: tuple[time, time] | None = None
+    zone: str = "UTC"
+    rate: tuple[int, float] | None = None  # (alerts, seconds) per rule
+    followup_every: float = 3600.0
+
+
+def policy(digest: str = "", quiet_hours: str = "", timezone: str = "UTC", rate_limit: str = "",
+           followup_every: float = 3600.0) -> Policy:
+    return Policy(digest.strip(), quiet_window(quiet_hours), timezone or "UTC", rate(rate_limit), followup_every)
+
+
+def quiet(p: Policy, now: float) -> bool:
+    """Is ``now`` (a Unix time) inside the channel's quiet hours, on its wall clock? A window
+    such as 22:00-07:00 crosses midnight. Wall clock, so it follows daylight saving time."""
+    if p.quiet is None:
+        return False
+    t = datetime.fromtimestamp(now, ZoneInfo(p.zone)).time()
+    start, end = p.quiet
+    return start <= t < end if start < end else (t >= start or t < end)
+
+
+def hold(p: Policy, severity: str, now: float, sent_in_window: int) -> str | None:
+    """Why a due alert must wait ('quiet', 'digest', 'rate'), or None to send it now.
+    ``sent_in_window``: alerts of its rule this channel sent on their own within the rate
+    window. ``urgent`` never waits."""
+    if severity == "urgent":
+        return None
+    if quiet(p, now):
+        return "quiet"
+    if p.digest:
+        return "digest"
+    if p.rate is not None and sent_in_window >= p.rate[0]:
+        return "rate"
+    return None
+
+
+def release(p: Policy, now: float, held: dict[str, float], rate_freed: bool) -> bool:
+    """Should the channel's held alerts leave now, as one digest? ``held``: reason -> the
+    oldest held alert's time. Never in quiet hours; at their end; when a rule's rate window
+    has room again (``rate_freed``); follow-ups after ``followup_every``. A channel with a
+    ``digest`` schedule waits for it (the daemon's cron job), except at the end of quiet hours."""
+    if not held or quiet(p, now):
+        return False
+    if "quiet" in held:
+        return True
+    if p.digest:
+        return False
+    if "rate" in held and rate_freed:
+        return True
+    return "followup" in held and now - held["followup"] >= p.followup_every
+
+
+# bit -> a table that maps each byte to 1 when that bit is set, else 0: counting the ones at a bit
+# position over all shingles' hashes is then bytes.translate + count, in C.
+_BIT = [bytes((b >> bit) & 1 for b in range(256)) for bit in range(8)]
+
+
+def simhash(text: str) -> int | None:
+    """A 64-bit SimHash (Charikar) over 3-word shingles of the text; None for a text under
+    MIN_WORDS words. Near-identical texts differ in few bits (see ``near``)."""
+    words = _WORD.findall(text.lower())
+    if len(words) < MIN_WORDS:
+        return None
+    shingles = {" ".join(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+    hashes = b"".join(hashlib.blake2b(s.encode(), digest_size=8).digest() for s in shingles)
+    half, value = len(shingles) / 2, 0
+    for k in range(8):  # byte k of every hash
+        column = hashes[k::8]
+        for bit in range(8):
+            if column.translate(_BIT[bit]).count(1) > half:
+                value |= 1 << (k * 8 + bit)
+    return value - (1 << 64) if value >= 1 << 63 else value  # SQLite integers are signed
+
+
+def near(fp: int, candidates: Iterable[tuple[int, int]], max_bits: int = NEAR) -> int | None:
+    """The id of the first candidate (id, simhash) within ``max_bits`` of ``fp``, else None."""
+    for cid, other in candidates:
+        if ((fp ^ other) & ((1 << 64) - 1)).bit_count() <= max_bits:
+            return cid
+    return None

@@ -1,0 +1,238 @@
+"""Noise control against a real SQLite file and a real webhook receiver, with an injected clock:
+matches go in through ``store.record`` (as a poll records them) and out through the Sender (as
+the daemon drains the outbox). Story grouping, rate limits, quiet hours and digests."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime
+
+import pytest
+from conftest import write_config
+from servers import Webhook
+from test_alerts_cli import cli_run
+
+from monitor import noise
+from monitor.config import NotifySection
+from monitor.delivery import Sender
+from monitor.models import Article, Channel, Entry, Match
+from monitor.notify import Notifier
+from monitor.store import Store
+
+WORDS = " ".join(f"officials in district {i} said troops moved past village {i * 3} before dawn"
+                 for i in range(20)).split()
+
+
+class Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Rig:
+    """A store, a sender with an injected clock, and a webhook channel 'hook' with noise settings."""
+
+    def __init__(self, tmp_path, now: float = 1000.0, **noise_settings: object):
+        self.hook = Webhook()
+        self.store = Store(tmp_path / "monitor.db")
+        self.clock = Clock(now)
+        channel = Channel("hook", (self.hook.apprise_url,), "hook", **noise_settings)  # type: ignore[arg-type]
+        self.sender = Sender(self.store, Notifier({"hook": channel}), NotifySection(retry=10, max_retry=60),
+                             clock=self.clock, rng=random.Random(1))
+        self.feeds: dict[int, object] = {}
+        self.n = 0
+
+    def feed(self, i: int):
+        if i not in self.feeds:
+            url = f"http://127.0.0.1:9/feed{i}.xml"
+            self.store.sync_feeds([(url, f"Feed {i}", None)], now=self.clock.now)
+            self.feeds[i] = next(f for f in self.store.feeds() if f.url == url)
+        return self.feeds[i]
+
+    def match(self, title: str, link: str, *, feed: int = 0, text: str = "", rule: str = "r",
+              severity: str = "normal") -> int:
+        """One new entry of ``feed`` matching ``rule``, recorded as a poll records it."""
+        self.n += 1
+        entry = Entry(uid=f"guid:{self.n}", title=title, link=link, summary="", content="", published=None,
+                      guid=str(self.n), content_hash=str(self.n))
+        article = Article(title=title, text=text, url=link) if text else None
+        m = Match(rule, f"Rule {rule}", ("Kursk",), "title", "… Kursk …", channels=("hook",), severity=severity)
+        state = {"last_ok_at": self.clock.now, "last_status": "ok", "error_count": 0, "next_check_at": 0}
+        return self.store.record(self.feed(feed), now=self.clock.now, state=state, new=[(entry, article, [m])],
+                                 baseline=False)
+
+    def deliver(self) -> tuple[int, int]:
+        return asyncio.run(self.sender.deliver())
+
+    def states(self) -> dict[str, int]:
+        return self.store.outbox_counts()
+
+    def close(self) -> None:
+        self.sender.close()
+        self.store.close()
+        self.hook.close()
+
+
+@pytest.fixture
+def rig(tmp_path):
+    made: list[Rig] = []
+
+    def make(**kw: object) -> Rig:
+        made.append(Rig(tmp_path, **kw))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_one_story_in_20_feeds_within_a_minute_is_one_alert_plus_followups(rig, tmp_path):
+    r = rig(followup_every=600)
+    for i in range(20):
+        r.clock.now = 1000 + 3 * i
+        r.match(f"Kursk: fighting (via feed {i})", "https://example.org/story", feed=i, text=" ".join(WORDS))
+        r.deliver()
+    r.match("Kursk: fighting again", "https://example.org/story", feed=0)  # the same feed again: nothing
+    assert [m["title"] for m in r.hook.received] == ["[Rule r] Kursk: fighting (via feed 0)"]
+    assert r.states() == {"sent": 1, "held": 19}
+
+    cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]})
+    shown = cli_run("alerts", "show", "1", "--config", str(cfg))
+    assert "followups:     19 more sources" in shown.stdout, shown.stdout
+    assert "same link  Feed 19: Kursk: fighting (via feed 19)" in shown.stdout
+
+    r.clock.now = 1003 + 599  # follow-ups go out together, followup_every after the first of them
+    r.deliver()
+    assert len(r.hook.received) == 1
+    r.clock.now = 1003 + 600
+    assert r.deliver() == (1, 0)
+    digest = r.hook.received[1]
+    assert digest["title"] == "Digest: 0 alerts, 19 more sources"
+    assert "- Kursk: fighting (via feed 0) (alerted before)" in digest["message"]
+    assert "+19 sources: Feed 1 (https://example.org/story), Feed 2" in digest["message"]
+    assert r.states() == {"sent": 20}
+    assert r.deliver() == (0, 0) and len(r.hook.received) == 2
+
+
+def test_near_identical_text_is_a_followup_within_the_window_only(rig):
+    r = rig()
+    text = " ".join(WORDS)
+    r.match("Troops cross the border", "https://a.example/1", feed=1, text=text)
+    edited = " ".join(["Updated:", *WORDS[:30], "villagers", *WORDS[31:]])  # a copy, one word changed
+    assert r.match("Border crossed, say officials", "https://b.example/2", feed=2, text=edited) == 0
+    other = " ".join(w.replace("troops", "grain ships") for w in WORDS[::-1])
+    assert r.match("Grain", "https://c.example/3", feed=3, text=other) == 1  # different text: its own alert
+    r.clock.now += noise.GROUP_WINDOW + 1
+    assert r.match("Troops cross the border, again", "https://d.example/4", feed=4, text=text) == 1
+    assert r.store.followups(1) == [{"feed": "Feed 2", "title": "Border crossed, say officials",
+                                     "link": "https://b.example/2", "created_at": 1000.0, "how": "same text"}]
+
+
+def test_200_matches_in_an_hour_under_5_per_hour_give_5_alerts_and_one_digest(rig):
+    r = rig(rate_limit="5/h")
+    for i in range(200):
+        r.clock.now = 1000 + 18 * i  # 200 matches within the hour
+        r.match(f"s{i}", f"https://example.org/{i}")
+        r.deliver()
+    assert [m["title"] for m in r.hook.received] == [f"[Rule r] s{i}" for i in range(5)]
+    assert r.states() == {"sent": 5, "held": 195}
+    r.clock.now = 1000 + 3600  # the first alert leaves the window: there is room again
+    assert r.deliver() == (1, 0)
+    [digest] = r.hook.received[5:]
+    assert digest["title"] == "Digest: 195 alerts"
+    assert "195 alerts were held back by the rate limit (5/h)." in digest["message"]
+    assert [line for line in digest["message"].splitlines() if line.startswith("- ")] == [
+        f"- s{i}" for i in range(5, 200)]
+    assert r.states() == {"sent": 200}
+    r.clock.now += 1
+    r.match("s200", "https://example.org/200")
+    assert r.deliver() == (1, 0) and r.hook.received[-1]["title"] == "[Rule r] s200"
+
+
+def test_quiet_hours_across_the_end_of_daylight_saving_time_defer_then_release_one_digest(rig):
+    def utc(day: int, hour: int, minute: int = 0) -> float:
+        return datetime(2026, 10, day, hour, minute, tzinfo=UTC).timestamp()
+
+    # Berlin: 22:00 CEST on Oct 24 is 20:00 UTC; clocks go back on Oct 25, so 07:00 CET is 06:00 UTC.
+    r = rig(now=utc(24, 19, 59), quiet_hours="22:00-07:00", timezone="Europe/Berlin")
+    r.match("before", "https://example.org/0")
+    r.deliver()
+    for i, when in enumerate([utc(24, 20, 0), utc(24, 23, 30), utc(25, 1, 30)], 1):
+        r.clock.now = when
+        r.match(f"quiet {i}", f"https://example.org/{i}")
+        r.deliver()
+    r.clock.now = utc(25, 2)
+    r.match("urgent one", "https://example.org/u", severity="urgent")
+    r.deliver()
+    assert [m["title"] for m in r.hook.received] == ["[Rule r] before", "[Rule r] urgent one"]
+    r.clock.now = utc(25, 5, 30)  # 07:00 CEST would have been 05:00 UTC: still quiet in CET
+    assert r.deliver() == (0, 0) and r.states() == {"sent": 2, "held": 3}
+    r.clock.now = utc(25, 6, 0)
+    assert r.deliver() == (1, 0)
+    digest = r.hook.received[-1]
+    assert digest["title"] == "Digest: 3 alerts"
+    assert [line for line in digest["message"].splitlines() if line.startswith("- ")] == [
+        "- quiet 1", "- quiet 2", "- quiet 3"]
+    assert r.states() == {"sent": 5}
+
+
+def test_digest_channel_sends_one_message_grouped_by_rule_and_story_at_least_once(rig, tmp_path):
+    r = rig(digest="0 8 * * *")
+    r.match("Kursk 1", "https://example.org/k1", rule="kursk")
+    r.match("Troops 1", "https://example.org/t1", rule="troops")
+    r.match("Kursk 1 elsewhere", "https://example.org/k1", feed=2, rule="kursk")  # a follow-up of Kursk 1
+    r.match("Kursk 2", "https://example.org/k2", rule="kursk")
+    assert r.deliver() == (0, 0) and r.states() == {"held": 4}
+    r.hook.script = [(500, {})]  # the digest itself fails once: retried like any alert
+    assert r.sender.digest("hook") == 1  # what the daemon's cron job does
+    assert r.deliver() == (0, 1) and r.states() == {"failed": 1, "digest": 3}
+    r.clock.now += 60
+    assert r.deliver() == (1, 0)
+    [digest] = r.hook.received
+    assert digest["message"].splitlines() == [
+        "Rule kursk", "- Kursk 1", "  Feed 0", "  https://example.org/k1",
+        "  +1 sources: Feed 2 (https://example.org/k1)", "- Kursk 2", "  Feed 0", "  https://example.org/k2",
+        "", "Rule troops", "- Troops 1", "  Feed 0", "  https://example.org/t1"]
+    assert r.states() == {"sent": 4}
+    cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]})
+    shown = cli_run("alerts", "show", "1", "--config", str(cfg))
+    assert "digest of:     4 alerts" in shown.stdout, shown.stdout
+
+
+def test_the_daemon_runs_digests_on_the_channels_wall_clock(tmp_path):
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from monitor import config as config_mod
+    from monitor.daemon import Daemon
+
+    cfg = write_config(tmp_path, feeds=[], channels={"hook": ["json://127.0.0.1:9/x"]},
+                       extra='[channels.mail]\nurls = ["log://"]\ndigest = "0 8 * * *"\ntimezone = "Europe/Berlin"')
+    d = Daemon(config_mod.load(cfg), ruleset=None)  # type: ignore[arg-type]
+    d.scheduler = AsyncIOScheduler(timezone="UTC")
+    d.digest_jobs()
+    [job] = d.scheduler.get_jobs()
+    after = datetime(2026, 10, 24, 12, 0, tzinfo=UTC)
+    assert job.id == "digest:mail"
+    assert job.trigger.get_next_fire_time(None, after).astimezone(UTC) == datetime(2026, 10, 25, 7, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("spec,ok", [("5/h", (5, 3600)), ("10/30m", (10, 1800)), ("", None)])
+def test_rate_spec(spec, ok):
+    assert noise.rate(spec) == ok
+
+
+@pytest.mark.parametrize("bad", ["5", "0/h", "5/w", "x/h"])
+def test_rate_spec_malformed(bad):
+    with pytest.raises(ValueError):
+        noise.rate(bad)
+
+
+def test_simhash_is_stable_and_short_texts_have_none():
+    text = " ".join(WORDS)
+    assert noise.simhash(text) == noise.simhash(text.upper())
+    assert noise.simhash("too short to tell") is None
+    fp = noise.simhash(text)
+    assert fp is not None and noise.near(fp, [(7, fp)]) == 7
