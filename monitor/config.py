@@ -14,9 +14,11 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import addresses, noise
 from .errors import ConfigError
 
 Seconds = Annotated[float, Field(gt=0)]
@@ -74,6 +76,16 @@ class FetchSection(_Section):
     timeout: Seconds = Field(30, description="seconds for a whole request")
     max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest body read")
     user_agent: str = Field("", description="User-Agent; empty means the project's own")
+    allow_private: list[str] = Field(
+        default_factory=list, description="networks (CIDR) fetching may reach although they are loopback, "
+        "private, link-local or reserved, e.g. [\"10.0.0.0/8\"]; empty: public addresses only (SSRF guard)"
+    )
+
+    @field_validator("allow_private")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        addresses.networks(v)  # ValueError names the bad entry
+        return v
 
 
 class ExtractSection(_Section):
@@ -115,6 +127,29 @@ class ChannelSection(_Section):
     urls: list[str] = Field(min_length=1, description="apprise URLs")
     tag: str = Field("", description="apprise tag; defaults to the channel's name")
     templates: str = Field("", description="folder of message templates for this channel; defaults to notify.templates")
+    digest: str = Field("", description="cron (min hour day month weekday) of this channel's digest: its "
+                        "non-urgent alerts go out as one message then; \"\" sends each alert at once")
+    quiet_hours: str = Field("", description="HH:MM-HH:MM: alerts wait and leave as one digest at the end; "
+                             "urgent ones pass")
+    timezone: str = Field("UTC", description="IANA time zone of quiet_hours and digest")
+    rate_limit: str = Field("", description="N/UNIT per rule (\"5/h\"): the overflow goes into a digest")
+    followup_every: Seconds = Field(3600, description="other sources of a story already alerted are sent "
+                                    "together at most this often (with the digest, on a digest channel)")
+
+    @field_validator("quiet_hours", "rate_limit", "timezone", "digest")
+    @classmethod
+    def _noise(cls, v: str, info: Any) -> str:
+        try:
+            if info.field_name == "timezone":
+                ZoneInfo(v)
+            elif info.field_name == "digest" and v.strip() and len(v.split()) != 5:
+                raise ValueError(f"expected 5 cron fields (minute hour day month weekday), got {v!r}")
+            else:
+                {"quiet_hours": noise.quiet_window, "rate_limit": noise.rate}.get(info.field_name, str)(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            why = f"unknown time zone {v!r}" if isinstance(e, ZoneInfoNotFoundError) else str(e)
+            raise ValueError(why) from None
+        return v
 
 
 class FeedSection(_Section):

@@ -32,7 +32,8 @@ class RuleError(MonitorError):
 
 
 class FetchError(MonitorError):
-    """``kind`` is a short class (dns, connect, timeout, tls, http-404, too-large, ...).
+    """``kind`` is a short class (dns, connect, timeout, tls, http-404, too-large,
+    blocked-address, ...).
     ``retry_after``: seconds the server asked us to wait (429/503 Retry-After), if any."""
 
     def __init__(self, url: str, kind: str, detail: str = "", *, retry_after: float | None = None):

@@ -1,7 +1,12 @@
 """All HTTP, with aiohttp: conditional GET, gzip, timeouts, a body cap, our User-Agent.
 
 Errors are classified once here (``FetchError.kind``: dns, connect, timeout, tls,
-http-NNN, too-large, ...) so that the feed's health says what went wrong.
+http-NNN, too-large, blocked-address, ...) so that the feed's health says what went wrong.
+
+SSRF guard: every address a host resolves to (and every IP-literal host) passes
+``addresses.Policy`` inside the connector, after DNS and just before the connect, on every
+redirect hop; a host with no allowed address is a ``blocked-address`` FetchError and no
+packet is sent to it.
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ import hashlib
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
-from . import USER_AGENT, schedule
+from . import USER_AGENT, addresses, schedule
 from .errors import FetchError, NotModified
 from .models import Feed, FetchResult
 
@@ -34,20 +41,54 @@ class Limits:
     concurrency: int = 10
     per_host: int = 2
     user_agent: str = USER_AGENT
+    allow_private: tuple[str, ...] = ()  # CIDRs the SSRF guard lets through (e.g. 127.0.0.1/32)
+
+
+class BlockedAddress(OSError):
+    """Raised in the connector when the policy refuses every address of a host."""
+
+
+# The guard hooks the one method every connection's name resolution goes through, IP
+# literals included (aiohttp hands those past the resolver). Fail loudly, not open, if a
+# future aiohttp renames it.
+if not callable(getattr(aiohttp.TCPConnector, "_resolve_host", None)):
+    raise ImportError("aiohttp.TCPConnector._resolve_host is gone: the SSRF guard needs porting")
+
+
+class _GuardedConnector(aiohttp.TCPConnector):
+    def __init__(self, policy: addresses.Policy, **kw: Any):
+        super().__init__(**kw)
+        self._policy = policy
+
+    async def _resolve_host(self, host: str, port: int, traces: Sequence[Any] | None = None
+                            ) -> list[ResolveResult]:
+        # "2130706433", "0x7f.1": forms the C resolver reads as IPv4; name the address they are.
+        legacy = addresses.legacy_ipv4(host)
+        if legacy and (why := self._policy.refusal(legacy)):
+            raise BlockedAddress(f"{host} is {legacy}, a {why} address")
+        hosts = await super()._resolve_host(host, port, traces=traces)
+        allowed = [h for h in hosts if self._policy.refusal(h["host"]) is None]
+        if not allowed:
+            first = hosts[0]["host"] if hosts else host
+            raise BlockedAddress(f"{host} resolves to {first}, a {self._policy.refusal(first)} address")
+        return allowed
 
 
 class Client:
     """One aiohttp session for the daemon's life; ``async with Client(limits) as http``."""
 
-    def __init__(self, limits: Limits = Limits(), observe: Callable[[str, float], None] | None = None):
+    def __init__(self, limits: Limits = Limits(), observe: Callable[[str, float], None] | None = None,
+                 resolver: AbstractResolver | None = None):
         self.limits = limits
         self.observe = observe  # (kind: feed | page | get, seconds) after every request, for metrics
+        self.policy = addresses.Policy(limits.allow_private)
+        self.resolver = resolver  # None: aiohttp's default; tests pass one that maps made-up names
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:
-        connector = aiohttp.TCPConnector(
-            limit=self.limits.concurrency, limit_per_host=self.limits.per_host,
-            ttl_dns_cache=300,
+        connector = _GuardedConnector(
+            self.policy, limit=self.limits.concurrency, limit_per_host=self.limits.per_host,
+            ttl_dns_cache=300, resolver=self.resolver,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -116,6 +157,9 @@ class Client:
         except aiohttp.ClientConnectorCertificateError as e:
             raise FetchError(url, "tls", str(e.certificate_error)) from None
         except aiohttp.ClientConnectorError as e:
+            if isinstance(e.os_error, BlockedAddress):
+                raise FetchError(url, "blocked-address", f"refused: {e.os_error} "
+                                 "(allow it with [fetch] allow_private)") from None
             if isinstance(e.os_error, socket.gaierror):
                 raise FetchError(url, "dns", f"cannot resolve {e.host}") from None
             if isinstance(e.os_error, ssl.SSLError):

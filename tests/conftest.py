@@ -17,6 +17,9 @@ from servers import SMTP, FeedServer, Webhook  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
+# The test servers listen on loopback, which the SSRF guard refuses unless allow-listed.
+LOOPBACK_NETS = ["127.0.0.1/32", "::1/128"]
+LOOPBACK = tuple(arg for net in LOOPBACK_NETS for arg in ("--allow-private", net))  # for run_cli
 
 
 def monitor_cmd() -> list[str]:
@@ -70,6 +73,12 @@ def write_config(tmp: Path, *, feeds: list[str], channels: dict[str, list[str]],
         "[notify]", f"default_channels = {list(defaults if defaults is not None else channels)!r}",
         "retry = 0.05", "max_retry = 0.1", "timeout = 10",
     ]
+    allow = f"allow_private = {LOOPBACK_NETS!r}"
+    if "[fetch]" in extra:
+        extra = extra.replace("[fetch]", f"[fetch]\n{allow}", 1)
+    else:  # before [notify]: ``extra`` may go on with [notify] keys
+        at = lines.index("[notify]")
+        lines[at:at] = ["[fetch]", allow]
     lines.append(extra)
     for name, urls in channels.items():
         lines += [f"[channels.{name}]", f"urls = {urls!r}"]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import RULES, page, rss, run_cli, write_config
+from conftest import LOOPBACK, RULES, page, rss, run_cli, write_config
 
 CHANNELS = {"console": ["log://"]}
 
@@ -93,7 +93,7 @@ def test_parse_json_lines(tmp_path, feed_server):
     html = tmp_path / "page.html"
     html.write_text(page("Keine Feed-Datei", ["Nur eine Seite."]), encoding="utf-8")
     url = feed_server.add("/f.xml", good.read_bytes())
-    res = run_cli("parse", str(good), str(html), url, str(tmp_path / "missing.xml"), "--json")
+    res = run_cli("parse", str(good), str(html), url, str(tmp_path / "missing.xml"), "--json", *LOOPBACK)
     assert res.returncode == 0, res.stderr
     lines = [json.loads(x) for x in res.stdout.splitlines()]
     assert len(lines) == 4
@@ -116,7 +116,7 @@ def test_extract_json_lines(tmp_path, feed_server):
     url = feed_server.add("/p.html", p.read_bytes(), content_type="text/html")
     empty = tmp_path / "empty.html"
     empty.write_text("<html><body></body></html>", encoding="utf-8")
-    res = run_cli("extract", str(p), url, str(empty), "--json", "--url", "http://example.org/a")
+    res = run_cli("extract", str(p), url, str(empty), "--json", "--url", "http://example.org/a", *LOOPBACK)
     assert res.returncode == 0, res.stderr
     out = [json.loads(x) for x in res.stdout.splitlines()]
     assert [o["source"] for o in out] == [str(p), url, str(empty)]
@@ -131,7 +131,7 @@ def test_extract_json_lines(tmp_path, feed_server):
 def test_extract_url_follows_the_daemons_path(feed_server):
     pdf = feed_server.add("/doc.pdf", b"%PDF-1.4 binary", content_type="application/pdf")
     missing = feed_server.url("/gone.html")
-    res = run_cli("extract", pdf, missing, "--json")
+    res = run_cli("extract", pdf, missing, "--json", *LOOPBACK)
     assert res.returncode == 0, res.stderr
     out = [json.loads(x) for x in res.stdout.splitlines()]
     assert out == [{"source": pdf, "error": "not HTML (application/pdf)"},

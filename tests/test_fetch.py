@@ -24,7 +24,8 @@ FEED = (
     "<item><title>Rhein steigt bei Köln</title><link>http://example.org/rhein</link></item>"
     "</channel></rss>"
 )
-FAST = Limits(connect_timeout=2, timeout=5)
+LOOPBACK = ("127.0.0.1/32", "::1/128")  # the SSRF guard refuses the test server unless allowed
+FAST = Limits(connect_timeout=2, timeout=5, allow_private=LOOPBACK)
 
 
 @pytest.fixture
@@ -163,7 +164,7 @@ def test_body_over_cap_refused_by_content_length(feed_server):
     url = feed_server.add("/big.xml", b"x" * 300_000)
 
     with pytest.raises(FetchError) as err:
-        get(url, Limits(timeout=5, max_bytes=100_000))
+        get(url, Limits(allow_private=LOOPBACK, timeout=5, max_bytes=100_000))
 
     assert err.value.kind == "too-large"
     assert "Content-Length 300000" in err.value.detail
@@ -172,7 +173,7 @@ def test_body_over_cap_refused_by_content_length(feed_server):
 def test_body_at_cap_is_accepted(feed_server):
     url = feed_server.add("/exact.xml", b"y" * 100_000)
 
-    assert len(get(url, Limits(timeout=5, max_bytes=100_000)).body) == 100_000
+    assert len(get(url, Limits(allow_private=LOOPBACK, timeout=5, max_bytes=100_000)).body) == 100_000
 
 
 def test_gzip_body_over_cap_after_decompression_is_refused(feed_server):
@@ -180,7 +181,7 @@ def test_gzip_body_over_cap_after_decompression_is_refused(feed_server):
     url = feed_server.add("/bomb.xml", b"Hochwasser " * 480_000, gzip=True)
 
     with pytest.raises(FetchError) as err:
-        get(url, Limits(timeout=5, max_bytes=1 << 20))
+        get(url, Limits(allow_private=LOOPBACK, timeout=5, max_bytes=1 << 20))
 
     assert err.value.kind == "too-large"
     assert err.value.detail == f"body over {1 << 20} bytes"
@@ -191,7 +192,7 @@ def test_gzip_bomb_is_not_inflated_past_the_cap(feed_server):
     url = feed_server.add("/bomb.gz", bomb, etag=False, headers={"Content-Encoding": "gzip"})
 
     async def go() -> tuple[FetchError, int]:
-        async with Client(Limits(timeout=10, max_bytes=1 << 20)) as http:
+        async with Client(Limits(allow_private=LOOPBACK, timeout=10, max_bytes=1 << 20)) as http:
             tracemalloc.start()
             try:
                 with pytest.raises(FetchError) as err:
@@ -212,7 +213,7 @@ def test_slow_answer_beyond_timeout_is_timeout(feed_server):
 
     started = time.monotonic()
     with pytest.raises(FetchError) as err:
-        get(url, Limits(connect_timeout=2, timeout=0.3))
+        get(url, Limits(allow_private=LOOPBACK, connect_timeout=2, timeout=0.3))
 
     assert err.value.kind == "timeout"
     assert err.value.url == url
@@ -222,7 +223,7 @@ def test_slow_answer_beyond_timeout_is_timeout(feed_server):
 def test_slow_answer_within_timeout_is_fine(feed_server):
     url = feed_server.add("/slow.xml", FEED, delay=0.2)
 
-    assert get(url, Limits(connect_timeout=2, timeout=3)).status == 200
+    assert get(url, Limits(allow_private=LOOPBACK, connect_timeout=2, timeout=3)).status == 200
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import RULES, db_rows, rss
+from conftest import LOOPBACK_NETS, RULES, db_rows, rss
 
 from monitor import config, daemon, dispatch, pipeline, schedule
 from monitor.delivery import Sender
@@ -65,6 +65,7 @@ rules = "{RULES}"
 {poll}
 [fetch]
 timeout = 10
+allow_private = {LOOPBACK_NETS!r}
 [extract]
 pages = false
 timeout = 20
@@ -86,7 +87,8 @@ async def context(cfg: config.Config, pool: Pool):
     store = Store(cfg.database)
     notifier = daemon.notifier_for(cfg)
     store.sync_feeds([(f.url, f.title, f.interval, tuple(f.tags)) for f in cfg.feeds], time.time())
-    limits = Limits(timeout=cfg.fetch.timeout, concurrency=cfg.poll.concurrency, per_host=cfg.poll.per_host)
+    limits = Limits(timeout=cfg.fetch.timeout, concurrency=cfg.poll.concurrency, per_host=cfg.poll.per_host,
+                    allow_private=tuple(cfg.fetch.allow_private))
     try:
         async with Client(limits) as http:
             yield pipeline.Context(cfg, store, http, CountingPool(pool), notifier,  # type: ignore[arg-type]

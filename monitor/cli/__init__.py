@@ -10,13 +10,16 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TextIO, TypeVar
 
 import click
 
 from .. import __version__, rules
 from .. import config as config_mod
 from ..errors import ConfigError, MonitorError, RuleError
+
+if TYPE_CHECKING:
+    from ..fetch import Limits
 
 log = logging.getLogger("monitor")
 DEFAULT_CONFIG = "config.toml"
@@ -25,6 +28,24 @@ config_option = click.option(
     "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
     envvar="MONITOR_CONFIG", type=click.Path(dir_okay=False), help="TOML config file.",
 )
+
+
+allow_private_option = click.option(
+    "--allow-private", "allow_private", multiple=True, metavar="CIDR",
+    help="Network the SSRF guard lets fetching reach although not public (repeatable), e.g. 127.0.0.1/32.",
+)
+
+
+def client_limits(allow_private: tuple[str, ...]) -> Limits:
+    """fetch.Limits for the one-off commands; a bad CIDR exits 2."""
+    from .. import addresses
+    from ..fetch import Limits
+
+    try:
+        addresses.networks(allow_private)
+    except ValueError as e:
+        fail(f"--allow-private: {e}")
+    return Limits(allow_private=tuple(allow_private))
 
 
 def fail(message: str) -> NoReturn:
@@ -83,6 +104,8 @@ def run(config_path: str, log_json: bool) -> None:
 
     cfg, ruleset = load_all(config_path)
     logging_for(cfg, log_json)
+    if why := _doctor.exposure(config_path):
+        log.warning("config file too open: %s", why)
     _guard(lambda: asyncio.run(Daemon(cfg, ruleset).run()))
 
 
@@ -138,6 +161,8 @@ def prune(config_path: str, dry_run: bool) -> None:
 def check(config_path: str) -> None:
     """Validate the config and every rule file; exit 2 if anything is wrong."""
     cfg, ruleset = load_all(config_path)
+    if why := _doctor.exposure(config_path):
+        click.echo(f"warning: {why}", err=True)
     click.echo(f"ok: {config_path}: {len(cfg.feeds)} feeds, {len(cfg.channels)} channels; "
                f"{cfg.rules_dir}: {len(ruleset)} rules")
 
@@ -145,13 +170,16 @@ def check(config_path: str) -> None:
 @cli.command("parse")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per input.")
-def parse_cmd(sources: tuple[str, ...], as_json: bool) -> None:
+@allow_private_option
+def parse_cmd(sources: tuple[str, ...], as_json: bool, allow_private: tuple[str, ...]) -> None:
     """Parse feeds from files or URLs and print their entries."""
     from .. import parse
     from ..fetch import Client
 
+    limits = client_limits(allow_private)
+
     async def main() -> None:
-        async with Client() as http:
+        async with Client(limits) as http:
             for src in sources:
                 try:
                     body, ctype, url = await _read(http, src, page=False)
@@ -172,16 +200,20 @@ def parse_cmd(sources: tuple[str, ...], as_json: bool) -> None:
 @click.option("--url", help="The page's URL, for local files (resolves links, metadata).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per page.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds per page.")
-def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeout: float) -> None:
+@allow_private_option
+def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeout: float,
+                allow_private: tuple[str, ...]) -> None:
     """Extract the main text of HTML pages (files or URLs) in the daemon's worker pool."""
     from .. import extract, pipeline
     from ..fetch import Client
     from ..workers import Pool
 
+    limits = client_limits(allow_private)
+
     async def main() -> None:
         pool = Pool(preload=("monitor.extract", "monitor.language"))
         try:
-            async with Client() as http:
+            async with Client(limits) as http:
                 results = await asyncio.gather(*(one(http, pool, s) for s in sources))
             for out in results:
                 _emit(out, as_json)
@@ -283,6 +315,7 @@ def main() -> None:
 
 
 from . import alerts as _alerts  # noqa: E402,F401  (registers ``monitor alerts ...``, ``notify-test``)
+from . import doctor as _doctor  # noqa: E402,F401  (registers ``monitor doctor``)
 from . import feeds as _feeds  # noqa: E402,F401  (registers ``monitor feeds ...``)
 from . import rule_tools as _rule_tools  # noqa: E402,F401  (registers ``monitor rules ...``)
 from . import status as _status  # noqa: E402,F401  (registers ``monitor status``)

@@ -106,7 +106,7 @@ async def _find_feed(cfg: config_mod.Config, url: str, title: str) -> tuple[str,
 
     f = cfg.fetch
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
-                    user_agent=f.user_agent or Limits.user_agent)
+                    user_agent=f.user_agent or Limits.user_agent, allow_private=tuple(f.allow_private))
     async with Client(limits) as http:
         res = await http.get(url)
         if not looks_like_feed(res.body, res.content_type):
