@@ -9,8 +9,9 @@ Compile (once per rule set):
   rule to have a chance (one group per child of the rule's top-level ``all``).
 
 Match (per article): tokenize each field, look each distinct word up once (a few dictionary
-probes, whatever the number of rules), collect the atoms found, count which rules have every
-requirement met, and only for those evaluate the tree on positions (phrases, ``near``,
+probes, whatever the number of rules; remembered per text language, since news vocabulary
+repeats), collect the atoms found, count which rules have every requirement met, and only
+for those locate the atoms' words and evaluate the tree on positions (phrases, ``near``,
 ``same_sentence``, field scope, ``none``), score the hits and explain the match.
 """
 
@@ -19,15 +20,18 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from ..models import Article, Match
 from . import morph
 from .explain import Field, Hit, explain
+from .filters import passes
 from .tree import Node, Ref, Rule, Term, Word
 
 FIELD_NAMES = ("title", "summary", "body")
 _TITLE = 0
+_WORD_CACHE_LIMIT = 200_000  # words per text language; a full cache is replaced by an empty one
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,11 @@ class Engine:
         self._concept_nodes: dict[str, CNode] = {}
         self.trees: list[CNode] = []
         self.need: dict[int, list[tuple[int, int]]] = defaultdict(list)  # atom -> (rule, group)
+        self.need1: dict[int, list[int]] = defaultdict(list)  # the same for rules of one group
         self.groups: list[int] = []
+        self.scopes = [frozenset(FIELD_NAMES.index(f) for f in r.fields) for r in rules]
+        self.filtered = [bool(r.languages or r.feeds or r.tags or r.max_age is not None) for r in rules]
+        self._words: dict[morph.Keys, dict[str, tuple[int, ...]]] = {}  # text language -> word -> atoms
         for i, rule in enumerate(rules):
             tree = self._node(rule.tree)
             self.trees.append(tree)
@@ -63,7 +71,10 @@ class Engine:
             self.groups.append(len(groups))
             for g, atoms in enumerate(groups):
                 for a in atoms:
-                    self.need[a].append((i, g))
+                    if len(groups) == 1:
+                        self.need1[a].append(i)
+                    else:
+                        self.need[a].append((i, g))
         if self.regexes:
             import re2
 
@@ -72,7 +83,7 @@ class Engine:
                 self.regex_set.Add(rx.pattern)
             self.regex_set.Compile()
         self.index, self.exact, self.prefix3 = dict(self.index), dict(self.exact), dict(self.prefix3)
-        self.need = dict(self.need)
+        self.need, self.need1 = dict(self.need), dict(self.need1)
 
     # --- compile ------------------------------------------------------------------------
 
@@ -141,23 +152,67 @@ class Engine:
 
     # --- match --------------------------------------------------------------------------
 
+    def atoms_of(self, keys: morph.Keys, distinct: set[str]) -> dict[str, tuple[int, ...]]:
+        """Word -> the atoms it is (empty when none), for every word of ``distinct`` and
+        others seen before in texts of the same language."""
+        cache = self._words.get(keys)
+        if cache is None:
+            cache = self._words[keys] = {}
+        missing = distinct.difference(cache)  # C loop over ``distinct``, not over the cache
+        if not missing:
+            return cache
+        if len(cache) + len(missing) > _WORD_CACHE_LIMIT:
+            # A new dict, not clear(): another thread may be reading the old one.
+            cache = self._words[keys] = {}
+            missing = distinct
+        index, exact, prefix3 = self.index, self.exact, self.prefix3
+        ks_of = keys.of(missing)
+        for w in missing:
+            ks = ks_of[w]
+            atoms: list[int] = []
+            for k in ks:
+                by_key = index.get(k)
+                if by_key:
+                    atoms += by_key
+            surface = ks[0]
+            by_form = exact.get(surface)
+            if by_form:
+                atoms += by_form
+            if prefix3:
+                pres = prefix3.get(surface[:3])
+                if pres:
+                    atoms += [atom for pre, atom in pres if surface.startswith(pre)]
+            # Once each: a word's surface and stem often lead to the same atom ("Regierung",
+            # "regier"), and a repeated atom would repeat every hit the explanation weighs.
+            cache[w] = tuple(dict.fromkeys(atoms))
+        return cache
+
     def match(self, article: Article, feed: Any = None, now: float | None = None) -> list[Match]:
         doc = _Doc(self, article)
-        if not doc.atoms:
+        if not doc.present:
             return []
         met: dict[int, set[int]] = defaultdict(set)
-        need = self.need
-        for atom in doc.atoms:
+        ready: set[int] = set()  # rules with every requirement met
+        need, need1 = self.need, self.need1
+        for atom in doc.present:
+            one = need1.get(atom)
+            if one:
+                ready.update(one)
             for ri, group in need.get(atom, ()):
                 met[ri].add(group)
+        groups = self.groups
+        ready.update(r for r, gs in met.items() if len(gs) == groups[r])
+        candidates = sorted(ready)
+        if not candidates:
+            return []
+        doc.locate()
         out = []
-        for i in sorted(r for r, gs in met.items() if len(gs) == self.groups[r]):
+        for i in candidates:
             rule = self.rules[i]
-            if not _passes(rule, article, feed, now):
+            if self.filtered[i] and not passes(rule, article, feed, now):
                 continue
-            scope = frozenset(FIELD_NAMES.index(f) for f in rule.fields)
             doc.core = []
-            hits = doc.eval(self.trees[i], scope)
+            hits = doc.eval(self.trees[i], self.scopes[i])
             if not hits:
                 continue
             score = sum(rule.title_weight if f == _TITLE else 1 for f, _s in {(h.field, h.start) for h in hits})
@@ -174,51 +229,40 @@ class _Doc:
         self.engine = engine
         texts = (article.title or "", article.summary or "", article.text or "")
         self.fields = [Field(name, text, morph.words(text)) for name, text in zip(FIELD_NAMES, texts, strict=True)]
-        self.atoms: dict[int, list[tuple[int, int]]] = {}
+        self.atoms: dict[int, list[tuple[int, int]]] = {}  # atom -> (field, position)s, by ``locate``
         self._terms: dict[int, list[Hit]] = {}
         self.core: list[Hit] = []  # hits of the proximity windows that made the current rule true
         distinct: set[str] = set()
         for f in self.fields:
             distinct.update(f.words)
         distinct -= morph.END
-        keys = morph.keys_for(article.language).of(distinct)
-        index, exact, prefix3 = engine.index, engine.exact, engine.prefix3
-        found: dict[str, list[int]] = {}
-        for w in distinct:
-            ks = keys[w]
-            atoms: list[int] = []
-            for k in ks:
-                by_key = index.get(k)
-                if by_key:
-                    atoms += by_key
-            surface = ks[0]
-            by_form = exact.get(surface)
-            if by_form:
-                atoms += by_form
-            if prefix3:
-                pres = prefix3.get(surface[:3])
-                if pres:
-                    atoms += [atom for pre, atom in pres if surface.startswith(pre)]
-            if atoms:
-                found[w] = atoms
-        positions: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        if found:
-            for fi, f in enumerate(self.fields):
-                for i, w in enumerate(f.words):
-                    at = found.get(w)
-                    if at:
-                        for a in at:
-                            positions[a].append((fi, i))
+        self.found = found = engine.atoms_of(morph.keys_for(article.language), distinct)
+        self.present = set(chain.from_iterable(map(found.__getitem__, distinct)))  # the atoms in the article
+        self._fired: list[tuple[int, list[int]]] = []  # (field, regexes found in it)
         if engine.regex_set is not None:
             for fi, f in enumerate(self.fields):
-                if not f.text:
-                    continue
-                fired = set(engine.regex_set.Match(f.text) or ())  # re2 returns None for no match
-                for n, (atom, rx) in enumerate(engine.regexes):
-                    if n in fired:
-                        starts = [s for s, _e in f.spans]
-                        for m in rx.finditer(f.text):
-                            positions[atom].append((fi, max(0, bisect_right(starts, m.start()) - 1)))
+                if f.text:
+                    fired = sorted(set(engine.regex_set.Match(f.text) or ()))  # re2 gives None for none
+                    if fired:
+                        self._fired.append((fi, fired))
+                        self.present.update(engine.regexes[n][0] for n in fired)
+
+    def locate(self) -> None:
+        """Where each atom is: needed only once some rule has all of its requirements."""
+        positions: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        found = self.found
+        for fi, f in enumerate(self.fields):
+            words = f.words
+            for i in [i for i, w in enumerate(words) if found.get(w)]:  # the few words that are atoms
+                for a in found[words[i]]:
+                    positions[a].append((fi, i))
+        for fi, fired in self._fired:  # a regex's words: the tokens its matches start in
+            f = self.fields[fi]
+            starts = [s for s, _e in f.spans]
+            for n in fired:
+                atom, rx = self.engine.regexes[n]
+                for m in rx.finditer(f.text):
+                    positions[atom].append((fi, max(0, bisect_right(starts, m.start()) - 1)))
         self.atoms = dict(positions)
 
     def term_hits(self, tid: int) -> list[Hit]:
@@ -239,7 +283,9 @@ class _Doc:
     def eval(self, node: Any, scope: frozenset[int]) -> list[Hit] | None:
         """The hits that make ``node`` true within ``scope``, or None when it is false."""
         if isinstance(node, int):
-            hits = [h for h in self.term_hits(node) if h.field in scope]
+            hits = self.term_hits(node)
+            if len(scope) < len(FIELD_NAMES):  # callers only read the list, so no copy otherwise
+                hits = [h for h in hits if h.field in scope]
             return hits or None
         op, children, within, own = node
         sc = own if own is not None else scope
@@ -307,8 +353,3 @@ def _near(lists: list[list[Hit]], within: int) -> list[Hit] | None:
             lo += 1
     return None
 
-
-def _passes(rule: Rule, article: Article, feed: Any, now: float | None) -> bool:
-    from .filters import passes
-
-    return passes(rule, article, feed, now)
