@@ -17,7 +17,7 @@ for those locate the atoms' words and evaluate the tree on positions (phrases, `
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from itertools import chain
@@ -231,6 +231,7 @@ class _Doc:
         self.fields = [Field(name, text, morph.words(text)) for name, text in zip(FIELD_NAMES, texts, strict=True)]
         self.atoms: dict[int, list[tuple[int, int]]] = {}  # atom -> (field, position)s, by ``locate``
         self._terms: dict[int, list[Hit]] = {}
+        self.rx_end: dict[tuple[int, int, int], int] = {}  # (regex atom, field, first token) -> end token
         self.core: list[Hit] = []  # hits of the proximity windows that made the current rule true
         distinct: set[str] = set()
         for f in self.fields:
@@ -262,7 +263,10 @@ class _Doc:
             for n in fired:
                 atom, rx = self.engine.regexes[n]
                 for m in rx.finditer(f.text):
-                    positions[atom].append((fi, max(0, bisect_right(starts, m.start()) - 1)))
+                    first = max(0, bisect_right(starts, m.start()) - 1)
+                    positions[atom].append((fi, first))
+                    # the hit covers every token the match reaches into, so the snippet marks it whole
+                    self.rx_end[(atom, fi, first)] = max(first + 1, bisect_left(starts, m.end()))
         self.atoms = dict(positions)
 
     def term_hits(self, tid: int) -> list[Hit]:
@@ -272,7 +276,11 @@ class _Doc:
         ct = self.engine.terms[tid]
         first = self.atoms.get(ct.atoms[0], [])
         if len(ct.atoms) == 1:
-            got = [Hit(f, i, i + 1, tid) for f, i in first]
+            if ct.term.regex is not None:
+                a, ends = ct.atoms[0], self.rx_end
+                got = [Hit(f, i, ends.get((a, f, i), i + 1), tid) for f, i in first]
+            else:
+                got = [Hit(f, i, i + 1, tid) for f, i in first]
         else:
             rest = [set(self.atoms.get(a, ())) for a in ct.atoms[1:]]
             got = [Hit(f, i, i + len(ct.atoms), tid) for f, i in first

@@ -24,12 +24,35 @@ class Hit(NamedTuple):
 
 
 class Field:
+    """One field of an article: its text, its tokens, and (on demand) their character offsets.
+
+    Offsets cost a regex pass over the text; a snippet needs only those up to a little past its
+    best hit, so ``span`` scans no further than the furthest token asked for."""
+
     def __init__(self, name: str, text: str, words: list[str]):
         self.name, self.text, self.words = name, text, words
+        self._spans: list[tuple[int, int]] = []
+        self._scan: Any = None
 
-    @cached_property
+    def span(self, i: int) -> tuple[int, int] | None:
+        """Start and end of token ``i`` (None past the last token)."""
+        spans = self._spans
+        if i >= len(spans):
+            if self._scan is None:
+                self._scan = morph.TOKEN.finditer(morph.plain(self.text))
+            for m in self._scan:
+                spans.append(m.span())
+                if len(spans) > i:
+                    break
+            else:
+                return None
+        return spans[i]
+
+    @property
     def spans(self) -> list[tuple[int, int]]:
-        return morph.spans(self.text)
+        """Every token's offsets (scans the whole text)."""
+        self.span(len(self.words) + 1)
+        return self._spans
 
     @cached_property
     def _ends(self) -> list[int]:
@@ -77,10 +100,11 @@ def explain(rule: Rule, hits: list[Hit], fields: list[Field], score: float, term
 
 
 def snippet(field: Field, best: Hit, marks: list[tuple[int, int]]) -> str:
-    spans, text = field.spans, field.text
-    if best.end > len(spans):  # cannot happen unless the tokenizers disagree; quote the start
+    text = field.text
+    first, last = field.span(best.start), field.span(best.end - 1)
+    if first is None or last is None:  # cannot happen unless the tokenizers disagree; quote the start
         return " ".join(text[: 2 * SNIPPET_CONTEXT].split())
-    start, end = spans[best.start][0], spans[best.end - 1][1]
+    start, end = first[0], last[1]
     lo = max(0, start - SNIPPET_CONTEXT)
     hi = min(len(text), end + SNIPPET_CONTEXT)
     if lo > 0:
@@ -89,10 +113,11 @@ def snippet(field: Field, best: Hit, marks: list[tuple[int, int]]) -> str:
         cut = text.rfind(" ", end, hi)
         hi = cut if cut > end else hi
     out, pos = [], lo
-    for s, e in marks:
-        if e > len(spans):
-            continue
-        cs, ce = spans[s][0], spans[e - 1][1]
+    for s, e in marks:  # sorted: once a mark starts past the quote, so do the rest
+        head, tail = field.span(s), field.span(e - 1)
+        if head is None or tail is None or head[0] >= hi:
+            break
+        cs, ce = head[0], tail[1]
         if cs < pos or ce > hi:
             continue
         out += [text[pos:cs], "**", text[cs:ce], "**"]

@@ -43,7 +43,7 @@ _CACHE_LIMIT = 200_000  # words per language; the cache is dropped and rebuilt w
 _stemmers: dict[str, Stemmer.Stemmer] = {}
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
     if "'" in text or "’" in text:
         return _POSSESSIVE.sub("\x01\x01", text)  # same length, so spans line up
     return text
@@ -64,7 +64,7 @@ def _tokens(text: str) -> list[str]:
 
 def words(text: str) -> list[str]:
     """The casefolded tokens of ``text`` (words and sentence ends), in order."""
-    found = _tokens(_plain(text))
+    found = _tokens(plain(text))
     if not found:
         return found
     return "\x00".join(found).casefold().split("\x00")
@@ -72,7 +72,7 @@ def words(text: str) -> list[str]:
 
 def spans(text: str) -> list[tuple[int, int]]:
     """Character offsets of the tokens ``words`` returns, in the same order."""
-    return [m.span() for m in TOKEN.finditer(_plain(text))]
+    return [m.span() for m in TOKEN.finditer(plain(text))]
 
 
 # Letters that Unicode does not decompose into a base letter and a mark: "Łódź" is written

@@ -38,6 +38,11 @@ from .tree import (
 __all__ = ["Node", "Ref", "Rule", "Term", "Word", "Parsed", "parse_text", "parse_dir", "check_refs"]
 
 
+# libyaml's loader composes the same nodes, line marks included, ~7x faster (10,000 rules: 11 s
+# with the pure-Python one); PyYAML built without libyaml falls back to that.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @dataclass
 class Parsed:
     rules: list[Rule] = field(default_factory=list)
@@ -56,7 +61,7 @@ class _File:
 
     def parse(self, text: str, into: Parsed) -> None:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = yaml.compose(text, Loader=_LOADER)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             problem = getattr(e, "problem", None) or str(e)
