@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import db_rows as raw
 
 from monitor.models import Article, Entry, Feed, Match
 from monitor.store import Pruned, Store
@@ -41,14 +42,6 @@ def poll(store: Store, feed: Feed, now: float, new: list[tuple[Entry, list[Match
     items = [(e, article(e), ms) for e, ms in new if e.uid in fresh]
     state = {"last_ok_at": now, "last_status": "ok", "error_count": 0, "next_check_at": now + 900}
     return store.record(feed, now=now, state=state, new=items, baseline=False, seen=[e.uid for e in served])
-
-
-def raw(path: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(str(path))
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture
