@@ -54,6 +54,10 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=5, help="[poll] interval, seconds")
     ap.add_argument("--advance-every", type=float, default=5, help="seconds between farm updates")
     ap.add_argument("--share", type=float, default=0.1, help="share of feeds with new items per update")
+    ap.add_argument("--retention-days", type=float, default=None,
+                    help="[retention] days (default: the daemon's 90): a few minutes' worth, e.g. 0.0035, "
+                         "lets a soak show the database bounded by retention once warm")
+    ap.add_argument("--retention-every", type=float, default=60, help="[retention] every, seconds")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     (work / "rules").mkdir()
@@ -66,8 +70,10 @@ def main() -> int:
     port, hosts = info["port"], info["hosts"]
     feeds = [f"http://{hosts[i % len(hosts)]}:{port}/feeds/{i}.xml" for i in range(args.feeds)]
     hook = Webhook()
+    retention = ("" if args.retention_days is None else
+                 f"[retention]\ndays = {args.retention_days}\nevery = {args.retention_every}")
     cfg = write_config(work, feeds=feeds, hook=hook.apprise_url, tick=1, interval=args.interval, fetch_timeout=10,
-                       rules=work / "rules")
+                       rules=work / "rules", extra=retention)
     db = work / "monitor.db"
     log = (work / "daemon.log").open("ab")
     halt = threading.Event()

@@ -3,8 +3,11 @@ best hit with every hit in it marked ``**like this**``."""
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import re
+from bisect import bisect_left, bisect_right
 from functools import cached_property
+from itertools import islice
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from ..models import Match
@@ -12,8 +15,11 @@ from . import morph
 from .tree import Rule
 
 SNIPPET_CONTEXT = 110  # characters either side of the best hit
+_SPAN = re.Match.span
+_AHEAD = 64  # tokens scanned past the one asked for: a snippet's marks follow its best hit
 DENSITY_WINDOW = 25    # words: hits of other terms this close make a hit a better quote
 _PREFER = {2: 0, 1: 1, 0: 2}  # body, then summary, then title: the body has context
+_AT = itemgetter(0, 1)  # a hit's field and start
 
 
 class Hit(NamedTuple):
@@ -40,11 +46,9 @@ class Field:
         if i >= len(spans):
             if self._scan is None:
                 self._scan = morph.TOKEN.finditer(morph.plain(self.text))
-            for m in self._scan:
-                spans.append(m.span())
-                if len(spans) > i:
-                    break
-            else:
+            # in C: islice and map pull the next matches without a Python-level loop
+            spans.extend(map(_SPAN, islice(self._scan, i + _AHEAD - len(spans))))
+            if i >= len(spans):
                 return None
         return spans[i]
 
@@ -76,15 +80,24 @@ def explain(rule: Rule, hits: list[Hit], fields: list[Field], score: float, term
 
     best_term: dict[tuple[int, int, int], Hit] = {}
     for h in hits:
-        key = (h.field, h.start, h.end)
-        if key not in best_term or rank(h) < rank(best_term[key]):
+        key = h[:3]  # field, start, end
+        seen = best_term.get(key)
+        if seen is None or (seen.term != h.term and rank(h) < rank(seen)):
             best_term[key] = h
-    hits = sorted(best_term.values(), key=lambda h: (h.field, h.start))
+    hits = sorted(best_term.values(), key=_AT)
     names = tuple(dict.fromkeys(terms[h.term].term.text for h in hits))
 
+    by_field: dict[int, tuple[list[int], list[Hit]]] = {}
+    for h in hits:
+        starts, same = by_field.setdefault(h.field, ([], []))
+        starts.append(h.start)
+        same.append(h)
+
     def density(h: Hit) -> tuple[int, int, int]:
-        near = {o.term for o in hits if o.field == h.field and abs(o.start - h.start) <= DENSITY_WINDOW}
-        return (len(near), -_PREFER[h.field], -h.start)
+        """Distinct terms hit within DENSITY_WINDOW words of ``h``, then body first, then earliest."""
+        starts, same = by_field[h.field]
+        window = same[bisect_left(starts, h.start - DENSITY_WINDOW):bisect_right(starts, h.start + DENSITY_WINDOW)]
+        return (len({o.term for o in window}), -_PREFER[h.field], -h.start)
 
     best = max(core or hits, key=density)
     field = fields[best.field]
