@@ -5,7 +5,7 @@ One alert row per channel moves through these states (store/outbox.py holds the 
 
     pending --claim--> sending --apprise ok--------------------------> sent
        ^                  |----apprise failed, tries left-----------> failed --due--> sending ...
-       |                  |----failed max_attempts times / too old--> dead  (+ ops notice)
+       |                  |----refused max_attempts times / too old-> dead  (+ ops notice)
        |                  '----crash: found 'sending' at start-up---> pending (attempt counted)
        '---- `monitor alerts retry ID | --dead` (fresh attempts and max_age) ---- failed, dead
 
@@ -28,7 +28,9 @@ One alert row per channel moves through these states (store/outbox.py holds the 
 - Retries: ``schedule.retry_alert``, full jitter between ``notify.retry`` and an exponential
   bound capped at ``notify.max_retry``, never sooner than the service's Retry-After (429/503;
   notify.py reads it from the HTTP response). Any non-2xx answer, 404 included, is a failure.
-- Dead: after ``notify.max_attempts`` attempts, or ``notify.max_age`` seconds undelivered.
+- Dead: after ``notify.max_attempts`` attempts the service refused (a 4xx such as 400, 403,
+  404: see ``refused``), or ``notify.max_age`` seconds undelivered, whatever the cause; an
+  outage (no answer, 5xx, 429) only ends with the age, so a long one loses nothing.
   The row stays (``monitor alerts --state dead``) and an ops notice goes to
   ``notify.ops_channels`` in the same transaction; the next alert of the channel moves up.
 """
@@ -55,12 +57,21 @@ log = logging.getLogger(__name__)
 NOTICES = "\0notices"  # the task key of the ops notices' pass (no channel can be named so)
 
 
+def refused(status: int | None) -> bool:
+    """The service turned this message down (a 4xx but 408 Request Timeout, 425 Too Early and
+    429 Too Many Requests): sending it again unchanged will not help. An outage (no answer, a
+    5xx, a 429) is not a refusal: it ends with ``notify.max_age``, never with a count, so a
+    channel that is down for hours delivers everything once it is back. Pure."""
+    return status is not None and 400 <= status < 500 and status not in (408, 425, 429)
+
+
 def verdict(alert: Alert, now: float, max_attempts: int, max_age: float) -> str:
     """What to do with a channel's head alert now: 'send', 'wait' (not due, or in flight in
     another sender) or 'dead' (too many attempts or too old). Pure."""
     if alert.state == "sending":
         return "wait"
-    if alert.attempts >= max_attempts or now - (alert.revived_at or alert.created_at) >= max_age:
+    if now - (alert.revived_at or alert.created_at) >= max_age or (
+            alert.attempts >= max_attempts and refused(alert.last_status)):
         return "dead"
     return "send" if alert.next_attempt_at <= now else "wait"
 
@@ -198,7 +209,8 @@ class Sender:
             return True
         now = self.clock()
         done = alert.attempts + 1
-        if verdict(dataclasses.replace(alert, attempts=done), now, self.cfg.max_attempts, self.cfg.max_age) == "dead":
+        after = dataclasses.replace(alert, attempts=done, last_status=status)
+        if verdict(after, now, self.cfg.max_attempts, self.cfg.max_age) == "dead":
             self._dead(alert, now, attempted=True, error=error, status=status)
             return False
         next_at = schedule.retry_alert(now, done, self.cfg.retry, self.cfg.max_retry, self.rng, retry_after)

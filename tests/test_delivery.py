@@ -97,9 +97,24 @@ def test_smtp_refusing_then_recovering_delivers_each_mail_once_in_order(tmp_path
         smtp.stop()
 
 
+def test_an_outage_outlasts_max_attempts_and_everything_arrives_in_order_when_it_ends(tmp_path):
+    hook = Webhook()
+    hook.status = 503
+    sender, store, clock = sender_for(tmp_path, {"hook": hook.apprise_url}, titles=("o1", "o2"), max_attempts=3)
+    for _ in range(8):  # hours of 503s: far more failures than max_attempts
+        asyncio.run(sender.deliver())
+        clock.now += 4000
+    assert rows(store, "SELECT id, state, attempts FROM outbox ORDER BY id") == [(1, "failed", 8), (2, "pending", 0)]
+    hook.status = 200
+    clock.now += 4000
+    assert asyncio.run(sender.deliver()) == (2, 0)
+    assert [m["title"] for m in hook.received] == ["[Rule r] o1", "[Rule r] o2"]
+    hook.close()
+
+
 def test_dead_after_max_attempts_with_an_ops_notice_then_revived_from_the_cli(tmp_path):
     hook, ops = Webhook(), Webhook()
-    hook.status = 500
+    hook.status = 400  # the service refuses this message: sending it unchanged will not help
     cfg = write_config(tmp_path, feeds=[], channels={"hook": [hook.apprise_url], "ops": [ops.apprise_url]},
                        extra="max_attempts = 3\nops_channels = [\"ops\"]")
     sender, store, clock = sender_for(tmp_path, {"hook": hook.apprise_url, "ops": ops.apprise_url},
@@ -112,14 +127,14 @@ def test_dead_after_max_attempts_with_an_ops_notice_then_revived_from_the_cli(tm
     asyncio.run(sender.deliver())  # the notice goes out; the next alert is now the channel's head
     [notice] = ops.received
     assert notice["title"] == "Alert undeliverable: [Rule r] d1"
-    assert "after 3 attempts" in notice["message"] and "HTTP 500" in notice["message"]
+    assert "after 3 attempts" in notice["message"] and "HTTP 400" in notice["message"]
     assert rows(store, "SELECT id, state, attempts FROM outbox ORDER BY id") == [(1, "dead", 3), (2, "failed", 1)]
 
     shown = run_cli("alerts", "--config", str(cfg), "--state", "dead")
     assert shown.returncode == 0, shown.stderr
     [header, line, error] = shown.stdout.splitlines()
     assert line.split()[:5] == ["1", "dead", "hook", "3", "1970-01-01"] and line.endswith("r: d1")
-    assert "dead after 3 attempts (notify.max_attempts); last error: HTTP 500" in error
+    assert "dead after 3 attempts (notify.max_attempts); last error: HTTP 400" in error
     revived = run_cli("alerts", "retry", "--dead", "--config", str(cfg))
     assert revived.stdout.strip() == "1 dead alerts back to pending", revived.stderr
     again = run_cli("alerts", "retry", "2", "--config", str(cfg))
@@ -180,7 +195,11 @@ def test_retry_delay_is_full_jitter_between_retry_and_the_capped_bound():
     ({}, 1000, "send"),
     ({"next_attempt_at": 1001}, 1000, "wait"),
     ({"state": "sending"}, 1000, "wait"),
-    ({"attempts": 10}, 1000, "dead"),
+    ({"attempts": 10}, 1000, "send"),  # no answer: an outage, which only max_age ends
+    ({"attempts": 10, "last_status": 503}, 1000, "send"),
+    ({"attempts": 10, "last_status": 429}, 1000, "send"),
+    ({"attempts": 10, "last_status": 404}, 1000, "dead"),  # refused ten times
+    ({"attempts": 9, "last_status": 400}, 1000, "send"),
     ({"created_at": 0}, 172800, "dead"),
     ({"created_at": 0, "revived_at": 100000}, 172800, "send"),
 ])
