@@ -101,8 +101,8 @@ class NotifySection(_Section):
     retry: Seconds = Field(60, description="first retry delay for a failed alert")
     max_retry: Seconds = Field(3600, description="longest retry delay")
     timeout: Seconds = Field(30, description="seconds one delivery may take")
-    max_attempts: int = Field(10, ge=1, description="attempts the service refused (a 4xx but 408/429) before an alert is dead "
-                              "(kept, shown, ops alert); outages end only with max_age")
+    max_attempts: int = Field(10, ge=1, description="attempts the service refused (a 4xx but 408/429) "
+                              "before an alert is dead (kept, shown, ops alert); outages end only with max_age")
     max_age: Seconds = Field(172800, description="seconds after which an undelivered alert is dead")
     ops_channels: list[str] = Field(
         default_factory=list, description="channels for ops alerts (feed failing, recovered, gone)"
