@@ -202,19 +202,28 @@ def _json_feed(body: bytes, url: str) -> ParsedFeed:
         if not isinstance(item, dict):
             continue
         html = item.get("content_html")
-        content = html_to_text(html) if isinstance(html, str) else str(item.get("content_text") or "")
+        content = html_to_text(_str(html)) if isinstance(html, str) else _str(item.get("content_text"))
         link = item.get("url") or item.get("external_url")
         entry = _make_entry(
-            title=html_to_text(str(item.get("title") or "")),
-            summary=html_to_text(str(item.get("summary") or "")), content=content,
-            link=_join(base, link) if isinstance(link, str) else None,
-            guid=str(item["id"]) if item.get("id") not in (None, "") else None,
+            title=html_to_text(_str(item.get("title"))),
+            summary=html_to_text(_str(item.get("summary"))), content=content,
+            link=_join(base, _str(link)) if isinstance(link, str) else None,
+            guid=_str(item["id"]) if item.get("id") not in (None, "") else None,
             published=_rfc3339(item.get("date_published") or item.get("date_modified")),
         )
         if entry is not None:
             entries.append(entry)
-    title = html_to_text(str(doc.get("title") or "")) or None
+    title = html_to_text(_str(doc.get("title"))) or None
     return ParsedFeed(title=title, entries=tuple(entries), version=str(doc["version"]))
+
+
+def _str(value: object) -> str:
+    """A JSON value as text that UTF-8 can hold: a "\\ud800" escape decodes to a lone surrogate,
+    which neither hashing nor SQLite would take; it becomes "?"."""
+    text = str(value or "")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _join(base: str, link: str) -> str | None:

@@ -146,6 +146,9 @@ class _HookHandler(BaseHTTPRequestHandler):
         hook = self.server.owner
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(length)
+        if not raw or len(raw) < length:  # the sender died mid-request: no service takes half a message
+            self.close_connection = True
+            return
         with hook.lock:
             status, headers = hook.script.pop(0) if hook.script else (hook.status, {})
             hook.answers.append(status)

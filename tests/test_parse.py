@@ -464,3 +464,14 @@ def test_broken_json_feeds_are_parse_errors(body, kind):
     with pytest.raises(ParseError) as err:
         parse_bytes(body, "application/json")
     assert err.value.kind == kind
+
+
+def test_json_feed_with_lone_surrogate_escapes_parses_to_text_utf8_can_hold():
+    """Found by hypothesis: "\\ud800" in a JSON string decodes to a lone surrogate, which
+    crashed hashing the entry (UnicodeEncodeError) instead of becoming text or a ParseError."""
+    body = (b'{"version": "https://jsonfeed.org/version/1.1", "title": "J\\udb00", "items": '
+            b'[{"id": "1", "url": "http://example.org/a/1", "title": "Kursk \\ud800", "summary": "x\\udc00y"}]}')
+    feed = parse_bytes(body, "application/feed+json", "http://example.org/feed.json")
+    [entry] = feed.entries
+    assert entry.title == "Kursk ?" and entry.summary == "x?y" and feed.title == "J?"
+    entry.content_hash.encode("utf-8")

@@ -20,7 +20,10 @@ from monitor import extract, parse, rules
 from monitor.errors import ExtractError, ParseError, RuleError
 from monitor.models import Article
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same examples on every run, so CI judges the code, not the draw; explore with
+# new draws by setting derandomize=False locally.
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 # Text with a bias towards what news and markup contain: several scripts, entities, markup
 # characters, combining marks, controls and surrogate-free astral characters.
