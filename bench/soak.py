@@ -34,9 +34,17 @@ def db_size(db: Path) -> int:
     return sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
 
 
+def live_size(db: Path) -> int:
+    """Bytes of the pages the database uses (the file less its free pages; the WAL, which SQLite
+    checkpoints at ~4 MB and then reuses, is not counted)."""
+    pages, free, size = (rows(db, f"PRAGMA {p}")[0][0] for p in ("page_count", "freelist_count", "page_size"))
+    return (pages - free) * size
+
+
 def reading(pid: int, db: Path) -> dict[str, float]:
     procs = tree_rss(pid)
     return {"rss": procs.get(pid, 0), "rss_all": sum(procs.values()), "fds": open_fds(pid), "db": db_size(db),
+            "db_file": db.stat().st_size, "db_live": live_size(db),
             "entries": rows(db, "SELECT COUNT(*) FROM entries")[0][0],
             "sent": rows(db, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'")[0][0]}
 
@@ -131,7 +139,8 @@ def main() -> int:
           f"{args.interval:g} s; alerts received {len(hook.received)}; stop exit {code}; tracebacks {tracebacks}")
     print(f"{'':16s}{'start':>12s}{'end':>12s}{'growth':>10s}")
     for key, label, fmt in [("rss", "RSS daemon", mb), ("rss_all", "RSS +workers", mb),
-                            ("fds", "open fds", lambda v: f"{v:.0f}"), ("db", "database", mb),
+                            ("fds", "open fds", lambda v: f"{v:.0f}"), ("db", "db + WAL", mb),
+                            ("db_file", "db file", mb), ("db_live", "db live pages", mb),
                             ("entries", "entries", lambda v: f"{v:.0f}")]:
         print(f"{label:16s}{fmt(first[key]):>12s}{fmt(last[key]):>12s}{growth(first[key], last[key]):>10s}")
     peak = max(s[1]["rss"] for s in samples)
