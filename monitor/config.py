@@ -195,6 +195,11 @@ class Config(_Section):
     def rules_dir(self) -> Path:
         return self.resolve(self.monitor.rules)
 
+    @property
+    def feed_specs(self) -> list[tuple[str, str, float | None, tuple[str, ...]]]:
+        """The config's feeds as ``Store.sync_feeds`` takes them: (url, title, interval, tags)."""
+        return [(f.url, f.title, f.interval, tuple(f.tags)) for f in self.feeds]
+
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -87,7 +87,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet,
                     concurrency=p.concurrency, per_host=p.per_host,
                     user_agent=f.user_agent or Limits.user_agent, allow_private=tuple(f.allow_private))
     try:
-        store.sync_feeds([(fd.url, fd.title, fd.interval, tuple(fd.tags)) for fd in config.feeds], time.time())
+        store.sync_feeds(config.feed_specs, time.time())
         async with Client(limits, observe) as http:
             yield pipeline.Context(config, store, http, pool, notifier, ruleset)
     finally:
@@ -160,8 +160,9 @@ class Daemon:
         logging.getLogger().setLevel(config.monitor.log_level)
         if self.ctx:
             self.ctx.config, self.ctx.notifier, self.ctx.ruleset = config, notifier, ruleset
-            self.ctx.store.sync_feeds([(f.url, f.title, f.interval, tuple(f.tags)) for f in config.feeds],
-                                      time.time())
+            self.ctx.store.sync_feeds(config.feed_specs, time.time())
+        if self.sender:
+            self.sender.notifier, self.sender.cfg = notifier, config.notify
         self.digest_jobs()
         log.info("config reloaded feeds=%d channels=%s", len(config.feeds), ",".join(config.channels) or "none")
         log.info("rules reloaded rules=%d", len(ruleset))
@@ -203,7 +204,6 @@ class Daemon:
         waiting for them (delivery.py): a slow or failing channel holds back only itself."""
         if self._stop.is_set() or self.ctx is None or self.sender is None:
             return
-        self.sender.notifier, self.sender.cfg = self.ctx.notifier, self.ctx.config.notify  # after a reload
         self.sender.start()
 
     def digest_jobs(self) -> None:

@@ -141,7 +141,7 @@ class Client:
                 if resp.status >= 400:
                     kind = "http-5xx" if resp.status >= 500 else f"http-{resp.status}"
                     raise FetchError(url, kind, f"HTTP {resp.status} {resp.reason or ''}".strip(),
-                                     retry_after=_retry_after(resp.headers.get("Retry-After")))
+                                     retry_after=schedule.retry_after(resp.headers.get("Retry-After"), time.time()))
                 body = await _read_capped(resp, url, self.limits.max_bytes)
                 return FetchResult(
                     url=str(resp.url), status=resp.status,
@@ -193,17 +193,6 @@ def _moved(resp: aiohttp.ClientResponse) -> str | None:
     if not resp.history or any(r.status not in (301, 308) for r in resp.history):
         return None
     return str(resp.url)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    when = schedule.http_date(value)
-    return None if when is None else max(0.0, when - time.time())
 
 
 def body_hash(body: bytes) -> str:

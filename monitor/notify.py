@@ -138,6 +138,13 @@ def _answer(results: list[apprise.AppriseResult], ex: _Exchange) -> Answer:
     return Answer(ok, detail[:1000], status, retry_after)
 
 
+def _accepted(answer: Answer) -> Answer:
+    """``answer`` when the service took the message; NotifyError with what it said otherwise."""
+    if not answer.ok:
+        raise NotifyError(answer.detail, status=answer.status, retry_after=answer.retry_after)
+    return answer
+
+
 class Notifier:
     def __init__(self, channels: Mapping[str, Channel]):
         self.channels = dict(channels)
@@ -186,11 +193,7 @@ class Notifier:
     def send(self, alert: Alert) -> Answer:
         """Deliver one alert through its channel (blocking). Raise NotifyError unless apprise
         reports success for every URL of the channel."""
-        results, ex = self._notify_alert(alert, dry_run=False)
-        answer = _answer(results, ex)
-        if not answer.ok:
-            raise NotifyError(answer.detail, status=answer.status, retry_after=answer.retry_after)
-        return answer
+        return _accepted(_answer(*self._notify_alert(alert, dry_run=False)))
 
     def preview_alert(self, alert: Alert) -> list[Outgoing]:
         """The HTTP requests sending this alert would make, rendered per kind: nothing is sent."""
@@ -220,10 +223,7 @@ class Notifier:
     def send_text(self, channel: str, title: str, body: str) -> Answer:
         """Deliver a plain-text message (an alert, an ops notice) through a channel."""
         result, ex = self._notify(channel, title, body, dry_run=False)
-        answer = _answer([result], ex)
-        if not answer.ok:
-            raise NotifyError(answer.detail, status=answer.status, retry_after=answer.retry_after)
-        return answer
+        return _accepted(_answer([result], ex))
 
     def preview(self, channel: str, title: str, body: str) -> list[Outgoing]:
         """The HTTP requests the channel would make for this message, built by apprise itself

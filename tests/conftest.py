@@ -5,6 +5,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -123,3 +124,17 @@ def rules_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "rules"
     shutil.copytree(RULES, dest)
     return dest
+
+
+def wait_for(pred, what: str, timeout: float = 45.0) -> None:
+    """Poll ``pred`` until it is true; an exception counts as not yet (the database may not
+    exist yet, or be mid-migration)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for: {what}")

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 from conftest import db_rows, monitor_cmd, page, rss, run_cli, write_config
+from conftest import wait_for as _wait
 
 OLD = [
     {"title": "Wetter: Sonniges Wochenende erwartet", "link": "/a/wetter", "guid": "a-1",
@@ -176,18 +177,6 @@ def test_sighup_reload_keeps_last_good_rules(tmp_path, feed_server, rules_copy):
     assert "rules reloaded rules=3" in err
     assert "ALERT [Extra] Wetter bleibt sonnig" in err
     assert "Traceback" not in err
-
-
-def _wait(pred, what: str, timeout: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except Exception:  # the database may not exist yet, or be mid-migration
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for: {what}")
 
 
 def test_once_output_is_machine_readable_summary(tmp_path, feed_server, webhook):

@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 from conftest import db_rows, monitor_cmd, rss, run_cli, write_config
+from conftest import wait_for as _wait
 from servers import free_port
 
 from monitor import sdnotify, web
@@ -53,18 +54,6 @@ class NotifySocket:
         self._stop = True
         self._thread.join(2)
         self.sock.close()
-
-
-def _wait(pred, what: str, timeout: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except Exception:  # the database may not exist yet
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for: {what}")
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -28,7 +28,7 @@ def _open(config_path: str) -> tuple[config_mod.Config, Store]:
     try:
         cfg = config_mod.load(config_path)
         store = Store(cfg.database)
-        store.sync_feeds([(f.url, f.title, f.interval, tuple(f.tags)) for f in cfg.feeds], time.time())
+        store.sync_feeds(cfg.feed_specs, time.time())
     except MonitorError as e:
         fail(str(e))
     return cfg, store
