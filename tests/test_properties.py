@@ -11,6 +11,7 @@ in worker processes in the daemon: here the in-process function the worker calls
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from xml.sax.saxutils import escape
 
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +20,8 @@ from hypothesis import strategies as st
 from monitor import extract, parse, rules
 from monitor.errors import ExtractError, ParseError, RuleError
 from monitor.models import Article
+from monitor.rules import morph
+from monitor.rules.explain import Field
 
 # derandomize: the same examples on every run, so CI judges the code, not the draw; explore with
 # new draws by setting derandomize=False locally.
@@ -196,3 +199,41 @@ def test_rule_matching_raises_only_rule_error(text_yaml: str, title: str, body: 
     except RuleError:
         return
     assert all(m.rule_id == "r1" for m in found)
+
+
+# The matcher's tokenizer works with str methods for speed; the regex ``morph.TOKEN`` defines
+# what a token is. Text here is dense with what tells them apart: sentence ends before and not
+# before white space, possessives, marks, "_", the stand-ins for sentence ends, rare separators,
+# casefolding that changes lengths (ß, İ) and the mark that folds to a letter (U+0345).
+TRICKY = [".", "!", "?", "!.", "...", "U.S.", "3.5", "'s", "’s", "Putin's", "_", "a_b", "\u0301", "\u0345", "ª",
+          "º", "¹", "ß", "İ", "Straße", "STRASSE", "«Курск»", "—", "\u2009", "\xa0", "\n", "\t", "‹x›", "¿", "ǂ",
+          "Kursk-Region", "x\u0301y", "ﬁ", "Ⓐ"]
+tricky_texts = st.lists(st.one_of(st.sampled_from(TRICKY), word), max_size=30).map(
+    lambda parts: "".join(p + (" " if i % 3 else "") for i, p in enumerate(parts)))
+STAND_IN = {"\u00aa": ".", "\u00ba": "!", "\u00b9": "?"}
+
+
+def _regex_words(text: str) -> list[str]:
+    return [t.casefold() for t in morph.TOKEN.findall(morph.plain(text))]
+
+
+@SETTINGS
+@given(tricky_texts)
+def test_fast_tokenizer_agrees_with_the_token_regex(text: str) -> None:
+    words, ends, written = morph.tokenize(text)
+    if ends is morph.STAND_INS:
+        words = [STAND_IN.get(w, w) for w in words]
+    assert words == _regex_words(text)
+    as_written = written.split() if isinstance(written, str) else written
+    assert len(as_written) == len(words)
+
+
+@SETTINGS
+@given(tricky_texts, st.lists(st.floats(0, 1), max_size=8))
+def test_token_offsets_agree_with_the_regex_scan(text: str, shares: list[float]) -> None:
+    spans, tokens = morph.spans(text), morph.tokenize(text)
+    for i, expected in enumerate(spans):  # a field each: the regex scan of one must not serve the next
+        assert Field("body", text, tokens).span(i) == expected, i
+    starts = [s for s, _e in spans]
+    points = [round(share * len(text)) for share in shares]  # character offsets, the end included
+    assert Field("body", text, tokens).starts_before(points) == [bisect_left(starts, p) for p in points]

@@ -17,20 +17,20 @@ for those locate the atoms' words and evaluate the tree on positions (phrases, `
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress, count
 from typing import Any
 
 from ..models import Article, Match
 from . import morph
-from .explain import Field, Hit, explain
+from .explain import Field, Hit, evidence
 from .filters import passes
 from .tree import Node, Ref, Rule, Term, Word
 
 FIELD_NAMES = ("title", "summary", "body")
 _TITLE = 0
+_ENDS = morph.END | morph.STAND_INS
 _WORD_CACHE_LIMIT = 200_000  # words per text language; a full cache is replaced by an empty one
 
 
@@ -63,7 +63,8 @@ class Engine:
         self.groups: list[int] = []
         self.scopes = [frozenset(FIELD_NAMES.index(f) for f in r.fields) for r in rules]
         self.filtered = [bool(r.languages or r.feeds or r.tags or r.max_age is not None) for r in rules]
-        self._words: dict[morph.Keys, dict[str, tuple[int, ...]]] = {}  # text language -> word -> atoms
+        # text language -> (word -> atoms, the words that have some)
+        self._words: dict[morph.Keys, tuple[dict[str, tuple[int, ...]], set[str]]] = {}
         for i, rule in enumerate(rules):
             tree = self._node(rule.tree)
             self.trees.append(tree)
@@ -75,6 +76,10 @@ class Engine:
                         self.need1[a].append(i)
                     else:
                         self.need[a].append((i, g))
+        self.first_of: dict[int, list[int]] = defaultdict(list)  # atom -> the terms it starts
+        for tid, ct in enumerate(self.terms):
+            self.first_of[ct.atoms[0]].append(tid)
+        self.first_of = dict(self.first_of)
         if self.regexes:
             import re2
 
@@ -126,18 +131,28 @@ class Engine:
         if isinstance(node, Term):
             return self._term(node)
         if isinstance(node, Ref):
+            # One node per concept, shared by the rules that use it: ``_Doc.eval`` finds it
+            # true or false once per article and scope.
             built = self._concept_nodes.get(node.name)
             if built is None:
-                built = self._concept_nodes[node.name] = self._node(self.concepts[node.name])
+                inner = self._node(self.concepts[node.name])
+                built = self._concept_nodes[node.name] = ("ref", (inner,), len(self._concept_nodes), None)
             return built
         scope = frozenset(FIELD_NAMES.index(f) for f in node.scope) if node.scope else None
-        return (node.op, tuple(self._node(c) for c in node.children), node.within, scope)
+        children = tuple(self._node(c) for c in node.children)
+        if node.op == "all" and len(children) == 1 and scope is None:
+            only = children[0]
+            if only.__class__ is int or only[0] != "none":
+                return only  # all of one thing is that thing (a rule of only 'any' is such an 'all')
+        return (node.op, children, node.within, scope)
 
     def _groups(self, node: Any) -> list[set[int]]:
         """Atom sets, each of which must have an atom in the article for ``node`` to match."""
         if isinstance(node, int):
             return [{self.terms[node].atoms[0]}]
         op, children = node[0], node[1]
+        if op == "ref":
+            return self._groups(children[0])
         if op == "none":
             return []
         if op == "any":
@@ -152,18 +167,21 @@ class Engine:
 
     # --- match --------------------------------------------------------------------------
 
-    def atoms_of(self, keys: morph.Keys, distinct: set[str]) -> dict[str, tuple[int, ...]]:
+    def atoms_of(self, keys: morph.Keys, distinct: set[str]) -> tuple[dict[str, tuple[int, ...]], set[str]]:
         """Word -> the atoms it is (empty when none), for every word of ``distinct`` and
-        others seen before in texts of the same language."""
-        cache = self._words.get(keys)
-        if cache is None:
-            cache = self._words[keys] = {}
+        others seen before in texts of the same language; and the set of those words that
+        are atoms (a small set, quicker to intersect with than the dictionary)."""
+        known = self._words.get(keys)
+        if known is None:
+            known = self._words[keys] = ({}, set())
+        cache, with_atoms = known
         missing = distinct.difference(cache)  # C loop over ``distinct``, not over the cache
         if not missing:
-            return cache
+            return known
         if len(cache) + len(missing) > _WORD_CACHE_LIMIT:
-            # A new dict, not clear(): another thread may be reading the old one.
-            cache = self._words[keys] = {}
+            # New ones, not clear(): another thread may be reading the old ones.
+            known = self._words[keys] = ({}, set())
+            cache, with_atoms = known
             missing = distinct
         index, exact, prefix3 = self.index, self.exact, self.prefix3
         ks_of = keys.of(missing)
@@ -185,7 +203,9 @@ class Engine:
             # Once each: a word's surface and stem often lead to the same atom ("Regierung",
             # "regier"), and a repeated atom would repeat every hit the explanation weighs.
             cache[w] = tuple(dict.fromkeys(atoms))
-        return cache
+            if atoms:
+                with_atoms.add(w)
+        return known
 
     def match(self, article: Article, feed: Any = None, now: float | None = None) -> list[Match]:
         doc = _Doc(self, article)
@@ -207,6 +227,7 @@ class Engine:
             return []
         doc.locate()
         out = []
+        told: dict[tuple[tuple[Hit, ...], tuple[Hit, ...]], tuple[tuple[str, ...], str, str]] = {}
         for i in candidates:
             rule = self.rules[i]
             if self.filtered[i] and not passes(rule, article, feed, now):
@@ -218,7 +239,14 @@ class Engine:
             score = sum(rule.title_weight if f == _TITLE else 1 for f, _s in {(h.field, h.start) for h in hits})
             if score < rule.min_hits:
                 continue
-            out.append(explain(rule, hits, doc.fields, score, self.terms, article.language, doc.core))
+            # Rules that share a concept often fire on the same hits: one explanation for them.
+            key = (tuple(hits), tuple(doc.core))
+            why = told.get(key)
+            if why is None:
+                why = told[key] = evidence(hits, doc.fields, self.terms, article.language, doc.core)
+            names, field, quote = why
+            out.append(Match(rule_id=rule.id, rule_title=rule.title, terms=names, field=field, snippet=quote,
+                             channels=rule.channels, severity=rule.severity, score=score))
         return out
 
 
@@ -228,17 +256,19 @@ class _Doc:
     def __init__(self, engine: Engine, article: Article):
         self.engine = engine
         texts = (article.title or "", article.summary or "", article.text or "")
-        self.fields = [Field(name, text, morph.words(text)) for name, text in zip(FIELD_NAMES, texts, strict=True)]
+        self.fields = [Field(name, text, morph.tokenize(text)) for name, text in zip(FIELD_NAMES, texts, strict=True)]
         self.atoms: dict[int, list[tuple[int, int]]] = {}  # atom -> (field, position)s, by ``locate``
-        self._terms: dict[int, list[Hit]] = {}
+        self.hits: dict[int, list[Hit]] = {}  # term -> its hits, by ``locate``
         self.rx_end: dict[tuple[int, int, int], int] = {}  # (regex atom, field, first token) -> end token
         self.core: list[Hit] = []  # hits of the proximity windows that made the current rule true
+        self._told: dict[tuple[int, frozenset[int]], tuple[list[Hit] | None, list[Hit]]] = {}  # by concept
         distinct: set[str] = set()
         for f in self.fields:
             distinct.update(f.words)
-        distinct -= morph.END
-        self.found = found = engine.atoms_of(morph.keys_for(article.language), distinct)
-        self.present = set(chain.from_iterable(map(found.__getitem__, distinct)))  # the atoms in the article
+        distinct -= _ENDS
+        found, with_atoms = engine.atoms_of(morph.keys_for(article.language), distinct)
+        self.found = {w: found[w] for w in distinct & with_atoms}  # the words that are atoms
+        self.present = set(chain.from_iterable(self.found.values()))  # the atoms in the article
         self._fired: list[tuple[int, list[int]]] = []  # (field, regexes found in it)
         if engine.regex_set is not None:
             for fi, f in enumerate(self.fields):
@@ -253,68 +283,98 @@ class _Doc:
         positions: dict[int, list[tuple[int, int]]] = defaultdict(list)
         found = self.found
         for fi, f in enumerate(self.fields):
-            words = f.words
-            for i in [i for i, w in enumerate(words) if found.get(w)]:  # the few words that are atoms
-                for a in found[words[i]]:
-                    positions[a].append((fi, i))
+            words, where = f.words, f.where
+            # the few words that are atoms; compress and map run in C
+            for i in compress(count(), map(found.__contains__, words)):
+                where.setdefault(words[i], []).append(i)
+            for w, places in where.items():
+                for a in found[w]:
+                    positions[a] += [(fi, i) for i in places]
+        for located in positions.values():  # in text order when several words are one atom
+            located.sort()
         for fi, fired in self._fired:  # a regex's words: the tokens its matches start in
             f = self.fields[fi]
-            starts = [s for s, _e in f.spans]
-            for n in fired:
-                atom, rx = self.engine.regexes[n]
-                for m in rx.finditer(f.text):
-                    first = max(0, bisect_right(starts, m.start()) - 1)
-                    positions[atom].append((fi, first))
-                    # the hit covers every token the match reaches into, so the snippet marks it whole
-                    self.rx_end[(atom, fi, first)] = max(first + 1, bisect_left(starts, m.end()))
+            found_at = [(self.engine.regexes[n][0], m.span()) for n in fired
+                        for m in self.engine.regexes[n][1].finditer(f.text)]
+            # tokens starting at or before a match's start, and before its end
+            counts = iter(f.starts_before([k for _a, (s, e) in found_at for k in (s + 1, e)]))
+            for atom, _span in found_at:
+                first = max(0, next(counts) - 1)
+                positions[atom].append((fi, first))
+                # the hit covers every token the match reaches into, so the snippet marks it whole
+                self.rx_end[(atom, fi, first)] = max(first + 1, next(counts))
         self.atoms = dict(positions)
+        # The hits of every term that starts with an atom found: few, and found once for
+        # every rule that has the term (a term is absent from ``hits`` when it has none).
+        terms, first_of, hits = self.engine.terms, self.engine.first_of, self.hits
+        for atom in self.atoms:
+            for tid in first_of.get(atom, ()):
+                got = self._term_hits(terms[tid], tid)
+                if got:
+                    hits[tid] = got
 
-    def term_hits(self, tid: int) -> list[Hit]:
-        got = self._terms.get(tid)
-        if got is not None:
-            return got
-        ct = self.engine.terms[tid]
-        first = self.atoms.get(ct.atoms[0], [])
+    def _term_hits(self, ct: CTerm, tid: int) -> list[Hit]:
+        first = self.atoms.get(ct.atoms[0], ())
         if len(ct.atoms) == 1:
             if ct.term.regex is not None:
                 a, ends = ct.atoms[0], self.rx_end
-                got = [Hit(f, i, ends.get((a, f, i), i + 1), tid) for f, i in first]
-            else:
-                got = [Hit(f, i, i + 1, tid) for f, i in first]
-        else:
-            rest = [set(self.atoms.get(a, ())) for a in ct.atoms[1:]]
-            got = [Hit(f, i, i + len(ct.atoms), tid) for f, i in first
-                   if all((f, i + k) in s for k, s in enumerate(rest, 1))]
-        self._terms[tid] = got
-        return got
+                return [Hit(f, i, ends.get((a, f, i), i + 1), tid) for f, i in first]
+            return [Hit(f, i, i + 1, tid) for f, i in first]
+        rest = [set(self.atoms.get(a, ())) for a in ct.atoms[1:]]
+        return [Hit(f, i, i + len(ct.atoms), tid) for f, i in first
+                if all((f, i + k) in s for k, s in enumerate(rest, 1))]
 
     def eval(self, node: Any, scope: frozenset[int]) -> list[Hit] | None:
-        """The hits that make ``node`` true within ``scope``, or None when it is false."""
-        if isinstance(node, int):
-            hits = self.term_hits(node)
-            if len(scope) < len(FIELD_NAMES):  # callers only read the list, so no copy otherwise
-                hits = [h for h in hits if h.field in scope]
-            return hits or None
+        """The hits that make ``node`` true within ``scope``, or None when it is false.
+        Callers only read the lists, so a term's own list is handed out, not a copy."""
+        if node.__class__ is int:
+            got = self.hits.get(node)
+            if got and len(scope) < len(FIELD_NAMES):
+                got = [h for h in got if h.field in scope]
+            return got or None
         op, children, within, own = node
         sc = own if own is not None else scope
+        narrow, hits = len(sc) < len(FIELD_NAMES), self.hits
         if op == "any":
             out: list[Hit] = []
             for c in children:
-                r = self.eval(c, sc)
+                if c.__class__ is int:  # a term, inline: most children are
+                    r = hits.get(c)
+                    if r and narrow:
+                        r = [h for h in r if h.field in sc]
+                else:
+                    r = self.eval(c, sc)
                 if r:
                     out += r
             return out or None
+        if op == "ref":  # a concept: the same hits, and proximity windows, for every rule
+            key = (within, sc)
+            told = self._told.get(key)
+            if told is None:
+                mark = len(self.core)
+                told = self._told[key] = (self.eval(children[0], sc), self.core[mark:])
+            else:
+                self.core += told[1]
+            return told[0]
         if op == "all":
             out = []
             for c in children:
-                if not isinstance(c, int) and c[0] == "none":
-                    nsc = c[3] if c[3] is not None else sc
-                    if any(self.eval(x, nsc) for x in c[1]):
+                if c.__class__ is int:
+                    r = hits.get(c)
+                    if r and narrow:
+                        r = [h for h in r if h.field in sc]
+                    if not r:
                         return None
+                elif c[0] == "none":
+                    nsc = c[3] if c[3] is not None else sc
+                    for x in c[1]:
+                        if self.eval(x, nsc):
+                            return None
                     continue
-                r = self.eval(c, sc)
-                if r is None:
-                    return None
+                else:
+                    r = self.eval(c, sc)
+                    if r is None:
+                        return None
                 out += r
             return out
         if op == "none":  # only reached for a rule made of 'none' alone, which the loader refuses

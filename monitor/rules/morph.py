@@ -49,7 +49,7 @@ def plain(text: str) -> str:
     return text
 
 
-def _tokens(text: str) -> list[str]:
+def _tokens_by_run(text: str) -> list[str]:
     """``TOKEN.findall(text)``, a third faster: a token never spans white space (``str.split``
     and ``\\s`` agree on what that is), and most runs between white space are one word."""
     out: list[str] = []
@@ -62,9 +62,48 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
+# ``tokenize`` works with str methods, written in C, where a regex costs ~50 ns a character.
+# Sentence ends become stand-ins, letters of no case, so that they survive ``str.casefold``
+# and ``str.isalnum``; a text that holds one of them is tokenized by the regex.
+STAND_INS = frozenset("\u00aa\u00ba\u00b9")  # ª º ¹ for . ! ?
+# Each end is replaced before the next is looked for; the NUL-like "\x02" in front keeps an
+# end that was followed by one ("!.") from looking as if it were followed by white space.
+_SENTENCE_ENDS = tuple((c, re.compile(re.escape(c) + r"(?=\s|$)"), f"\x02{s} ")
+                       for c, s in zip(".!?", "\u00aa\u00ba\u00b9", strict=True))
+SENTENCE_END = re.compile(r"[.!?](?=\s|$)")  # a sentence end token
+# Characters that are never in a token (not \w, not a combining mark, not white space), the
+# common ones: each becomes a space. Any other one makes ``str.isalnum`` fail below.
+SEPARATORS = tuple(".!?,;:()[]{}<>\"'`´/\\|-‐‑‒–—―„“”«»‘’‚‹›…·•*+=&%$#@~^§°\x01\x02\xad"
+                    "€£¥©®™×÷¿¡")
+
+
+def tokenize(text: str) -> tuple[list[str], frozenset[str], str | list[str]]:
+    """What ``words`` gives, in three parts: the casefolded tokens, which of them are sentence
+    ends (``END``, or ``STAND_INS`` that stand for them), and the tokens as written (a list,
+    or a string whose ``split()`` gives them)."""
+    text = plain(text)
+    if "\u00aa" in text or "\u00ba" in text or "\u00b9" in text:
+        found, ends = _tokens_by_run(text), END
+    else:
+        s = text
+        for c, rx, stand_in in _SENTENCE_ENDS:
+            if c in s:
+                s = rx.sub(stand_in, s)
+        for c in SEPARATORS:
+            s = s.replace(c, " ")  # returns ``s`` itself when ``c`` is not in it
+        if "\u0345" not in s:  # the one mark that casefolds to a letter
+            folded = s.casefold().split()  # casefolding neither makes nor takes white space
+            if "".join(folded).isalnum():
+                return folded, STAND_INS, s
+        found, ends = _tokens_by_run(s), STAND_INS  # "_", a combining mark, a rarer separator
+    if not found:
+        return found, ends, found
+    return "\x00".join(found).casefold().split("\x00"), ends, found
+
+
 def words(text: str) -> list[str]:
     """The casefolded tokens of ``text`` (words and sentence ends), in order."""
-    found = _tokens(plain(text))
+    found = _tokens_by_run(plain(text))
     if not found:
         return found
     return "\x00".join(found).casefold().split("\x00")
