@@ -220,12 +220,13 @@ def _regex_words(text: str) -> list[str]:
 @SETTINGS
 @given(tricky_texts)
 def test_fast_tokenizer_agrees_with_the_token_regex(text: str) -> None:
-    words, ends, written = morph.tokenize(text)
-    if ends is morph.STAND_INS:
-        words = [STAND_IN.get(w, w) for w in words]
+    tokens = morph.tokenize(text)
+    words = [STAND_IN.get(w, w) for w in tokens.words] if tokens.ends is morph.STAND_INS else tokens.words
     assert words == _regex_words(text)
-    as_written = written.split() if isinstance(written, str) else written
+    as_written = tokens.written if tokens.written is not None else (tokens.spaced or "").split()
     assert len(as_written) == len(words)
+    if tokens.folded is not None:
+        assert tokens.folded.split() == tokens.words
 
 
 @SETTINGS

@@ -228,25 +228,28 @@ class Engine:
         doc.locate()
         out = []
         told: dict[tuple[tuple[Hit, ...], tuple[Hit, ...]], tuple[tuple[str, ...], str, str]] = {}
+        rules, trees, scopes, filtered = self.rules, self.trees, self.scopes, self.filtered
         for i in candidates:
-            rule = self.rules[i]
-            if self.filtered[i] and not passes(rule, article, feed, now):
+            rule = rules[i]
+            if filtered[i] and not passes(rule, article, feed, now):
                 continue
-            doc.core = []
-            hits = doc.eval(self.trees[i], self.scopes[i])
+            core: list[Hit] = []
+            doc.core = core
+            hits = doc.eval(trees[i], scopes[i])
             if not hits:
                 continue
-            score = sum(rule.title_weight if f == _TITLE else 1 for f, _s in {(h.field, h.start) for h in hits})
+            if len(hits) == 1:
+                score = rule.title_weight if hits[0].field == _TITLE else 1
+            else:
+                score = sum(rule.title_weight if f == _TITLE else 1 for f, _s in {(h.field, h.start) for h in hits})
             if score < rule.min_hits:
                 continue
             # Rules that share a concept often fire on the same hits: one explanation for them.
-            key = (tuple(hits), tuple(doc.core))
+            key = (tuple(hits), tuple(core))
             why = told.get(key)
             if why is None:
-                why = told[key] = evidence(hits, doc.fields, self.terms, article.language, doc.core)
-            names, field, quote = why
-            out.append(Match(rule_id=rule.id, rule_title=rule.title, terms=names, field=field, snippet=quote,
-                             channels=rule.channels, severity=rule.severity, score=score))
+                why = told[key] = evidence(hits, doc.fields, self.terms, article.language, core)
+            out.append(Match(rule.id, rule.title, why[0], why[1], why[2], rule.channels, rule.severity, score))
         return out
 
 

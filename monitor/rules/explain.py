@@ -34,47 +34,66 @@ def _in_token(ch: str) -> bool:
     return ch.isalnum() or ch == "_" or "\u0300" <= ch <= "\u036f"
 
 
-def _whole(text: str, token: str, tokens: int) -> list[int] | None:
+def _whole(text: str, token: str, tokens: int, spaced: bool) -> list[int] | None:
     """Where ``token`` stands in ``text`` as a whole token, each time it does; None when
     ``str.find`` cannot tell: a short token, a mark before one, or whole tokens found that are
-    not the ``tokens`` the tokenizer saw."""
+    not the ``tokens`` the tokenizer saw. In a ``spaced`` text every separator is white space."""
     if len(token) < 3:
         return None
     out, size, n, at = [], len(token), len(text), text.find(token)
     while at >= 0:
         end = at + size
         before = text[at - 1] if at else " "
-        if "\u0300" <= before <= "\u036f":
+        if spaced:
+            if before.isspace() and (end == n or text[end].isspace()):
+                out.append(at)
+        elif "\u0300" <= before <= "\u036f":
             return None  # a mark may stand alone ahead of a token: the regex decides
-        if not _in_token(before) and (end == n or not _in_token(text[end])):
+        elif not _in_token(before) and (end == n or not _in_token(text[end])):
             out.append(at)
         at = text.find(token, end)
     return out if len(out) == tokens else None
+
+
+def _find_all(text: str, chars: str) -> list[int]:
+    """The offsets of every one of ``chars`` in ``text``, ascending."""
+    out = []
+    for c in chars:
+        at = text.find(c)
+        while at >= 0:
+            out.append(at)
+            at = text.find(c, at + 1)
+    return sorted(out)
 
 
 class Field:
     """One field of an article: its text, its tokens, and (on demand) their character offsets.
 
     A snippet needs the offsets of a few tokens only, nearly always of words that are rule
-    atoms, whose token positions ``where`` holds (the engine fills it). Such a word's offset is
-    found with ``str.find``: token ``i`` written "Kursk" is the k-th token "Kursk" of the
-    field, so it starts at the k-th "Kursk" of the text that is a whole token. Other tokens,
-    short ones, and words whose occurrences do not add up to their tokens get their offsets
+    atoms, whose token positions ``where`` holds (the engine fills it for them). A word's offset
+    is found with ``str.find``: token ``i``, "kursk", is the k-th token "kursk" of the field, so
+    it starts at the k-th whole "kursk" of the tokenizer's casefolded text (``Tokens.folded``),
+    whose offsets map back to the text's: every sentence end there is three characters (" ª "),
+    every "ß" two. A field the regex tokenized looks for the k-th "Kursk" as written instead.
+    Short tokens, and words whose occurrences do not add up to their tokens, get their offsets
     from a regex scan of the text, which goes no further than the furthest token asked for."""
 
-    def __init__(self, name: str, text: str, tokens: tuple[list[str], frozenset[str], str | list[str]]):
+    def __init__(self, name: str, text: str, tokens: morph.Tokens):
         self.name, self.text = name, text
-        self.words, self.ends, self._written = tokens
-        self._by_str = isinstance(self._written, str)  # tokenized by str methods (``morph.tokenize``)
+        self.words, self.ends = tokens.words, tokens.ends
         self.where: dict[str, list[int]] = {}  # casefolded word -> its token positions, ascending
+        self.quotes: dict[tuple[Any, ...], str] = {}  # snippets made, by best hit and marks
+        self._tokens = tokens
         self._spans: list[tuple[int, int]] = []
         self._scan: Any = None
+        self._written = tokens.written
         self._plain: str | None = None
-        self._fold: str | None = None
         self._at: dict[str, list[int] | None] = {}  # word or written token -> offsets, None: scan
         self._got: dict[int, tuple[int, int]] = {}  # token -> its offsets, found with ``_at``
-        self._bare: str | None = None  # for ``starts_before``
-        self._end_at: list[int] = []
+        # str path: the offsets in ``folded`` where an "ß" became "ss", and those in ``spaced``
+        # of the sentence ends' stand-ins; None: not worked out yet, or not mappable
+        self._map: tuple[list[int], list[int]] | None = None
+        self._mappable = tokens.folded is not None
 
     def span(self, i: int) -> tuple[int, int] | None:
         """Start and end of token ``i`` (None past the last token)."""
@@ -85,58 +104,75 @@ class Field:
         if got is not None:
             return got
         if 0 <= i < len(self.words):
-            word = self.words[i]
-            same = self.where.get(word)
-            if same is None:
-                same = self.where[word] = self._positions(word)
-            folded = self._folded()
-            if folded:  # the casefolded text lines up with the text: look for the word itself
-                if word not in self._at:
-                    self._at[word] = _whole(folded, word, len(same))
-                at, k, size = self._at[word], bisect_left(same, i), len(word)
-            else:  # look for the token as written, the k-th of its kind
-                written = self.written
-                token = written[i]
-                if token not in self._at:
-                    tokens = sum(1 for j in same if written[j] == token)
-                    self._at[token] = _whole(self._plain_text(), token, tokens)
-                at, size = self._at[token], len(token)
-                k = sum(1 for j in same if j < i and written[j] == token)
-            if at is not None:
-                got = self._got[i] = (at[k], at[k] + size)
+            got = self._found(i) if self._mappable else self._found_as_written(i)
+            if got is not None:
+                self._got[i] = got
                 return got
         return self._scanned(i)
 
-    def _positions(self, word: str) -> list[int]:
-        """Where ``word`` is among the tokens: ``list.index`` scans in C."""
-        out, words, at = [], self.words, -1
-        try:
-            while True:
-                at = words.index(word, at + 1)
-                out.append(at)
-        except ValueError:
-            return out
+    def _same(self, word: str) -> list[int]:
+        same = self.where.get(word)
+        if same is None:  # not an atom: ``list.index`` scans in C
+            same, words, at = [], self.words, -1
+            try:
+                while True:
+                    at = words.index(word, at + 1)
+                    same.append(at)
+            except ValueError:
+                self.where[word] = same
+        return same
+
+    def _found(self, i: int) -> tuple[int, int] | None:
+        mapped = self._mapping()
+        if mapped is None:
+            return self._found_as_written(i)
+        word = self.words[i]
+        same = self._same(word)
+        if word not in self._at:
+            self._at[word] = _whole(self._tokens.folded or "", word, len(same), spaced=True)
+        at = self._at[word]
+        if at is None:
+            return None
+        shifts, stands = mapped
+        start = at[bisect_left(same, i)]
+        end = start + len(word)
+        if shifts:  # back from ``folded`` to ``spaced``
+            start, end = start - bisect_left(shifts, start), end - bisect_left(shifts, end)
+        # back from ``spaced`` to the text: each stand-in ahead made one character three
+        return start - 2 * bisect_left(stands, start), end - 2 * bisect_left(stands, end)
+
+    def _mapping(self) -> tuple[list[int], list[int]] | None:
+        if self._map is None and self._mappable:
+            spaced, folded = self._tokens.spaced or "", self._tokens.folded or ""
+            shifts: list[int] = []
+            if len(folded) != len(spaced):
+                # "ß" is "ss"; another character that casefolds to two or more takes the scan
+                if len(folded) != len(spaced) + spaced.count("ß"):
+                    self._mappable = False
+                    return None
+                shifts = [at + n for n, at in enumerate(_find_all(spaced, "ß"))]
+            self._map = (shifts, _find_all(spaced, "".join(morph.STAND_INS)))
+        return self._map
+
+    def _found_as_written(self, i: int) -> tuple[int, int] | None:
+        same, written = self._same(self.words[i]), self.written
+        token = written[i]
+        if token not in self._at:
+            if self._plain is None:
+                self._plain = morph.plain(self.text)
+            self._at[token] = _whole(self._plain, token, sum(1 for j in same if written[j] == token), spaced=False)
+        at = self._at[token]
+        if at is None:
+            return None
+        start = at[sum(1 for j in same if j < i and written[j] == token)]
+        return start, start + len(token)
 
     @property
     def written(self) -> list[str]:
         """The tokens as written (sentence ends maybe as stand-ins)."""
-        if isinstance(self._written, str):
-            self._written = self._written.split()
+        if self._written is None:
+            self._written = (self._tokens.spaced or "").split()
         return self._written
-
-    def _plain_text(self) -> str:
-        if self._plain is None:
-            self._plain = morph.plain(self.text)
-        return self._plain
-
-    def _folded(self) -> str:
-        """The text casefolded, when that maps every character to one ("" when not: "ß" is
-        "ss"); the one mark that folds to a letter (U+0345) also rules it out."""
-        if self._fold is None:
-            text = self._plain_text()
-            folded = text.casefold()
-            self._fold = folded if len(folded) == len(text) and "\u0345" not in text else ""
-        return self._fold
 
     def _scanned(self, i: int) -> tuple[int, int] | None:
         spans = self._spans
@@ -152,26 +188,23 @@ class Field:
     def starts_before(self, points: list[int]) -> list[int]:
         """For each character offset in ``points``, the number of tokens that start before it.
 
-        A field tokenized by ``str`` methods counts them the same way: its words are the runs
-        of non-space in the text with every separator made a space (``_bare``, as long as the
-        text), and its sentence ends are counted apart, so no regex scan is needed."""
-        if not self._by_str:
+        On the str path these are the runs of non-space in ``Tokens.spaced`` before the same
+        place there (sentence ends, one character in the text, are three), so no regex scan
+        is needed."""
+        mapped = self._mapping()
+        if mapped is None:
             starts = [s for s, _e in self.spans]
             return [bisect_left(starts, k) for k in points]
-        if self._bare is None:
-            text = morph.plain(self.text)
-            self._end_at = [m.start() for m in morph.SENTENCE_END.finditer(text)]
-            for c in morph.SEPARATORS:
-                text = text.replace(c, " ")
-            self._bare = text
-        bare, ends, counted = self._bare, self._end_at, {}
+        stands, spaced, counted = mapped[1], self._tokens.spaced or "", {}
+        ends = [at - 1 - 2 * n for n, at in enumerate(stands)]  # the sentence ends in the text
         prev = runs = 0
         for k in sorted(set(points)):
-            n = len(bare[prev:k].split())
-            if n and prev and not bare[prev - 1].isspace() and not bare[prev].isspace():
+            x = k + 2 * bisect_left(ends, k)  # where ``k`` is in ``spaced``
+            n = len(spaced[prev:x].split())
+            if n and prev and not spaced[prev - 1].isspace() and not spaced[prev].isspace():
                 n -= 1  # the run that goes across ``prev`` was counted before it
-            runs, prev = runs + n, k
-            counted[k] = runs + bisect_left(ends, k)
+            runs, prev = runs + n, x
+            counted[k] = runs
         return [counted[k] for k in points]
 
     @property
@@ -252,6 +285,15 @@ def evidence(hits: list[Hit], fields: list[Field], terms: list[Any], lang: str |
 
 
 def snippet(field: Field, best: Hit, marks: list[tuple[int, int]]) -> str:
+    """The text around ``best``, ``marks`` marked (the same quote is made once a field)."""
+    key = (best.start, best.end, *marks)
+    quote = field.quotes.get(key)
+    if quote is None:
+        quote = field.quotes[key] = _quote(field, best, marks)
+    return quote
+
+
+def _quote(field: Field, best: Hit, marks: list[tuple[int, int]]) -> str:
     text = field.text
     first, last = field.span(best.start), field.span(best.end - 1)
     if first is None or last is None:  # cannot happen unless the tokenizers disagree; quote the start

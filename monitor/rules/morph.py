@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import Stemmer
 
@@ -70,17 +71,23 @@ STAND_INS = frozenset("\u00aa\u00ba\u00b9")  # ª º ¹ for . ! ?
 # end that was followed by one ("!.") from looking as if it were followed by white space.
 _SENTENCE_ENDS = tuple((c, re.compile(re.escape(c) + r"(?=\s|$)"), f"\x02{s} ")
                        for c, s in zip(".!?", "\u00aa\u00ba\u00b9", strict=True))
-SENTENCE_END = re.compile(r"[.!?](?=\s|$)")  # a sentence end token
 # Characters that are never in a token (not \w, not a combining mark, not white space), the
 # common ones: each becomes a space. Any other one makes ``str.isalnum`` fail below.
-SEPARATORS = tuple(".!?,;:()[]{}<>\"'`´/\\|-‐‑‒–—―„“”«»‘’‚‹›…·•*+=&%$#@~^§°\x01\x02\xad"
+_SEPARATORS = tuple(".!?,;:()[]{}<>\"'`´/\\|-‐‑‒–—―„“”«»‘’‚‹›…·•*+=&%$#@~^§°\x01\x02\xad"
                     "€£¥©®™×÷¿¡")
 
 
-def tokenize(text: str) -> tuple[list[str], frozenset[str], str | list[str]]:
-    """What ``words`` gives, in three parts: the casefolded tokens, which of them are sentence
-    ends (``END``, or ``STAND_INS`` that stand for them), and the tokens as written (a list,
-    or a string whose ``split()`` gives them)."""
+class Tokens(NamedTuple):
+    """A text's tokens as ``tokenize`` finds them."""
+    words: list[str]                # casefolded, sentence ends included
+    ends: frozenset[str]            # which words are sentence ends: END, or STAND_INS for them
+    written: list[str] | None       # the tokens as written; None: ``spaced.split()`` gives them
+    spaced: str | None = None       # str path: the text, separators as spaces, ends as " ª "
+    folded: str | None = None       # str path: ``spaced.casefold()``, whose ``split()`` is ``words``
+
+
+def tokenize(text: str) -> Tokens:
+    """What ``words`` gives, and what the snippet code needs to find a token in the text."""
     text = plain(text)
     if "\u00aa" in text or "\u00ba" in text or "\u00b9" in text:
         found, ends = _tokens_by_run(text), END
@@ -89,16 +96,17 @@ def tokenize(text: str) -> tuple[list[str], frozenset[str], str | list[str]]:
         for c, rx, stand_in in _SENTENCE_ENDS:
             if c in s:
                 s = rx.sub(stand_in, s)
-        for c in SEPARATORS:
+        for c in _SEPARATORS:
             s = s.replace(c, " ")  # returns ``s`` itself when ``c`` is not in it
         if "\u0345" not in s:  # the one mark that casefolds to a letter
-            folded = s.casefold().split()  # casefolding neither makes nor takes white space
+            cased = s.casefold()
+            folded = cased.split()  # casefolding neither makes nor takes white space
             if "".join(folded).isalnum():
-                return folded, STAND_INS, s
+                return Tokens(folded, STAND_INS, None, s, cased)
         found, ends = _tokens_by_run(s), STAND_INS  # "_", a combining mark, a rarer separator
     if not found:
-        return found, ends, found
-    return "\x00".join(found).casefold().split("\x00"), ends, found
+        return Tokens(found, ends, found)
+    return Tokens("\x00".join(found).casefold().split("\x00"), ends, found)
 
 
 def words(text: str) -> list[str]:
