@@ -266,6 +266,21 @@ def test_a_title_hit_is_quoted_when_only_the_title_matches():
     assert (m.field, m.snippet, m.score) == ("title", "Вибухи в **Курську**", 2)
 
 
+def test_full_word_caches_start_again_without_losing_a_match(monkeypatch):
+    """The engine remembers each word's atoms, and morph each word's stems, up to a limit;
+    a full cache is replaced by a new one. Articles keep matching across the replacements."""
+    from monitor.rules import engine, morph
+    monkeypatch.setattr(engine, "_WORD_CACHE_LIMIT", 8)
+    monkeypatch.setattr(morph, "_CACHE_LIMIT", 8)
+    monkeypatch.setattr(morph, "_KEYS", {})
+    ruleset = rules.parse("id: r\ntitle: R\nany: [Kursk, Truppe]\n")
+    for n in range(30):
+        filler = " ".join(f"Wort{n}x{k}" for k in range(n % 7 + 3))
+        found = rules.match(ruleset, Article(title="", text=f"{filler} Truppen bei Kursk {filler}.", language="de"))
+        assert [m.terms for m in found] == [("Truppe", "Kursk")], n
+    assert len(ruleset.engine._words[morph.keys_for("de")]) <= 8 + 16
+
+
 # --- the daemon picks up changed rule files ---------------------------------------------------
 
 def _touch(path: Path, text: str) -> None:

@@ -31,6 +31,7 @@ from .tree import Node, Ref, Rule, Term, Word
 FIELD_NAMES = ("title", "summary", "body")
 _TITLE = 0
 _ENDS = morph.END | morph.STAND_INS
+_new = tuple.__new__  # Hit(...) without the Python-level __new__ of a NamedTuple
 _WORD_CACHE_LIMIT = 200_000  # words per text language; a full cache is replaced by an empty one
 
 
@@ -63,8 +64,7 @@ class Engine:
         self.groups: list[int] = []
         self.scopes = [frozenset(FIELD_NAMES.index(f) for f in r.fields) for r in rules]
         self.filtered = [bool(r.languages or r.feeds or r.tags or r.max_age is not None) for r in rules]
-        # text language -> (word -> atoms, the words that have some)
-        self._words: dict[morph.Keys, tuple[dict[str, tuple[int, ...]], set[str]]] = {}
+        self._words: dict[morph.Keys, dict[str, tuple[int, ...]]] = {}  # text language -> word -> atoms
         for i, rule in enumerate(rules):
             tree = self._node(rule.tree)
             self.trees.append(tree)
@@ -76,10 +76,13 @@ class Engine:
                         self.need1[a].append(i)
                     else:
                         self.need[a].append((i, g))
-        self.first_of: dict[int, list[int]] = defaultdict(list)  # atom -> the terms it starts
+        # atom -> the terms it starts: terms of one word; phrases and regexes
+        self.word_terms: dict[int, list[int]] = defaultdict(list)
+        self.other_terms: dict[int, list[int]] = defaultdict(list)
         for tid, ct in enumerate(self.terms):
-            self.first_of[ct.atoms[0]].append(tid)
-        self.first_of = dict(self.first_of)
+            one_word = len(ct.atoms) == 1 and ct.term.regex is None
+            (self.word_terms if one_word else self.other_terms)[ct.atoms[0]].append(tid)
+        self.word_terms, self.other_terms = dict(self.word_terms), dict(self.other_terms)
         if self.regexes:
             import re2
 
@@ -167,22 +170,27 @@ class Engine:
 
     # --- match --------------------------------------------------------------------------
 
-    def atoms_of(self, keys: morph.Keys, distinct: set[str]) -> tuple[dict[str, tuple[int, ...]], set[str]]:
-        """Word -> the atoms it is (empty when none), for every word of ``distinct`` and
-        others seen before in texts of the same language; and the set of those words that
-        are atoms (a small set, quicker to intersect with than the dictionary)."""
-        known = self._words.get(keys)
-        if known is None:
-            known = self._words[keys] = ({}, set())
-        cache, with_atoms = known
-        missing = distinct.difference(cache)  # C loop over ``distinct``, not over the cache
-        if not missing:
-            return known
-        if len(cache) + len(missing) > _WORD_CACHE_LIMIT:
-            # New ones, not clear(): another thread may be reading the old ones.
-            known = self._words[keys] = ({}, set())
-            cache, with_atoms = known
-            missing = distinct
+    def atoms_of(self, keys: morph.Keys, distinct: set[str]) -> dict[str, tuple[int, ...]]:
+        """Word -> the atoms it is, for the words of ``distinct`` that are atoms. Every word
+        is looked up once per text language and remembered, since news vocabulary repeats."""
+        cache = self._words.get(keys)
+        if cache is None:
+            cache = self._words[keys] = {}
+        ordered = list(distinct)
+        got = list(map(cache.get, ordered))  # in C; None: a word not seen yet
+        if None in got:
+            if len(cache) + len(ordered) > _WORD_CACHE_LIMIT:
+                # A new dict, not clear(): another thread may be reading the old one.
+                cache = self._words[keys] = {}
+                missing = ordered
+            else:
+                missing = [w for w, a in zip(ordered, got, strict=True) if a is None]
+            self._learn(keys, cache, missing)
+            got = list(map(cache.__getitem__, ordered))
+        # the words that are atoms: an empty tuple is false, so ``compress`` leaves it out
+        return dict(zip(compress(ordered, got), filter(None, got), strict=True))
+
+    def _learn(self, keys: morph.Keys, cache: dict[str, tuple[int, ...]], missing: list[str]) -> None:
         index, exact, prefix3 = self.index, self.exact, self.prefix3
         ks_of = keys.of(missing)
         for w in missing:
@@ -203,9 +211,6 @@ class Engine:
             # Once each: a word's surface and stem often lead to the same atom ("Regierung",
             # "regier"), and a repeated atom would repeat every hit the explanation weighs.
             cache[w] = tuple(dict.fromkeys(atoms))
-            if atoms:
-                with_atoms.add(w)
-        return known
 
     def match(self, article: Article, feed: Any = None, now: float | None = None) -> list[Match]:
         doc = _Doc(self, article)
@@ -269,8 +274,7 @@ class _Doc:
         for f in self.fields:
             distinct.update(f.words)
         distinct -= _ENDS
-        found, with_atoms = engine.atoms_of(morph.keys_for(article.language), distinct)
-        self.found = {w: found[w] for w in distinct & with_atoms}  # the words that are atoms
+        self.found = engine.atoms_of(morph.keys_for(article.language), distinct)  # the words that are atoms
         self.present = set(chain.from_iterable(self.found.values()))  # the atoms in the article
         self._fired: list[tuple[int, list[int]]] = []  # (field, regexes found in it)
         if engine.regex_set is not None:
@@ -309,22 +313,24 @@ class _Doc:
         self.atoms = dict(positions)
         # The hits of every term that starts with an atom found: few, and found once for
         # every rule that has the term (a term is absent from ``hits`` when it has none).
-        terms, first_of, hits = self.engine.terms, self.engine.first_of, self.hits
-        for atom in self.atoms:
-            for tid in first_of.get(atom, ()):
-                got = self._term_hits(terms[tid], tid)
+        engine, hits = self.engine, self.hits
+        words_of, others_of = engine.word_terms, engine.other_terms
+        for atom, located in self.atoms.items():
+            for tid in words_of.get(atom, ()):  # one word: a hit where the word is
+                hits[tid] = [_new(Hit, (f, i, i + 1, tid)) for f, i in located]
+            for tid in others_of.get(atom, ()):
+                got = self._term_hits(engine.terms[tid], tid)
                 if got:
                     hits[tid] = got
 
     def _term_hits(self, ct: CTerm, tid: int) -> list[Hit]:
-        first = self.atoms.get(ct.atoms[0], ())
+        """A phrase's or regex's hits (``ct.atoms[0]`` is in ``atoms``)."""
+        first = self.atoms[ct.atoms[0]]
         if len(ct.atoms) == 1:
-            if ct.term.regex is not None:
-                a, ends = ct.atoms[0], self.rx_end
-                return [Hit(f, i, ends.get((a, f, i), i + 1), tid) for f, i in first]
-            return [Hit(f, i, i + 1, tid) for f, i in first]
+            a, ends = ct.atoms[0], self.rx_end
+            return [_new(Hit, (f, i, ends.get((a, f, i), i + 1), tid)) for f, i in first]
         rest = [set(self.atoms.get(a, ())) for a in ct.atoms[1:]]
-        return [Hit(f, i, i + len(ct.atoms), tid) for f, i in first
+        return [_new(Hit, (f, i, i + len(ct.atoms), tid)) for f, i in first
                 if all((f, i + k) in s for k, s in enumerate(rest, 1))]
 
     def eval(self, node: Any, scope: frozenset[int]) -> list[Hit] | None:
