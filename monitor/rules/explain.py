@@ -34,20 +34,17 @@ def _in_token(ch: str) -> bool:
     return ch.isalnum() or ch == "_" or "\u0300" <= ch <= "\u036f"
 
 
-def _whole(text: str, token: str, tokens: int, spaced: bool) -> list[int] | None:
+def _whole(text: str, token: str, tokens: int) -> list[int] | None:
     """Where ``token`` stands in ``text`` as a whole token, each time it does; None when
     ``str.find`` cannot tell: a short token, a mark before one, or whole tokens found that are
-    not the ``tokens`` the tokenizer saw. In a ``spaced`` text every separator is white space."""
+    not the ``tokens`` the tokenizer saw."""
     if len(token) < 3:
         return None
     out, size, n, at = [], len(token), len(text), text.find(token)
     while at >= 0:
         end = at + size
         before = text[at - 1] if at else " "
-        if spaced:
-            if before.isspace() and (end == n or text[end].isspace()):
-                out.append(at)
-        elif "\u0300" <= before <= "\u036f":
+        if "\u0300" <= before <= "\u036f":
             return None  # a mark may stand alone ahead of a token: the regex decides
         elif not _in_token(before) and (end == n or not _in_token(text[end])):
             out.append(at)
@@ -127,15 +124,26 @@ class Field:
         if mapped is None:
             return self._found_as_written(i)
         word = self.words[i]
-        same = self._same(word)
-        if word not in self._at:
-            self._at[word] = _whole(self._tokens.folded or "", word, len(same), spaced=True)
-        at = self._at[word]
-        if at is None:
+        if len(word) < 3:  # "a" is in every other word: the scan is quicker
             return None
+        # ``folded.split()`` is ``words``, so the k-th "kursk" there between white space is
+        # the k-th token "kursk": look no further than that
+        k, text = bisect_left(self._same(word), i), self._tokens.folded or ""
+        seen = self._at.get(word)
+        if seen is None:
+            seen = self._at[word] = []
+        at, size, n = seen[-1] + len(word) if seen else 0, len(word), len(text)
+        while len(seen) <= k:
+            at = text.find(word, at)
+            if at < 0:
+                return None
+            end = at + size
+            if (at == 0 or text[at - 1].isspace()) and (end == n or text[end].isspace()):
+                seen.append(at)
+            at = end
         shifts, stands = mapped
-        start = at[bisect_left(same, i)]
-        end = start + len(word)
+        start = seen[k]
+        end = start + size
         if shifts:  # back from ``folded`` to ``spaced``
             start, end = start - bisect_left(shifts, start), end - bisect_left(shifts, end)
         # back from ``spaced`` to the text: each stand-in ahead made one character three
@@ -160,7 +168,7 @@ class Field:
         if token not in self._at:
             if self._plain is None:
                 self._plain = morph.plain(self.text)
-            self._at[token] = _whole(self._plain, token, sum(1 for j in same if written[j] == token), spaced=False)
+            self._at[token] = _whole(self._plain, token, sum(1 for j in same if written[j] == token))
         at = self._at[token]
         if at is None:
             return None
