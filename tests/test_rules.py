@@ -5,6 +5,7 @@ picking up changed rule files."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -241,6 +242,7 @@ def test_match_explains_rule_terms_field_snippet_severity_and_channels():
     assert m.snippet.startswith("… ") and m.snippet.endswith(" …")
     assert "Gefechte bei **Kursk**, wo **nordkoreanische Soldaten** gesehen wurden." in m.snippet
     assert len(m.snippet) < 2 * SNIPPET_CONTEXT + 80
+    assert m == dataclasses.replace(m)  # a whole Match, though the engine builds it without __init__
 
 
 def test_snippet_quotes_the_original_text_and_marks_adjacent_hits_as_one():

@@ -32,6 +32,7 @@ FIELD_NAMES = ("title", "summary", "body")
 _TITLE = 0
 _ENDS = morph.END | morph.STAND_INS
 _new = tuple.__new__  # Hit(...) without the Python-level __new__ of a NamedTuple
+_object_new = object.__new__
 _WORD_CACHE_LIMIT = 200_000  # words per text language; a full cache is replaced by an empty one
 
 
@@ -83,6 +84,15 @@ class Engine:
             one_word = len(ct.atoms) == 1 and ct.term.regex is None
             (self.word_terms if one_word else self.other_terms)[ct.atoms[0]].append(tid)
         self.word_terms, self.other_terms = dict(self.word_terms), dict(self.other_terms)
+        # what a rule's matches take from the rule itself
+        self.given = [{"rule_id": r.id, "rule_title": r.title, "channels": r.channels, "severity": r.severity}
+                      for r in rules]
+        # The terms of a rule that is only "any of these terms" in every field, most rules:
+        # their hits are the terms' hits, without walking the tree.
+        self.flat: list[tuple[int, ...] | None] = [
+            tree[1] if (tree.__class__ is not int and tree[0] == "any" and tree[3] is None
+                        and len(scope) == len(FIELD_NAMES) and all(c.__class__ is int for c in tree[1]))
+            else None for tree, scope in zip(self.trees, self.scopes, strict=True)]
         if self.regexes:
             import re2
 
@@ -233,14 +243,24 @@ class Engine:
         doc.locate()
         out = []
         told: dict[tuple[tuple[Hit, ...], tuple[Hit, ...]], tuple[tuple[str, ...], str, str]] = {}
-        rules, trees, scopes, filtered = self.rules, self.trees, self.scopes, self.filtered
+        rules, trees, scopes, filtered, flats, hits_of = \
+            self.rules, self.trees, self.scopes, self.filtered, self.flat, doc.hits
         for i in candidates:
             rule = rules[i]
             if filtered[i] and not passes(rule, article, feed, now):
                 continue
+            flat = flats[i]
             core: list[Hit] = []
-            doc.core = core
-            hits = doc.eval(trees[i], scopes[i])
+            hits: list[Hit] | None
+            if flat is not None:
+                hits = []
+                for t in flat:
+                    got = hits_of.get(t)
+                    if got:
+                        hits += got
+            else:
+                doc.core = core
+                hits = doc.eval(trees[i], scopes[i])
             if not hits:
                 continue
             if len(hits) == 1:
@@ -254,7 +274,10 @@ class Engine:
             why = told.get(key)
             if why is None:
                 why = told[key] = evidence(hits, doc.fields, self.terms, article.language, core)
-            out.append(Match(rule.id, rule.title, why[0], why[1], why[2], rule.channels, rule.severity, score))
+            # Match(...) sets each field through the frozen dataclass's guard: three times slower
+            found = _object_new(Match)
+            found.__dict__.update(self.given[i], terms=why[0], field=why[1], snippet=why[2], score=score)
+            out.append(found)
         return out
 
 
@@ -276,13 +299,16 @@ class _Doc:
         distinct -= _ENDS
         self.found = engine.atoms_of(morph.keys_for(article.language), distinct)  # the words that are atoms
         self.present = set(chain.from_iterable(self.found.values()))  # the atoms in the article
-        self._fired: list[tuple[int, list[int]]] = []  # (field, regexes found in it)
+        # (field, its UTF-8, the regexes found in it): RE2 works on UTF-8, and its Python
+        # wrapper would encode a str again for every call
+        self._fired: list[tuple[int, bytes, list[int]]] = []
         if engine.regex_set is not None:
             for fi, f in enumerate(self.fields):
                 if f.text:
-                    fired = sorted(set(engine.regex_set.Match(f.text) or ()))  # re2 gives None for none
+                    raw = f.text.encode()
+                    fired = engine.regex_set.Match(raw)  # None for none
                     if fired:
-                        self._fired.append((fi, fired))
+                        self._fired.append((fi, raw, sorted(set(fired))))
                         self.present.update(engine.regexes[n][0] for n in fired)
 
     def locate(self) -> None:
@@ -299,10 +325,11 @@ class _Doc:
                     positions[a] += [(fi, i) for i in places]
         for located in positions.values():  # in text order when several words are one atom
             located.sort()
-        for fi, fired in self._fired:  # a regex's words: the tokens its matches start in
-            f = self.fields[fi]
-            found_at = [(self.engine.regexes[n][0], m.span()) for n in fired
-                        for m in self.engine.regexes[n][1].finditer(f.text)]
+        for fi, raw, fired in self._fired:  # a regex's words: the tokens its matches start in
+            f, regexes = self.fields[fi], self.engine.regexes
+            found_at = [(regexes[n][0], m.span()) for n in fired for m in regexes[n][1].finditer(raw)]
+            if len(raw) != len(f.text):  # not ASCII: from UTF-8 offsets to the text's
+                found_at = [(a, (len(raw[:s].decode()), len(raw[:e].decode()))) for a, (s, e) in found_at]
             # tokens starting at or before a match's start, and before its end
             counts = iter(f.starts_before([k for _a, (s, e) in found_at for k in (s + 1, e)]))
             for atom, _span in found_at:
