@@ -17,6 +17,7 @@ from .tree import Rule
 SNIPPET_CONTEXT = 110  # characters either side of the best hit
 _SPAN = re.Match.span
 _AHEAD = 64  # tokens scanned past the one asked for: a snippet's marks follow its best hit
+_LOOK_BACK = 80  # characters: how far a regex match's token is looked for ahead of the match
 DENSITY_WINDOW = 25    # words: hits of other terms this close make a hit a better quote
 _PREFER = {2: 0, 1: 1, 0: 2}  # body, then summary, then title: the body has context
 _AT = itemgetter(0, 1)  # a hit's field and start
@@ -126,21 +127,11 @@ class Field:
         word = self.words[i]
         if len(word) < 3:  # "a" is in every other word: the scan is quicker
             return None
-        # ``folded.split()`` is ``words``, so the k-th "kursk" there between white space is
-        # the k-th token "kursk": look no further than that
-        k, text = bisect_left(self._same(word), i), self._tokens.folded or ""
-        seen = self._at.get(word)
-        if seen is None:
-            seen = self._at[word] = []
-        at, size, n = seen[-1] + len(word) if seen else 0, len(word), len(text)
-        while len(seen) <= k:
-            at = text.find(word, at)
-            if at < 0:
-                return None
-            end = at + size
-            if (at == 0 or text[at - 1].isspace()) and (end == n or text[end].isspace()):
-                seen.append(at)
-            at = end
+        k = bisect_left(self._same(word), i)
+        seen = self._runs(word, k=k)
+        if len(seen) <= k:
+            return None
+        size = len(word)
         shifts, stands = mapped
         start = seen[k]
         end = start + size
@@ -148,6 +139,26 @@ class Field:
             start, end = start - bisect_left(shifts, start), end - bisect_left(shifts, end)
         # back from ``spaced`` to the text: each stand-in ahead made one character three
         return start - 2 * bisect_left(stands, start), end - 2 * bisect_left(stands, end)
+
+    def _runs(self, word: str, k: int = -1, reach: int = -1) -> list[int]:
+        """Where the runs "word" stand in ``Tokens.folded``, found as far as the k-th of them
+        or offset ``reach``. ``folded.split()`` is ``words``, so the k-th "kursk" between
+        white space there is the k-th token "kursk"."""
+        text = self._tokens.folded or ""
+        seen = self._at.get(word)
+        if seen is None:
+            seen = self._at[word] = []
+        size, n = len(word), len(text)
+        at = seen[-1] + size if seen else 0
+        while len(seen) <= k or (seen[-1] if seen else -1) < reach:
+            at = text.find(word, at)
+            if at < 0:
+                break
+            end = at + size
+            if (at == 0 or text[at - 1].isspace()) and (end == n or text[end].isspace()):
+                seen.append(at)
+            at = end
+        return seen
 
     def _mapping(self) -> tuple[list[int], list[int]] | None:
         if self._map is None and self._mappable:
@@ -203,17 +214,39 @@ class Field:
         if mapped is None:
             starts = [s for s, _e in self.spans]
             return [bisect_left(starts, k) for k in points]
-        stands, spaced, counted = mapped[1], self._tokens.spaced or "", {}
+        stands, spaced = mapped[1], self._tokens.spaced or ""
         ends = [at - 1 - 2 * n for n, at in enumerate(stands)]  # the sentence ends in the text
-        prev = runs = 0
-        for k in sorted(set(points)):
-            x = k + 2 * bisect_left(ends, k)  # where ``k`` is in ``spaced``
-            n = len(spaced[prev:x].split())
-            if n and prev and not spaced[prev - 1].isspace() and not spaced[prev].isspace():
-                n -= 1  # the run that goes across ``prev`` was counted before it
-            runs, prev = runs + n, x
-            counted[k] = runs
-        return [counted[k] for k in points]
+        out = []
+        for k in points:
+            # tokens starting before k: one more than the index of the last starting at k - 1
+            last = self._token_at(k - 1, ends, spaced) if k > 0 else -1
+            if last is None:  # by counting the runs ahead of it
+                last = len(spaced[:k + 2 * bisect_left(ends, k)].split()) - 1
+            out.append(last + 1)
+        return out
+
+    def _token_at(self, at: int, ends: list[int], spaced: str) -> int | None:
+        """The index of the last token that starts at or before offset ``at`` of the text, -1
+        for none, found from the run there in ``spaced``; None when that cannot be done."""
+        n = bisect_left(ends, at)
+        x = at + 2 * n + (1 if n < len(ends) and ends[n] == at else 0)  # a sentence end: its stand-in
+        lo = max(0, x - _LOOK_BACK)
+        window = spaced[lo:x + 1]
+        pieces = window.split()
+        if not pieces:
+            return -1 if lo == 0 else None
+        start = lo + window.rindex(pieces[-1])
+        if start == lo and lo and not spaced[lo - 1].isspace():
+            return None  # a run longer than the look-back
+        written = spaced[start:start + _LOOK_BACK].split(None, 1)[0]
+        run = written.casefold()
+        if len(written) == _LOOK_BACK or (len(run) < 3 and run not in morph.STAND_INS):
+            return None  # a run maybe cut off by the window, or a short one: many a false find
+        mapped = self._mapping()
+        offset = start + (spaced.count("ß", 0, start) if mapped and mapped[0] else 0)  # in ``folded``
+        seen = self._runs(run, reach=offset)
+        k = bisect_left(seen, offset)
+        return self._same(run)[k] if k < len(seen) and seen[k] == offset else None
 
     @property
     def spans(self) -> list[tuple[int, int]]:
@@ -303,7 +336,8 @@ def snippet(field: Field, best: Hit, marks: list[tuple[int, int]]) -> str:
 
 def _quote(field: Field, best: Hit, marks: list[tuple[int, int]]) -> str:
     text = field.text
-    first, last = field.span(best.start), field.span(best.end - 1)
+    first = field.span(best.start)
+    last = first if best.end - 1 == best.start else field.span(best.end - 1)
     if first is None or last is None:  # cannot happen unless the tokenizers disagree; quote the start
         return " ".join(text[: 2 * SNIPPET_CONTEXT].split())
     start, end = first[0], last[1]
@@ -315,8 +349,13 @@ def _quote(field: Field, best: Hit, marks: list[tuple[int, int]]) -> str:
         cut = text.rfind(" ", end, hi)
         hi = cut if cut > end else hi
     out, pos = [], lo
+    head: tuple[int, int] | None
+    tail: tuple[int, int] | None
     for s, e in marks:  # sorted: once a mark starts past the quote, so do the rest
-        head, tail = field.span(s), field.span(e - 1)
+        if s == best.start and e == best.end:
+            head, tail = first, last
+        else:
+            head, tail = field.span(s), field.span(e - 1)
         if head is None or tail is None or head[0] >= hi:
             break
         cs, ce = head[0], tail[1]
