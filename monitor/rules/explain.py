@@ -364,5 +364,8 @@ def _quote(field: Field, best: Hit, marks: list[tuple[int, int]]) -> str:
         out += [text[pos:cs], "**", text[cs:ce], "**"]
         pos = ce
     out.append(text[pos:hi])
-    quoted = " ".join("".join(out).split())
+    quoted = "".join(out)
+    # one space between words: only when there is other white space (any is unprintable)
+    if not quoted.isprintable() or "  " in quoted or quoted[:1] == " " or quoted[-1:] == " ":
+        quoted = " ".join(quoted.split())
     return ("… " if lo > 0 else "") + quoted + (" …" if hi < len(text) else "")
