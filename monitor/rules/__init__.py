@@ -2,7 +2,8 @@
 
 ``match`` is a pure decider: article (and the feed it came from) in, matches out, no I/O.
 The language: ``syntax`` (files, concepts, terms, groups), ``morph`` (words, folding,
-stems), ``engine`` (the multi-pattern matcher), ``explain`` (snippets), ``filters``
+stems), ``engine`` (the multi-pattern matcher), ``document`` (one article's tokens, atoms and
+hits, and a rule's tree evaluated on them), ``explain`` (snippets), ``filters``
 (feeds, tags, languages, age), ``schema`` (the JSON Schema for editors).
 """
 

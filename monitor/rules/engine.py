@@ -12,34 +12,26 @@ Match (per article): tokenize each field, look each distinct word up once (a few
 probes, whatever the number of rules; remembered per text language, since news vocabulary
 repeats), collect the atoms found, count which rules have every requirement met, and only
 for those locate the atoms' words and evaluate the tree on positions (phrases, ``near``,
-``same_sentence``, field scope, ``none``), score the hits and explain the match.
+``same_sentence``, field scope, ``none``; ``document.Doc``), score the hits and explain the
+match (``explain``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from itertools import chain, compress, count
+from itertools import compress
 from typing import Any
 
 from ..models import Article, Match
 from . import morph
-from .explain import Field, Hit, evidence
+from .document import FIELD_NAMES, CTerm, Doc
+from .explain import Hit, evidence
 from .filters import passes
 from .tree import Node, Ref, Rule, Term, Word
 
-FIELD_NAMES = ("title", "summary", "body")
 _TITLE = 0
-_ENDS = morph.END | morph.STAND_INS
-_new = tuple.__new__  # Hit(...) without the Python-level __new__ of a NamedTuple
 _object_new = object.__new__
 _WORD_CACHE_LIMIT = 200_000  # words per text language; a full cache is replaced by an empty one
-
-
-@dataclass(frozen=True)
-class CTerm:
-    term: Term
-    atoms: tuple[int, ...]   # phrase: consecutive atoms; regex: one atom
 
 
 # A compiled node: (op, children, within, scope as field indexes or None). A leaf is an int.
@@ -223,7 +215,7 @@ class Engine:
             cache[w] = tuple(dict.fromkeys(atoms))
 
     def match(self, article: Article, feed: Any = None, now: float | None = None) -> list[Match]:
-        doc = _Doc(self, article)
+        doc = Doc(self, article)
         if not doc.present:
             return []
         met: dict[int, set[int]] = defaultdict(set)
@@ -279,181 +271,3 @@ class Engine:
             found.__dict__.update(self.given[i], terms=why[0], field=why[1], snippet=why[2], score=score)
             out.append(found)
         return out
-
-
-class _Doc:
-    """One article, tokenized, with the atoms it contains and their positions."""
-
-    def __init__(self, engine: Engine, article: Article):
-        self.engine = engine
-        texts = (article.title or "", article.summary or "", article.text or "")
-        self.fields = [Field(name, text, morph.tokenize(text)) for name, text in zip(FIELD_NAMES, texts, strict=True)]
-        self.atoms: dict[int, list[tuple[int, int]]] = {}  # atom -> (field, position)s, by ``locate``
-        self.hits: dict[int, list[Hit]] = {}  # term -> its hits, by ``locate``
-        self.rx_end: dict[tuple[int, int, int], int] = {}  # (regex atom, field, first token) -> end token
-        self.core: list[Hit] = []  # hits of the proximity windows that made the current rule true
-        self._told: dict[tuple[int, frozenset[int]], tuple[list[Hit] | None, list[Hit]]] = {}  # by concept
-        distinct: set[str] = set()
-        for f in self.fields:
-            distinct.update(f.words)
-        distinct -= _ENDS
-        self.found = engine.atoms_of(morph.keys_for(article.language), distinct)  # the words that are atoms
-        self.present = set(chain.from_iterable(self.found.values()))  # the atoms in the article
-        # (field, its UTF-8, the regexes found in it): RE2 works on UTF-8, and its Python
-        # wrapper would encode a str again for every call
-        self._fired: list[tuple[int, bytes, list[int]]] = []
-        if engine.regex_set is not None:
-            for fi, f in enumerate(self.fields):
-                if f.text:
-                    raw = f.text.encode()
-                    fired = engine.regex_set.Match(raw)  # None for none
-                    if fired:
-                        self._fired.append((fi, raw, sorted(set(fired))))
-                        self.present.update(engine.regexes[n][0] for n in fired)
-
-    def locate(self) -> None:
-        """Where each atom is: needed only once some rule has all of its requirements."""
-        positions: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        found = self.found
-        for fi, f in enumerate(self.fields):
-            words, where = f.words, f.where
-            # the few words that are atoms; compress and map run in C
-            for i in compress(count(), map(found.__contains__, words)):
-                where.setdefault(words[i], []).append(i)
-            for w, places in where.items():
-                for a in found[w]:
-                    positions[a] += [(fi, i) for i in places]
-        for located in positions.values():  # in text order when several words are one atom
-            located.sort()
-        for fi, raw, fired in self._fired:  # a regex's words: the tokens its matches start in
-            f, regexes = self.fields[fi], self.engine.regexes
-            found_at = [(regexes[n][0], m.span()) for n in fired for m in regexes[n][1].finditer(raw)]
-            if len(raw) != len(f.text):  # not ASCII: from UTF-8 offsets to the text's
-                found_at = [(a, (len(raw[:s].decode()), len(raw[:e].decode()))) for a, (s, e) in found_at]
-            # tokens starting at or before a match's start, and before its end
-            counts = iter(f.starts_before([k for _a, (s, e) in found_at for k in (s + 1, e)]))
-            for atom, _span in found_at:
-                first = max(0, next(counts) - 1)
-                positions[atom].append((fi, first))
-                # the hit covers every token the match reaches into, so the snippet marks it whole
-                self.rx_end[(atom, fi, first)] = max(first + 1, next(counts))
-        self.atoms = dict(positions)
-        # The hits of every term that starts with an atom found: few, and found once for
-        # every rule that has the term (a term is absent from ``hits`` when it has none).
-        engine, hits = self.engine, self.hits
-        words_of, others_of = engine.word_terms, engine.other_terms
-        for atom, located in self.atoms.items():
-            for tid in words_of.get(atom, ()):  # one word: a hit where the word is
-                hits[tid] = [_new(Hit, (f, i, i + 1, tid)) for f, i in located]
-            for tid in others_of.get(atom, ()):
-                got = self._term_hits(engine.terms[tid], tid)
-                if got:
-                    hits[tid] = got
-
-    def _term_hits(self, ct: CTerm, tid: int) -> list[Hit]:
-        """A phrase's or regex's hits (``ct.atoms[0]`` is in ``atoms``)."""
-        first = self.atoms[ct.atoms[0]]
-        if len(ct.atoms) == 1:
-            a, ends = ct.atoms[0], self.rx_end
-            return [_new(Hit, (f, i, ends.get((a, f, i), i + 1), tid)) for f, i in first]
-        rest = [set(self.atoms.get(a, ())) for a in ct.atoms[1:]]
-        return [_new(Hit, (f, i, i + len(ct.atoms), tid)) for f, i in first
-                if all((f, i + k) in s for k, s in enumerate(rest, 1))]
-
-    def eval(self, node: Any, scope: frozenset[int]) -> list[Hit] | None:
-        """The hits that make ``node`` true within ``scope``, or None when it is false.
-        Callers only read the lists, so a term's own list is handed out, not a copy."""
-        if node.__class__ is int:
-            got = self.hits.get(node)
-            if got and len(scope) < len(FIELD_NAMES):
-                got = [h for h in got if h.field in scope]
-            return got or None
-        op, children, within, own = node
-        sc = own if own is not None else scope
-        narrow, hits = len(sc) < len(FIELD_NAMES), self.hits
-        if op == "any":
-            out: list[Hit] = []
-            for c in children:
-                if c.__class__ is int:  # a term, inline: most children are
-                    r = hits.get(c)
-                    if r and narrow:
-                        r = [h for h in r if h.field in sc]
-                else:
-                    r = self.eval(c, sc)
-                if r:
-                    out += r
-            return out or None
-        if op == "ref":  # a concept: the same hits, and proximity windows, for every rule
-            key = (within, sc)
-            told = self._told.get(key)
-            if told is None:
-                mark = len(self.core)
-                told = self._told[key] = (self.eval(children[0], sc), self.core[mark:])
-            else:
-                self.core += told[1]
-            return told[0]
-        if op == "all":
-            out = []
-            for c in children:
-                if c.__class__ is int:
-                    r = hits.get(c)
-                    if r and narrow:
-                        r = [h for h in r if h.field in sc]
-                    if not r:
-                        return None
-                elif c[0] == "none":
-                    nsc = c[3] if c[3] is not None else sc
-                    for x in c[1]:
-                        if self.eval(x, nsc):
-                            return None
-                    continue
-                else:
-                    r = self.eval(c, sc)
-                    if r is None:
-                        return None
-                out += r
-            return out
-        if op == "none":  # only reached for a rule made of 'none' alone, which the loader refuses
-            return None
-        lists = []
-        for c in children:
-            r = self.eval(c, sc)
-            if not r:
-                return None
-            lists.append(r)
-        found = _near(lists, within) if op == "near" else self._same_sentence(lists)
-        if found:
-            self.core += found
-        return found
-
-    def _same_sentence(self, lists: list[list[Hit]]) -> list[Hit] | None:
-        groups: dict[tuple[int, int], dict[int, list[Hit]]] = defaultdict(dict)
-        for n, hits in enumerate(lists):
-            for h in hits:
-                groups[(h.field, self.fields[h.field].sentence(h.start))].setdefault(n, []).append(h)
-        for _key, by_child in sorted(groups.items()):
-            if len(by_child) == len(lists):
-                return [h for hs in by_child.values() for h in hs]
-        return None
-
-
-def _near(lists: list[list[Hit]], within: int) -> list[Hit] | None:
-    """The first window in one field holding a hit of every child, with at most ``within``
-    words between the end of its first hit and the start of its last."""
-    tagged = sorted((h.field, h.start, n, h) for n, hits in enumerate(lists) for h in hits)
-    need = len(lists)
-    count: dict[int, int] = defaultdict(int)
-    lo = 0
-    for hi, (f, start, n, _h) in enumerate(tagged):
-        count[n] += 1
-        while tagged[lo][0] != f:
-            count[tagged[lo][2]] -= 1
-            lo += 1
-        while len([c for c in count.values() if c]) == need:
-            first = tagged[lo][3]
-            if start - first.end <= within:
-                return [t[3] for t in tagged[lo:hi + 1]]
-            count[tagged[lo][2]] -= 1
-            lo += 1
-    return None
-
