@@ -51,16 +51,26 @@ class Engine:
         self.terms: list[CTerm] = []
         self._term_ids: dict[tuple[str, str | None], int] = {}
         self._concept_nodes: dict[str, CNode] = {}
-        self.trees: list[CNode] = []
         self.need: dict[int, list[tuple[int, int]]] = defaultdict(list)  # atom -> (rule, group)
         self.need1: dict[int, list[int]] = defaultdict(list)  # the same for rules of one group
         self.groups: list[int] = []
         self.scopes = [frozenset(FIELD_NAMES.index(f) for f in r.fields) for r in rules]
         self.filtered = [bool(r.languages or r.feeds or r.tags or r.max_age is not None) for r in rules]
         self._words: dict[morph.Keys, dict[str, tuple[int, ...]]] = {}  # text language -> word -> atoms
-        for i, rule in enumerate(rules):
-            tree = self._node(rule.tree)
-            self.trees.append(tree)
+        self.trees = [self._node(rule.tree) for rule in rules]
+        # The terms of a rule that is only "any of these terms" in every field, most rules: such
+        # a rule fires when one of its terms has hits, and those are its hits (``flat_of``).
+        self.flat: list[tuple[int, ...] | None] = [
+            tree[1] if (tree.__class__ is not int and tree[0] == "any" and tree[3] is None
+                        and len(scope) == len(FIELD_NAMES) and all(c.__class__ is int for c in tree[1]))
+            else None for tree, scope in zip(self.trees, self.scopes, strict=True)]
+        self.flat_of: dict[int, list[int]] = defaultdict(list)  # term -> the flat rules that have it
+        for i, (tree, flat) in enumerate(zip(self.trees, self.flat, strict=True)):
+            if flat is not None:
+                for t in dict.fromkeys(flat):
+                    self.flat_of[t].append(i)
+                self.groups.append(1)
+                continue
             groups = self._groups(tree)
             self.groups.append(len(groups))
             for g, atoms in enumerate(groups):
@@ -69,6 +79,9 @@ class Engine:
                         self.need1[a].append(i)
                     else:
                         self.need[a].append((i, g))
+        self.flat_of = dict(self.flat_of)
+        # several terms of one flat rule with hits: its hits are theirs in the rule's order
+        self.flat_once = [flat is not None and len(set(flat)) == len(flat) for flat in self.flat]
         # atom -> the terms it starts: terms of one word; phrases and regexes
         self.word_terms: dict[int, list[int]] = defaultdict(list)
         self.other_terms: dict[int, list[int]] = defaultdict(list)
@@ -76,15 +89,10 @@ class Engine:
             one_word = len(ct.atoms) == 1 and ct.term.regex is None
             (self.word_terms if one_word else self.other_terms)[ct.atoms[0]].append(tid)
         self.word_terms, self.other_terms = dict(self.word_terms), dict(self.other_terms)
+        self.flat_atoms = frozenset(self.terms[t].atoms[0] for t in self.flat_of)  # atoms a flat rule may need
         # what a rule's matches take from the rule itself
         self.given = [{"rule_id": r.id, "rule_title": r.title, "channels": r.channels, "severity": r.severity}
                       for r in rules]
-        # The terms of a rule that is only "any of these terms" in every field, most rules:
-        # their hits are the terms' hits, without walking the tree.
-        self.flat: list[tuple[int, ...] | None] = [
-            tree[1] if (tree.__class__ is not int and tree[0] == "any" and tree[3] is None
-                        and len(scope) == len(FIELD_NAMES) and all(c.__class__ is int for c in tree[1]))
-            else None for tree, scope in zip(self.trees, self.scopes, strict=True)]
         if self.regexes:
             import re2
 
@@ -229,39 +237,44 @@ class Engine:
                 met[ri].add(group)
         groups = self.groups
         ready.update(r for r, gs in met.items() if len(gs) == groups[r])
-        candidates = sorted(ready)
-        if not candidates:
+        if not ready and doc.present.isdisjoint(self.flat_atoms):
             return []
         doc.locate()
+        hits_of, flat_of = doc.hits, self.flat_of
+        reached: dict[int, int] = {}  # flat rule -> its one term with hits, -1 for several
+        for t in hits_of:
+            for r in flat_of.get(t, ()):
+                reached[r] = -1 if r in reached else t
         out = []
         told: dict[tuple[tuple[Hit, ...], tuple[Hit, ...]], tuple[tuple[str, ...], str, str]] = {}
-        rules, trees, scopes, filtered, flats, hits_of = \
-            self.rules, self.trees, self.scopes, self.filtered, self.flat, doc.hits
-        for i in candidates:
+        rules, trees, scopes, filtered, flats = self.rules, self.trees, self.scopes, self.filtered, self.flat
+        for i in sorted(ready.union(reached)):
             rule = rules[i]
             if filtered[i] and not passes(rule, article, feed, now):
                 continue
-            flat = flats[i]
             core: list[Hit] = []
             hits: list[Hit] | None
-            if flat is not None:
-                hits = []
-                for t in flat:
-                    got = hits_of.get(t)
-                    if got:
-                        hits += got
-            else:
+            by = reached.get(i)
+            if by is None:
                 doc.core = core
                 hits = doc.eval(trees[i], scopes[i])
-            if not hits:
-                continue
+                if not hits:
+                    continue
+            elif by >= 0 and self.flat_once[i]:
+                hits = hits_of[by]  # read only, as every hit list here
+            else:
+                hits = []
+                for term in flats[i] or ():
+                    got = hits_of.get(term)
+                    if got:
+                        hits += got
             if len(hits) == 1:
                 score = rule.title_weight if hits[0].field == _TITLE else 1
             else:
                 score = sum(rule.title_weight if f == _TITLE else 1 for f, _s in {(h.field, h.start) for h in hits})
             if score < rule.min_hits:
                 continue
-            # Rules that share a concept often fire on the same hits: one explanation for them.
+            # Rules that share a concept or a term often fire on the same hits: one explanation.
             key = (tuple(hits), tuple(core))
             why = told.get(key)
             if why is None:
