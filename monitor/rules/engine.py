@@ -246,7 +246,8 @@ class Engine:
             for r in flat_of.get(t, ()):
                 reached[r] = -1 if r in reached else t
         out = []
-        told: dict[tuple[tuple[Hit, ...], tuple[Hit, ...]], tuple[tuple[str, ...], str, str]] = {}
+        # explanations by hits (and proximity windows), or by the one term whose hits they are
+        told: dict[Any, tuple[tuple[str, ...], str, str]] = {}
         rules, trees, scopes, filtered, flats = self.rules, self.trees, self.scopes, self.filtered, self.flat
         for i in sorted(ready.union(reached)):
             rule = rules[i]
@@ -254,6 +255,7 @@ class Engine:
                 continue
             core: list[Hit] = []
             hits: list[Hit] | None
+            key: Any = None
             by = reached.get(i)
             if by is None:
                 doc.core = core
@@ -261,7 +263,7 @@ class Engine:
                 if not hits:
                     continue
             elif by >= 0 and self.flat_once[i]:
-                hits = hits_of[by]  # read only, as every hit list here
+                hits, key = hits_of[by], by  # read only, as every hit list here; one term: its explanation
             else:
                 hits = []
                 for term in flats[i] or ():
@@ -275,7 +277,8 @@ class Engine:
             if score < rule.min_hits:
                 continue
             # Rules that share a concept or a term often fire on the same hits: one explanation.
-            key = (tuple(hits), tuple(core))
+            if key is None:
+                key = (tuple(hits), tuple(core))
             why = told.get(key)
             if why is None:
                 why = told[key] = evidence(hits, doc.fields, self.terms, article.language, core)

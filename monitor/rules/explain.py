@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from functools import cached_property
-from itertools import islice
+from itertools import accumulate, islice
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -62,6 +62,15 @@ def _find_all(text: str, chars: str) -> list[int]:
             out.append(at)
             at = text.find(c, at + 1)
     return sorted(out)
+
+
+def _stand_ins(spaced: str) -> list[int]:
+    """Where the sentence ends' stand-ins are in ``Tokens.spaced``: mostly "ª" (for "."), whose
+    offsets follow from the lengths of the pieces between them."""
+    out = [at - 1 for at in accumulate(len(piece) + 1 for piece in spaced.split("\u00aa")[:-1])]
+    if "\u00ba" in spaced or "\u00b9" in spaced:
+        out = sorted(out + _find_all(spaced, "\u00ba\u00b9"))
+    return out
 
 
 class Field:
@@ -170,7 +179,7 @@ class Field:
                     self._mappable = False
                     return None
                 shifts = [at + n for n, at in enumerate(_find_all(spaced, "ß"))]
-            self._map = (shifts, _find_all(spaced, "".join(morph.STAND_INS)))
+            self._map = (shifts, _stand_ins(spaced))
         return self._map
 
     def _found_as_written(self, i: int) -> tuple[int, int] | None:
