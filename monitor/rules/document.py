@@ -106,7 +106,10 @@ class Doc:
         if len(ct.atoms) == 1:
             a, ends = ct.atoms[0], self.rx_end
             return [_new(Hit, (f, i, ends.get((a, f, i), i + 1), tid)) for f, i in first]
-        rest = [set(self.atoms.get(a, ())) for a in ct.atoms[1:]]
+        atoms = self.atoms
+        if not all(a in atoms for a in ct.atoms[1:]):
+            return []  # a word of the phrase is not in the article
+        rest = [set(atoms[a]) for a in ct.atoms[1:]]
         return [_new(Hit, (f, i, i + len(ct.atoms), tid)) for f, i in first
                 if all((f, i + k) in s for k, s in enumerate(rest, 1))]
 
