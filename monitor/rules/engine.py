@@ -248,7 +248,8 @@ class Engine:
         out = []
         # explanations by hits (and proximity windows), or by the one term whose hits they are
         told: dict[Any, tuple[tuple[str, ...], str, str]] = {}
-        rules, trees, scopes, filtered, flats = self.rules, self.trees, self.scopes, self.filtered, self.flat
+        rules, trees, scopes, filtered, flats, given = \
+            self.rules, self.trees, self.scopes, self.filtered, self.flat, self.given
         for i in sorted(ready.union(reached)):
             rule = rules[i]
             if filtered[i] and not passes(rule, article, feed, now):
@@ -284,6 +285,8 @@ class Engine:
                 why = told[key] = evidence(hits, doc.fields, self.terms, article.language, core)
             # Match(...) sets each field through the frozen dataclass's guard: three times slower
             found = _object_new(Match)
-            found.__dict__.update(self.given[i], terms=why[0], field=why[1], snippet=why[2], score=score)
+            fields = found.__dict__
+            fields.update(given[i])
+            fields["terms"], fields["field"], fields["snippet"], fields["score"] = why[0], why[1], why[2], score
             out.append(found)
         return out

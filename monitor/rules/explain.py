@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from functools import cached_property
-from itertools import accumulate, islice
-from operator import itemgetter
+from itertools import accumulate, count, islice
+from operator import add, itemgetter
 from typing import Any, NamedTuple
 
 from ..models import Match
@@ -67,7 +67,9 @@ def _find_all(text: str, chars: str) -> list[int]:
 def _stand_ins(spaced: str) -> list[int]:
     """Where the sentence ends' stand-ins are in ``Tokens.spaced``: mostly "ª" (for "."), whose
     offsets follow from the lengths of the pieces between them."""
-    out = [at - 1 for at in accumulate(len(piece) + 1 for piece in spaced.split("\u00aa")[:-1])]
+    pieces = spaced.split("\u00aa")
+    # the k-th "ª" stands after the first k pieces and the k - 1 stand-ins between them (in C)
+    out = list(map(add, accumulate(map(len, pieces[:-1])), count()))
     if "\u00ba" in spaced or "\u00b9" in spaced:
         out = sorted(out + _find_all(spaced, "\u00ba\u00b9"))
     return out
