@@ -26,6 +26,7 @@ It does not stem or fold accents, so it finds fewer matches than the engine.
 from __future__ import annotations
 
 import argparse
+import gc
 import re
 import sys
 import time
@@ -150,6 +151,10 @@ def in_turns(rows: list[Row], sets: list[rules.RuleSet], items: list[Item], roun
     drift into the ratio of goal 2."""
     articles = [Article(title=it.title, text=it.text, language=it.lang) for it in items]
     best = [float("inf")] * len(rows)
+    # Every rule set is alive here, millions of objects: a full garbage collection would scan
+    # them all in whichever size's turn it fell (a long-lived daemon's collector rarely does).
+    gc.collect()
+    gc.freeze()
     for _ in range(rounds):
         for k, rs in enumerate(sets):
             t = time.perf_counter()
