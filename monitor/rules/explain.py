@@ -1,5 +1,6 @@
 """Why a rule fired: the terms, the field, and a snippet of the original text around the
-best hit with every hit in it marked ``**like this**``."""
+best hit with every hit in it marked ``**like this**`` (``evidence``); and ``Field``, one field
+of an article with its tokens and, on demand, where they stand in the text."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ from itertools import accumulate, count, islice
 from operator import add, itemgetter
 from typing import Any, NamedTuple
 
-from ..models import Match
 from . import morph
-from .tree import Rule
 
 SNIPPET_CONTEXT = 110  # characters either side of the best hit
 _SPAN = re.Match.span
@@ -273,14 +272,6 @@ class Field:
     def sentence(self, pos: int) -> int:
         """The number of the sentence holding token ``pos`` (0 for the first)."""
         return bisect_right(self._ends, pos)
-
-
-def explain(rule: Rule, hits: list[Hit], fields: list[Field], score: float, terms: list[Any],
-            lang: str | None = None, core: list[Hit] | None = None) -> Match:
-    """The Match for ``hits`` (see ``evidence``)."""
-    names, field, quote = evidence(hits, fields, terms, lang, core)
-    return Match(rule_id=rule.id, rule_title=rule.title, terms=names, field=field, snippet=quote,
-                 channels=rule.channels, severity=rule.severity, score=score)
 
 
 def evidence(hits: list[Hit], fields: list[Field], terms: list[Any], lang: str | None = None,
