@@ -101,7 +101,7 @@ class Row:  # per article; load: YAML -> RuleSet; cold: first pass, every word s
     load_s: float
     compile_s: float
     cold_rate: float
-    eng_s: float
+    eng_s: float       # set by ``in_turns``
     eng_found: float
     peer_s: float      # the regex loop on ``sample``
     peer_found: float
@@ -141,7 +141,7 @@ def measure(n: int, specs: list[Spec], concepts: Concepts, items: list[Item], ro
         again, peer_found = best_of(1, lambda: sum(len(loop.match(x)) for x in texts))
         peer_s, spent = min(peer_s, again), spent + again
     same_s, same_found = best_of(rounds, engine([articles[i] for i in order[:k]]))
-    return Row(n, load_s, compile_s, len(items) / cold, cold / len(items), eng_found / len(items),
+    return Row(n, load_s, compile_s, len(items) / cold, float("nan"), eng_found / len(items),
                peer_s / k, peer_found / k, same_found / k, peer_s / same_s, [items[i] for i in order[:k]]), rs
 
 

@@ -60,14 +60,16 @@ class Engine:
         self.trees = [self._node(rule.tree) for rule in rules]
         # The terms of a rule that is only "any of these terms" in every field, most rules: such
         # a rule fires when one of its terms has hits, and those are its hits (``flat_of``).
+        # A term written twice in one rule is taken once: the same hits twice score and read the same.
         self.flat: list[tuple[int, ...] | None] = [
-            tree[1] if (tree.__class__ is not int and tree[0] == "any" and tree[3] is None
-                        and len(scope) == len(FIELD_NAMES) and all(c.__class__ is int for c in tree[1]))
+            tuple(dict.fromkeys(tree[1])) if (
+                tree.__class__ is not int and tree[0] == "any" and tree[3] is None
+                and len(scope) == len(FIELD_NAMES) and all(c.__class__ is int for c in tree[1]))
             else None for tree, scope in zip(self.trees, self.scopes, strict=True)]
         self.flat_of: dict[int, list[int]] = defaultdict(list)  # term -> the flat rules that have it
         for i, (tree, flat) in enumerate(zip(self.trees, self.flat, strict=True)):
             if flat is not None:
-                for t in dict.fromkeys(flat):
+                for t in flat:
                     self.flat_of[t].append(i)
                 self.groups.append(1)
                 continue
@@ -80,8 +82,6 @@ class Engine:
                     else:
                         self.need[a].append((i, g))
         self.flat_of = dict(self.flat_of)
-        # several terms of one flat rule with hits: its hits are theirs in the rule's order
-        self.flat_once = [flat is not None and len(set(flat)) == len(flat) for flat in self.flat]
         # atom -> the terms it starts: terms of one word; phrases and regexes
         self.word_terms: dict[int, list[int]] = defaultdict(list)
         self.other_terms: dict[int, list[int]] = defaultdict(list)
@@ -263,9 +263,9 @@ class Engine:
                 hits = doc.eval(trees[i], scopes[i])
                 if not hits:
                     continue
-            elif by >= 0 and self.flat_once[i]:
+            elif by >= 0:
                 hits, key = hits_of[by], by  # read only, as every hit list here; one term: its explanation
-            else:
+            else:  # several terms with hits: theirs in the rule's order
                 hits = []
                 for term in flats[i] or ():
                     got = hits_of.get(term)

@@ -96,7 +96,8 @@ class Field:
         self._scan: Any = None
         self._written = tokens.written
         self._plain: str | None = None
-        self._at: dict[str, list[int] | None] = {}  # word or written token -> offsets, None: scan
+        self._runs_at: dict[str, list[int]] = {}  # str path: word -> its runs' offsets in ``folded``, so far
+        self._at: dict[str, list[int] | None] = {}  # regex path: written token -> offsets, None: scan
         self._got: dict[int, tuple[int, int]] = {}  # token -> its offsets, found with ``_at``
         # str path: the offsets in ``folded`` where an "ß" became "ss", and those in ``spaced``
         # of the sentence ends' stand-ins; None: not worked out yet, or not mappable
@@ -155,9 +156,9 @@ class Field:
         or offset ``reach``. ``folded.split()`` is ``words``, so the k-th "kursk" between
         white space there is the k-th token "kursk"."""
         text = self._tokens.folded or ""
-        seen = self._at.get(word)
+        seen = self._runs_at.get(word)
         if seen is None:
-            seen = self._at[word] = []
+            seen = self._runs_at[word] = []
         size, n = len(word), len(text)
         at = seen[-1] + size if seen else 0
         while len(seen) <= k or (seen[-1] if seen else -1) < reach:
@@ -187,14 +188,17 @@ class Field:
         same, written = self._same(self.words[i]), self.written
         token = written[i]
         if token not in self._at:
-            if self._plain is None:
-                self._plain = morph.plain(self.text)
-            self._at[token] = _whole(self._plain, token, sum(1 for j in same if written[j] == token))
+            self._at[token] = _whole(self._plain_text(), token, sum(1 for j in same if written[j] == token))
         at = self._at[token]
         if at is None:
             return None
         start = at[sum(1 for j in same if j < i and written[j] == token)]
         return start, start + len(token)
+
+    def _plain_text(self) -> str:
+        if self._plain is None:
+            self._plain = morph.plain(self.text)
+        return self._plain
 
     @property
     def written(self) -> list[str]:
@@ -207,7 +211,7 @@ class Field:
         spans = self._spans
         if i >= len(spans):
             if self._scan is None:
-                self._scan = morph.TOKEN.finditer(morph.plain(self.text))
+                self._scan = morph.TOKEN.finditer(self._plain_text())
             # in C: islice and map pull the next matches without a Python-level loop
             spans.extend(map(_SPAN, islice(self._scan, i + _AHEAD - len(spans))))
             if i >= len(spans):
@@ -224,18 +228,19 @@ class Field:
         if mapped is None:
             starts = [s for s, _e in self.spans]
             return [bisect_left(starts, k) for k in points]
-        stands, spaced = mapped[1], self._tokens.spaced or ""
+        shifts, stands = mapped
+        spaced = self._tokens.spaced or ""
         ends = [at - 1 - 2 * n for n, at in enumerate(stands)]  # the sentence ends in the text
         out = []
         for k in points:
             # tokens starting before k: one more than the index of the last starting at k - 1
-            last = self._token_at(k - 1, ends, spaced) if k > 0 else -1
+            last = self._token_at(k - 1, ends, spaced, bool(shifts)) if k > 0 else -1
             if last is None:  # by counting the runs ahead of it
                 last = len(spaced[:k + 2 * bisect_left(ends, k)].split()) - 1
             out.append(last + 1)
         return out
 
-    def _token_at(self, at: int, ends: list[int], spaced: str) -> int | None:
+    def _token_at(self, at: int, ends: list[int], spaced: str, sharp_s: bool) -> int | None:
         """The index of the last token that starts at or before offset ``at`` of the text, -1
         for none, found from the run there in ``spaced``; None when that cannot be done."""
         n = bisect_left(ends, at)
@@ -252,8 +257,7 @@ class Field:
         run = written.casefold()
         if len(written) == _LOOK_BACK or (len(run) < 3 and run not in morph.STAND_INS):
             return None  # a run maybe cut off by the window, or a short one: many a false find
-        mapped = self._mapping()
-        offset = start + (spaced.count("ß", 0, start) if mapped and mapped[0] else 0)  # in ``folded``
+        offset = start + (spaced.count("ß", 0, start) if sharp_s else 0)  # in ``folded``, where "ß" is "ss"
         seen = self._runs(run, reach=offset)
         k = bisect_left(seen, offset)
         return self._same(run)[k] if k < len(seen) and seen[k] == offset else None

@@ -67,8 +67,8 @@ def _tokens_by_run(text: str) -> list[str]:
 # Sentence ends become stand-ins, letters of no case, so that they survive ``str.casefold``
 # and ``str.isalnum``; a text that holds one of them is tokenized by the regex.
 STAND_INS = frozenset("\u00aa\u00ba\u00b9")  # ª º ¹ for . ! ?
-# Each end is replaced before the next is looked for; the NUL-like "\x02" in front keeps an
-# end that was followed by one ("!.") from looking as if it were followed by white space.
+# Each end is replaced before the next is looked for; the control character "\x02" in front
+# keeps an end that was followed by one ("!.") from looking as if it were followed by white space.
 _SENTENCE_ENDS = tuple((c, re.compile(re.escape(c) + r"(?=\s|$)"), f"\x02{s} ")
                        for c, s in zip(".!?", "\u00aa\u00ba\u00b9", strict=True))
 # Characters that are never in a token (not \w, not a combining mark, not white space), the
@@ -104,17 +104,17 @@ def tokenize(text: str) -> Tokens:
             if "".join(folded).isalnum():
                 return Tokens(folded, STAND_INS, None, s, cased)
         found, ends = _tokens_by_run(s), STAND_INS  # "_", a combining mark, a rarer separator
-    if not found:
-        return Tokens(found, ends, found)
-    return Tokens("\x00".join(found).casefold().split("\x00"), ends, found)
+    return Tokens(_casefolded(found), ends, found)
 
 
 def words(text: str) -> list[str]:
     """The casefolded tokens of ``text`` (words and sentence ends), in order."""
-    found = _tokens_by_run(plain(text))
-    if not found:
-        return found
-    return "\x00".join(found).casefold().split("\x00")
+    return _casefolded(_tokens_by_run(plain(text)))
+
+
+def _casefolded(tokens: list[str]) -> list[str]:
+    """Each token casefolded, with one ``casefold`` call for them all."""
+    return "\x00".join(tokens).casefold().split("\x00") if tokens else []
 
 
 def spans(text: str) -> list[tuple[int, int]]:
