@@ -105,11 +105,28 @@ class Match:
     channels: tuple[str, ...] = ()
     severity: str = "normal"  # info | normal | urgent
     score: float = 0  # weighted hits (a title hit weighs the rule's title_weight)
+    context: tuple[str, ...] = ()  # terms hit only by the rule's context clauses (``all``), not the topic's own
+
+
+SEVERITIES = ("info", "normal", "urgent")  # lowest first
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One rule that fired on an alert's story: an alert names every one (issue 14)."""
+
+    rule_id: str
+    title: str
+    terms: tuple[str, ...]  # the topic's own terms that matched
+    context: tuple[str, ...] = ()  # context words the rule also required (``all``)
+    severity: str = "normal"
 
 
 @dataclass(frozen=True)
 class Alert:
-    """One outbox row: a match to deliver through one channel."""
+    """One outbox row: a story to deliver through one channel. ``rule_id``, ``rule_title``,
+    ``terms`` and ``snippet`` are the lead rule's (the story's most severe, then first);
+    ``rules`` lists every rule that fired on the story, the lead first."""
 
     id: int
     channel: str
@@ -134,8 +151,10 @@ class Alert:
     revived_at: float | None = None  # `monitor alerts retry`: max_age counts from here
     severity: str = "normal"  # info | normal | urgent: the rule's when the match was made
     language: str | None = None  # the article's, when known
-    held: str | None = None  # why it waits for a digest: quiet | digest | rate | followup (noise.py)
+    held: str | None = None  # why it waits for a digest: quiet | digest | rate | followup | backlog (noise.py)
     digest_id: int | None = None  # the carrier row of the digest that lists it; its own id: a digest
+    rules: tuple[AlertRule, ...] = ()  # every rule that fired on the story, the lead first
+    context: tuple[str, ...] = ()  # the lead rule's context words (see AlertRule)
 
 
 @dataclass(frozen=True)
