@@ -63,6 +63,9 @@ class PollSection(_Section):
     silent_after: float = Field(10, gt=1, description="a feed is silent after this many times its cadence")
     silent_min: Seconds = Field(43200, description="... and at least this long without news")
     failing_alert_after: Seconds = Field(21600, description="ops alert when a feed fails for this long")
+    first_run_window: float = Field(
+        86400, ge=0, description="on a feed's first poll, entries published this recently are matched and their "
+        "alerts sent as one digest per channel ('while you were away'); older ones are a silent baseline; 0: none")
 
     @model_validator(mode="after")
     def _bounds(self) -> PollSection:

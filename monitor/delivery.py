@@ -144,7 +144,8 @@ class Sender:
         freed = p.rate is not None and "rate" in held and any(
             self.store.sent_recently(channel, r, now - p.rate[1]) < p.rate[0]
             for r in self.store.held_rules(channel, "rate"))
-        if noise.release(p, now, held, freed):
+        first_polls = "backlog" in held and self.store.first_polls_pending() > 0
+        if noise.release(p, now, held, freed, first_polls):
             self.digest(channel)
 
     def _hold(self, alert: Alert, now: float) -> bool:

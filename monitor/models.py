@@ -69,6 +69,14 @@ class Entry:
     published: str | None  # ISO 8601 UTC
     guid: str | None = None
     content_hash: str = ""
+    # the link is not this item's own page: other items of the feed share it, or it is the feed's
+    # home page. It identifies nothing, and the item's text is the feed's (issue 14).
+    shared_link: bool = False
+
+    @property
+    def story(self) -> str:
+        """The story's key across feeds: its canonical link, else its identity here."""
+        return self.link if self.link and not self.shared_link else self.uid
 
 
 @dataclass(frozen=True)

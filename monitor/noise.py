@@ -24,11 +24,17 @@ QUIET = re.compile(r"^\s*([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]):([0-5]\
 _WORD = re.compile(r"\w+", re.UNICODE)
 SHINGLE = 3  # words per shingle
 MIN_WORDS = 80  # shorter texts (a teaser, a headline) say too little to tell stories apart
+# ... so a shorter text is compared whole (``text_hash``), from this many words: below it ("Live
+# updates", "Watch the video") two stories can share a text honestly
+MIN_SHORT_WORDS = 8
 GROUP_WINDOW = 48 * 3600  # seconds: a near-identical text later than this is a story of its own
 # most differing bits of two 64-bit SimHashes that still mean "the same story": edited copies of
 # an 800-word text differ by ~2 (max 6), of a 200-word text by ~5 (max 11); unrelated texts by
 # 20 or more (measured, see the issue note)
 NEAR = 10
+# seconds the "while you were away" digest waits for feeds whose first poll has not succeeded yet
+# (a feed failing from the start must not hold back what the others found)
+BACKLOG_SETTLE = 600
 
 
 def rate(spec: str) -> tuple[int, float] | None:
@@ -95,14 +101,19 @@ def hold(p: Policy, severity: str, now: float, sent_in_window: int) -> str | Non
     return None
 
 
-def release(p: Policy, now: float, held: dict[str, float], rate_freed: bool) -> bool:
+def release(p: Policy, now: float, held: dict[str, float], rate_freed: bool, first_polls: bool = False) -> bool:
     """Should the channel's held alerts leave now, as one digest? ``held``: reason -> the
     oldest held alert's time. Never in quiet hours; at their end; when a rule's rate window
-    has room again (``rate_freed``); follow-ups after ``followup_every``. A channel with a
-    ``digest`` schedule waits for it (the daemon's cron job), except at the end of quiet hours."""
+    has room again (``rate_freed``); follow-ups after ``followup_every``; what feeds' first
+    polls found ('backlog') once no feed awaits its first poll (``first_polls``: some do), or
+    BACKLOG_SETTLE after the first of it, so that a new team gets one "while you were away"
+    digest soon, not a burst. A channel with a ``digest`` schedule waits for it (the daemon's
+    cron job), except at the end of quiet hours and for the backlog."""
     if not held or quiet(p, now):
         return False
     if "quiet" in held:
+        return True
+    if "backlog" in held and (not first_polls or now - held["backlog"] >= BACKLOG_SETTLE):
         return True
     if p.digest:
         return False
@@ -131,6 +142,16 @@ def simhash(text: str) -> int | None:
             if column.translate(_BIT[bit]).count(1) > half:
                 value |= 1 << (k * 8 + bit)
     return value - (1 << 64) if value >= 1 << 63 else value  # SQLite integers are signed
+
+
+def text_hash(text: str) -> str | None:
+    """An exact fingerprint of a text too short for ``simhash`` (MIN_SHORT_WORDS to MIN_WORDS
+    words): its words, case and punctuation aside. The same teaser at two URLs from two feeds
+    is one story. None for other texts."""
+    words = _WORD.findall(text.lower())
+    if not MIN_SHORT_WORDS <= len(words) < MIN_WORDS:
+        return None
+    return hashlib.blake2b(" ".join(words).encode(), digest_size=16).hexdigest()
 
 
 def near(fp: int, candidates: Iterable[tuple[int, int]], max_bits: int = NEAR) -> int | None:

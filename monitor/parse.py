@@ -2,17 +2,20 @@
 
 feedparser never fetches here: it gets the bytes our ``fetch`` read and the response
 headers (for the charset and the base URL). Entry identity: guid, else canonical link,
-else a hash of title + summary.
+else a hash of title + summary; a link that several items share, or the feed's home page, is
+no identity (``_own_links``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import re
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -131,9 +134,27 @@ def parse_bytes(body: bytes, content_type: str = "", url: str = "") -> ParsedFee
     if not d.get("version") and not d.entries:
         why = d.get("bozo_exception")
         raise ParseError(f"not a feed ({why})" if why else "not a feed", kind="not-a-feed")
-    entries = tuple(e for e in (_entry(raw) for raw in d.entries) if e is not None)
+    entries = [e for e in (_entry(raw) for raw in d.entries) if e is not None]
+    home = d.feed.get("link")
     title = html_to_text(d.feed.get("title", "")) or None
-    return ParsedFeed(title=title, entries=entries, version=d.get("version", ""), ttl=_ttl(d.feed.get("ttl")))
+    return ParsedFeed(title=title, entries=_own_links(entries, home), version=d.get("version", ""),
+                      ttl=_ttl(d.feed.get("ttl")))
+
+
+def _own_links(entries: list[Entry], home: object) -> tuple[Entry, ...]:
+    """Entries whose link is not their own page: a link two items of the feed share, or the
+    feed's home page. Such a link is no identity (every item would be one entry, and one story):
+    identity falls back to the guid, else the hash of the text, and the entry is marked
+    ``shared_link`` so nobody takes that page for its article."""
+    counts = Counter(e.link for e in entries if e.link)
+    home_url = canonical_url(unwrap(home)) if isinstance(home, str) and home.startswith(("http://", "https://")) else None
+    out = []
+    for e in entries:
+        if e.link and (counts[e.link] > 1 or e.link == home_url):
+            uid = e.uid if e.guid else f"hash:{e.content_hash}"
+            e = dataclasses.replace(e, uid=uid, shared_link=True)
+        out.append(e)
+    return tuple(out)
 
 
 def _ttl(value: object) -> float | None:
@@ -214,7 +235,7 @@ def _json_feed(body: bytes, url: str) -> ParsedFeed:
         if entry is not None:
             entries.append(entry)
     title = html_to_text(_str(doc.get("title"))) or None
-    return ParsedFeed(title=title, entries=tuple(entries), version=str(doc["version"]))
+    return ParsedFeed(title=title, entries=_own_links(entries, doc.get("home_page_url")), version=str(doc["version"]))
 
 
 def _str(value: object) -> str:

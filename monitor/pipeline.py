@@ -82,17 +82,26 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
     new, edited = ctx.store.sort_entries(feed, parsed.entries)
     baseline = not feed.baselined
     published = [e.published for e in parsed.entries]
+    items: list[tuple[Entry, Article | None, list[Match]]]
     if baseline:
-        # First sight of a feed: remember what is there, alert only on what comes after.
-        items: list[tuple[Entry, Article | None, list[Match]]] = [(e, None, []) for e in new]
+        # First sight of a feed: what was published within poll.first_run_window is fetched,
+        # extracted and matched, and its alerts wait for one "while you were away" digest per
+        # channel (store.record holds them as 'backlog'); the rest is a silent baseline.
+        pages = asyncio.Semaphore(ctx.config.poll.per_host)
+        items = list(await asyncio.gather(*(
+            _process(ctx, feed, e, pages) if schedule.recent(e.published, now, cfg.first_run_window)
+            else _as_is(e) for e in new)))
         last_new: float | None = schedule.newest(published, now) or now
     else:
-        reposts = ctx.store.reposts(feed, new, now - REPOST_WINDOW) if new else set()
+        reposts = ctx.store.reposts(feed, new, now - REPOST_WINDOW) if new else {}
+        for e in new:
+            if e.uid in reposts:
+                log.info("repost, no alert feed=%s entry=%r reason=%r", feed.url, e.title[:80], reposts[e.uid])
         # At most per_host pages of one feed at a time: a feed with 300 new items must not
         # queue 300 requests whose total timeout runs out while they wait for a connection.
         pages = asyncio.Semaphore(ctx.config.poll.per_host)
         items = list(await asyncio.gather(*(
-            _no_alert(e) if e.uid in reposts else _process(ctx, feed, e, pages) for e in new)))
+            _as_is(e) if e.uid in reposts else _process(ctx, feed, e, pages) for e in new)))
         last_new = now if len(new) > len(reposts) else feed.last_new_at
         for changed in edited:
             log.info("entry edited feed=%s entry=%r (no new alert)", feed.url, changed.title[:80])
@@ -203,8 +212,7 @@ def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} minutes"
 
 
-async def _no_alert(entry: Entry) -> tuple[Entry, Article | None, list[Match]]:
-    log.info("repost of a recent entry, no alert entry=%r", entry.title[:80])
+async def _as_is(entry: Entry) -> tuple[Entry, Article | None, list[Match]]:
     return entry, None, []
 
 
@@ -241,7 +249,7 @@ async def article_for(ctx: Context, entry: Entry) -> Article:
 async def _article(ctx: Context, entry: Entry) -> Article:
     """A page is fetched and extracted once per canonical URL: the same story from several
     feeds shares it, whether an earlier poll stored it or it is in flight in this one."""
-    if not (ctx.config.extract.pages and entry.link):
+    if not (ctx.config.extract.pages and entry.link) or entry.shared_link:  # the home page is no article
         return extract.choose(entry, None)
     link = entry.link
     known = ctx.store.page_article(link)

@@ -133,6 +133,14 @@ def _timestamp(iso: str | None) -> float | None:
     return when.timestamp() if when.tzinfo is not None else None
 
 
+def recent(published: str | None, now: float, window: float) -> bool:
+    """Was an entry published within ``window`` seconds before ``now`` (or after it: a clock
+    ahead of ours)? False when it carries no date: a feed's first poll keeps undated entries
+    as its silent baseline. Pure."""
+    when = _timestamp(published)
+    return window > 0 and when is not None and now - when <= window
+
+
 def learn_cadence(published: Sequence[str | None], *, previous: float | None, last_new_at: float | None,
                   new: int, now: float) -> float | None:
     """Seconds between a feed's entries. From the entries' own dates when at least three are

@@ -27,6 +27,10 @@ ARTICLE = page("Gefechte im Gebiet Kursk dauern an", [
     "Familien haben die Region bereits verlassen.",
 ])
 
+# a second story (the Kursk rule alone), so a channel has two alerts to deliver in order
+NEW2 = {"title": "Luftalarm im Gebiet Kursk", "link": "/a/kursk-2", "guid": "a-4",
+        "description": "In der Stadt Kursk heulten in der Nacht die Sirenen."}
+
 
 def _feed(server, items):
     abs_items = [{**it, "link": server.url(it["link"])} for it in items]
@@ -38,6 +42,7 @@ def _serve_pages(server):
         server.add(it["link"], page(it["title"], [it["description"] * 3]),
                    content_type="text/html; charset=utf-8")
     server.add(NEW["link"], ARTICLE, content_type="text/html; charset=utf-8")
+    server.add(NEW2["link"], page(NEW2["title"], [NEW2["description"] * 3]), content_type="text/html; charset=utf-8")
 
 
 def test_baseline_then_new_story_delivered_once_everywhere(tmp_path, feed_server, smtp, webhook):
@@ -57,18 +62,18 @@ def test_baseline_then_new_story_delivered_once_everywhere(tmp_path, feed_server
     _feed(feed_server, [NEW, *OLD])
     second = run_cli("once", "--config", str(cfg))
     assert second.returncode == 0, second.stderr
-    assert "new=1" in second.stdout and "alerts=4" in second.stdout, second.stdout
-    assert "sent=4 failed=0" in second.stdout, second.stdout
+    # Two rules fired on one story: one alert per channel, naming both rules (issue 14)
+    assert "new=1" in second.stdout and "alerts=2" in second.stdout, second.stdout
+    assert "sent=2 failed=0" in second.stdout, second.stdout
     assert ("/a/kursk", 200) in feed_server.answers  # the page was fetched for extraction
 
-    subjects = sorted(m["Subject"] for m in smtp.messages)
-    assert subjects == ["[Kursk region] Gefechte im Gebiet Kursk dauern an",
-                        "[North Korean troops] Gefechte im Gebiet Kursk dauern an"]
-    titles = sorted(w["title"] for w in webhook.received)
-    assert titles == subjects
-    nk = next(w for w in webhook.received if "North Korean" in w["title"])
-    assert feed_server.url("/a/kursk") in nk["message"]
-    assert "**nordkoreanische Soldaten**" in nk["message"]  # snippet from the extracted page
+    assert len(smtp.messages) == 1 and len(webhook.received) == 1
+    subject = smtp.messages[0]["Subject"]
+    assert subject.endswith("Gefechte im Gebiet Kursk dauern an"), subject
+    body = str(webhook.received[0])
+    assert "Kursk region" in body and "North Korean troops" in body, body
+    assert feed_server.url("/a/kursk") in body
+    assert "gehen die Kämpfe" in body  # snippet from the extracted page
 
     source = db_rows(tmp_path / "monitor.db", "SELECT source, language FROM articles")
     assert source == [("page", "de")]
@@ -77,7 +82,7 @@ def test_baseline_then_new_story_delivered_once_everywhere(tmp_path, feed_server
     assert third.returncode == 0, third.stderr
     assert "not-modified=1" in third.stdout and "sent=0" in third.stdout, third.stdout
     assert feed_server.answers[-1] == ("/feed.xml", 304)
-    assert len(smtp.messages) == 2 and len(webhook.received) == 2
+    assert len(smtp.messages) == 1 and len(webhook.received) == 1
 
 
 def test_channels_down_keep_alerts_pending_until_they_recover(tmp_path, feed_server, smtp, webhook):
@@ -87,7 +92,7 @@ def test_channels_down_keep_alerts_pending_until_they_recover(tmp_path, feed_ser
                        channels={"mail": [smtp.apprise_url], "hook": [webhook.apprise_url]})
     assert run_cli("once", "--config", str(cfg)).returncode == 0  # baseline
     webhook.status = 500  # and the SMTP server is not started: connection refused
-    _feed(feed_server, [NEW, *OLD])
+    _feed(feed_server, [NEW, NEW2, *OLD])
 
     down = run_cli("once", "--config", str(cfg))
     assert down.returncode == 0, down.stderr
@@ -126,9 +131,9 @@ def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(tmp_path, feed_server,
                               "SELECT baselined_at FROM feeds")[0][0] is not None
               if (tmp_path / "monitor.db").exists() else False, "baseline")
         _feed(feed_server, [NEW, *OLD])
-        _wait(lambda: len(webhook.received) == 2, "both alerts delivered")
+        _wait(lambda: len(webhook.received) == 1, "the story's one alert delivered")
         time.sleep(1.5)  # a few more ticks: 304s, nothing delivered twice
-        assert len(webhook.received) == 2
+        assert len(webhook.received) == 1
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -141,9 +146,9 @@ def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(tmp_path, feed_server,
 
     # A restart finds nothing new to deliver.
     after = run_cli("once", "--config", str(cfg))
-    assert "sent=0" in after.stdout and len(webhook.received) == 2
+    assert "sent=0" in after.stdout and len(webhook.received) == 1
     sent = db_rows(tmp_path / "monitor.db", "SELECT COUNT(*) FROM outbox WHERE state='sent'")
-    assert sent == [(2,)]
+    assert sent == [(1,)]
 
 
 def test_sighup_reload_keeps_last_good_rules(tmp_path, feed_server, rules_copy):
@@ -238,11 +243,10 @@ def test_same_story_in_two_feeds_is_fetched_extracted_and_alerted_once(tmp_path,
     feed_server.add("/b.xml", rss([{**story, "guid": "from-b"}]))  # tracking params, another guid
     res = run_cli("once", "--config", str(cfg))
     assert res.returncode == 0, res.stderr
-    assert "ok=2 new=2 alerts=2 sent=2" in res.stdout, res.stdout
+    assert "ok=2 new=2 alerts=1 sent=1" in res.stdout, res.stdout
     assert feed_server.answers.count(("/a/kursk", 200)) == 1  # one fetch, one extraction
-    assert sorted(w["title"] for w in webhook.received) == [
-        "[Kursk region] Gefechte im Gebiet Kursk dauern an",
-        "[North Korean troops] Gefechte im Gebiet Kursk dauern an"]
+    assert len(webhook.received) == 1
+    assert "Kursk region" in str(webhook.received[0]) and "North Korean troops" in str(webhook.received[0])
     rows = db_rows(tmp_path / "monitor.db", "SELECT url, source FROM articles")
     assert rows == [(feed_server.url("/a/kursk"), "page")] * 2
 
@@ -255,12 +259,12 @@ def test_a_story_seen_in_an_earlier_poll_is_not_fetched_again(tmp_path, feed_ser
                        channels={"hook": [webhook.apprise_url]})
     run_cli("once", "--config", str(cfg))
     feed_server.add("/a.xml", rss([{**NEW, "guid": "from-a", "link": feed_server.url(NEW["link"])}]))
-    assert "alerts=2" in run_cli("once", "--config", str(cfg)).stdout
+    assert "alerts=1" in run_cli("once", "--config", str(cfg)).stdout
     feed_server.add("/b.xml", rss([{**NEW, "guid": "from-b", "link": feed_server.url(NEW["link"])}]))
     res = run_cli("once", "--config", str(cfg))
     assert "new=1 alerts=0 sent=0" in res.stdout, res.stdout
     assert feed_server.answers.count(("/a/kursk", 200)) == 1
-    assert len(webhook.received) == 2
+    assert len(webhook.received) == 1
 
 
 def test_short_page_falls_back_to_its_amp_version(tmp_path, feed_server, webhook):
@@ -280,7 +284,7 @@ def test_short_page_falls_back_to_its_amp_version(tmp_path, feed_server, webhook
     run_cli("once", "--config", str(cfg))
     _feed(feed_server, [NEW, *OLD])
     res = run_cli("once", "--config", str(cfg))
-    assert "alerts=2" in res.stdout, res.stdout + res.stderr
+    assert "alerts=1" in res.stdout, res.stdout + res.stderr
     assert f"alternate page used link={feed_server.url('/a/kursk')} alternate={amp_url}" in res.stderr
     [(text, source)] = db_rows(tmp_path / "monitor.db", "SELECT text, source FROM articles")
     assert source == "page" and "nordkoreanische Soldaten" in text and "Abo" not in text
@@ -297,7 +301,7 @@ def test_long_page_does_not_fetch_its_amp_version(tmp_path, feed_server, webhook
     cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]})
     run_cli("once", "--config", str(cfg))
     _feed(feed_server, [NEW, *OLD])
-    assert "alerts=2" in run_cli("once", "--config", str(cfg)).stdout
+    assert "alerts=1" in run_cli("once", "--config", str(cfg)).stdout
     assert not any(path.startswith("/amp/") for path, _ in feed_server.log)
 
 
@@ -311,7 +315,7 @@ def test_unreachable_page_falls_back_to_the_feed_text_with_its_language(tmp_path
         "der Front im Einsatz sein, wie die Regierung in Kiew am Montag mitteilte.")}
     _feed(feed_server, [gone, *OLD])
     res = run_cli("once", "--config", str(cfg))
-    assert "alerts=2 sent=2" in res.stdout, res.stdout + res.stderr
+    assert "alerts=1 sent=1" in res.stdout, res.stdout + res.stderr
     rows = db_rows(tmp_path / "monitor.db", "SELECT source, language, error FROM articles")
     assert rows == [("feed-summary", "de", "http-404: HTTP 404 Not Found")]
 
@@ -331,5 +335,5 @@ def test_json_feed_is_polled_like_any_other(tmp_path, feed_server, webhook):
     assert "baseline=1" in run_cli("once", "--config", str(cfg)).stdout
     serve([NEW, *OLD])  # relative links, resolved against the feed's URL
     res = run_cli("once", "--config", str(cfg))
-    assert "ok=1 new=1 alerts=2 sent=2" in res.stdout, res.stdout + res.stderr
+    assert "ok=1 new=1 alerts=1 sent=1" in res.stdout, res.stdout + res.stderr
     assert ("/a/kursk", 200) in feed_server.answers

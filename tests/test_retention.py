@@ -94,9 +94,10 @@ def test_prune_removes_exactly_the_old_delivered_material(built):
     assert live(path) == {"old-pending", "old-dead", "old-failed", "new-sent"}
     assert {u for (u,) in raw(path, "SELECT e.uid FROM articles a JOIN entries e ON e.id = a.entry_id")} == {
         "old-pending", "old-dead", "old-failed", "new-sent"}
-    # gone from the feed for 100 days: deleted for good; still served: a tombstone (identity only)
+    # gone from the feed for 100 days: deleted for good; still served: a tombstone (identity and
+    # the text's hash, which recognises the story should the feed move to a new domain)
     assert raw(path, "SELECT uid, title, summary, link, content_hash FROM entries WHERE title IS NULL") == [
-        ("old-served", None, None, None, None)]
+        ("old-served", None, None, None, "h-old-served")]
     assert "old-sent" not in {u for (u,) in raw(path, "SELECT uid FROM entries")}
     assert store.alerts(state="pending")[0].title.startswith("Kämpfe")  # still shown in full
     assert store.prune(NOW, AGE) == Pruned()  # nothing left to do

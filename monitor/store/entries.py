@@ -8,16 +8,20 @@ disappears from its feed and comes back from alerting twice.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import noise
-from ..models import Article, Entry, Feed, Match
+from ..models import SEVERITIES, Article, Entry, Feed, Match
 from .base import Queries
 from .feeds import FeedQueries, Notice
 
-_INSERT_MATCH = ("INSERT INTO matches (entry_id, rule_id, rule_title, story, terms, field, snippet, severity, "
-                 "created_at, simhash) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(rule_id, story) DO NOTHING")
+_INSERT_MATCH = ("INSERT INTO matches (entry_id, rule_id, rule_title, story, terms, context, field, snippet, severity, "
+                 "created_at, simhash, text_hash, primary_id, lead_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                 "ON CONFLICT(rule_id, story) DO NOTHING")
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+log = logging.getLogger(__name__)
 REPOST_MIN_TITLE = 25  # characters: shorter titles ("Live", "Morning briefing") recur honestly
 
 
@@ -31,14 +35,16 @@ class EntryQueries(FeedQueries, Queries):
         for i in range(0, len(uids), 500):  # well under SQLite's bound-parameter limit
             chunk = uids[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            for r in self._rows(f"SELECT uid, content_hash FROM entries WHERE feed_id = ? AND uid IN ({marks})",
-                                [feed.id, *chunk]):
-                known[r["uid"]] = r["content_hash"]
+            for r in self._rows(f"SELECT uid, content_hash, title IS NULL AS tomb FROM entries WHERE feed_id = ? "
+                                f"AND uid IN ({marks})", [feed.id, *chunk]):
+                known[r["uid"]] = None if r["tomb"] else r["content_hash"]  # a tombstone is never "edited"
         new: list[Entry] = []
         edited: list[Entry] = []
         seen: set[str] = set()
         for e in entries:
             if e.uid in seen:
+                log.info("item dropped feed=%s uid=%s title=%r reason=%r", feed.url, e.uid, e.title[:80],
+                         "the same item twice in one poll (same identity)")
                 continue
             seen.add(e.uid)
             if e.uid not in known:
@@ -50,15 +56,21 @@ class EntryQueries(FeedQueries, Queries):
     def unseen(self, feed: Feed, entries: Sequence[Entry]) -> list[Entry]:
         return self.sort_entries(feed, entries)[0]
 
-    def reposts(self, feed: Feed, entries: Sequence[Entry], since: float) -> set[str]:
-        """uids of new entries that repeat, under another id, a title this feed published after
-        ``since``: a deleted-and-reposted item. They are stored but do not alert again."""
-        out: set[str] = set()
+    def reposts(self, feed: Feed, entries: Sequence[Entry], since: float) -> dict[str, str]:
+        """New entries that repeat, under another id, what this feed served before: the same title
+        and text however long ago (a feed that moved to a new domain: every link changed), or the
+        same title after ``since`` (a deleted-and-reposted item). uid -> why. They are stored
+        but do not alert again."""
+        out: dict[str, str] = {}
         for e in entries:
-            if len(e.title) >= REPOST_MIN_TITLE and self._rows(
+            if e.content_hash and self._rows(
+                    "SELECT 1 FROM entries WHERE feed_id = ? AND content_hash = ? AND uid != ? LIMIT 1",
+                    [feed.id, e.content_hash, e.uid]):
+                out[e.uid] = "the same title and text as an entry this feed served before"
+            elif len(e.title) >= REPOST_MIN_TITLE and self._rows(
                     "SELECT 1 FROM entries WHERE feed_id = ? AND title = ? AND uid != ? AND first_seen_at >= ? "
                     "LIMIT 1", [feed.id, e.title, e.uid, since]):
-                out.add(e.uid)
+                out[e.uid] = "a title this feed served within the repost window"
         return out
 
     def page_article(self, url: str) -> Article | None:
@@ -108,7 +120,9 @@ class EntryQueries(FeedQueries, Queries):
         seen: Sequence[str] = (),
     ) -> int:
         """Store one successful poll in ONE transaction: feed state (``state``: poll columns),
-        new entries, their articles and matches, a pending outbox row per match and channel,
+        new entries, their articles and matches, an outbox row per story and channel (held as
+        'backlog' on a feed's first poll, ``baseline``; an entry of it without an article is
+        its silent baseline),
         edits of known entries (no alert) and ops notices. A crash anywhere before COMMIT
         leaves nothing; a re-run finds the same entries unseen. ``seen``: the uids this poll
         served, stamped ``last_seen_at`` (retention keeps what the feed still serves). Returns
@@ -129,7 +143,7 @@ class EntryQueries(FeedQueries, Queries):
                     "content_hash, baseline, first_seen_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT(feed_id, uid) DO NOTHING",
                     (feed.id, entry.uid, entry.guid, entry.link, entry.title, entry.summary,
-                     entry.published, entry.content_hash, int(baseline), now),
+                     entry.published, entry.content_hash, int(baseline and article is None), now),
                 )
                 if cur.rowcount != 1:
                     continue
@@ -141,8 +155,9 @@ class EntryQueries(FeedQueries, Queries):
                         (entry_id, article.url, article.title, article.text, article.language,
                          article.author, article.date, article.source, article.error, now),
                     )
-                alerts += self._matches(entry_id, entry.link or entry.uid, matches, now, feed.id,
-                                        article.text if article is not None and matches else "")
+                alerts += self._matches(entry_id, entry.story, matches, now, feed.id,
+                                        article.text if article is not None and matches else "",
+                                        hold="backlog" if baseline else None)
             uids = list(dict.fromkeys(seen))
             for i in range(0, len(uids), 500):  # well under SQLite's bound-parameter limit
                 chunk = uids[i:i + 500]
@@ -151,40 +166,65 @@ class EntryQueries(FeedQueries, Queries):
         return alerts
 
     def _matches(self, entry_id: int | None, story: str, matches: Sequence[Match], now: float,
-                 feed_id: int = 0, text: str = "") -> int:
-        """A match row per rule and story, and a pending outbox row per channel: an alert. The
-        same story via another feed (same link) or near-identical text within
-        noise.GROUP_WINDOW becomes a follow-up of the first alert instead: a match with
-        ``lead_id`` and outbox rows held for the channel's next digest (store/noise.py)."""
-        alerts = 0
+                 feed_id: int = 0, text: str = "", hold: str | None = None) -> int:
+        """One story, one alert per channel (issue 14). Every rule that fired on the entry gets a
+        match row; the most severe (then the first) is the story's *primary*, the others travel
+        in its alert (``primary_id``), and only the primary has outbox rows: one per channel that
+        any of the rules routes to. A story told before (``_told``: the same key from another
+        feed, or the same text within noise.GROUP_WINDOW, whatever rule alerted it) makes this a
+        *follow-up*: its rows carry ``lead_id`` and are held for the channel's next digest
+        (store/noise.py). ``hold``: a new story's rows wait for a digest too, with this reason
+        ('backlog': found on a feed's first poll). Returns the alerts queued."""
+        if not matches:
+            return 0
+        ordered = sorted(matches, key=lambda m: -_RANK.get(m.severity, 1))  # stable: the first among equals
         fp = noise.simhash(text) if text else None
-        for m in matches:
-            row = (entry_id, m.rule_id, m.rule_title, story, json.dumps(list(m.terms), ensure_ascii=False),
-                   m.field, m.snippet, m.severity, now, fp)
+        th = noise.text_hash(text) if text and fp is None else None
+        lead, repost = self._told(story, fp, th, now, feed_id)
+        primary: int | None = None
+        for m in ordered:
+            row = [entry_id, m.rule_id, m.rule_title, story, json.dumps(list(m.terms), ensure_ascii=False),
+                   json.dumps(list(m.context), ensure_ascii=False), m.field, m.snippet, m.severity, now, fp, th,
+                   primary, lead]
             cur = self.db.execute(_INSERT_MATCH, row)
-            lead = None
-            if cur.rowcount == 1 and fp is not None:
-                lead = noise.near(fp, self.db.execute(  # plain tuples: thousands of rows in a busy window
-                    "SELECT id, simhash FROM matches WHERE rule_id = ? AND created_at >= ? AND simhash IS NOT NULL "
-                    "AND lead_id IS NULL AND id != ? ORDER BY id", [m.rule_id, now - noise.GROUP_WINDOW,
-                                                                    cur.lastrowid]).fetchall())
-            elif cur.rowcount != 1:  # this story already alerted for this rule: another source of it?
-                first = self._rows("SELECT m.id, m.lead_id, e.feed_id FROM matches m JOIN entries e ON "
-                                   "e.id = m.entry_id WHERE m.rule_id = ? AND m.story = ?", [m.rule_id, story])
-                if not first or first[0]["feed_id"] == feed_id:
-                    continue  # the same feed again (a repost): nothing new
-                lead = first[0]["lead_id"] or first[0]["id"]
-                cur = self.db.execute(_INSERT_MATCH, (*row[:3], f"{story} via feed {feed_id}", *row[4:]))
-                if cur.rowcount != 1:
-                    continue  # this feed told this story before
-            if lead is not None:
-                self.db.execute("UPDATE matches SET lead_id = ? WHERE id = ?", (lead, cur.lastrowid))
-            for channel in m.channels:
-                self.db.execute(
-                    "INSERT INTO outbox (match_id, channel, created_at, next_attempt_at, state, held) "
-                    "VALUES (?,?,?,?,?,?) ON CONFLICT(match_id, channel) DO NOTHING",
-                    (cur.lastrowid, channel, now, now, "pending" if lead is None else "held",
-                     None if lead is None else "followup"),
-                )
-                alerts += lead is None
-        return alerts
+            if cur.rowcount != 1 and not repost:  # this rule told the story from another feed: one more source
+                row[3] = f"{story} via feed {feed_id}"
+                cur = self.db.execute(_INSERT_MATCH, row)
+            if cur.rowcount != 1:
+                log.info("match not stored again rule=%s story=%s reason=%r", m.rule_id, story,
+                         "this feed told this story before")
+                continue
+            primary = primary or cur.lastrowid
+        if primary is None or repost:
+            if primary is not None:
+                log.info("story told before by this feed, no alert story=%s lead=%s", story, lead)
+            return 0
+        channels = dict.fromkeys(ch for m in ordered for ch in m.channels)
+        for channel in channels:
+            self.db.execute(
+                "INSERT INTO outbox (match_id, channel, created_at, next_attempt_at, state, held) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT(match_id, channel) DO NOTHING",
+                (primary, channel, now, now, "pending" if lead is None and hold is None else "held",
+                 hold if lead is None else "followup"))
+        return len(channels) if lead is None else 0
+
+    def _told(self, story: str, fp: int | None, th: str | None, now: float, feed_id: int) -> tuple[int | None, bool]:
+        """Was this story told before, by any rule? (the primary match of its first alert or None,
+        whether this very feed told it: a repost, stored and not sent). The same story key (the
+        canonical link) however long ago; else a near-identical text (SimHash) or the same short
+        text (``text_hash``) within noise.GROUP_WINDOW."""
+        first = self._rows("SELECT m.id, m.lead_id, m.primary_id, e.feed_id FROM matches m JOIN entries e "
+                           "ON e.id = m.entry_id WHERE m.story = ? ORDER BY m.id LIMIT 1", [story])
+        if first:
+            r = first[0]
+            return r["lead_id"] or r["primary_id"] or r["id"], r["feed_id"] == feed_id
+        since = now - noise.GROUP_WINDOW
+        if fp is not None:  # plain tuples: thousands of rows in a busy window
+            return noise.near(fp, self.db.execute(
+                "SELECT id, simhash FROM matches WHERE created_at >= ? AND lead_id IS NULL AND primary_id IS NULL "
+                "AND simhash IS NOT NULL ORDER BY id", [since]).fetchall()), False
+        if th is not None:
+            row = self.db.execute("SELECT id FROM matches WHERE text_hash = ? AND created_at >= ? AND lead_id IS NULL "
+                                  "AND primary_id IS NULL ORDER BY id LIMIT 1", [th, since]).fetchone()
+            return (row[0] if row else None), False
+        return None, False

@@ -41,6 +41,12 @@ class NoiseQueries(Queries):
             "SELECT held, MIN(created_at) AS oldest FROM outbox WHERE channel = ? AND state = 'held' "
             "GROUP BY held", [channel])}
 
+    def first_polls_pending(self) -> int:
+        """Active feeds not yet polled successfully: their first-poll ('backlog') alerts are still
+        to come, so the channel's "while you were away" digest waits for them (noise.release)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM feeds WHERE active = 1 AND baselined_at IS NULL "
+                                   "AND gone_at IS NULL").fetchone()[0])
+
     def held_rules(self, channel: str, reason: str) -> list[str]:
         return [r["rule_id"] for r in self._rows(
             "SELECT DISTINCT m.rule_id FROM outbox o JOIN matches m ON m.id = o.match_id "
@@ -64,7 +70,7 @@ class NoiseQueries(Queries):
     def digest(self, carrier: int, rate_limit: str = "") -> Digest:
         """The digest a carrier row stands for: its alerts grouped by rule and story; follow-ups
         under their story (the lead alert's title when the lead went out before)."""
-        rows = self._rows(_SELECT.replace("SELECT ", "SELECT o.held, m.lead_id, m.id AS match_id, ", 1)
+        rows = self._rows(_SELECT.replace("SELECT ", "SELECT o.held, m.lead_id, ", 1)
                           + "WHERE o.digest_id = ? ORDER BY o.id", [carrier])
         leads: dict[int, tuple[Alert, str, list[tuple[str, str | None]]]] = {}
         for r in rows:
@@ -90,9 +96,10 @@ class NoiseQueries(Queries):
         title, link, when, and whether by the same URL or near-identical text."""
         return self._rows(
             "SELECT COALESCE(f.title, f.url) AS feed, e.title, e.link, m.created_at, "
-            "CASE WHEN m.story LIKE '% via feed %' THEN 'same link' ELSE 'same text' END AS how "
-            "FROM outbox o JOIN matches m ON m.lead_id = o.match_id JOIN entries e ON e.id = m.entry_id "
-            "JOIN feeds f ON f.id = e.feed_id WHERE o.id = ? ORDER BY m.id", [alert_id])
+            "CASE WHEN m.story = l.story OR m.story LIKE l.story || ' via feed %' THEN 'same link' "
+            "ELSE 'same text' END AS how FROM outbox o JOIN matches l ON l.id = o.match_id "
+            "JOIN matches m ON m.lead_id = o.match_id JOIN entries e ON e.id = m.entry_id "
+            "JOIN feeds f ON f.id = e.feed_id WHERE o.id = ? AND m.primary_id IS NULL ORDER BY m.id", [alert_id])
 
     def members(self, carrier: int) -> list[Alert]:
         """The alerts a digest lists (``monitor alerts show`` of a digest)."""

@@ -12,20 +12,24 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from ..models import Alert
+from ..models import SEVERITIES, Alert, AlertRule
 from .base import Queries
 
 QUEUED = "o.state IN ('pending', 'sending', 'failed')"  # the partial index's own condition
 _SELECT = (
-    "SELECT o.id, o.channel, o.state, o.attempts, o.last_error, o.last_status, o.next_attempt_at, "
+    "SELECT o.id, o.match_id, o.channel, o.state, o.attempts, o.last_error, o.last_status, o.next_attempt_at, "
     "o.last_attempt_at, o.created_at, o.revived_at, o.sent_at, o.dead_at, o.held, o.digest_id, m.rule_id, "
     "m.rule_title, "
-    "m.terms, m.snippet, m.severity, e.title, e.link, e.published, f.title AS feed_title, "
-    "f.url AS feed_url, a.language "
+    "m.terms, m.context, m.snippet, m.severity, e.title, e.link, e.published, f.title AS feed_title, "
+    "f.url AS feed_url, a.language, "
+    # every rule that fired on the story: the primary match and those travelling with it
+    "(SELECT json_group_array(json_array(c.id, c.rule_id, c.rule_title, c.terms, c.context, c.severity)) "
+    "FROM matches c WHERE c.id = m.id OR c.primary_id = m.id) AS rules "
     "FROM outbox o JOIN matches m ON m.id = o.match_id "
     "JOIN entries e ON e.id = m.entry_id JOIN feeds f ON f.id = e.feed_id "
     "LEFT JOIN articles a ON a.entry_id = e.id "
 )
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 INTERRUPTED = "interrupted: the sender stopped during this attempt; sent again (the service may have it)"
 
 
@@ -37,7 +41,16 @@ class PendingNotice(NamedTuple):
     attempts: int
 
 
+def _rules(r: dict[str, Any]) -> tuple[AlertRule, ...]:
+    """The story's rules, the most severe first, then in the order they were recorded (the
+    primary match leads among equals)."""
+    rows = sorted(json.loads(r["rules"] or "[]"), key=lambda c: (c[0] != r["match_id"], -_RANK.get(c[5], 1), c[0]))
+    return tuple(AlertRule(rule_id, title or rule_id, tuple(json.loads(terms)), tuple(json.loads(context or "[]")),
+                           severity or "normal") for _, rule_id, title, terms, context, severity in rows)
+
+
 def _alert(r: dict[str, Any]) -> Alert:
+    rules = _rules(r)
     return Alert(
         id=r["id"], channel=r["channel"], rule_id=r["rule_id"], rule_title=r["rule_title"] or r["rule_id"],
         title=r["title"] or "", link=r["link"], feed_title=r["feed_title"] or r["feed_url"],
@@ -45,7 +58,9 @@ def _alert(r: dict[str, Any]) -> Alert:
         attempts=r["attempts"], created_at=r["created_at"], revived_at=r["revived_at"], state=r["state"],
         last_error=r["last_error"], last_status=r["last_status"], next_attempt_at=r["next_attempt_at"],
         last_attempt_at=r["last_attempt_at"], sent_at=r["sent_at"], dead_at=r["dead_at"],
-        severity=r["severity"] or "normal", language=r["language"], held=r["held"], digest_id=r["digest_id"],
+        severity=max((x.severity for x in rules), key=lambda v: _RANK.get(v, 1), default=r["severity"] or "normal"),
+        language=r["language"], held=r["held"], digest_id=r["digest_id"], rules=rules,
+        context=tuple(json.loads(r["context"] or "[]")),
     )
 
 

@@ -6,7 +6,8 @@ Kept, whatever its age:
   article: ``monitor alerts retry`` can still send it and ``monitor alerts`` show it;
 - an entry's identity (``feed_id, uid``): it is what stops a story from alerting twice when the
   feed serves it again. An old entry becomes a *tombstone* (title, summary, link, guid,
-  published, content_hash set to NULL; its matches, the per-rule story dedup, stay), and
+  published set to NULL; its matches, the per-rule story dedup, stay; its ``content_hash``
+  stays too, so a feed that moves to a new domain years later does not re-alert it), and
   ``sort_entries`` still knows its uid: no new alert, and no "edited" either.
 - A tombstone itself goes only when its feed stopped serving it ``older_than`` ago: it was
   absent from the feed's last parsed poll and last seen (``last_seen_at``) before the cutoff.
@@ -52,7 +53,7 @@ _DELETE = {"alerts": "DELETE FROM outbox WHERE id IN (SELECT id {} LIMIT :batch)
            "notices": "DELETE FROM notices WHERE id IN (SELECT id {} LIMIT :batch)",
            "articles": "DELETE FROM articles WHERE entry_id IN (SELECT a.entry_id {} LIMIT :batch)",
            "entries": "UPDATE entries SET title = NULL, summary = NULL, link = NULL, guid = NULL, "
-                      "published = NULL, content_hash = NULL WHERE id IN (SELECT e.id {} LIMIT :batch)",
+                      "published = NULL WHERE id IN (SELECT e.id {} LIMIT :batch)",
            "tombstones": "DELETE FROM entries WHERE id IN (SELECT e.id {} LIMIT :batch)"}
 
 

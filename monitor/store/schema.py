@@ -181,6 +181,25 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX outbox_members ON outbox(digest_id) WHERE digest_id IS NOT NULL;
     CREATE INDEX outbox_sent ON outbox(channel, sent_at) WHERE state = 'sent';
     """,
+    # 10: one story, one alert per channel (issue 14). ``matches.primary_id``: this match travels
+    # in that match's alert (another rule that fired on the same entry); only a story's primary
+    # match has outbox rows, and the message names every rule of its group. ``lead_id`` now also
+    # ties a later match of *another* rule on an already alerted story to that story's first
+    # alert (a follow-up). ``context``: the rule's context words (JSON list), apart from the
+    # topic's own ``terms``. ``text_hash``: an exact fingerprint of a text too short for a SimHash,
+    # so the same short text at two URLs is one story. ``matches_story`` finds a story by its key
+    # whatever rule told it; ``matches_roots``: recent alerts' fingerprints, any rule.
+    """
+    ALTER TABLE matches ADD COLUMN primary_id INTEGER;
+    ALTER TABLE matches ADD COLUMN context TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE matches ADD COLUMN text_hash TEXT;
+    CREATE INDEX matches_primary ON matches(primary_id) WHERE primary_id IS NOT NULL;
+    CREATE INDEX matches_story ON matches(story);
+    CREATE INDEX matches_roots ON matches(created_at) WHERE lead_id IS NULL AND primary_id IS NULL;
+    CREATE INDEX matches_text ON matches(text_hash, created_at) WHERE text_hash IS NOT NULL;
+    CREATE INDEX entries_text ON entries(feed_id, content_hash);
+    """,
+    lambda conn: _group_stories(conn),
 ]
 
 
@@ -191,6 +210,31 @@ def host_of(url: str) -> str:
 def _fill_hosts(conn: sqlite3.Connection) -> None:
     rows = conn.execute("SELECT id, url FROM feeds").fetchall()
     conn.executemany("UPDATE feeds SET host = ? WHERE id = ?", [(host_of(u), i) for i, u in rows])
+
+
+def _group_stories(conn: sqlite3.Connection) -> None:
+    """Migration 11: matches of one entry made before migration 10 (one alert per rule) join the
+    entry's first alerting match. Delivered rows stay as the history they are; an undelivered
+    row of a joined match is dropped where the primary has a row on that channel (its message
+    now names the rule) and moved to the primary where it has none (that rule's routing still
+    applies). A row being sent is left alone: the sender finishes it."""
+    groups = conn.execute(
+        "SELECT entry_id, MIN(id) FROM matches WHERE lead_id IS NULL AND primary_id IS NULL "
+        "GROUP BY entry_id HAVING COUNT(*) > 1").fetchall()
+    for entry_id, primary in groups:
+        others = [r[0] for r in conn.execute(
+            "SELECT id FROM matches WHERE entry_id = ? AND lead_id IS NULL AND id != ?", (entry_id, primary))]
+        for match_id in others:
+            conn.execute("UPDATE matches SET primary_id = ? WHERE id = ?", (primary, match_id))
+            for row_id, channel in conn.execute(
+                    "SELECT id, channel FROM outbox WHERE match_id = ? AND state IN ('pending', 'failed', 'held') "
+                    "AND (digest_id IS NULL OR digest_id != id)",  # a digest's carrier keeps its row
+                    (match_id,)).fetchall():
+                if conn.execute("SELECT 1 FROM outbox WHERE match_id = ? AND channel = ?",
+                                (primary, channel)).fetchone():
+                    conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+                else:
+                    conn.execute("UPDATE outbox SET match_id = ? WHERE id = ?", (primary, row_id))
 
 
 def statements(script: str) -> list[str]:
