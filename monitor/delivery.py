@@ -227,7 +227,7 @@ class Sender:
                else f"after {age / 3600:.1f} h undelivered (notify.max_age)")
         reason = f"dead {why}; last error: {error}"
         body = (f"Alert {alert.id} for channel {alert.channel!r} was given up on, {why}.\n"
-                f"Rule: {alert.rule_title} ({alert.rule_id})\nStory: {alert.title}\n{alert.link or ''}\n"
+                f"Rules: {', '.join(f'{r.title} ({r.rule_id})' for r in alert.rules) or alert.rule_id}\nStory: {alert.title}\n{alert.link or ''}\n"
                 f"Last error: {error}\nIt is kept: 'monitor alerts show {alert.id}' shows it, "
                 f"'monitor alerts retry {alert.id}' (or --dead for all) sends it again.")
         notices = [(ch, f"Alert undeliverable: [{alert.rule_title}] {alert.title}"[:200], body)

@@ -74,6 +74,8 @@ def test_baseline_then_new_story_delivered_once_everywhere(tmp_path, feed_server
     assert "Kursk region" in body and "North Korean troops" in body, body
     assert feed_server.url("/a/kursk") in body
     assert "gehen die Kämpfe" in body  # snippet from the extracted page
+    shown = run_cli("alerts", "show", "1", "--config", str(cfg)).stdout
+    assert "Kursk region (kursk)" in shown and "North Korean troops (north-korean-troops)" in shown, shown
 
     source = db_rows(tmp_path / "monitor.db", "SELECT source, language FROM articles")
     assert source == [("page", "de")]

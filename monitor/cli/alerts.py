@@ -89,7 +89,10 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
                               ensure_ascii=False))
         return
     for label, value in [
-        ("id", a.id), ("state", a.state), ("channel", a.channel), ("rule", f"{a.rule_title} ({a.rule_id})"),
+        ("id", a.id), ("state", a.state), ("channel", a.channel), ("severity", a.severity),
+        ("rules", "; ".join(f"{r.title} ({r.rule_id}): {', '.join(r.terms)}"
+                            + (f" · context: {', '.join(r.context)}" if r.context else "")
+                            for r in a.rules) or f"{a.rule_title} ({a.rule_id})"),
         ("title", a.title), ("link", a.link or "-"), ("source", f"{a.feed_title or '-'} · {a.published or '-'}"),
         ("terms", ", ".join(a.terms)), ("created", _when(a.created_at)), ("revived", _when(a.revived_at)),
         ("attempts", a.attempts), ("last attempt", _when(a.last_attempt_at)),
