@@ -245,9 +245,9 @@ def test_rules_check_prints_each_problem_once(tmp_path):
     res = run_cli("rules", "check", "--rules", str(folder))
     assert res.returncode == 2
     assert res.stderr.splitlines() == [
-        f"{folder / 'a.yaml'}:3: regex /[Kursk/ is not valid RE2 (linear-time: no backreferences or "
+        f"error: {folder / 'a.yaml'}:3: regex /[Kursk/ is not valid RE2 (linear-time: no backreferences or "
         "lookarounds): missing ]: [Kursk",
-        f"{folder / 'b.yaml'}:4: unknown key 'colour' (expected one of: id, title, description, severity, "
+        f"error: {folder / 'b.yaml'}:4: unknown key 'colour' (expected one of: id, title, description, severity, "
         "channels, fields, min_hits, title_weight, feeds, tags, languages, max_age, match, within, any, all, "
         "none, near, same_sentence)"]
     ok = run_cli("rules", "check", "--rules", str(RULES))

@@ -73,6 +73,14 @@ def setup_logging(level: str = "INFO", fmt: str = "text", channel_urls: Iterable
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
 
+def load_config(config_path: str) -> config_mod.Config:
+    """The config, validated; exit 2 naming every problem (a missing file: how to start)."""
+    try:
+        return config_mod.load(config_path)
+    except ConfigError as e:
+        fail(str(e))
+
+
 def load_all(config_path: str) -> tuple[config_mod.Config, rules.RuleSet]:
     """Config + rules + channels, validated; exit 2 naming every problem found."""
     from ..daemon import load_rules, notifier_for
@@ -240,10 +248,11 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
 
 
 @cli.command("match")
-@click.option("--rules", "rules_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder of rule files.")
+@config_option
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False),
+              help="Folder of rule files (default: the config's; then no config is read).")
 @click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
-def match_cmd(rules_dir: str, file: TextIO) -> None:
+def match_cmd(config_path: str, rules_dir: str | None, file: TextIO) -> None:
     """Match JSON lines against rules; one line out per line in.
 
     In: {"id", "title", "text", "summary"?, "lang"?, "date"?, "feed"?, "feed_title"?, "tags"?}.
@@ -251,7 +260,7 @@ def match_cmd(rules_dir: str, file: TextIO) -> None:
     from ..models import Article
 
     try:
-        ruleset = rules.load(rules_dir)
+        ruleset = rules.load(rules_dir or load_config(config_path).rules_dir)
     except RuleError as e:
         fail(str(e))
     for n, line in enumerate(file, 1):
