@@ -80,6 +80,14 @@ class Policy:
         return (_class(inner) if inner is not None else None) or _class(ip)
 
 
+def exactly(address: str) -> str:
+    """The CIDR that allow-lists ``address`` and nothing else (the IPv4 address it stands for,
+    if any, as ``Policy`` checks that one too): what a refusal tells the user to allow."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    ip = _embedded(ip) or ip
+    return f"{ip}/{ip.max_prefixlen}"
+
+
 def legacy_ipv4(host: str) -> str | None:
     """The dotted quad behind a host the C resolver would read as IPv4 (``2130706433``,
     ``0x7f.1``, ``0177.0.0.1``), or None. Such hosts never reach DNS: inet_aton decodes them."""

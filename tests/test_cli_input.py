@@ -75,3 +75,85 @@ def test_rules_check_and_match_take_rules_as_an_override(tmp_path, rules_copy):
                 run_cli("match", input=line, env={"MONITOR_CONFIG": str(good)})):
         assert res.returncode == 0, res.stderr
         assert [m["rule"] for m in json.loads(res.stdout)["matches"]] == ["kursk"]
+
+
+# --- parse and extract: every failed input named, the batch goes on, exit 2 ------------------
+
+def test_parse_names_each_failed_input_goes_on_and_exits_2(tmp_path, feed_server):
+    good = tmp_path / "feed.xml"
+    good.write_text(rss([{"title": "Lage in Kursk", "link": "http://example.org/a"}]), encoding="utf-8")
+    html = tmp_path / "page.html"
+    html.write_text(page("Keine Feed-Datei", ["Nur eine Seite."]), encoding="utf-8")
+    missing = str(tmp_path / "missing.xml")
+    url = feed_server.add("/f.xml", good.read_bytes())
+    advert = '<link rel="alternate" type="application/rss+xml" href="/f.xml"></head>'
+    html_url = feed_server.add("/page.html", html.read_text("utf-8").replace("</head>", advert),
+                               content_type="text/html")
+    gone = feed_server.url("/gone.xml")
+    sources = [str(good), missing, gone, html_url, str(html), url]
+    res = run_cli("parse", *sources, "--json", *LOOPBACK)
+    errors = _errors(res)
+    out = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [o["source"] for o in out] == sources  # the batch went on past each failure
+    assert [o.get("error") for o in out] == [
+        None, "cannot read: No such file or directory", "http-404: HTTP 404 Not Found",
+        f"not a feed but an HTML page; it names the feed {url}", "not a feed but an HTML page (which names no feed)",
+        None]
+    assert errors == [f"error: {o['source']}: {o['error']}" for o in out if "error" in o]
+    assert out[-1]["entries"] == out[0]["entries"] != []
+
+    one = run_cli("parse", missing)  # without --json: the one line names the file, nothing on stdout
+    assert _errors(one) == [f"error: {missing}: cannot read: No such file or directory"] and one.stdout == ""
+
+
+def test_extract_names_each_failed_page_goes_on_and_exits_2(tmp_path, feed_server):
+    paras = ["Erster Absatz über die Lage in der Grenzregion, mit genügend Text für den Extraktor.",
+             "Zweiter Absatz mit weiteren Einzelheiten zu den Ereignissen der vergangenen Woche."]
+    good = feed_server.add("/p.html", page("Bericht aus der Region", paras), content_type="text/html")
+    pdf = feed_server.add("/doc.pdf", b"%PDF-1.4 binary", content_type="application/pdf")
+    gone = feed_server.url("/gone.html")
+    missing = str(tmp_path / "missing.html")
+    sources = [missing, gone, good, pdf]
+    res = run_cli("extract", *sources, "--json", *LOOPBACK)
+    errors = _errors(res)
+    out = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [(o["source"], o.get("error")) for o in out] == [
+        (missing, "cannot read: No such file or directory"), (gone, "http-404: HTTP 404 Not Found"),
+        (good, None), (pdf, "not HTML (application/pdf)")]
+    assert paras[0] in out[2]["text"]
+    assert errors == [f"error: {o['source']}: {o['error']}" for o in out if "error" in o]
+
+
+# --- a refusal names the fix of the command that refused ------------------------------------
+
+@pytest.mark.parametrize("cmd", ["parse", "extract"])
+def test_parse_and_extract_refusing_a_loopback_address_name_their_flag(feed_server, cmd):
+    url = feed_server.add("/x", rss([]))
+    [line] = _errors(run_cli(cmd, url))
+    assert line == (f"error: {url}: blocked-address: refused: 127.0.0.1 is a loopback address; "
+                    "to allow it, rerun with --allow-private 127.0.0.1/32")
+    assert feed_server.log == []  # nothing was fetched
+    again = run_cli(cmd, url, "--allow-private", "127.0.0.1/32", "--json")  # the fix it named works
+    assert "blocked-address" not in again.stdout + again.stderr
+    assert [p for p, _ in feed_server.log] == ["/x"]
+
+
+def _config_without_allow_list(tmp_path: Path, feeds: list[str]) -> Path:
+    cfg = write_config(tmp_path, feeds=feeds, channels=CHANNELS)
+    text = cfg.read_text("utf-8")
+    cfg.write_text("\n".join(x for x in text.splitlines() if not x.startswith("allow_private")) + "\n")
+    return cfg
+
+
+def test_daemon_and_config_commands_refusing_name_the_config_key(tmp_path, feed_server):
+    from conftest import db_rows
+
+    url = feed_server.add("/f.xml", rss([]))
+    cfg = _config_without_allow_list(tmp_path, [url])
+    fix = 'to allow it, add "127.0.0.1/32" to [fetch] allow_private'
+    assert run_cli("once", "--config", str(cfg)).returncode == 0
+    [(error,)] = db_rows(tmp_path / "monitor.db", "SELECT last_error FROM feeds")
+    assert error.endswith(f"refused: 127.0.0.1 is a loopback address; {fix}") and "--allow-private" not in error
+    [line] = _errors(run_cli("feeds", "add", feed_server.url("/other.xml"), "--config", str(cfg)))
+    assert fix in line and "--allow-private" not in line
+    assert feed_server.log == []
