@@ -157,3 +157,30 @@ def test_daemon_and_config_commands_refusing_name_the_config_key(tmp_path, feed_
     [line] = _errors(run_cli("feeds", "add", feed_server.url("/other.xml"), "--config", str(cfg)))
     assert fix in line and "--allow-private" not in line
     assert feed_server.log == []
+
+
+# --- notify-test --dry-run sends nothing, on any kind of channel ---------------------------
+
+def test_notify_test_dry_run_sends_nothing_on_email_webhook_or_log_and_shows_the_message(tmp_path, smtp, webhook):
+    smtp.start()
+    cfg = write_config(tmp_path, feeds=[], channels={"team": [smtp.apprise_url, webhook.apprise_url, "log://"]})
+    dry = run_cli("notify-test", "team", "--dry-run", "--config", str(cfg))
+    assert dry.returncode == 0, dry.stderr
+    assert smtp.messages == []  # SMTP is not HTTP: the dry run never hands it to apprise
+    assert (webhook.received, webhook.refused) == ([], 0)
+    assert "ALERT" not in dry.stderr  # nor our own log:// channel
+    out = dry.stdout.splitlines()
+    mail = next(i for i, x in enumerate(out) if x.startswith("mailto://"))
+    assert out[mail].endswith(": would send (dry run: not handed to apprise)")
+    assert f"127.0.0.1:{smtp.port}" in out[mail] and "analysts%40example.org" in out[mail]
+    assert out[mail + 1] == "title: rss-monitor test alert"
+    assert out[mail + 2].startswith("body: A test message from 'monitor notify-test team'")
+    hook = next(i for i, x in enumerate(out) if x.startswith(f"json://127.0.0.1:{webhook.port}/hook"))
+    assert out[hook].endswith(": would send 1 HTTP request(s)")
+    assert out[hook + 1] == f"POST 127.0.0.1:{webhook.port} (path hidden: it may hold a secret)"
+    assert json.loads(out[hook + 2])["title"] == "rss-monitor test alert"
+    assert any(x.startswith("log://: would send (dry run") for x in out)
+    # the same channel without --dry-run reaches both servers: the zeros above are the dry run's
+    real = run_cli("notify-test", "team", "--config", str(cfg))
+    assert real.returncode == 0, real.stdout + real.stderr
+    assert len(smtp.messages) == 1 and len(webhook.received) == 1
