@@ -3,7 +3,8 @@
 Feed URLs, article links and every redirect come from the open web. Without a guard, a feed
 could point us at 169.254.169.254 (cloud metadata: credentials), at the database admin on
 10.0.0.5, or at our own /metrics on 127.0.0.1. Only globally routable unicast addresses are
-allowed, unless an operator allow-lists a network (``[fetch] allow_private``). ``fetch``
+allowed, unless an operator allow-lists a network (``[fetch] allow_private``; ``--allow-private``
+for ``monitor parse``/``extract``, and a refusal names the one that applies). ``fetch``
 applies this to the addresses a name resolved to, just before connecting (no TOCTOU window
 between the check and the connect), on every redirect hop.
 """
@@ -78,6 +79,17 @@ class Policy:
             return None
         # the IPv4 address behind a mapped one names the real target: "loopback", not "private"
         return (_class(inner) if inner is not None else None) or _class(ip)
+
+
+def exactly(address: str) -> str:
+    """The CIDR that allow-lists ``address`` and nothing else (the IPv4 address it stands for,
+    if any, as ``Policy`` checks that one too): what a refusal tells the user to allow."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:  # a name that resolved to nothing: nothing narrower to name
+        return address
+    ip = _embedded(ip) or ip
+    return f"{ip}/{ip.max_prefixlen}"
 
 
 def legacy_ipv4(host: str) -> str | None:

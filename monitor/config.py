@@ -257,7 +257,9 @@ def load(path: str | os.PathLike[str]) -> Config:
         with open(p, "rb") as fh:
             raw = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{p}: no such config file") from None
+        # The first thing a new user meets (issue 14): say how to start, not only what is missing.
+        raise ConfigError(f"{p}: no such config file\nto start: cp config.example.toml {p}, "
+                          "or name another with --config FILE or MONITOR_CONFIG") from None
     except OSError as e:
         raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:

@@ -6,7 +6,9 @@ http-NNN, too-large, blocked-address, ...) so that the feed's health says what w
 SSRF guard: every address a host resolves to (and every IP-literal host) passes
 ``addresses.Policy`` inside the connector, after DNS and just before the connect, on every
 redirect hop; a host with no allowed address is a ``blocked-address`` FetchError and no
-packet is sent to it.
+packet is sent to it. The refusal names the fix of whoever refused: ``[fetch] allow_private``
+for the daemon and the commands that read the config (the default), the ``--allow-private``
+flag for ``monitor parse``/``extract``, which pass their own ``allow_fix`` (issue 14).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ FEED_ACCEPT = (
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+# What a refusal tells the user to change; ``{cidr}`` is the refused address's own network.
+CONFIG_FIX = 'add "{cidr}" to [fetch] allow_private'
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,12 @@ class Limits:
 
 
 class BlockedAddress(OSError):
-    """Raised in the connector when the policy refuses every address of a host."""
+    """Raised in the connector when the policy refuses every address of a host; ``address``
+    is the one refused (the first, for a name with several)."""
+
+    def __init__(self, message: str, address: str):
+        super().__init__(message)
+        self.address = address
 
 
 # The guard hooks the one method every connection's name resolution goes through, IP
@@ -65,12 +74,14 @@ class _GuardedConnector(aiohttp.TCPConnector):
         # "2130706433", "0x7f.1": forms the C resolver reads as IPv4; name the address they are.
         legacy = addresses.legacy_ipv4(host)
         if legacy and (why := self._policy.refusal(legacy)):
-            raise BlockedAddress(f"{host} is {legacy}, a {why} address")
+            what = host if legacy == host else f"{host} is {legacy}, which"
+            raise BlockedAddress(f"{what} is a {why} address", legacy)
         hosts = await super()._resolve_host(host, port, traces=traces)
         allowed = [h for h in hosts if self._policy.refusal(h["host"]) is None]
         if not allowed:
             first = hosts[0]["host"] if hosts else host
-            raise BlockedAddress(f"{host} resolves to {first}, a {self._policy.refusal(first)} address")
+            what = host if first == host.strip("[]") else f"{host} resolves to {first}, which"
+            raise BlockedAddress(f"{what} is a {self._policy.refusal(first)} address", first)
         return allowed
 
 
@@ -78,8 +89,9 @@ class Client:
     """One aiohttp session for the daemon's life; ``async with Client(limits) as http``."""
 
     def __init__(self, limits: Limits = Limits(), observe: Callable[[str, float], None] | None = None,
-                 resolver: AbstractResolver | None = None):
+                 resolver: AbstractResolver | None = None, allow_fix: str = CONFIG_FIX):
         self.limits = limits
+        self.allow_fix = allow_fix  # how the user allows a refused address, with {cidr}
         self.observe = observe  # (kind: feed | page | get, seconds) after every request, for metrics
         self.policy = addresses.Policy(limits.allow_private)
         self.resolver = resolver  # None: aiohttp's default; tests pass one that maps made-up names
@@ -158,8 +170,8 @@ class Client:
             raise FetchError(url, "tls", str(e.certificate_error)) from None
         except aiohttp.ClientConnectorError as e:
             if isinstance(e.os_error, BlockedAddress):
-                raise FetchError(url, "blocked-address", f"refused: {e.os_error} "
-                                 "(allow it with [fetch] allow_private)") from None
+                fix = self.allow_fix.format(cidr=addresses.exactly(e.os_error.address))
+                raise FetchError(url, "blocked-address", f"refused: {e.os_error}; to allow it, {fix}") from None
             if isinstance(e.os_error, socket.gaierror):
                 raise FetchError(url, "dns", f"cannot resolve {e.host}") from None
             if isinstance(e.os_error, ssl.SSLError):

@@ -64,6 +64,25 @@ class Outgoing(NamedTuple):
     body: bytes
 
 
+class Preview(NamedTuple):
+    """What a dry run shows for one URL of a channel: the URL in apprise's privacy form, the
+    title and body apprise is handed, and the HTTP requests apprise built from them (stopped at
+    requests' door), or None for a URL that does not speak HTTP: it is never handed to apprise."""
+
+    target: str
+    title: str
+    body: str
+    requests: tuple[Outgoing, ...] | None
+
+
+# The schemes whose apprise plugins send through ``requests`` and nothing else (read in apprise
+# 2.3's plugins: no smtplib, socket or websocket), so a dry run may let apprise build the real
+# requests and stop them at requests' door. Any other scheme, mailto:// (SMTP) first, and our own
+# log:// is never handed to apprise in a dry run: a plugin's send() cannot be stopped half-way.
+HTTP_ONLY = frozenset({"json", "jsons", "xml", "xmls", "form", "forms", "slack", "discord", "mmost", "mmosts",
+                       "tgram", "ntfy", "ntfys", "gotify", "gotifys", "pover"})
+
+
 @dataclass
 class _Exchange:
     """The HTTP traffic of one send: responses (status, reason, headers, body head), transport
@@ -229,6 +248,27 @@ class Notifier:
         """The HTTP requests the channel would make for this message, built by apprise itself
         and stopped at requests' door: nothing leaves the machine."""
         return self._notify(channel, title, body, dry_run=True)[1].outgoing
+
+    def dry_run(self, channel: str, title: str, body: str) -> list[Preview]:
+        """What sending this plain-text message through the channel would send, URL by URL:
+        nothing leaves the machine, whatever the kind of URL (issue 14: mailto:// is SMTP, which
+        ``preview`` cannot stop)."""
+        a = self._apprise.get(channel)
+        if a is None:
+            raise NotifyError(f"channel {channel!r} is no longer in the config")
+        out = []
+        with self._locks[channel]:
+            for service in a:
+                target = service.url(privacy=True)
+                built: tuple[Outgoing, ...] | None = None
+                if target.split("://", 1)[0].lower() in HTTP_ONLY:
+                    one = apprise.Apprise()
+                    one.add(service)
+                    with _recording(dry_run=True) as ex:
+                        self._call(one, title, body, apprise.NotifyFormat.TEXT, apprise.NotifyType.INFO)
+                    built = tuple(ex.outgoing)
+                out.append(Preview(target, title, body, built))
+        return out
 
     def _notify(self, channel: str, title: str, body: str, *, dry_run: bool) -> tuple[Any, _Exchange]:
         a = self._apprise.get(channel)

@@ -326,6 +326,23 @@ def looks_like_feed(body: bytes, content_type: str) -> bool:
     """Whether a response is a feed rather than a web page: a feed content type (unless the
     body is plainly HTML), else the body's start (after BOM, XML declaration, processing
     instructions and comments, skipped within the first 8 KiB) looked at for 1,024 bytes."""
+    start = _start(body)
+    if _HTML_ROOT.match(start):
+        return False
+    if _mime(content_type) in _SURE_FEED_TYPES:
+        return True
+    if _FEED_ROOT.match(start):
+        return True
+    return start.startswith("{") and bool(_JSON_FEED.search(start))
+
+
+def looks_like_page(body: bytes) -> bool:
+    """Whether the body is plainly an HTML document (its root element, after the prelude)."""
+    return bool(_HTML_ROOT.match(_start(body)))
+
+
+def _start(body: bytes) -> str:
+    """The first 1,024 characters after BOM, XML declaration, processing instructions and comments."""
     head = _sniff_text(body[:8192])
     pos = 0
     while m := _PRELUDE.match(head, pos):
@@ -334,14 +351,7 @@ def looks_like_feed(body: bytes, content_type: str) -> bool:
         pos = m.end()
     while pos < len(head) and head[pos].isspace():
         pos += 1
-    start = head[pos:pos + 1024]
-    if _HTML_ROOT.match(start):
-        return False
-    if _mime(content_type) in _SURE_FEED_TYPES:
-        return True
-    if _FEED_ROOT.match(start):
-        return True
-    return start.startswith("{") and bool(_JSON_FEED.search(start))
+    return head[pos:pos + 1024]
 
 
 def _sniff_text(data: bytes) -> str:

@@ -72,8 +72,8 @@ def test_notify_test_prints_what_the_service_answered(tmp_path):
     assert bad.returncode == 1 and "hook: FAILED" in bad.stdout
     assert 'answer: HTTP 404 Not Found: {"error": "refused by the test"}' in bad.stdout
     dry = cli_run("notify-test", "team", "--dry-run", "--config", str(cfg))
-    assert dry.returncode == 0 and dry.stdout.startswith("POST hooks.slack.com (path hidden")
-    assert json.loads(dry.stdout.splitlines()[1])["channel"] == "#news-alerts"
+    assert dry.returncode == 0 and dry.stdout.splitlines()[1].startswith("POST hooks.slack.com (path hidden")
+    assert json.loads(dry.stdout.splitlines()[2])["channel"] == "#news-alerts"
     assert "TIiajkdnlazkcOXrIdevi7FQ" not in dry.stdout
     _user_error(cli_run("notify-test", "pager", "--config", str(cfg)), "no channel named 'pager'")
     hook.close()

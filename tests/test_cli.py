@@ -94,7 +94,7 @@ def test_parse_json_lines(tmp_path, feed_server):
     html.write_text(page("Keine Feed-Datei", ["Nur eine Seite."]), encoding="utf-8")
     url = feed_server.add("/f.xml", good.read_bytes())
     res = run_cli("parse", str(good), str(html), url, str(tmp_path / "missing.xml"), "--json", *LOOPBACK)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 2, res.stderr  # two inputs failed (test_cli_input.py)
     lines = [json.loads(x) for x in res.stdout.splitlines()]
     assert len(lines) == 4
     first = lines[0]
@@ -117,7 +117,7 @@ def test_extract_json_lines(tmp_path, feed_server):
     empty = tmp_path / "empty.html"
     empty.write_text("<html><body></body></html>", encoding="utf-8")
     res = run_cli("extract", str(p), url, str(empty), "--json", "--url", "http://example.org/a", *LOOPBACK)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 2, res.stderr  # the empty page failed (test_cli_input.py)
     out = [json.loads(x) for x in res.stdout.splitlines()]
     assert [o["source"] for o in out] == [str(p), url, str(empty)]
     for o in out[:2]:
@@ -132,7 +132,7 @@ def test_extract_url_follows_the_daemons_path(feed_server):
     pdf = feed_server.add("/doc.pdf", b"%PDF-1.4 binary", content_type="application/pdf")
     missing = feed_server.url("/gone.html")
     res = run_cli("extract", pdf, missing, "--json", *LOOPBACK)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 2, res.stderr
     out = [json.loads(x) for x in res.stdout.splitlines()]
     assert out == [{"source": pdf, "error": "not HTML (application/pdf)"},
                    {"source": missing, "error": "http-404: HTTP 404 Not Found"}]
@@ -245,9 +245,9 @@ def test_rules_check_prints_each_problem_once(tmp_path):
     res = run_cli("rules", "check", "--rules", str(folder))
     assert res.returncode == 2
     assert res.stderr.splitlines() == [
-        f"{folder / 'a.yaml'}:3: regex /[Kursk/ is not valid RE2 (linear-time: no backreferences or "
+        f"error: {folder / 'a.yaml'}:3: regex /[Kursk/ is not valid RE2 (linear-time: no backreferences or "
         "lookarounds): missing ]: [Kursk",
-        f"{folder / 'b.yaml'}:4: unknown key 'colour' (expected one of: id, title, description, severity, "
+        f"error: {folder / 'b.yaml'}:4: unknown key 'colour' (expected one of: id, title, description, severity, "
         "channels, fields, min_hits, title_weight, feeds, tags, languages, max_age, match, within, any, all, "
         "none, near, same_sentence)"]
     ok = run_cli("rules", "check", "--rules", str(RULES))

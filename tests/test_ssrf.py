@@ -14,7 +14,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from conftest import db_rows, rss, run_cli, write_config
 
-from monitor.addresses import Policy, legacy_ipv4
+from monitor.addresses import Policy, exactly, legacy_ipv4
 from monitor.errors import FetchError
 from monitor.fetch import Client, Limits
 
@@ -117,6 +117,12 @@ def test_allow_list_opens_exactly_its_networks():
     assert p.refusal("127.0.0.2") == "loopback" and p.refusal("192.168.0.1") == "private"
 
 
+@pytest.mark.parametrize("address,cidr", [("127.0.0.1", "127.0.0.1/32"), ("::1", "::1/128"),
+                                          ("::ffff:10.0.0.1", "10.0.0.1/32"), ("fe80::1%eth0", "fe80::1/128")])
+def test_a_refusal_names_the_network_that_allows_exactly_its_address(address, cidr):
+    assert exactly(address) == cidr and Policy([cidr]).refusal(address) is None
+
+
 @pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "0177.0.0.1", "127.1"])
 def test_legacy_numeric_hosts_are_read_as_the_address_they_are(host):
     assert legacy_ipv4(host) == "127.0.0.1"
@@ -159,7 +165,9 @@ def test_redirect_to_private_or_metadata_address_is_refused(feed_server, target)
 def test_name_resolving_to_metadata_is_refused_after_dns():
     dns = MapResolver({"metadata.test": ["169.254.169.254"]})
     err = refused("http://metadata.test/latest/meta-data/iam/", resolver=dns)
-    assert dns.asked == ["metadata.test"] and "169.254.169.254" in err.detail and "cloud-metadata" in err.detail
+    assert dns.asked == ["metadata.test"] and err.detail == (
+        "refused: metadata.test resolves to 169.254.169.254, which is a cloud-metadata address; "
+        'to allow it, add "169.254.169.254/32" to [fetch] allow_private')
 
 
 def test_name_resolving_to_a_refused_loopback_never_connects(victim):

@@ -30,6 +30,9 @@ config_option = click.option(
 )
 
 
+# parse and extract refuse a private address on their own terms: the flag is the fix there, not
+# the config's [fetch] allow_private, which they do not read (issue 14).
+ALLOW_FLAG_FIX = "rerun with --allow-private {cidr}"
 allow_private_option = click.option(
     "--allow-private", "allow_private", multiple=True, metavar="CIDR",
     help="Network the SSRF guard lets fetching reach although not public (repeatable), e.g. 127.0.0.1/32.",
@@ -71,6 +74,14 @@ def setup_logging(level: str = "INFO", fmt: str = "text", channel_urls: Iterable
     apprise_log.propagate = False
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
+
+def load_config(config_path: str) -> config_mod.Config:
+    """The config, validated; exit 2 naming every problem (a missing file: how to start)."""
+    try:
+        return config_mod.load(config_path)
+    except ConfigError as e:
+        fail(str(e))
 
 
 def load_all(config_path: str) -> tuple[config_mod.Config, rules.RuleSet]:
@@ -172,17 +183,21 @@ def check(config_path: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per input.")
 @allow_private_option
 def parse_cmd(sources: tuple[str, ...], as_json: bool, allow_private: tuple[str, ...]) -> None:
-    """Parse feeds from files or URLs and print their entries."""
-    from .. import parse
+    """Parse feeds from files or URLs and print their entries. An input that fails is named on
+    stderr (and in its JSON line); the rest go on, and the exit status is 2."""
+    from .. import opml, parse
     from ..fetch import Client
 
     limits = client_limits(allow_private)
 
-    async def main() -> None:
-        async with Client(limits) as http:
+    async def main() -> list[dict]:
+        outs = []
+        async with Client(limits, allow_fix=ALLOW_FLAG_FIX) as http:
             for src in sources:
                 try:
                     body, ctype, url = await _read(http, src, page=False)
+                    if opml.looks_like_page(body):
+                        raise MonitorError(_page_not_feed(body, url))
                     feed = parse.parse_bytes(body, ctype, url)
                     out = {"source": src, "title": feed.title, "entries": [
                         {"id": e.uid, "title": e.title, "link": e.link,
@@ -191,8 +206,10 @@ def parse_cmd(sources: tuple[str, ...], as_json: bool, allow_private: tuple[str,
                 except MonitorError as e:
                     out = {"source": src, "error": str(e)}
                 _emit(out, as_json)
+                outs.append(out)
+        return outs
 
-    asyncio.run(main())
+    _exit_if_failed(asyncio.run(main()))
 
 
 @cli.command("extract")
@@ -203,20 +220,22 @@ def parse_cmd(sources: tuple[str, ...], as_json: bool, allow_private: tuple[str,
 @allow_private_option
 def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeout: float,
                 allow_private: tuple[str, ...]) -> None:
-    """Extract the main text of HTML pages (files or URLs) in the daemon's worker pool."""
+    """Extract the main text of HTML pages (files or URLs) in the daemon's worker pool. A page
+    that fails is named on stderr (and in its JSON line); the rest go on, and the exit status is 2."""
     from .. import extract, pipeline
     from ..fetch import Client
     from ..workers import Pool
 
     limits = client_limits(allow_private)
 
-    async def main() -> None:
+    async def main() -> list[dict]:
         pool = Pool(preload=("monitor.extract", "monitor.language"))
         try:
-            async with Client(limits) as http:
+            async with Client(limits, allow_fix=ALLOW_FLAG_FIX) as http:
                 results = await asyncio.gather(*(one(http, pool, s) for s in sources))
             for out in results:
                 _emit(out, as_json)
+            return results
         finally:
             pool.close()
 
@@ -235,15 +254,16 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
         except MonitorError as e:
             return {"source": src, "error": str(e)}
 
-    asyncio.run(main())
+    _exit_if_failed(asyncio.run(main()))
 
 
 
 @cli.command("match")
-@click.option("--rules", "rules_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder of rule files.")
+@config_option
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False),
+              help="Folder of rule files (default: the config's; then no config is read).")
 @click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
-def match_cmd(rules_dir: str, file: TextIO) -> None:
+def match_cmd(config_path: str, rules_dir: str | None, file: TextIO) -> None:
     """Match JSON lines against rules; one line out per line in.
 
     In: {"id", "title", "text", "summary"?, "lang"?, "date"?, "feed"?, "feed_title"?, "tags"?}.
@@ -251,7 +271,7 @@ def match_cmd(rules_dir: str, file: TextIO) -> None:
     from ..models import Article
 
     try:
-        ruleset = rules.load(rules_dir)
+        ruleset = rules.load(rules_dir or load_config(config_path).rules_dir)
     except RuleError as e:
         fail(str(e))
     for n, line in enumerate(file, 1):
@@ -284,20 +304,37 @@ async def _read(http: object, src: str, *, page: bool) -> tuple[bytes, str, str]
     try:
         return Path(src).read_bytes(), "", ""
     except OSError as e:
-        raise MonitorError(f"cannot read {src}: {e.strerror}") from None
+        raise MonitorError(f"cannot read: {e.strerror}") from None
+
+
+def _page_not_feed(body: bytes, url: str) -> str:
+    """Why an HTML page is not parsed, naming the feed it advertises if any (then parse that)."""
+    from ..opml import discover
+
+    found = discover(body, url)  # a local file (no URL) names only feeds at absolute URLs
+    return (f"not a feed but an HTML page; it names the feed {found[0].url}" if found
+            else "not a feed but an HTML page (which names no feed)")
 
 
 def _emit(out: dict, as_json: bool) -> None:
+    """One input's result on stdout (a JSON line with --json); a failure also as one stderr
+    line naming the input, as every user error is shown."""
+    if "error" in out:
+        click.echo(f"error: {out['source']}: {out['error']}", err=True)
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False))
-    elif "error" in out:
-        click.echo(f"{out['source']}: error: {out['error']}")
-    else:
+    elif "error" not in out:
         click.echo(f"{out['source']}: {out.get('title')!r}")
         for e in out.get("entries", []):
             click.echo(f"  {e['published'] or '-':20}  {e['title'][:70]}  {e['link'] or ''}")
         if "text" in out:
             click.echo(out["text"])
+
+
+def _exit_if_failed(outs: list[dict]) -> None:
+    """Exit 2 after a batch in which any input failed (each was named as it came)."""
+    if any("error" in out for out in outs):
+        sys.exit(2)
 
 
 def _guard(fn: Callable[[], T]) -> T:

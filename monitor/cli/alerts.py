@@ -8,6 +8,7 @@ import json
 import socket
 import time
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from ..errors import MonitorError, NotifyError
 from ..models import Alert
 from ..store import Store
 from . import cli, config_option, fail
+
+if TYPE_CHECKING:
+    from ..notify import Preview
 
 STATES = ("pending", "sending", "sent", "failed", "dead", "held", "digest")
 
@@ -145,7 +149,8 @@ def retry_cmd(config_path: str, alert_id: str | None, dead: bool) -> None:
 @cli.command("notify-test")
 @click.argument("channel")
 @config_option
-@click.option("--dry-run", is_flag=True, help="Print the HTTP requests apprise would make; send nothing.")
+@click.option("--dry-run", is_flag=True, help="Print what would be sent, URL by URL (the HTTP requests apprise "
+              "would make; for email and other kinds the message); send nothing on any kind.")
 def notify_test_cmd(channel: str, config_path: str, dry_run: bool) -> None:
     """Send a test alert through a configured channel and print exactly what the service
     answered (HTTP status and body, or the mail server's reply); exit 1 if it failed."""
@@ -163,10 +168,7 @@ def notify_test_cmd(channel: str, config_path: str, dry_run: bool) -> None:
             f"at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}. If you read this, alerts reach this channel.")
     targets = ", ".join(notifier.describe(channel))
     if dry_run:
-        for req in notifier.preview(channel, title, body):
-            host = req.url.split("://", 1)[-1].split("/", 1)[0]
-            click.echo(f"{req.method} {host} (path hidden: it may hold a secret)")
-            click.echo(req.body.decode("utf-8", "replace"))
+        _print_dry_run(notifier.dry_run(channel, title, body))
         return
     try:
         answer = notifier.send_text(channel, title, body)
@@ -176,3 +178,19 @@ def notify_test_cmd(channel: str, config_path: str, dry_run: bool) -> None:
         raise SystemExit(1) from None
     click.echo(f"{channel}: sent via {targets}")
     click.echo(f"answer: {answer.detail}")
+
+
+def _print_dry_run(previews: list[Preview]) -> None:
+    """Each URL of the channel (privacy form), then the requests apprise built for it (host only:
+    a path may hold a secret) or, for a URL that does not speak HTTP, the message itself."""
+    for p in previews:
+        if p.requests is None:
+            click.echo(f"{p.target}: would send (dry run: not handed to apprise)")
+            click.echo(f"title: {p.title}")
+            click.echo(f"body: {p.body}")
+            continue
+        click.echo(f"{p.target}: would send {len(p.requests)} HTTP request(s)")
+        for req in p.requests:
+            host = req.url.split("://", 1)[-1].split("/", 1)[0]
+            click.echo(f"{req.method} {host} (path hidden: it may hold a secret)")
+            click.echo(req.body.decode("utf-8", "replace"))

@@ -14,11 +14,10 @@ from types import SimpleNamespace
 
 import click
 
-from .. import config as config_mod
 from .. import rules
 from ..errors import MonitorError, RuleError
 from ..store import Store
-from . import cli, config_option, fail
+from . import cli, config_option, fail, load_config
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -38,15 +37,30 @@ def schema_cmd() -> None:
 
 
 @rules_group.command("check")
-@click.option("--rules", "rules_dir", required=True, type=click.Path(file_okay=False), help="Folder of rule files.")
-def check_cmd(rules_dir: str) -> None:
-    """Check every rule file in a folder; print each problem with its file and line."""
-    errors = rules.check(rules_dir)
+@config_option
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False),
+              help="Folder of rule files (default: the config's; then no config is read and channel "
+              "names are not checked).")
+def check_cmd(config_path: str, rules_dir: str | None) -> None:
+    """Check every rule file; print each problem with its file and line, exit 2 if any.
+
+    The folder is the config's ``monitor.rules``, whose channel names are checked too (as
+    ``monitor check`` does), unless ``--rules`` names another."""
+    channels: set[str] | None = None
+    has_default = True
+    if rules_dir is None:
+        cfg = load_config(config_path)
+        folder = str(cfg.rules_dir)
+        channels = {*cfg.channels, *(ch.tag for ch in cfg.channels.values())}
+        has_default = bool(cfg.notify.default_channels)
+    else:
+        folder = rules_dir
+    errors = rules.check(folder, channels, has_default=has_default)
     for e in errors:
-        click.echo(str(e), err=True)
+        click.echo(f"error: {e}", err=True)
     if errors:
         raise SystemExit(2)
-    click.echo(f"{rules_dir}: {len(rules.load(rules_dir))} rules OK")
+    click.echo(f"{folder}: {len(rules.load(folder))} rules OK")
 
 
 @rules_group.command("test")
@@ -63,10 +77,10 @@ def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, 
     if not m:
         fail(f"--since {since!r}: expected a number and a unit (s, m, h, d, w), e.g. 14d")
     window = float(m.group(1)) * _UNITS[m.group(2)]
+    cfg = load_config(config_path)  # the database is the config's even when --rules names the rules
     try:
-        cfg = config_mod.load(config_path)
         ruleset = rules.load(rules_dir or cfg.rules_dir)
-    except (MonitorError, RuleError) as e:
+    except RuleError as e:
         fail(str(e))
     rule = ruleset.get(rule_id)
     if rule is None:
