@@ -104,8 +104,8 @@ def run(config_path: str, log_json: bool) -> None:
 
     cfg, ruleset = load_all(config_path)
     logging_for(cfg, log_json)
-    if why := _doctor.exposure(config_path):
-        log.warning("config file too open: %s", why)
+    if why := _doctor.exposure(config_path, cfg.inline_secrets):
+        log.warning("config file holds a secret others can read: %s", why)
     _guard(lambda: asyncio.run(Daemon(cfg, ruleset).run()))
 
 
@@ -161,7 +161,7 @@ def prune(config_path: str, dry_run: bool) -> None:
 def check(config_path: str) -> None:
     """Validate the config and every rule file; exit 2 if anything is wrong."""
     cfg, ruleset = load_all(config_path)
-    if why := _doctor.exposure(config_path):
+    if why := _doctor.exposure(config_path, cfg.inline_secrets):
         click.echo(f"warning: {why}", err=True)
     click.echo(f"ok: {config_path}: {len(cfg.feeds)} feeds, {len(cfg.channels)} channels; "
                f"{cfg.rules_dir}: {len(ruleset)} rules")
