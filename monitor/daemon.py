@@ -330,7 +330,7 @@ def _mask_channel_urls(config: Config) -> None:
         for f in handler.filters:
             mask = getattr(f, "mask_urls", None)
             if callable(mask):
-                mask(urls)
+                mask(urls, config.marked_secrets)
 
 
 def _hold_restart_keys(old: Config, new: Config) -> list[str]:

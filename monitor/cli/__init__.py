@@ -54,15 +54,17 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text", channel_urls: Iterable[str] = ()) -> None:
+def setup_logging(level: str = "INFO", fmt: str = "text", channel_urls: Iterable[str] = (),
+                  marked: Iterable[str] = ()) -> None:
     """stderr, key=value lines or JSON (``fmt``); the parts of ``channel_urls`` that may be
-    credentials are masked in every line (logs.py)."""
+    credentials, and the ``marked`` values (what the config took from ${NAME}), are masked in
+    every line (logs.py)."""
     from . import logs
 
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    root.addHandler(logs.handler(sys.stderr, fmt, logs.secrets_of(channel_urls)))
+    root.addHandler(logs.handler(sys.stderr, fmt, logs.secrets_of(channel_urls, marked)))
     root.setLevel(getattr(logging, level, logging.INFO))
     # apprise logs every failed attempt itself; our own line says it once, with the outcome,
     # and carries apprise's words (notify.py captures them from this logger).
@@ -92,7 +94,7 @@ def cli() -> None:
 
 def logging_for(cfg: config_mod.Config, json_lines: bool = False) -> None:
     setup_logging(cfg.monitor.log_level, "json" if json_lines else cfg.monitor.log_format,
-                  [u for ch in cfg.channels.values() for u in ch.urls])
+                  [u for ch in cfg.channels.values() for u in ch.urls], cfg.marked_secrets)
 
 
 @cli.command()
