@@ -208,8 +208,9 @@ def _feed(**kw):
                                                   "(3 failed polls): http: HTTP 503")),
     (_feed(), 1000.0 + 3600, ("fail", "feed 7", "https://example.org/rss: failing since 60m ago "
                                                   "(3 failed polls): http: HTTP 503")),
-    (_feed(gone_at=900.0, error_count=0), 1000.0, ("warn", "feed 7", "https://example.org/rss: gone (HTTP 410) "
-                                                    "100s ago; remove it from the config or with monitor feeds remove")),
+    (_feed(gone_at=900.0, error_count=0), 1000.0, (
+        "warn", "feed 7", "https://example.org/rss: gone (HTTP 410) 100s ago; "
+        "remove it from the config or with monitor feeds remove")),
     (_feed(error_count=0), 5000.0, ("ok", "feeds", "1 active, none failing")),
     (_feed(active=0), 5000.0, ("ok", "feeds", "0 active, none failing")),
 ])

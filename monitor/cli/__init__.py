@@ -118,9 +118,12 @@ def once(config_path: str, log_json: bool) -> None:
     """Poll every feed once, deliver pending alerts, exit."""
     from ..daemon import once as run_once
 
+    from .progress import Progress
+
     cfg, ruleset = load_all(config_path)
     logging_for(cfg, log_json)
-    outcomes, sent, failed = _guard(lambda: asyncio.run(run_once(cfg, ruleset)))
+    with Progress("polled", " feeds") as bar:  # on a terminal only: a log line per feed says the rest
+        outcomes, sent, failed = _guard(lambda: asyncio.run(run_once(cfg, ruleset, lambda n: bar.start(n).step)))
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
