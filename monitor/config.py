@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from . import addresses, noise
+from . import addresses, noise, urlsecrets
 from .errors import ConfigError
 
 Seconds = Annotated[float, Field(gt=0)]
@@ -181,6 +181,20 @@ class Config(_Section):
     channels: dict[str, ChannelSection] = Field(default_factory=dict)
     feeds: list[FeedSection] = Field(default_factory=list)
     path: str = ""  # the file it came from; set by load()
+    _marked: list[str] = PrivateAttr(default_factory=list)
+    _inline: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def marked_secrets(self) -> list[str]:
+        """The values ${NAME} references took from the environment or a credential: secrets
+        because the config says so, masked in the logs whatever their length."""
+        return list(self._marked)
+
+    @property
+    def inline_secrets(self) -> list[str]:
+        """Where the file itself holds a secret (``channels.hook.urls[0]: password``): the
+        reason a file others can read draws a warning. [] when every secret is a ${NAME}."""
+        return list(self._inline)
 
     @property
     def base(self) -> Path:
@@ -207,15 +221,17 @@ class Config(_Section):
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _expand(value: str, where: str, path: str) -> str:
+def _expand(value: str, where: str, path: str, marked: list[str]) -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
         if name in os.environ:
+            marked.append(os.environ[name])
             return os.environ[name]
         # systemd's LoadCredential=NAME:FILE: the secret never enters the environment.
-        creds = os.environ.get("CREDENTIALS_DIRECTORY")
         if creds and (Path(creds) / name).is_file():
-            return (Path(creds) / name).read_text("utf-8").strip()
+            marked.append((Path(creds) / name).read_text("utf-8").strip())
+            return marked[-1]
         raise ConfigError(f"{path}: {where}: environment variable {name} is not set"
                           + (f" and there is no credential {name}" if creds else ""))
 
@@ -270,7 +286,9 @@ def load(path: str | os.PathLike[str]) -> Config:
     except ValidationError as e:
         raise ConfigError("\n".join(_describe(err, p) for err in e.errors())) from None
     for name, ch in cfg.channels.items():
-        ch.urls = [_expand(u, f"channels.{name}.urls", p) for u in ch.urls]
+        cfg._inline += [f"channels.{name}.urls[{i}]: {what}"
+                        for i, u in enumerate(ch.urls) for what in urlsecrets.inline(u)]
+        ch.urls = [_expand(u, f"channels.{name}.urls", p, cfg._marked) for u in ch.urls]
         ch.tag = ch.tag or name
         # The default folder may be absent (built-in templates); a folder someone named must exist.
         folder = Path(p).resolve().parent / Path(ch.templates or cfg.notify.templates).expanduser()
@@ -288,6 +306,8 @@ def load(path: str | os.PathLike[str]) -> Config:
                 )
     seen: set[str] = set()
     for i, feed in enumerate(cfg.feeds):
+        # a private feed's ?key= or user:password is a secret too; its path is not (article ids)
+        cfg._inline += [f"feeds.{i}.url: {what}" for what in urlsecrets.inline(feed.url, paths=False)]
         if feed.url in seen:
             raise ConfigError(f"{p}: feeds.{i}.url: {feed.url} is listed twice")
         seen.add(feed.url)

@@ -95,10 +95,16 @@ async def runtime(config: Config, ruleset: rules.RuleSet,
         store.close()
 
 
-async def once(config: Config, ruleset: rules.RuleSet) -> tuple[list[pipeline.Outcome], int, int]:
-    """One pass over every active feed, due or not, then the outbox."""
+async def once(config: Config, ruleset: rules.RuleSet,
+               progress: Callable[[int], Callable[[pipeline.Outcome], None]] | None = None,
+               ) -> tuple[list[pipeline.Outcome], int, int]:
+    """One pass over every active feed, due or not, then the outbox. ``progress``: given the
+    number of feeds, what to call after each poll (``monitor once``'s bar on a terminal)."""
     async with runtime(config, ruleset) as ctx:
-        outcomes = await dispatch.Dispatcher(ctx, dispatch.every_feed(ctx)).run()
+        dispatcher = dispatch.Dispatcher(ctx, dispatch.every_feed(ctx))
+        if progress is not None:
+            dispatcher.on_outcome = progress(ctx.store.active_feeds())
+        outcomes = await dispatcher.run()
         sender = delivery.Sender(ctx.store, ctx.notifier, config.notify)
         try:
             sender.recover()
@@ -330,7 +336,7 @@ def _mask_channel_urls(config: Config) -> None:
         for f in handler.filters:
             mask = getattr(f, "mask_urls", None)
             if callable(mask):
-                mask(urls)
+                mask(urls, config.marked_secrets)
 
 
 def _hold_restart_keys(old: Config, new: Config) -> list[str]:

@@ -4,9 +4,11 @@ discovery from an HTML page), remove, import-opml / export-opml round trip, heal
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from datetime import UTC, datetime, timedelta
 
-from conftest import rss, run_cli, write_config
+from conftest import db_rows, monitor_cmd, rss, run_cli, wait_for, write_config
 
 from monitor.opml import read_opml
 
@@ -88,3 +90,35 @@ def test_feeds_shows_silent_and_failing_feeds(tmp_path, feed_server):
     assert feeds[broken]["status"] == "failing" and feeds[broken]["last_error"].startswith("not-a-feed:")
     table = run_cli("feeds", "--config", str(cfg)).stdout
     assert "silent" in table and "failing" in table and " 60m " in table  # the learned cadence
+
+
+def test_poll_makes_a_feed_due_now_for_the_running_daemon(tmp_path, feed_server):
+    """A feed pinned to an hour, polled once by the real daemon: `monitor feeds poll` brings its
+    second request at the daemon's next tick (0.5 s), not in an hour."""
+    url = feed_server.add("/feed.xml", rss([{"title": "Wetter", "link": "http://example.org/a", "guid": "1"}]))
+    cfg = write_config(tmp_path, feeds=[url], channels={"console": ["log://"]})
+    cfg.write_text(cfg.read_text() + "interval = 3600\n")
+    requests = lambda: [p for p, _ in feed_server.log if p == "/feed.xml"]  # noqa: E731
+    with open(tmp_path / "daemon.log", "w") as err:
+        proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)], stderr=err)
+    try:
+        wait_for(lambda: len(requests()) == 1 and db_rows(tmp_path / "monitor.db",
+                 "SELECT next_check_at - last_polled_at FROM feeds")[0][0] > 3000, "the first poll, next in an hour")
+        res = run_cli("feeds", "poll", "1", "--config", str(cfg))
+        assert res.returncode == 0 and f"due now: {url}" in res.stdout, res.stdout + res.stderr
+        wait_for(lambda: len(requests()) == 2, "the second poll at the next tick", timeout=15)
+        res = run_cli("feeds", "poll", url, "--config", str(cfg))  # by URL too
+        assert res.returncode == 0, res.stderr
+        wait_for(lambda: len(requests()) == 3, "the third poll", timeout=15)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_poll_of_an_unknown_feed_exits_2_naming_it(tmp_path):
+    cfg = write_config(tmp_path, feeds=["https://config.example/feed.xml"], channels={"console": ["log://"]})
+    for feed in ("42", "https://nowhere.example/rss"):
+        res = run_cli("feeds", "poll", feed, "--config", str(cfg))
+        assert res.returncode == 2 and res.stderr.strip() == \
+            f"error: {feed}: no active feed with this id or URL (see 'monitor feeds')", res.stderr
+        assert "Traceback" not in res.stderr

@@ -89,3 +89,29 @@ def test_channels_added_by_a_reload_are_masked_too(tmp_path):
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s %s", (PASSWORD, TOKEN), None)
     redact.filter(record)
     assert record.getMessage() == "**** ****"
+
+
+def test_every_secret_part_is_masked_through_the_real_setup_short_ones_included(tmp_path, capsys, monkeypatch):
+    """The CLI's own setup (config.load -> logging_for): user from ${NAME}, a 3-character
+    password, a path token, a query token, a header value; a Slack URL's three tokens."""
+    from monitor import config
+    from monitor.cli import logging_for
+
+    monkeypatch.setenv("HOOK_USER", "bob")
+    path = tmp_path / "c.toml"
+    path.write_text('[channels.hook]\nurls = ["json://${HOOK_USER}:p4x@127.0.0.1:9/hooks/Zq81kPath?'
+                    'token=k9z&+X-Api-Key=h7y&mode=x"]\n'
+                    '[channels.slack]\nurls = ["slack://T0AAAA1111/B0BBBB2222/xyzTOKENabc123/#news"]\n', "utf-8")
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logging_for(config.load(path))
+        logging.getLogger("monitor.test").warning(
+            "as bob:p4x@127.0.0.1 path=/hooks/Zq81kPath token=k9z header=h7y quoted=%s slack=%s "
+            "alerts=1 words=p4xylophone,bobcat", "Zq81kPath%2Fp4x", "T0AAAA1111/B0BBBB2222/xyzTOKENabc123")
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    line = err.strip().splitlines()[-1]
+    assert line.endswith("as ****:****@127.0.0.1 path=/hooks/**** token=**** header=**** quoted=****%2F**** "
+                         "slack=****/****/**** alerts=1 words=p4xylophone,bobcat"), err

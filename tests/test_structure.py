@@ -20,11 +20,12 @@ OWNERS = {
     "sqlite_utils": "store", "apscheduler": "daemon", "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
     "prometheus_client": "metrics", "jinja2": "render", "markupsafe": "render",
+    "tqdm": "cli",
 }
 # a module may import only modules of a strictly lower level
 LEVEL = {
     "__init__": 0, "errors": 0, "models": 0, "text": 0, "noise": 0, "schedule": 0, "sdnotify": 0,
-    "addresses": 0,
+    "addresses": 0, "urlsecrets": 0,
     "workers": 1, "config": 1, "language": 1, "opml": 1, "web": 1, "render": 1,
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
     "pipeline": 3, "delivery": 3, "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,

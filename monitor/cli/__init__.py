@@ -57,15 +57,17 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text", channel_urls: Iterable[str] = ()) -> None:
+def setup_logging(level: str = "INFO", fmt: str = "text", channel_urls: Iterable[str] = (),
+                  marked: Iterable[str] = ()) -> None:
     """stderr, key=value lines or JSON (``fmt``); the parts of ``channel_urls`` that may be
-    credentials are masked in every line (logs.py)."""
+    credentials, and the ``marked`` values (what the config took from ${NAME}), are masked in
+    every line (logs.py)."""
     from . import logs
 
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    root.addHandler(logs.handler(sys.stderr, fmt, logs.secrets_of(channel_urls)))
+    root.addHandler(logs.handler(sys.stderr, fmt, logs.secrets_of(channel_urls, marked)))
     root.setLevel(getattr(logging, level, logging.INFO))
     # apprise logs every failed attempt itself; our own line says it once, with the outcome,
     # and carries apprise's words (notify.py captures them from this logger).
@@ -103,7 +105,7 @@ def cli() -> None:
 
 def logging_for(cfg: config_mod.Config, json_lines: bool = False) -> None:
     setup_logging(cfg.monitor.log_level, "json" if json_lines else cfg.monitor.log_format,
-                  [u for ch in cfg.channels.values() for u in ch.urls])
+                  [u for ch in cfg.channels.values() for u in ch.urls], cfg.marked_secrets)
 
 
 @cli.command()
@@ -115,8 +117,8 @@ def run(config_path: str, log_json: bool) -> None:
 
     cfg, ruleset = load_all(config_path)
     logging_for(cfg, log_json)
-    if why := _doctor.exposure(config_path):
-        log.warning("config file too open: %s", why)
+    if why := _doctor.exposure(config_path, cfg.inline_secrets):
+        log.warning("config file holds a secret others can read: %s", why)
     _guard(lambda: asyncio.run(Daemon(cfg, ruleset).run()))
 
 
@@ -127,9 +129,12 @@ def once(config_path: str, log_json: bool) -> None:
     """Poll every feed once, deliver pending alerts, exit."""
     from ..daemon import once as run_once
 
+    from .progress import Progress
+
     cfg, ruleset = load_all(config_path)
     logging_for(cfg, log_json)
-    outcomes, sent, failed = _guard(lambda: asyncio.run(run_once(cfg, ruleset)))
+    with Progress("polled", " feeds") as bar:  # on a terminal only: a log line per feed says the rest
+        outcomes, sent, failed = _guard(lambda: asyncio.run(run_once(cfg, ruleset, lambda n: bar.start(n).step)))
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
@@ -172,7 +177,7 @@ def prune(config_path: str, dry_run: bool) -> None:
 def check(config_path: str) -> None:
     """Validate the config and every rule file; exit 2 if anything is wrong."""
     cfg, ruleset = load_all(config_path)
-    if why := _doctor.exposure(config_path):
+    if why := _doctor.exposure(config_path, cfg.inline_secrets):
         click.echo(f"warning: {why}", err=True)
     click.echo(f"ok: {config_path}: {len(cfg.feeds)} feeds, {len(cfg.channels)} channels; "
                f"{cfg.rules_dir}: {len(ruleset)} rules")

@@ -1,42 +1,59 @@
 """``monitor doctor``: one line per check, ``ok|warn|fail  check: detail``; exit 1 if any
-check failed. It reads, never repairs, and prints channel URLs only in apprise's privacy form.
+check failed. It reads, never repairs, and never prints a secret: channel URLs in apprise's
+privacy form with what that form leaves (webhook path tokens, header values) masked too, and
+error texts through the same mask.
 
 Checks: the config file and its permissions, each channel's URLs, the rules, the database's
-integrity and permissions, and that the state directory (the database's folder) is writable.
+integrity and permissions, that the state directory (the database's folder) is writable, and,
+from the database, the feeds that are failing and the channels whose deliveries fail (issue 14).
+A feed failing for less than ``poll.failing_alert_after`` is a warning (it may come back; the
+daemon has not raised an ops alert yet), longer a failure; an alert given up on (dead) or a
+channel whose last attempt failed is a failure: the team is not getting its alerts.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
 
 from .. import config as config_mod
-from .. import rules
+from .. import rules, schedule, urlsecrets
 from ..errors import MonitorError
+from ..models import Alert
 from . import cli, config_option
 
 Result = tuple[str, str, str]  # (ok | warn | fail, check, detail)
 
 
-def exposure(path: str | os.PathLike[str]) -> str | None:
-    """Why the config file at ``path`` is too open (it may hold tokens), or None. Pure but
-    for one stat()."""
+def exposure(path: str | os.PathLike[str], inline: Sequence[str]) -> str | None:
+    """Why the config file at ``path`` should change, or None: it holds a secret written out
+    (``inline``: Config.inline_secrets) and group or others can read it. Pure but for one stat().
+
+    The fix it names is the README's recipe, ${NAME} from the unit's EnvironmentFile= or a
+    LoadCredential= file: it works whoever runs the daemon. "chmod 600" would not: under the
+    unit's DynamicUser= the service's user is not the file's owner and could no longer read it."""
+    if not inline:
+        return None
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         return None
-    if not mode & 0o077:
+    who = " and ".join(w for w, bits in (("group", 0o040), ("others", 0o004)) if mode & bits)
+    if not who:
         return None
-    who = " and ".join(w for w, bits in (("group", 0o070), ("others", 0o007)) if mode & bits)
-    return (f"{path} is accessible by {who} (mode {mode:04o}) and may hold tokens: "
-            f"chmod 600 {path}")
+    return (f"{path} holds a secret inline ({'; '.join(inline)}) and is readable by {who} "
+            f"(mode {mode:04o}): write ${{NAME}} in its place and put NAME=... in the service's "
+            f"EnvironmentFile (/etc/rss-monitor/env, mode 0600) or a LoadCredential= file "
+            f"(README: Running under systemd)")
 
 
 def _config(path: str) -> tuple[list[Result], config_mod.Config | None]:
@@ -44,10 +61,17 @@ def _config(path: str) -> tuple[list[Result], config_mod.Config | None]:
         cfg = config_mod.load(path)
     except MonitorError as e:
         return [("fail", "config", str(e).replace("\n", "; "))], None
-    why = exposure(path)
+    why = exposure(path, cfg.inline_secrets)
+    fine = "no secret written in it" if not cfg.inline_secrets else "readable by its owner only"
     return [("ok", "config", f"{path}: {len(cfg.feeds)} feeds, {len(cfg.channels)} channels"),
             ("warn", "config-permissions", why) if why else
-            ("ok", "config-permissions", f"{path}: readable by its owner only")], cfg
+            ("ok", "config-permissions", f"{path}: {fine}")], cfg
+
+
+def masker(cfg: config_mod.Config) -> re.Pattern[str] | None:
+    """The mask for every secret of the config's channel URLs (and every ${NAME} value)."""
+    urls = [u for ch in cfg.channels.values() for u in ch.urls]
+    return urlsecrets.masker(urlsecrets.values(urls, cfg.marked_secrets))
 
 
 def _channels(cfg: config_mod.Config) -> Iterator[Result]:
@@ -59,7 +83,7 @@ def _channels(cfg: config_mod.Config) -> Iterator[Result]:
         except MonitorError as e:  # the message names the scheme, never the URL
             yield "fail", f"channel {name}", str(e)
             continue
-        yield "ok", f"channel {name}", ", ".join(n.describe(name))
+        yield "ok", f"channel {name}", urlsecrets.mask(", ".join(n.describe(name)), masker(cfg))
 
 
 def _rules(cfg: config_mod.Config) -> Result:
@@ -73,7 +97,9 @@ def _rules(cfg: config_mod.Config) -> Result:
         return "fail", "rules", str(e).replace("\n", "; ")
 
 
-def _database(db: Path, full: bool) -> Iterator[Result]:
+def _database(db: Path, full: bool, readable: list[bool]) -> Iterator[Result]:
+    """The file's checks; ``readable`` gets True when the health checks may open it (sound, and
+    of this program's schema version: opening an older one would migrate it)."""
     from ..store.integrity import integrity
 
     if not db.exists():
@@ -91,6 +117,7 @@ def _database(db: Path, full: bool) -> Iterator[Result]:
         yield "fail", "database", f"{db}: schema version {version} is newer than this program ({ours})"
     else:
         yield "ok", "database", f"{db}: {check} ok, schema version {version} of {ours}"
+        readable.append(version == ours)
     mode = stat.S_IMODE(db.stat().st_mode)
     if mode & 0o022:  # anyone else who can write it can forge alerts or wreck it
         yield "warn", "database-permissions", f"{db}: writable by group or others (mode {mode:04o}): chmod 600"
@@ -116,14 +143,92 @@ def _state_dir(folder: Path) -> Result:
     return "ok", "state-dir", f"{folder}: writable"
 
 
-def diagnose(config_path: str, full: bool = False) -> list[Result]:
+def feed_health(rows: list[dict], now: float, failing_alert_after: float) -> list[Result]:
+    """One line per active feed that is failing or gone, with its reason, from ``feed_table``
+    rows; one ok line if none is. Pure."""
+    out: list[Result] = []
+    active = [r for r in rows if r["active"]]
+    for r in active:
+        if r["gone_at"] is not None:
+            out.append(("warn", f"feed {r['id']}", f"{r['url']}: gone (HTTP 410) {_ago(r['gone_at'], now)}; "
+                        f"remove it from the config or with monitor feeds remove"))
+        elif r["error_count"]:
+            since = r["failing_since"] or r["last_polled_at"] or now
+            level = "fail" if now - since >= failing_alert_after else "warn"
+            why = f"{r['last_error_kind']}: {r['last_error']}" if r["last_error_kind"] else r["last_error"] or "?"
+            out.append((level, f"feed {r['id']}", f"{r['url']}: failing since {_ago(since, now)} "
+                        f"({r['error_count']} failed polls): {why}"))
+    if not out:
+        out.append(("ok", "feeds", f"{len(active)} active, none failing"))
+    return out
+
+
+def delivery_health(by_channel: list[tuple[str, str, int]], failed: list[Alert], dead: list[Alert],
+                    sent: list[Alert], notices: list[tuple[str, int]], now: float) -> list[Result]:
+    """One line per channel whose deliveries fail: alerts given up on (dead), a last attempt
+    that failed (newer than its last success), ops notices that failed. ``by_channel``:
+    (state, channel, count); the alert lists newest first; ``notices``: (channel, attempts)
+    of undelivered ones. Pure; the caller masks the text."""
+    count = {(s, c): n for s, c, n in by_channel}
+    last_ok: dict[str, float] = {}
+    for a in sent:
+        last_ok[a.channel] = max(last_ok.get(a.channel, 0.0), a.sent_at or 0.0)
+    channels = sorted({a.channel for a in failed + dead} | {c for c, n in notices if n})
+    out: list[Result] = []
+    for ch in channels:
+        parts = []
+        newest = max((a for a in failed + dead if a.channel == ch), default=None,
+                     key=lambda a: a.last_attempt_at or 0.0)
+        when = (newest.last_attempt_at or 0.0) if newest else 0.0
+        if newest and (count.get(("dead", ch)) or when >= last_ok.get(ch, 0.0)):
+            status = f" (HTTP {newest.last_status})" if newest.last_status else ""
+            parts.append(f"last attempt failed {_ago(when, now)}{status}: {newest.last_error or '?'}")
+        if n := count.get(("failed", ch)):
+            parts.append(f"{n} alerts waiting for a retry")
+        if n := count.get(("dead", ch)):
+            parts.append(f"{n} alerts dead (given up; monitor alerts retry --dead sends them again)")
+        failing = [a for c, a in notices if c == ch and a]
+        if failing:
+            parts.append(f"{len(failing)} ops notices failing ({max(failing)} attempts)")
+        if parts:
+            out.append(("fail", f"delivery {ch}", "; ".join(parts)))
+    return out or [("ok", "deliveries", "no failed or dead alerts, no failing ops notices")]
+
+
+def _health(cfg: config_mod.Config, now: float) -> list[Result]:
+    from ..store import Store
+
+    store = Store(cfg.database)
+    try:
+        results = feed_health(store.feed_table(), now, cfg.poll.failing_alert_after)
+        notices = [(n.channel, n.attempts) for n in store.pending_notices(now=float("inf"), limit=1000)]
+        results += delivery_health(store.outbox_by_channel(), store.alerts("failed"), store.alerts("dead"),
+                                   store.alerts("sent", limit=500), notices, now)
+    finally:
+        store.close()
+    mask = masker(cfg)
+    return [(level, check, urlsecrets.mask(detail, mask)) for level, check, detail in results]
+
+
+def _ago(ts: float, now: float) -> str:
+    s = max(0, int(now - ts))
+    return f"{s}s ago" if s < 120 else f"{s // 60}m ago" if s < 7200 else f"{s // 3600}h ago"
+
+
+def diagnose(config_path: str, full: bool = False, now: float | None = None) -> list[Result]:
     results, cfg = _config(config_path)
     if cfg is None:
         return results
     results += list(_channels(cfg))
     results.append(_rules(cfg))
-    results += list(_database(cfg.database, full))
+    readable: list[bool] = []
+    results += list(_database(cfg.database, full, readable))
     results.append(_state_dir(cfg.database.parent))
+    if readable == [True]:
+        try:
+            results += _health(cfg, time.time() if now is None else now)
+        except (MonitorError, sqlite3.Error) as e:
+            results.append(("fail", "health", f"{cfg.database}: cannot read feeds and deliveries: {e}"))
     return results
 
 
@@ -131,7 +236,8 @@ def diagnose(config_path: str, full: bool = False) -> list[Result]:
 @config_option
 @click.option("--full", is_flag=True, help="PRAGMA integrity_check instead of the faster quick_check.")
 def doctor(config_path: str, full: bool) -> None:
-    """Check config, channels, rules, database and state directory; exit 1 if any check fails."""
+    """Check config, channels, rules, database, state directory, failing feeds and deliveries;
+    exit 1 if any check fails."""
     results = diagnose(config_path, full)
     for level, check, detail in results:
         click.echo(f"{level:<4}  {check}: {detail}")

@@ -138,6 +138,22 @@ def remove_cmd(config_path: str, url: str) -> None:
     click.echo(f"removed: {url}")
 
 
+@feeds_cmd.command("poll")
+@config_option
+@click.argument("feed")
+def poll_cmd(config_path: str, feed: str) -> None:
+    """Make a feed (its id, as `monitor feeds` lists it, or its URL) due now: a running daemon
+    polls it at its next tick (monitor.tick), whatever its interval or backoff."""
+    _, store = _open(config_path)
+    try:
+        url = store.poll_now(feed, time.time())
+    finally:
+        store.close()
+    if url is None:
+        fail(f"{feed}: no active feed with this id or URL (see 'monitor feeds')")
+    click.echo(f"due now: {url} (a running daemon polls it at its next tick)")
+
+
 @feeds_cmd.command("import-opml")
 @config_option
 @click.argument("file", type=click.Path(dir_okay=False))

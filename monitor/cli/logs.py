@@ -13,57 +13,46 @@ import re
 import time
 from collections.abc import Iterable
 from typing import TextIO
-from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .. import urlsecrets
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-MASK = "****"
+MASK = urlsecrets.MASK
 _FIELD = re.compile(r"""(?<![\w.])([a-z_][a-z0-9_]*)=('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S+)""")
 _RESERVED = {"ts", "level", "logger", "msg", "exc"}
 
 
-def secrets_of(urls: Iterable[str]) -> list[str]:
-    """The parts of apprise URLs that may be credentials: user and password, a host that is not
-    a host name (``slack://TOKEN/...``), path segments and query values that look like tokens."""
-    out: set[str] = set()
-    for url in urls:
-        try:
-            u = urlsplit(url)
-            host = re.sub(r":\d*$", "", u.netloc.rpartition("@")[2])  # as written: hostname lowercases
-            parts = [u.username or "", host, *u.path.split("/"), *(v for _, v in parse_qsl(u.query))]
-            password = u.password
-        except ValueError:
-            continue
-        if password:
-            out.update({password, unquote(password)})
-        for p in parts:
-            if (len(p) >= 8 and any(c.isdigit() for c in p) and "." not in p) or len(p) >= 20:
-                out.update({p, unquote(p)})
-        if u.username and host and "." not in host:  # user@token forms
-            out.add(u.username)
-    return sorted((s for s in out if len(s) >= 3), key=len, reverse=True)
+def secrets_of(urls: Iterable[str], marked: Iterable[str] = ()) -> list[str]:
+    """Every part of these apprise URLs that may be a credential (user and password, a host
+    that is a token, path tokens, query values of secret-looking keys, header values: see
+    urlsecrets.parts) and every value the config took from ${NAME} (``marked``), short ones
+    included, longest first."""
+    return urlsecrets.values(urls, marked)
 
 
 class Redact(logging.Filter):
-    """Replace every secret in a record's final text (message, args and traceback) by ****."""
+    """Replace every secret in a record's final text (message, args and traceback) by ****.
+    Secrets of 8 characters or more go wherever they occur; shorter ones where they stand alone
+    (a 3-letter password is masked in ``user:abc@host``, not in the word ``abcde``)."""
 
     def __init__(self, secrets: Iterable[str]):
         super().__init__()
         self.secrets = list(secrets)
+        self.pattern = urlsecrets.masker(self.secrets)
 
-    def mask_urls(self, urls: Iterable[str]) -> None:
+    def mask_urls(self, urls: Iterable[str], marked: Iterable[str] = ()) -> None:
         """Add the secrets of these channel URLs (the daemon calls it after a SIGHUP reload)."""
-        self.secrets = sorted(set(self.secrets) | set(secrets_of(urls)), key=len, reverse=True)
+        self.secrets = sorted(set(self.secrets) | set(secrets_of(urls, marked)), key=len, reverse=True)
+        self.pattern = urlsecrets.masker(self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        if self.pattern is None:
             return True
         text = record.getMessage()
         if record.exc_info:
             text += "\n" + logging.Formatter().formatException(record.exc_info)
             record.exc_info, record.exc_text = None, None
-        for s in self.secrets:
-            text = text.replace(s, MASK)
-        record.msg, record.args = text, None
+        record.msg, record.args = urlsecrets.mask(text, self.pattern), None
         return True
 
 

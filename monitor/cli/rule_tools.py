@@ -18,6 +18,7 @@ from .. import rules
 from ..errors import MonitorError, RuleError
 from ..store import Store
 from . import cli, config_option, fail, load_config
+from .progress import Progress
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -93,22 +94,26 @@ def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, 
         fail(str(e))
     checked = fired = 0
     started = time.perf_counter()
-    for row, article in store.stored_articles(now - window):
-        checked += 1
-        feed = SimpleNamespace(url=row["feed_url"], title=row["feed_title"], tags=_tags(row["tags"]))
-        found = rules.match(one, article, feed, now)
-        if not found:
-            continue
-        fired += 1
-        hit = found[0]
-        if as_json:
-            click.echo(json.dumps({"entry": row["id"], "title": article.title, "url": article.url,
-                                   "feed": row["feed_url"], "terms": list(hit.terms), "field": hit.field,
-                                   "score": hit.score, "snippet": hit.snippet}, ensure_ascii=False))
-        elif fired <= limit:
-            click.echo(f"#{row['id']} {article.title[:90]}\n    {article.url or row['feed_url']}\n"
-                       f"    terms: {', '.join(hit.terms)} (field {hit.field}, score {hit.score:g})\n"
-                       f"    {hit.snippet}")
+    # On a terminal a counter with its rate (stored_articles reads in pages: no total up front).
+    with Progress("checked", " articles") as bar:
+        bar.start(None)
+        for row, article in store.stored_articles(now - window):
+            checked += 1
+            bar.step()
+            feed = SimpleNamespace(url=row["feed_url"], title=row["feed_title"], tags=_tags(row["tags"]))
+            found = rules.match(one, article, feed, now)
+            if not found:
+                continue
+            fired += 1
+            hit = found[0]
+            if as_json:
+                bar.echo(json.dumps({"entry": row["id"], "title": article.title, "url": article.url,
+                                     "feed": row["feed_url"], "terms": list(hit.terms), "field": hit.field,
+                                     "score": hit.score, "snippet": hit.snippet}, ensure_ascii=False))
+            elif fired <= limit:
+                bar.echo(f"#{row['id']} {article.title[:90]}\n    {article.url or row['feed_url']}\n"
+                         f"    terms: {', '.join(hit.terms)} (field {hit.field}, score {hit.score:g})\n"
+                         f"    {hit.snippet}")
     took = time.perf_counter() - started
     summary = (f"rule {rule_id}: would have fired on {fired} of {checked} articles stored in the last {since} "
                f"({took:.2f} s)")

@@ -108,6 +108,19 @@ class FeedQueries(Queries):
         self.db.execute("UPDATE feeds SET active = 0, origin = 'removed' WHERE id = ?", [rows[0]["id"]])
         return "removed"
 
+    def poll_now(self, feed: str, now: float) -> str | None:
+        """Make an active feed due at ``now`` (``monitor feeds poll``), found by its id or either
+        of its addresses; its URL, or None if no active feed is so named. Only next_check_at
+        changes: a running daemon polls it at its next tick, with its validators and cadence."""
+        rows = self._rows("SELECT id, url FROM feeds WHERE active = 1 AND (id = ? OR source_url = ? OR url = ?) "
+                          "ORDER BY id = ? DESC, source_url = ? DESC LIMIT 1",
+                          [int(feed) if feed.isdigit() else None, feed, feed,
+                           int(feed) if feed.isdigit() else None, feed])
+        if not rows:
+            return None
+        self.db.execute("UPDATE feeds SET next_check_at = ? WHERE id = ?", [now, rows[0]["id"]])
+        return str(rows[0]["url"])
+
     def feeds(self, *, due_at: float | None = None, default_interval: float = 900,
               limit: int | None = None, after_id: int | None = None) -> list[Feed]:
         """Active feeds: soonest due first (only those due at ``due_at`` when given), or in id
