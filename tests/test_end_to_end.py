@@ -64,11 +64,10 @@ def test_baseline_then_new_story_delivered_once_everywhere(tmp_path, feed_server
     subjects = sorted(m["Subject"] for m in smtp.messages)
     assert subjects == ["[Kursk region] Gefechte im Gebiet Kursk dauern an",
                         "[North Korean troops] Gefechte im Gebiet Kursk dauern an"]
-    titles = sorted(w["title"] for w in webhook.received)
-    assert titles == subjects
-    nk = next(w for w in webhook.received if "North Korean" in w["title"])
-    assert feed_server.url("/a/kursk") in nk["message"]
-    assert "**nordkoreanische Soldaten**" in nk["message"]  # snippet from the extracted page
+    assert sorted(f"[{w['rules'][0]['title']}] {w['title']}" for w in webhook.received) == subjects
+    nk = next(w for w in webhook.received if w["rules"][0]["id"] == "north-korean-troops")
+    assert nk["schema"] == "rss-monitor.alert/1" and nk["link"] == feed_server.url("/a/kursk")
+    assert "**nordkoreanische Soldaten**" in nk["snippet_marked"]  # snippet from the extracted page
 
     source = db_rows(tmp_path / "monitor.db", "SELECT source, language FROM articles")
     assert source == [("page", "de")]
@@ -240,7 +239,7 @@ def test_same_story_in_two_feeds_is_fetched_extracted_and_alerted_once(tmp_path,
     assert res.returncode == 0, res.stderr
     assert "ok=2 new=2 alerts=2 sent=2" in res.stdout, res.stdout
     assert feed_server.answers.count(("/a/kursk", 200)) == 1  # one fetch, one extraction
-    assert sorted(w["title"] for w in webhook.received) == [
+    assert sorted(f"[{w['rules'][0]['title']}] {w['title']}" for w in webhook.received) == [
         "[Kursk region] Gefechte im Gebiet Kursk dauern an",
         "[North Korean troops] Gefechte im Gebiet Kursk dauern an"]
     rows = db_rows(tmp_path / "monitor.db", "SELECT url, source FROM articles")
