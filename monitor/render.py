@@ -228,7 +228,8 @@ def _environment(folder: Path | None) -> SandboxedEnvironment:
     env = SandboxedEnvironment(loader=ChoiceLoader([*loaders, FileSystemLoader(str(BUILTIN))]),
                                autoescape=lambda name: bool(name and name.endswith("html.j2")),
                                keep_trailing_newline=False)
-    env.filters.update(md=md, hits_md=hits_md, hits_html=hits_html, when=when, json=_json, url=url)
+    env.filters.update(md=md, hits_md=hits_md, hits_html=hits_html, when=when, json=_json, url=url,
+                       highest=highest, names=names)
     return env
 
 
