@@ -15,11 +15,20 @@ capture (``AppriseResult``), including its "Socket Exception: (451, ...)" line.
 
 The ``log://`` scheme is ours: it writes the alert to the daemon's log, so ``make run``
 shows alerts with no credentials at all.
+
+``json://`` and ``jsons://`` URLs are read and checked by apprise, but alerts and digests are
+posted to them by webhook.py as one JSON object whose fields are the alert: apprise's json plugin
+can only send the message as a string inside its own envelope (webhook.py says why). Plain-text
+messages (ops notices, ``notify-test``) still go through apprise there.
+
+Slack: apprise adds a footer and an icon to every message by default; a channel's Slack URL
+gets ``footer=no`` and ``image=no`` unless it says otherwise itself (issue 14).
 """
 
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 import threading
@@ -28,7 +37,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 import requests
@@ -36,6 +45,7 @@ from apprise.decorators import notify as apprise_plugin
 
 from . import schedule
 from .errors import ConfigError, NotifyError
+from . import webhook
 from .models import Alert, Answer, Channel, Digest
 from .render import Renderer, builtin, kind
 
@@ -121,6 +131,32 @@ def _recording_send(self: requests.Session, request: requests.PreparedRequest, *
     return r
 
 
+SLACK_QUIET = (("footer", "no"), ("image", "no"))  # apprise's defaults are yes: its name and icon
+
+
+def quiet_slack(url: str) -> str:
+    """A Slack URL with apprise's footer and icon turned off, unless the URL sets them itself.
+    Appended as text: apprise reads ``#channel`` as part of the path, not as a fragment. Pure."""
+    query = url.split("?", 1)[1] if "?" in url else ""
+    given = {k.lower() for k, _ in parse_qsl(query, keep_blank_values=True)}
+    extra = "&".join(f"{k}={v}" for k, v in SLACK_QUIET if k not in given)
+    if not extra:
+        return url
+    return url + ("&" if "?" in url else "?") + extra
+
+
+def _target(service: Any) -> webhook.Target:
+    """apprise's reading of a json:// URL, as what webhook.py needs to post to it."""
+    scheme = "https" if service.secure else "http"
+    port = f":{service.port}" if isinstance(service.port, int) else ""
+    auth = (service.user, service.password or "") if service.user else None
+    return webhook.Target(
+        url=f"{scheme}://{service.host}{port}{service.fullpath or '/'}", method=service.method,
+        headers=tuple(service.headers.items()), params=tuple(service.params.items()),
+        extras=tuple(service.payload_extras.items()), auth=auth, verify=service.verify_certificate,
+        timeout=service.request_timeout, redirects=service.redirects)
+
+
 def _install() -> None:
     if requests.Session.send is not _recording_send:
         requests.Session.send = _recording_send  # type: ignore[method-assign]
@@ -149,7 +185,7 @@ def _answer(results: list[apprise.AppriseResult], ex: _Exchange) -> Answer:
                  if st in (429, 503)]
         retry_after = max((w for w in waits if w is not None), default=None)
     elif not ex.errors:  # not HTTP: apprise's words (HTTP ones may name a secret URL path)
-        for service in (s for r in results for s in r):
+        for service in (s for r in results if not isinstance(r, bool) for s in r):  # bool: webhook.py's
             for attempt in service:
                 parts += [e.message for e in attempt if e.level not in ("DEBUG", "TRACE")
                           or e.message.startswith(("Socket Exception", "Response Details"))]
@@ -169,6 +205,7 @@ class Notifier:
         self.channels = dict(channels)
         self._apprise: dict[str, apprise.Apprise] = {}
         self._kinds: dict[str, dict[str, apprise.Apprise]] = {}  # channel -> message kind -> its URLs
+        self._hooks: dict[str, list[webhook.Target]] = {}  # channel -> its json:// URLs, posted by webhook.py
         self._renderers: dict[str, Renderer] = {}  # templates folder -> its checked templates
         self._locks: dict[str, threading.Lock] = {}
         _install()
@@ -186,7 +223,14 @@ class Notifier:
                         "(unknown scheme, or a part missing; see apprise's URL docs)"
                     )
                 service = a[len(a) - 1]  # its own URL: a pasted hooks.slack.com URL says slack://
-                kinds.setdefault(kind(service.url(privacy=True)), apprise.Apprise()).add(service)
+                k = kind(service.url(privacy=True))
+                if k == "slack" and quiet_slack(url) != url:
+                    a.pop(len(a) - 1)
+                    a.add(quiet_slack(url), tag=ch.tag)
+                    service = a[len(a) - 1]
+                if k == "json":
+                    self._hooks.setdefault(name, []).append(_target(service))
+                kinds.setdefault(k, apprise.Apprise()).add(service)
             self._apprise[name] = a
             self._kinds[name] = kinds
             if ch.templates not in self._renderers:
@@ -229,15 +273,39 @@ class Notifier:
         with self._locks[alert.channel], _recording(dry_run) as ex:
             for k, a in kinds.items():
                 title, body, fmt = renderer.render(alert, k)
-                results.append(self._call(a, title, body, fmt, level))
+                if k == "json":
+                    results.append(self._post(alert.channel, json.loads(body)))
+                else:
+                    results.append(self._call(a, title, body, fmt, level))
         return results, ex
 
+    def _post(self, channel: str, document: dict[str, Any]) -> bool:
+        """One JSON object to each of the channel's json:// URLs (webhook.py)."""
+        return all([webhook.post(t, document) for t in self._hooks.get(channel, ())])
+
     def send_digest(self, digest: Digest) -> Answer:
-        """Deliver a digest (noise.py) through its channel as one plain-text message."""
-        if digest.channel not in self.channels:
+        """Deliver a digest (noise.py) through its channel as one message: plain text, and one
+        JSON object (schema rss-monitor.digest/1) to its json:// URLs."""
+        return _accepted(_answer(*self._notify_digest(digest, dry_run=False)))
+
+    def preview_digest(self, digest: Digest) -> list[Outgoing]:
+        """The HTTP requests sending this digest would make: nothing is sent."""
+        return self._notify_digest(digest, dry_run=True)[1].outgoing
+
+    def _notify_digest(self, digest: Digest, *, dry_run: bool) -> tuple[list[Any], _Exchange]:
+        kinds = self._kinds.get(digest.channel)
+        if kinds is None:
             raise NotifyError(f"channel {digest.channel!r} is no longer in the config")
-        title, body = self._renderers[self.channels[digest.channel].templates].digest(digest)
-        return self.send_text(digest.channel, title, body)
+        renderer = self._renderers[self.channels[digest.channel].templates]
+        title, body = renderer.digest(digest)
+        results: list[Any] = []
+        with self._locks[digest.channel], _recording(dry_run) as ex:
+            for k, a in kinds.items():
+                if k == "json":
+                    results.append(self._post(digest.channel, renderer.digest_json(digest)))
+                else:
+                    results.append(self._call(a, title, body, apprise.NotifyFormat.TEXT, apprise.NotifyType.INFO))
+        return results, ex
 
     def send_text(self, channel: str, title: str, body: str) -> Answer:
         """Deliver a plain-text message (an alert, an ops notice) through a channel."""

@@ -1,8 +1,16 @@
 """Alert -> message for one kind of channel, from Jinja2 templates the user may override.
 
 Kinds: ``slack`` (CommonMark that apprise turns into Slack mrkdwn), ``email`` (HTML; apprise
-adds the plain-text part), ``json`` (every field of the alert, for webhooks) and ``text``
-(everything else). The built-in templates live in ``monitor/templates``; a file of the same name
+adds the plain-text part), ``json`` (the alert as one JSON object, posted by webhook.py) and
+``text`` (everything else). Every kind names the story's rules the same way (their titles), its
+topic terms apart from context words, and the highest severity: ``rules_of``, ``matched``,
+``highest`` below, pure, shared by the templates and the JSON documents.
+
+A JSON webhook gets one object whose fields are the alert (issue 14): no JSON string inside
+another message to parse twice, no outbox state (state, attempts, sent_at, ...: stale the moment
+the row is marked sent), times in ISO 8601 with their zone, and a ``schema`` name whose version
+changes only when a field changes meaning or goes away (fields may be added). The README tables
+the fields ("JSON webhooks"). The built-in templates live in ``monitor/templates``; a file of the same name
 in the user's folder (``notify.templates``) replaces one.
 
 Templates are user files, so they run in Jinja2's sandbox; HTML ones autoescape. Every template
@@ -18,7 +26,7 @@ import functools
 import json
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape as html_escape
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,7 +37,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from .errors import ConfigError
-from .models import Alert, Digest, DigestItem
+from .models import SEVERITIES, Alert, AlertRule, Digest, DigestItem
 
 log = logging.getLogger(__name__)
 BUILTIN = Path(__file__).parent / "templates"
@@ -43,11 +51,15 @@ _SCHEMES = {"slack": "slack", "mailto": "email", "mailtos": "email", "json": "js
 _HIT = re.compile(r"\*\*(.+?)\*\*")
 # CommonMark characters that would format or link feed text; apprise turns \< \> into &lt; &gt;
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>])")
+ALERT_SCHEMA = "rss-monitor.alert/1"
+DIGEST_SCHEMA = "rss-monitor.digest/1"
 
 SAMPLE = Alert(id=0, channel="sample", rule_id="sample", rule_title="Sample <rule> & *co*",
                title="<script>alert(1)</script> & *bold* > quote", link="https://example.org/a?x=1&y=<2>",
                feed_title="Feed & <Co>", published="2026-01-01T00:00:00Z", terms=("a&b", "<c>"),
-               snippet="x <script> & **a&b** > y *z*", severity="urgent", language="en")
+               snippet="x <script> & **a&b** > y *z*", severity="urgent", language="en",
+               rules=(AlertRule("sample", "Sample <rule> & *co*", ("a&b", "<c>"), ("<ctx>",), "urgent"),
+                      AlertRule("other", "Other & <rule>", ("d",), (), "info")), context=("<ctx>",))
 
 
 class Message(NamedTuple):
@@ -97,6 +109,116 @@ def fields(alert: Alert) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(alert).items()}
 
 
+def rules_of(alert: Alert) -> tuple[AlertRule, ...]:
+    """Every rule that fired on the alert's story, the lead first. Rows written before alerts
+    carried their rules have none listed: then the lead rule is the one."""
+    if alert.rules:
+        return alert.rules
+    return (AlertRule(alert.rule_id, alert.rule_title, alert.terms, alert.context, alert.severity),)
+
+
+def highest(alert: Alert) -> str:
+    """The most severe of the story's rules (info < normal < urgent)."""
+    return max((r.severity for r in rules_of(alert)), key=_rank, default=alert.severity)
+
+
+def _rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else SEVERITIES.index("normal")
+
+
+def names(alert: Alert) -> str:
+    """The rules as every channel names them: their titles, the lead first."""
+    return ", ".join(dict.fromkeys(r.title for r in rules_of(alert)))
+
+
+def matched(alert: Alert) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The topics' own terms of every rule, then the context words none of them hit as a
+    topic term: "Matched: Kursk · context: Russia, Ukraine"."""
+    rules = rules_of(alert)
+    terms = tuple(dict.fromkeys(t for r in rules for t in r.terms))
+    context = tuple(dict.fromkeys(c for r in rules for c in r.context if c not in terms))
+    return terms, context
+
+
+def plain(snippet: str) -> str:
+    """The snippet without its ``**hit**`` marks."""
+    return _HIT.sub(r"\1", snippet or "")
+
+
+def iso(value: str | float | None) -> str | None:
+    """An ISO 8601 time with its zone ("2026-11-01T08:00:00Z") from a stored ISO text (a
+    time without a zone is UTC, as the parser stores it) or a Unix time; None when unknown."""
+    if value is None or value == "" or value == 0:
+        return None
+    try:
+        if isinstance(value, int | float):
+            t = datetime.fromtimestamp(value, UTC)
+        else:
+            t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    text = t.isoformat(timespec="seconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def alert_document(alert: Alert) -> dict[str, Any]:
+    """The alert as one JSON object (schema ``rss-monitor.alert/1``)."""
+    terms, context = matched(alert)
+    return {
+        "schema": ALERT_SCHEMA,
+        "id": alert.id,
+        "channel": alert.channel,
+        "title": alert.title,
+        "link": alert.link,
+        "feed": alert.feed_title,
+        "published": iso(alert.published),
+        "detected": iso(alert.created_at),
+        "language": alert.language,
+        "severity": highest(alert),
+        "rules": [{"id": r.rule_id, "title": r.title, "terms": list(r.terms), "context": list(r.context),
+                   "severity": r.severity} for r in rules_of(alert)],
+        "terms": list(terms),
+        "context": list(context),
+        "snippet": plain(alert.snippet),
+        "snippet_marked": alert.snippet,
+    }
+
+
+def _item(item: DigestItem) -> dict[str, Any]:
+    doc = alert_document(item.alert)
+    del doc["schema"], doc["channel"]  # the digest's
+    return {**doc, "reason": item.reason, "sources": [{"feed": f, "link": link} for f, link in item.sources]}
+
+
+def digest_document(digest: Digest, title: str, count: int) -> dict[str, Any]:
+    """A digest as one JSON object (schema ``rss-monitor.digest/1``): its items are alerts in
+    the alert schema's fields, each with why it was held (``reason``) and its other sources."""
+    return {
+        "schema": DIGEST_SCHEMA,
+        "id": digest.id,
+        "channel": digest.channel,
+        "title": title,
+        "count": count,
+        "held_back": digest.held_back,
+        "rate_limit": digest.rate_limit or None,
+        "items": [_item(i) for i in digest.items],
+    }
+
+
+def digest_title(d: Digest) -> str:
+    """"Digest: 3 alerts, 2 more sources"; a digest of a feed's first poll alone says so:
+    "While you were away: 5 alerts". Pure."""
+    count = sum(1 for i in d.items if i.reason != "followup")
+    away = sum(1 for i in d.items if i.reason == "backlog")
+    sources = sum(len(i.sources) for i in d.items)
+    if away and away == len(d.items):
+        return f"While you were away: {count} alerts"
+    return (f"Digest: {count} alerts" + (f" ({away} while you were away)" if away else "")
+            + (f", {sources} more sources" if sources else ""))
+
+
 def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
 
@@ -106,7 +228,8 @@ def _environment(folder: Path | None) -> SandboxedEnvironment:
     env = SandboxedEnvironment(loader=ChoiceLoader([*loaders, FileSystemLoader(str(BUILTIN))]),
                                autoescape=lambda name: bool(name and name.endswith("html.j2")),
                                keep_trailing_newline=False)
-    env.filters.update(md=md, hits_md=hits_md, hits_html=hits_html, when=when, json=_json, url=url)
+    env.filters.update(md=md, hits_md=hits_md, hits_html=hits_html, when=when, json=_json, url=url,
+                       highest=highest, names=names)
     return env
 
 
@@ -130,8 +253,8 @@ class Renderer:
             except Exception as e:
                 raise ConfigError(f"{self._where(e, k)}: template error: {type(e).__name__}: {e}") from None
         try:
-            self._digest(Digest(0, "sample", (DigestItem(SAMPLE, "rate", (("Feed <b>", "https://x/?a=<1>"),)),),
-                                held_back=1, rate_limit="5/h"))
+            self._digest(Digest(0, "sample", (DigestItem(SAMPLE, "rate", (("Feed <b>", "https://x/?a=<1>"),)),
+                                              DigestItem(SAMPLE, "backlog")), held_back=1, rate_limit="5/h"))
         except Exception as e:
             where = self._filename(DIGEST) or DIGEST
             raise ConfigError(f"{where}: template error: {type(e).__name__}: {e}") from None
@@ -157,12 +280,16 @@ class Renderer:
 
     def _render(self, alert: Alert, k: str) -> Message:
         template, fmt = KINDS[k]
-        context = {"alert": alert, "fields": fields(alert), "kind": k}
+        terms, context_words = matched(alert)
+        context = {"alert": alert, "fields": fields(alert), "kind": k, "rules": rules_of(alert),
+                   "names": names(alert), "terms": terms, "context": context_words, "severity": highest(alert),
+                   "document": alert_document(alert)}
         title = " ".join(self.env.get_template(TITLE).render(context).split())
         body = self.env.get_template(template).render(context).strip()
-        if k == "json":
+        if k == "json":  # posted as the top-level fields (webhook.py): an object, nothing else
             try:
-                json.loads(body)
+                if not isinstance(json.loads(body), dict):
+                    raise ValueError("expected one JSON object {...}")
             except ValueError as e:
                 raise ConfigError(f"{self._filename(template)}: does not render valid JSON: {e}") from None
         return Message(title, body, fmt)
@@ -181,12 +308,17 @@ class Renderer:
 
     def _digest(self, d: Digest) -> tuple[str, str]:
         rules: dict[str, list[DigestItem]] = {}
+        backlog: dict[str, list[DigestItem]] = {}  # a feed's first poll (issue 14): its own section
         for item in d.items:
-            rules.setdefault(item.alert.rule_title, []).append(item)
+            (backlog if item.reason == "backlog" else rules).setdefault(names(item.alert), []).append(item)
         count = sum(1 for i in d.items if i.reason != "followup")
-        body = self.env.get_template(DIGEST).render({"digest": d, "rules": rules, "count": count}).strip()
-        sources = sum(len(i.sources) for i in d.items)
-        return f"Digest: {count} alerts" + (f", {sources} more sources" if sources else ""), body
+        body = self.env.get_template(DIGEST).render({"digest": d, "rules": rules, "backlog": backlog,
+                                                     "count": count}).strip()
+        return digest_title(d), body
+
+    def digest_json(self, d: Digest) -> dict[str, Any]:
+        """A digest as one JSON object for a webhook (``digest_document``)."""
+        return digest_document(d, digest_title(d), sum(1 for i in d.items if i.reason != "followup"))
 
     def render(self, alert: Alert, kind: str) -> Message:
         """The alert as a message of this kind. A user template that fails on this alert is

@@ -61,7 +61,7 @@ def test_500_then_429_retry_after_then_200_delivers_each_once_in_order(tmp_path)
     clock.now = 1130.0
     assert asyncio.run(sender.deliver()) == (3, 0)
 
-    assert [m["title"] for m in hook.received] == ["[Rule r] s1", "[Rule r] s2", "[Rule r] s3"]
+    assert [m["title"] for m in hook.received] == ["s1", "s2", "s3"]
     assert rows(store, "SELECT state, attempts, last_status FROM outbox ORDER BY id") == [
         ("sent", 3, 200), ("sent", 1, 200), ("sent", 1, 200)]
     assert asyncio.run(sender.deliver()) == (0, 0) and len(hook.received) == 3
@@ -108,7 +108,7 @@ def test_an_outage_outlasts_max_attempts_and_everything_arrives_in_order_when_it
     hook.status = 200
     clock.now += 4000
     assert asyncio.run(sender.deliver()) == (2, 0)
-    assert [m["title"] for m in hook.received] == ["[Rule r] o1", "[Rule r] o2"]
+    assert [m["title"] for m in hook.received] == ["o1", "o2"]
     hook.close()
 
 
@@ -142,7 +142,7 @@ def test_dead_after_max_attempts_with_an_ops_notice_then_revived_from_the_cli(tm
     hook.status = 200
     clock.now = time.time()  # revived: due now, its age counted afresh
     assert asyncio.run(sender.deliver()) == (2, 0)
-    assert [m["title"] for m in hook.received] == ["[Rule r] d1", "[Rule r] d2"]
+    assert [m["title"] for m in hook.received] == ["d1", "d2"]
     hook.close(), ops.close()
 
 

@@ -69,11 +69,12 @@ def test_baseline_then_new_story_delivered_once_everywhere(tmp_path, feed_server
 
     assert len(smtp.messages) == 1 and len(webhook.received) == 1
     subject = smtp.messages[0]["Subject"]
-    assert subject.endswith("Gefechte im Gebiet Kursk dauern an"), subject
-    body = str(webhook.received[0])
-    assert "Kursk region" in body and "North Korean troops" in body, body
-    assert feed_server.url("/a/kursk") in body
-    assert "gehen die Kämpfe" in body  # snippet from the extracted page
+    assert subject == "[Kursk region, North Korean troops] Gefechte im Gebiet Kursk dauern an", subject
+    [hook] = webhook.received
+    assert hook["schema"] == "rss-monitor.alert/1" and hook["link"] == feed_server.url("/a/kursk")
+    assert [r["id"] for r in hook["rules"]] == ["kursk", "north-korean-troops"]
+    assert hook["title"] == "Gefechte im Gebiet Kursk dauern an"
+    assert "**Kursk**" in hook["snippet_marked"] and "gehen die Kämpfe" in hook["snippet_marked"]  # from the page
     shown = run_cli("alerts", "show", "1", "--config", str(cfg)).stdout
     assert "Kursk region (kursk)" in shown and "North Korean troops (north-korean-troops)" in shown, shown
 
@@ -247,8 +248,9 @@ def test_same_story_in_two_feeds_is_fetched_extracted_and_alerted_once(tmp_path,
     assert res.returncode == 0, res.stderr
     assert "ok=2 new=2 alerts=1 sent=1" in res.stdout, res.stdout
     assert feed_server.answers.count(("/a/kursk", 200)) == 1  # one fetch, one extraction
-    assert len(webhook.received) == 1
-    assert "Kursk region" in str(webhook.received[0]) and "North Korean troops" in str(webhook.received[0])
+    [hook] = webhook.received
+    assert [r["title"] for r in hook["rules"]] == ["Kursk region", "North Korean troops"]
+    assert hook["title"] == "Gefechte im Gebiet Kursk dauern an"
     rows = db_rows(tmp_path / "monitor.db", "SELECT url, source FROM articles")
     assert rows == [(feed_server.url("/a/kursk"), "page")] * 2
 

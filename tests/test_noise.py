@@ -96,7 +96,7 @@ def test_one_story_in_20_feeds_within_a_minute_is_one_alert_plus_followups(rig, 
         r.match(f"Kursk: fighting (via feed {i})", "https://example.org/story", feed=i, text=" ".join(WORDS))
         r.deliver()
     r.match("Kursk: fighting again", "https://example.org/story", feed=0)  # the same feed again: nothing
-    assert [m["title"] for m in r.hook.received] == ["[Rule r] Kursk: fighting (via feed 0)"]
+    assert [m["title"] for m in r.hook.received] == ["Kursk: fighting (via feed 0)"]
     assert r.states() == {"sent": 1, "held": 19}
 
     cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]})
@@ -111,8 +111,10 @@ def test_one_story_in_20_feeds_within_a_minute_is_one_alert_plus_followups(rig, 
     assert r.deliver() == (1, 0)
     digest = r.hook.received[1]
     assert digest["title"] == "Digest: 0 alerts, 19 more sources"
-    assert "- Kursk: fighting (via feed 0) (alerted before)" in digest["message"]
-    assert "+19 sources: Feed 1 (https://example.org/story), Feed 2" in digest["message"]
+    [item] = digest["items"]  # a JSON webhook gets the digest as one object (render.digest_document)
+    assert (item["title"], item["reason"]) == ("Kursk: fighting (via feed 0)", "followup")
+    assert item["sources"][:2] == [{"feed": "Feed 1", "link": "https://example.org/story"},
+                                   {"feed": "Feed 2", "link": "https://example.org/story"}]
     assert r.states() == {"sent": 20}
     assert r.deliver() == (0, 0) and len(r.hook.received) == 2
 
@@ -137,19 +139,18 @@ def test_200_matches_in_an_hour_under_5_per_hour_give_5_alerts_and_one_digest(ri
         r.clock.now = 1000 + 18 * i  # 200 matches within the hour
         r.match(f"s{i}", f"https://example.org/{i}")
         r.deliver()
-    assert [m["title"] for m in r.hook.received] == [f"[Rule r] s{i}" for i in range(5)]
+    assert [m["title"] for m in r.hook.received] == [f"s{i}" for i in range(5)]
     assert r.states() == {"sent": 5, "held": 195}
     r.clock.now = 1000 + 3600  # the first alert leaves the window: there is room again
     assert r.deliver() == (1, 0)
     [digest] = r.hook.received[5:]
     assert digest["title"] == "Digest: 195 alerts"
-    assert "195 alerts were held back by the rate limit (5/h)." in digest["message"]
-    assert [line for line in digest["message"].splitlines() if line.startswith("- ")] == [
-        f"- s{i}" for i in range(5, 200)]
+    assert (digest["held_back"], digest["rate_limit"]) == (195, "5/h")
+    assert [i["title"] for i in digest["items"]] == [f"s{i}" for i in range(5, 200)]
     assert r.states() == {"sent": 200}
     r.clock.now += 1
     r.match("s200", "https://example.org/200")
-    assert r.deliver() == (1, 0) and r.hook.received[-1]["title"] == "[Rule r] s200"
+    assert r.deliver() == (1, 0) and r.hook.received[-1]["title"] == "s200"
 
 
 def test_quiet_hours_across_the_end_of_daylight_saving_time_defer_then_release_one_digest(rig):
@@ -167,15 +168,14 @@ def test_quiet_hours_across_the_end_of_daylight_saving_time_defer_then_release_o
     r.clock.now = utc(25, 2)
     r.match("urgent one", "https://example.org/u", severity="urgent")
     r.deliver()
-    assert [m["title"] for m in r.hook.received] == ["[Rule r] before", "[Rule r] urgent one"]
+    assert [m["title"] for m in r.hook.received] == ["before", "urgent one"]
     r.clock.now = utc(25, 5, 30)  # 07:00 CEST would have been 05:00 UTC: still quiet in CET
     assert r.deliver() == (0, 0) and r.states() == {"sent": 2, "held": 3}
     r.clock.now = utc(25, 6, 0)
     assert r.deliver() == (1, 0)
     digest = r.hook.received[-1]
     assert digest["title"] == "Digest: 3 alerts"
-    assert [line for line in digest["message"].splitlines() if line.startswith("- ")] == [
-        "- quiet 1", "- quiet 2", "- quiet 3"]
+    assert [i["title"] for i in digest["items"]] == ["quiet 1", "quiet 2", "quiet 3"]
     assert r.states() == {"sent": 5}
 
 
@@ -192,10 +192,11 @@ def test_digest_channel_sends_one_message_grouped_by_rule_and_story_at_least_onc
     r.clock.now += 60
     assert r.deliver() == (1, 0)
     [digest] = r.hook.received
-    assert digest["message"].splitlines() == [
-        "Rule kursk", "- Kursk 1", "  Feed 0", "  https://example.org/k1",
-        "  +1 sources: Feed 2 (https://example.org/k1)", "- Kursk 2", "  Feed 0", "  https://example.org/k2",
-        "", "Rule troops", "- Troops 1", "  Feed 0", "  https://example.org/t1"]
+    assert [(i["rules"][0]["title"], i["title"], i["feed"], i["link"], i["sources"]) for i in digest["items"]] == [
+        ("Rule kursk", "Kursk 1", "Feed 0", "https://example.org/k1",
+         [{"feed": "Feed 2", "link": "https://example.org/k1"}]),
+        ("Rule troops", "Troops 1", "Feed 0", "https://example.org/t1", []),
+        ("Rule kursk", "Kursk 2", "Feed 0", "https://example.org/k2", [])]  # in outbox order: the text groups
     assert r.states() == {"sent": 4}
     cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]})
     shown = cli_run("alerts", "show", "1", "--config", str(cfg))

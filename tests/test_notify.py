@@ -7,7 +7,7 @@ import pytest
 
 from monitor.errors import ConfigError, NotifyError
 from monitor.models import Alert, Channel
-from monitor.notify import Notifier, render
+from monitor.notify import Notifier, quiet_slack, render
 
 SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#news-alerts"
 
@@ -51,7 +51,7 @@ def test_render_names_rule_headline_source_terms_and_snippet():
     title, body = render(_alert("x"))
     assert title == "[Kursk region] Gefechte bei Kursk"
     assert "http://example.org/a" in body and "Test feed · 2026-11-01 08:00 UTC" in body
-    assert "Matched: Kursk (rule kursk)" in body and body.endswith("bei **Kursk**")
+    assert "Rule: Kursk region\nMatched: Kursk\n\n> bei **Kursk**" in body  # the snippet stands apart
 
 
 def test_log_channel_writes_the_alert_to_the_log(caplog):
@@ -68,7 +68,33 @@ def test_failure_says_what_the_service_answered(webhook):
         n.send(_alert("hook"))
     webhook.status = 200
     n.send(_alert("hook"))
-    assert webhook.received[0]["title"] == "[Kursk region] Gefechte bei Kursk"
+    assert webhook.received[0]["title"] == "Gefechte bei Kursk"
+
+
+def test_webhook_failure_and_retry_after_reach_the_answer(webhook):
+    webhook.script = [(429, {"Retry-After": "30"})]
+    n = Notifier({"hook": Channel("hook", (webhook.apprise_url,), "hook")})
+    with pytest.raises(NotifyError) as e:
+        n.send(_alert("hook"))
+    assert (e.value.status, e.value.retry_after) == (429, 30.0)
+    assert "HTTP 429" in str(e.value) and webhook.received == []
+
+
+def test_webhook_that_does_not_answer_is_a_failure_naming_the_host():
+    from servers import free_port
+
+    n = Notifier({"hook": Channel("hook", (f"json://127.0.0.1:{free_port()}/hook",), "hook")})
+    with pytest.raises(NotifyError, match=r"ConnectionError from 127\.0\.0\.1"):
+        n.send(_alert("hook"))
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("slack://a/b/c/#news", "slack://a/b/c/#news?footer=no&image=no"),
+    ("slack://a/b/c/#news?footer=yes", "slack://a/b/c/#news?footer=yes&image=no"),
+    ("slack://a/b/c/?Image=yes&footer=no", "slack://a/b/c/?Image=yes&footer=no"),
+])
+def test_quiet_slack_adds_only_what_the_url_does_not_say(url, expected):
+    assert quiet_slack(url) == expected
 
 
 def test_channel_gone_from_config():

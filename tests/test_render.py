@@ -1,6 +1,7 @@
-"""Alert messages per channel kind: hostile feed text stays text in every kind, a user's template
-replaces a built-in one, a broken template is a config error naming file and line, and the
-real receivers (a JSON webhook, aiosmtpd) get what the templates say."""
+"""Alert messages per channel kind: hostile feed text stays text in every kind, every kind names
+the story's rules, terms and context words alike, a user's template replaces a built-in one, a
+broken template is a config error naming file and line, and the real receivers (a JSON webhook,
+aiosmtpd) get what the templates say."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from conftest import run_cli, write_config
 
 from monitor import config
 from monitor.errors import ConfigError
-from monitor.models import Alert, Channel
+from monitor.models import Alert, AlertRule, Channel, Digest, DigestItem
 from monitor.notify import Notifier, channels_from
 from monitor.render import NAMES, Renderer, kind
 
@@ -22,6 +23,14 @@ HOSTILE = Alert(id=7, channel="x", rule_id="kursk", rule_title="Kursk & <region>
                 feed_title="News & <Views>", published="2026-11-01T08:00:00Z", terms=("Kursk", "<b>"),
                 snippet="a <b> & **Kursk** > *c*", severity="urgent", language="de")
 TITLE = '[Kursk & <region>] <script>alert(1)</script> Kursk & "Co" *now* > 5'
+# one story, two rules: the lead (Kursk) and North Korean troops, whose war context words hit too
+TWO = Alert(id=9, channel="x", rule_id="kursk", rule_title="Kursk region", title="Nordkoreaner bei Kursk",
+            link="https://example.org/nk", feed_title="Test feed", published="2026-11-01T08:00:00Z",
+            terms=("Kursk",), snippet="**Nordkoreanische Soldaten** bei **Kursk** in **Russland**", language="de",
+            created_at=1793520000.0, rules=(
+                AlertRule("kursk", "Kursk region", ("Kursk",), (), "normal"),
+                AlertRule("north-korean-troops", "North Korean troops", ("nordkoreanisch", "Soldat"),
+                          ("Russland", "Kursk"), "urgent")))
 
 
 @pytest.mark.parametrize("url,expected", [
@@ -44,7 +53,9 @@ def test_slack_payload_links_the_title_bolds_the_hits_and_escapes_the_feed():
         '*<https://example.org/a?x=1&amp;y=2|&lt;script&gt;alert(1)&lt;/script&gt; Kursk &amp; "Co" \\*now\\* '
         '&gt; 5>*',
         "News &amp; &lt;Views&gt; · 2026-11-01 08:00 UTC · de",
-        "*Urgent* · Matched: Kursk, &lt;b&gt; (rule kursk)",
+        "*Urgent* · Rule: Kursk &amp; &lt;region&gt;",
+        "Matched: Kursk, &lt;b&gt;",
+        "",
         "> a &lt;b&gt; &amp; *Kursk* &gt; \\*c\\*",
     ]
     assert payload["attachments"][0]["color"] == "#CACF29"  # urgent goes as apprise's "warning"
@@ -68,27 +79,81 @@ def test_email_html_escapes_everything_from_the_feed():
         ' Kursk &amp; &#34;Co&#34; *now* &gt; 5</a></h2>',
         '<p style="margin: 0; color: #666">https://example.org/a?x=1&amp;y=2</p>',
         "<p>Source: News &amp; &lt;Views&gt;<br>Time: 2026-11-01 08:00 UTC<br>Language: de<br>Severity: urgent</p>",
-        "<p>Matched: Kursk, &lt;b&gt; (rule Kursk &amp; &lt;region&gt;)</p>",
+        "<p>Rule: Kursk &amp; &lt;region&gt;<br>Matched: Kursk, &lt;b&gt;</p>",
         '<blockquote style="border-left: 3px solid #ccc; margin: 0; padding-left: 8px">a &lt;b&gt; &amp; '
         "<strong>Kursk</strong> &gt; *c*</blockquote>",
         "</body></html>",
     ]
 
 
-def test_json_carries_every_field_of_the_alert():
-    title, body, fmt = Renderer().render(HOSTILE, "json")
+def test_json_is_the_alert_in_its_schema_without_outbox_state():
+    sent = dataclasses.replace(HOSTILE, state="sent", attempts=3, sent_at=1.0, next_attempt_at=2.0,
+                               last_error="HTTP 503", created_at=1793520000.0)
+    title, body, fmt = Renderer().render(sent, "json")
     assert (title, fmt) == (TITLE, "text")
     data = json.loads(body)
-    assert set(data) == {f.name for f in dataclasses.fields(Alert)}
-    assert data["title"] == HOSTILE.title and data["snippet"] == HOSTILE.snippet
-    assert data["terms"] == ["Kursk", "<b>"] and data["severity"] == "urgent" and data["language"] == "de"
+    assert set(data) == {"schema", "id", "channel", "title", "link", "feed", "published", "detected", "language",
+                         "severity", "rules", "terms", "context", "snippet", "snippet_marked"}
+    assert data["schema"] == "rss-monitor.alert/1"
+    assert (data["published"], data["detected"]) == ("2026-11-01T08:00:00Z", "2026-11-01T08:00:00Z")
+    assert data["title"] == HOSTILE.title and data["feed"] == "News & <Views>"
+    assert (data["snippet"], data["snippet_marked"]) == ("a <b> & Kursk > *c*", HOSTILE.snippet)
+    # an old row lists no rules: its lead rule is the one
+    assert data["rules"] == [{"id": "kursk", "title": "Kursk & <region>", "terms": ["Kursk", "<b>"],
+                              "context": [], "severity": "urgent"}]
+    assert data["severity"] == "urgent" and data["language"] == "de"
+
+
+@pytest.mark.parametrize("published,expected", [
+    ("2026-11-01T08:00:00Z", "2026-11-01T08:00:00Z"), ("2026-11-01T10:00:00+02:00", "2026-11-01T10:00:00+02:00"),
+    ("2026-11-01T08:00:00", "2026-11-01T08:00:00Z"), ("2026-11-03", "2026-11-03T00:00:00Z"), (None, None),
+    ("yesterday", None),
+])
+def test_json_times_are_iso_8601_with_their_zone(published, expected):
+    data = json.loads(Renderer().render(dataclasses.replace(HOSTILE, published=published), "json").body)
+    assert data["published"] == expected
+
+
+def test_a_two_rule_story_names_both_rules_the_same_way_on_every_kind():
+    r = Renderer()
+    text = r.render(TWO, "text")
+    assert text.title == "[Kursk region, North Korean troops] Nordkoreaner bei Kursk"
+    assert text.body.split("\n") == [
+        "Nordkoreaner bei Kursk", "https://example.org/nk", "Source: Test feed · 2026-11-01 08:00 UTC · de",
+        "Severity: urgent",  # the highest of the two rules'
+        "Rules: Kursk region, North Korean troops",
+        "Matched: Kursk, nordkoreanisch, Soldat · context: Russland",  # Kursk is a topic term of one rule
+        "", "> **Nordkoreanische Soldaten** bei **Kursk** in **Russland**"]
+    slack = r.render(TWO, "slack").body.split("\n")
+    assert slack[2:] == ["**Urgent** · Rules: Kursk region, North Korean troops",
+                         "Matched: Kursk, nordkoreanisch, Soldat · context: Russland", "",
+                         "> **Nordkoreanische Soldaten** bei **Kursk** in **Russland**"]
+    email = r.render(TWO, "email")
+    assert email.title == text.title
+    assert "<br>Severity: urgent</p>" in email.body
+    assert ("<p>Rules: Kursk region, North Korean troops<br>Matched: Kursk, nordkoreanisch, Soldat · context: "
+            "Russland</p>\n<blockquote") in email.body
+    data = json.loads(r.render(TWO, "json").body)
+    assert data["severity"] == "urgent" and data["detected"] == "2026-11-01T08:00:00Z"
+    assert data["rules"] == [
+        {"id": "kursk", "title": "Kursk region", "terms": ["Kursk"], "context": [], "severity": "normal"},
+        {"id": "north-korean-troops", "title": "North Korean troops", "terms": ["nordkoreanisch", "Soldat"],
+         "context": ["Russland", "Kursk"], "severity": "urgent"}]
+    assert (data["terms"], data["context"]) == (["Kursk", "nordkoreanisch", "Soldat"], ["Russland"])
+
+
+def test_matched_keeps_a_rules_context_words_apart_from_its_terms():
+    one = dataclasses.replace(HOSTILE, rule_title="North Korean troops", terms=("North Korean", "troops"),
+                              context=("Russia", "Ukraine"), severity="normal", language=None, snippet="")
+    body = Renderer().render(one, "text").body
+    assert body.endswith("Rule: North Korean troops\nMatched: North Korean, troops · context: Russia, Ukraine")
 
 
 def test_text_keeps_the_feed_text_as_it_is():
     title, body, fmt = Renderer().render(dataclasses.replace(HOSTILE, severity="normal", language=None), "text")
     assert (title, fmt) == (TITLE, "text")
     assert body.split("\n") == [HOSTILE.title, HOSTILE.link, "Source: News & <Views> · 2026-11-01 08:00 UTC",
-                                "Matched: Kursk, <b> (rule kursk)", "", "a <b> & **Kursk** > *c*"]
+                                "Rule: Kursk & <region>", "Matched: Kursk, <b>", "", "> a <b> & **Kursk** > *c*"]
 
 
 def test_a_template_in_the_users_folder_replaces_the_built_in_one(tmp_path):
@@ -128,6 +193,9 @@ def test_json_template_must_render_json_and_unknown_files_are_named(tmp_path):
     (tmp_path / "json.j2").write_text("{{ alert.title }}")
     with pytest.raises(ConfigError, match=r"json\.j2: does not render valid JSON"):
         Renderer(tmp_path)
+    (tmp_path / "json.j2").write_text("{{ [alert.title] | json }}")  # JSON, but not one object to post
+    with pytest.raises(ConfigError, match=r"json\.j2: does not render valid JSON: expected one JSON object"):
+        Renderer(tmp_path)
     (tmp_path / "json.j2").unlink()
     (tmp_path / "slak.j2").write_text("x")
     with pytest.raises(ConfigError, match=r"unknown template slak\.j2 \(expected one of: " + ", ".join(NAMES)):
@@ -158,10 +226,9 @@ def test_webhook_and_smtp_receive_the_rendered_kinds(webhook, smtp):
     n = Notifier({"hook": Channel("hook", (webhook.apprise_url,), "hook"),
                   "mail": Channel("mail", (smtp.apprise_url,), "mail")})
     n.send(dataclasses.replace(HOSTILE, channel="hook"))
-    [got] = webhook.received
-    assert got["title"] == TITLE and got["type"] == "warning"
-    data = json.loads(got["message"])
-    assert data == {**json.loads(json.dumps(dataclasses.asdict(HOSTILE))), "channel": "hook"}
+    [got] = webhook.received  # one object, the alert's fields at the top: nothing to parse twice
+    assert got == {**json.loads(Renderer().render(HOSTILE, "json").body), "channel": "hook"}
+    assert got["title"] == HOSTILE.title and got["snippet_marked"] == HOSTILE.snippet
 
     n.send(dataclasses.replace(HOSTILE, channel="mail"))
     [mail] = smtp.messages
@@ -173,4 +240,43 @@ def test_webhook_and_smtp_receive_the_rendered_kinds(webhook, smtp):
     # apprise derives the plain-text part from the HTML: the feed's text again, unescaped
     assert [line for line in text.split("\r\n") if line] == [
         HOSTILE.title, HOSTILE.link, "Source: News & <Views>", "Time: 2026-11-01 08:00 UTC", "Language: de",
-        "Severity: urgent", "Matched: Kursk, <b> (rule Kursk & <region>)", ">a <b> & Kursk > *c*"]
+        "Severity: urgent", "Rule: Kursk & <region>", "Matched: Kursk, <b>", ">a <b> & Kursk > *c*"]
+
+
+@pytest.mark.parametrize("url,footer", [
+    (SLACK, False),
+    (SLACK + "?footer=yes", True),  # asked for: kept
+    ("https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", False),
+    ("slack://xoxb-1234-1234-4ddbc191d40ee098cbaae6f3523ada2d/#ops?IMAGE=yes", False),
+])
+def test_slack_carries_no_apprise_footer_or_icon_unless_the_url_asks(url, footer):
+    n = Notifier({"team": Channel("team", (url,), "team")})
+    [req] = n.preview_alert(dataclasses.replace(HOSTILE, channel="team"))
+    payload = json.loads(req.body)
+    [att] = payload["attachments"]
+    assert ("footer" in att) is footer and ("footer_icon" in att) is (footer and "image=yes" in url.lower())
+    assert ("icon_url" in payload) is ("image=yes" in url.lower())
+    assert att["text"].endswith("\n\n> a &lt;b&gt; &amp; *Kursk* &gt; \\*c\\*")  # the snippet stands apart
+    if "#" in url:  # the appended parameters leave the #channel where apprise reads it
+        assert payload["channel"] == "#" + url.split("#")[1].split("?")[0]
+
+
+def _digest(*items: DigestItem) -> Digest:
+    return Digest(3, "x", items)
+
+
+def test_digest_lists_a_first_polls_stories_under_while_you_were_away():
+    r = Renderer()
+    old = dataclasses.replace(TWO, title="Alte Meldung", published="2026-10-31T20:00:00Z")
+    title, body = r.digest(_digest(DigestItem(TWO, "quiet"), DigestItem(old, "backlog")))
+    assert title == "Digest: 2 alerts (1 while you were away)"
+    assert body.split("\n") == [
+        "Kursk region, North Korean troops", "- Nordkoreaner bei Kursk [urgent]",
+        "  Test feed · 2026-11-01 08:00 UTC", "  https://example.org/nk", "",
+        "While you were away (new feeds, their recent stories):", "",
+        "Kursk region, North Korean troops", "- Alte Meldung [urgent]",
+        "  Test feed · 2026-10-31 20:00 UTC", "  https://example.org/nk"]
+    title, body = r.digest(_digest(DigestItem(old, "backlog"), DigestItem(TWO, "backlog")))
+    assert title == "While you were away: 2 alerts"
+    assert body.startswith("While you were away (new feeds, their recent stories):\n\nKursk region, North Korean")
+    assert r.digest_json(_digest(DigestItem(old, "backlog")))["title"] == "While you were away: 1 alerts"

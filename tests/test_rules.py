@@ -69,6 +69,7 @@ def test_rule_language(case: dict):
     [m] = found
     assert (m.rule_id, m.rule_title) == ("r", "R")
     assert list(m.terms) == case["terms"]
+    assert list(m.context) == case.get("context", [])
     if "field" in case:
         assert m.field == case["field"]
     if "snippet" in case:
@@ -243,6 +244,16 @@ def test_match_explains_rule_terms_field_snippet_severity_and_channels():
     assert "Gefechte bei **Kursk**, wo **nordkoreanische Soldaten** gesehen wurden." in m.snippet
     assert len(m.snippet) < 2 * SNIPPET_CONTEXT + 80
     assert m == dataclasses.replace(m)  # a whole Match, though the engine builds it without __init__
+
+
+def test_shipped_rule_keeps_its_war_context_apart_from_its_topic():
+    # north-korean-troops requires "@war_context" (its all:); kursk has no such clause (issue 14)
+    text = "Ukraine says it captured two North Korean soldiers near Kursk."
+    kursk, nk = rules.match(SHIPPED, Article(title="", text=text, language="en"))
+    assert (nk.rule_id, nk.terms) == ("north-korean-troops", ("North Korean", "soldier"))
+    assert nk.context == ("Ukraine", "Kursk")  # Kursk is in @war_context too
+    assert "**Ukraine** says" in nk.snippet  # the snippet still marks the context words
+    assert (kursk.rule_id, kursk.terms, kursk.context) == ("kursk", ("Kursk",), ())
 
 
 def test_snippet_quotes_the_original_text_and_marks_adjacent_hits_as_one():

@@ -25,7 +25,7 @@ from typing import Any
 from ..models import Article, Match
 from . import morph
 from .document import FIELD_NAMES, CTerm, Doc
-from .explain import Hit, evidence
+from .explain import Hit, context_of, evidence
 from .filters import passes
 from .tree import Node, Ref, Rule, Term, Word
 
@@ -89,6 +89,10 @@ class Engine:
             one_word = len(ct.atoms) == 1 and ct.term.regex is None
             (self.word_terms if one_word else self.other_terms)[ct.atoms[0]].append(tid)
         self.word_terms, self.other_terms = dict(self.word_terms), dict(self.other_terms)
+        # a rule's context clause (its own ``all:`` beside its topic), compiled: what it hits is
+        # the match's ``context``, not its ``terms`` (tree.Rule.context)
+        self.context = [tree[1][r.context] if r.context >= 0 and tree.__class__ is not int else None
+                        for r, tree in zip(rules, self.trees, strict=True)]
         self.flat_atoms = frozenset(self.terms[t].atoms[0] for t in self.flat_of)  # atoms a flat rule may need
         # what a rule's matches take from the rule itself
         self.given = [{"rule_id": r.id, "rule_title": r.title, "channels": r.channels, "severity": r.severity}
@@ -248,8 +252,8 @@ class Engine:
         out = []
         # explanations by hits (and proximity windows), or by the one term whose hits they are
         told: dict[Any, tuple[tuple[str, ...], str, str]] = {}
-        rules, trees, scopes, filtered, flats, given = \
-            self.rules, self.trees, self.scopes, self.filtered, self.flat, self.given
+        rules, trees, scopes, filtered, flats, given, context = \
+            self.rules, self.trees, self.scopes, self.filtered, self.flat, self.given, self.context
         for i in sorted(ready.union(reached)):
             rule = rules[i]
             if filtered[i] and not passes(rule, article, feed, now):
@@ -288,5 +292,12 @@ class Engine:
             fields = found.__dict__
             fields.update(given[i])
             fields["terms"], fields["field"], fields["snippet"], fields["score"] = why[0], why[1], why[2], score
+            clause = context[i]
+            if clause is not None:  # few rules: evaluated again, its concepts remembered by the Doc
+                mark = len(core)
+                words = context_of(hits, doc.eval(clause, scopes[i]) or [], self.terms, article.language)
+                del core[mark:]
+                if words:
+                    fields["terms"], fields["context"] = tuple(n for n in why[0] if n not in words), words
             out.append(found)
         return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from functools import cached_property
 from itertools import accumulate, count, islice
 from operator import add, itemgetter
@@ -290,17 +291,7 @@ def evidence(hits: list[Hit], fields: list[Field], terms: list[Any], lang: str |
         h = hits[0]
         return (terms[h.term].term.text,), fields[h.field].name, snippet(fields[h.field], h, [(h.start, h.end)])
 
-    def rank(h: Hit) -> tuple[int, int]:
-        tlang = terms[h.term].term.lang
-        return (0 if tlang == lang else 1 if tlang is None else 2, h.term)
-
-    best_term: dict[tuple[int, int, int], Hit] = {}
-    for h in hits:
-        key = h[:3]  # field, start, end
-        seen = best_term.get(key)
-        if seen is None or (seen.term != h.term and rank(h) < rank(seen)):
-            best_term[key] = h
-    hits = sorted(best_term.values(), key=_AT)
+    hits = _named(hits, terms, lang)
     names = tuple(dict.fromkeys(terms[h.term].term.text for h in hits))
 
     by_field: dict[int, tuple[list[int], list[Hit]]] = {}
@@ -329,6 +320,36 @@ def evidence(hits: list[Hit], fields: list[Field], terms: list[Any], lang: str |
         else:
             marks.append((s, e))
     return names, field.name, snippet(field, best, marks)
+
+
+def _named(hits: list[Hit], terms: list[Any], lang: str | None) -> list[Hit]:
+    """One hit per place, in text order: of the terms hit there, the one written for the
+    text's language, else a language-free one, else the first."""
+    def rank(h: Hit) -> tuple[int, int]:
+        tlang = terms[h.term].term.lang
+        return (0 if tlang == lang else 1 if tlang is None else 2, h.term)
+
+    best_term: dict[tuple[int, int, int], Hit] = {}
+    for h in hits:
+        key = h[:3]  # field, start, end
+        seen = best_term.get(key)
+        if seen is None or (seen.term != h.term and rank(h) < rank(seen)):
+            best_term[key] = h
+    return sorted(best_term.values(), key=_AT)
+
+
+def context_of(hits: list[Hit], context: list[Hit], terms: list[Any], lang: str | None) -> tuple[str, ...]:
+    """The names (as ``evidence`` gives them) hit only by the rule's context clause: ``hits``
+    are all of the rule's, ``context`` the clause's share of them. A word the topic hit too,
+    such as "@war_context" inside a ``same_sentence``, stays the topic's (issue 14)."""
+    rest = Counter(hits)
+    rest.subtract(context)
+    topic = {h[:3] for h, n in rest.items() if n > 0}
+    own: dict[str, None] = {}
+    only: dict[str, None] = {}
+    for h in _named(hits, terms, lang):
+        (own if h[:3] in topic else only)[terms[h.term].term.text] = None
+    return tuple(n for n in only if n not in own)
 
 
 def snippet(field: Field, best: Hit, marks: list[tuple[int, int]]) -> str:

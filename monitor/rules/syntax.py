@@ -149,6 +149,9 @@ class _File:
         if "match" in v:
             parts.append(self.item(v["match"]))
         parts.extend(self.node_of(v, rid, node))
+        topic = "match" in v or any(k in v for k in ("any", "near", "same_sentence"))
+        context = next((i for i, p in enumerate(parts) if i >= ("match" in v) and isinstance(p, Node)
+                        and p.op == "all"), -1) if topic and "all" in v else -1
         if not parts or all(isinstance(p, Node) and p.op == "none" for p in parts):
             raise self.error(node, f"rule {rid!r} needs something to look for: any, all, near, "
                              "same_sentence or match (none only excludes)")
@@ -167,6 +170,7 @@ class _File:
             min_hits=self.number(v, "min_hits", 1), title_weight=self.number(v, "title_weight", 2),
             feeds=self.names(v, "feeds", None), tags=self.names(v, "tags", None), languages=langs,
             max_age=self.age(v["max_age"]) if "max_age" in v else None, path=self.path, line=line(node),
+            context=context,
         )
 
     def node_of(self, v: dict[str, yaml.Node], what: str, where: yaml.Node) -> list[Node]:

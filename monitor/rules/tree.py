@@ -75,3 +75,8 @@ class Rule:
     max_age: float | None = None         # seconds: older articles (by their date) are ignored
     path: str = ""
     line: int = 0
+    # The index in ``tree.children`` of the rule's own ``all:`` when the rule also names its topic
+    # (``match``, ``any``, ``near``, ``same_sentence``): then ``all:`` is the context the topic must
+    # appear in ("@war_context"), and words hit only by it are the match's context, not its terms
+    # (issue 14). -1: no such clause; a rule of ``all:`` alone has it as its topic.
+    context: int = -1
