@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,8 +34,10 @@ from .config import Config
 from .errors import ConfigError
 from .fetch import Client, Limits
 from .notify import Notifier, channels_from
+from .lockfile import DaemonLock
 from .service import Service
-from .store import Pruned, Store
+from .store import Pruned, Store, StoreError
+from .store.aio import AsyncStore
 from .workers import Pool
 
 log = logging.getLogger(__name__)
@@ -80,19 +83,19 @@ async def runtime(config: Config, ruleset: rules.RuleSet,
                   observe: Callable[[str, float], None] | None = None) -> AsyncIterator[pipeline.Context]:
     """Everything a poll needs, opened in order and closed in reverse."""
     notifier = notifier_for(config)
-    store = Store(config.database)
+    db = AsyncStore(Store(config.database))
     pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse", "monitor.language"))
     f, p = config.fetch, config.poll
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
                     concurrency=p.concurrency, per_host=p.per_host,
                     user_agent=f.user_agent or Limits.user_agent, allow_private=tuple(f.allow_private))
     try:
-        store.sync_feeds(config.feed_specs, time.time())
+        await db.sync_feeds(config.feed_specs, time.time())
         async with Client(limits, observe) as http:
-            yield pipeline.Context(config, store, http, pool, notifier, ruleset)
+            yield pipeline.Context(config, db, http, pool, notifier, ruleset)
     finally:
         pool.close()
-        store.close()
+        db.close()
 
 
 async def once(config: Config, ruleset: rules.RuleSet,
@@ -103,11 +106,11 @@ async def once(config: Config, ruleset: rules.RuleSet,
     async with runtime(config, ruleset) as ctx:
         dispatcher = dispatch.Dispatcher(ctx, dispatch.every_feed(ctx))
         if progress is not None:
-            dispatcher.on_outcome = progress(ctx.store.active_feeds())
+            dispatcher.on_outcome = progress(await ctx.db.active_feeds())
         outcomes = await dispatcher.run()
-        sender = delivery.Sender(ctx.store, ctx.notifier, config.notify)
+        sender = delivery.Sender(ctx.db, ctx.notifier, config.notify)
         try:
-            sender.recover()
+            await sender.recover()
             sent, failed = await sender.deliver()
         finally:
             sender.close()
@@ -120,11 +123,11 @@ class Daemon:
         self.ruleset = ruleset
         self._rules_seen = rules.signature(config.rules_dir)
         self._stop = asyncio.Event()
-        self._busy: set[asyncio.Task[object]] = set()
         self.dispatcher: dispatch.Dispatcher | None = None
         self.ctx: pipeline.Context | None = None
         self.sender: delivery.Sender | None = None
-        self.service = Service(config)
+        self.lock = DaemonLock(config.database)
+        self.service = Service(config, self.lock)
         self.scheduler: AsyncIOScheduler | None = None
 
     def stop(self, why: str = "stop requested") -> None:
@@ -166,7 +169,7 @@ class Daemon:
         logging.getLogger().setLevel(config.monitor.log_level)
         if self.ctx:
             self.ctx.config, self.ctx.notifier, self.ctx.ruleset = config, notifier, ruleset
-            self.ctx.store.sync_feeds(config.feed_specs, time.time())
+            self.ctx.db.post("sync_feeds", config.feed_specs, time.time())
         if self.sender:
             self.sender.notifier, self.sender.cfg = notifier, config.notify
         self.digest_jobs()
@@ -210,7 +213,7 @@ class Daemon:
         waiting for them (delivery.py): a slow or failing channel holds back only itself."""
         if self._stop.is_set() or self.ctx is None or self.sender is None:
             return
-        self.sender.start()
+        await self.sender.start()
 
     def digest_jobs(self) -> None:
         """One cron job per channel with a ``digest`` schedule, in the channel's time zone
@@ -228,8 +231,12 @@ class Daemon:
 
     async def digest(self, channel: str) -> None:
         if self.sender is not None and not self._stop.is_set():
-            self.sender.digest(channel)
-            self.sender.start()
+            try:
+                await self.sender.digest(channel)
+            except StoreError as e:
+                log.warning("digest not built channel=%s reason=%r: its alerts stay held for the next one",
+                            channel, str(e))
+            await self.sender.start()
 
     async def prune(self) -> None:
         """Retention (store/retention.py): one batch of deletes per transaction, and the event
@@ -239,34 +246,36 @@ class Daemon:
             return
         started = time.monotonic()
         n = Pruned()
-        for step in self.ctx.store.steps(time.time(), days * 86400):
-            n = step
-            await asyncio.sleep(0)
-            if self._stop.is_set():
-                break
+        steps = await self.ctx.db.steps(time.time(), days * 86400)  # a generator: each batch on the db thread
+        try:
+            while not self._stop.is_set():
+                step = await self.ctx.db.call_next(steps)
+                if step is None:
+                    break
+                n = step
+        except StoreError as e:
+            log.warning("retention pass stopped reason=%r: the next pass goes on", str(e))
         log.info("pruned entries=%d articles=%d alerts=%d notices=%d tombstones=%d ms=%.0f", n.entries,
                  n.articles, n.alerts, n.notices, n.tombstones, (time.monotonic() - started) * 1000)
-
-    async def _guarded(self, coro: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._busy.add(task)
-        try:
-            await task
-        except asyncio.CancelledError:
-            if not self._stop.is_set():
-                raise
-        finally:
-            self._busy.discard(task)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
             loop.add_signal_handler(sig, self.stop, why)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        # One daemon per database: a second one stops here, naming the first (lockfile.py).
+        self.lock.acquire(pid=os.getpid(), started_at=time.time())
+        try:
+            await self._run(loop)
+        finally:
+            self.lock.release(pid=os.getpid(), stopped_at=time.time())
+        log.info("stopped")
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         async with runtime(self.config, self.ruleset, self.service.metrics.fetched) as ctx:
             self.ctx = ctx
-            self.sender = delivery.Sender(ctx.store, ctx.notifier, self.config.notify)
-            self.sender.recover()  # one sender per database: rows left 'sending' were a crash's
+            self.sender = delivery.Sender(ctx.db, ctx.notifier, self.config.notify)
+            await self.sender.recover()  # the leases of this host's dead senders, at once
             self.dispatcher = dispatch.Dispatcher(ctx, dispatch.due_feeds(ctx))
             self.dispatcher.on_outcome = self.service.metrics.polled
             scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
@@ -286,8 +295,8 @@ class Daemon:
             self.digest_jobs()
             scheduler.start()
             try:
-                await self.service.start(ctx.store)  # READY=1
-                log.info("started feeds=%d rules=%d channels=%s database=%s", ctx.store.active_feeds(),
+                await self.service.start(ctx.db)  # READY=1
+                log.info("started feeds=%d rules=%d channels=%s database=%s", await ctx.db.active_feeds(),
                          len(self.ruleset), ",".join(self.config.channels) or "none",
                          self.config.database)
                 beat = asyncio.create_task(self.service.beat())
@@ -299,12 +308,11 @@ class Daemon:
                 await self._finish()
                 self.sender.close()
                 await self.service.close()
-        log.info("stopped")
 
     async def _finish(self) -> None:
         """Give in-flight polls and sends ``monitor.stop_grace`` seconds, then cancel them.
         Every database write is one transaction, so a cancelled poll leaves nothing half-done."""
-        busy = list(self._busy) + (list(self.dispatcher.tasks.values()) if self.dispatcher else [])
+        busy = list(self.dispatcher.tasks.values()) if self.dispatcher else []
         busy += list(self.sender.tasks.values()) if self.sender else []
         if not busy:
             return

@@ -13,14 +13,18 @@ One alert row per channel moves through these states (store/outbox.py holds the 
   now (quiet hours, the channel's digest schedule, the rule's rate limit; never ``urgent``) goes
   ``pending -> held``; held alerts leave together as one digest, whose carrier row goes
   ``held -> pending`` and through the states above, the others ``held -> digest -> sent`` with it.
-- Claim before send: the row is committed as 'sending' (with ``claimed_at``) before apprise is
-  called, so a crash leaves evidence, and the next start (``recover``) sends it again. There is
-  no window for a loss. The only window for a duplicate is a crash after the service accepted
-  the message and before the row is marked 'sent': the answer's trip back and the
-  milliseconds between apprise returning and the UPDATE. (A send that outlives
-  ``notify.timeout`` is retried although the service may still take it late: the same kind of
-  duplicate, logged as such.) One sender per database: a second would put the first one's
-  in-flight rows back at its start.
+- Claim before send, with a lease: the row is committed as 'sending', owned by this process
+  until ``notify.timeout`` + LEASE_MARGIN (monitor/leases.py), before apprise is called. There
+  is no window for a loss: a sender that dies leaves the row leased, and once the lease runs
+  out any sender takes it over (a daemon starting on this host frees a dead local owner's
+  leases at once). No one takes a live owner's claim, so two senders on one database never
+  send the same alert twice by resetting each other. The window for a duplicate is a sender
+  dying after the service accepted the message and before the row is marked 'sent'. A database
+  that refuses that write (locked, full disk) does not make one: the send is remembered in
+  memory and recorded at the channel's next pass, before anything else; only a process that
+  dies before that leaves it to the lease, and the alert is sent once more. (A send that
+  outlives ``notify.timeout`` is retried although the service may still take it late: the
+  same kind of duplicate, logged as such.)
 - Order: each channel is a queue in id order. Its oldest undelivered alert is its head; while
   the head waits for a retry, the channel's later alerts wait too (an alert never overtakes
   an older one). Each channel is drained by its own task on a thread pool, so a slow or
@@ -46,15 +50,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from . import noise, schedule
+from . import leases, noise, schedule
 from .config import NotifySection
 from .errors import NotifyError
 from .models import Alert, Answer, Channel
 from .notify import Notifier
-from .store import Store
+from .store import Store, StoreError
+from .store.aio import AsyncStore
 
 log = logging.getLogger(__name__)
 NOTICES = "\0notices"  # the task key of the ops notices' pass (no channel can be named so)
+LEASE_MARGIN = 30.0  # seconds a claim outlives notify.timeout: the answer's trip back and the write
 
 
 def refused(status: int | None) -> bool:
@@ -66,10 +72,10 @@ def refused(status: int | None) -> bool:
 
 
 def verdict(alert: Alert, now: float, max_attempts: int, max_age: float) -> str:
-    """What to do with a channel's head alert now: 'send', 'wait' (not due, or in flight in
-    another sender) or 'dead' (too many attempts or too old). Pure."""
-    if alert.state == "sending":
-        return "wait"
+    """What to do with a channel's head alert now: 'send', 'wait' (not due, or in flight under a
+    live lease) or 'dead' (too many attempts or too old). Pure."""
+    if alert.state == "sending" and (alert.lease_until is not None and alert.lease_until > now):
+        return "wait"  # another sender (or this one) holds it; an expired lease is taken over
     if now - (alert.revived_at or alert.created_at) >= max_age or (
             alert.attempts >= max_attempts and refused(alert.last_status)):
         return "dead"
@@ -82,29 +88,36 @@ def _policy(ch: Channel) -> noise.Policy:
 
 
 class Sender:
-    def __init__(self, store: Store, notifier: Notifier, cfg: NotifySection, *,
+    def __init__(self, store: Store | AsyncStore, notifier: Notifier, cfg: NotifySection, *,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
-                 batch: int = 100, threads: int = 16):
-        self.store, self.notifier, self.cfg = store, notifier, cfg
+                 batch: int = 100, threads: int = 16, owner: str = leases.OWNER):
+        self.db = store if isinstance(store, AsyncStore) else AsyncStore(store)
+        self.notifier, self.cfg, self.owner = notifier, cfg, owner
         self.clock, self.rng, self.batch = clock, rng or random.Random(), batch
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sender")
         self.tasks: dict[str, asyncio.Task[tuple[int, int]]] = {}
+        # alerts the service accepted whose 'sent' the database refused: recorded at the next pass
+        self.unrecorded: dict[int, tuple[str, float, int | None]] = {}  # id -> (channel, when, status)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
-    def recover(self) -> list[int]:
-        """At start-up: alerts a crashed sender left 'sending' go back to pending."""
-        ids = self.store.recover_sending(self.clock())
+    async def recover(self) -> list[int]:
+        """At start-up: alerts leased to a process of this host that is gone become claimable
+        at once (a kill -9 need not wait for the lease). A live owner's leases are left alone."""
+        dead = leases.dead(await self.db.lease_owners(), me=self.owner)
+        ids = await self.db.expire_leases(dead, self.clock())
         if ids:
-            log.warning("outbox recovered alerts=%d ids=%s: left 'sending' by a sender that stopped mid-send; "
-                        "sending them again (the service may already have them)", len(ids), ids[:20])
+            log.warning("outbox leases freed alerts=%d ids=%s owners=%s: left 'sending' by a sender that is gone; "
+                        "sending them again (the service may already have them)", len(ids), ids[:20], ",".join(dead))
         return ids
 
-    def start(self) -> list[asyncio.Task[tuple[int, int]]]:
+    async def start(self) -> list[asyncio.Task[tuple[int, int]]]:
         """Start a pass for every channel with undelivered alerts that has none running, and one
         for the ops notices; return the running passes without waiting for them."""
-        for key in dict.fromkeys([*self.store.queued_channels(), *self.store.held_channels(), NOTICES]):
+        channels = [*await self.db.queued_channels(), *await self.db.held_channels(),
+                    *(ch for ch, _, _ in self.unrecorded.values()), NOTICES]
+        for key in dict.fromkeys(channels):
             if key not in self.tasks:
                 task = asyncio.ensure_future(self._notices() if key == NOTICES else self._channel(key))
                 self.tasks[key] = task
@@ -116,69 +129,81 @@ class Sender:
 
     async def deliver(self) -> tuple[int, int]:
         """One full pass over every channel and the ops notices; returns (sent, failed)."""
-        results = await asyncio.gather(*self.start())
+        results = await asyncio.gather(*await self.start())
         return sum(s for s, _ in results), sum(f for _, f in results)
 
     def policy(self, channel: str) -> noise.Policy | None:
         ch = self.notifier.channels.get(channel)
         return _policy(ch) if ch is not None else None
 
-    def digest(self, channel: str) -> int | None:
+    async def digest(self, channel: str) -> int | None:
         """Put the channel's held alerts into one digest, due now (the daemon's cron job for
         ``[channels.NAME] digest``, and the release of quiet hours and rate limits). Not in the
         channel's quiet hours: they end with a digest anyway. The carrier's id, or None."""
         p, now = self.policy(channel), self.clock()
         if p is None or noise.quiet(p, now):
             return None
-        carrier = self.store.bundle(channel, now)
+        carrier = await self.db.bundle(channel, now)
         if carrier is not None:
             log.info("digest queued id=%d channel=%s", carrier, channel)
         return carrier
 
-    def _release(self, channel: str) -> None:
+    async def _release(self, channel: str) -> None:
         """Held alerts leave as one digest when noise.release says so."""
         p, now = self.policy(channel), self.clock()
-        held = self.store.held(channel) if p is not None else {}
+        held = await self.db.held(channel) if p is not None else {}
         if p is None or not held:
             return
-        freed = p.rate is not None and "rate" in held and any(
-            self.store.sent_recently(channel, r, now - p.rate[1]) < p.rate[0]
-            for r in self.store.held_rules(channel, "rate"))
-        first_polls = "backlog" in held and self.store.first_polls_pending() > 0
+        freed = False
+        if p.rate is not None and "rate" in held:
+            for r in await self.db.held_rules(channel, "rate"):
+                freed = freed or await self.db.sent_recently(channel, r, now - p.rate[1]) < p.rate[0]
+        first_polls = "backlog" in held and await self.db.first_polls_pending() > 0
         if noise.release(p, now, held, freed, first_polls):
-            self.digest(channel)
+            await self.digest(channel)
 
-    def _hold(self, alert: Alert, now: float) -> bool:
+    async def _hold(self, alert: Alert, now: float) -> bool:
         """Hold a due alert for a digest if the channel's noise settings say so (noise.hold)."""
         p = self.policy(alert.channel)
         if p is None or alert.digest_id is not None or alert.attempts or alert.state != "pending":
             return False
-        recent = self.store.sent_recently(alert.channel, alert.rule_id, now - p.rate[1]) if p.rate else 0
+        recent = await self.db.sent_recently(alert.channel, alert.rule_id, now - p.rate[1]) if p.rate else 0
         reason = noise.hold(p, alert.severity, now, recent)
-        if reason is None or not self.store.hold(alert.id, reason):
+        if reason is None or not await self.db.hold(alert.id, reason):
             return False
         log.info("alert held id=%d channel=%s rule=%s reason=%s", alert.id, alert.channel, alert.rule_id, reason)
         return True
 
     async def _channel(self, channel: str) -> tuple[int, int]:
         """Deliver the channel's due alerts in order; stop at the first that is not due or fails.
-        Alerts that must wait (quiet hours, digest, rate limit) are held and skipped."""
+        Alerts that must wait (quiet hours, digest, rate limit) are held and skipped. A database
+        that cannot be read or written pauses the channel until the next pass: one warning."""
+        try:
+            return await self._drain(channel)
+        except StoreError as e:
+            log.warning("delivery paused channel=%s reason=%r: retried at the next pass", channel, str(e))
+            return 0, 0
+
+    async def _drain(self, channel: str) -> tuple[int, int]:
         sent = failed = 0
-        self._release(channel)
+        if not await self._record_sent(channel):
+            return sent, failed
+        await self._release(channel)
+        lease = self.cfg.timeout + LEASE_MARGIN
         while True:
-            queue = self.store.queue(channel, self.batch)
+            queue = await self.db.queue(channel, self.batch)
             for alert in queue:
                 now = self.clock()
                 what = verdict(alert, now, self.cfg.max_attempts, self.cfg.max_age)
                 if what == "wait":
                     return sent, failed
                 if what == "dead":
-                    self._dead(alert, now, attempted=False, error=alert.last_error or "never delivered")
+                    await self._dead(alert, now, attempted=False, error=alert.last_error or "never delivered")
                     failed += 1
                     continue
-                if self._hold(alert, now):
+                if await self._hold(alert, now):
                     continue
-                if not self.store.claim(alert.id, now):
+                if not await self.db.claim(alert.id, now, self.owner, lease):
                     return sent, failed
                 if await self._attempt(alert):
                     sent += 1
@@ -187,12 +212,23 @@ class Sender:
             if len(queue) < self.batch:
                 return sent, failed
 
+    async def _record_sent(self, channel: str) -> bool:
+        """Record the channel's sends whose 'sent' the database refused before (oldest first);
+        False while it still refuses: the channel waits, and nothing is sent twice."""
+        for alert_id, (ch, when, status) in sorted(self.unrecorded.items()):
+            if ch != channel:
+                continue
+            await self.db.mark_sent(alert_id, when, status)  # StoreError: still refused
+            del self.unrecorded[alert_id]
+            log.info("alert sent, recorded late id=%d channel=%s", alert_id, channel)
+        return True
+
     async def _attempt(self, alert: Alert) -> bool:
         status = retry_after = None
         try:
             if alert.digest_id == alert.id:
                 p = self.notifier.channels.get(alert.channel)
-                digest = self.store.digest(alert.id, p.rate_limit if p else "")
+                digest = await self.db.digest(alert.id, p.rate_limit if p else "")
                 answer = await self._run(self.notifier.send_digest, digest)
             else:
                 answer = await self._run(self.notifier.send, alert)
@@ -204,42 +240,55 @@ class Sender:
             log.exception("BUG while sending alert id=%d channel=%s", alert.id, alert.channel)
             error = f"internal: {type(e).__name__}: {e}"
         else:
-            self.store.mark_sent(alert.id, self.clock(), answer.status)
             log.info("alert sent id=%d channel=%s rule=%s attempts=%d answer=%r title=%r", alert.id, alert.channel,
                      alert.rule_id, alert.attempts + 1, answer.detail[:120], alert.title[:80])
+            when = self.clock()
+            try:
+                await self.db.mark_sent(alert.id, when, answer.status)
+            except StoreError as e:
+                self.unrecorded[alert.id] = (alert.channel, when, answer.status)
+                log.warning("alert sent but not recorded id=%d channel=%s reason=%r: recorded at the channel's "
+                            "next pass, not sent again", alert.id, alert.channel, str(e))
+                return False
             return True
         now = self.clock()
         done = alert.attempts + 1
         after = dataclasses.replace(alert, attempts=done, last_status=status)
         if verdict(after, now, self.cfg.max_attempts, self.cfg.max_age) == "dead":
-            self._dead(alert, now, attempted=True, error=error, status=status)
+            await self._dead(alert, now, attempted=True, error=error, status=status)
             return False
         next_at = schedule.retry_alert(now, done, self.cfg.retry, self.cfg.max_retry, self.rng, retry_after)
-        self.store.mark_failed(alert.id, error, next_at, now=now, status=status)
+        await self.db.mark_failed(alert.id, error, next_at, now=now, status=status)
         log.warning("alert failed id=%d channel=%s attempts=%d retry_in=%.0fs%s error=%r", alert.id, alert.channel,
                     done, next_at - now, f" retry_after={retry_after:g}" if retry_after is not None else "", error)
         return False
 
-    def _dead(self, alert: Alert, now: float, *, attempted: bool, error: str, status: int | None = None) -> None:
+    async def _dead(self, alert: Alert, now: float, *, attempted: bool, error: str, status: int | None = None) -> None:
         attempts = alert.attempts + int(attempted)
         age = now - (alert.revived_at or alert.created_at)
         why = (f"after {attempts} attempts (notify.max_attempts)" if attempts >= self.cfg.max_attempts
                else f"after {age / 3600:.1f} h undelivered (notify.max_age)")
         reason = f"dead {why}; last error: {error}"
+        rules = ", ".join(f"{r.title} ({r.rule_id})" for r in alert.rules) or alert.rule_id
         body = (f"Alert {alert.id} for channel {alert.channel!r} was given up on, {why}.\n"
-                f"Rules: {', '.join(f'{r.title} ({r.rule_id})' for r in alert.rules) or alert.rule_id}\nStory: {alert.title}\n{alert.link or ''}\n"
+                f"Rules: {rules}\nStory: {alert.title}\n{alert.link or ''}\n"
                 f"Last error: {error}\nIt is kept: 'monitor alerts show {alert.id}' shows it, "
                 f"'monitor alerts retry {alert.id}' (or --dead for all) sends it again.")
         notices = [(ch, f"Alert undeliverable: [{alert.rule_title}] {alert.title}"[:200], body)
                    for ch in self.cfg.ops_channels]
-        self.store.mark_dead(alert.id, now, reason, notices, attempted=attempted, status=status)
+        await self.db.mark_dead(alert.id, now, reason, notices, attempted=attempted, status=status)
         log.error("alert dead id=%d channel=%s rule=%s attempts=%d ops_notices=%d reason=%r", alert.id,
                   alert.channel, alert.rule_id, attempts, len(notices), reason)
 
     async def _notices(self) -> tuple[int, int]:
         """Due ops notices, oldest first; a failed one is retried with the same backoff, for ever."""
         sent = failed = 0
-        for n in self.store.pending_notices(self.clock(), self.batch):
+        try:
+            pending = await self.db.pending_notices(self.clock(), self.batch)
+        except StoreError as e:
+            log.warning("ops notices paused reason=%r: retried at the next pass", str(e))
+            return 0, 0
+        for n in pending:
             error: str | None = None
             try:
                 await self._run(self.notifier.send_text, n.channel, n.title, n.body)
@@ -250,7 +299,11 @@ class Sender:
                 error = f"internal: {type(e).__name__}: {e}"
             now = self.clock()
             next_at = schedule.retry_alert(now, n.attempts + 1, self.cfg.retry, self.cfg.max_retry, self.rng)
-            self.store.mark_notice(n.id, now, error, next_at)
+            try:
+                await self.db.mark_notice(n.id, now, error, next_at)
+            except StoreError as e:  # sent again at the next pass: a notice may repeat, never vanish
+                log.warning("ops notice not recorded id=%d reason=%r", n.id, str(e))
+                return sent, failed
             if error is None:
                 log.info("ops notice sent id=%d channel=%s title=%r", n.id, n.channel, n.title[:80])
                 sent += 1

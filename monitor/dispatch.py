@@ -14,15 +14,18 @@ import functools
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
-from . import pipeline
+from . import leases, pipeline
 from .models import Feed
+from .store import StoreError
 
 log = logging.getLogger(__name__)
 BATCH = 1000  # feeds fetched from the source at a time
+POLL_LEASE = 900.0  # seconds a feed is claimed by its poll at the least (``poll_lease``)
 
-Source = Callable[[set[int], int], list[Feed]]  # (ids queued or running, n) -> up to n other feeds
+# (ids queued or running, n) -> up to n other feeds; awaited: the store answers on its own thread
+Source = Callable[[set[int], int], Awaitable[list[Feed]]]
 
 
 class Dispatcher:
@@ -44,6 +47,7 @@ class Dispatcher:
         self.exhausted = False  # the source had nothing more; ``more()`` asks again
         self.stopped = False
         self._idle = asyncio.Event()
+        self._asking: asyncio.Task[None] | None = None  # the source's answer on its way
 
     def more(self) -> None:
         """Ask the source again (a tick: feeds may have become due) and start what fits."""
@@ -62,8 +66,7 @@ class Dispatcher:
         """Poll until the source is exhausted and every poll has finished; the outcomes."""
         self.keep_outcomes = True
         self.fill()
-        if self.tasks or self.queued:
-            await self._idle.wait()
+        await self._idle.wait()
         return self.outcomes
 
     def _offer(self, feeds: Iterable[Feed]) -> None:
@@ -79,14 +82,32 @@ class Dispatcher:
             self.queued.add(feed.id)
 
     def _refill(self) -> None:
+        """Ask the source for more in the background when the queue runs low; its answer
+        starts polls as it comes (``_ask``)."""
         if self.exhausted or self.stopped or len(self.queued) > self.batch // 2:
             return
+        if self._asking is None or self._asking.done():
+            self._asking = asyncio.ensure_future(self._ask())
+
+    async def _ask(self) -> None:
         known = self.queued | set(self.tasks)
-        got = self.source(known, self.batch)
+        try:
+            got = await self.source(known, self.batch)
+        except StoreError as e:  # the database is locked or full: the next tick asks again
+            log.warning("no feeds taken this tick reason=%r", str(e))
+            got = []
+        if self.stopped:
+            self._asking = None
+            if not self.tasks:
+                self._idle.set()
+            return
+        known = self.queued | set(self.tasks)
         fresh = [f for f in got if f.id not in known]
         if not fresh:
             self.exhausted = True
         self._offer(fresh)
+        self._asking = None
+        self.fill()
 
     def fill(self) -> None:
         self._refill()
@@ -118,7 +139,7 @@ class Dispatcher:
                 self._refill()
         for host in skipped:
             self._rotate(host)
-        if not self.tasks and not self.queued and self.exhausted:
+        if not self.tasks and not self.queued and self.exhausted and self._asking is None:
             self._idle.set()
 
     def _rotate(self, host: str) -> None:
@@ -154,7 +175,7 @@ def from_list(feeds: list[Feed]) -> Source:
     """A source that hands out the given feeds once."""
     it = iter(feeds)
 
-    def take(known: set[int], n: int) -> list[Feed]:
+    async def take(known: set[int], n: int) -> list[Feed]:
         out: list[Feed] = []
         for feed in it:
             out.append(feed)
@@ -166,12 +187,14 @@ def from_list(feeds: list[Feed]) -> Source:
 
 
 def every_feed(ctx: pipeline.Context) -> Source:
-    """Every active feed once, due or not, paged by id (``monitor once``)."""
+    """Every active feed once, due or not, paged by id (``monitor once``); a feed another
+    process is polling (a live lease) is left to it."""
     last = 0
 
-    def take(known: set[int], n: int) -> list[Feed]:
+    async def take(known: set[int], n: int) -> list[Feed]:
         nonlocal last
-        got = ctx.store.feeds(after_id=last, limit=n, default_interval=ctx.config.poll.interval)
+        got = await ctx.db.claim_feeds(owner=leases.OWNER, now=time.time(), lease=poll_lease(ctx), due=False,
+                                       after_id=last, limit=n, default_interval=ctx.config.poll.interval)
         if got:
             last = got[-1].id
         return got
@@ -180,14 +203,24 @@ def every_feed(ctx: pipeline.Context) -> Source:
 
 
 def due_feeds(ctx: pipeline.Context) -> Source:
-    """Feeds due now, soonest first, skipping those already queued or running (the daemon)."""
+    """Feeds due now, soonest first, skipping those already queued or running here and those
+    another process holds (the daemon); each is leased to this process while it is polled."""
 
-    def take(known: set[int], n: int) -> list[Feed]:
-        got = ctx.store.feeds(due_at=time.time(), limit=n + len(known),
-                              default_interval=ctx.config.poll.interval)
+    async def take(known: set[int], n: int) -> list[Feed]:
+        got = await ctx.db.claim_feeds(owner=leases.OWNER, now=time.time(), lease=poll_lease(ctx),
+                                       limit=n + len(known), default_interval=ctx.config.poll.interval)
         return [f for f in got if f.id not in known][:n]
 
     return take
+
+
+def poll_lease(ctx: pipeline.Context) -> float:
+    """How long a feed stays claimed by its poll: the feed's fetch, then every new entry's
+    page, a few at a time, each within the fetch and extract timeouts; generously bounded, as a
+    poll that outlives its lease may be polled again by another process (harmless: entries are
+    unique, and the second record finds them known)."""
+    c = ctx.config
+    return max(POLL_LEASE, 10 * (c.fetch.timeout + c.extract.timeout))
 
 
 async def poll_all(ctx: pipeline.Context, feeds: list[Feed]) -> list[pipeline.Outcome]:

@@ -1,9 +1,9 @@
 """Prometheus metrics (prometheus-client): counters the daemon updates as it works, and gauges
-read from the database at scrape time, so they are right after a restart and cost nothing
-between scrapes.
+read from the database's last snapshot (taken every few seconds off the event loop), so they
+are right after a restart and a scrape never waits on the database.
 
 Counted in process: polls by outcome, new entries, alerts queued, fetch latency, ticks,
-reloads. Read at scrape: feeds by health, outbox alerts by state and channel, outbox depth,
+reloads. From the snapshot: feeds by health, outbox alerts by state and channel, outbox depth,
 ops notices by state, stored matches by rule, seconds since the last tick. The process
 collector adds resident memory, CPU time and open file descriptors (``process_*``).
 """
@@ -11,7 +11,6 @@ collector adds resident memory, CPU time and open file descriptors (``process_*`
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections import Counter as Tally
 from collections.abc import Iterator
@@ -24,8 +23,7 @@ from prometheus_client.registry import Collector
 
 from . import schedule
 from .config import PollSection
-from .errors import MonitorError
-from .store import Store
+from .store import Snapshot
 
 log = logging.getLogger(__name__)
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -46,7 +44,8 @@ class Metrics:
         self.ticks = Counter("monitor_ticks", "Scheduler ticks", registry=r)
         self.reloads = Counter("monitor_reloads", "SIGHUP reloads by result (ok, failed)", ["result"],
                                registry=r)
-        self.store: Store | None = None  # set once the database is open
+        self.snapshot: Snapshot | None = None  # the last one the database answered
+        self.database_up = False
         self.poll_config = PollSection()
         self.last_tick: float | None = None  # time.time() of the last tick
         r.register(_StoreCollector(self))
@@ -68,33 +67,26 @@ class Metrics:
 
 
 class _StoreCollector(Collector):
+    """Gauges from the last database snapshot (``Service.refresh`` takes one every few seconds
+    on the database thread): a scrape never waits on SQLite."""
+
     def __init__(self, metrics: Metrics):
         self.m = metrics
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("monitor_database_up", "1 when the database answered this scrape")
-        store = self.m.store
-        if store is None:
-            up.add_metric([], 0)
-            yield up
-            return
-        try:
-            families = list(self._from(store))
-        except (sqlite3.Error, MonitorError) as e:
-            log.warning("metrics: database did not answer error=%r", str(e))
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
+        up = GaugeMetricFamily("monitor_database_up", "1 when the database answered its last snapshot")
+        snap = self.m.snapshot
+        up.add_metric([], 1 if snap is not None and self.m.database_up else 0)
         yield up
-        yield from families
+        if snap is not None:
+            yield from self._from(snap)
 
-    def _from(self, store: Store) -> Iterator[Metric]:
+    def _from(self, snap: Snapshot) -> Iterator[Metric]:
         now, p = time.time(), self.m.poll_config
         health = Tally(schedule.status(
             active=bool(r["active"]), gone=r["gone_at"] is not None, error_count=r["error_count"],
             baselined=r["baselined_at"] is not None, cadence=r["cadence_s"], last_new_at=r["last_new_at"],
-            now=now, silent_after=p.silent_after, silent_min=p.silent_min) for r in store.health_rows())
+            now=now, silent_after=p.silent_after, silent_min=p.silent_min) for r in snap.health)
         feeds = GaugeMetricFamily("monitor_feeds", "Feeds by health status", labels=["status"])
         for status in ("ok", "new", "failing", "silent", "gone", "inactive"):
             feeds.add_metric([status], health.get(status, 0))
@@ -102,17 +94,17 @@ class _StoreCollector(Collector):
         alerts = GaugeMetricFamily("monitor_alerts", "Alerts in the outbox by state and channel",
                                    labels=["state", "channel"])
         depth = 0
-        for state, channel, n in store.outbox_by_channel():
+        for state, channel, n in snap.outbox:
             alerts.add_metric([state, channel], n)
             depth += n if state == "pending" else 0
         yield alerts
         yield GaugeMetricFamily("monitor_outbox_depth", "Alerts waiting to be delivered", value=depth)
         notices = GaugeMetricFamily("monitor_notices", "Ops notices by state", labels=["state"])
-        for state, n in sorted(store.notices_by_state().items()):
+        for state, n in sorted(snap.notices.items()):
             notices.add_metric([state], n)
         yield notices
         matches = GaugeMetricFamily("monitor_matches", "Stored matches by rule", labels=["rule"])
-        for rule, n in sorted(store.matches_by_rule().items()):
+        for rule, n in sorted(snap.matches.items()):
             matches.add_metric([rule], n)
         yield matches
         if self.m.last_tick is not None:

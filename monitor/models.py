@@ -162,6 +162,7 @@ class Alert:
     held: str | None = None  # why it waits for a digest: quiet | digest | rate | followup | backlog (noise.py)
     digest_id: int | None = None  # the carrier row of the digest that lists it; its own id: a digest
     rules: tuple[AlertRule, ...] = ()  # every rule that fired on the story, the lead first
+    lease_until: float | None = None  # 'sending': its sender's claim runs out then (monitor/leases.py)
     context: tuple[str, ...] = ()  # the lead rule's context words (see AlertRule)
 
 

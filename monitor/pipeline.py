@@ -23,7 +23,8 @@ from .errors import ExtractError, FetchError, MonitorError, NotModified, ParseEr
 from .fetch import Client, body_hash
 from .models import Article, Entry, Feed, Match
 from .notify import Notifier
-from .store import Notice, Store
+from .store import Notice, StoreError
+from .store.aio import AsyncStore
 from .workers import Pool, WorkerError
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ SHORT_PAGE = 1000  # characters: below this a page's alternate (AMP / canonical)
 @dataclass
 class Context:
     config: Config
-    store: Store
+    db: AsyncStore  # the store, answering on its own thread: the loop never waits on SQLite
     http: Client
     pool: Pool
     notifier: Notifier
@@ -74,12 +75,12 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         state, notices = _ok_state(ctx, feed, now, "not-modified")
         state["next_check_at"] = schedule.next_poll(now, _interval(ctx, feed, feed.cadence), hint=hint,
                                                     max_hint=cfg.max_hint)
-        ctx.store.save_poll(feed, state, notices=notices, moved=e.moved, now=now)
+        await ctx.db.save_poll(feed, state, notices=notices, moved=e.moved, now=now)
         return _done(feed, started, Outcome(feed.url, "not-modified", error=e.detail))
     except (FetchError, ParseError, WorkerError) as e:
-        return _done(feed, started, _failed(ctx, feed, e, now))
+        return _done(feed, started, await _failed(ctx, feed, e, now))
 
-    new, edited = ctx.store.sort_entries(feed, parsed.entries)
+    new, edited = await ctx.db.sort_entries(feed, parsed.entries)
     baseline = not feed.baselined
     published = [e.published for e in parsed.entries]
     items: list[tuple[Entry, Article | None, list[Match]]]
@@ -93,7 +94,7 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
             else _as_is(e) for e in new)))
         last_new: float | None = schedule.newest(published, now) or now
     else:
-        reposts = ctx.store.reposts(feed, new, now - REPOST_WINDOW) if new else {}
+        reposts = await ctx.db.reposts(feed, new, now - REPOST_WINDOW) if new else {}
         for e in new:
             if e.uid in reposts:
                 log.info("repost, no alert feed=%s entry=%r reason=%r", feed.url, e.title[:80], reposts[e.uid])
@@ -116,7 +117,7 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
     )
     if baseline:
         state["baselined_at"] = now
-    alerts = ctx.store.record(feed, now=time.time(), state=state, new=items, baseline=baseline,
+    alerts = await ctx.db.record(feed, now=time.time(), state=state, new=items, baseline=baseline,
                               feed_title=parsed.title, edited=edited, notices=notices, moved=result.moved,
                               seen=[e.uid for e in parsed.entries])
     status = "baseline" if baseline else "ok"
@@ -143,7 +144,7 @@ def _ok_state(ctx: Context, feed: Feed, now: float, status: str) -> tuple[dict[s
     return state, notices
 
 
-def _failed(ctx: Context, feed: Feed, e: FetchError | ParseError | WorkerError, now: float) -> Outcome:
+async def _failed(ctx: Context, feed: Feed, e: FetchError | ParseError | WorkerError, now: float) -> Outcome:
     """Record a failed poll: classify it, back off (never sooner than a Retry-After), mark a
     410 gone, raise one ops alert when the feed has failed for too long, and count a 429
     against its host."""
@@ -177,12 +178,12 @@ def _failed(ctx: Context, feed: Feed, e: FetchError | ParseError | WorkerError, 
                            f"Last error: {kind}: {detail}\nIt keeps being retried; you will hear when it "
                            "recovers.")
     if kind == "http-429":
-        _host_strike(ctx, feed, now, retry_after)
-    ctx.store.save_poll(feed, state, notices=notices, now=now)
+        await _host_strike(ctx, feed, now, retry_after)
+    await ctx.db.save_poll(feed, state, notices=notices, now=now)
     return Outcome(feed.url, "error", error=f"{kind}: {detail}")
 
 
-def _host_strike(ctx: Context, feed: Feed, now: float, retry_after: float | None) -> None:
+async def _host_strike(ctx: Context, feed: Feed, now: float, retry_after: float | None) -> None:
     """A 429 slows its own feed (backoff, Retry-After). When several feeds of one host get
     429s within HOST_WINDOW, the host itself is throttled: every feed on it waits."""
     strikes = ctx.strikes.setdefault(feed.host, {})
@@ -194,7 +195,7 @@ def _host_strike(ctx: Context, feed: Feed, now: float, retry_after: float | None
         return
     wait = min(ctx.config.poll.max_backoff, max(HOST_PAUSE, *(ra for _, ra in strikes.values())))
     ctx.throttled[feed.host] = now + wait
-    delayed = ctx.store.throttle_host(feed.host, now + wait, spread=wait * 0.1)
+    delayed = await ctx.db.throttle_host(feed.host, now + wait, spread=wait * 0.1)
     log.warning("host throttled host=%s feeds=%d wait=%ds reason=%r", feed.host, delayed, wait,
                 f"HTTP 429 from {len(strikes)} of its feeds within {HOST_WINDOW:g}s")
     strikes.clear()
@@ -252,7 +253,7 @@ async def _article(ctx: Context, entry: Entry) -> Article:
     if not (ctx.config.extract.pages and entry.link) or entry.shared_link:  # the home page is no article
         return extract.choose(entry, None)
     link = entry.link
-    known = ctx.store.page_article(link)
+    known = await ctx.db.page_article(link)
     if known is not None:
         return extract.choose(entry, known)
     shared = ctx.pages.get(link)
@@ -309,10 +310,16 @@ def _done(feed: Feed, started: float, out: Outcome) -> Outcome:
 
 async def poll_safely(ctx: Context, feed: Feed) -> Outcome:
     """``poll``, except that a bug in one feed's poll is logged with its traceback and
-    reported as an error outcome; it never reaches the caller."""
+    reported as an error outcome; it never reaches the caller. A database that fails (locked,
+    full, read-only) is an expected failure of the environment: one warning line, no
+    traceback, and the feed is left to its lease (the database is what cannot record it)."""
     try:
         return await poll(ctx, feed)
-    except MonitorError as e:  # e.g. the database stayed locked while recording the poll
+    except StoreError as e:
+        log.warning("poll not recorded feed=%s reason=%r: the feed is polled again once the database "
+                    "answers", feed.url, str(e))
+        return Outcome(feed.url, "error", error=f"database: {e}")
+    except MonitorError as e:
         log.warning("poll failed feed=%s error=%r", feed.url, str(e))
         out = Outcome(feed.url, "error", error=str(e))
     except Exception as e:
@@ -321,8 +328,8 @@ async def poll_safely(ctx: Context, feed: Feed) -> Outcome:
     # Back the feed off like any failure: left due, it would be polled again at once.
     try:
         now = time.time()
-        ctx.store.poll_failed(feed, "internal", out.error, now, schedule.after_error(
+        await ctx.db.poll_failed(feed, "internal", out.error, now, schedule.after_error(
             now, _interval(ctx, feed, feed.cadence), feed.error_count + 1, ctx.config.poll.max_backoff))
-    except Exception as e:  # the database itself may be what fails; the next tick retries
+    except StoreError as e:  # the database itself may be what fails; the next tick retries
         log.warning("cannot record the failed poll feed=%s error=%r", feed.url, str(e))
     return out

@@ -1,11 +1,15 @@
 """What the running daemon tells the outside: systemd (READY, STATUS, WATCHDOG, RELOADING,
-STOPPING through ``sdnotify``), the heartbeat row ``monitor status`` reads, and the optional
-``/healthz`` and ``/metrics`` endpoint.
+STOPPING through ``sdnotify``), the heartbeat ``monitor status`` reads (a row in the database,
+and the daemon's lock file, which a full disk cannot stop: monitor/lockfile.py), and the
+optional ``/healthz`` and ``/metrics`` endpoint.
 
 The watchdog is fed only while the scheduler ticks: ``beat`` runs on the event loop beside
 the scheduler and pings only when the last tick is recent. A blocked loop sends nothing, a
 scheduler that stopped ticking sends nothing, and systemd restarts the service
-(WatchdogSec=, Restart=on-failure).
+(WatchdogSec=, Restart=on-failure). Nothing here waits on the database: the heartbeat and the
+counts behind STATUS, /healthz and /metrics go through the database thread without being
+awaited (store/aio.py), so a database locked for minutes neither trips the watchdog nor stops
+/healthz from saying so.
 """
 
 from __future__ import annotations
@@ -13,18 +17,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 import time
+from concurrent.futures import Future
 from typing import Any
 
 from . import sdnotify, web
 from .config import Config
 from .errors import MonitorError
+from .lockfile import DaemonLock
 from .metrics import Metrics
-from .store import Store
+from .store import Snapshot
+from .store.aio import AsyncStore
 
 log = logging.getLogger(__name__)
 BEAT = 5.0  # seconds between STATUS refreshes (and watchdog pings, unless systemd asks for more)
+BUSY = 1.0  # seconds a database call may run before health and status say it is blocked
 
 
 def stale_after(tick: float) -> float:
@@ -34,17 +41,21 @@ def stale_after(tick: float) -> float:
 
 
 class Service:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, lock: DaemonLock | None = None):
         self.config = config
         self.metrics = Metrics()
         self.metrics.poll_config = config.poll
-        self.store: Store | None = None
+        self.db: AsyncStore | None = None
+        self.lock = lock
         self.started_at = time.monotonic()
+        self.started_wall = time.time()
         self.last_tick: float | None = None  # monotonic
         self.watchdog = sdnotify.watchdog_period()
         self._status = ""
         self._stopping = False  # after STOPPING=1 no more pings: systemd is waiting for the exit
         self._runner: Any = None
+        self._heartbeat: Future[Any] | None = None  # the last heartbeat write, until it is done
+        self._refresh: Future[Any] | None = None  # the last snapshot read, until it is done
 
     def configure(self, config: Config) -> None:
         """After a reload: the thresholds that may change at run time."""
@@ -52,10 +63,11 @@ class Service:
         self.metrics.poll_config = config.poll
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def start(self, store: Store) -> None:
+    async def start(self, db: AsyncStore) -> None:
         """The database, rules and scheduler are up: serve HTTP if asked, then READY=1."""
-        self.store = self.metrics.store = store
-        store.daemon_started(os.getpid(), time.time())
+        self.db = db
+        await db.daemon_started(os.getpid(), time.time())
+        self.metrics.snapshot, self.metrics.database_up = await db.snapshot(), True
         h = self.config.http
         if h.enabled:
             try:
@@ -81,22 +93,55 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self.store is not None:
+        if self.db is not None:
             try:
-                self.store.daemon_stopped(time.time())
-            except (sqlite3.Error, MonitorError) as e:
+                await self.db.daemon_stopped(time.time())
+            except MonitorError as e:
                 log.warning("cannot record the stop error=%r", str(e))
+        if self.lock is not None:
+            self.lock.release(**self._beat_state(), stopped_at=time.time())
 
     # -- while running ----------------------------------------------------------------------
     def ticked(self) -> None:
+        """The scheduler ticked: the heartbeat goes to the lock file now and to the database
+        when the database thread gets to it (never two heartbeats queued)."""
         self.last_tick = time.monotonic()
         self.metrics.last_tick = time.time()
         self.metrics.ticks.inc()
-        if self.store is not None:
-            try:
-                self.store.daemon_ticked(time.time())
-            except (sqlite3.Error, MonitorError) as e:  # a locked database must not stop ticking
-                log.warning("cannot record the tick error=%r", str(e))
+        if self.lock is not None:
+            self.lock.write(**self._beat_state())
+        if self.db is not None and (self._heartbeat is None or self._heartbeat.done()):
+            self._heartbeat = self.db.post("daemon_ticked", time.time())
+
+    def _beat_state(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "started_at": self.started_wall, "last_tick_at": self.metrics.last_tick,
+                "tick": self.config.monitor.tick, "database": self.database_problem()}
+
+    def database_problem(self) -> str | None:
+        """What is wrong with the database now, in words, or None: a failure ("disk full") or a
+        call that has been waiting longer than BUSY ("busy: record for 12s")."""
+        if self.db is None:
+            return None
+        if self.db.problem is not None:
+            return f"unwritable: {self.db.problem}" if self.db.problem.kind in ("full", "readonly", "io") \
+                else f"unavailable: {self.db.problem}"
+        busy = self.db.busy()
+        if busy is not None and busy[1] >= BUSY:
+            return f"busy: {busy[0]} waiting for {busy[1]:.0f}s"
+        return None
+
+    def refresh(self) -> None:
+        """Read the counts behind STATUS and /metrics on the database thread, without waiting."""
+        if self.db is None or (self._refresh is not None and not self._refresh.done()):
+            return
+        self._refresh = self.db.post("snapshot")
+        self._refresh.add_done_callback(self._took)
+
+    def _took(self, future: Future[Any]) -> None:
+        ok = not future.cancelled() and future.exception() is None
+        self.metrics.database_up = ok
+        if ok:
+            self.metrics.snapshot = future.result()
 
     def stale(self) -> str | None:
         """Why the scheduler counts as stuck, or None while it ticks."""
@@ -107,22 +152,26 @@ class Service:
         return None
 
     def status_line(self) -> str:
-        if self.store is None:
+        snap: Snapshot | None = self.metrics.snapshot
+        if snap is None:
             return "starting"
-        try:
-            feeds, failing, pending = self.store.status_counts()
-        except (sqlite3.Error, MonitorError) as e:
-            return f"database not answering: {e}"
-        return f"{feeds} feeds, {failing} failing, {pending} alerts pending"
+        feeds, failing, pending = snap.counts
+        line = f"{feeds} feeds, {failing} failing, {pending} alerts pending"
+        problem = self.database_problem()
+        return f"{line}; database {problem}" if problem else line
 
     def health(self) -> tuple[bool, str]:
-        """``/healthz``: healthy while the scheduler ticks and the database answers."""
+        """``/healthz``, from memory only: healthy while the scheduler ticks and the database
+        answers; a database that fails (locked past the busy timeout, disk full) is unhealthy
+        and named; one that is merely slow is named too."""
         why = self.stale()
         if why:
             return False, why
         line = self.status_line()
-        if self.store is None or line.startswith("database"):
+        if self.db is None:
             return False, line
+        if self.db.problem is not None:
+            return False, f"running, {line}"
         return True, f"ok: {line}"
 
     async def beat(self) -> None:
@@ -134,6 +183,7 @@ class Service:
             if self._stopping:
                 return
             lines = []
+            self.refresh()
             status = self.status_line()
             if status != self._status:
                 self._status = status

@@ -36,8 +36,8 @@ async def _drain(db: str, url: str) -> None:
     store = Store(db)
     sender = Sender(store, Notifier({"hook": Channel("hook", (url,), "hook")}),
                     NotifySection(retry=0.01, max_retry=0.02, timeout=5))
-    print("recovered", json.dumps(sender.recover()), flush=True)
-    while store.queue("hook"):
+    print("recovered", json.dumps(await sender.recover()), flush=True)
+    while store.queue("hook"):  # the sync store, between passes: the sender's thread is idle then
         await sender.deliver()
     print("done", flush=True)
 

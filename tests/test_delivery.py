@@ -163,7 +163,7 @@ def test_a_slow_or_failing_channel_does_not_hold_back_the_others(tmp_path):
                                              "down": "json://127.0.0.1:9/nobody"})
 
     async def go() -> tuple[int, int]:
-        tasks = sender.start()
+        tasks = await sender.start()
         for _ in range(100):
             if len(fast.received) == 3:
                 break
@@ -194,7 +194,9 @@ def test_retry_delay_is_full_jitter_between_retry_and_the_capped_bound():
 @pytest.mark.parametrize("fields,now,expected", [
     ({}, 1000, "send"),
     ({"next_attempt_at": 1001}, 1000, "wait"),
-    ({"state": "sending"}, 1000, "wait"),
+    ({"state": "sending", "lease_until": 1001}, 1000, "wait"),  # a live lease: another sender has it
+    ({"state": "sending", "lease_until": 1000}, 1000, "send"),  # the lease ran out: taken over
+    ({"state": "sending"}, 1000, "send"),  # no lease: left by a version before leases
     ({"attempts": 10}, 1000, "send"),  # no answer: an outage, which only max_age ends
     ({"attempts": 10, "last_status": 503}, 1000, "send"),
     ({"attempts": 10, "last_status": 429}, 1000, "send"),

@@ -187,7 +187,7 @@ def test_digest_channel_sends_one_message_grouped_by_rule_and_story_at_least_onc
     r.match("Kursk 2", "https://example.org/k2", rule="kursk")
     assert r.deliver() == (0, 0) and r.states() == {"held": 4}
     r.hook.script = [(500, {})]  # the digest itself fails once: retried like any alert
-    assert r.sender.digest("hook") == 1  # what the daemon's cron job does
+    assert asyncio.run(r.sender.digest("hook")) == 1  # what the daemon's cron job does
     assert r.deliver() == (0, 1) and r.states() == {"failed": 1, "digest": 3}
     r.clock.now += 60
     assert r.deliver() == (1, 0)

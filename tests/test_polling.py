@@ -16,6 +16,7 @@ from monitor import config, daemon, dispatch, pipeline, schedule
 from monitor.delivery import Sender
 from monitor.fetch import Client, Limits
 from monitor.store import Store
+from monitor.store.aio import AsyncStore
 from monitor.workers import Pool
 
 KURSK = {"title": "Ukrainische Truppen rücken im Gebiet Kursk vor", "link": "http://example.org/kursk",
@@ -25,7 +26,7 @@ OLD = [{"title": f"Wetterbericht {i}", "link": f"http://example.org/w{i}", "guid
 
 async def deliver(ctx: pipeline.Context) -> tuple[int, int]:
     """One delivery pass over the outbox and the ops notices, as ``monitor once`` makes."""
-    sender = Sender(ctx.store, ctx.notifier, ctx.config.notify)
+    sender = Sender(ctx.db, ctx.notifier, ctx.config.notify)
     try:
         return await sender.deliver()
     finally:
@@ -89,25 +90,26 @@ async def context(cfg: config.Config, pool: Pool):
     store.sync_feeds([(f.url, f.title, f.interval, tuple(f.tags)) for f in cfg.feeds], time.time())
     limits = Limits(timeout=cfg.fetch.timeout, concurrency=cfg.poll.concurrency, per_host=cfg.poll.per_host,
                     allow_private=tuple(cfg.fetch.allow_private))
+    db = AsyncStore(store)
     try:
         async with Client(limits) as http:
-            yield pipeline.Context(cfg, store, http, CountingPool(pool), notifier,  # type: ignore[arg-type]
+            yield pipeline.Context(cfg, db, http, CountingPool(pool), notifier,  # type: ignore[arg-type]
                                    daemon.load_rules(cfg, notifier))
     finally:
-        store.close()
+        db.close()
 
 
 def add(ctx: pipeline.Context, *urls: str) -> None:
-    ctx.store.add_feeds([(u, None, None, ()) for u in urls], time.time())
+    ctx.db.store.add_feeds([(u, None, None, ()) for u in urls], time.time())
 
 
 def feed(ctx: pipeline.Context, url: str):
-    return next(f for f in ctx.store.feeds(default_interval=ctx.config.poll.interval)
+    return next(f for f in ctx.db.store.feeds(default_interval=ctx.config.poll.interval)
                 if url in (f.url, f.source_url))
 
 
 def row(ctx: pipeline.Context, url: str) -> dict:
-    return next(r for r in ctx.store.feed_table() if url in (r["url"], r["source_url"]))
+    return next(r for r in ctx.db.store.feed_table() if url in (r["url"], r["source_url"]))
 
 
 async def poll(ctx: pipeline.Context, url: str) -> pipeline.Outcome:
@@ -191,8 +193,8 @@ def test_301_updates_the_stored_url_and_302_does_not(tmp_path, feed_server, pool
             await poll(ctx, temporary)
             feed_server.log.clear()
             assert (await poll(ctx, moved)).status == "not-modified"
-            ctx.store.sync_feeds([(moved, "", None)], time.time())  # the config still says /moved.xml
-            return row(ctx, moved), row(ctx, temporary), ctx.store.active_feeds()
+            ctx.db.store.sync_feeds([(moved, "", None)], time.time())  # the config still says /moved.xml
+            return row(ctx, moved), row(ctx, temporary), ctx.db.store.active_feeds()
 
     r_moved, r_tmp, active = asyncio.run(go())
     assert (r_moved["url"], r_moved["source_url"], r_moved["moved_from"]) == (new, moved, moved)
@@ -259,7 +261,7 @@ def test_per_host_limit_is_observed_at_the_server(tmp_path, feed_server, pool):
     async def go():
         async with context(write(tmp_path, poll="concurrency = 10\nper_host = 2"), pool) as ctx:
             add(ctx, *urls)
-            return await dispatch.poll_all(ctx, ctx.store.feeds())
+            return await dispatch.poll_all(ctx, ctx.db.store.feeds())
 
     outcomes = asyncio.run(go())
     assert sorted(o.status for o in outcomes) == ["baseline"] * 12
@@ -430,9 +432,9 @@ def test_a_bug_in_one_poll_backs_the_feed_off_instead_of_repolling_it(tmp_path, 
             def broken(*args):  # a fault injected where a bug could be: after fetch and parse
                 raise RuntimeError("injected")
 
-            monkeypatch.setattr(ctx.store, "sort_entries", broken)
+            monkeypatch.setattr(ctx.db.store, "sort_entries", broken)
             out = await pipeline.poll_safely(ctx, feed(ctx, url))
-            return out, row(ctx, url), ctx.store.feeds(due_at=time.time())
+            return out, row(ctx, url), ctx.db.store.feeds(due_at=time.time())
 
     out, r, due = asyncio.run(go())
     assert out.status == "error" and "internal: RuntimeError: injected" in out.error

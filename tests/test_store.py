@@ -410,14 +410,27 @@ def test_claim_fail_and_send_move_a_row_through_its_states(outbox, db_path):
     assert outbox.outbox_counts() == {"pending": 2, "sent": 1}
 
 
-def test_recover_puts_rows_left_sending_back_and_counts_the_attempt(outbox):
-    outbox.claim(2, now=300.0)
-
-    assert outbox.recover_sending(now=350.0) == [2]
+def test_a_claim_is_a_lease_a_live_one_is_never_taken_an_expired_one_is(outbox):
+    assert outbox.claim(2, now=300.0, owner="host:1:a", lease=60.0)
+    assert not outbox.claim(2, now=359.0, owner="host:2:b", lease=60.0)  # live: another sender's
     [a] = outbox.queue("hook")
-    assert (a.state, a.attempts, a.next_attempt_at, a.last_attempt_at) == ("pending", 1, 350.0, 300.0)
+    assert (a.state, a.lease_until, a.attempts) == ("sending", 360.0, 0)
+    # the lease ran out (its sender died, or could not record the send): taken over, and the
+    # interrupted attempt counts and is said
+    assert outbox.claim(2, now=360.0, owner="host:2:b", lease=60.0)
+    [a] = outbox.queue("hook")
+    assert (a.state, a.attempts, a.last_attempt_at, a.lease_until) == ("sending", 1, 300.0, 420.0)
     assert (a.last_error or "").startswith("interrupted")
-    assert outbox.recover_sending(now=360.0) == []
+
+
+def test_leases_of_owners_known_dead_are_freed_and_no_others(outbox):
+    outbox.claim(1, now=300.0, owner="here:11:a", lease=600.0)
+    outbox.claim(2, now=300.0, owner="here:22:b", lease=600.0)
+    assert sorted(outbox.lease_owners()) == ["here:11:a", "here:22:b"]
+    assert outbox.expire_leases(["here:11:a"], now=310.0) == [1]
+    assert outbox.claim(1, now=310.0, owner="here:33:c")  # freed: claimable at once
+    assert not outbox.claim(2, now=310.0, owner="here:33:c")  # its owner lives: untouched
+    assert outbox.expire_leases([], now=310.0) == []
 
 
 def test_dead_alert_is_kept_with_its_ops_notice_and_can_be_revived(outbox, db_path):
@@ -453,3 +466,20 @@ def test_alert_carries_the_rules_severity_and_the_articles_language(store):
     [first, second] = store.queue("mail", 10)
     assert (first.rule_id, first.severity, first.language) == ("r1", "urgent", "uk")
     assert (second.rule_id, second.severity, second.language) == ("r2", "normal", None)
+
+
+def test_store_errors_are_wrapped_once_and_bugs_stay_bugs(store, db_path):
+    """A locked database is a StoreError naming the file and the kind (our own SQL mistakes stay
+    bugs: test_record_is_all_or_nothing sees the ProgrammingError itself)."""
+    store.db.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(str(db_path), isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreError) as e:
+            store.sync_feeds([(A, "Feed A", None)], now=100.0)
+        assert e.value.kind == "locked" and str(db_path) in str(e.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    store.sync_feeds([(A, "Feed A", None)], now=100.0)  # nothing left half-open
+    assert [f.url for f in store.feeds()] == [A]

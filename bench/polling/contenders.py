@@ -133,8 +133,8 @@ def _load(workdir: Path):
     return cfg, daemon.load_rules(cfg, daemon.notifier_for(cfg))
 
 
-def _register(ctx, urls: list[str]) -> None:
-    ctx.store.add_feeds([(url, f"Farm feed {i}", None, ()) for i, url in enumerate(urls)], time.time())
+async def _register(ctx, urls: list[str]) -> None:
+    await ctx.db.add_feeds([(url, f"Farm feed {i}", None, ()) for i, url in enumerate(urls)], time.time())
 
 
 def _statuses(outcomes) -> tuple[dict, list[str]]:
@@ -149,12 +149,12 @@ async def run_daemon(workdir: Path, urls: list[str], log: Counter) -> None:
 
     cfg, ruleset = _load(workdir)
     async with daemon.runtime(cfg, ruleset) as ctx:
-        _register(ctx, urls)
-        reply({"ready": True, "feeds": len(ctx.store.feeds(default_interval=cfg.poll.interval)),
+        await _register(ctx, urls)
+        reply({"ready": True, "feeds": len(await ctx.db.feeds(default_interval=cfg.poll.interval)),
                "workers": ctx.pool.size})
         async for cmd in commands():
             c0, w0, t0 = time.process_time(), ctx.pool.cpu_time(), time.perf_counter()
-            feeds = ctx.store.feeds(default_interval=cfg.poll.interval)
+            feeds = await ctx.db.feeds(default_interval=cfg.poll.interval)
             outcomes = await poll_all(ctx, feeds)
             wall = time.perf_counter() - t0
             own, workers = time.process_time() - c0, ctx.pool.cpu_time() - w0
@@ -171,8 +171,8 @@ def register(workdir: Path, urls: list[str]) -> None:
     async def go() -> int:
         cfg, ruleset = _load(workdir)
         async with daemon.runtime(cfg, ruleset) as ctx:
-            _register(ctx, urls)
-            return len(ctx.store.feeds(default_interval=cfg.poll.interval))
+            await _register(ctx, urls)
+            return len(await ctx.db.feeds(default_interval=cfg.poll.interval))
 
     reply({"registered": asyncio.run(go())})
 

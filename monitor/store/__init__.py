@@ -20,18 +20,19 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .base import StoreError
+from .base import StoreError, guard
 from .entries import EntryQueries
 from .feeds import FeedSpec, Notice
 from .noise import NoiseQueries
 from .outbox import OutboxQueries
 from .retention import Pruned, RetentionQueries
 from .schema import MIGRATIONS, statements
-from .status import StatusQueries
+from .status import Snapshot, StatusQueries
 
-__all__ = ["MIGRATIONS", "FeedSpec", "Notice", "Pruned", "Store", "StoreError"]
+__all__ = ["MIGRATIONS", "FeedSpec", "Notice", "Pruned", "Snapshot", "Store", "StoreError"]
 
 
+@guard
 class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries):  # Entry: on FeedQueries
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
         self.path = Path(path)

@@ -3,8 +3,10 @@ row dicts. ``Store`` (in ``__init__``) opens the connection and combines the gro
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,83 @@ from ..errors import MonitorError
 
 
 class StoreError(MonitorError):
-    """The database cannot be opened or written, or is newer than this program."""
+    """The database cannot be opened, read or written, or is newer than this program.
+    ``kind``: what an operator can do about it: locked (another process holds it), full (the
+    disk), readonly (permissions, a read-only mount), corrupt, io, schema, or error."""
+
+    def __init__(self, message: str, kind: str = "error"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def classify(e: sqlite3.Error) -> str:
+    """The kind of a SQLite failure, from its error code where Python gives one (3.11+), else
+    from its message. Pure."""
+    code = getattr(e, "sqlite_errorcode", None)
+    text = str(e).lower()
+    if code in (5, 6) or "locked" in text or "busy" in text:  # SQLITE_BUSY, SQLITE_LOCKED
+        return "locked"
+    if code == 13 or "full" in text:  # SQLITE_FULL
+        return "full"
+    if code == 8 or "readonly" in text or "read-only" in text:  # SQLITE_READONLY
+        return "readonly"
+    if code in (11, 26) or "malformed" in text or "not a database" in text:  # CORRUPT, NOTADB
+        return "corrupt"
+    if code == 10 or "disk i/o" in text:  # SQLITE_IOERR
+        return "io"
+    return "error"
+
+
+def wrapped(path: Path, e: sqlite3.Error, doing: str = "") -> StoreError:
+    """The one translation of a SQLite exception: a StoreError naming the database and the kind."""
+    kind = classify(e)
+    why = {"locked": "database is locked", "full": "disk full",
+           "readonly": "database is read-only", "corrupt": "database file is corrupt",
+           "io": "disk I/O error"}.get(kind, str(e))
+    return StoreError(f"{path}: {doing}{why}" + (f" ({e})" if why != str(e) and kind != "locked" else ""), kind)
+
+
+def environmental(e: BaseException) -> bool:
+    """A failure of the database's environment (locked, full, read-only, corrupt, I/O), as
+    opposed to a bug in our SQL (ProgrammingError, IntegrityError, InterfaceError), which must
+    stay a bug: logged with its traceback. Pure."""
+    return isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError
+
+
+def guard(cls: type) -> type:
+    """Every public method of ``cls`` raises StoreError for an environmental failure, never
+    sqlite3.Error: database exceptions are wrapped once, here, at the store's boundary (nothing
+    outside store/ catches sqlite3.Error). A generator's iteration is guarded too."""
+    for name, fn in list(vars(cls).items()) + [(n, f) for b in cls.__mro__[1:] for n, f in vars(b).items()
+                                                if n not in vars(cls)]:
+        if name.startswith("_") or not inspect.isfunction(fn):
+            continue
+        setattr(cls, name, _guarded_gen(fn) if inspect.isgeneratorfunction(fn) else _guarded_fn(fn))
+    return cls
+
+
+def _guarded_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def call(self: Any, *args: Any, **kw: Any) -> Any:
+        try:
+            return fn(self, *args, **kw)
+        except sqlite3.Error as e:
+            if not environmental(e):
+                raise
+            raise wrapped(self.path, e) from e
+    return call
+
+
+def _guarded_gen(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    @functools.wraps(fn)
+    def call(self: Any, *args: Any, **kw: Any) -> Iterator[Any]:
+        try:
+            yield from fn(self, *args, **kw)
+        except sqlite3.Error as e:
+            if not environmental(e):
+                raise
+            raise wrapped(self.path, e) from e
+    return call
 
 
 class Queries:
@@ -27,13 +105,23 @@ class Queries:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:  # "database is locked" after the busy timeout
-            raise StoreError(f"{self.path}: cannot write: {e}") from e
+            raise wrapped(self.path, e, "cannot write: ") from e
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:  # SQLite rolled back itself (a full disk, an I/O error)
+                pass
             raise
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error:  # a full disk may fail the COMMIT itself: leave no transaction open
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
 
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict]:
         return list(self.db.query(sql, params))

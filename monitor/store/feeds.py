@@ -42,6 +42,9 @@ class Notice(NamedTuple):
     body: str
 
 
+RELEASE = "lease_owner = NULL, lease_until = NULL"  # a poll's record ends its feed's lease
+
+
 class FeedQueries(Queries):
     def sync_feeds(self, feeds: Sequence[Sequence[Any]], now: float) -> None:
         """Make the config's feeds (url, title, interval[, tags]) active; deactivate config
@@ -125,8 +128,29 @@ class FeedQueries(Queries):
               limit: int | None = None, after_id: int | None = None) -> list[Feed]:
         """Active feeds: soonest due first (only those due at ``due_at`` when given), or in id
         order after ``after_id`` (paging through all of them)."""
+        return self._feeds(due_at, default_interval, limit, after_id)
+
+    def claim_feeds(self, *, owner: str, now: float, lease: float, due: bool = True, default_interval: float = 900,
+                    limit: int | None = None, after_id: int | None = None) -> list[Feed]:
+        """Like ``feeds`` (due at ``now`` when ``due``), but only feeds nobody else holds a live
+        lease on, and each one leased to ``owner`` until ``now + lease`` in the same transaction
+        (monitor/leases.py): a feed is polled by one process at a time. The poll's record
+        releases it (``save_poll``, ``record``); a poll that dies leaves it to the expiry."""
+        with self.transaction():
+            feeds = self._feeds(now if due else None, default_interval, limit, after_id, (owner, now))
+            for i in range(0, len(feeds), 500):
+                chunk = [f.id for f in feeds[i:i + 500]]
+                self.db.execute(f"UPDATE feeds SET lease_owner = ?, lease_until = ? WHERE id IN "
+                                f"({','.join('?' * len(chunk))})", [owner, now + lease, *chunk])
+        return feeds
+
+    def _feeds(self, due_at: float | None, default_interval: float, limit: int | None, after_id: int | None,
+               free_for: tuple[str, float] | None = None) -> list[Feed]:
         sql = "SELECT * FROM feeds WHERE active = 1"
         params: list[Any] = []
+        if free_for is not None:
+            sql += " AND (lease_until IS NULL OR lease_until <= ? OR lease_owner = ?)"
+            params += [free_for[1], free_for[0]]
         if due_at is not None:
             sql += " AND next_check_at <= ?"
             params.append(due_at)
@@ -160,7 +184,7 @@ class FeedQueries(Queries):
             # BEGIN/COMMIT (and sqlite-utils' wrapper) halves the database cost of a poll.
             self._check_columns(changes)
             cols = ", ".join(f"{k} = ?" for k in changes)
-            self.db.conn.execute(f"UPDATE feeds SET {cols} WHERE id = ?", [*changes.values(), feed.id])
+            self.db.conn.execute(f"UPDATE feeds SET {cols}, {RELEASE} WHERE id = ?", [*changes.values(), feed.id])
             return
         with self.transaction():
             self._save_poll(feed, changes, notices, moved, now)
@@ -176,7 +200,7 @@ class FeedQueries(Queries):
         self._check_columns(changes)
         if changes:
             cols = ", ".join(f"{k} = ?" for k in changes)
-            self.db.execute(f"UPDATE feeds SET {cols} WHERE id = ?", [*changes.values(), feed.id])
+            self.db.execute(f"UPDATE feeds SET {cols}, {RELEASE} WHERE id = ?", [*changes.values(), feed.id])
         if moved and moved != feed.url:
             self._move(feed, moved)
         for n in notices:

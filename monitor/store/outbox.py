@@ -2,8 +2,8 @@
 
 An alert row moves through ``pending -> sending -> sent | failed | dead`` (delivery.py says
 when). Each step is one UPDATE, atomic on its own; the claim ('sending', ``claimed_at``) is
-committed before apprise is called, so a crash leaves evidence and ``recover_sending`` puts the
-row back. Rows still to deliver are read per channel in id order through a partial index that
+committed before apprise is called, with a lease (owner and expiry, monitor/leases.py): a crash
+leaves evidence, and another claim takes the row over once the lease has run out. Rows still to deliver are read per channel in id order through a partial index that
 holds only undelivered rows."""
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from ..leases import OWNER
 from ..models import SEVERITIES, Alert, AlertRule
 from .base import Queries
 
 QUEUED = "o.state IN ('pending', 'sending', 'failed')"  # the partial index's own condition
 _SELECT = (
     "SELECT o.id, o.match_id, o.channel, o.state, o.attempts, o.last_error, o.last_status, o.next_attempt_at, "
-    "o.last_attempt_at, o.created_at, o.revived_at, o.sent_at, o.dead_at, o.held, o.digest_id, m.rule_id, "
+    "o.last_attempt_at, o.created_at, o.revived_at, o.sent_at, o.dead_at, o.held, o.digest_id, o.lease_until, "
+    "m.rule_id, "
     "m.rule_title, "
     "m.terms, m.context, m.snippet, m.severity, e.title, e.link, e.published, f.title AS feed_title, "
     "f.url AS feed_url, a.language, "
@@ -59,7 +61,7 @@ def _alert(r: dict[str, Any]) -> Alert:
         last_error=r["last_error"], last_status=r["last_status"], next_attempt_at=r["next_attempt_at"],
         last_attempt_at=r["last_attempt_at"], sent_at=r["sent_at"], dead_at=r["dead_at"],
         severity=max((x.severity for x in rules), key=lambda v: _RANK.get(v, 1), default=r["severity"] or "normal"),
-        language=r["language"], held=r["held"], digest_id=r["digest_id"], rules=rules,
+        language=r["language"], held=r["held"], digest_id=r["digest_id"], rules=rules, lease_until=r["lease_until"],
         context=tuple(json.loads(r["context"] or "[]")),
     )
 
@@ -75,11 +77,18 @@ class OutboxQueries(Queries):
         return [_alert(r) for r in self._rows(
             _SELECT + f"WHERE o.channel = ? AND {QUEUED} ORDER BY o.id LIMIT ?", [channel, limit])]
 
-    def claim(self, alert_id: int, now: float) -> bool:
-        """Mark the alert 'sending' before it is handed to apprise; False if it is not due any more
-        (a `monitor alerts retry` or another sender got there first)."""
-        cur = self.db.execute("UPDATE outbox SET state = 'sending', claimed_at = ? "
-                              "WHERE id = ? AND state IN ('pending', 'failed')", (now, alert_id))
+    def claim(self, alert_id: int, now: float, owner: str = OWNER, lease: float = 120.0) -> bool:
+        """Mark the alert 'sending', leased to ``owner`` until ``now + lease``, before it is handed
+        to apprise; False if it is not due any more (a `monitor alerts retry`, or another sender
+        holds a live lease on it). A 'sending' row whose lease ran out (its sender died, or could
+        not record the send) is taken over: that interrupted attempt counts, and is said."""
+        cur = self.db.execute(
+            "UPDATE outbox SET attempts = attempts + (state = 'sending'), "
+            "last_error = CASE WHEN state = 'sending' THEN ? ELSE last_error END, "
+            "last_attempt_at = CASE WHEN state = 'sending' THEN claimed_at ELSE last_attempt_at END, "
+            "state = 'sending', claimed_at = ?, lease_owner = ?, lease_until = ? "
+            "WHERE id = ? AND (state IN ('pending', 'failed') OR (state = 'sending' AND "
+            "(lease_until IS NULL OR lease_until <= ?)))", (INTERRUPTED, now, owner, now + lease, alert_id, now))
         return cur.rowcount == 1
 
     def mark_sent(self, alert_id: int, now: float, status: int | None = None) -> None:
@@ -87,7 +96,8 @@ class OutboxQueries(Queries):
         with self.transaction():
             self.db.execute(
                 "UPDATE outbox SET state = 'sent', sent_at = ?, last_attempt_at = ?, attempts = attempts + 1, "
-                "last_error = NULL, last_status = ?, claimed_at = NULL WHERE id = ?", (now, now, status, alert_id))
+                "last_error = NULL, last_status = ?, claimed_at = NULL, lease_owner = NULL, lease_until = NULL "
+                "WHERE id = ?", (now, now, status, alert_id))
             self.db.execute("UPDATE outbox SET state = 'sent', sent_at = ? WHERE digest_id = ? AND state = 'digest'",
                             (now, alert_id))
 
@@ -95,7 +105,8 @@ class OutboxQueries(Queries):
                     status: int | None = None) -> None:
         self.db.execute(
             "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, last_status = ?, "
-            "next_attempt_at = ?, last_attempt_at = ?, claimed_at = NULL WHERE id = ?",
+            "next_attempt_at = ?, last_attempt_at = ?, claimed_at = NULL, lease_owner = NULL, lease_until = NULL "
+            "WHERE id = ?",
             (error[:500], status, next_at, now, alert_id))
 
     def mark_dead(self, alert_id: int, now: float, reason: str, notices: Sequence[tuple[str, str, str]],
@@ -104,7 +115,8 @@ class OutboxQueries(Queries):
         that say so. ``attempted``: this call ends a failed attempt (count it)."""
         with self.transaction():
             self.db.execute(
-                "UPDATE outbox SET state = 'dead', dead_at = ?, last_error = ?, claimed_at = NULL, "
+                "UPDATE outbox SET state = 'dead', dead_at = ?, last_error = ?, claimed_at = NULL, lease_owner = NULL, "
+                "lease_until = NULL, "
                 "attempts = attempts + ?, last_attempt_at = CASE WHEN ? THEN ? ELSE last_attempt_at END, "
                 "last_status = COALESCE(?, last_status) WHERE id = ?",
                 (now, reason[:500], int(attempted), int(attempted), now, status, alert_id))
@@ -112,15 +124,26 @@ class OutboxQueries(Queries):
                 self.db.execute("INSERT INTO notices (kind, channel, title, body, created_at, next_attempt_at) "
                                 "VALUES ('alert-dead', ?, ?, ?, ?, ?)", (channel, title, body, now, now))
 
-    def recover_sending(self, now: float) -> list[int]:
-        """At start-up: rows a crashed sender left 'sending' go back to pending, due now. The
-        interrupted attempt counts, so an alert that crashes the sender every time dies."""
+    def lease_owners(self) -> list[str]:
+        """Owners of live-looking leases: alerts in flight ('sending') and feeds being polled."""
+        return [r["lease_owner"] for r in self._rows(
+            "SELECT lease_owner FROM outbox WHERE state = 'sending' AND lease_owner IS NOT NULL "
+            "UNION SELECT lease_owner FROM feeds WHERE lease_owner IS NOT NULL")]
+
+    def expire_leases(self, owners: Sequence[str], now: float) -> list[int]:
+        """The alerts and feeds of owners known to be gone (leases.dead) become claimable now; the
+        next claim takes an alert over and counts the interrupted attempt. Rows 'sending' without
+        an owner (left by a version before leases) count as expired already. The alerts' ids."""
+        if not owners:
+            return []
+        marks = ",".join("?" * len(owners))
         with self.transaction():
-            ids = [r["id"] for r in self._rows("SELECT id FROM outbox WHERE state = 'sending' ORDER BY id")]
-            self.db.execute(
-                "UPDATE outbox SET state = 'pending', attempts = attempts + 1, last_error = ?, "
-                "last_attempt_at = claimed_at, claimed_at = NULL, next_attempt_at = ? WHERE state = 'sending'",
-                (INTERRUPTED, now))
+            ids = [r["id"] for r in self._rows(
+                f"SELECT id FROM outbox WHERE state = 'sending' AND lease_owner IN ({marks}) ORDER BY id", owners)]
+            self.db.execute(f"UPDATE outbox SET lease_until = ? WHERE state = 'sending' AND lease_owner IN ({marks})",
+                            [now, *owners])
+            self.db.execute(f"UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IN ({marks})",
+                            owners)
         return ids
 
     # -- what `monitor alerts` shows and revives ----------------------------------------------

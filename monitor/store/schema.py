@@ -200,6 +200,16 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX entries_text ON entries(feed_id, content_hash);
     """,
     lambda conn: _group_stories(conn),
+    # 12: leases (issue 15, monitor/leases.py). A claimed alert ('sending') and a feed being
+    # polled carry their owner (host:pid:token) and when the claim runs out; another process
+    # takes over only an expired lease, and nobody resets a live owner's work at start-up.
+    """
+    ALTER TABLE outbox ADD COLUMN lease_owner TEXT;
+    ALTER TABLE outbox ADD COLUMN lease_until REAL;
+    ALTER TABLE feeds ADD COLUMN lease_owner TEXT;
+    ALTER TABLE feeds ADD COLUMN lease_until REAL;
+    CREATE INDEX outbox_leased ON outbox(lease_owner) WHERE state = 'sending';
+    """,
 ]
 
 

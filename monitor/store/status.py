@@ -3,9 +3,20 @@ systemd's STATUS line, ``/metrics`` and ``monitor status``. Read-only except the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from .base import Queries
+
+
+class Snapshot(NamedTuple):
+    """What the daemon's STATUS line, /healthz and /metrics show, read in one go on the
+    database thread (the event loop never waits for it)."""
+
+    counts: tuple[int, int, int]  # active feeds, failing or gone, pending alerts
+    health: list[dict[str, Any]]
+    outbox: list[tuple[str, str, int]]
+    notices: dict[str, int]
+    matches: dict[str, int]
 
 
 class StatusQueries(Queries):
@@ -28,6 +39,10 @@ class StatusQueries(Queries):
         return rows[0] if rows else None
 
     # -- counts ------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.status_counts(), self.health_rows(), self.outbox_by_channel(),
+                        self.notices_by_state(), self.matches_by_rule())
+
     def status_counts(self) -> tuple[int, int, int]:
         """(active feeds, failing or gone feeds, pending alerts): systemd's STATUS line."""
         feeds, failing = self.db.execute(

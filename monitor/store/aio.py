@@ -1,0 +1,103 @@
+"""The store as the event loop sees it: every call runs on one database thread.
+
+SQLite waits: for another process's lock (up to the busy timeout), for fsync, for a full disk to
+fail. None of that may stop the event loop, which also answers ``/healthz``, feeds the watchdog,
+ticks the scheduler and polls the other feeds (issue 15). So the daemon never calls the Store
+directly: ``await db.record(...)`` runs ``Store.record`` on a single thread that owns the
+connection, one call at a time and in order (one writer, as SQLite wants it).
+
+``busy()`` says which call has been running for how long, and ``problem`` what the database
+last failed with, so the daemon's health and status name what is blocked ("database busy:
+record for 12s", "disk full") instead of going silent. After a failure, the calls queued
+behind it fail at once for COOLDOWN seconds: during a 30 s lock, fifty polls do not each wait
+the busy timeout in turn. ``post`` queues a call without waiting for it (the heartbeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from .base import StoreError
+
+log = logging.getLogger(__name__)
+COOLDOWN = 2.0  # seconds after a failure during which queued calls fail at once (then one tries again)
+
+
+class AsyncStore:
+    """Awaitable proxy of a Store: ``await db.NAME(*args)`` runs ``store.NAME(*args)`` on the
+    database thread. Attributes that are not methods (``path``) are read directly."""
+
+    def __init__(self, store: Any, clock: Callable[[], float] = time.monotonic, cooldown: float = COOLDOWN):
+        self.store = store
+        self.clock = clock
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="db")
+        self._running: tuple[str, float] | None = None  # the call in progress and since when
+        self.problem: StoreError | None = None  # the last environmental failure, until a call succeeds
+        self.cooldown = cooldown
+        self._retry_at = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.store, name)
+        if not callable(attr):
+            return attr
+
+        async def call(*args: Any, **kw: Any) -> Any:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, functools.partial(self._run, name, attr, args, kw))
+
+        call.__name__ = name
+        return call
+
+    async def call_next(self, iterator: Iterator[Any]) -> Any:
+        """The next item of a Store generator (``steps``, ``stored_articles``), read on the
+        database thread; None when it is exhausted."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(
+            self._run, "next", next, (iterator, None), {}))
+
+    def post(self, name: str, *args: Any) -> Future[Any]:
+        """Queue ``store.NAME(*args)`` without waiting; a failure is logged, not raised."""
+        future = self._thread.submit(self._run, name, getattr(self.store, name), args, {})
+        future.add_done_callback(_log_failure)
+        return future
+
+    def _run(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+        now = self.clock()
+        if self.problem is not None and now < self._retry_at:
+            # The database just failed (locked past the busy timeout, disk full): the calls queued
+            # behind that one fail at once instead of each waiting the busy timeout in turn.
+            raise StoreError(f"{self.problem} (not tried again for {self._retry_at - now:.0f}s)", self.problem.kind)
+        self._running = (name, now)
+        try:
+            result = fn(*args, **kw)
+        except StoreError as e:
+            self.problem, self._retry_at = e, self.clock() + self.cooldown
+            raise
+        finally:
+            self._running = None
+        self.problem = None
+        return result
+
+    def busy(self) -> tuple[str, float] | None:
+        """(the call in progress, seconds it has run) or None when the thread is idle."""
+        running = self._running
+        return (running[0], self.clock() - running[1]) if running else None
+
+    def close(self) -> None:
+        """Finish the queued calls, then close the connection on its own thread."""
+        self._thread.submit(self.store.close).result()
+        self._thread.shutdown(wait=True)
+
+
+def _log_failure(future: Future[Any]) -> None:
+    e = future.exception()
+    if isinstance(e, StoreError):
+        log.debug("queued database call failed error=%r", str(e))
+    elif e is not None:
+        log.error("BUG in a queued database call", exc_info=e)
