@@ -224,7 +224,12 @@ def test_watchdog_is_not_fed_and_healthz_fails_when_the_scheduler_stops_ticking(
             await asyncio.sleep(0.5)  # ticking: pings
             healthy = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/healthz")
             service.last_tick = time.monotonic() - 60  # the scheduler stopped ticking a minute ago
-            n = len(sock.messages)
+            # a marker through the same socket: what the receiver has after it was sent after the
+            # change (a ping sent just before it may still be on its way when the change is made)
+            assert sdnotify.send("MARK=1")
+            while not any("MARK" in m for m in sock.messages):
+                await asyncio.sleep(0.01)
+            n = next(i for i, m in enumerate(sock.messages) if "MARK" in m) + 1
             await asyncio.sleep(0.5)
             assert "WATCHDOG" not in [k for m in sock.messages[n:] for k in m]
             return healthy, await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/healthz")
