@@ -5,14 +5,16 @@ Retry-After), our own stored values and the CLI's "--since 14d" are read here an
 else, so that one text never means two moments in two modules (issue 15).
 
 **A time without a zone is UTC.** Every standard we read requires a zone except two that
-define a missing one as UTC: RFC 9110's HTTP-date (its asctime form has none, and RFC 5322's
-``-0000`` means "no zone information", which Python reads as naive) and our own storage form
-(``2026-11-01T08:00:00Z``, which older rows wrote without the Z). A zoneless feed date is a
+say what a missing one means, UTC: RFC 9110's HTTP-date (its asctime form has no zone; it is
+GMT) and RFC 5322's ``-0000`` (a UTC time, the sender's zone unknown; Python reads it as
+naive). Our own values are UTC (the parser stores ``2026-11-01T08:00:00Z``, an article's page
+date is a bare ``2026-11-01``), and render and rule filters always read a zoneless one as
+UTC. A zoneless feed date is a
 publisher's mistake; read as UTC it is off by at most 14 hours, whereas dropping it (what
 ``schedule`` did before) loses the date: the entry is never "recent", never counts for the
 feed's cadence, while the parser had stored it as UTC all along. feedparser reads a zoneless
-date as UTC too, so the feed path and this module agree. An unknown zone name (``CEST``) is
-no zone. A date without a time is midnight UTC.
+ISO date and an unknown zone name (``CEST``) as UTC too, so the feed path and this module
+agree: an unknown zone name is no zone. A date without a time is midnight UTC.
 
 A moment that cannot be placed in UTC (``0001-01-01T00:00:00+01:00``) is None, like garbage.
 """
