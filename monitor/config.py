@@ -80,14 +80,15 @@ class FetchSection(_Section):
     max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="largest body read")
     user_agent: str = Field("", description="User-Agent; empty means the project's own")
     allow_private: list[str] = Field(
-        default_factory=list, description="networks (CIDR) fetching may reach although they are loopback, "
-        "private, link-local or reserved, e.g. [\"10.0.0.0/8\"]; empty: public addresses only (SSRF guard)"
+        default_factory=list, description="what fetching may reach although it is loopback, private, "
+        "link-local or reserved: networks (CIDR, every port) or one host's port (\"127.0.0.1:8731\", "
+        "\"[::1]:8731\", \"localhost:8731\"), e.g. [\"10.0.0.0/8\"]; empty: public addresses only (SSRF guard)"
     )
 
     @field_validator("allow_private")
     @classmethod
     def _networks(cls, v: list[str]) -> list[str]:
-        addresses.networks(v)  # ValueError names the bad entry
+        addresses.allow_list(v)  # ValueError names the bad entry
         return v
 
 

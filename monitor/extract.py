@@ -2,7 +2,7 @@
 
 ``page()`` runs in a worker process (see workers.py): trafilatura has no timeout and can
 crash on hostile pages. It is called with ``deduplicate=False``: trafilatura's dedup cache is
-process-wide and empties the 5th extraction of the same page (LIBRARY-NOTES).
+process-wide and empties the 5th extraction of the same page (../shared/LIBRARY-NOTES.md).
 """
 
 from __future__ import annotations

@@ -33,8 +33,9 @@ FEED_ACCEPT = (
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
-# What a refusal tells the user to change; ``{cidr}`` is the refused address's own network.
-CONFIG_FIX = 'add "{cidr}" to [fetch] allow_private'
+# What a refusal tells the user to change; ``{entry}`` allows the refused address on the refused
+# port only (``127.0.0.1:8731``), not the whole host: the narrowest fix that works (issue 15).
+CONFIG_FIX = 'add "{entry}" to [fetch] allow_private'
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,16 @@ class Limits:
     concurrency: int = 10
     per_host: int = 2
     user_agent: str = USER_AGENT
-    allow_private: tuple[str, ...] = ()  # CIDRs the SSRF guard lets through (e.g. 127.0.0.1/32)
+    allow_private: tuple[str, ...] = ()  # what the SSRF guard lets through: CIDRs, host:port
 
 
 class BlockedAddress(OSError):
     """Raised in the connector when the policy refuses every address of a host; ``address``
-    is the one refused (the first, for a name with several)."""
+    is the one refused (the first, for a name with several), ``port`` the port asked for."""
 
-    def __init__(self, message: str, address: str):
+    def __init__(self, message: str, address: str, port: int):
         super().__init__(message)
-        self.address = address
+        self.address, self.port = address, port
 
 
 # The guard hooks the one method every connection's name resolution goes through, IP
@@ -73,15 +74,17 @@ class _GuardedConnector(aiohttp.TCPConnector):
                             ) -> list[ResolveResult]:
         # "2130706433", "0x7f.1": forms the C resolver reads as IPv4; name the address they are.
         legacy = addresses.legacy_ipv4(host)
-        if legacy and (why := self._policy.refusal(legacy)):
+        if legacy and (why := self._policy.refusal(legacy, port)):
             what = host if legacy == host else f"{host} is {legacy}, which"
-            raise BlockedAddress(f"{what} is a {why} address", legacy)
+            raise BlockedAddress(f"{what} is a {why} address", legacy, port)
         hosts = await super()._resolve_host(host, port, traces=traces)
-        allowed = [h for h in hosts if self._policy.refusal(h["host"]) is None]
+        if self._policy.trusts(host, port):  # "localhost:8731": this lookup's addresses, this port
+            return hosts
+        allowed = [h for h in hosts if self._policy.refusal(h["host"], port) is None]
         if not allowed:
             first = hosts[0]["host"] if hosts else host
             what = host if first == host.strip("[]") else f"{host} resolves to {first}, which"
-            raise BlockedAddress(f"{what} is a {self._policy.refusal(first)} address", first)
+            raise BlockedAddress(f"{what} is a {self._policy.refusal(first, port)} address", first, port)
         return allowed
 
 
@@ -91,7 +94,7 @@ class Client:
     def __init__(self, limits: Limits = Limits(), observe: Callable[[str, float], None] | None = None,
                  resolver: AbstractResolver | None = None, allow_fix: str = CONFIG_FIX):
         self.limits = limits
-        self.allow_fix = allow_fix  # how the user allows a refused address, with {cidr}
+        self.allow_fix = allow_fix  # how the user allows a refused address, with {entry}
         self.observe = observe  # (kind: feed | page | get, seconds) after every request, for metrics
         self.policy = addresses.Policy(limits.allow_private)
         self.resolver = resolver  # None: aiohttp's default; tests pass one that maps made-up names
@@ -170,7 +173,7 @@ class Client:
             raise FetchError(url, "tls", str(e.certificate_error)) from None
         except aiohttp.ClientConnectorError as e:
             if isinstance(e.os_error, BlockedAddress):
-                fix = self.allow_fix.format(cidr=addresses.exactly(e.os_error.address))
+                fix = self.allow_fix.format(entry=addresses.exactly(e.os_error.address, e.os_error.port))
                 raise FetchError(url, "blocked-address", f"refused: {e.os_error}; to allow it, {fix}") from None
             if isinstance(e.os_error, socket.gaierror):
                 raise FetchError(url, "dns", f"cannot resolve {e.host}") from None

@@ -1,11 +1,11 @@
 """Alert -> message -> apprise. Channels come from the config (name -> apprise URLs -> tag).
 
 Every URL is checked when the Notifier is built, because apprise accepts a broken config
-quietly and then notifies nobody (LIBRARY-NOTES). ``send`` returns the service's Answer, or
+quietly and then notifies nobody (../shared/LIBRARY-NOTES.md). ``send`` returns the service's Answer, or
 raises NotifyError with it, so the outbox row can say why and when to try again.
 
 What the service answered: apprise returns only success or failure and does not honour
-Retry-After (LIBRARY-NOTES). Its HTTP plugins all send through ``requests.Session.send``
+Retry-After (../shared/LIBRARY-NOTES.md). Its HTTP plugins all send through ``requests.Session.send``
 (``requests.request`` builds a Session per call), so we wrap that one public method: inside
 our own sends (a ContextVar, which apprise 2.x copies into its worker threads) it records each
 response's status, Retry-After and the head of its body, and outside them it does nothing.

@@ -14,19 +14,18 @@ import dataclasses
 import hashlib
 import json
 import re
-import time
 from collections import Counter
-from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 
+from . import dates
 from .errors import ParseError
 from .models import Entry, ParsedFeed
 from .text import html_to_text
 
 # An internal entity referenced thousands of times slips past expat's guard through
-# feedparser's loose-parser fallback (68 KB became 888 MB in LIBRARY-NOTES). Feeds have no
+# feedparser's loose-parser fallback (68 KB became 888 MB in ../shared/LIBRARY-NOTES.md). Feeds have no
 # business declaring entities: every <!ENTITY ...> declaration is dropped before parsing,
 # wherever it stands, quoted values (which may hold '>') included. A scanner, not one regex:
 # the regex <!ENTITY\s(?:[^>"']|"[^"]*"|'[^']*')*> backtracks to the end of the body for every
@@ -230,7 +229,7 @@ def _json_feed(body: bytes, url: str) -> ParsedFeed:
             summary=html_to_text(_str(item.get("summary"))), content=content,
             link=_join(base, _str(link)) if isinstance(link, str) else None,
             guid=_str(item["id"]) if item.get("id") not in (None, "") else None,
-            published=_rfc3339(item.get("date_published") or item.get("date_modified")),
+            published=_date(item.get("date_published") or item.get("date_modified")),
         )
         if entry is not None:
             entries.append(entry)
@@ -255,16 +254,9 @@ def _join(base: str, link: str) -> str | None:
         return None
 
 
-def _rfc3339(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _date(value: object) -> str | None:
+    """A JSON Feed date (RFC 3339 text, which JSON does not type) in the storage form."""
+    return dates.stamp(value) if isinstance(value, str) else None
 
 
 def _entry(raw: dict) -> Entry | None:
@@ -274,7 +266,8 @@ def _entry(raw: dict) -> Entry | None:
         title=html_to_text(raw.get("title", "")), summary=summary,
         content="" if content == summary else content, link=raw.get("link") or None,
         guid=(raw.get("id") or "").strip() or None,
-        published=_iso(raw.get("published_parsed") or raw.get("updated_parsed")),
+        # feedparser read the date (its struct_time is UTC): stored as dates.stamp writes it
+        published=dates.stamp(raw.get("published_parsed") or raw.get("updated_parsed")),
     )
 
 
@@ -292,12 +285,3 @@ def _make_entry(*, title: str, summary: str, content: str, link: str | None, gui
     uid = f"guid:{guid}" if guid else f"link:{link}" if link else f"hash:{digest}"
     return Entry(uid=uid, guid=guid, title=title, link=link, summary=summary, content=content,
                  published=published, content_hash=digest)
-
-
-def _iso(t: time.struct_time | None) -> str | None:
-    if not t:
-        return None
-    try:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", t)
-    except (ValueError, TypeError):
-        return None

@@ -26,7 +26,6 @@ import functools
 import json
 import logging
 import re
-from datetime import UTC, datetime
 from html import escape as html_escape
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -36,6 +35,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader, TemplateError, TemplateSyntax
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from . import dates
 from .errors import ConfigError
 from .models import SEVERITIES, Alert, AlertRule, Digest, DigestItem
 
@@ -96,12 +96,9 @@ def hits_html(snippet: str) -> Markup:
                           for i, p in enumerate(parts)))
 
 
-def when(iso: str | None) -> str:
-    """'2026-11-01T08:00:00Z' -> '2026-11-01 08:00 UTC'; anything else unchanged."""
-    try:
-        return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
-    except ValueError:
-        return str(iso or "")
+# Template filters; the dates are read by ``dates`` (a time without a zone is UTC).
+when = dates.readable  # '2026-11-01T08:00:00Z' -> '2026-11-01 08:00 UTC'; anything else unchanged
+iso = dates.iso  # ISO 8601 with its zone, from a stored text or a Unix time; None when unknown
 
 
 def fields(alert: Alert) -> dict[str, Any]:
@@ -143,24 +140,6 @@ def matched(alert: Alert) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def plain(snippet: str) -> str:
     """The snippet without its ``**hit**`` marks."""
     return _HIT.sub(r"\1", snippet or "")
-
-
-def iso(value: str | float | None) -> str | None:
-    """An ISO 8601 time with its zone ("2026-11-01T08:00:00Z") from a stored ISO text (a
-    time without a zone is UTC, as the parser stores it) or a Unix time; None when unknown."""
-    if value is None or value == "" or value == 0:
-        return None
-    try:
-        if isinstance(value, int | float):
-            t = datetime.fromtimestamp(value, UTC)
-        else:
-            t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, OverflowError, OSError):
-        return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    text = t.isoformat(timespec="seconds")
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def alert_document(alert: Alert) -> dict[str, Any]:

@@ -13,11 +13,11 @@ polling never stops for good.
 
 from __future__ import annotations
 
-import email.utils
 import random
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+
+from . import dates
 
 JITTER = 0.1  # +-10 %
 CADENCE_SAMPLE = 50  # newest dated entries used to learn a cadence
@@ -83,7 +83,7 @@ def retry_after(value: str | None, now: float) -> float | None:
     value = value.strip()
     if value.isascii() and value.isdigit():
         return float(value)
-    when = http_date(value)
+    when = dates.timestamp(value)
     return None if when is None else max(0.0, when - now)
 
 
@@ -107,37 +107,18 @@ def server_hint(headers: Mapping[str, str], ttl: float | None, now: float) -> fl
         if ages:
             hints.append(max(ages))
         elif "expires" in headers:
-            expires = http_date(headers["expires"])
-            base = http_date(headers.get("date", "")) or now
+            expires = dates.timestamp(headers["expires"])
+            base = dates.timestamp(headers.get("date", "")) or now
             if expires is not None:
                 hints.append(max(0.0, expires - base))
     return max(hints) if hints else None
-
-
-def http_date(value: str) -> float | None:
-    """An HTTP date (RFC 9110: Date, Expires, Retry-After) as a timestamp; None if unusable."""
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when.timestamp() if when.tzinfo is not None else None
-
-
-def _timestamp(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        when = datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    return when.timestamp() if when.tzinfo is not None else None
 
 
 def recent(published: str | None, now: float, window: float) -> bool:
     """Was an entry published within ``window`` seconds before ``now`` (or after it: a clock
     ahead of ours)? False when it carries no date: a feed's first poll keeps undated entries
     as its silent baseline. Pure."""
-    when = _timestamp(published)
+    when = dates.timestamp(published)
     return window > 0 and when is not None and now - when <= window
 
 
@@ -146,7 +127,7 @@ def learn_cadence(published: Sequence[str | None], *, previous: float | None, la
     """Seconds between a feed's entries. From the entries' own dates when at least three are
     dated (their span over their count: bursts and quiet nights average out); otherwise from
     what the polls saw (time since news was last seen over the count of new entries, smoothed)."""
-    times = sorted(t for t in map(_timestamp, published) if t is not None and t <= now + 3600)
+    times = sorted(t for t in map(dates.timestamp, published) if t is not None and t <= now + 3600)
     times = times[-CADENCE_SAMPLE:]
     if len(times) >= 3 and times[-1] > times[0]:
         return (times[-1] - times[0]) / (len(times) - 1)
@@ -158,7 +139,7 @@ def learn_cadence(published: Sequence[str | None], *, previous: float | None, la
 
 def newest(published: Sequence[str | None], now: float) -> float | None:
     """The newest entry date that is not in the future."""
-    times = [t for t in map(_timestamp, published) if t is not None and t <= now + 3600]
+    times = [t for t in map(dates.timestamp, published) if t is not None and t <= now + 3600]
     return min(max(times), now) if times else None
 
 

@@ -131,9 +131,9 @@ def test_parse_and_extract_refusing_a_loopback_address_name_their_flag(feed_serv
     url = feed_server.add("/x", rss([]))
     [line] = _errors(run_cli(cmd, url))
     assert line == (f"error: {url}: blocked-address: refused: 127.0.0.1 is a loopback address; "
-                    "to allow it, rerun with --allow-private 127.0.0.1/32")
+                    f"to allow it, rerun with --allow-private 127.0.0.1:{feed_server.port}")  # that port only
     assert feed_server.log == []  # nothing was fetched
-    again = run_cli(cmd, url, "--allow-private", "127.0.0.1/32", "--json")  # the fix it named works
+    again = run_cli(cmd, url, "--allow-private", f"127.0.0.1:{feed_server.port}", "--json")  # the fix works
     assert "blocked-address" not in again.stdout + again.stderr
     assert [p for p, _ in feed_server.log] == ["/x"]
 
@@ -150,7 +150,7 @@ def test_daemon_and_config_commands_refusing_name_the_config_key(tmp_path, feed_
 
     url = feed_server.add("/f.xml", rss([]))
     cfg = _config_without_allow_list(tmp_path, [url])
-    fix = 'to allow it, add "127.0.0.1/32" to [fetch] allow_private'
+    fix = f'to allow it, add "127.0.0.1:{feed_server.port}" to [fetch] allow_private'
     assert run_cli("once", "--config", str(cfg)).returncode == 0
     [(error,)] = db_rows(tmp_path / "monitor.db", "SELECT last_error FROM feeds")
     assert error.endswith(f"refused: 127.0.0.1 is a loopback address; {fix}") and "--allow-private" not in error

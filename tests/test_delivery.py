@@ -88,7 +88,7 @@ def test_smtp_refusing_then_recovering_delivers_each_mail_once_in_order(tmp_path
         [(state, error)] = rows(store, "SELECT state, last_error FROM outbox WHERE id = 1")
         assert state == "failed" and "451" in error and "try again later" in error  # the server's own words
         clock.now += 60
-        # apprise paces one email object at 5.5 s a message (LIBRARY-NOTES); a fresh one, as after
+        # apprise paces one email object at 5.5 s a message (../shared/LIBRARY-NOTES.md); a fresh one, as after
         # a restart, keeps this test to one such pause.
         sender.notifier = Notifier({"mail": Channel("mail", (smtp.apprise_url,), "mail")})
         assert asyncio.run(sender.deliver()) == (2, 0)

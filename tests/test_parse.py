@@ -286,7 +286,7 @@ def test_billion_laughs_is_not_expanded():
 
 
 def test_quadratic_blowup_stays_small_in_memory():
-    """LIBRARY-NOTES: a 68 KB feed with one large entity referenced thousands of times became
+    """../shared/LIBRARY-NOTES.md: a 68 KB feed with one large entity referenced thousands of times became
     888 MB. Stripped, parsing it costs a few MB."""
     body = entity_feed(refs=6000, size=10_000).encode()  # 60 MB if expanded
     tracemalloc.start()

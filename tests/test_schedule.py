@@ -283,9 +283,9 @@ def test_learn_cadence_ignores_dates_more_than_an_hour_in_the_future():
     assert cadence([*base, iso(NOW + 1800)]) == pytest.approx((3 * 3600 + 1800) / 4)
 
 
-def test_learn_cadence_ignores_unparseable_and_naive_dates():
+def test_learn_cadence_ignores_unparseable_and_future_dates():
     dates = [iso(NOW - 1200), None, "", "yesterday", "2026-13-45T00:00:00+00:00",
-             "2026-11-01T08:00:00",  # no time zone
+             "2026-11-01T08:00:00",  # no zone: UTC (monitor.dates), six weeks after NOW: ignored
              iso(NOW - 600), iso(NOW)]
 
     assert cadence(dates) == pytest.approx(600)
@@ -339,7 +339,7 @@ def test_newest_is_never_in_the_future():
 
 def test_newest_without_usable_dates_is_none():
     assert schedule.newest([], NOW) is None
-    assert schedule.newest([None, "", "soon", "2026-11-01T08:00:00", iso(NOW + 86400)], NOW) is None
+    assert schedule.newest([None, "", "soon", "2026-11-01T08:00:00", iso(NOW + 86400)], NOW) is None  # future
 
 
 # --- status -------------------------------------------------------------------------------

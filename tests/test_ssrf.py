@@ -13,8 +13,9 @@ import time
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from conftest import db_rows, rss, run_cli, write_config
+from servers import FeedServer
 
-from monitor.addresses import Policy, exactly, legacy_ipv4
+from monitor.addresses import Policy, allow_list, exactly, legacy_ipv4
 from monitor.errors import FetchError
 from monitor.fetch import Client, Limits
 
@@ -128,6 +129,38 @@ def test_legacy_numeric_hosts_are_read_as_the_address_they_are(host):
     assert legacy_ipv4(host) == "127.0.0.1"
 
 
+def test_a_host_and_port_entry_allows_that_port_only():
+    p = Policy(["127.0.0.1:8731", "[::1]:8731", "10.0.0.0/8"])
+    assert p.refusal("127.0.0.1", 8731) is None and p.refusal("::1", 8731) is None
+    assert p.refusal("::ffff:127.0.0.1", 8731) is None  # the same host, mapped
+    assert p.refusal("127.0.0.1", 9100) == "loopback" and p.refusal("::1", 9100) == "loopback"
+    assert p.refusal("127.0.0.1") == "loopback"  # no port known: only a network can allow it
+    assert p.refusal("10.1.2.3", 9100) is None  # a network keeps allowing every port
+
+
+def test_a_name_entry_trusts_that_name_on_that_port_only():
+    p = Policy(["localhost:8731", "Feeds.Internal.:80"])
+    assert p.trusts("localhost", 8731) and p.trusts("feeds.internal", 80)
+    assert not p.trusts("localhost", 9100) and not p.trusts("127.0.0.1", 8731)
+    assert p.refusal("127.0.0.1", 8731) == "loopback"  # the address is not the name
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:0", "127.0.0.1:65536", "[::1]", "[localhost]:80",
+                                   "localhost", "localhost:http", "0x7f.1:80", "10.0.0.0/33", "",
+                                   "feeds..test:80", "http://127.0.0.1:8731/"])
+def test_a_malformed_entry_is_named_with_the_syntax(entry):
+    with pytest.raises(ValueError) as e:
+        allow_list([entry])
+    assert repr(entry) in str(e.value) and "127.0.0.1:8731" in str(e.value) and "CIDR" in str(e.value)
+
+
+@pytest.mark.parametrize("address,port,entry", [("127.0.0.1", 8731, "127.0.0.1:8731"), ("::1", 80, "[::1]:80"),
+                                                ("::ffff:10.0.0.1", 443, "10.0.0.1:443")])
+def test_a_refusal_with_a_port_names_that_host_and_port(address, port, entry):
+    assert exactly(address, port) == entry and Policy([entry]).refusal(address, port) is None
+    assert Policy([entry]).refusal(address, port + 1) is not None
+
+
 # --- the client: literals, names, redirects ---------------------------------------------
 
 def test_loopback_is_refused_by_default_and_nothing_is_sent(feed_server):
@@ -167,7 +200,7 @@ def test_name_resolving_to_metadata_is_refused_after_dns():
     err = refused("http://metadata.test/latest/meta-data/iam/", resolver=dns)
     assert dns.asked == ["metadata.test"] and err.detail == (
         "refused: metadata.test resolves to 169.254.169.254, which is a cloud-metadata address; "
-        'to allow it, add "169.254.169.254/32" to [fetch] allow_private')
+        'to allow it, add "169.254.169.254:80" to [fetch] allow_private')
 
 
 def test_name_resolving_to_a_refused_loopback_never_connects(victim):
@@ -200,6 +233,44 @@ def test_only_the_allowed_addresses_of_a_name_are_used(feed_server):
         victim.close()
 
 
+@pytest.fixture
+def other_server():
+    """A second loopback HTTP server, standing for /metrics or any other local port."""
+    srv = FeedServer()
+    yield srv
+    srv.close()
+
+
+def test_a_port_entry_opens_that_port_and_no_other_on_the_same_host(feed_server, other_server):
+    allow = (f"127.0.0.1:{feed_server.port}",)
+    assert get(feed_server.add("/f.xml", rss([])), allow=allow).status == 200
+    other = other_server.add("/metrics", "monitor_up 1\n")
+    err = refused(other, allow=allow)
+    assert err.detail == ("refused: 127.0.0.1 is a loopback address; "
+                          f'to allow it, add "127.0.0.1:{other_server.port}" to [fetch] allow_private')
+    assert other_server.log == []
+    assert get(other, allow=("127.0.0.0/8",)).status == 200  # control: a network opens every port
+
+
+def test_a_redirect_from_the_allowed_port_to_another_local_port_is_refused(feed_server, other_server):
+    other = other_server.add("/metrics", "monitor_up 1\n")
+    url = feed_server.add("/r", b"", status=302, etag=False, headers={"Location": other})
+    err = refused(url, allow=(f"127.0.0.1:{feed_server.port}",))
+    assert f"127.0.0.1:{other_server.port}" in err.detail and "allow_private" in err.detail
+    assert [p for p, _ in feed_server.log] == ["/r"] and other_server.log == []
+
+
+def test_a_name_entry_allows_what_that_name_resolves_to_on_its_port(feed_server, other_server):
+    dns = MapResolver({"feeds.test": ["127.0.0.1"]})
+    allow = (f"feeds.test:{feed_server.port}",)
+    feed_server.add("/f.xml", rss([]))
+    assert get(f"http://feeds.test:{feed_server.port}/f.xml", allow=allow, resolver=dns).status == 200
+    other_server.add("/metrics", "monitor_up 1\n")
+    refused(f"http://feeds.test:{other_server.port}/metrics", allow=allow, resolver=dns)
+    refused(f"http://127.0.0.1:{feed_server.port}/f.xml", allow=allow, resolver=dns)  # not the name
+    assert other_server.log == [] and [p for p, _ in feed_server.log] == ["/f.xml"]
+
+
 # --- through the daemon: the refusal is the feed's health ------------------------------
 
 def test_blocked_feed_is_recorded_in_feed_health(tmp_path, feed_server):
@@ -213,3 +284,32 @@ def test_blocked_feed_is_recorded_in_feed_health(tmp_path, feed_server):
                                       "SELECT last_status, last_error_kind, last_error FROM feeds")
     assert (status, kind) == ("error", "blocked-address") and "loopback" in error
     assert feed_server.log == []
+
+
+def _config_allowing(tmp_path, feeds, allow):
+    cfg = write_config(tmp_path, feeds=feeds, channels={"console": ["log://"]})
+    lines = cfg.read_text("utf-8").splitlines()
+    cfg.write_text("\n".join(f"allow_private = {allow}" if x.startswith("allow_private") else x
+                             for x in lines) + "\n")
+    return cfg
+
+
+def test_the_daemon_allowed_one_local_port_polls_it_and_refuses_the_next(tmp_path, feed_server, other_server):
+    ok, other = feed_server.add("/f.xml", rss([])), other_server.add("/f.xml", rss([]))
+    cfg = _config_allowing(tmp_path, [ok, other], f'["127.0.0.1:{feed_server.port}"]')
+    res = run_cli("once", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    rows = dict(db_rows(tmp_path / "monitor.db", "SELECT url, last_error_kind || ': ' || last_error FROM feeds"))
+    assert rows[ok] is None and rows[other].startswith("blocked-address: ")
+    assert rows[other].endswith(f'add "127.0.0.1:{other_server.port}" to [fetch] allow_private')
+    assert other_server.log == [] and [p for p, _ in feed_server.log] == ["/f.xml"]
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:99999", "localhost"])
+def test_config_names_a_malformed_allow_private_entry(tmp_path, entry):
+    cfg = _config_allowing(tmp_path, [], f'["127.0.0.1:8731", "{entry}"]')
+    res = run_cli("check", "--config", str(cfg))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "allow_private" in res.stderr and repr(entry) in res.stderr, res.stderr
+    flag = run_cli("parse", "--allow-private", entry, "http://127.0.0.1:9/")
+    assert flag.returncode == 2 and f"--allow-private: {entry!r}" in flag.stderr, flag.stderr

@@ -32,20 +32,21 @@ config_option = click.option(
 
 # parse and extract refuse a private address on their own terms: the flag is the fix there, not
 # the config's [fetch] allow_private, which they do not read (issue 14).
-ALLOW_FLAG_FIX = "rerun with --allow-private {cidr}"
+ALLOW_FLAG_FIX = "rerun with --allow-private {entry}"
 allow_private_option = click.option(
-    "--allow-private", "allow_private", multiple=True, metavar="CIDR",
-    help="Network the SSRF guard lets fetching reach although not public (repeatable), e.g. 127.0.0.1/32.",
+    "--allow-private", "allow_private", multiple=True, metavar="CIDR|HOST:PORT",
+    help="What the SSRF guard lets fetching reach although not public (repeatable): a network "
+         "(127.0.0.0/8, every port) or one host's port (127.0.0.1:8731, [::1]:8731, localhost:8731).",
 )
 
 
 def client_limits(allow_private: tuple[str, ...]) -> Limits:
-    """fetch.Limits for the one-off commands; a bad CIDR exits 2."""
+    """fetch.Limits for the one-off commands; a bad entry exits 2."""
     from .. import addresses
     from ..fetch import Limits
 
     try:
-        addresses.networks(allow_private)
+        addresses.allow_list(allow_private)
     except ValueError as e:
         fail(f"--allow-private: {e}")
     return Limits(allow_private=tuple(allow_private))

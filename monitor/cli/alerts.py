@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .. import config as config_mod
+from .. import dates
 from ..errors import MonitorError, NotifyError
 from ..models import Alert
 from ..store import Store
@@ -37,8 +38,7 @@ def _id(value: str) -> int:
     return int(value)
 
 
-def _when(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+_when = dates.local  # 2026-11-01 09:00:00 on this machine's clock, "-" when unknown
 
 
 def _json(a: Alert) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 
 from .. import config as config_mod
-from .. import rules, schedule, urlsecrets
+from .. import dates, rules, schedule, urlsecrets
 from ..errors import MonitorError
 from ..models import Alert
 from . import cli, config_option
@@ -150,13 +150,13 @@ def feed_health(rows: list[dict], now: float, failing_alert_after: float) -> lis
     active = [r for r in rows if r["active"]]
     for r in active:
         if r["gone_at"] is not None:
-            out.append(("warn", f"feed {r['id']}", f"{r['url']}: gone (HTTP 410) {_ago(r['gone_at'], now)}; "
+            out.append(("warn", f"feed {r['id']}", f"{r['url']}: gone (HTTP 410) {dates.ago(r['gone_at'], now)}; "
                         f"remove it from the config or with monitor feeds remove"))
         elif r["error_count"]:
             since = r["failing_since"] or r["last_polled_at"] or now
             level = "fail" if now - since >= failing_alert_after else "warn"
             why = f"{r['last_error_kind']}: {r['last_error']}" if r["last_error_kind"] else r["last_error"] or "?"
-            out.append((level, f"feed {r['id']}", f"{r['url']}: failing since {_ago(since, now)} "
+            out.append((level, f"feed {r['id']}", f"{r['url']}: failing since {dates.ago(since, now)} "
                         f"({r['error_count']} failed polls): {why}"))
     if not out:
         out.append(("ok", "feeds", f"{len(active)} active, none failing"))
@@ -182,7 +182,7 @@ def delivery_health(by_channel: list[tuple[str, str, int]], failed: list[Alert],
         when = (newest.last_attempt_at or 0.0) if newest else 0.0
         if newest and (count.get(("dead", ch)) or when >= last_ok.get(ch, 0.0)):
             status = f" (HTTP {newest.last_status})" if newest.last_status else ""
-            parts.append(f"last attempt failed {_ago(when, now)}{status}: {newest.last_error or '?'}")
+            parts.append(f"last attempt failed {dates.ago(when, now)}{status}: {newest.last_error or '?'}")
         if n := count.get(("failed", ch)):
             parts.append(f"{n} alerts waiting for a retry")
         if n := count.get(("dead", ch)):
@@ -208,11 +208,6 @@ def _health(cfg: config_mod.Config, now: float) -> list[Result]:
         store.close()
     mask = masker(cfg)
     return [(level, check, urlsecrets.mask(detail, mask)) for level, check, detail in results]
-
-
-def _ago(ts: float, now: float) -> str:
-    s = max(0, int(now - ts))
-    return f"{s}s ago" if s < 120 else f"{s // 60}m ago" if s < 7200 else f"{s // 3600}h ago"
 
 
 def diagnose(config_path: str, full: bool = False, now: float | None = None) -> list[Result]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from .. import config as config_mod
-from .. import schedule
+from .. import dates, schedule
 from ..errors import MonitorError
 from ..fetch import Client, Limits
 from ..opml import FeedRef, discover, looks_like_feed, read_opml_report, write_opml
@@ -64,9 +64,9 @@ def feeds_cmd(ctx: click.Context, config_path: str, as_json: bool) -> None:
                 "failing_since": r["failing_since"]}, ensure_ascii=False))
             continue
         note = r["url"] + (f"  ({error})" if error else "")
-        table.append((str(r["id"]), status, _ago(r["last_ok_at"], now),
-                      _ago(r["next_check_at"], now) if r["active"] else "-",
-                      _span(r["cadence_s"]), str(r["error_count"]), str(r["entries"]), note))
+        table.append((str(r["id"]), status, dates.ago(r["last_ok_at"], now),
+                      dates.ago(r["next_check_at"], now) if r["active"] else "-",
+                      dates.span(r["cadence_s"]), str(r["error_count"]), str(r["entries"]), note))
     if not as_json:
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
         for row in table:
@@ -188,17 +188,3 @@ def export_cmd(config_path: str, file: str) -> None:
     else:
         Path(file).write_bytes(data)
         click.echo(f"{file}: {len(rows)} feeds")
-
-
-def _ago(ts: float | None, now: float) -> str:
-    if not ts:
-        return "never" if ts is None else "now"
-    d = ts - now
-    return f"in {_span(d)}" if d > 0 else f"{_span(-d)} ago"
-
-
-def _span(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return f"{s}s" if s < 120 else f"{s // 60}m" if s < 7200 else f"{s // 3600}h" if s < 172800 else f"{s // 86400}d"

@@ -8,20 +8,17 @@ which, with the explanation an alert would carry, before anyone is alerted.
 from __future__ import annotations
 
 import json
-import re
 import time
 from types import SimpleNamespace
 
 import click
 
-from .. import rules
+from .. import dates, rules
 from ..errors import MonitorError, RuleError
 from ..store import Store
 from . import cli, config_option, fail, load_config
 from .progress import Progress
 
-_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 @cli.group("rules")
@@ -74,10 +71,10 @@ def check_cmd(config_path: str, rules_dir: str | None) -> None:
 @click.option("--limit", default=20, show_default=True, help="How many matches to list (all with --json).")
 def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, as_json: bool, limit: int) -> None:
     """Backtest RULE_ID on the stored articles: how many would have fired, and which."""
-    m = _SINCE.match(since)
-    if not m:
+    try:
+        window = dates.duration(since)
+    except ValueError:
         fail(f"--since {since!r}: expected a number and a unit (s, m, h, d, w), e.g. 14d")
-    window = float(m.group(1)) * _UNITS[m.group(2)]
     cfg = load_config(config_path)  # the database is the config's even when --rules names the rules
     try:
         ruleset = rules.load(rules_dir or cfg.rules_dir)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import UTC, datetime
 
 import click
 
 from .. import config as config_mod
-from .. import schedule
+from .. import dates, schedule
 from ..errors import MonitorError
 from ..service import stale_after
 from ..store import Store
@@ -21,7 +20,7 @@ HEALTH = ("ok", "new", "failing", "silent", "gone", "inactive")
 
 
 def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else "never"
+    return (dates.stamp(ts) or "?") if ts else "never"
 
 
 def daemon_line(state: dict | None, tick: float, now: float) -> tuple[str, str]:

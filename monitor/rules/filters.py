@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
+from .. import dates
 from ..models import Article
 from .tree import Rule
 
@@ -25,18 +25,7 @@ def passes(rule: Rule, article: Article, feed: Any, now: float | None) -> bool:
         if not tags & {t.lower() for t in rule.tags}:
             return False
     if rule.max_age is not None and article.date:
-        when = timestamp(article.date)
+        when = dates.timestamp(article.date)  # no zone: UTC
         if when is not None and (now if now is not None else time.time()) - when > rule.max_age:
             return False
     return True
-
-
-def timestamp(date: str) -> float | None:
-    """Seconds since the epoch of an ISO date or date-time (UTC when it has no zone)."""
-    try:
-        d = datetime.fromisoformat(date.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=UTC)
-    return d.timestamp()
