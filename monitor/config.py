@@ -35,6 +35,8 @@ class MonitorSection(_Section):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: str = Field("text", description="text (key=value lines) or json (one JSON object a line)")
     stop_grace: Seconds = Field(15, description="seconds in-flight polls and sends may take after SIGTERM")
+    busy_timeout: Seconds = Field(10, description="seconds a database write waits for another process's lock "
+                                  "before it counts as failed (the event loop never waits: store/aio.py)")
 
     @field_validator("log_level")
     @classmethod

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 # Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
 # worker pool and the endpoint were built with them): kept, with a warning, until a restart.
-RESTART_KEYS = ("monitor.database", "monitor.tick", "monitor.log_format", "poll.concurrency", "poll.per_host",
+RESTART_KEYS = ("monitor.database", "monitor.busy_timeout", "monitor.tick", "monitor.log_format", "poll.concurrency", "poll.per_host",
                 "extract.workers", "fetch", "http", "retention.every")
 
 
@@ -83,7 +83,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet,
                   observe: Callable[[str, float], None] | None = None) -> AsyncIterator[pipeline.Context]:
     """Everything a poll needs, opened in order and closed in reverse."""
     notifier = notifier_for(config)
-    db = AsyncStore(Store(config.database))
+    db = AsyncStore(Store(config.database, busy_timeout=config.monitor.busy_timeout))
     pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse", "monitor.language"))
     f, p = config.fetch, config.poll
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,

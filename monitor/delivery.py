@@ -115,8 +115,12 @@ class Sender:
     async def start(self) -> list[asyncio.Task[tuple[int, int]]]:
         """Start a pass for every channel with undelivered alerts that has none running, and one
         for the ops notices; return the running passes without waiting for them."""
-        channels = [*await self.db.queued_channels(), *await self.db.held_channels(),
-                    *(ch for ch, _, _ in self.unrecorded.values()), NOTICES]
+        try:
+            queued = [*await self.db.queued_channels(), *await self.db.held_channels()]
+        except StoreError as e:
+            log.warning("delivery paused reason=%r: retried at the next pass", str(e))
+            queued = []
+        channels = [*queued, *(ch for ch, _, _ in self.unrecorded.values()), NOTICES]
         for key in dict.fromkeys(channels):
             if key not in self.tasks:
                 task = asyncio.ensure_future(self._notices() if key == NOTICES else self._channel(key))
@@ -186,8 +190,7 @@ class Sender:
 
     async def _drain(self, channel: str) -> tuple[int, int]:
         sent = failed = 0
-        if not await self._record_sent(channel):
-            return sent, failed
+        await self._record_sent(channel)
         await self._release(channel)
         lease = self.cfg.timeout + LEASE_MARGIN
         while True:
@@ -205,25 +208,25 @@ class Sender:
                     continue
                 if not await self.db.claim(alert.id, now, self.owner, lease):
                     return sent, failed
-                if await self._attempt(alert):
-                    sent += 1
-                else:
-                    return sent, failed + 1
+                outcome = await self._attempt(alert)
+                if outcome != "sent":
+                    return sent, failed + (outcome == "failed")
+                sent += 1
             if len(queue) < self.batch:
                 return sent, failed
 
-    async def _record_sent(self, channel: str) -> bool:
-        """Record the channel's sends whose 'sent' the database refused before (oldest first);
-        False while it still refuses: the channel waits, and nothing is sent twice."""
+    async def _record_sent(self, channel: str) -> None:
+        """Record the channel's sends whose 'sent' the database refused before, oldest first.
+        A StoreError means it still refuses: the channel waits, and nothing is sent twice."""
         for alert_id, (ch, when, status) in sorted(self.unrecorded.items()):
-            if ch != channel:
-                continue
-            await self.db.mark_sent(alert_id, when, status)  # StoreError: still refused
-            del self.unrecorded[alert_id]
-            log.info("alert sent, recorded late id=%d channel=%s", alert_id, channel)
-        return True
+            if ch == channel:
+                await self.db.mark_sent(alert_id, when, status)
+                del self.unrecorded[alert_id]
+                log.info("alert sent, recorded late id=%d channel=%s", alert_id, channel)
 
-    async def _attempt(self, alert: Alert) -> bool:
+    async def _attempt(self, alert: Alert) -> str:
+        """Send one claimed alert: 'sent', 'failed' (recorded, retried later) or 'unrecorded'
+        (the service took it, the database did not take the 'sent': kept in memory)."""
         status = retry_after = None
         try:
             if alert.digest_id == alert.id:
@@ -249,19 +252,19 @@ class Sender:
                 self.unrecorded[alert.id] = (alert.channel, when, answer.status)
                 log.warning("alert sent but not recorded id=%d channel=%s reason=%r: recorded at the channel's "
                             "next pass, not sent again", alert.id, alert.channel, str(e))
-                return False
-            return True
+                return "unrecorded"
+            return "sent"
         now = self.clock()
         done = alert.attempts + 1
         after = dataclasses.replace(alert, attempts=done, last_status=status)
         if verdict(after, now, self.cfg.max_attempts, self.cfg.max_age) == "dead":
             await self._dead(alert, now, attempted=True, error=error, status=status)
-            return False
+            return "failed"
         next_at = schedule.retry_alert(now, done, self.cfg.retry, self.cfg.max_retry, self.rng, retry_after)
         await self.db.mark_failed(alert.id, error, next_at, now=now, status=status)
         log.warning("alert failed id=%d channel=%s attempts=%d retry_in=%.0fs%s error=%r", alert.id, alert.channel,
                     done, next_at - now, f" retry_after={retry_after:g}" if retry_after is not None else "", error)
-        return False
+        return "failed"
 
     async def _dead(self, alert: Alert, now: float, *, attempted: bool, error: str, status: int | None = None) -> None:
         attempts = alert.attempts + int(attempted)

@@ -1,5 +1,7 @@
 """``monitor status``: the daemon's last tick, feeds by health and the outbox by state, read
-from the database (a reader connection: it works while the daemon runs, or after it died)."""
+from the database (a reader connection: it works while the daemon runs, or after it died) and
+from the daemon's lock file, which tells a live daemon whose database fails ("running; database
+unwritable: disk full") apart from one that stopped ticking."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from collections import Counter
 import click
 
 from .. import config as config_mod
-from .. import dates, schedule
+from .. import dates, lockfile, schedule
 from ..errors import MonitorError
 from ..service import stale_after
 from ..store import Store
@@ -23,15 +25,31 @@ def _when(ts: float | None) -> str:
     return (dates.stamp(ts) or "?") if ts else "never"
 
 
-def daemon_line(state: dict | None, tick: float, now: float) -> tuple[str, str]:
-    """(running | stopped | not-ticking | never-ran, a sentence) from the heartbeat row. Pure."""
+def daemon_line(state: dict | None, tick: float, now: float, alive: bool = False,
+                beat: dict | None = None) -> tuple[str, str]:
+    """(running | stopped | not-ticking | never-ran, a sentence). ``alive``/``beat``: whether a
+    daemon holds the database's lock now, and the heartbeat in its lock file (lockfile.py),
+    which a full disk or a locked database cannot stop; ``state``: the heartbeat row in the
+    database, for a daemon that is gone. Pure."""
+    if alive and beat:
+        last = beat.get("last_tick_at") or beat.get("started_at") or now
+        age, pid = now - last, beat.get("pid", "?")
+        if age > stale_after(beat.get("tick") or tick):
+            return "not-ticking", (f"daemon: NOT TICKING: running (pid {pid}) but its last tick was {age:.0f}s "
+                                   f"ago at {_when(last)} (hung?)")
+        if beat.get("database"):
+            return "running", f"daemon: running (pid {pid}), last tick {age:.0f}s ago; database {beat['database']}"
+        return "running", f"daemon: running (pid {pid}), last tick {age:.0f}s ago"
+    if beat and beat.get("stopped_at") and not alive:  # said at its exit, even to a full disk
+        return "stopped", f"daemon: stopped at {_when(beat['stopped_at'])} (pid {beat.get('pid', '?')})"
     if state is None:
         return "never-ran", "daemon: has never run on this database"
     if state["stopped_at"]:
         return "stopped", f"daemon: stopped at {_when(state['stopped_at'])} (pid {state['pid']})"
     last = state["last_tick_at"] or state["started_at"]
     age = now - last
-    if age > stale_after(tick):
+    crashed = beat is not None and not alive  # it held the lock, and the kernel took it back
+    if age > stale_after(tick) or crashed:
         return "not-ticking", (f"daemon: NOT TICKING: last tick {age:.0f}s ago at {_when(last)} "
                                f"(pid {state['pid']}; killed, hung or stopped without a trace)")
     return "running", f"daemon: running (pid {state['pid']}), last tick {age:.0f}s ago"
@@ -47,6 +65,7 @@ def status_cmd(config_path: str, as_json: bool) -> None:
         store = Store(cfg.database)
     except MonitorError as e:
         fail(str(e))
+    alive, beat = lockfile.read(cfg.database)
     try:
         now, p = time.time(), cfg.poll
         health = Counter(schedule.status(
@@ -56,16 +75,19 @@ def status_cmd(config_path: str, as_json: bool) -> None:
         outbox = store.outbox_by_channel()
         notices = store.notices_by_state()
         state = store.daemon_state()
+    except MonitorError as e:
+        fail(str(e))
     finally:
         store.close()
-    daemon, sentence = daemon_line(state, cfg.monitor.tick, now)
+    daemon, sentence = daemon_line(state, cfg.monitor.tick, now, alive, beat)
     by_state = Counter[str]()
     for s, _, n in outbox:
         by_state[s] += n
     if as_json:
         click.echo(json.dumps({
-            "daemon": daemon, "pid": state["pid"] if state else None,
-            "last_tick_at": state["last_tick_at"] if state else None,
+            "daemon": daemon, "pid": (beat or state or {}).get("pid"),
+            "last_tick_at": (beat if alive and beat else state or {}).get("last_tick_at"),
+            "database": beat.get("database") if alive and beat else None,
             "feeds": {h: health.get(h, 0) for h in HEALTH},
             "outbox": dict(by_state), "outbox_by_channel": [
                 {"state": s, "channel": c, "alerts": n} for s, c, n in outbox],

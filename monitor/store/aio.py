@@ -8,9 +8,9 @@ connection, one call at a time and in order (one writer, as SQLite wants it).
 
 ``busy()`` says which call has been running for how long, and ``problem`` what the database
 last failed with, so the daemon's health and status name what is blocked ("database busy:
-record for 12s", "disk full") instead of going silent. After a failure, the calls queued
-behind it fail at once for COOLDOWN seconds: during a 30 s lock, fifty polls do not each wait
-the busy timeout in turn. ``post`` queues a call without waiting for it (the heartbeat).
+record for 12s", "disk full") instead of going silent. After a failure, the calls that were
+queued behind it fail at once: during a 30 s lock, fifty polls do not each wait the busy
+timeout in turn. ``post`` queues a call without waiting for it (the heartbeat).
 """
 
 from __future__ import annotations
@@ -26,21 +26,20 @@ from typing import Any
 from .base import StoreError
 
 log = logging.getLogger(__name__)
-COOLDOWN = 2.0  # seconds after a failure during which queued calls fail at once (then one tries again)
+FORGET = 60.0  # seconds after which a call's failure no longer counts unless it fails again
 
 
 class AsyncStore:
     """Awaitable proxy of a Store: ``await db.NAME(*args)`` runs ``store.NAME(*args)`` on the
     database thread. Attributes that are not methods (``path``) are read directly."""
 
-    def __init__(self, store: Any, clock: Callable[[], float] = time.monotonic, cooldown: float = COOLDOWN):
+    def __init__(self, store: Any, clock: Callable[[], float] = time.monotonic):
         self.store = store
         self.clock = clock
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="db")
         self._running: tuple[str, float] | None = None  # the call in progress and since when
-        self.problem: StoreError | None = None  # the last environmental failure, until a call succeeds
-        self.cooldown = cooldown
-        self._retry_at = 0.0
+        self._failing: dict[str, tuple[StoreError, float]] = {}  # call -> its last failure, while it fails
+        self._failed_at = 0.0
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.store, name)
@@ -49,7 +48,8 @@ class AsyncStore:
 
         async def call(*args: Any, **kw: Any) -> Any:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, functools.partial(self._run, name, attr, args, kw))
+            return await loop.run_in_executor(self._thread, functools.partial(
+                self._run, name, attr, args, kw, self.clock()))
 
         call.__name__ = name
         return call
@@ -59,30 +59,43 @@ class AsyncStore:
         database thread; None when it is exhausted."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, functools.partial(
-            self._run, "next", next, (iterator, None), {}))
+            self._run, "next", next, (iterator, None), {}, self.clock()))
 
     def post(self, name: str, *args: Any) -> Future[Any]:
         """Queue ``store.NAME(*args)`` without waiting; a failure is logged, not raised."""
-        future = self._thread.submit(self._run, name, getattr(self.store, name), args, {})
+        future = self._thread.submit(self._run, name, getattr(self.store, name), args, {}, self.clock())
         future.add_done_callback(_log_failure)
         return future
 
-    def _run(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+    def _run(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any],
+             asked: float | None = None) -> Any:
         now = self.clock()
-        if self.problem is not None and now < self._retry_at:
-            # The database just failed (locked past the busy timeout, disk full): the calls queued
-            # behind that one fail at once instead of each waiting the busy timeout in turn.
-            raise StoreError(f"{self.problem} (not tried again for {self._retry_at - now:.0f}s)", self.problem.kind)
+        if self._failing and asked is not None and asked < self._failed_at:
+            # Asked before the database failed (locked past the busy timeout, disk full), while
+            # that call waited: fail at once instead of each waiting the busy timeout in turn.
+            # A call asked after the failure tries for real.
+            last = self.problem or next(iter(self._failing.values()))[0]
+            raise StoreError(f"{last} (queued behind that failure)", last.kind)
         self._running = (name, now)
         try:
             result = fn(*args, **kw)
         except StoreError as e:
-            self.problem, self._retry_at = e, self.clock() + self.cooldown
+            self._failed_at = self.clock()
+            self._failing[name] = (e, self._failed_at)
             raise
         finally:
             self._running = None
-        self.problem = None
+        self._failing.pop(name, None)
         return result
+
+    @property
+    def problem(self) -> StoreError | None:
+        """The newest failure of a call whose last try failed, within FORGET seconds: a read that
+        works while writes fail (WAL readers pass another process's lock) does not hide it, and
+        the failure is forgotten once that call works again."""
+        now = self.clock()
+        live = [(at, e) for e, at in self._failing.values() if now - at < FORGET]
+        return max(live, key=lambda x: x[0])[1] if live else None
 
     def busy(self) -> tuple[str, float] | None:
         """(the call in progress, seconds it has run) or None when the thread is idle."""
