@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.models import Article, Entry, Feed, FeedUpdate, Match
+from monitor.models import Article, Entry, Feed, FeedUpdate, Match, Notice
 from monitor.store import MIGRATIONS, Store, StoreError
 
 A = "https://a.example/feed.xml"
@@ -209,6 +209,26 @@ def test_feeds_due_at_respects_next_check_at(store):
     assert [f.url for f in store.feeds(due_at=1500.0)] == [B]
     assert [f.url for f in store.feeds(due_at=2000.0)] == [B, C, A]  # soonest first
     assert len(store.feeds()) == 3
+
+
+def test_save_poll_writes_what_the_update_sets_keeps_the_rest_and_queues_its_notices(store, db_path):
+    a, _ = two_feeds(store)
+    record(store, a, [], now=1000.0, validators={"etag": '"v1"', "last_modified": "Mon", "body_hash": "abc"})
+    polled(store, a, 5000.0, ("timeout", "no answer"))
+    failing = by_url(store)[A]
+    update = FeedUpdate(last_polled_at=2000.0, last_status="error", last_error_kind="http-410", error_count=2,
+                        gone_at=2000.0, alerted_failing=True, next_check_at=9000.0, etag=None,
+                        notices=(Notice("gone", "ops", "Feed gone: Feed A", "410"),))
+
+    store.save_poll(failing, update, now=2000.0)
+
+    assert raw(db_path, "SELECT last_error_kind, last_error, error_count, gone_at, alerted_failing, next_check_at, "
+                        "etag, last_modified, body_hash, last_ok_at FROM feeds WHERE url = ?", (A,)) == [
+        ("http-410", "no answer", 2, 2000.0, 1, 9000.0, None, "Mon", "abc", 1000.0)]  # None clears, KEEP keeps
+    assert raw(db_path, "SELECT kind, channel, title, created_at FROM notices") == [
+        ("gone", "ops", "Feed gone: Feed A", 2000.0)]
+    store.save_poll(failing, FeedUpdate(), now=3000.0)  # nothing to write: nothing written
+    assert raw(db_path, "SELECT next_check_at FROM feeds WHERE url = ?", (A,)) == [(9000.0,)]
 
 
 # -- entries --------------------------------------------------------------------------------
