@@ -1,8 +1,11 @@
 """The one place that knows the order of the stages.
 
     poll(feed):  fetch.feed -> parse (worker) -> store.unseen -> fetch.page -> extract (worker)
-                 -> rules.match -> store.record (one transaction, outbox rows) -> reschedule
-    (delivery.py drains the outbox: claim -> notify.send -> mark sent / failed / dead)
+                 -> rules.match -> health.decide (the feed's FeedUpdate: schedule, validators, ops
+                 notices) -> store.record (one transaction, outbox rows); a failed or unchanged
+                 fetch goes straight to health.decide -> store.save_poll
+    (delivery.py drains the outbox: claim -> notify.send -> mark sent / failed / dead;
+    dispatch.py decides which feed is polled when, and throttles a host after 429s)
 
 Expected failures (MonitorError) are caught per feed and per alert, logged as one line and
 recorded; anything else is a bug, logged with its traceback, and the other feeds go on.
@@ -67,7 +70,7 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
             timeout=ctx.config.extract.timeout,
         )
     except NotModified as e:
-        update = health.decide(feed, health.Unchanged(e.headers, moved=e.moved), now, settings(ctx))
+        update = health.decide(feed, health.Unchanged(e.headers, moved=e.moved), now, _settings(ctx))
         ctx.store.save_poll(feed, update, now=now)
         return _done(feed, started, Outcome(feed.url, "not-modified", error=e.detail))
     except (FetchError, ParseError, WorkerError) as e:
@@ -100,14 +103,14 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
     fetched = health.Fetched(result.headers, result.etag, result.last_modified, body_hash(result.body),
                              ttl=parsed.ttl, published=tuple(e.published for e in parsed.entries), new=len(new),
                              reposts=len(reposts), baseline=baseline, moved=result.moved)
-    update = _warned(health.decide(feed, fetched, now, settings(ctx)))
+    update = _warned(health.decide(feed, fetched, now, _settings(ctx)))
     alerts = ctx.store.record(feed, now=ctx.clock(), update=update, new=items, baseline=baseline,
                               feed_title=parsed.title, edited=edited, seen=[e.uid for e in parsed.entries])
     status = "baseline" if baseline else "ok"
     return _done(feed, started, Outcome(feed.url, status, new=len(new), alerts=alerts))
 
 
-def settings(ctx: Context) -> health.Settings:
+def _settings(ctx: Context) -> health.Settings:
     """What feed health needs of the config (read at each poll: a reload may change it)."""
     p = ctx.config.poll
     return health.Settings(adaptive=p.adaptive, min_interval=p.min_interval, max_interval=p.max_interval,
@@ -120,7 +123,7 @@ def _failed(ctx: Context, feed: Feed, e: FetchError | ParseError | WorkerError, 
     kind = getattr(e, "kind", "parse-error")  # a WorkerError here: parsing hung or crashed
     detail = e.detail if isinstance(e, FetchError) else str(e)
     retry_after = e.retry_after if isinstance(e, FetchError) else None
-    update = _warned(health.decide(feed, health.Failed(kind, detail, retry_after), now, settings(ctx)))
+    update = _warned(health.decide(feed, health.Failed(kind, detail, retry_after), now, _settings(ctx)))
     ctx.store.save_poll(feed, update, now=now)
     return Outcome(feed.url, "error", error=f"{kind}: {detail}", kind=kind, retry_after=retry_after)
 
@@ -240,7 +243,7 @@ async def poll_safely(ctx: Context, feed: Feed) -> Outcome:
     # Back the feed off like any failure: left due, it would be polled again at once.
     try:
         now = ctx.clock()
-        update = _warned(health.decide(feed, health.Failed("internal", out.error), now, settings(ctx)))
+        update = _warned(health.decide(feed, health.Failed("internal", out.error), now, _settings(ctx)))
         ctx.store.save_poll(feed, update, now=now)
     except Exception as e:  # the database itself may be what fails; the next tick retries
         log.warning("cannot record the failed poll feed=%s error=%r", feed.url, str(e))
