@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from monitor.config import NotifySection  # noqa: E402
 from monitor.delivery import Sender  # noqa: E402
-from monitor.models import Channel, Entry, Match  # noqa: E402
+from monitor.models import Channel, Entry, FeedUpdate, Match  # noqa: E402
 from monitor.notify import Notifier  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
@@ -55,14 +55,14 @@ def record(store: Store, n: int, channels: tuple[str, ...], tag: str) -> float:
     now = time.time()
     store.sync_feeds([("http://127.0.0.1:9/bench.xml", "Bench", None)], now)
     [feed] = [f for f in store.feeds() if f.url.endswith("/bench.xml")]
-    state = {"last_ok_at": now, "last_status": "ok", "error_count": 0, "next_check_at": now + 900}
+    update = FeedUpdate(last_ok_at=now, last_status="ok", error_count=0, next_check_at=now + 900)
     started = time.perf_counter()
     for start in range(0, n, 1000):
         items = [(Entry(uid=f"guid:{tag}{i}", title=f"Story {tag}{i}", link=f"http://example.org/{tag}{i}",
                         summary="", content="", published=None, guid=f"{tag}{i}", content_hash=f"{tag}{i}"),
                   None, [Match("r", "Rule", ("Kursk",), "title", "… Kursk …", channels=(channels[i % len(channels)],))])
                  for i in range(start, min(n, start + 1000))]
-        store.record(feed, now=now, state=state, new=items, baseline=False)
+        store.record(feed, now=now, update=update, new=items, baseline=False)
     return time.perf_counter() - started
 
 

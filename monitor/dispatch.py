@@ -3,8 +3,9 @@
 The dispatcher starts a poll whenever a slot frees up, with at most ``poll.concurrency`` polls
 at once overall and ``poll.per_host`` per host, taking hosts in turn (a host with 500 feeds
 never gets 500 requests at once, nor starves the others), and skipping hosts throttled after
-repeated 429s. Feeds come from a ``source`` asked for a batch whenever the queue runs low, so
-memory holds one batch, not every registered feed: 50,000 feeds cost what 1,000 do.
+repeated 429s (``HostThrottle``). Feeds come from a ``source`` asked for a batch whenever the
+queue runs low, so memory holds one batch, not every registered feed: 50,000 feeds cost what
+1,000 do. The time comes from ``ctx.clock``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -23,16 +23,51 @@ from .store import StoreError
 log = logging.getLogger(__name__)
 BATCH = 1000  # feeds fetched from the source at a time
 POLL_LEASE = 900.0  # seconds a feed is claimed by its poll at the least (``poll_lease``)
+HOST_STRIKES = 3  # feeds of one host answering 429 ...
+HOST_WINDOW = 600.0  # ... within this many seconds throttle the whole host
+HOST_PAUSE = 300.0  # for at least this long (or the longest Retry-After among them)
 
 # (ids queued or running, n) -> up to n other feeds; awaited: the store answers on its own thread
 Source = Callable[[set[int], int], Awaitable[list[Feed]]]
 
 
+class HostThrottle:
+    """A 429 (RFC 6585) slows its own feed (health backs it off, never sooner than its
+    Retry-After). When several feeds of one host get 429s within HOST_WINDOW, the limit is the
+    host's: the host itself is throttled and every feed on it waits. No I/O: the caller is told
+    how long, and moves the feeds in the store."""
+
+    def __init__(self) -> None:
+        # host -> {feed URL: (time of its 429, Retry-After)}: recent 429s, to spot a host-wide limit
+        self.strikes: dict[str, dict[str, tuple[float, float]]] = {}
+        self.until: dict[str, float] = {}  # host -> throttled until
+
+    def throttled(self, host: str, now: float) -> bool:
+        return self.until.get(host, 0.0) > now
+
+    def strike(self, host: str, url: str, now: float, retry_after: float | None, cap: float) -> float | None:
+        """Count a 429 of ``url``. Seconds the host is now throttled for (at least HOST_PAUSE,
+        the longest Retry-After among its strikes, at most ``cap``), or None: not (yet)."""
+        strikes = self.strikes.setdefault(host, {})
+        strikes[url] = (now, retry_after or 0.0)
+        for u, (when, _) in list(strikes.items()):
+            if now - when > HOST_WINDOW:
+                del strikes[u]
+        if len(strikes) < HOST_STRIKES:
+            return None
+        wait = min(cap, max(HOST_PAUSE, *(ra for _, ra in strikes.values())))
+        self.until[host] = now + wait
+        strikes.clear()
+        return wait
+
+
 class Dispatcher:
-    def __init__(self, ctx: pipeline.Context, source: Source, *, batch: int = BATCH):
+    def __init__(self, ctx: pipeline.Context, source: Source, *, batch: int = BATCH,
+                 throttle: HostThrottle | None = None):
         self.ctx = ctx
         self.source = source
         self.batch = batch
+        self.throttle = throttle or HostThrottle()  # lives as long as the dispatcher (the daemon's)
         self.concurrency = ctx.config.poll.concurrency
         self.per_host = ctx.config.poll.per_host
         self.queues: dict[str, deque[Feed]] = {}
@@ -111,7 +146,7 @@ class Dispatcher:
 
     def fill(self) -> None:
         self._refill()
-        now = time.time()
+        now = self.ctx.clock()
         skipped: list[str] = []  # hosts at their limit: back in the rotation when a poll ends
         while len(self.tasks) < self.concurrency and self.rotation:
             host = self.rotation.popleft()
@@ -120,7 +155,7 @@ class Dispatcher:
             if not q:
                 self.queues.pop(host, None)
                 continue
-            if self.ctx.throttled.get(host, 0.0) > now:
+            if self.throttle.throttled(host, now):
                 # Their next_check_at was pushed past the throttle: they come back when due.
                 self.queued.difference_update(f.id for f in q)
                 del self.queues[host]
@@ -149,9 +184,30 @@ class Dispatcher:
 
     def _start(self, feed: Feed, host: str) -> None:
         self.inflight[host] += 1
-        task = asyncio.create_task(pipeline.poll_safely(self.ctx, feed))
+        task = asyncio.create_task(self._poll(feed))
         self.tasks[feed.id] = task
         task.add_done_callback(functools.partial(self._done, feed.id, host))
+
+    async def _poll(self, feed: Feed) -> pipeline.Outcome:
+        out = await pipeline.poll_safely(self.ctx, feed)
+        if out.kind == "http-429":
+            await self._strike(feed, out)
+        return out
+
+    async def _strike(self, feed: Feed, out: pipeline.Outcome) -> None:
+        """Count a 429 against its host; when the host is throttled, push its feeds back,
+        spread over a tenth of the wait so they do not all return at once."""
+        now = self.ctx.clock()
+        wait = self.throttle.strike(feed.host, feed.url, now, out.retry_after, self.ctx.config.poll.max_backoff)
+        if wait is None:
+            return
+        try:
+            delayed = await self.ctx.db.throttle_host(feed.host, now + wait, spread=wait * 0.1)
+        except StoreError as e:  # the host stays skipped here; its feeds come due as stored
+            log.warning("cannot store the host's throttle host=%s error=%r", feed.host, str(e))
+            return
+        log.warning("host throttled host=%s feeds=%d wait=%ds reason=%r", feed.host, delayed, wait,
+                    f"HTTP 429 from {HOST_STRIKES} of its feeds within {HOST_WINDOW:g}s")
 
     def _done(self, feed_id: int, host: str, task: asyncio.Task[pipeline.Outcome]) -> None:
         self.tasks.pop(feed_id, None)
@@ -193,7 +249,7 @@ def every_feed(ctx: pipeline.Context) -> Source:
 
     async def take(known: set[int], n: int) -> list[Feed]:
         nonlocal last
-        got = await ctx.db.claim_feeds(owner=leases.OWNER, now=time.time(), lease=poll_lease(ctx), due=False,
+        got = await ctx.db.claim_feeds(owner=leases.OWNER, now=ctx.clock(), lease=poll_lease(ctx), due=False,
                                        after_id=last, limit=n, default_interval=ctx.config.poll.interval)
         if got:
             last = got[-1].id
@@ -207,7 +263,7 @@ def due_feeds(ctx: pipeline.Context) -> Source:
     another process holds (the daemon); each is leased to this process while it is polled."""
 
     async def take(known: set[int], n: int) -> list[Feed]:
-        got = await ctx.db.claim_feeds(owner=leases.OWNER, now=time.time(), lease=poll_lease(ctx),
+        got = await ctx.db.claim_feeds(owner=leases.OWNER, now=ctx.clock(), lease=poll_lease(ctx),
                                        limit=n + len(known), default_interval=ctx.config.poll.interval)
         return [f for f in got if f.id not in known][:n]
 
@@ -223,6 +279,7 @@ def poll_lease(ctx: pipeline.Context) -> float:
     return max(POLL_LEASE, 10 * (c.fetch.timeout + c.extract.timeout))
 
 
-async def poll_all(ctx: pipeline.Context, feeds: list[Feed]) -> list[pipeline.Outcome]:
+async def poll_all(ctx: pipeline.Context, feeds: list[Feed],
+                   throttle: HostThrottle | None = None) -> list[pipeline.Outcome]:
     """Poll the given feeds once each, politely (concurrency, per host, throttled hosts)."""
-    return await Dispatcher(ctx, from_list(feeds)).run()
+    return await Dispatcher(ctx, from_list(feeds), throttle=throttle).run()

@@ -3,6 +3,7 @@ each stage normalises into these at its boundary."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -32,6 +33,52 @@ class Feed:
     @property
     def host(self) -> str:
         return (urlsplit(self.url).hostname or "").lower()
+
+
+class Keep(enum.Enum):
+    """A column a poll leaves as it is (``FeedUpdate``); None, by contrast, clears it."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An ops message about a feed (failing, recovered, gone) for one channel."""
+
+    kind: str
+    channel: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class FeedUpdate:
+    """What one poll changes in its feed's row: decided by ``health.decide`` (pure), written
+    by the store (``save_poll``, or ``record`` with the poll's entries) in one transaction.
+    A field left at KEEP is not written; None clears its column."""
+
+    last_polled_at: float | Keep = KEEP
+    last_ok_at: float | Keep = KEEP
+    last_status: str | Keep = KEEP  # ok | not-modified | error
+    last_error_kind: str | None | Keep = KEEP
+    last_error: str | None | Keep = KEEP
+    error_count: int | Keep = KEEP
+    failing_since: float | None | Keep = KEEP  # start of the current failure streak
+    gone_at: float | None | Keep = KEEP  # when it first answered 410
+    alerted_failing: bool | Keep = KEEP  # an ops alert went out for the current streak
+    next_check_at: float | Keep = KEEP
+    etag: str | None | Keep = KEEP
+    last_modified: str | None | Keep = KEEP
+    body_hash: str | None | Keep = KEEP
+    cadence_s: float | None | Keep = KEEP
+    last_new_at: float | None | Keep = KEEP
+    baselined_at: float | Keep = KEEP
+    moved: str | None = None  # its new address after permanent redirects only (301/308)
+    notices: tuple[Notice, ...] = ()  # ops messages to queue with the update
+    warning: str = ""  # the one log line the change deserves (gone, failing); "" for none
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """The one place that knows the order of the stages.
 
     poll(feed):  fetch.feed -> parse (worker) -> store.unseen -> fetch.page -> extract (worker)
-                 -> rules.match -> store.record (one transaction, outbox rows) -> reschedule
-    (delivery.py drains the outbox: claim -> notify.send -> mark sent / failed / dead)
+                 -> rules.match -> health.decide (the feed's FeedUpdate: schedule, validators, ops
+                 notices) -> store.record (one transaction, outbox rows); a failed or unchanged
+                 fetch goes straight to health.decide -> store.save_poll
+    (delivery.py drains the outbox: claim -> notify.send -> mark sent / failed / dead;
+    dispatch.py decides which feed is polled when, and throttles a host after 429s)
 
 Expected failures (MonitorError) are caught per feed and per alert, logged as one line and
 recorded; anything else is a bug, logged with its traceback, and the other feeds go on.
@@ -14,25 +17,22 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from . import extract, parse, rules, schedule
+from . import extract, health, parse, rules, schedule
 from .config import Config
 from .errors import ExtractError, FetchError, MonitorError, NotModified, ParseError
 from .fetch import Client, body_hash
-from .models import Article, Entry, Feed, Match
+from .models import Article, Entry, Feed, FeedUpdate, Match
 from .notify import Notifier
-from .store import Notice, StoreError
+from .store import StoreError
 from .store.aio import AsyncStore
 from .workers import Pool, WorkerError
 
 log = logging.getLogger(__name__)
 PAGE_MEMORY = 2000
 REPOST_WINDOW = 7 * 86400  # seconds: a new id with a title seen this recently is a repost
-HOST_STRIKES = 3  # feeds of one host answering 429 ...
-HOST_WINDOW = 600.0  # ... within this many seconds throttle the whole host
-HOST_PAUSE = 300.0  # for at least this long (or the longest Retry-After among them)
 SHORT_PAGE = 1000  # characters: below this a page's alternate (AMP / canonical) is tried
 
 
@@ -46,9 +46,7 @@ class Context:
     ruleset: rules.RuleSet
     # canonical URL -> its page's extraction, done or in flight (the last PAGE_MEMORY URLs)
     pages: dict[str, asyncio.Future[tuple[Article | None, str | None]]] = field(default_factory=dict)
-    # host -> {feed URL: (time of its 429, Retry-After)}: recent 429s, to spot a host-wide limit
-    strikes: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
-    throttled: dict[str, float] = field(default_factory=dict)  # host -> throttled until
+    clock: Callable[[], float] = time.time  # every decision that depends on the time asks it
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,13 @@ class Outcome:
     new: int = 0
     alerts: int = 0
     error: str = ""
+    kind: str = ""  # the error's class (http-429, timeout, ...) when status is error
+    retry_after: float | None = None  # seconds the server asked us to wait, if it said
 
 
 async def poll(ctx: Context, feed: Feed) -> Outcome:
     """Poll one feed end to end. Never raises for a feed's own failure."""
-    started, now = time.monotonic(), time.time()
+    started, now = time.monotonic(), ctx.clock()
     cfg = ctx.config.poll
     try:
         result = await ctx.http.feed(feed)
@@ -71,19 +71,16 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
             timeout=ctx.config.extract.timeout,
         )
     except NotModified as e:
-        hint = schedule.server_hint(e.headers, None, now)
-        state, notices = _ok_state(ctx, feed, now, "not-modified")
-        state["next_check_at"] = schedule.next_poll(now, _interval(ctx, feed, feed.cadence), hint=hint,
-                                                    max_hint=cfg.max_hint)
-        await ctx.db.save_poll(feed, state, notices=notices, moved=e.moved, now=now)
+        update = health.decide(feed, health.Unchanged(e.headers, moved=e.moved), now, _settings(ctx))
+        await ctx.db.save_poll(feed, update, now=now)
         return _done(feed, started, Outcome(feed.url, "not-modified", error=e.detail))
     except (FetchError, ParseError, WorkerError) as e:
         return _done(feed, started, await _failed(ctx, feed, e, now))
 
     new, edited = await ctx.db.sort_entries(feed, parsed.entries)
     baseline = not feed.baselined
-    published = [e.published for e in parsed.entries]
     items: list[tuple[Entry, Article | None, list[Match]]]
+    reposts: dict[str, str] = {}
     if baseline:
         # First sight of a feed: what was published within poll.first_run_window is fetched,
         # extracted and matched, and its alerts wait for one "while you were away" digest per
@@ -92,7 +89,6 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         items = list(await asyncio.gather(*(
             _process(ctx, feed, e, pages) if schedule.recent(e.published, now, cfg.first_run_window)
             else _as_is(e) for e in new)))
-        last_new: float | None = schedule.newest(published, now) or now
     else:
         reposts = await ctx.db.reposts(feed, new, now - REPOST_WINDOW) if new else {}
         for e in new:
@@ -103,114 +99,40 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         pages = asyncio.Semaphore(ctx.config.poll.per_host)
         items = list(await asyncio.gather(*(
             _as_is(e) if e.uid in reposts else _process(ctx, feed, e, pages) for e in new)))
-        last_new = now if len(new) > len(reposts) else feed.last_new_at
         for changed in edited:
             log.info("entry edited feed=%s entry=%r (no new alert)", feed.url, changed.title[:80])
-    cadence = schedule.learn_cadence(published, previous=feed.cadence, last_new_at=feed.last_new_at,
-                                     new=0 if baseline else len(new), now=now)
-    state, notices = _ok_state(ctx, feed, now, "ok")
-    state.update(
-        next_check_at=schedule.next_poll(now, _interval(ctx, feed, cadence), max_hint=cfg.max_hint,
-                                         hint=schedule.server_hint(result.headers, parsed.ttl, now)),
-        etag=result.etag, last_modified=result.last_modified, body_hash=body_hash(result.body),
-        cadence_s=cadence, last_new_at=last_new,
-    )
-    if baseline:
-        state["baselined_at"] = now
-    alerts = await ctx.db.record(feed, now=time.time(), state=state, new=items, baseline=baseline,
-                              feed_title=parsed.title, edited=edited, notices=notices, moved=result.moved,
-                              seen=[e.uid for e in parsed.entries])
+    fetched = health.Fetched(result.headers, result.etag, result.last_modified, body_hash(result.body),
+                             ttl=parsed.ttl, published=tuple(e.published for e in parsed.entries), new=len(new),
+                             reposts=len(reposts), baseline=baseline, moved=result.moved)
+    update = _warned(health.decide(feed, fetched, now, _settings(ctx)))
+    alerts = await ctx.db.record(feed, now=ctx.clock(), update=update, new=items, baseline=baseline,
+                              feed_title=parsed.title, edited=edited, seen=[e.uid for e in parsed.entries])
     status = "baseline" if baseline else "ok"
     return _done(feed, started, Outcome(feed.url, status, new=len(new), alerts=alerts))
 
 
-def _interval(ctx: Context, feed: Feed, cadence: float | None) -> float:
-    cfg = ctx.config.poll
-    return schedule.interval_for(feed.interval, pinned=feed.pinned, cadence=cadence, adaptive=cfg.adaptive,
-                                 floor=cfg.min_interval, ceiling=cfg.max_interval)
-
-
-def _ok_state(ctx: Context, feed: Feed, now: float, status: str) -> tuple[dict[str, Any], list[Notice]]:
-    """Feed columns after a successful poll, and the "recovered" notice if an ops alert had
-    said it was failing or gone."""
-    state: dict[str, Any] = {"last_polled_at": now, "last_ok_at": now, "last_status": status,
-                             "last_error_kind": None, "last_error": None, "error_count": 0,
-                             "failing_since": None, "gone_at": None, "alerted_failing": 0}
-    notices: list[Notice] = []
-    if feed.alerted_failing or feed.gone:
-        down = _duration(now - (feed.failing_since or now))
-        notices = _notices(ctx, "recovered", f"Feed recovered: {feed.title or feed.url}",
-                           f"{feed.url}\nPolled successfully again after {down} of errors.")
-    return state, notices
+def _settings(ctx: Context) -> health.Settings:
+    """What feed health needs of the config (read at each poll: a reload may change it)."""
+    p = ctx.config.poll
+    return health.Settings(adaptive=p.adaptive, min_interval=p.min_interval, max_interval=p.max_interval,
+                           max_hint=p.max_hint, max_backoff=p.max_backoff, failing_alert_after=p.failing_alert_after,
+                           ops_channels=tuple(ctx.config.notify.ops_channels))
 
 
 async def _failed(ctx: Context, feed: Feed, e: FetchError | ParseError | WorkerError, now: float) -> Outcome:
-    """Record a failed poll: classify it, back off (never sooner than a Retry-After), mark a
-    410 gone, raise one ops alert when the feed has failed for too long, and count a 429
-    against its host."""
-    cfg = ctx.config.poll
+    """Record a failed poll; health decides the backoff and whether ops hear of it."""
     kind = getattr(e, "kind", "parse-error")  # a WorkerError here: parsing hung or crashed
     detail = e.detail if isinstance(e, FetchError) else str(e)
     retry_after = e.retry_after if isinstance(e, FetchError) else None
-    since = feed.failing_since or now
-    errors = 61 if kind == "http-410" else feed.error_count + 1  # gone: straight to the cap
-    state: dict[str, Any] = {
-        "last_polled_at": now, "last_status": "error", "last_error_kind": kind, "last_error": detail[:500],
-        "error_count": feed.error_count + 1, "failing_since": since,
-        "next_check_at": schedule.after_error(now, _interval(ctx, feed, feed.cadence), errors, cfg.max_backoff,
-                                              retry_after=retry_after),
-    }
-    notices: list[Notice] = []
-    name = feed.title or feed.url
-    if kind == "http-410" and not feed.gone:
-        state.update(gone_at=now, alerted_failing=1)
-        log.warning("feed gone (HTTP 410) feed=%s: polled every %s in case it returns; "
-                    "'monitor feeds remove' to drop it", feed.url, _duration(cfg.max_backoff))
-        notices = _notices(ctx, "gone", f"Feed gone: {name}",
-                           f"{feed.url}\nThe server answers 410 Gone: the feed was removed for good. It is "
-                           f"still tried every {_duration(cfg.max_backoff)}; remove it with "
-                           f"'monitor feeds remove {feed.source_url or feed.url}'.")
-    elif not feed.alerted_failing and now - since >= cfg.failing_alert_after:
-        state["alerted_failing"] = 1
-        log.warning("feed failing for %s feed=%s error=%r", _duration(now - since), feed.url, f"{kind}: {detail}")
-        notices = _notices(ctx, "failing", f"Feed failing: {name}",
-                           f"{feed.url}\nFailing for {_duration(now - since)} ({feed.error_count + 1} attempts). "
-                           f"Last error: {kind}: {detail}\nIt keeps being retried; you will hear when it "
-                           "recovers.")
-    if kind == "http-429":
-        await _host_strike(ctx, feed, now, retry_after)
-    await ctx.db.save_poll(feed, state, notices=notices, now=now)
-    return Outcome(feed.url, "error", error=f"{kind}: {detail}")
+    update = _warned(health.decide(feed, health.Failed(kind, detail, retry_after), now, _settings(ctx)))
+    await ctx.db.save_poll(feed, update, now=now)
+    return Outcome(feed.url, "error", error=f"{kind}: {detail}", kind=kind, retry_after=retry_after)
 
 
-async def _host_strike(ctx: Context, feed: Feed, now: float, retry_after: float | None) -> None:
-    """A 429 slows its own feed (backoff, Retry-After). When several feeds of one host get
-    429s within HOST_WINDOW, the host itself is throttled: every feed on it waits."""
-    strikes = ctx.strikes.setdefault(feed.host, {})
-    strikes[feed.url] = (now, retry_after or 0.0)
-    for url, (when, _) in list(strikes.items()):
-        if now - when > HOST_WINDOW:
-            del strikes[url]
-    if len(strikes) < HOST_STRIKES:
-        return
-    wait = min(ctx.config.poll.max_backoff, max(HOST_PAUSE, *(ra for _, ra in strikes.values())))
-    ctx.throttled[feed.host] = now + wait
-    delayed = await ctx.db.throttle_host(feed.host, now + wait, spread=wait * 0.1)
-    log.warning("host throttled host=%s feeds=%d wait=%ds reason=%r", feed.host, delayed, wait,
-                f"HTTP 429 from {len(strikes)} of its feeds within {HOST_WINDOW:g}s")
-    strikes.clear()
-
-
-def _notices(ctx: Context, kind: str, title: str, body: str) -> list[Notice]:
-    return [Notice(kind, channel, title, body) for channel in ctx.config.notify.ops_channels]
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.0f} days"
-    if seconds >= 2 * 3600:
-        return f"{seconds / 3600:.0f} hours"
-    return f"{max(1, round(seconds / 60))} minutes"
+def _warned(update: FeedUpdate) -> FeedUpdate:
+    if update.warning:
+        log.warning("%s", update.warning)
+    return update
 
 
 async def _as_is(entry: Entry) -> tuple[Entry, Article | None, list[Match]]:
@@ -318,7 +240,7 @@ async def poll_safely(ctx: Context, feed: Feed) -> Outcome:
     except StoreError as e:
         log.warning("poll not recorded feed=%s reason=%r: the feed is polled again once the database "
                     "answers", feed.url, str(e))
-        return Outcome(feed.url, "error", error=f"database: {e}")
+        return Outcome(feed.url, "error", error=f"database: {e}", kind="database")
     except MonitorError as e:
         log.warning("poll failed feed=%s error=%r", feed.url, str(e))
         out = Outcome(feed.url, "error", error=str(e))
@@ -327,9 +249,9 @@ async def poll_safely(ctx: Context, feed: Feed) -> Outcome:
         out = Outcome(feed.url, "error", error=f"internal: {type(e).__name__}: {e}")
     # Back the feed off like any failure: left due, it would be polled again at once.
     try:
-        now = time.time()
-        await ctx.db.poll_failed(feed, "internal", out.error, now, schedule.after_error(
-            now, _interval(ctx, feed, feed.cadence), feed.error_count + 1, ctx.config.poll.max_backoff))
+        now = ctx.clock()
+        update = _warned(health.decide(feed, health.Failed("internal", out.error), now, _settings(ctx)))
+        await ctx.db.save_poll(feed, update, now=now)
     except StoreError as e:  # the database itself may be what fails; the next tick retries
         log.warning("cannot record the failed poll feed=%s error=%r", feed.url, str(e))
     return out

@@ -90,6 +90,19 @@ def write_config(tmp: Path, *, feeds: list[str], channels: dict[str, list[str]],
     return path
 
 
+class Clock:
+    """An injected clock (``clock=`` of pipeline.Context, Sender, ...): time moves when a test says."""
+
+    def __init__(self, now: float = 1_790_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def db_rows(path: Path, sql: str) -> list[tuple]:
     con = sqlite3.connect(str(path))
     try:

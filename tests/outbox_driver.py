@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from monitor.config import NotifySection
 from monitor.delivery import Sender
-from monitor.models import Channel, Entry, Match
+from monitor.models import Channel, Entry, FeedUpdate, Match
 from monitor.notify import Notifier
 from monitor.store import Store
 
@@ -28,8 +28,8 @@ def seed(store: Store, titles: Sequence[str], channels: Sequence[str] = ("hook",
                     published=None, guid=t, content_hash=t),
               None, [Match("r", "Rule r", ("Kursk",), "title", "… Kursk …", channels=tuple(channels))])
              for i, t in enumerate(titles)]
-    state = {"last_ok_at": now, "last_status": "ok", "error_count": 0, "next_check_at": now + 900}
-    store.record(feed, now=now, state=state, new=items, baseline=False)
+    update = FeedUpdate(last_ok_at=now, last_status="ok", error_count=0, next_check_at=now + 900)
+    store.record(feed, now=now, update=update, new=items, baseline=False)
 
 
 async def _drain(db: str, url: str) -> None:

@@ -176,7 +176,7 @@ def _stored(tmp_path: Path) -> None:
     (one tagged osint), one from a month ago, and a "Kurskorrektur" that no rule may take."""
     import time
 
-    from monitor.models import Article, Entry
+    from monitor.models import Article, Entry, FeedUpdate
     from monitor.store import Store
 
     now, day = time.time(), 86400.0
@@ -200,7 +200,7 @@ def _stored(tmp_path: Path) -> None:
             ("https://osint.example/feed.xml", 30 * day, [
                 item("a0", "Kursk, a month ago", "Fighting near Kursk.", "en")]),
         ]:
-            store.record(feeds[url], now=now - age, state={}, new=items, baseline=False)
+            store.record(feeds[url], now=now - age, update=FeedUpdate(), new=items, baseline=False)
     finally:
         store.close()
 

@@ -16,7 +16,7 @@ from test_alerts_cli import cli_run
 from monitor import noise
 from monitor.config import NotifySection
 from monitor.delivery import Sender
-from monitor.models import Article, Channel, Entry, Match
+from monitor.models import Article, Channel, Entry, FeedUpdate, Match
 from monitor.notify import Notifier
 from monitor.store import Store
 
@@ -60,8 +60,8 @@ class Rig:
                       guid=str(self.n), content_hash=str(self.n))
         article = Article(title=title, text=text, url=link) if text else None
         m = Match(rule, f"Rule {rule}", ("Kursk",), "title", "… Kursk …", channels=("hook",), severity=severity)
-        state = {"last_ok_at": self.clock.now, "last_status": "ok", "error_count": 0, "next_check_at": 0}
-        return self.store.record(self.feed(feed), now=self.clock.now, state=state, new=[(entry, article, [m])],
+        update = FeedUpdate(last_ok_at=self.clock.now, last_status="ok", error_count=0, next_check_at=0)
+        return self.store.record(self.feed(feed), now=self.clock.now, update=update, new=[(entry, article, [m])],
                                  baseline=False)
 
     def deliver(self) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import LOOPBACK_NETS, RULES, db_rows, rss
+from conftest import LOOPBACK_NETS, RULES, Clock, db_rows, rss
 
 from monitor import config, daemon, dispatch, pipeline, schedule
 from monitor.delivery import Sender
@@ -26,7 +26,7 @@ OLD = [{"title": f"Wetterbericht {i}", "link": f"http://example.org/w{i}", "guid
 
 async def deliver(ctx: pipeline.Context) -> tuple[int, int]:
     """One delivery pass over the outbox and the ops notices, as ``monitor once`` makes."""
-    sender = Sender(ctx.db, ctx.notifier, ctx.config.notify)
+    sender = Sender(ctx.db, ctx.notifier, ctx.config.notify, clock=ctx.clock)
     try:
         return await sender.deliver()
     finally:
@@ -84,7 +84,7 @@ urls = ["log://"]
 
 
 @asynccontextmanager
-async def context(cfg: config.Config, pool: Pool):
+async def context(cfg: config.Config, pool: Pool, clock=time.time):
     store = Store(cfg.database)
     notifier = daemon.notifier_for(cfg)
     store.sync_feeds([(f.url, f.title, f.interval, tuple(f.tags)) for f in cfg.feeds], time.time())
@@ -94,7 +94,7 @@ async def context(cfg: config.Config, pool: Pool):
     try:
         async with Client(limits) as http:
             yield pipeline.Context(cfg, db, http, CountingPool(pool), notifier,  # type: ignore[arg-type]
-                                   daemon.load_rules(cfg, notifier))
+                                   daemon.load_rules(cfg, notifier), clock=clock)
     finally:
         db.close()
 
@@ -232,13 +232,16 @@ def test_410_marks_the_feed_gone_with_one_ops_alert_and_it_can_come_back(tmp_pat
 def test_failing_feed_raises_one_ops_alert_and_one_when_it_recovers(tmp_path, feed_server, webhook, pool):
     url = feed_server.add("/flaky.xml", b"down", status=503)
     ops = f'[channels.ops]\nurls = ["{webhook.apprise_url}"]'
+    clock = Clock()
 
     async def go():
-        async with context(write(tmp_path, poll="failing_alert_after = 0.5", channels=ops), pool) as ctx:
+        async with context(write(tmp_path, poll="failing_alert_after = 3600", channels=ops), pool, clock) as ctx:
             add(ctx, url)
             await poll(ctx, url)  # failing, but not for long yet
+            clock.advance(3599)
+            await poll(ctx, url)
             early = db_rows(ctx.config.database, "SELECT COUNT(*) FROM notices")[0][0]
-            await asyncio.sleep(0.6)
+            clock.advance(1)  # an hour since the first failure
             for _ in range(3):
                 await poll(ctx, url)
             await deliver(ctx)
@@ -252,6 +255,7 @@ def test_failing_feed_raises_one_ops_alert_and_one_when_it_recovers(tmp_path, fe
     kinds = [m["title"].split(":")[0] for m in webhook.received]
     assert kinds == ["Feed failing", "Feed recovered"]
     assert "http-5xx: HTTP 503" in webhook.received[0]["message"]
+    assert "Failing for 60 minutes (3 attempts)" in webhook.received[0]["message"]
 
 
 def test_per_host_limit_is_observed_at_the_server(tmp_path, feed_server, pool):
@@ -273,23 +277,40 @@ def test_429s_from_several_feeds_of_a_host_throttle_the_host_only(tmp_path, feed
     limited = [feed_server.add(f"/l{i}.xml", b"no", status=429, headers={"Retry-After": "30"}) for i in range(3)]
     healthy = feed_server.add("/healthy.xml", rss(OLD))
     other = feed_server.add("/other.xml", rss(OLD), host="localhost")
+    clock, throttle = Clock(), dispatch.HostThrottle()
 
     async def go():
-        async with context(write(tmp_path), pool) as ctx:
+        async with context(write(tmp_path), pool, clock) as ctx:
             add(ctx, *limited, healthy, other)
-            await poll(ctx, limited[0])
-            await poll(ctx, limited[1])
-            after_two = dict(ctx.throttled), row(ctx, healthy)["next_check_at"]
-            await poll(ctx, limited[2])
+            await dispatch.poll_all(ctx, [feed(ctx, limited[0])], throttle)
+            await dispatch.poll_all(ctx, [feed(ctx, limited[1])], throttle)
+            after_two = dict(throttle.until), row(ctx, healthy)["next_check_at"]
+            await dispatch.poll_all(ctx, [feed(ctx, limited[2])], throttle)
             feed_server.log.clear()
-            await dispatch.poll_all(ctx, [feed(ctx, healthy), feed(ctx, other)])
-            return after_two, dict(ctx.throttled), row(ctx, healthy), row(ctx, other)
+            await dispatch.poll_all(ctx, [feed(ctx, healthy), feed(ctx, other)], throttle)
+            return after_two, dict(throttle.until), row(ctx, healthy), row(ctx, other)
 
     (throttled_after_two, healthy_next_after_two), throttled, r_healthy, r_other = asyncio.run(go())
     assert throttled_after_two == {} and healthy_next_after_two == 0  # one URL's 429s slow that URL only
-    assert set(throttled) == {"127.0.0.1"} and throttled["127.0.0.1"] - time.time() > 250
-    assert r_healthy["next_check_at"] - time.time() > 250 and r_healthy["last_polled_at"] is None
+    assert throttled == {"127.0.0.1": clock.now + dispatch.HOST_PAUSE}  # the longest of pause and Retry-After
+    assert clock.now + 300 <= r_healthy["next_check_at"] <= clock.now + 330  # spread over a tenth of the wait
+    assert r_healthy["last_polled_at"] is None
     assert [p for p, _ in feed_server.log] == ["/other.xml"] and r_other["last_status"] == "ok"
+
+
+def test_host_throttle_counts_distinct_feeds_within_the_window_and_honours_retry_after():
+    t = dispatch.HostThrottle()
+    assert t.strike("h", "/a", 0.0, None, cap=21600) is None
+    assert t.strike("h", "/a", 10.0, None, cap=21600) is None  # the same feed twice is one strike
+    assert t.strike("h", "/b", 200.0, None, cap=21600) is None
+    assert t.strike("h", "/c", 700.0, 900.0, cap=21600) is None  # /a's 429 is past the window
+    assert not t.throttled("h", 700.0)
+    assert t.strike("h", "/d", 710.0, None, cap=21600) == 900.0  # the longest Retry-After
+    assert t.throttled("h", 1609.0) and not t.throttled("h", 1610.0) and not t.throttled("other", 710.0)
+    assert t.strikes["h"] == {}  # counting starts again
+    for url in "xyz":
+        wait = t.strike("k", url, 0.0, 86400.0, cap=3600)
+    assert wait == 3600  # never past max_backoff
 
 
 def test_server_hints_are_honoured_and_capped(tmp_path, feed_server, pool):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import db_rows as raw
 
-from monitor.models import Article, Entry, Feed, Match
+from monitor.models import Article, Entry, Feed, FeedUpdate, Match
 from monitor.store import Pruned, Store
 
 DAY = 86400.0
@@ -40,8 +40,8 @@ def poll(store: Store, feed: Feed, now: float, new: list[tuple[Entry, list[Match
     """What the pipeline does with a parsed poll: sort out what is new, record it and stamp all."""
     fresh = {e.uid for e in store.unseen(feed, served)}
     items = [(e, article(e), ms) for e, ms in new if e.uid in fresh]
-    state = {"last_ok_at": now, "last_status": "ok", "error_count": 0, "next_check_at": now + 900}
-    return store.record(feed, now=now, state=state, new=items, baseline=False, seen=[e.uid for e in served])
+    update = FeedUpdate(last_ok_at=now, last_status="ok", error_count=0, next_check_at=now + 900)
+    return store.record(feed, now=now, update=update, new=items, baseline=False, seen=[e.uid for e in served])
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.models import Article, Entry, Feed, Match
+from monitor.models import Article, Entry, Feed, FeedUpdate, Match, Notice
 from monitor.store import MIGRATIONS, Store, StoreError
 
 A = "https://a.example/feed.xml"
@@ -67,9 +67,17 @@ def match(rule_id: str, channels: tuple = ("mail",), title: str | None = None) -
 
 def record(store: Store, feed: Feed, items, *, now: float = 1000.0, baseline: bool = False,
            validators: dict | None = None, feed_title: str | None = None) -> int:
-    state = {"last_ok_at": now, "last_status": "ok", "error_count": 0, "next_check_at": now + 900,
-             "baselined_at": now, **(validators or {"etag": None, "last_modified": None, "body_hash": None})}
-    return store.record(feed, now=now, state=state, feed_title=feed_title, new=items, baseline=baseline)
+    update = FeedUpdate(last_ok_at=now, last_status="ok", error_count=0, next_check_at=now + 900, baselined_at=now,
+                        **(validators or {"etag": None, "last_modified": None, "body_hash": None}))
+    return store.record(feed, now=now, update=update, feed_title=feed_title, new=items, baseline=baseline)
+
+
+def polled(store: Store, feed: Feed, next_at: float, error: tuple[str, str] | None = None) -> None:
+    """Store a poll without entries: unchanged, or failed with (kind, message)."""
+    kind, message = error or (None, None)
+    store.save_poll(feed, FeedUpdate(last_polled_at=1000.0, last_status="error" if error else "not-modified",
+                                     last_error_kind=kind, last_error=message, next_check_at=next_at,
+                                     error_count=feed.error_count + 1 if error else 0), now=1000.0)
 
 
 def by_url(store: Store) -> dict[str, Feed]:
@@ -150,7 +158,7 @@ def test_resync_keeps_schedule_state(store, db_path):
     a, b = two_feeds(store)
     record(store, a, [], now=1000.0, validators={"etag": '"v1"', "last_modified": "Mon",
                                                  "body_hash": "abc"})
-    store.poll_failed(b, "timeout", "no answer", now=1000.0, next_at=5000.0)
+    polled(store, b, 5000.0, ("timeout", "no answer"))
 
     store.sync_feeds([(A, "Feed A renamed", 300), (B, "", 600)], now=2000.0)
 
@@ -193,14 +201,34 @@ def test_feeds_due_at_respects_next_check_at(store):
     a, b = two_feeds(store)
     store.sync_feeds([(A, "Feed A", None), (B, "", 600), (C, "Feed C", None)], now=100.0)
     c = by_url(store)[C]
-    store.poll_unchanged(a, now=1000.0, next_at=2000.0)
-    store.poll_unchanged(b, now=1000.0, next_at=1500.0)
-    store.poll_failed(c, "dns", "cannot resolve", now=1000.0, next_at=1700.0)
+    polled(store, a, 2000.0)
+    polled(store, b, 1500.0)
+    polled(store, c, 1700.0, ("dns", "cannot resolve"))
 
     assert store.feeds(due_at=1499.9) == []
     assert [f.url for f in store.feeds(due_at=1500.0)] == [B]
     assert [f.url for f in store.feeds(due_at=2000.0)] == [B, C, A]  # soonest first
     assert len(store.feeds()) == 3
+
+
+def test_save_poll_writes_what_the_update_sets_keeps_the_rest_and_queues_its_notices(store, db_path):
+    a, _ = two_feeds(store)
+    record(store, a, [], now=1000.0, validators={"etag": '"v1"', "last_modified": "Mon", "body_hash": "abc"})
+    polled(store, a, 5000.0, ("timeout", "no answer"))
+    failing = by_url(store)[A]
+    update = FeedUpdate(last_polled_at=2000.0, last_status="error", last_error_kind="http-410", error_count=2,
+                        gone_at=2000.0, alerted_failing=True, next_check_at=9000.0, etag=None,
+                        notices=(Notice("gone", "ops", "Feed gone: Feed A", "410"),))
+
+    store.save_poll(failing, update, now=2000.0)
+
+    assert raw(db_path, "SELECT last_error_kind, last_error, error_count, gone_at, alerted_failing, next_check_at, "
+                        "etag, last_modified, body_hash, last_ok_at FROM feeds WHERE url = ?", (A,)) == [
+        ("http-410", "no answer", 2, 2000.0, 1, 9000.0, None, "Mon", "abc", 1000.0)]  # None clears, KEEP keeps
+    assert raw(db_path, "SELECT kind, channel, title, created_at FROM notices") == [
+        ("gone", "ops", "Feed gone: Feed A", 2000.0)]
+    store.save_poll(failing, FeedUpdate(), now=3000.0)  # nothing to write: nothing written
+    assert raw(db_path, "SELECT next_check_at FROM feeds WHERE url = ?", (A,)) == [(9000.0,)]
 
 
 # -- entries --------------------------------------------------------------------------------

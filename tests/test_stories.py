@@ -15,7 +15,7 @@ import pytest
 
 from conftest import db_rows, page, rss, run_cli, write_config
 from monitor import parse
-from monitor.models import Article, Entry, Feed, Match
+from monitor.models import Article, Entry, Feed, FeedUpdate, Match
 from monitor.store import MIGRATIONS, Store
 from monitor.store.schema import statements
 
@@ -47,8 +47,8 @@ def match(rule_id: str, channels: tuple[str, ...], severity: str = "normal") -> 
 
 
 def record(store: Store, feed: Feed, items, now: float = 1000.0, baseline: bool = False) -> int:
-    state = {"last_ok_at": now, "last_status": "ok", "error_count": 0, "next_check_at": now + 900}
-    return store.record(feed, now=now, state=state, new=items, baseline=baseline)
+    update = FeedUpdate(last_ok_at=now, last_status="ok", error_count=0, next_check_at=now + 900)
+    return store.record(feed, now=now, update=update, new=items, baseline=baseline)
 
 
 def art(e: Entry, text: str) -> Article:

@@ -22,14 +22,14 @@ import sqlite_utils
 
 from .base import StoreError, guard
 from .entries import EntryQueries
-from .feeds import FeedSpec, Notice
+from .feeds import FeedSpec
 from .noise import NoiseQueries
 from .outbox import OutboxQueries
 from .retention import Pruned, RetentionQueries
 from .schema import MIGRATIONS, statements
 from .status import Snapshot, StatusQueries
 
-__all__ = ["MIGRATIONS", "FeedSpec", "Notice", "Pruned", "Snapshot", "Store", "StoreError"]
+__all__ = ["MIGRATIONS", "FeedSpec", "Pruned", "Snapshot", "Store", "StoreError"]
 
 
 @guard

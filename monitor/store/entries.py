@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 from .. import noise
-from ..models import SEVERITIES, Article, Entry, Feed, Match
+from ..models import SEVERITIES, Article, Entry, Feed, FeedUpdate, Match
 from .base import Queries
-from .feeds import FeedQueries, Notice
+from .feeds import FeedQueries
 
 _INSERT_MATCH = ("INSERT INTO matches (entry_id, rule_id, rule_title, story, terms, context, field, snippet, severity, "
                  "created_at, simhash, text_hash, primary_id, lead_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
@@ -110,26 +109,23 @@ class EntryQueries(FeedQueries, Queries):
         feed: Feed,
         *,
         now: float,
-        state: Mapping[str, Any],
+        update: FeedUpdate,
         new: Sequence[tuple[Entry, Article | None, Sequence[Match]]],
         baseline: bool,
         feed_title: str | None = None,
         edited: Sequence[Entry] = (),
-        notices: Sequence[Notice] = (),
-        moved: str | None = None,
         seen: Sequence[str] = (),
     ) -> int:
-        """Store one successful poll in ONE transaction: feed state (``state``: poll columns),
-        new entries, their articles and matches, an outbox row per story and channel (held as
-        'backlog' on a feed's first poll, ``baseline``; an entry of it without an article is
-        its silent baseline),
-        edits of known entries (no alert) and ops notices. A crash anywhere before COMMIT
+        """Store one successful poll in ONE transaction: the feed's ``update`` (its columns, a
+        move, its ops notices), new entries, their articles and matches, an outbox row per story
+        and channel (held as 'backlog' on a feed's first poll, ``baseline``; an entry of it
+        without an article is its silent baseline) and edits of known entries (no alert). A crash anywhere before COMMIT
         leaves nothing; a re-run finds the same entries unseen. ``seen``: the uids this poll
         served, stamped ``last_seen_at`` (retention keeps what the feed still serves). Returns
         the alerts queued."""
         alerts = 0
         with self.transaction():
-            self._save_poll(feed, state, notices, moved, now)
+            self._save_poll(feed, update, now)
             if feed_title:
                 self.db.execute("UPDATE feeds SET title = COALESCE(title, ?) WHERE id = ?", (feed_title, feed.id))
             for e in edited:

@@ -7,23 +7,21 @@ deactivates it: its entries stay as tombstones, so adding it back alerts only on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from ..models import Feed
+from ..models import KEEP, Feed, FeedUpdate
 from .base import Queries
 from .schema import host_of
 
 log = logging.getLogger(__name__)
 
-# Columns a poll may set (``save_poll``): the whitelist keeps the generated SQL safe.
-POLL_COLUMNS = frozenset({
-    "last_polled_at", "last_ok_at", "last_status", "last_error_kind", "last_error", "error_count",
-    "next_check_at", "etag", "last_modified", "body_hash", "cadence_s", "last_new_at",
-    "failing_since", "gone_at", "alerted_failing", "baselined_at",
-})
+# The columns a poll may set: ``FeedUpdate``'s fields but the three that are not columns. Fixed
+# names, so the generated UPDATE is safe.
+POLL_COLUMNS = tuple(f.name for f in dataclasses.fields(FeedUpdate) if f.name not in ("moved", "notices", "warning"))
 
 
 class FeedSpec(NamedTuple):
@@ -31,15 +29,6 @@ class FeedSpec(NamedTuple):
     title: str | None = None
     interval: float | None = None
     tags: tuple[str, ...] = ()
-
-
-class Notice(NamedTuple):
-    """An ops message about a feed (failing, recovered, gone) for one channel."""
-
-    kind: str
-    channel: str
-    title: str
-    body: str
 
 
 RELEASE = "lease_owner = NULL, lease_until = NULL"  # a poll's record ends its feed's lease
@@ -174,36 +163,27 @@ class FeedQueries(Queries):
             "FROM feeds f ORDER BY f.active DESC, f.id"
         )
 
-    def save_poll(self, feed: Feed, changes: Mapping[str, Any], *, notices: Sequence[Notice] = (),
-                  moved: str | None = None, now: float = 0.0) -> None:
+    def save_poll(self, feed: Feed, update: FeedUpdate, *, now: float) -> None:
         """Store a poll's effect on its feed (and the ops notices it raised) in one transaction."""
-        if not changes and not notices and not moved:
-            return
-        if changes and not notices and not (moved and moved != feed.url):
-            # The common case, an unchanged feed: one UPDATE is atomic on its own; skipping
-            # BEGIN/COMMIT (and sqlite-utils' wrapper) halves the database cost of a poll.
-            self._check_columns(changes)
-            cols = ", ".join(f"{k} = ?" for k in changes)
-            self.db.conn.execute(f"UPDATE feeds SET {cols}, {RELEASE} WHERE id = ?", [*changes.values(), feed.id])
+        changes = _columns(update)
+        if not update.notices and not (update.moved and update.moved != feed.url):
+            if changes:
+                # The common case, an unchanged feed: one UPDATE is atomic on its own; skipping
+                # BEGIN/COMMIT (and sqlite-utils' wrapper) halves the database cost of a poll.
+                cols = ", ".join(f"{k} = ?" for k in changes)
+                self.db.conn.execute(f"UPDATE feeds SET {cols}, {RELEASE} WHERE id = ?", [*changes.values(), feed.id])
             return
         with self.transaction():
-            self._save_poll(feed, changes, notices, moved, now)
+            self._save_poll(feed, update, now)
 
-    @staticmethod
-    def _check_columns(changes: Mapping[str, Any]) -> None:
-        bad = set(changes) - POLL_COLUMNS
-        if bad:
-            raise ValueError(f"not a poll column: {sorted(bad)}")
-
-    def _save_poll(self, feed: Feed, changes: Mapping[str, Any], notices: Sequence[Notice],
-                   moved: str | None, now: float) -> None:
-        self._check_columns(changes)
+    def _save_poll(self, feed: Feed, update: FeedUpdate, now: float) -> None:
+        changes = _columns(update)
         if changes:
             cols = ", ".join(f"{k} = ?" for k in changes)
             self.db.execute(f"UPDATE feeds SET {cols}, {RELEASE} WHERE id = ?", [*changes.values(), feed.id])
-        if moved and moved != feed.url:
-            self._move(feed, moved)
-        for n in notices:
+        if update.moved and update.moved != feed.url:
+            self._move(feed, update.moved)
+        for n in update.notices:
             self.db.execute(
                 "INSERT INTO notices (kind, feed_id, channel, title, body, created_at, next_attempt_at) "
                 "VALUES (?,?,?,?,?,?,?)", (n.kind, feed.id, n.channel, n.title, n.body, now, now))
@@ -218,17 +198,6 @@ class FeedQueries(Queries):
                         (new_url, host_of(new_url), feed.url, feed.id))
         log.warning("feed moved permanently (301/308); address updated feed=%s to=%s", feed.url, new_url)
 
-    def poll_failed(self, feed: Feed, kind: str, message: str, now: float, next_at: float) -> None:
-        self.save_poll(feed, {"last_polled_at": now, "last_status": "error", "last_error_kind": kind,
-                              "last_error": message[:500], "error_count": feed.error_count + 1,
-                              "next_check_at": next_at,
-                              "failing_since": feed.failing_since or now})
-
-    def poll_unchanged(self, feed: Feed, now: float, next_at: float) -> None:
-        self.save_poll(feed, {"last_polled_at": now, "last_ok_at": now, "last_status": "not-modified",
-                              "last_error_kind": None, "last_error": None, "error_count": 0,
-                              "next_check_at": next_at, "failing_since": None})
-
     def throttle_host(self, host: str, until: float, spread: float) -> int:
         """Push every active feed of ``host`` to ``until`` or later, spread over ``spread``
         seconds so they do not all return at once. Returns the number of feeds delayed."""
@@ -237,6 +206,11 @@ class FeedQueries(Queries):
             "WHERE host = ? AND active = 1 AND next_check_at < ?",
             (until, max(0.0, spread), host, until))
         return cur.rowcount
+
+
+def _columns(update: FeedUpdate) -> dict[str, Any]:
+    """The columns ``update`` sets, with their values (KEEP: left out)."""
+    return {k: v for k in POLL_COLUMNS if (v := getattr(update, k)) is not KEEP}
 
 
 def feed_of(r: Mapping[str, Any], default_interval: float) -> Feed:
