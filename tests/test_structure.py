@@ -30,6 +30,8 @@ LEVEL = {
     "webhook": 1,  # the JSON poster notify.py hands json:// channels to
     "workers": 1, "config": 1, "language": 1, "opml": 1, "web": 1, "render": 1,
     "health": 1,  # the feed-health decider: pure, on schedule and models
+    "leases": 0,  # who holds what: owner identity and which owners are gone
+    "lockfile": 1,  # one daemon per database, and its heartbeat file
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
     "pipeline": 3, "delivery": 3, "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,
 }
