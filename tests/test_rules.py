@@ -21,7 +21,8 @@ from monitor import config, daemon, rules
 from monitor.errors import RuleError
 from monitor.models import Article, Feed
 from monitor.rules.explain import SNIPPET_CONTEXT
-from monitor.rules.tree import OPS, RULE_KEYS
+from monitor.rules.operators import NAMES as OPS
+from monitor.rules.syntax import RULE_KEYS
 
 DATA = Path(__file__).parent / "data"
 TABLE = yaml.safe_load((DATA / "rules_cases.yaml").read_text("utf-8"))
