@@ -33,7 +33,7 @@ from .tree import (
     Word,
 )
 
-__all__ = ["Node", "Ref", "Rule", "Term", "Word", "Parsed", "parse_text", "parse_dir", "check_refs"]
+__all__ = ["Node", "Ref", "Rule", "Term", "Word", "Parsed", "parse_text"]
 
 RULE_KEYS = ("id", "title", "description", "severity", "channels", "fields", "min_hits", "title_weight",
              "feeds", "tags", "languages", "max_age", "match", "within", *NAMES)
@@ -340,64 +340,3 @@ def line(node: yaml.Node) -> int:
 
 def parse_text(text: str, path: str, into: Parsed) -> None:
     _File(path).parse(text, into)
-
-
-def parse_dir(folder: str | Path) -> tuple[Parsed, list[RuleError]]:
-    """Every ``*.yaml``/``*.yml`` file in ``folder`` (sorted), with every problem found:
-    bad files are skipped, duplicate ids and unknown or cyclic concepts reported."""
-    base = Path(folder)
-    parsed = Parsed()
-    if not base.is_dir():
-        return parsed, [RuleError(str(base), None, "rules folder does not exist")]
-    files = sorted([*base.glob("*.yaml"), *base.glob("*.yml")])
-    if not files:
-        return parsed, [RuleError(str(base), None, "no *.yaml rule files in the rules folder")]
-    errors: list[RuleError] = []
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            errors.append(RuleError(str(path), None, f"cannot read: {e}"))
-            continue
-        one = Parsed(concepts=dict(parsed.concepts), where=dict(parsed.where))
-        try:
-            parse_text(text, str(path), one)
-        except RuleError as e:
-            errors.append(e)
-            continue
-        parsed.concepts, parsed.where = one.concepts, one.where
-        parsed.rules.extend(one.rules)
-    seen: dict[str, Rule] = {}
-    for r in parsed.rules:
-        if r.id in seen:
-            errors.append(RuleError(r.path, r.line, f"rule id {r.id!r} is already used at "
-                                    f"{seen[r.id].path}:{seen[r.id].line}"))
-        seen.setdefault(r.id, r)
-    parsed.rules = list(seen.values())
-    errors.extend(check_refs(parsed))
-    return parsed, errors
-
-
-def check_refs(parsed: Parsed) -> list[RuleError]:
-    """Unknown concepts, and concepts that include themselves."""
-    errors: list[RuleError] = []
-
-    def walk(node: Node | Term | Ref, stack: tuple[str, ...]) -> None:
-        if isinstance(node, Ref):
-            if node.name not in parsed.concepts:
-                known = ", ".join(sorted(parsed.concepts)) or "none defined"
-                errors.append(RuleError(node.path, node.line, f"unknown concept @{node.name} (known: {known})"))
-            elif node.name in stack:
-                errors.append(RuleError(node.path, node.line, "concept cycle: " +
-                                        " -> ".join(f"@{n}" for n in (*stack, node.name))))
-            else:
-                walk(parsed.concepts[node.name], (*stack, node.name))
-        elif isinstance(node, Node):
-            for c in node.children:
-                walk(c, stack)
-
-    for r in parsed.rules:
-        walk(r.tree, ())
-    for name, node in parsed.concepts.items():
-        walk(node, (name,))
-    return errors
