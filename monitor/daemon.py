@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,7 +38,7 @@ from .lockfile import DaemonLock
 from .service import Service
 from .store import Pruned, Store, StoreError
 from .store.aio import AsyncStore
-from .workers import Pool
+from .workers import Pool, in_thread
 
 log = logging.getLogger(__name__)
 DELIVER_EVERY = 5.0  # seconds between outbox drains
@@ -58,24 +58,15 @@ def notifier_for(config: Config) -> Notifier:
     return Notifier(channels_from(config.channels))
 
 
-class RuleProblems(rules.RuleError):
-    """Every problem found in a rules folder (each one a RuleError)."""
-
-    def __init__(self, problems: list[rules.RuleError]):
-        self.problems = problems
-        super().__init__(problems[0].path, problems[0].line, problems[0].problem)
-
-    def __str__(self) -> str:
-        return "\n".join(str(p) for p in self.problems)
+def rule_limits(config: Config) -> rules.Limits:
+    return rules.Limits(config.monitor.rules_max_file_bytes, config.monitor.rules_max_total_bytes)
 
 
 def load_rules(config: Config, notifier: Notifier) -> rules.RuleSet:
-    """The config's rules, checked against its channels; RuleProblems lists all problems."""
-    problems = rules.check(config.rules_dir, notifier.known(),
-                           has_default=bool(config.notify.default_channels))
-    if problems:
-        raise RuleProblems(problems)
-    return rules.load(config.rules_dir)
+    """The config's rules, checked against its channels and size limits: rules.TooLarge for a
+    file (or folder) over a limit, rules.Problems listing every other problem."""
+    return rules.load_checked(config.rules_dir, notifier.known(), bool(config.notify.default_channels),
+                              rule_limits(config))
 
 
 @asynccontextmanager
@@ -122,6 +113,8 @@ class Daemon:
         self.config = config
         self.ruleset = ruleset
         self._rules_seen = rules.signature(config.rules_dir)
+        self.loading: asyncio.Task[None] | None = None  # the reload running, one at a time
+        self._queued: Callable[[], Awaitable[None]] | None = None  # the reload asked for meanwhile
         self._stop = asyncio.Event()
         self.dispatcher: dispatch.Dispatcher | None = None
         self.ctx: pipeline.Context | None = None
@@ -137,34 +130,52 @@ class Daemon:
             self._stop.set()
 
     def reload(self) -> None:
-        """SIGHUP: read the config file and the rules again. A broken file is reported and the
-        last good config and rules keep running; feeds and channels added or removed take effect."""
+        """SIGHUP: read the config file and the rules again, in the background (the rules on a
+        thread of their own). A broken file is reported and the last good config and rules keep
+        running; feeds and channels added or removed take effect."""
+        self._start(self._reload)
+
+    def _start(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` unless a reload is running; then run it after that one (a full reload
+        asked for meanwhile wins over a rules-only one)."""
+        if self.loading is not None and not self.loading.done():
+            if self._queued != self._reload:
+                self._queued = job
+            return
+        self.loading = asyncio.get_running_loop().create_task(self._reloads(job))
+
+    async def _reloads(self, job: Callable[[], Awaitable[None]] | None) -> None:
+        while job is not None and not self._stop.is_set():
+            self._queued = None
+            try:
+                await job()
+            except Exception:
+                log.exception("BUG while reloading; the last good config and rules keep running")
+            job = self._queued
+
+    async def _reload(self) -> None:
         self.service.reloading()
         ok = False
         try:
-            ok = self._reload()
+            ok = await self._reload_all()
         finally:
             self.service.reloaded(ok)
 
-    def _reload(self) -> bool:
+    async def _reload_all(self) -> bool:
         try:
             config = config_mod.load(self.config.path)
         except ConfigError as e:
             log.error("config reload failed, keeping the last good config:\n%s", e)
-            self.reload_rules()  # the rules may still have changed, checked against the old config
+            await self.reload_rules()  # the rules may still have changed, checked against the old config
             return False
         notifier = notifier_for(config)
-        try:
-            ruleset = load_rules(config, notifier)
-        except rules.RuleError as e:
-            log.error("rules reload failed, keeping the last good set of %d rules (and config):\n%s",
-                      len(self.ruleset), e)
+        ruleset = await self._load(config, notifier, " (and config)")
+        if ruleset is None or self._stop.is_set():
             return False
         for key in _hold_restart_keys(self.config, config):
             log.warning("config change takes effect after a restart key=%s", key)
         self.config, self.ruleset = config, ruleset
         _mask_channel_urls(config)
-        self._rules_seen = rules.signature(config.rules_dir)
         self.service.configure(config)
         logging.getLogger().setLevel(config.monitor.log_level)
         if self.ctx:
@@ -174,29 +185,42 @@ class Daemon:
             self.sender.notifier, self.sender.cfg = notifier, config.notify
         self.digest_jobs()
         log.info("config reloaded feeds=%d channels=%s", len(config.feeds), ",".join(config.channels) or "none")
-        log.info("rules reloaded rules=%d", len(ruleset))
         return True
 
-    def reload_rules(self) -> None:
-        """SIGHUP: load the rules again; a broken set is reported and the last good one kept."""
+    async def reload_rules(self) -> None:
+        """Load the rules again (the folder changed); a broken set is reported and the last good one kept."""
+        ruleset = await self._load(self.config, self.ctx.notifier if self.ctx else notifier_for(self.config))
+        if ruleset is not None and not self._stop.is_set():
+            self.ruleset = ruleset
+            if self.ctx:
+                self.ctx.ruleset = ruleset
+
+    async def _load(self, config: Config, notifier: Notifier, kept: str = "") -> rules.RuleSet | None:
+        """The folder's rules, loaded off the loop; None (logged) when they cannot be used."""
+        self._rules_seen = rules.signature(config.rules_dir)  # a broken file is retried once it changes
+        size = sum(s for _name, s, _mtime in self._rules_seen)
+        log.info("rules loading dir=%s files=%d bytes=%d", config.rules_dir, len(self._rules_seen), size)
+        started = time.monotonic()
         try:
-            ruleset = load_rules(self.config, self.ctx.notifier if self.ctx else notifier_for(self.config))
+            ruleset = await in_thread(load_rules, config, notifier)  # issue 15: 42 s with the loop stopped
+        except rules.TooLarge as e:  # one line: the file, its size, the limit and the setting
+            log.error("rules reload refused, keeping the last good set of %d rules%s: file=%s bytes=%d limit=%d "
+                      "setting=%s", len(self.ruleset), kept, e.path, e.size, e.limit, e.setting)
+            return None
         except rules.RuleError as e:
-            log.error("rules reload failed, keeping the last good set of %d rules:\n%s",
-                      len(self.ruleset), e)
-            return
-        self.ruleset = ruleset
-        if self.ctx:
-            self.ctx.ruleset = ruleset
-        log.info("rules reloaded rules=%d", len(ruleset))
+            log.error("rules reload failed, keeping the last good set of %d rules%s:\n%s",
+                      len(self.ruleset), kept, e)
+            return None
+        log.info("rules reloaded rules=%d ms=%.0f", len(ruleset), (time.monotonic() - started) * 1000)
+        return ruleset
 
     def watch_rules(self) -> None:
         """Reload the rules when a rule file changes (checked every tick: a few stat calls)."""
         now = rules.signature(self.config.rules_dir)
         if now != self._rules_seen:
-            self._rules_seen = now
+            self._rules_seen = now  # once per change, though the reload may wait for another
             log.info("rule files changed, reloading dir=%s", self.config.rules_dir)
-            self.reload_rules()
+            self._start(self.reload_rules)
 
     async def tick(self) -> None:
         """Hand the feeds that are due to the dispatcher, which starts them as slots free up
@@ -304,6 +328,8 @@ class Daemon:
                 beat.cancel()
             finally:
                 scheduler.shutdown(wait=False)
+                if self.loading is not None:
+                    self.loading.cancel()  # its thread finishes alone; nobody will use the rules
                 self.dispatcher.stop()
                 await self._finish()
                 self.sender.close()

@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -174,3 +175,33 @@ class Pool:
             worker.kill()
         self._all.clear()
         self._idle.clear()
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a thread of its own, awaited: for work the event loop must not wait on
+    but a process cannot take, as its result is too big to pickle back (a compiled rule set).
+    A daemon thread, unlike ``asyncio.to_thread``'s: a stop does not wait for a result nobody
+    will use."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as e:  # handed to the awaiting task, which decides
+            result, error = None, e
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop has closed: the daemon stopped meanwhile
+            pass
+
+    threading.Thread(target=work, name=getattr(fn, "__name__", "work"), daemon=True).start()
+    return await done

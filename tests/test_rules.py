@@ -5,6 +5,7 @@ picking up changed rule files."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
@@ -21,7 +22,8 @@ from monitor import config, daemon, rules
 from monitor.errors import RuleError
 from monitor.models import Article, Feed
 from monitor.rules.explain import SNIPPET_CONTEXT
-from monitor.rules.tree import OPS, RULE_KEYS
+from monitor.rules.operators import NAMES as OPS
+from monitor.rules.syntax import RULE_KEYS
 
 DATA = Path(__file__).parent / "data"
 TABLE = yaml.safe_load((DATA / "rules_cases.yaml").read_text("utf-8"))
@@ -303,30 +305,41 @@ def _touch(path: Path, text: str) -> None:
     os.utime(path, ns=(bumped, bumped))
 
 
+def _watch(d: daemon.Daemon) -> None:
+    """One tick's look at the folder, and the reload it started (on a thread) to its end."""
+
+    async def tick() -> None:
+        d.watch_rules()
+        if d.loading is not None:
+            await d.loading
+
+    asyncio.run(tick())
+
+
 def test_changed_rule_files_are_reloaded_and_a_broken_one_keeps_the_last_good_set(
         tmp_path, rules_copy, caplog):
     cfg = config.load(write_config(tmp_path, feeds=[], channels={"console": ["log://"]}, rules=rules_copy))
     d = daemon.Daemon(cfg, daemon.load_rules(cfg, daemon.notifier_for(cfg)))
-    d.watch_rules()  # nothing changed: the same set
+    _watch(d)  # nothing changed: the same set
     first = d.ruleset
     assert [r.id for r in first.rules] == ["kursk", "north-korean-troops"]
 
     _touch(rules_copy / "weather.yaml", "id: weather\ntitle: Weather\nany: [Gewitter]\n")
-    d.watch_rules()
+    _watch(d)
     assert [r.id for r in d.ruleset.rules] == ["kursk", "north-korean-troops", "weather"]
     good = d.ruleset
 
     caplog.set_level(logging.INFO, logger="monitor.daemon")
     _touch(rules_copy / "weather.yaml", "id: weather\ntitle: Weather\nany: [Gewitter\n")
-    d.watch_rules()
+    _watch(d)
     assert d.ruleset is good
     assert "rules reload failed, keeping the last good set of 3 rules" in caplog.text
     assert f"{rules_copy / 'weather.yaml'}:4: not valid YAML" in caplog.text
-    d.watch_rules()  # the broken file is not retried until it changes again
+    _watch(d)  # the broken file is not retried until it changes again
     assert caplog.text.count("rules reload failed") == 1
 
     _touch(rules_copy / "weather.yaml", "id: storm\ntitle: Storm\nany: [Sturm]\n")
-    d.watch_rules()
+    _watch(d)
     assert [r.id for r in d.ruleset.rules] == ["kursk", "north-korean-troops", "storm"]
     [m] = rules.match(d.ruleset, Article(title="Sturm über Berlin", text="", language="de"))
     assert m.rule_id == "storm"

@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from monitor import rules
 from monitor.errors import RuleError
+from monitor.rules.operators import OPERATORS
 from monitor.rules.schema import schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,3 +257,44 @@ def test_bad_rules_fail_both(text: str):
     assert schema_errors(text), "the schema accepts it"
     with pytest.raises(RuleError):
         rules.parse(text)
+
+
+# --- one table of operators (monitor/rules/operators.py) -------------------------------------
+
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_every_operator_has_syntax_schema_and_evaluation(name: str):
+    """Each entry of the table is read by the loader, described by the schema and evaluated by
+    the matcher: a rule using it parses, validates, compiles and decides on an article."""
+    from monitor.models import Article
+
+    op = OPERATORS[name]
+    s = schema()
+    for where in (s["$defs"]["rule"]["properties"], s["$defs"]["group"]["properties"]):
+        assert name in where and where[name]["description"] == op.help
+    assert {"required": [name]} in s["$defs"]["group"]["oneOf"]
+    # A rule of the operator alone, or, for one that only excludes, beside what it excludes from.
+    text = f"id: t\ntitle: T\n{name}: [Sturm, Berlin]\n" + ("any: [Sturm]\n" if op.negates else "")
+    assert not schema_errors(text)
+    ruleset = rules.parse(text)
+    assert name in {part.op for part in ruleset.rules[0].tree.children}
+    found = rules.match(ruleset, Article(title="Sturm über Berlin", text="", language="de"))
+    assert [m.rule_id for m in found] == ([] if op.negates else ["t"])
+    grouped = f"id: g\ntitle: G\nall: [Regen, {{{name}: [Sturm, Berlin]}}]\n"
+    assert not schema_errors(grouped)
+    found = rules.match(rules.parse(grouped), Article(title="Regen, Sturm, Berlin", text="", language="de"))
+    assert [m.rule_id for m in found] == ([] if op.negates else ["g"])
+
+
+def test_an_unknown_operator_is_refused_everywhere():
+    """Not in the table: the loader and the schema refuse the key, and a tree built in code
+    (no YAML) is refused when compiled instead of being evaluated as another operator."""
+    from monitor.rules.tree import Node, Rule, Term, Word
+
+    text = "id: t\ntitle: T\nnearby: [Sturm, Berlin]\n"
+    assert schema_errors(text)
+    with pytest.raises(RuleError, match="unknown key 'nearby'"):
+        rules.parse(text)
+    terms = tuple(Term(w, words=(Word(w.casefold()),)) for w in ("Sturm", "Berlin"))
+    odd = Rule(id="t", title="T", tree=Node("all", (Node("nearby", terms, line=3),)), path="x.yaml")
+    with pytest.raises(RuleError, match=r"^x\.yaml:3: unknown operator 'nearby' \(known: any, all, none, "):
+        rules.RuleSet.of([odd])

@@ -3,8 +3,9 @@
 ``match`` is a pure decider: article (and the feed it came from) in, matches out, no I/O.
 The language: ``syntax`` (files, concepts, terms, groups), ``morph`` (words, folding,
 stems), ``engine`` (the multi-pattern matcher), ``document`` (one article's tokens, atoms and
-hits, and a rule's tree evaluated on them), ``explain`` (snippets), ``filters``
-(feeds, tags, languages, age), ``schema`` (the JSON Schema for editors).
+hits, and a rule's tree evaluated on them), ``operators`` (each operator's syntax, prefilter and
+evaluation), ``explain`` (snippets), ``filters`` (feeds, tags, languages, age), ``folder`` (a
+folder's files, their size limits, checks across files), ``schema`` (the JSON Schema for editors).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 from ..errors import RuleError
 from ..models import Article, Match
 from .engine import Engine
-from .syntax import Node, Parsed, Rule, check_refs, parse_dir, parse_text
+from .folder import Limits, TooLarge, check_refs, files, parse_dir
+from .syntax import Node, Parsed, Rule, parse_text
 
-__all__ = ["RuleSet", "Rule", "load", "check", "match", "parse", "RuleError", "signature"]
+__all__ = ["RuleSet", "Rule", "load", "load_checked", "check", "match", "parse", "RuleError", "Problems",
+           "Limits", "TooLarge", "signature"]
 
 
 @dataclass(frozen=True)
@@ -53,19 +56,44 @@ def parse(text: str, path: str = "<text>") -> RuleSet:
     return RuleSet.of(parsed.rules, parsed.concepts, path)
 
 
-def load(folder: str | Path) -> RuleSet:
+class Problems(RuleError):
+    """Every problem found in a rules folder (each one a RuleError)."""
+
+    def __init__(self, problems: list[RuleError]):
+        self.problems = problems
+        super().__init__(problems[0].path, problems[0].line, problems[0].problem)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+def load(folder: str | Path, limits: Limits = Limits()) -> RuleSet:
     """Load and compile every rule file in ``folder``; raise RuleError on the first problem."""
-    parsed, errors = parse_dir(folder)
+    parsed, errors = parse_dir(folder, limits)
     if errors:
         raise errors[0]
     return RuleSet.of(parsed.rules, parsed.concepts, str(folder))
 
 
+def load_checked(folder: str | Path, channels: set[str], has_default: bool, limits: Limits = Limits()) -> RuleSet:
+    """``load`` with ``check``'s channel checks, reading the folder once; a file over a limit
+    raises TooLarge, any other problems raise Problems (all of them)."""
+    parsed, errors = _checked(folder, channels, has_default, limits)
+    if errors:
+        raise errors[0] if isinstance(errors[0], TooLarge) else Problems(errors)
+    return RuleSet.of(parsed.rules, parsed.concepts, str(folder))
+
+
 def check(folder: str | Path, channels: set[str] | None = None,
-          has_default: bool = True) -> list[RuleError]:
+          has_default: bool = True, limits: Limits = Limits()) -> list[RuleError]:
     """Every problem in the rules folder, including channels the config does not define and
     rules whose alerts would go nowhere (no channels named and no default channels)."""
-    parsed, errors = parse_dir(folder)
+    return _checked(folder, channels, has_default, limits)[1]
+
+
+def _checked(folder: str | Path, channels: set[str] | None, has_default: bool,
+             limits: Limits) -> tuple[Parsed, list[RuleError]]:
+    parsed, errors = parse_dir(folder, limits)
     if channels is not None:
         for r in parsed.rules:
             if not r.channels and not has_default:
@@ -80,14 +108,13 @@ def check(folder: str | Path, channels: set[str] | None = None,
                         r.path, r.line,
                         f"rule {r.id!r}: channel {ch!r} is not in the config (defined: {known})",
                     ))
-    return errors
+    return parsed, errors
 
 
 def signature(folder: str | Path) -> tuple[tuple[str, int, int], ...]:
     """Names, sizes and modification times of the rule files: changes when a file does."""
-    base = Path(folder)
     out = []
-    for p in sorted([*base.glob("*.yaml"), *base.glob("*.yml")]):
+    for p in files(folder):
         try:
             st = p.stat()
         except OSError:

@@ -1,5 +1,6 @@
 """One article as the matcher sees it: its fields tokenized, the rule atoms it contains and
-where, each term's hits, and the evaluation of a rule's tree on those positions.
+where, each term's hits, and the evaluation of a rule's tree on those positions (each operator's
+evaluation is declared in ``operators``).
 
 ``Engine.match`` (engine.py) makes a ``Doc``, asks it for the atoms present, has it ``locate``
 them once some rule may fire, then ``eval``s each candidate rule's compiled tree.
@@ -123,20 +124,7 @@ class Doc:
             return got or None
         op, children, within, own = node
         sc = own if own is not None else scope
-        narrow, hits = len(sc) < len(FIELD_NAMES), self.hits
-        if op == "any":
-            out: list[Hit] = []
-            for c in children:
-                if c.__class__ is int:  # a term, inline: most children are
-                    r = hits.get(c)
-                    if r and narrow:
-                        r = [h for h in r if h.field in sc]
-                else:
-                    r = self.eval(c, sc)
-                if r:
-                    out += r
-            return out or None
-        if op == "ref":  # a concept: the same hits, and proximity windows, for every rule
+        if op is None:  # a concept: the same hits, and proximity windows, for every rule
             key = (within, sc)
             told = self._told.get(key)
             if told is None:
@@ -145,68 +133,4 @@ class Doc:
             else:
                 self.core += told[1]
             return told[0]
-        if op == "all":
-            out = []
-            for c in children:
-                if c.__class__ is int:
-                    r = hits.get(c)
-                    if r and narrow:
-                        r = [h for h in r if h.field in sc]
-                    if not r:
-                        return None
-                elif c[0] == "none":
-                    nsc = c[3] if c[3] is not None else sc
-                    for x in c[1]:
-                        if self.eval(x, nsc):
-                            return None
-                    continue
-                else:
-                    r = self.eval(c, sc)
-                    if r is None:
-                        return None
-                out += r
-            return out
-        if op == "none":  # only reached for a rule made of 'none' alone, which the loader refuses
-            return None
-        lists = []
-        for c in children:
-            r = self.eval(c, sc)
-            if not r:
-                return None
-            lists.append(r)
-        found = _near(lists, within) if op == "near" else self._same_sentence(lists)
-        if found:
-            self.core += found
-        return found
-
-    def _same_sentence(self, lists: list[list[Hit]]) -> list[Hit] | None:
-        groups: dict[tuple[int, int], dict[int, list[Hit]]] = defaultdict(dict)
-        for n, hits in enumerate(lists):
-            for h in hits:
-                groups[(h.field, self.fields[h.field].sentence(h.start))].setdefault(n, []).append(h)
-        for _key, by_child in sorted(groups.items()):
-            if len(by_child) == len(lists):
-                return [h for hs in by_child.values() for h in hs]
-        return None
-
-
-def _near(lists: list[list[Hit]], within: int) -> list[Hit] | None:
-    """The first window in one field holding a hit of every child, with at most ``within``
-    words between the end of its first hit and the start of its last."""
-    tagged = sorted((h.field, h.start, n, h) for n, hits in enumerate(lists) for h in hits)
-    need = len(lists)
-    count: dict[int, int] = defaultdict(int)
-    lo = 0
-    for hi, (f, start, n, _h) in enumerate(tagged):
-        count[n] += 1
-        while tagged[lo][0] != f:
-            count[tagged[lo][2]] -= 1
-            lo += 1
-        while len([c for c in count.values() if c]) == need:
-            first = tagged[lo][3]
-            if start - first.end <= within:
-                return [t[3] for t in tagged[lo:hi + 1]]
-            count[tagged[lo][2]] -= 1
-            lo += 1
-    return None
-
+        return op.evaluate(self, children, within, sc)  # operators.py

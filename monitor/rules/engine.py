@@ -27,6 +27,7 @@ from . import morph
 from .document import FIELD_NAMES, CTerm, Doc
 from .explain import Hit, context_of, evidence
 from .filters import passes
+from .operators import Operator, of
 from .tree import Node, Ref, Rule, Term, Word
 
 _TITLE = 0
@@ -34,8 +35,9 @@ _object_new = object.__new__
 _WORD_CACHE_LIMIT = 200_000  # words per text language; a full cache is replaced by an empty one
 
 
-# A compiled node: (op, children, within, scope as field indexes or None). A leaf is an int.
-CNode = tuple[str, tuple[Any, ...], int, frozenset[int] | None]
+# A compiled node: (operator, children, within, scope as field indexes or None); a concept is
+# (None, (its node,), its number, None), evaluated once per article and scope. A leaf (a term) is an int.
+CNode = tuple[Operator | None, tuple[Any, ...], int, frozenset[int] | None]
 
 
 class Engine:
@@ -57,13 +59,13 @@ class Engine:
         self.scopes = [frozenset(FIELD_NAMES.index(f) for f in r.fields) for r in rules]
         self.filtered = [bool(r.languages or r.feeds or r.tags or r.max_age is not None) for r in rules]
         self._words: dict[morph.Keys, dict[str, tuple[int, ...]]] = {}  # text language -> word -> atoms
-        self.trees = [self._node(rule.tree) for rule in rules]
+        self.trees = [self._node(rule.tree, rule.path) for rule in rules]
         # The terms of a rule that is only "any of these terms" in every field, most rules: such
         # a rule fires when one of its terms has hits, and those are its hits (``flat_of``).
         # A term written twice in one rule is taken once: the same hits twice score and read the same.
         self.flat: list[tuple[int, ...] | None] = [
             tuple(dict.fromkeys(tree[1])) if (
-                tree.__class__ is not int and tree[0] == "any" and tree[3] is None
+                tree.__class__ is not int and tree[0] is not None and tree[0].flat and tree[3] is None
                 and len(scope) == len(FIELD_NAMES) and all(c.__class__ is int for c in tree[1]))
             else None for tree, scope in zip(self.trees, self.scopes, strict=True)]
         self.flat_of: dict[int, list[int]] = defaultdict(list)  # term -> the flat rules that have it
@@ -144,43 +146,34 @@ class Engine:
         self._term_ids[key] = len(self.terms) - 1
         return len(self.terms) - 1
 
-    def _node(self, node: Node | Term | Ref) -> Any:
+    def _node(self, node: Node | Term | Ref, path: str) -> Any:
         if isinstance(node, Term):
             return self._term(node)
         if isinstance(node, Ref):
-            # One node per concept, shared by the rules that use it: ``_Doc.eval`` finds it
+            # One node per concept, shared by the rules that use it: ``Doc.eval`` finds it
             # true or false once per article and scope.
             built = self._concept_nodes.get(node.name)
             if built is None:
-                inner = self._node(self.concepts[node.name])
-                built = self._concept_nodes[node.name] = ("ref", (inner,), len(self._concept_nodes), None)
+                inner = self._node(self.concepts[node.name], node.path)
+                built = self._concept_nodes[node.name] = (None, (inner,), len(self._concept_nodes), None)
             return built
+        op = of(node.op, path, node.line)  # an unknown operator is an error, not another's behaviour
         scope = frozenset(FIELD_NAMES.index(f) for f in node.scope) if node.scope else None
-        children = tuple(self._node(c) for c in node.children)
-        if node.op == "all" and len(children) == 1 and scope is None:
+        children = tuple(self._node(c, path) for c in node.children)
+        if op.unwrap and len(children) == 1 and scope is None:
             only = children[0]
-            if only.__class__ is int or only[0] != "none":
+            if only.__class__ is int or only[0] is None or not only[0].negates:
                 return only  # all of one thing is that thing (a rule of only 'any' is such an 'all')
-        return (node.op, children, node.within, scope)
+        return (op, children, node.within, scope)
 
     def _groups(self, node: Any) -> list[set[int]]:
         """Atom sets, each of which must have an atom in the article for ``node`` to match."""
         if isinstance(node, int):
             return [{self.terms[node].atoms[0]}]
         op, children = node[0], node[1]
-        if op == "ref":
+        if op is None:  # a concept: its node's
             return self._groups(children[0])
-        if op == "none":
-            return []
-        if op == "any":
-            union: set[int] = set()
-            for c in children:
-                first = self._groups(c)
-                if not first:
-                    return []
-                union |= first[0]
-            return [union]
-        return [g for c in children for g in self._groups(c)]
+        return op.require([self._groups(c) for c in children])
 
     # --- match --------------------------------------------------------------------------
 

@@ -31,11 +31,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .tree import _AGE, _CONCEPT, _ID, DEFAULT_WITHIN, FIELDS, OPS, SEVERITIES
+from .operators import NAMES, OPERATORS
+from .operators import WITHIN as WITHIN_OPS
+from .tree import _AGE, _CONCEPT, _ID, DEFAULT_WITHIN, FIELDS, SEVERITIES
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 NAME = _CONCEPT.pattern[1:-1]
-LOOKING = ("any", "all", "near", "same_sentence")  # the operators that look for something
+LOOKING = tuple(name for name, op in OPERATORS.items() if not op.negates)  # they look for something
 
 Schema = dict[str, Any]
 
@@ -68,23 +70,15 @@ def terms(items: str, description: str, min_items: int = 1, scalar: bool = True)
 
 
 FIELD = {"enum": list(FIELDS)}
-WITHIN_NEEDS_NEAR = {"if": {"required": ["within"]}, "then": {"required": ["near"]}}
+WITHIN_NEEDS_NEAR = {"if": {"required": ["within"]}, "then": {"anyOf": [{"required": [op]} for op in WITHIN_OPS]}}
 
-OPERATORS: dict[str, Schema] = {
-    "any": terms("strict_item", "At least one of these must be found. One term or a list of terms and "
-                 "groups, e.g. `any: [Kursk, Курск*, \"@kursk\"]`."),
-    "all": terms("item", "Every one of these must be found (in any order and field). E.g. "
-                 "`all: [\"@kursk\", {any: [drone*, missile*]}]`; a `none` group may go in here."),
-    "none": terms("strict_item", "Excludes: nothing fires if any of these is found. E.g. "
-                  "`none: [Kurskorrektur*, {all: [Kursk, submarine]}]`."),
-    "near": terms("strict_item", f"At least two terms or groups found close together in one field: at most "
-                  f"`within` words apart (default {DEFAULT_WITHIN}). E.g. `near: [\"@troops\", \"@dprk\"]`.",
-                  min_items=2, scalar=False),
-    "same_sentence": terms("strict_item", "At least two terms or groups found in one sentence. E.g. "
-                           "`same_sentence: [Kursk, evacuat*]`.", min_items=2, scalar=False),
+# Each operator's value, from its entry in operators.OPERATORS.
+OP_PROPERTIES: dict[str, Schema] = {
+    name: terms("item" if op.holds_none else "strict_item", op.help, min_items=op.min_children, scalar=op.scalar)
+    for name, op in OPERATORS.items()
 }
-WITHIN = number(f"For `near` only: at most this many words between the hits (default {DEFAULT_WITHIN}). "
-                "E.g. `within: 5`.", DEFAULT_WITHIN)
+WITHIN = number(f"For {' and '.join(f'`{op}`' for op in WITHIN_OPS)} only: at most this many words between "
+                f"the hits (default {DEFAULT_WITHIN}). E.g. `within: 5`.", DEFAULT_WITHIN)
 
 RULE_PROPERTIES: dict[str, Schema] = {
     "id": {"description": "Required. Unique across all rule files; lower-case letters, digits, `-` and `_`, "
@@ -120,11 +114,11 @@ RULE_PROPERTIES: dict[str, Schema] = {
     "match": {"description": "What to look for, as one term, a list (any one of it) or a group. E.g. "
               "`match: {near: [\"@kursk\", \"@nuclear\"], within: 8}`.", "allOf": [ref("item")]},
     "within": WITHIN,
-    **OPERATORS,
+    **OP_PROPERTIES,
 }
 
 GROUP_PROPERTIES: dict[str, Schema] = {
-    **OPERATORS,
+    **OP_PROPERTIES,
     "within": WITHIN,
     "in": one_or_list(FIELD, "Where this group looks instead of the rule's `fields`. E.g. `{any: [Kursk], "
                       "in: title}` or `in: [title, summary]`."),
@@ -154,15 +148,15 @@ DEFS: dict[str, Schema] = {
     "list": {"description": "A nested list: any one of its terms or groups, e.g. `all: [[Kursk, Курск*], "
              "drone*]`.", "type": "array", "minItems": 1, "items": ref("item")},
     "group": {
-        "description": "A group: exactly one of any, all, none, near, same_sentence; `within` with near; "
+        "description": f"A group: exactly one of {', '.join(NAMES)}; `within` with near; "
                        "`in` to look in other fields. E.g. `{near: [Kursk, \"AKW\"], within: 5, in: [body]}`.",
         "type": "object", "properties": GROUP_PROPERTIES, "additionalProperties": False,
-        "oneOf": [{"required": [op]} for op in OPS], **WITHIN_NEEDS_NEAR,
+        "oneOf": [{"required": [op]} for op in NAMES], **WITHIN_NEEDS_NEAR,
     },
     "group_not_none": {"description": "A group (a `none` group belongs in a rule or an `all` group).",
                        "allOf": [ref("group")], "not": {"required": ["none"]}},
     "checks": {"required": ["id", "title"], "allOf": [LOOKS_FOR_SOMETHING, WITHIN_NEEDS_NEAR]},
-    "rule": {"description": "A rule: `id`, `title` and what to look for (any, all, near, same_sentence "
+    "rule": {"description": f"A rule: `id`, `title` and what to look for ({', '.join(LOOKING)} "
                             "or match; none only excludes).",
              "type": "object", "properties": RULE_PROPERTIES, "additionalProperties": False,
              "allOf": [ref("checks")]},
@@ -193,7 +187,7 @@ def schema() -> dict:
     return copy.deepcopy({
         "$schema": DRAFT,
         "title": "monitor rule file",
-        "description": "A rule (id, title, any/all/none/near/same_sentence/match), or `rules:` (a list of "
+        "description": f"A rule (id, title, {'/'.join(NAMES)}/match), or `rules:` (a list of "
                        "rules) and/or `concepts:` (named term lists). A rule file may also carry `concepts:`.",
         "type": "object",
         "properties": {"rules": RULES, "concepts": CONCEPTS, **RULE_PROPERTIES},

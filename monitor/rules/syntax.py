@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
 from ..errors import RuleError
 from . import morph
+from .operators import NAMES, OPERATORS, WITHIN, Operator
 from .tree import (
     _AGE,
     _CONCEPT,
@@ -24,9 +24,6 @@ from .tree import (
     DEFAULT_WITHIN,
     FIELDS,
     MIN_PREFIX,
-    NODE_KEYS,
-    OPS,
-    RULE_KEYS,
     SEVERITIES,
     Node,
     Ref,
@@ -35,7 +32,11 @@ from .tree import (
     Word,
 )
 
-__all__ = ["Node", "Ref", "Rule", "Term", "Word", "Parsed", "parse_text", "parse_dir", "check_refs"]
+__all__ = ["Node", "Ref", "Rule", "Term", "Word", "Parsed", "parse_text"]
+
+RULE_KEYS = ("id", "title", "description", "severity", "channels", "fields", "min_hits", "title_weight",
+             "feeds", "tags", "languages", "max_age", "match", "within", *NAMES)
+NODE_KEYS = (*NAMES, "within", "in")
 
 
 # libyaml's loader composes the same nodes, line marks included, ~7x faster (10,000 rules: 11 s
@@ -149,12 +150,15 @@ class _File:
         if "match" in v:
             parts.append(self.item(v["match"]))
         parts.extend(self.node_of(v, rid, node))
-        topic = "match" in v or any(k in v for k in ("any", "near", "same_sentence"))
+        # The rule's own ``all`` beside a topic (any, near, ...) is the context the topic appears in.
+        topic = "match" in v or any(k in v for k, op in OPERATORS.items() if op.topic)
         context = next((i for i, p in enumerate(parts) if i >= ("match" in v) and isinstance(p, Node)
-                        and p.op == "all"), -1) if topic and "all" in v else -1
-        if not parts or all(isinstance(p, Node) and p.op == "none" for p in parts):
-            raise self.error(node, f"rule {rid!r} needs something to look for: any, all, near, "
-                             "same_sentence or match (none only excludes)")
+                        and _context(OPERATORS[p.op])), -1) if topic else -1
+        if not parts or all(isinstance(p, Node) and OPERATORS[p.op].negates for p in parts):
+            looking = ", ".join(n for n, op in OPERATORS.items() if not op.negates)
+            negating = ", ".join(n for n, op in OPERATORS.items() if op.negates)
+            raise self.error(node, f"rule {rid!r} needs something to look for: {looking} or match "
+                             f"({negating} only excludes)")
         fields = self.names(v, "fields", FIELDS) or FIELDS
         severity = self.scalar(v["severity"], "severity") if "severity" in v else "normal"
         if severity not in SEVERITIES:
@@ -175,18 +179,18 @@ class _File:
 
     def node_of(self, v: dict[str, yaml.Node], what: str, where: yaml.Node) -> list[Node]:
         """The operator keys of a rule or node mapping, each as a Node."""
-        ops = [k for k in OPS if k in v]
-        if "within" in v and "near" not in v:
-            raise self.error(v["within"], f"{what}: 'within' belongs to 'near'")
+        if "within" in v and not any(k in v for k in WITHIN):
+            raise self.error(v["within"], f"{what}: 'within' belongs to " + " or ".join(f"'{k}'" for k in WITHIN))
         out = []
-        for op in ops:
-            children = self.items(v[op], op)
-            within = int(self.number(v, "within", DEFAULT_WITHIN)) if op == "near" else DEFAULT_WITHIN
-            if op in ("near", "same_sentence") and len(children) < 2:
-                raise self.error(v[op], f"'{op}' needs at least two terms or groups")
-            if op == "none" and any(isinstance(c, Node) and c.op == "none" for c in children):
-                raise self.error(v[op], "'none' inside 'none': say what to look for instead")
-            out.append(Node(op, children, within=within, line=line(v[op])))
+        for name, op in OPERATORS.items():
+            if name not in v:
+                continue
+            children = self.items(v[name], name)
+            within = int(self.number(v, "within", DEFAULT_WITHIN)) if op.within else DEFAULT_WITHIN
+            if len(children) < op.min_children:
+                at_least = _COUNT.get(op.min_children, op.min_children)
+                raise self.error(v[name], f"'{name}' needs at least {at_least} terms or groups")
+            out.append(Node(name, children, within=within, line=line(v[name])))
         return out
 
     def item(self, node: yaml.Node) -> Node | Term | Ref:
@@ -197,9 +201,9 @@ class _File:
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, "expected a term or a group such as {any: […]}")
         v = self.mapping(node, NODE_KEYS)
-        ops = [k for k in OPS if k in v]
+        ops = [k for k in NAMES if k in v]
         if len(ops) != 1:
-            raise self.error(node, "a group has exactly one of: " + ", ".join(OPS) +
+            raise self.error(node, "a group has exactly one of: " + ", ".join(NAMES) +
                              (f" (found {', '.join(ops)})" if ops else ""))
         (built,) = self.node_of(v, ops[0], node)
         if "in" in v:
@@ -213,10 +217,10 @@ class _File:
         if not isinstance(node, yaml.SequenceNode) or not node.value:
             raise self.error(node, f"'{key}' must be a non-empty list of terms or groups, e.g. {key}: [one, two]")
         out = tuple(self.item(n) for n in node.value)
-        if key != "all" and key != "match":
+        if key != "match" and not OPERATORS[key].holds_none:
             for child, n in zip(out, node.value, strict=True):
-                if isinstance(child, Node) and child.op == "none":
-                    raise self.error(n, f"'none' belongs in a rule or an 'all' group, not in '{key}'")
+                if isinstance(child, Node) and OPERATORS[child.op].negates:
+                    raise self.error(n, f"'{child.op}' belongs in a rule or an 'all' group, not in '{key}'")
         return out
 
     def terms(self, node: yaml.Node, lang: str | None, concept: str) -> tuple[Term | Ref, ...]:
@@ -321,70 +325,17 @@ class _File:
         return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+_COUNT = {2: "two", 3: "three"}
+
+
+def _context(op: Operator) -> bool:
+    """A clause that may be a rule's context: it looks for something without naming the topic (all)."""
+    return not op.topic and not op.negates
+
+
 def line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
 def parse_text(text: str, path: str, into: Parsed) -> None:
     _File(path).parse(text, into)
-
-
-def parse_dir(folder: str | Path) -> tuple[Parsed, list[RuleError]]:
-    """Every ``*.yaml``/``*.yml`` file in ``folder`` (sorted), with every problem found:
-    bad files are skipped, duplicate ids and unknown or cyclic concepts reported."""
-    base = Path(folder)
-    parsed = Parsed()
-    if not base.is_dir():
-        return parsed, [RuleError(str(base), None, "rules folder does not exist")]
-    files = sorted([*base.glob("*.yaml"), *base.glob("*.yml")])
-    if not files:
-        return parsed, [RuleError(str(base), None, "no *.yaml rule files in the rules folder")]
-    errors: list[RuleError] = []
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            errors.append(RuleError(str(path), None, f"cannot read: {e}"))
-            continue
-        one = Parsed(concepts=dict(parsed.concepts), where=dict(parsed.where))
-        try:
-            parse_text(text, str(path), one)
-        except RuleError as e:
-            errors.append(e)
-            continue
-        parsed.concepts, parsed.where = one.concepts, one.where
-        parsed.rules.extend(one.rules)
-    seen: dict[str, Rule] = {}
-    for r in parsed.rules:
-        if r.id in seen:
-            errors.append(RuleError(r.path, r.line, f"rule id {r.id!r} is already used at "
-                                    f"{seen[r.id].path}:{seen[r.id].line}"))
-        seen.setdefault(r.id, r)
-    parsed.rules = list(seen.values())
-    errors.extend(check_refs(parsed))
-    return parsed, errors
-
-
-def check_refs(parsed: Parsed) -> list[RuleError]:
-    """Unknown concepts, and concepts that include themselves."""
-    errors: list[RuleError] = []
-
-    def walk(node: Node | Term | Ref, stack: tuple[str, ...]) -> None:
-        if isinstance(node, Ref):
-            if node.name not in parsed.concepts:
-                known = ", ".join(sorted(parsed.concepts)) or "none defined"
-                errors.append(RuleError(node.path, node.line, f"unknown concept @{node.name} (known: {known})"))
-            elif node.name in stack:
-                errors.append(RuleError(node.path, node.line, "concept cycle: " +
-                                        " -> ".join(f"@{n}" for n in (*stack, node.name))))
-            else:
-                walk(parsed.concepts[node.name], (*stack, node.name))
-        elif isinstance(node, Node):
-            for c in node.children:
-                walk(c, stack)
-
-    for r in parsed.rules:
-        walk(r.tree, ())
-    for name, node in parsed.concepts.items():
-        walk(node, (name,))
-    return errors

@@ -1,7 +1,8 @@
 """The rule language's vocabulary: its keys, limits and the frozen tree a rule file becomes.
 
 ``syntax`` builds these from YAML; ``engine`` compiles them; ``schema`` describes them for
-editors. Kept apart so that each of those can import the words without the parser.
+editors. Kept apart so that each of those can import the words without the parser. The
+operators (any, all, none, near, same_sentence) are declared in ``operators``.
 """
 
 from __future__ import annotations
@@ -11,10 +12,6 @@ from dataclasses import dataclass
 
 FIELDS = ("title", "summary", "body")
 SEVERITIES = ("info", "normal", "urgent")
-OPS = ("any", "all", "none", "near", "same_sentence")
-RULE_KEYS = ("id", "title", "description", "severity", "channels", "fields", "min_hits", "title_weight",
-             "feeds", "tags", "languages", "max_age", "match", "within", *OPS)
-NODE_KEYS = (*OPS, "within", "in")
 DEFAULT_WITHIN = 10
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _CONCEPT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -51,7 +48,7 @@ class Ref:
 
 @dataclass(frozen=True)
 class Node:
-    op: str                                  # any | all | none | near | same_sentence
+    op: str                                  # a name in operators.OPERATORS
     children: tuple[Node | Term | Ref, ...]
     within: int = DEFAULT_WITHIN             # near: at most this many words between the hits
     scope: tuple[str, ...] | None = None     # in: fields this node looks at
