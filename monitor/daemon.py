@@ -33,8 +33,8 @@ from . import delivery, dispatch, pipeline, rules
 from .config import Config
 from .errors import ConfigError
 from .fetch import Client, Limits
-from .notify import Notifier, channels_from
 from .lockfile import DaemonLock
+from .notify import Notifier, channels_from
 from .service import Service
 from .store import Pruned, Store, StoreError
 from .store.aio import AsyncStore
@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 # Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
 # worker pool and the endpoint were built with them): kept, with a warning, until a restart.
-RESTART_KEYS = ("monitor.database", "monitor.busy_timeout", "monitor.tick", "monitor.log_format", "poll.concurrency", "poll.per_host",
-                "extract.workers", "fetch", "http", "retention.every")
+RESTART_KEYS = ("monitor.database", "monitor.busy_timeout", "monitor.tick", "monitor.log_format",
+                "poll.concurrency", "poll.per_host", "extract.workers", "fetch", "http", "retention.every")
 
 
 def notifier_for(config: Config) -> Notifier:
@@ -338,7 +338,7 @@ class Daemon:
     async def _finish(self) -> None:
         """Give in-flight polls and sends ``monitor.stop_grace`` seconds, then cancel them.
         Every database write is one transaction, so a cancelled poll leaves nothing half-done."""
-        busy = list(self.dispatcher.tasks.values()) if self.dispatcher else []
+        busy: list[asyncio.Task[Any]] = list(self.dispatcher.tasks.values()) if self.dispatcher else []
         busy += list(self.sender.tasks.values()) if self.sender else []
         if not busy:
             return

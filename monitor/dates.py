@@ -41,6 +41,7 @@ def parse(value: Moment) -> datetime | None:
     """An aware datetime, its own offset kept, from ISO 8601 / RFC 3339 text (``Z``, an offset
     or none), RFC 5322 / HTTP-date text (all three RFC 9110 forms), a Unix time, a struct_time
     (feedparser's ``*_parsed``, which it gives in UTC) or a datetime. None for anything else."""
+    moment: datetime | None
     try:
         if isinstance(value, datetime):
             moment = value

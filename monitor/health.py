@@ -98,6 +98,7 @@ def interval(feed: Feed, cadence: float | None, settings: Settings) -> float:
 
 
 def _fetched(feed: Feed, r: Fetched, now: float, settings: Settings, rng: random.Random | None) -> FeedUpdate:
+    last_new: float | None
     if r.baseline:  # news "last seen" when the newest entry was published
         last_new = schedule.newest(r.published, now) or now
     else:

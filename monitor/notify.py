@@ -43,9 +43,8 @@ import apprise
 import requests
 from apprise.decorators import notify as apprise_plugin
 
-from . import schedule
+from . import schedule, webhook
 from .errors import ConfigError, NotifyError
-from . import webhook
 from .models import Alert, Answer, Channel, Digest
 from .render import Renderer, builtin, kind
 

@@ -146,7 +146,8 @@ def _own_links(entries: list[Entry], home: object) -> tuple[Entry, ...]:
     identity falls back to the guid, else the hash of the text, and the entry is marked
     ``shared_link`` so nobody takes that page for its article."""
     counts = Counter(e.link for e in entries if e.link)
-    home_url = canonical_url(unwrap(home)) if isinstance(home, str) and home.startswith(("http://", "https://")) else None
+    is_url = isinstance(home, str) and home.startswith(("http://", "https://"))
+    home_url = canonical_url(unwrap(str(home))) if is_url else None
     out = []
     for e in entries:
         if e.link and (counts[e.link] > 1 or e.link == home_url):

@@ -91,9 +91,8 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
             else _as_is(e) for e in new)))
     else:
         reposts = await ctx.db.reposts(feed, new, now - REPOST_WINDOW) if new else {}
-        for e in new:
-            if e.uid in reposts:
-                log.info("repost, no alert feed=%s entry=%r reason=%r", feed.url, e.title[:80], reposts[e.uid])
+        for uid, why in reposts.items():
+            log.info("repost, no alert feed=%s uid=%s reason=%r", feed.url, uid, why)
         # At most per_host pages of one feed at a time: a feed with 300 new items must not
         # queue 300 requests whose total timeout runs out while they wait for a connection.
         pages = asyncio.Semaphore(ctx.config.poll.per_host)

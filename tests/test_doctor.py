@@ -15,7 +15,6 @@ from conftest import monitor_cmd, rss, run_cli, write_config
 from servers import free_port
 
 from monitor.cli import doctor
-
 from monitor.store import Store
 
 LINE = re.compile(r"^(ok|warn|fail)  [\w -]+: \S")

@@ -22,18 +22,18 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import db_rows, monitor_cmd, page, rss, run_cli, write_config
 from conftest import wait_for as _wait
+from outbox_driver import seed
+from servers import Webhook
+from test_service import NotifySocket, free_port
+
 from monitor import leases
 from monitor.config import NotifySection
 from monitor.delivery import Sender
 from monitor.models import Channel
 from monitor.notify import Notifier
 from monitor.store import Store
-from outbox_driver import seed
-from servers import Webhook
-from test_service import NotifySocket, free_port
 
 HOLD = """
 import sqlite3, sys
@@ -227,7 +227,8 @@ def test_healthz_and_the_watchdog_go_on_while_another_process_holds_the_database
         while time.monotonic() < deadline:
             answers.append(_get(f"http://127.0.0.1:{port}/healthz"))
         assert max(seconds for _, _, seconds in answers) < 1.0, max(answers, key=lambda a: a[2])
-        assert any(status == 503 and "database" in body and "locked" in body for status, body, _ in answers), answers[-1]
+        assert any(status == 503 and "database" in body and "locked" in body
+                   for status, body, _ in answers), answers[-1]
         assert sock.keys().count("WATCHDOG") >= pings + 5  # fed every 0.5 s all along
         status = run_cli("status", "--config", str(cfg))
         assert "daemon: running" in status.stdout and "database" in status.stdout, status.stdout

@@ -56,7 +56,7 @@ def _feeds(tmp_path, feed_server):
 def test_once_shows_a_bar_on_a_terminal(tmp_path, feed_server):
     status, out = in_terminal("once", "--config", str(_feeds(tmp_path, feed_server)))
     assert status == 0, out
-    assert f"polled: 100%|" in out and f"| {FEEDS}/{FEEDS} " in out and "\r" in out, out
+    assert "polled: 100%|" in out and f"| {FEEDS}/{FEEDS} " in out and "\r" in out, out
     assert out.count(" polled feed=") == FEEDS  # the log lines go above the bar, all of them
     assert f"feeds={FEEDS} baseline={FEEDS}" in out
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from conftest import db_rows, page, rss, run_cli, write_config
+
 from monitor import parse
 from monitor.models import Article, Entry, Feed, FeedUpdate, Match
 from monitor.store import MIGRATIONS, Store

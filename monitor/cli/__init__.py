@@ -129,7 +129,6 @@ def run(config_path: str, log_json: bool) -> None:
 def once(config_path: str, log_json: bool) -> None:
     """Poll every feed once, deliver pending alerts, exit."""
     from ..daemon import once as run_once
-
     from .progress import Progress
 
     cfg, ruleset = load_all(config_path)

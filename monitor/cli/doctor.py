@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 
 from .. import config as config_mod
-from .. import dates, rules, schedule, urlsecrets
+from .. import dates, rules, urlsecrets
 from ..errors import MonitorError
 from ..models import Alert
 from . import cli, config_option

@@ -55,7 +55,7 @@ class Progress:
         self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=self.stream, dynamic_ncols=True)
         for h in logging.getLogger().handlers:
             if isinstance(h, logging.StreamHandler) and h.stream is self.stream:
-                h.setStream(_Above(self.stream))  # type: ignore[arg-type]
+                h.setStream(_Above(self.stream))
                 self._handlers.append(h)
         return self
 

@@ -20,7 +20,6 @@ from . import cli, config_option, fail, load_config
 from .progress import Progress
 
 
-
 @cli.group("rules")
 def rules_group() -> None:
     """Rule files: check them, print their JSON Schema, backtest a rule on stored articles."""

@@ -67,7 +67,10 @@ class Problems(RuleError):
         return "\n".join(str(p) for p in self.problems)
 
 
-def load(folder: str | Path, limits: Limits = Limits()) -> RuleSet:
+DEFAULT_LIMITS = Limits()  # the settings' defaults, for callers without a config
+
+
+def load(folder: str | Path, limits: Limits = DEFAULT_LIMITS) -> RuleSet:
     """Load and compile every rule file in ``folder``; raise RuleError on the first problem."""
     parsed, errors = parse_dir(folder, limits)
     if errors:
@@ -75,7 +78,7 @@ def load(folder: str | Path, limits: Limits = Limits()) -> RuleSet:
     return RuleSet.of(parsed.rules, parsed.concepts, str(folder))
 
 
-def load_checked(folder: str | Path, channels: set[str], has_default: bool, limits: Limits = Limits()) -> RuleSet:
+def load_checked(folder: str | Path, channels: set[str], has_default: bool, limits: Limits = DEFAULT_LIMITS) -> RuleSet:
     """``load`` with ``check``'s channel checks, reading the folder once; a file over a limit
     raises TooLarge, any other problems raise Problems (all of them)."""
     parsed, errors = _checked(folder, channels, has_default, limits)
@@ -85,7 +88,7 @@ def load_checked(folder: str | Path, channels: set[str], has_default: bool, limi
 
 
 def check(folder: str | Path, channels: set[str] | None = None,
-          has_default: bool = True, limits: Limits = Limits()) -> list[RuleError]:
+          has_default: bool = True, limits: Limits = DEFAULT_LIMITS) -> list[RuleError]:
     """Every problem in the rules folder, including channels the config does not define and
     rules whose alerts would go nowhere (no channels named and no default channels)."""
     return _checked(folder, channels, has_default, limits)[1]

@@ -3,7 +3,8 @@
 An alert row moves through ``pending -> sending -> sent | failed | dead`` (delivery.py says
 when). Each step is one UPDATE, atomic on its own; the claim ('sending', ``claimed_at``) is
 committed before apprise is called, with a lease (owner and expiry, monitor/leases.py): a crash
-leaves evidence, and another claim takes the row over once the lease has run out. Rows still to deliver are read per channel in id order through a partial index that
+leaves evidence, and another claim takes the row over once the lease has run out. Rows still
+to deliver are read per channel in id order through a partial index that
 holds only undelivered rows."""
 
 from __future__ import annotations
