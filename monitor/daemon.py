@@ -3,7 +3,7 @@
 APScheduler does not hold one job per feed: feed schedules are rows in the database
 (``next_check_at``), and one ``tick`` job asks the store which feeds are due. A second job
 drains the outbox. Both are rebuilt from the config at start, so a restart resumes exactly
-where the database says (LIBRARY-NOTES: persisted job stores keep stale settings).
+where the database says (../shared/LIBRARY-NOTES.md: persisted job stores keep stale settings).
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ from apscheduler.triggers.cron import CronTrigger
 
 from . import config as config_mod
 from . import delivery, dispatch, pipeline, rules
+from . import store as store_mod
 from .config import Config
 from .errors import ConfigError
 from .fetch import Client, Limits
 from .lockfile import DaemonLock
 from .notify import Notifier, channels_from
 from .service import Service
-from .store import Pruned, Store, StoreError
+from .store import Pruned, StoreError
 from .store.aio import AsyncStore
 from .workers import Pool, in_thread
 
@@ -74,7 +75,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet,
                   observe: Callable[[str, float], None] | None = None) -> AsyncIterator[pipeline.Context]:
     """Everything a poll needs, opened in order and closed in reverse."""
     notifier = notifier_for(config)
-    db = AsyncStore(Store(config.database, busy_timeout=config.monitor.busy_timeout))
+    db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
     pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse", "monitor.language"))
     f, p = config.fetch, config.poll
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
@@ -306,7 +307,7 @@ class Daemon:
             scheduler.add_listener(_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             now = datetime.now().astimezone()
             common = {"max_instances": 1, "coalesce": True}
-            # misfire_grace_time defaults to 1 s and silently skips runs (LIBRARY-NOTES).
+            # misfire_grace_time defaults to 1 s and silently skips runs (../shared/LIBRARY-NOTES.md).
             scheduler.add_job(self.tick, "interval", seconds=self.config.monitor.tick, id="tick",
                               next_run_time=now, misfire_grace_time=max(1, int(self.config.monitor.tick)),
                               **common)

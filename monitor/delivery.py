@@ -55,7 +55,7 @@ from .config import NotifySection
 from .errors import NotifyError
 from .models import Alert, Answer, Channel
 from .notify import Notifier
-from .store import Store, StoreError
+from .store import StoreAPI, StoreError
 from .store.aio import AsyncStore
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _policy(ch: Channel) -> noise.Policy:
 
 
 class Sender:
-    def __init__(self, store: Store | AsyncStore, notifier: Notifier, cfg: NotifySection, *,
+    def __init__(self, store: StoreAPI | AsyncStore, notifier: Notifier, cfg: NotifySection, *,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                  batch: int = 100, threads: int = 16, owner: str = leases.OWNER):
         self.db = store if isinstance(store, AsyncStore) else AsyncStore(store)

@@ -105,3 +105,46 @@ def test_readme_covers_quick_start_and_every_command():
 def test_modules_stay_small():
     for _, path, _ in _modules():
         assert len(path.read_text("utf-8").splitlines()) <= 400, path
+
+
+def test_the_store_is_one_interface_that_store_implements_exactly():
+    """store/api.py's StoreAPI is what a second SQL backend implements: Store has exactly its
+    methods, with the same parameters (names, kinds, defaults)."""
+    import inspect
+
+    from monitor.store import Store, StoreAPI
+
+    def public(cls: type) -> dict[str, object]:
+        return {n: getattr(cls, n) for n in dir(cls) if not n.startswith("_") and n not in ("path",)}
+
+    declared, implemented = public(StoreAPI), public(Store)
+    assert set(implemented) == set(declared), set(implemented) ^ set(declared)
+    for name, fn in declared.items():
+        if isinstance(fn, property):
+            assert isinstance(implemented[name], property), name
+            continue
+        want = inspect.signature(fn)
+        got = inspect.signature(inspect.unwrap(implemented[name]))  # type: ignore[arg-type]
+        assert [(p.name, p.kind, p.default) for p in got.parameters.values()] == [
+            (p.name, p.kind, p.default) for p in want.parameters.values()], name
+
+
+def test_nothing_outside_the_store_asks_it_what_its_interface_does_not_declare():
+    """Every ``store.X(...)`` / ``db.X(...)`` call outside store/ names a StoreAPI method (or
+    the database thread's own: post, call_next, busy), and only store/ opens a Store itself."""
+    from monitor.store import StoreAPI
+
+    allowed = {n for n in dir(StoreAPI) if not n.startswith("_")} | {"post", "call_next", "busy"}
+    wrong = []
+    for name, path, tree in _modules():
+        if name == "store":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = node.func.value
+                last = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+                if last in ("store", "db") and node.func.attr not in allowed:
+                    wrong.append(f"{path.name}:{node.lineno} {last}.{node.func.attr}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("store"):
+                wrong += [f"{path.name}:{node.lineno} imports Store" for a in node.names if a.name == "Store"]
+    assert wrong == []

@@ -151,7 +151,7 @@ def prune(config_path: str, dry_run: bool) -> None:
     """Prune delivered alerts, articles and old entries past retention.days, now."""
     import time
 
-    from ..store import Pruned, Store
+    from ..store import Pruned, connect
 
     cfg = _guard(lambda: config_mod.load(config_path))
     if not cfg.retention.days:
@@ -160,7 +160,7 @@ def prune(config_path: str, dry_run: bool) -> None:
     started = time.monotonic()
 
     def run_prune() -> Pruned:
-        store = Store(cfg.database)
+        store = connect(cfg.database)
         try:
             return store.prune(time.time(), cfg.retention.days * 86400, dry_run=dry_run)
         finally:

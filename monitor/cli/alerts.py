@@ -16,7 +16,7 @@ from .. import config as config_mod
 from .. import dates
 from ..errors import MonitorError, NotifyError
 from ..models import Alert
-from ..store import Store
+from ..store import StoreAPI, connect
 from . import cli, config_option, fail
 
 if TYPE_CHECKING:
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 STATES = ("pending", "sending", "sent", "failed", "dead", "held", "digest")
 
 
-def _store(config_path: str) -> Store:
+def _store(config_path: str) -> StoreAPI:
     try:
-        return Store(config_mod.load(config_path).database)
+        return connect(config_mod.load(config_path).database)
     except MonitorError as e:
         fail(str(e))
 

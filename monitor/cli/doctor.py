@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import stat
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from .. import config as config_mod
 from .. import dates, rules, urlsecrets
 from ..errors import MonitorError
 from ..models import Alert
+from ..store import StoreError
 from . import cli, config_option
 
 Result = tuple[str, str, str]  # (ok | warn | fail, check, detail)
@@ -97,32 +97,32 @@ def _rules(cfg: config_mod.Config) -> Result:
         return "fail", "rules", str(e).replace("\n", "; ")
 
 
-def _database(db: Path, full: bool, readable: list[bool]) -> Iterator[Result]:
+def _database(file: Path, full: bool, readable: list[bool]) -> Iterator[Result]:
     """The file's checks; ``readable`` gets True when the health checks may open it (sound, and
     of this program's schema version: opening an older one would migrate it)."""
     from ..store.integrity import integrity
 
-    if not db.exists():
-        yield "warn", "database", f"{db}: does not exist yet (monitor run or once creates it)"
+    if not file.exists():
+        yield "warn", "database", f"{file}: does not exist yet (monitor run or once creates it)"
         return
     try:
-        version, ours, problems = integrity(db, full=full)
-    except sqlite3.Error as e:
-        yield "fail", "database", f"{db}: cannot read: {e}"
+        version, ours, problems = integrity(file, full=full)
+    except StoreError as e:
+        yield "fail", "database", f"{file}: cannot read: {e}"
         return
     check = "integrity_check" if full else "quick_check"
     if problems:
-        yield "fail", "database", f"{db}: {check}: " + "; ".join(problems[:5])
+        yield "fail", "database", f"{file}: {check}: " + "; ".join(problems[:5])
     elif version > ours:
-        yield "fail", "database", f"{db}: schema version {version} is newer than this program ({ours})"
+        yield "fail", "database", f"{file}: schema version {version} is newer than this program ({ours})"
     else:
-        yield "ok", "database", f"{db}: {check} ok, schema version {version} of {ours}"
+        yield "ok", "database", f"{file}: {check} ok, schema version {version} of {ours}"
         readable.append(version == ours)
-    mode = stat.S_IMODE(db.stat().st_mode)
+    mode = stat.S_IMODE(file.stat().st_mode)
     if mode & 0o022:  # anyone else who can write it can forge alerts or wreck it
-        yield "warn", "database-permissions", f"{db}: writable by group or others (mode {mode:04o}): chmod 600"
+        yield "warn", "database-permissions", f"{file}: writable by group or others (mode {mode:04o}): chmod 600"
     else:
-        yield "ok", "database-permissions", f"{db}: mode {mode:04o}"
+        yield "ok", "database-permissions", f"{file}: mode {mode:04o}"
 
 
 def _state_dir(folder: Path) -> Result:
@@ -196,9 +196,9 @@ def delivery_health(by_channel: list[tuple[str, str, int]], failed: list[Alert],
 
 
 def _health(cfg: config_mod.Config, now: float) -> list[Result]:
-    from ..store import Store
+    from ..store import connect
 
-    store = Store(cfg.database)
+    store = connect(cfg.database)
     try:
         results = feed_health(store.feed_table(), now, cfg.poll.failing_alert_after)
         notices = [(n.channel, n.attempts) for n in store.pending_notices(now=float("inf"), limit=1000)]
@@ -222,7 +222,7 @@ def diagnose(config_path: str, full: bool = False, now: float | None = None) -> 
     if readable == [True]:
         try:
             results += _health(cfg, time.time() if now is None else now)
-        except (MonitorError, sqlite3.Error) as e:
+        except MonitorError as e:
             results.append(("fail", "health", f"{cfg.database}: cannot read feeds and deliveries: {e}"))
     return results
 

@@ -19,15 +19,15 @@ from .. import dates, schedule
 from ..errors import MonitorError
 from ..fetch import Client, Limits
 from ..opml import FeedRef, discover, looks_like_feed, read_opml_report, write_opml
-from ..store import Store
+from ..store import StoreAPI, connect
 from . import cli, config_option, fail
 
 
-def _open(config_path: str) -> tuple[config_mod.Config, Store]:
+def _open(config_path: str) -> tuple[config_mod.Config, StoreAPI]:
     """The config and its database, with the config's feeds registered (as the daemon does)."""
     try:
         cfg = config_mod.load(config_path)
-        store = Store(cfg.database)
+        store = connect(cfg.database)
         store.sync_feeds(cfg.feed_specs, time.time())
     except MonitorError as e:
         fail(str(e))

@@ -15,7 +15,7 @@ import click
 
 from .. import dates, rules
 from ..errors import MonitorError, RuleError
-from ..store import Store
+from ..store import connect
 from . import cli, config_option, fail, load_config
 from .progress import Progress
 
@@ -85,7 +85,7 @@ def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, 
     one = rules.RuleSet.of([rule], ruleset.concepts, ruleset.source)
     now = time.time()
     try:
-        store = Store(cfg.database)
+        store = connect(cfg.database)
     except MonitorError as e:
         fail(str(e))
     checked = fired = 0

@@ -15,7 +15,7 @@ from .. import config as config_mod
 from .. import dates, lockfile, schedule
 from ..errors import MonitorError
 from ..service import stale_after
-from ..store import Store
+from ..store import connect
 from . import cli, config_option, fail
 
 HEALTH = ("ok", "new", "failing", "silent", "gone", "inactive")
@@ -62,7 +62,7 @@ def status_cmd(config_path: str, as_json: bool) -> None:
     """Show whether the daemon ticks, feeds by health and the outbox by state."""
     try:
         cfg = config_mod.load(config_path)
-        store = Store(cfg.database)
+        store = connect(cfg.database)
     except MonitorError as e:
         fail(str(e))
     alive, beat = lockfile.read(cfg.database)

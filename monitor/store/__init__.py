@@ -4,7 +4,7 @@ matches and the alert outbox, on SQLite through sqlite-utils.
 One writer connection (the daemon's); readers such as ``monitor feeds`` open their own.
 WAL lets them read while the daemon writes. Write transactions use ``BEGIN IMMEDIATE``:
 with a deferred BEGIN a second connection fails at once with "database is locked" instead
-of waiting for the busy timeout (see LIBRARY-NOTES).
+of waiting for the busy timeout (see ../shared/LIBRARY-NOTES.md).
 
 The queries are grouped by what they serve: ``feeds.py`` (registration, schedule, health),
 ``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices), ``noise.py``
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .api import StoreAPI
 from .base import StoreError, guard
 from .entries import EntryQueries
 from .feeds import FeedSpec
@@ -29,7 +30,7 @@ from .retention import Pruned, RetentionQueries
 from .schema import MIGRATIONS, statements
 from .status import Snapshot, StatusQueries
 
-__all__ = ["MIGRATIONS", "FeedSpec", "Pruned", "Snapshot", "Store", "StoreError"]
+__all__ = ["MIGRATIONS", "FeedSpec", "Pruned", "Snapshot", "Store", "StoreAPI", "StoreError", "connect"]
 
 
 @guard
@@ -68,7 +69,7 @@ class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQ
             )
         for version in range(current + 1, len(MIGRATIONS) + 1):
             step = MIGRATIONS[version - 1]
-            with self.transaction():
+            with self._transaction():
                 if isinstance(step, str):
                     for stmt in statements(step):
                         self.db.execute(stmt)
@@ -78,3 +79,16 @@ class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQ
 
     def count(self, table: str) -> int:
         return self.db[table].count
+
+
+def connect(database: str | Path, *, busy_timeout: float = 10.0) -> StoreAPI:
+    """The store behind ``[monitor] database``: a path, or ``sqlite:///PATH``, is SQLite (the
+    embedded default). The one place a backend is chosen: the daemon and the CLI call this, and
+    a second backend (PostgreSQL, cluster mode) plugs in here."""
+    text = str(database)
+    if text.startswith("sqlite:///"):
+        text = text.removeprefix("sqlite://")
+    elif "://" in text:
+        raise StoreError(f"{text.split('://')[0]}:// databases are not supported yet (SQLite only: a path or "
+                         "sqlite:///PATH)", "schema")
+    return Store(text, busy_timeout=busy_timeout)

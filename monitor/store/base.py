@@ -101,7 +101,7 @@ class Queries:
     path: Path
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def _transaction(self) -> Iterator[None]:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:  # "database is locked" after the busy timeout

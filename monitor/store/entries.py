@@ -124,7 +124,7 @@ class EntryQueries(FeedQueries, Queries):
         served, stamped ``last_seen_at`` (retention keeps what the feed still serves). Returns
         the alerts queued."""
         alerts = 0
-        with self.transaction():
+        with self._transaction():
             self._save_poll(feed, update, now)
             if feed_title:
                 self.db.execute("UPDATE feeds SET title = COALESCE(title, ?) WHERE id = ?", (feed_title, feed.id))

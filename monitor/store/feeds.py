@@ -39,7 +39,7 @@ class FeedQueries(Queries):
         """Make the config's feeds (url, title, interval[, tags]) active; deactivate config
         feeds that left the config. Schedule state of kept feeds is untouched."""
         specs = [FeedSpec(*f) for f in feeds]
-        with self.transaction():
+        with self._transaction():
             for spec in specs:
                 self._upsert(spec, "config", now)
             self.db.execute("CREATE TEMP TABLE IF NOT EXISTS config_urls (url TEXT PRIMARY KEY)")
@@ -55,7 +55,7 @@ class FeedQueries(Queries):
         already known (by its address or the one it moved to) is left as it is, except that a
         removed one comes back. Returns (added, already known)."""
         added = known = 0
-        with self.transaction():
+        with self._transaction():
             for f in feeds:
                 if self._upsert(FeedSpec(*f), "cli", now):
                     added += 1
@@ -125,7 +125,7 @@ class FeedQueries(Queries):
         lease on, and each one leased to ``owner`` until ``now + lease`` in the same transaction
         (monitor/leases.py): a feed is polled by one process at a time. The poll's record
         releases it (``save_poll``, ``record``); a poll that dies leaves it to the expiry."""
-        with self.transaction():
+        with self._transaction():
             feeds = self._feeds(now if due else None, default_interval, limit, after_id, (owner, now))
             for i in range(0, len(feeds), 500):
                 chunk = [f.id for f in feeds[i:i + 500]]
@@ -173,7 +173,7 @@ class FeedQueries(Queries):
                 cols = ", ".join(f"{k} = ?" for k in changes)
                 self.db.conn.execute(f"UPDATE feeds SET {cols}, {RELEASE} WHERE id = ?", [*changes.values(), feed.id])
             return
-        with self.transaction():
+        with self._transaction():
             self._save_poll(feed, update, now)
 
     def _save_poll(self, feed: Feed, update: FeedUpdate, now: float) -> None:

@@ -55,7 +55,7 @@ class NoiseQueries(Queries):
     def bundle(self, channel: str, now: float) -> int | None:
         """Put the channel's held alerts into one digest, due now; its carrier's id, or None
         when nothing is held. One transaction."""
-        with self.transaction():
+        with self._transaction():
             row = self.db.execute("SELECT MIN(id) FROM outbox WHERE channel = ? AND state = 'held'",
                                   (channel,)).fetchone()
             if row[0] is None:

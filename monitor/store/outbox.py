@@ -94,7 +94,7 @@ class OutboxQueries(Queries):
 
     def mark_sent(self, alert_id: int, now: float, status: int | None = None) -> None:
         """Sent; a digest's carrier takes the alerts it lists along (store/noise.py)."""
-        with self.transaction():
+        with self._transaction():
             self.db.execute(
                 "UPDATE outbox SET state = 'sent', sent_at = ?, last_attempt_at = ?, attempts = attempts + 1, "
                 "last_error = NULL, last_status = ?, claimed_at = NULL, lease_owner = NULL, lease_until = NULL "
@@ -114,7 +114,7 @@ class OutboxQueries(Queries):
                   *, attempted: bool = False, status: int | None = None) -> None:
         """Give up on an alert, in one transaction with the ops notices (channel, title, body)
         that say so. ``attempted``: this call ends a failed attempt (count it)."""
-        with self.transaction():
+        with self._transaction():
             self.db.execute(
                 "UPDATE outbox SET state = 'dead', dead_at = ?, last_error = ?, claimed_at = NULL, lease_owner = NULL, "
                 "lease_until = NULL, "
@@ -138,7 +138,7 @@ class OutboxQueries(Queries):
         if not owners:
             return []
         marks = ",".join("?" * len(owners))
-        with self.transaction():
+        with self._transaction():
             ids = [r["id"] for r in self._rows(
                 f"SELECT id FROM outbox WHERE state = 'sending' AND lease_owner IN ({marks}) ORDER BY id", owners)]
             self.db.execute(f"UPDATE outbox SET lease_until = ? WHERE state = 'sending' AND lease_owner IN ({marks})",

@@ -87,7 +87,7 @@ class RetentionQueries(Queries):
         done = dict.fromkeys(Pruned._fields, 0)
         for kind in ("alerts", "notices", "articles", "entries", "tombstones"):
             while True:
-                with self.transaction():
+                with self._transaction():
                     n = self.db.execute(_DELETE[kind].format(WHERE[kind]), args).rowcount
                 done[kind] += n
                 yield Pruned(**done)
