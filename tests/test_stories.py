@@ -242,3 +242,42 @@ def test_first_run_window_zero_keeps_the_old_silent_baseline(tmp_path, feed_serv
     res = run_cli("once", "--config", str(cfg))
     assert "baseline=1" in res.stdout and "alerts=0" in res.stdout, res.stdout + res.stderr
     assert webhook.received == [] and all(p == "/feed.xml" for p, _ in feed_server.log)
+
+
+def test_a_feed_that_moves_to_a_new_domain_alerts_only_its_new_story_through_the_cli(tmp_path, feed_server, webhook):
+    stories = [{"title": f"Kursk: Lagebericht Nummer {i} aus der Grenzregion", "description": f"{KURSK_TEXT} ({i})"}
+               for i in range(3)]
+
+    def serve(host: str, items):
+        linked = [{**it, "link": f"https://{host}/a/{i}"} for i, it in enumerate(items)]
+        return feed_server.add("/feed.xml", rss(linked))
+
+    url = serve("old.example", stories)  # no guids: every identity is a link
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]})
+    cfg.write_text(cfg.read_text().replace("[extract]\n", "[extract]\npages = false\n", 1))
+    assert "baseline=1" in run_cli("once", "--config", str(cfg)).stdout
+    fresh = {"title": "Kursk: eine neue Meldung nach dem Umzug", "description": KURSK_TEXT + " Neu."}
+    serve("new.example", [fresh, *stories])  # every link changed
+    res = run_cli("once", "--config", str(cfg))
+    assert "new=4 alerts=1 sent=1" in res.stdout, res.stdout + res.stderr
+    assert res.stderr.count("same title and text as an entry this feed served before") == 3
+    [hook] = webhook.received
+    assert hook["title"] == fresh["title"]
+
+
+def test_the_same_short_teaser_at_two_urls_from_two_feeds_alerts_once_through_the_cli(tmp_path, feed_server, webhook):
+    teaser = "Nordkoreanische Soldaten sollen im Gebiet Kursk an der Front eingesetzt worden sein."
+    a = feed_server.add("/a.xml", rss([]))
+    b = feed_server.add("/b.xml", rss([]))
+    cfg = write_config(tmp_path, feeds=[a, b], channels={"hook": [webhook.apprise_url]})
+    cfg.write_text(cfg.read_text().replace("[extract]\n", "[extract]\npages = false\n", 1))
+    assert "baseline=2" in run_cli("once", "--config", str(cfg)).stdout
+    feed_server.add("/a.xml", rss([{"title": "Kursk: Nordkoreaner an der Front", "link": "https://a.example/1",
+                                    "guid": "a1", "description": teaser}]))
+    feed_server.add("/b.xml", rss([{"title": "Berichte: Soldaten aus Nordkorea bei Kursk", "link": "https://b.example/x",
+                                    "guid": "b1", "description": teaser}]))
+    res = run_cli("once", "--config", str(cfg))
+    assert "new=2 alerts=1 sent=1" in res.stdout, res.stdout + res.stderr
+    assert len(webhook.received) == 1
+    shown = run_cli("alerts", "show", "1", "--config", str(cfg)).stdout
+    assert "followups:" in shown and "same text" in shown, shown
