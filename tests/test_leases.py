@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,10 +72,22 @@ def _get(url: str, timeout: float = 5) -> tuple[int, str, float]:
     return status, body, time.monotonic() - started
 
 
-def _sender(store: Store, hook: Webhook, clock: list[float], owner: str = leases.OWNER) -> Sender:
+@contextmanager
+def _outbox(tmp_path: Path, titles: list[str], clock: list[float], busy_timeout: float = 10.0, delay: float = 0.0):
+    """A real database seeded with one alert per title, a webhook receiver, and a Sender on
+    an injected clock; all closed afterwards."""
+    store = Store(tmp_path / "monitor.db", busy_timeout=busy_timeout)
+    seed(store, titles)
+    hook = Webhook(delay=delay)
     notifier = Notifier({"hook": Channel("hook", (hook.apprise_url,), "hook")})
-    return Sender(store, notifier, NotifySection(retry=1, max_retry=2, timeout=5), clock=lambda: clock[0],
-                  rng=random.Random(1), owner=owner)
+    sender = Sender(store, notifier, NotifySection(retry=1, max_retry=2, timeout=5), clock=lambda: clock[0],
+                    rng=random.Random(1))
+    try:
+        yield store, hook, sender
+    finally:
+        sender.close()
+        hook.close()
+        store.close()
 
 
 def test_a_send_the_database_refused_to_record_is_recorded_later_and_sent_once(tmp_path):
@@ -82,83 +95,57 @@ def test_a_send_the_database_refused_to_record_is_recorded_later_and_sent_once(t
     the 'sent' cannot be written. The channel does not stall for ever, the alert is not sent
     again, and it is recorded once the database answers; the next alert follows."""
     db = tmp_path / "monitor.db"
-    store = Store(db, busy_timeout=0.2)
-    seed(store, ["first", "second"])
-    hook = Webhook(delay=1.0)
-    clock = [2000.0]
-    sender = _sender(store, hook, clock)
     holder: Holder | None = None
+    with _outbox(tmp_path, ["first", "second"], [2000.0], busy_timeout=0.2, delay=1.0) as (store, hook, sender):
 
-    async def first_pass() -> tuple[int, int]:
-        nonlocal holder
-        task = asyncio.ensure_future(sender.deliver())
-        while not hook.answers:  # the POST is in the service's hands
-            await asyncio.sleep(0.01)
-        holder = Holder(db)
-        return await task
+        async def first_pass() -> tuple[int, int]:
+            nonlocal holder
+            task = asyncio.ensure_future(sender.deliver())
+            while not hook.answers:  # the POST is in the service's hands
+                await asyncio.sleep(0.01)
+            holder = Holder(db)
+            return await task
 
-    try:
-        assert asyncio.run(first_pass()) == (0, 0)
-        assert len(hook.received) == 1 and list(sender.unrecorded) == [1]
-        assert asyncio.run(sender.deliver()) == (0, 0)  # still locked: waits, sends nothing
-        assert len(hook.received) == 1
-        assert holder is not None
-        holder.release()
-        hook.delay = 0
-        assert asyncio.run(sender.deliver()) == (1, 0)  # the first recorded, the second sent
-        assert [w["title"] for w in hook.received] == ["first", "second"]
-        assert db_rows(db, "SELECT state, attempts FROM outbox ORDER BY id") == [("sent", 1), ("sent", 1)]
-    finally:
-        if holder is not None:
+        try:
+            assert asyncio.run(first_pass()) == (0, 0)
+            assert len(hook.received) == 1 and list(sender.unrecorded) == [1]
+            assert asyncio.run(sender.deliver()) == (0, 0)  # still locked: waits, sends nothing
+            assert len(hook.received) == 1
+            assert holder is not None
             holder.release()
-        sender.close()
-        hook.close()
-        store.close()
+            hook.delay = 0
+            assert asyncio.run(sender.deliver()) == (1, 0)  # the first recorded, the second sent
+            assert [w["title"] for w in hook.received] == ["first", "second"]
+            assert db_rows(db, "SELECT state, attempts FROM outbox ORDER BY id") == [("sent", 1), ("sent", 1)]
+        finally:
+            if holder is not None:
+                holder.release()
 
 
 def test_a_dead_senders_claim_is_taken_over_when_its_lease_runs_out_without_a_restart(tmp_path):
-    db = tmp_path / "monitor.db"
-    store = Store(db)
-    seed(store, ["orphan"])
-    assert store.claim(1, now=1000.0, owner="elsewhere:4242:dead", lease=60.0)  # then it died
-    hook = Webhook()
     clock = [1030.0]
-    sender = _sender(store, hook, clock)
-    try:
+    with _outbox(tmp_path, ["orphan"], clock) as (store, hook, sender):
+        assert store.claim(1, now=1000.0, owner="elsewhere:4242:dead", lease=60.0)  # then it died
         assert asyncio.run(sender.deliver()) == (0, 0) and hook.received == []  # its lease lives
         clock[0] = 1060.0
         assert asyncio.run(sender.deliver()) == (1, 0)  # taken over, sent once
         assert asyncio.run(sender.deliver()) == (0, 0) and len(hook.received) == 1
-        [(state, attempts)] = db_rows(db, "SELECT state, attempts FROM outbox")
+        [(state, attempts)] = db_rows(tmp_path / "monitor.db", "SELECT state, attempts FROM outbox")
         assert (state, attempts) == ("sent", 2)  # the interrupted attempt counts
-    finally:
-        sender.close()
-        hook.close()
-        store.close()
 
 
 def test_start_up_frees_the_leases_of_dead_local_owners_and_leaves_live_ones(tmp_path):
-    db = tmp_path / "monitor.db"
-    store = Store(db)
-    seed(store, ["of a dead process", "of a live process"])
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     dead_owner = f"{leases.HOST}:{gone.pid}:x"
     live_owner = f"{leases.HOST}:{os.getppid()}:y"  # pytest's parent: alive, not us
-    store.claim(1, now=1000.0, owner=dead_owner, lease=600.0)
-    store.claim(2, now=1000.0, owner=live_owner, lease=600.0)
-    hook = Webhook()
-    clock = [1001.0]
-    sender = _sender(store, hook, clock)
-    try:
+    with _outbox(tmp_path, ["of a dead process", "of a live process"], [1001.0]) as (store, hook, sender):
+        store.claim(1, now=1000.0, owner=dead_owner, lease=600.0)
+        store.claim(2, now=1000.0, owner=live_owner, lease=600.0)
         assert asyncio.run(sender.recover()) == [1]
         assert asyncio.run(sender.deliver()) == (1, 0)  # the dead one's alert went out at once
         assert [w["title"] for w in hook.received] == ["of a dead process"]
-        assert db_rows(db, "SELECT state FROM outbox WHERE id = 2") == [("sending",)]  # never reset
-    finally:
-        sender.close()
-        hook.close()
-        store.close()
+        assert db_rows(tmp_path / "monitor.db", "SELECT state FROM outbox WHERE id = 2") == [("sending",)]
 
 
 def _start(cfg: Path, env: dict | None = None) -> subprocess.Popen:
