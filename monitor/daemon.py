@@ -9,6 +9,7 @@ where the database says (../shared/LIBRARY-NOTES.md: persisted job stores keep s
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -29,10 +30,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from . import config as config_mod
-from . import delivery, dispatch, pipeline, rules
+from . import delivery, dispatch, links, pipeline, rules
 from . import store as store_mod
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, MonitorError
 from .fetch import Client, Limits
 from .lockfile import DaemonLock
 from .notify import Notifier, channels_from
@@ -46,7 +47,7 @@ DELIVER_EVERY = 5.0  # seconds between outbox drains
 # Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
 # worker pool and the endpoint were built with them): kept, with a warning, until a restart.
 RESTART_KEYS = ("monitor.database", "monitor.busy_timeout", "monitor.tick", "monitor.log_format",
-                "poll.concurrency", "poll.per_host", "extract.workers", "fetch", "http", "retention.every")
+                "poll.concurrency", "poll.per_host", "extract.workers", "fetch", "http", "web", "retention.every")
 
 
 def notifier_for(config: Config) -> Notifier:
@@ -57,6 +58,24 @@ def notifier_for(config: Config) -> Notifier:
         except ValueError as e:
             raise ConfigError(f"{config.path}: channels.{name}.digest: {e} (got {ch.digest!r})") from None
     return Notifier(channels_from(config.channels))
+
+
+def links_for(config: Config) -> links.Links | None:
+    """The feedback link maker of ``[web]`` (None when public_url is off). Its key is read, or
+    the key file created, on first use: ``runtime`` uses it at once, so a problem stops the start."""
+    w = config.web
+    if not w.public_url:
+        return None
+    key_file = config.link_key_file
+
+    @functools.cache
+    def key() -> bytes:
+        try:
+            return links.key(w.secret, key_file)
+        except OSError as e:
+            raise MonitorError(f"web: cannot read or create the link key {key_file}: {e.strerror or e}") from None
+
+    return links.Links(w.public_url, key, w.link_days * 86400)
 
 
 def rule_limits(config: Config) -> rules.Limits:
@@ -72,10 +91,20 @@ def load_rules(config: Config, notifier: Notifier) -> rules.RuleSet:
 
 @asynccontextmanager
 async def runtime(config: Config, ruleset: rules.RuleSet,
-                  observe: Callable[[str, float], None] | None = None) -> AsyncIterator[pipeline.Context]:
-    """Everything a poll needs, opened in order and closed in reverse."""
+                  observe: Callable[[str, float], None] | None = None,
+                  link_maker: links.Links | None = None) -> AsyncIterator[pipeline.Context]:
+    """Everything a poll needs, opened in order and closed in reverse. ``link_maker``: the
+    running daemon's (else the config's) feedback links, put into every alert message."""
     notifier = notifier_for(config)
     db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
+    link_maker = link_maker or links_for(config)
+    if link_maker is not None:
+        try:
+            link_maker.key  # noqa: B018  (the database's folder exists now: read or create the key)
+        except MonitorError:
+            db.close()
+            raise
+        notifier.links = link_maker.urls
     pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse", "monitor.language"))
     f, p = config.fetch, config.poll
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
@@ -121,7 +150,8 @@ class Daemon:
         self.ctx: pipeline.Context | None = None
         self.sender: delivery.Sender | None = None
         self.lock = DaemonLock(config.database)
-        self.service = Service(config, self.lock)
+        self.links = links_for(config)  # [web] needs a restart: the key signs links already sent
+        self.service = Service(config, self.lock, self.links)
         self.scheduler: AsyncIOScheduler | None = None
 
     def stop(self, why: str = "stop requested") -> None:
@@ -170,6 +200,7 @@ class Daemon:
             await self.reload_rules()  # the rules may still have changed, checked against the old config
             return False
         notifier = notifier_for(config)
+        notifier.links = self.links.urls if self.links is not None else None
         ruleset = await self._load(config, notifier, " (and config)")
         if ruleset is None or self._stop.is_set():
             return False
@@ -297,7 +328,7 @@ class Daemon:
         log.info("stopped")
 
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        async with runtime(self.config, self.ruleset, self.service.metrics.fetched) as ctx:
+        async with runtime(self.config, self.ruleset, self.service.metrics.fetched, self.links) as ctx:
             self.ctx = ctx
             self.sender = delivery.Sender(ctx.db, ctx.notifier, self.config.notify)
             await self.sender.recover()  # the leases of this host's dead senders, at once
