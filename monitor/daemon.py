@@ -9,7 +9,6 @@ where the database says (../shared/LIBRARY-NOTES.md: persisted job stores keep s
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import signal
@@ -33,7 +32,7 @@ from . import config as config_mod
 from . import delivery, dispatch, links, pipeline, rules
 from . import store as store_mod
 from .config import Config
-from .errors import ConfigError, MonitorError
+from .errors import ConfigError
 from .fetch import Client, Limits
 from .lockfile import DaemonLock
 from .notify import Notifier, channels_from
@@ -61,21 +60,9 @@ def notifier_for(config: Config) -> Notifier:
 
 
 def links_for(config: Config) -> links.Links | None:
-    """The feedback link maker of ``[web]`` (None when public_url is off). Its key is read, or
-    the key file created, on first use: ``runtime`` uses it at once, so a problem stops the start."""
+    """``[web]``'s feedback link maker (links.py), its key read now; None when public_url is off."""
     w = config.web
-    if not w.public_url:
-        return None
-    key_file = config.link_key_file
-
-    @functools.cache
-    def key() -> bytes:
-        try:
-            return links.key(w.secret, key_file)
-        except OSError as e:
-            raise MonitorError(f"web: cannot read or create the link key {key_file}: {e.strerror or e}") from None
-
-    return links.Links(w.public_url, key, w.link_days * 86400)
+    return links.maker(w.public_url, w.secret, config.link_key_file, w.link_days) if w.public_url else None
 
 
 def rule_limits(config: Config) -> rules.Limits:
@@ -90,20 +77,12 @@ def load_rules(config: Config, notifier: Notifier) -> rules.RuleSet:
 
 
 @asynccontextmanager
-async def runtime(config: Config, ruleset: rules.RuleSet,
-                  observe: Callable[[str, float], None] | None = None,
+async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str, float], None] | None = None,
                   link_maker: links.Links | None = None) -> AsyncIterator[pipeline.Context]:
-    """Everything a poll needs, opened in order and closed in reverse. ``link_maker``: the
-    running daemon's (else the config's) feedback links, put into every alert message."""
+    """Everything a poll needs, opened in order and closed in reverse (alerts carry ``link_maker``'s links)."""
     notifier = notifier_for(config)
     db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
-    link_maker = link_maker or links_for(config)
-    if link_maker is not None:
-        try:
-            link_maker.key  # noqa: B018  (the database's folder exists now: read or create the key)
-        except MonitorError:
-            db.close()
-            raise
+    if (link_maker := link_maker or links_for(config)) is not None:
         notifier.links = link_maker.urls
     pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse", "monitor.language"))
     f, p = config.fetch, config.poll

@@ -15,6 +15,7 @@ store's to answer: a used token's hash is recorded in the same transaction as th
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -23,6 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
+
+from .errors import MonitorError
 
 VERDICTS = ("relevant", "not")
 _DOMAIN = b"rss-monitor/feedback/1:"  # a key used for something else one day cannot mint these
@@ -113,6 +116,7 @@ def key(secret: str, key_file: Path) -> bytes:
     if secret:
         return secret.encode()
     if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)  # the database's folder, made first here
         # Written whole to a private temporary file, then linked into place: a second process
         # starting at the same moment reads the one key that won, never a half-written file.
         tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}")
@@ -130,3 +134,18 @@ def key(secret: str, key_file: Path) -> bytes:
         raise OSError(f"{key_file}: link key file is too short ({len(text)} characters); "
                       "remove it to make a new one (links already sent stop working)")
     return text.encode()
+
+
+def maker(public_url: str, secret: str, key_file: Path, days: float) -> Links:
+    """The Links of ``[web]``, its key read (or its file created) now and kept; a failure is a
+    MonitorError naming the file."""
+
+    @functools.cache
+    def read() -> bytes:
+        try:
+            return key(secret, key_file)
+        except OSError as e:
+            raise MonitorError(f"web: cannot read or create the link key {key_file}: {e.strerror or e}") from None
+
+    read()
+    return Links(public_url, read, days * 86400)
