@@ -19,7 +19,7 @@ from conftest import wait_for as _wait
 from outbox_driver import FEED
 from servers import free_port
 
-from monitor import config, links, render
+from monitor import config, links, render, web
 from monitor.errors import ConfigError
 from monitor.models import Entry, FeedUpdate, Match
 from monitor.store import Store
@@ -61,6 +61,14 @@ def test_a_token_carries_alert_verdict_expiry_and_any_changed_byte_is_forged():
         with pytest.raises(links.BadLink) as e:
             links.check(KEY, junk, NOW)
         assert e.value.kind == "malformed"
+
+
+def test_the_page_escapes_everything_and_has_no_script():
+    out = web.html(web.Page(200, "<b>T</b>", "Alert 1: <script>alert(1)</script> & co", "Record: <i>"))
+    assert "<script" not in out and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in out
+    assert "<title>&lt;b&gt;T&lt;/b&gt;</title>" in out
+    assert '<form method="post"><button type="submit">Record: &lt;i&gt;' in out
+    assert "<form" not in web.html(web.Page(403, "Link forged", "why"))
 
 
 def test_the_generated_key_is_made_once_private_and_kept(tmp_path):

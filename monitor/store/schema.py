@@ -230,6 +230,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         replaced_at REAL                            -- a later verdict of the same person on the story
     );
     CREATE UNIQUE INDEX feedback_current ON feedback(story, given_by) WHERE replaced_at IS NULL;
+    CREATE INDEX feedback_story ON feedback(story);
+    CREATE INDEX feedback_match ON feedback(match_id);  -- retention's ON DELETE SET NULL finds rows by it
     CREATE TABLE feedback_rules (
         feedback_id INTEGER NOT NULL REFERENCES feedback(id) ON DELETE CASCADE,
         rule_id TEXT NOT NULL,
@@ -237,6 +239,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         PRIMARY KEY (feedback_id, rule_id)
     );
     CREATE INDEX feedback_rules_rule ON feedback_rules(rule_id);
+    CREATE INDEX feedback_rules_match ON feedback_rules(match_id);
     CREATE TABLE feedback_links (
         token TEXT PRIMARY KEY,                     -- sha256 of the used token
         alert_id INTEGER NOT NULL,
