@@ -129,6 +129,22 @@ class HttpSection(_Section):
     port: int = Field(9800, ge=0, le=65535, description="TCP port; 0 picks a free one (logged)")
 
 
+class WebSection(_Section):
+    public_url: str = Field("", description="the address people reach the daemon's [http] endpoint at "
+                            "(a reverse proxy), e.g. \"https://monitor.example.org\": every alert then "
+                            "carries two signed feedback links; \"\" = no links")
+    secret: str = Field("", description="key that signs the links (${NAME} reads it from the environment or a "
+                        "credential); \"\" = a key generated once in DATABASE.link-key (mode 0600)")
+    link_days: float = Field(30, gt=0, description="days a feedback link works after its message was sent")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, v: str) -> str:
+        if v and not re.match(r"^https?://[^/\s]+(/\S*)?$", v):
+            raise ValueError("expected an http:// or https:// URL, or \"\" for no feedback links")
+        return v.rstrip("/")
+
+
 class RetentionSection(_Section):
     days: float = Field(
         90, ge=0, description="sent alerts, articles and old entries are pruned after this many days; 0 keeps all"
@@ -186,6 +202,7 @@ class Config(_Section):
     extract: ExtractSection = ExtractSection()
     notify: NotifySection = NotifySection()
     http: HttpSection = HttpSection()
+    web: WebSection = WebSection()
     retention: RetentionSection = RetentionSection()
     channels: dict[str, ChannelSection] = Field(default_factory=dict)
     feeds: list[FeedSection] = Field(default_factory=list)
@@ -220,6 +237,11 @@ class Config(_Section):
     @property
     def rules_dir(self) -> Path:
         return self.resolve(self.monitor.rules)
+
+    @property
+    def link_key_file(self) -> Path:
+        """Where the generated link key is kept when ``[web] secret`` is empty: next to the database."""
+        return Path(f"{self.database}.link-key")
 
     @property
     def feed_specs(self) -> list[tuple[str, str, float | None, tuple[str, ...]]]:
@@ -313,6 +335,14 @@ def load(path: str | os.PathLike[str]) -> Config:
                     f"{p}: notify.{key}: no channel named {name!r} "
                     f"(defined: {', '.join(cfg.channels) or 'none'})"
                 )
+    if cfg.web.secret:
+        if "${" not in cfg.web.secret:
+            cfg._inline.append("web.secret: the feedback link key")
+        cfg.web.secret = _expand(cfg.web.secret, "web.secret", p, cfg._marked)
+    if cfg.web.public_url and not cfg.http.enabled:
+        # Not implied: [http] also serves /metrics and opens a port, which an operator turns on.
+        raise ConfigError(f"{p}: web.public_url: the feedback links are served by the [http] endpoint; "
+                          "set http.enabled = true (or public_url = \"\")")
     seen: set[str] = set()
     for i, feed in enumerate(cfg.feeds):
         # a private feed's ?key= or user:password is a secret too; its path is not (article ids)

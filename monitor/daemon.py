@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from . import config as config_mod
-from . import delivery, dispatch, pipeline, rules
+from . import delivery, dispatch, links, pipeline, rules
 from . import store as store_mod
 from .config import Config
 from .errors import ConfigError
@@ -46,7 +46,7 @@ DELIVER_EVERY = 5.0  # seconds between outbox drains
 # Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
 # worker pool and the endpoint were built with them): kept, with a warning, until a restart.
 RESTART_KEYS = ("monitor.database", "monitor.busy_timeout", "monitor.tick", "monitor.log_format",
-                "poll.concurrency", "poll.per_host", "extract.workers", "fetch", "http", "retention.every")
+                "poll.concurrency", "poll.per_host", "extract.workers", "fetch", "http", "web", "retention.every")
 
 
 def notifier_for(config: Config) -> Notifier:
@@ -57,6 +57,12 @@ def notifier_for(config: Config) -> Notifier:
         except ValueError as e:
             raise ConfigError(f"{config.path}: channels.{name}.digest: {e} (got {ch.digest!r})") from None
     return Notifier(channels_from(config.channels))
+
+
+def links_for(config: Config) -> links.Links | None:
+    """``[web]``'s feedback link maker (links.py), its key read now; None when public_url is off."""
+    w = config.web
+    return links.maker(w.public_url, w.secret, config.link_key_file, w.link_days) if w.public_url else None
 
 
 def rule_limits(config: Config) -> rules.Limits:
@@ -71,11 +77,13 @@ def load_rules(config: Config, notifier: Notifier) -> rules.RuleSet:
 
 
 @asynccontextmanager
-async def runtime(config: Config, ruleset: rules.RuleSet,
-                  observe: Callable[[str, float], None] | None = None) -> AsyncIterator[pipeline.Context]:
-    """Everything a poll needs, opened in order and closed in reverse."""
+async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str, float], None] | None = None,
+                  link_maker: links.Links | None = None) -> AsyncIterator[pipeline.Context]:
+    """Everything a poll needs, opened in order and closed in reverse (alerts carry ``link_maker``'s links)."""
     notifier = notifier_for(config)
     db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
+    if (link_maker := link_maker or links_for(config)) is not None:
+        notifier.links = link_maker.urls
     pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse", "monitor.language"))
     f, p = config.fetch, config.poll
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
@@ -121,7 +129,8 @@ class Daemon:
         self.ctx: pipeline.Context | None = None
         self.sender: delivery.Sender | None = None
         self.lock = DaemonLock(config.database)
-        self.service = Service(config, self.lock)
+        self.links = links_for(config)  # [web] needs a restart: the key signs links already sent
+        self.service = Service(config, self.lock, self.links)
         self.scheduler: AsyncIOScheduler | None = None
 
     def stop(self, why: str = "stop requested") -> None:
@@ -170,6 +179,7 @@ class Daemon:
             await self.reload_rules()  # the rules may still have changed, checked against the old config
             return False
         notifier = notifier_for(config)
+        notifier.links = self.links.urls if self.links is not None else None
         ruleset = await self._load(config, notifier, " (and config)")
         if ruleset is None or self._stop.is_set():
             return False
@@ -297,7 +307,7 @@ class Daemon:
         log.info("stopped")
 
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        async with runtime(self.config, self.ruleset, self.service.metrics.fetched) as ctx:
+        async with runtime(self.config, self.ruleset, self.service.metrics.fetched, self.links) as ctx:
             self.ctx = ctx
             self.sender = delivery.Sender(ctx.db, ctx.notifier, self.config.notify)
             await self.sender.recover()  # the leases of this host's dead senders, at once

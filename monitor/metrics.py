@@ -4,8 +4,9 @@ are right after a restart and a scrape never waits on the database.
 
 Counted in process: polls by outcome, new entries, alerts queued, fetch latency, ticks,
 reloads. From the snapshot: feeds by health, outbox alerts by state and channel, outbox depth,
-ops notices by state, stored matches by rule, seconds since the last tick. The process
-collector adds resident memory, CPU time and open file descriptors (``process_*``).
+ops notices by state, stored matches by rule, the team's verdicts (``monitor_feedback_total``),
+seconds since the last tick. The process collector adds resident memory, CPU time and open file
+descriptors (``process_*``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
@@ -107,6 +108,13 @@ class _StoreCollector(Collector):
         for rule, n in sorted(snap.matches.items()):
             matches.add_metric([rule], n)
         yield matches
+        # A counter read from the database: every verdict ever given, replaced ones too, so it
+        # only grows and survives restarts; it counts the CLI's verdicts as well as the links'.
+        feedback = CounterMetricFamily("monitor_feedback", "Team verdicts given on alerts (issue 17)",
+                                       labels=["verdict"])
+        for verdict in ("relevant", "not"):
+            feedback.add_metric([verdict], snap.feedback.get(verdict, 0))
+        yield feedback
         if self.m.last_tick is not None:
             yield GaugeMetricFamily("monitor_last_tick_age_seconds", "Seconds since the scheduler last ticked",
                                     value=max(0.0, now - self.m.last_tick))

@@ -33,7 +33,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -200,8 +200,11 @@ def _accepted(answer: Answer) -> Answer:
 
 
 class Notifier:
-    def __init__(self, channels: Mapping[str, Channel]):
+    def __init__(self, channels: Mapping[str, Channel], links: Callable[[int], dict[str, str]] | None = None):
+        """``links``: an alert id -> its two feedback links (links.Links.urls), minted as each
+        message is rendered; None: messages carry no links (``[web] public_url`` is off)."""
         self.channels = dict(channels)
+        self.links = links
         self._apprise: dict[str, apprise.Apprise] = {}
         self._kinds: dict[str, dict[str, apprise.Apprise]] = {}  # channel -> message kind -> its URLs
         self._hooks: dict[str, list[webhook.Target]] = {}  # channel -> its json:// URLs, posted by webhook.py
@@ -269,9 +272,10 @@ class Notifier:
         renderer = self._renderers[self.channels[alert.channel].templates]
         level = apprise.NotifyType.WARNING if alert.severity == "urgent" else apprise.NotifyType.INFO
         results: list[Any] = []
+        links = self.links(alert.id) if self.links is not None else None
         with self._locks[alert.channel], _recording(dry_run) as ex:
             for k, a in kinds.items():
-                title, body, fmt = renderer.render(alert, k)
+                title, body, fmt = renderer.render(alert, k, links)
                 if k == "json":
                     results.append(self._post(alert.channel, json.loads(body)))
                 else:

@@ -26,6 +26,7 @@ import functools
 import json
 import logging
 import re
+from collections.abc import Mapping
 from html import escape as html_escape
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -60,6 +61,11 @@ SAMPLE = Alert(id=0, channel="sample", rule_id="sample", rule_title="Sample <rul
                snippet="x <script> & **a&b** > y *z*", severity="urgent", language="en",
                rules=(AlertRule("sample", "Sample <rule> & *co*", ("a&b", "<c>"), ("<ctx>",), "urgent"),
                       AlertRule("other", "Other & <rule>", ("d",), (), "info")), context=("<ctx>",))
+
+
+SAMPLE_LINKS = {"relevant": "https://monitor.example/feedback/0.relevant.1.<x>&y",
+                "not": "https://monitor.example/feedback/0.not.1.<x>&y"}
+Links = Mapping[str, str]  # {"relevant": URL, "not": URL}: an alert's feedback links (links.py)
 
 
 class Message(NamedTuple):
@@ -142,8 +148,9 @@ def plain(snippet: str) -> str:
     return _HIT.sub(r"\1", snippet or "")
 
 
-def alert_document(alert: Alert) -> dict[str, Any]:
-    """The alert as one JSON object (schema ``rss-monitor.alert/1``)."""
+def alert_document(alert: Alert, links: Links | None = None) -> dict[str, Any]:
+    """The alert as one JSON object (schema ``rss-monitor.alert/1``); ``feedback``: its two
+    feedback links (issue 17), null when ``[web] public_url`` is off."""
     terms, context = matched(alert)
     return {
         "schema": ALERT_SCHEMA,
@@ -162,12 +169,13 @@ def alert_document(alert: Alert) -> dict[str, Any]:
         "context": list(context),
         "snippet": plain(alert.snippet),
         "snippet_marked": alert.snippet,
+        "feedback": dict(links) if links else None,
     }
 
 
 def _item(item: DigestItem) -> dict[str, Any]:
     doc = alert_document(item.alert)
-    del doc["schema"], doc["channel"]  # the digest's
+    del doc["schema"], doc["channel"], doc["feedback"]  # the digest's; a digest carries no links
     return {**doc, "reason": item.reason, "sources": [{"feed": f, "link": link} for f, link in item.sources]}
 
 
@@ -227,6 +235,7 @@ class Renderer:
         for k in KINDS:
             try:
                 self._render(SAMPLE, k)
+                self._render(SAMPLE, k, SAMPLE_LINKS)
             except ConfigError:
                 raise
             except Exception as e:
@@ -257,12 +266,12 @@ class Renderer:
         except TemplateError:
             return None
 
-    def _render(self, alert: Alert, k: str) -> Message:
+    def _render(self, alert: Alert, k: str, links: Links | None = None) -> Message:
         template, fmt = KINDS[k]
         terms, context_words = matched(alert)
         context = {"alert": alert, "fields": fields(alert), "kind": k, "rules": rules_of(alert),
                    "names": names(alert), "terms": terms, "context": context_words, "severity": highest(alert),
-                   "document": alert_document(alert)}
+                   "document": alert_document(alert, links), "links": links}
         title = " ".join(self.env.get_template(TITLE).render(context).split())
         body = self.env.get_template(template).render(context).strip()
         if k == "json":  # posted as the top-level fields (webhook.py): an object, nothing else
@@ -299,17 +308,18 @@ class Renderer:
         """A digest as one JSON object for a webhook (``digest_document``)."""
         return digest_document(d, digest_title(d), sum(1 for i in d.items if i.reason != "followup"))
 
-    def render(self, alert: Alert, kind: str) -> Message:
-        """The alert as a message of this kind. A user template that fails on this alert is
-        logged and the built-in one is used: the alert still goes out."""
+    def render(self, alert: Alert, kind: str, links: Links | None = None) -> Message:
+        """The alert as a message of this kind, with its feedback ``links`` when given. A user
+        template that fails on this alert is logged and the built-in one is used: the alert
+        still goes out."""
         try:
-            return self._render(alert, kind)
+            return self._render(alert, kind, links)
         except Exception as e:
             if self._builtin is self:
                 raise
             log.error("template failed kind=%s alert=%d at=%s error=%r; using the built-in one", kind, alert.id,
                       self._where(e, kind), f"{type(e).__name__}: {e}")
-            return self._builtin._render(alert, kind)
+            return self._builtin._render(alert, kind, links)
 
 
 @functools.cache

@@ -1,7 +1,8 @@
 """What the running daemon tells the outside: systemd (READY, STATUS, WATCHDOG, RELOADING,
 STOPPING through ``sdnotify``), the heartbeat ``monitor status`` reads (a row in the database,
 and the daemon's lock file, which a full disk cannot stop: monitor/lockfile.py), and the
-optional ``/healthz`` and ``/metrics`` endpoint.
+optional ``/healthz`` and ``/metrics`` endpoint, with ``/feedback/<token>`` when ``[web]
+public_url`` is set.
 
 The watchdog is fed only while the scheduler ticks: ``beat`` runs on the event loop beside
 the scheduler and pings only when the last tick is recent. A blocked loop sends nothing, a
@@ -24,6 +25,8 @@ from typing import Any
 from . import sdnotify, web
 from .config import Config
 from .errors import MonitorError
+from .feedback import Desk
+from .links import Links
 from .lockfile import DaemonLock
 from .metrics import Metrics
 from .store import Snapshot
@@ -41,8 +44,9 @@ def stale_after(tick: float) -> float:
 
 
 class Service:
-    def __init__(self, config: Config, lock: DaemonLock | None = None):
+    def __init__(self, config: Config, lock: DaemonLock | None = None, links: Links | None = None):
         self.config = config
+        self.links = links  # with [web] public_url: /feedback/<token> is served (monitor/feedback.py)
         self.metrics = Metrics()
         self.metrics.poll_config = config.poll
         self.db: AsyncStore | None = None
@@ -71,7 +75,9 @@ class Service:
         h = self.config.http
         if h.enabled:
             try:
-                self._runner = await web.serve(h.host, h.port, self.health, self.metrics.render)
+                desk = Desk(db, self.links) if self.links is not None else None
+                self._runner = await web.serve(h.host, h.port, self.health, self.metrics.render,
+                                               web.Feedback(desk.look, desk.record) if desk else None)
             except OSError as e:
                 raise MonitorError(f"http: cannot listen on {h.host}:{h.port}: {e.strerror or e}") from None
         self._status = self.status_line()

@@ -93,7 +93,8 @@ def test_json_is_the_alert_in_its_schema_without_outbox_state():
     assert (title, fmt) == (TITLE, "text")
     data = json.loads(body)
     assert set(data) == {"schema", "id", "channel", "title", "link", "feed", "published", "detected", "language",
-                         "severity", "rules", "terms", "context", "snippet", "snippet_marked"}
+                         "severity", "rules", "terms", "context", "snippet", "snippet_marked", "feedback"}
+    assert data["feedback"] is None  # no [web] public_url: no links (test_feedback.py has them)
     assert data["schema"] == "rss-monitor.alert/1"
     assert (data["published"], data["detected"]) == ("2026-11-01T08:00:00Z", "2026-11-01T08:00:00Z")
     assert data["title"] == HOSTILE.title and data["feed"] == "News & <Views>"

@@ -26,6 +26,8 @@ OWNERS = {
 LEVEL = {
     "__init__": 0, "errors": 0, "models": 0, "text": 0, "noise": 0, "schedule": 0, "sdnotify": 0,
     "addresses": 0, "urlsecrets": 0,
+    "links": 1,  # signed feedback links: mint and check, stdlib hmac
+    "feedback": 3,  # what /feedback/<token> does, on the store and links
     "dates": 0,  # every date/time parse; imports nothing of ours, so even level 0 may use it
     "webhook": 1,  # the JSON poster notify.py hands json:// channels to
     "workers": 1, "config": 1, "language": 1, "opml": 1, "web": 1, "render": 1,
@@ -82,7 +84,7 @@ def test_every_config_key_is_in_the_example_with_its_default():
     for section, model in [("monitor", config.MonitorSection), ("poll", config.PollSection),
                            ("fetch", config.FetchSection), ("extract", config.ExtractSection),
                            ("notify", config.NotifySection), ("http", config.HttpSection),
-                           ("retention", config.RetentionSection)]:
+                           ("web", config.WebSection), ("retention", config.RetentionSection)]:
         assert set(example[section]) == set(model.model_fields), section
         for key, field in model.model_fields.items():
             assert field.description, f"{section}.{key} has no help text"
@@ -96,9 +98,9 @@ def test_readme_covers_quick_start_and_every_command():
     readme = (ROOT / "README.md").read_text("utf-8")
     assert "make run" in readme and "make test" in readme
     for cmd in ("run", "once", "check", "parse", "extract", "match", "feeds", "status", "alerts", "notify-test",
-                "prune", "doctor"):
+                "prune", "doctor", "feedback"):
         assert f"monitor {cmd}" in readme, cmd
-    for section in ("monitor", "poll", "fetch", "extract", "notify", "http", "retention"):
+    for section in ("monitor", "poll", "fetch", "extract", "notify", "http", "web", "retention"):
         assert f"[{section}]" in readme or f"`{section}." in readme, section
 
 

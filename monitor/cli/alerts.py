@@ -1,9 +1,11 @@
 """``monitor alerts``: the outbox as people see it (pending, sending, sent, failed, dead), one
-alert in full, sending again; ``monitor notify-test``: one test message through a channel,
-printing exactly what the service answered."""
+alert in full with the team's verdicts on it, sending again; ``monitor feedback``: a verdict on
+an alert (issue 17); ``monitor notify-test``: one test message through a channel, printing
+exactly what the service answered."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import socket
 import time
@@ -85,12 +87,13 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
     a = store.alert(_id(alert_id))
     sources = store.followups(a.id) if a else []
     members = store.members(a.id) if a and a.digest_id == a.id else []
+    verdicts = store.feedback(a.id) if a else []
     store.close()
     if a is None:
         fail(f"no alert with ID {alert_id}")
     if as_json:
-        click.echo(json.dumps({**asdict(a), "followups": sources, "digest_of": [m.id for m in members]},
-                              ensure_ascii=False))
+        click.echo(json.dumps({**asdict(a), "followups": sources, "digest_of": [m.id for m in members],
+                               "feedback": [v._asdict() for v in verdicts]}, ensure_ascii=False))
         return
     for label, value in [
         ("id", a.id), ("state", a.state), ("channel", a.channel), ("severity", a.severity),
@@ -117,6 +120,44 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
         click.echo(f"{'digest of:':14} {len(members)} alerts")
         for m in members:
             click.echo(f"  {m.id:>6}  {m.held or '-':8}  {m.rule_id}: {m.title[:60]}")
+    if verdicts:  # on the story, from any of its alerts; a replaced verdict is history
+        click.echo(f"{'feedback:':14} {sum(v.replaced_at is None for v in verdicts)} verdicts")
+        for v in verdicts:
+            click.echo(f"  {_when(v.at)}  {v.verdict:8}  by {v.given_by} ({v.via})"
+                       + (f"  replaced {_when(v.replaced_at)}" if v.replaced_at else "")
+                       + (f"  note: {v.note}" if v.note else ""))
+
+
+@cli.command("feedback")
+@config_option
+@click.argument("alert_id", metavar="ALERT")
+@click.argument("verdict", metavar="relevant|not")
+@click.option("--note", help="Why, in a few words (kept with the verdict).")
+@click.option("--by", "given_by", help="Who gives it (default: your login name).")
+def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None, given_by: str | None) -> None:
+    """Mark an alert (its ID from 'monitor alerts') relevant or not. The verdict applies to the
+    alert's story and every rule that fired on it; a later verdict of yours on the same story
+    replaces yours (the earlier one is kept as history)."""
+    if verdict not in ("relevant", "not"):
+        fail(f"verdict must be 'relevant' or 'not', got {verdict!r}")
+    number = _id(alert_id)
+    try:
+        by = given_by or getpass.getuser()
+    except (KeyError, OSError):
+        fail("cannot tell who you are: name yourself with --by NAME")
+    if not by.strip():
+        fail("--by: expected a name, got an empty one")
+    store = _store(config_path)
+    try:
+        given = store.give_feedback(number, verdict, by.strip(), time.time(), note or None)
+    except MonitorError as e:
+        fail(str(e))
+    finally:
+        store.close()
+    if given is None:
+        fail(f"no alert with ID {alert_id}")
+    what = f"replaced your {given.earlier!r}" if given.outcome == "replaced" else "recorded"
+    click.echo(f"alert {number}: {verdict} by {by.strip()} {what} (rules: {', '.join(given.rules)})")
 
 
 @alerts_cmd.command("retry")

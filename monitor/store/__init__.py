@@ -8,7 +8,7 @@ of waiting for the busy timeout (see ../shared/LIBRARY-NOTES.md).
 
 The queries are grouped by what they serve: ``feeds.py`` (registration, schedule, health),
 ``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices), ``noise.py``
-(held alerts, digests, follow-ups), ``status.py``
+(held alerts, digests, follow-ups), ``feedback.py`` (the team's verdicts on alerts), ``status.py``
 (heartbeat and counts for systemd, /metrics and ``monitor status``), ``retention.py``
 (pruning delivered material past the configured age).
 """
@@ -23,6 +23,7 @@ import sqlite_utils
 from .api import StoreAPI
 from .base import StoreError, guard
 from .entries import EntryQueries
+from .feedback import FeedbackQueries, Given, RuleFeedback, Verdict
 from .feeds import FeedSpec
 from .noise import NoiseQueries
 from .outbox import OutboxQueries
@@ -30,11 +31,13 @@ from .retention import Pruned, RetentionQueries
 from .schema import MIGRATIONS, statements
 from .status import Snapshot, StatusQueries
 
-__all__ = ["MIGRATIONS", "FeedSpec", "Pruned", "Snapshot", "Store", "StoreAPI", "StoreError", "connect"]
+__all__ = ["MIGRATIONS", "FeedSpec", "Given", "Pruned", "RuleFeedback", "Snapshot", "Store", "StoreAPI", "StoreError",
+           "Verdict", "connect"]
 
 
 @guard
-class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries):  # Entry: on FeedQueries
+class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries,  # Entry: on FeedQueries
+            FeedbackQueries):
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
         self.path = Path(path)
         try:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from ..leases import OWNER
 from ..models import Alert, Article, Digest, Entry, Feed, FeedUpdate, Match
+from .feedback import Given, RuleFeedback, Verdict
 from .outbox import PendingNotice
 from .retention import Pruned
 from .status import Snapshot
@@ -90,6 +91,21 @@ class StoreAPI(Protocol):
     def digest(self, carrier: int, rate_limit: str = "") -> Digest: ...
     def followups(self, alert_id: int) -> list[dict[str, Any]]: ...
     def members(self, carrier: int) -> list[Alert]: ...
+
+    # -- The team's feedback on alerts (feedback.py, issue 17) -----------------------------------
+    # give_feedback: a verdict (relevant | not) on the alert's story and every rule of it, by a
+    # person (a later one of theirs replaces theirs, kept as history); with ``token`` (a link's
+    # hash) that link is marked used in the same transaction and a second use records nothing
+    # (outcome "used"). None when there is no such alert.
+    def give_feedback(self, alert_id: int, verdict: str, given_by: str, now: float, note: str | None = None, *,
+                      via: str = "cli", token: str | None = None, token_expires: float = 0.0) -> Given | None: ...
+    def feedback(self, alert_id: int) -> list[Verdict]: ...  # every verdict on its story, replaced ones too
+    # feedback_for_rule: what a learner trains a rule on: the current verdict of each person on
+    # each story the rule fired on, as RuleFeedback(match_id (the rule's own match; None once
+    # pruned), story, verdict, at, given_by), oldest first.
+    def feedback_for_rule(self, rule_id: str) -> list[RuleFeedback]: ...
+    def link_used(self, token: str) -> float | None: ...  # when a link token (its hash) was used
+    def feedback_counts(self) -> dict[str, int]: ...  # verdicts ever given, by verdict
 
     # -- Retention (retention.py) ----------------------------------------------------------------
     def prune(self, now: float, older_than: float, *, dry_run: bool = False, batch: int = 5000) -> Pruned: ...

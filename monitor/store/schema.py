@@ -210,6 +210,44 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     ALTER TABLE feeds ADD COLUMN lease_until REAL;
     CREATE INDEX outbox_leased ON outbox(lease_owner) WHERE state = 'sending';
     """,
+    # 14 (after 13): the team's feedback (issue 17, store/feedback.py). One row per verdict given
+    # on a story: who, when, relevant or not, a note, the story's primary match; a later verdict
+    # of the same person on the same story marks theirs ``replaced_at`` (kept: the history and
+    # monitor_feedback_total count every verdict given). ``feedback_rules``: every rule of the
+    # story with its own match, so a learner reads per rule. ``feedback_links``: the hashes of
+    # link tokens used, so each link records once.
+    """
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        story TEXT NOT NULL,                        -- matches.story of the alert's primary match
+        match_id INTEGER REFERENCES matches(id) ON DELETE SET NULL,  -- that primary match
+        alert_id INTEGER NOT NULL,                  -- the outbox row it was given on (no FK: pruned)
+        verdict TEXT NOT NULL,                      -- relevant | not
+        given_by TEXT NOT NULL,                     -- a name (--by, the OS user) or link:CHANNEL
+        via TEXT NOT NULL,                          -- cli | link
+        note TEXT,
+        created_at REAL NOT NULL,
+        replaced_at REAL                            -- a later verdict of the same person on the story
+    );
+    CREATE UNIQUE INDEX feedback_current ON feedback(story, given_by) WHERE replaced_at IS NULL;
+    CREATE INDEX feedback_story ON feedback(story);
+    CREATE INDEX feedback_match ON feedback(match_id);  -- retention's ON DELETE SET NULL finds rows by it
+    CREATE TABLE feedback_rules (
+        feedback_id INTEGER NOT NULL REFERENCES feedback(id) ON DELETE CASCADE,
+        rule_id TEXT NOT NULL,
+        match_id INTEGER REFERENCES matches(id) ON DELETE SET NULL,  -- this rule's match of the story
+        PRIMARY KEY (feedback_id, rule_id)
+    );
+    CREATE INDEX feedback_rules_rule ON feedback_rules(rule_id);
+    CREATE INDEX feedback_rules_match ON feedback_rules(match_id);
+    CREATE TABLE feedback_links (
+        token TEXT PRIMARY KEY,                     -- sha256 of the used token
+        alert_id INTEGER NOT NULL,
+        verdict TEXT NOT NULL,
+        used_at REAL NOT NULL,
+        expires_at REAL NOT NULL                    -- refused anyway after this: the row may go then
+    );
+    """,
 ]
 
 

@@ -3,7 +3,7 @@ systemd's STATUS line, ``/metrics`` and ``monitor status``. Read-only except the
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .base import Queries
 
@@ -17,9 +17,13 @@ class Snapshot(NamedTuple):
     outbox: list[tuple[str, str, int]]
     notices: dict[str, int]
     matches: dict[str, int]
+    feedback: dict[str, int] = {}  # verdicts ever given, by verdict (issue 17)
 
 
 class StatusQueries(Queries):
+    if TYPE_CHECKING:
+        def feedback_counts(self) -> dict[str, int]: ...  # store/feedback.py
+
     # -- the daemon's heartbeat ---------------------------------------------------------------
     def daemon_started(self, pid: int, now: float) -> None:
         self.db.execute("INSERT INTO daemon (id, pid, started_at) VALUES (1, ?, ?) ON CONFLICT (id) "
@@ -41,7 +45,7 @@ class StatusQueries(Queries):
     # -- counts ------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         return Snapshot(self.status_counts(), self.health_rows(), self.outbox_by_channel(),
-                        self.notices_by_state(), self.matches_by_rule())
+                        self.notices_by_state(), self.matches_by_rule(), self.feedback_counts())
 
     def status_counts(self) -> tuple[int, int, int]:
         """(active feeds, failing or gone feeds, pending alerts): systemd's STATUS line."""

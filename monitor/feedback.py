@@ -1,0 +1,83 @@
+"""What a feedback link does when someone follows it (issue 17): the daemon's ``/feedback/<token>``.
+
+GET only shows what the link would record, with a button; the button POSTs, and only the POST
+records. Link previewers fetch every GET they see (Slack's unfurler, mail scanners such as
+Outlook Safe Links, chat clients), and a verdict recorded by a bot would be a wrong label the
+learner trusts: one more click is the price of labels that are true. No script is needed for it.
+
+Recording calls ``give_feedback``, the store method ``monitor feedback`` calls: one way to
+change state, whatever the edge (ARCHITECTURE: the console is another edge). Who gave it:
+``link:CHANNEL``: a link cannot tell who clicked, only which channel's message carried it.
+Every answer is a ``web.Page`` whose words say what happened or why nothing did; nothing here
+blocks the event loop (the store runs on its database thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from .links import BadLink, Links
+from .web import Page
+
+log = logging.getLogger(__name__)
+STATUS = {"malformed": 400, "forged": 403, "expired": 410}
+WORDS = {"relevant": "relevant", "not": "not relevant"}
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))
+
+
+class Desk:
+    """Answers ``/feedback/<token>`` with the link maker's key and the daemon's AsyncStore."""
+
+    def __init__(self, db: Any, links: Links):
+        self.db = db
+        self.links = links
+
+    def _refused(self, e: BadLink) -> Page:
+        log.info("feedback link refused reason=%s", e.kind)
+        return Page(STATUS[e.kind], f"Link {e.kind}", e.why)
+
+    async def look(self, token: str) -> Page:
+        """GET: what the link would record, and the button that records it; or why it cannot."""
+        try:
+            claim = self.links.check(token)
+        except BadLink as e:
+            return self._refused(e)
+        alert = await self.db.alert(claim.alert_id)
+        if alert is None:
+            return Page(404, "Unknown alert", f"There is no alert {claim.alert_id} (pruned, or never sent). "
+                        "Nothing was recorded.")
+        used = await self.db.link_used(claim.token_id)
+        if used is not None:
+            return Page(409, "Link already used", f"This link recorded its verdict at {_when(used)}; "
+                        "it works once. Nothing was recorded again.")
+        return Page(200, f"Mark as {WORDS[claim.verdict]}?",
+                    f"Alert {alert.id}: {alert.title} ({', '.join(r.rule_id for r in alert.rules) or alert.rule_id})",
+                    button=f"Record: {WORDS[claim.verdict]}")
+
+    async def record(self, token: str) -> Page:
+        """POST: record the verdict once; a replayed, forged, expired or unknown link records nothing."""
+        try:
+            claim = self.links.check(token)
+        except BadLink as e:
+            return self._refused(e)
+        alert = await self.db.alert(claim.alert_id)
+        given = None if alert is None else await self.db.give_feedback(
+            claim.alert_id, claim.verdict, f"link:{alert.channel}", time.time(), via="link",
+            token=claim.token_id, token_expires=claim.expires)
+        if given is None:
+            log.info("feedback link refused reason=unknown-alert alert=%d", claim.alert_id)
+            return Page(404, "Unknown alert", f"There is no alert {claim.alert_id} (pruned, or never sent). "
+                        "Nothing was recorded.")
+        if given.outcome == "used":
+            log.info("feedback link refused reason=replayed alert=%d", claim.alert_id)
+            return Page(409, "Link already used", f"This link recorded its verdict at {_when(given.at)}; "
+                        "it works once. Nothing was recorded again.")
+        log.info("feedback recorded alert=%d verdict=%s by=link:%s rules=%s", claim.alert_id, claim.verdict,
+                 alert.channel if alert else "", ",".join(given.rules))
+        return Page(200, "Thank you", f"Recorded: alert {claim.alert_id} is {WORDS[claim.verdict]} "
+                    f"(rules: {', '.join(given.rules)}).")

@@ -1,0 +1,117 @@
+"""The team's feedback on alerts (issue 17): a verdict, relevant or not, on an alert's story and
+every rule of it, from ``monitor feedback`` or a signed link (links.py, feedback.py).
+
+A verdict belongs to the story, not to the outbox row it was given on: the same story sent to
+two channels is one story to judge. One person has one current verdict per story; a later one
+replaces theirs, and the replaced row stays with ``replaced_at`` set (the history; counted by
+``monitor_feedback_total``). Learners read current verdicts per rule (``feedback_for_rule``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from .base import Queries
+
+
+class Given(NamedTuple):
+    """What ``give_feedback`` did. ``outcome``: recorded | replaced (an earlier verdict of the
+    same person on the story, ``earlier``) | used (the link's token was used before, at ``at``:
+    nothing recorded)."""
+
+    outcome: str
+    alert_id: int
+    story: str
+    rules: tuple[str, ...]
+    at: float
+    earlier: str | None = None
+
+
+class Verdict(NamedTuple):
+    """One verdict on a story, as ``monitor alerts show`` lists them."""
+
+    verdict: str
+    given_by: str
+    via: str
+    at: float
+    note: str | None
+    rules: tuple[str, ...]
+    replaced_at: float | None
+
+
+class RuleFeedback(NamedTuple):
+    """One current verdict on a story a rule fired on: the rule's own match (None once pruned),
+    the story's key, the verdict, when, and who."""
+
+    match_id: int | None
+    story: str
+    verdict: str
+    at: float
+    given_by: str
+
+
+_STORY = ("SELECT o.match_id, m.story FROM outbox o JOIN matches m ON m.id = o.match_id WHERE o.id = ?")
+
+
+class FeedbackQueries(Queries):
+    def give_feedback(self, alert_id: int, verdict: str, given_by: str, now: float, note: str | None = None, *,
+                      via: str = "cli", token: str | None = None, token_expires: float = 0.0) -> Given | None:
+        """Record a verdict on the alert's story and every rule of it, in one transaction; None
+        when there is no such alert. ``token``: the hash of the link that gave it, recorded
+        as used in the same transaction, so a link records once (outcome ``used`` otherwise)."""
+        with self._transaction():
+            row = self.db.execute(_STORY, (alert_id,)).fetchone()
+            if row is None:
+                return None
+            primary, story = int(row[0]), str(row[1])
+            rules = self.db.execute("SELECT rule_id, id FROM matches WHERE id = ? OR primary_id = ? ORDER BY id",
+                                    (primary, primary)).fetchall()
+            rule_ids = tuple(str(r) for r, _ in rules)
+            if token is not None:
+                cur = self.db.execute(
+                    "INSERT INTO feedback_links (token, alert_id, verdict, used_at, expires_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (token) DO NOTHING", (token, alert_id, verdict, now, token_expires))
+                if cur.rowcount == 0:
+                    used = self.db.execute("SELECT used_at FROM feedback_links WHERE token = ?", (token,)).fetchone()
+                    return Given("used", alert_id, story, rule_ids, float(used[0]))
+            earlier = self.db.execute("SELECT id, verdict FROM feedback WHERE story = ? AND given_by = ? "
+                                      "AND replaced_at IS NULL", (story, given_by)).fetchone()
+            if earlier is not None:
+                self.db.execute("UPDATE feedback SET replaced_at = ? WHERE id = ?", (now, earlier[0]))
+            cur = self.db.execute(
+                "INSERT INTO feedback (story, match_id, alert_id, verdict, given_by, via, note, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (story, primary, alert_id, verdict, given_by, via, note, now))
+            self.db.conn.executemany("INSERT INTO feedback_rules (feedback_id, rule_id, match_id) VALUES (?, ?, ?) "
+                                     "ON CONFLICT DO NOTHING", [(cur.lastrowid, r, m) for r, m in rules])
+        return Given("replaced" if earlier else "recorded", alert_id, story, rule_ids, now,
+                     str(earlier[1]) if earlier else None)
+
+    def feedback(self, alert_id: int) -> list[Verdict]:
+        """Every verdict on the alert's story, oldest first, replaced ones included."""
+        rows = self._rows(
+            "SELECT f.verdict, f.given_by, f.via, f.created_at, f.note, f.replaced_at, "
+            "(SELECT json_group_array(rule_id) FROM feedback_rules r WHERE r.feedback_id = f.id) AS rules "
+            "FROM feedback f WHERE f.story = (SELECT m.story FROM outbox o JOIN matches m ON m.id = o.match_id "
+            "WHERE o.id = ?) ORDER BY f.id", [alert_id])
+        return [Verdict(r["verdict"], r["given_by"], r["via"], r["created_at"], r["note"],
+                        tuple(sorted(json.loads(r["rules"] or "[]"))), r["replaced_at"]) for r in rows]
+
+    def feedback_for_rule(self, rule_id: str) -> list[RuleFeedback]:
+        """The current verdicts (not replaced) on every story the rule fired on, oldest first:
+        what a learner trains that rule on."""
+        rows = self.db.execute(
+            "SELECT r.match_id, f.story, f.verdict, f.created_at, f.given_by FROM feedback_rules r "
+            "JOIN feedback f ON f.id = r.feedback_id WHERE r.rule_id = ? AND f.replaced_at IS NULL ORDER BY f.id",
+            (rule_id,)).fetchall()
+        return [RuleFeedback(m, str(s), str(v), float(at), str(by)) for m, s, v, at, by in rows]
+
+    def link_used(self, token: str) -> float | None:
+        """When the link token with this hash recorded its verdict; None if it never did."""
+        row = self.db.execute("SELECT used_at FROM feedback_links WHERE token = ?", (token,)).fetchone()
+        return float(row[0]) if row else None
+
+    def feedback_counts(self) -> dict[str, int]:
+        """Verdicts ever given, replaced ones included, by verdict (monitor_feedback_total)."""
+        rows = self.db.execute("SELECT verdict, COUNT(*) FROM feedback GROUP BY verdict").fetchall()
+        return {str(v): int(n) for v, n in rows}

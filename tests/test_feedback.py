@@ -1,0 +1,265 @@
+"""The team's feedback (issue 17): signed one-click links followed against the real daemon's HTTP
+endpoint (valid, replayed, forged, expired, unknown alert), verdicts through the real CLI, the
+feedback table's replace-and-keep-history rule and per-rule reading, /metrics and `alerts show`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from conftest import db_rows, monitor_cmd, page, rss, run_cli, write_config
+from conftest import wait_for as _wait
+from outbox_driver import FEED
+from servers import free_port
+
+from monitor import config, links, render, web
+from monitor.errors import ConfigError
+from monitor.models import Entry, FeedUpdate, Match
+from monitor.store import Store
+
+KEY = b"k" * 32
+NOW = 1_790_000_000.0
+
+
+def _http(url: str, post: bool = False) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=b"" if post else None, method="POST" if post else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+# -- the token: pure ------------------------------------------------------------------------------
+def test_a_token_carries_alert_verdict_expiry_and_any_changed_byte_is_forged():
+    token = links.mint(KEY, 12, "relevant", NOW + 60)
+    assert token.startswith("12.relevant.1790000060.")
+    claim = links.check(KEY, token, NOW)
+    assert (claim.alert_id, claim.verdict, claim.expires) == (12, "relevant", NOW + 60)
+    assert claim.token_id == links.token_id(token) and claim.token_id != links.token_id(
+        links.mint(KEY, 12, "not", NOW + 60))
+    forgeries = [token.replace("12.", "13.", 1), token.replace("relevant", "not"),
+                 token.replace(".1790000060.", ".1890000060."), token[:-1] + ("A" if token[-1] != "A" else "B")]
+    for bad in forgeries:
+        with pytest.raises(links.BadLink) as e:
+            links.check(KEY, bad, NOW)
+        assert e.value.kind == "forged", bad
+    with pytest.raises(links.BadLink) as e:
+        links.check(b"another key" * 3, token, NOW)
+    assert e.value.kind == "forged"
+    with pytest.raises(links.BadLink) as e:
+        links.check(KEY, token, NOW + 60)  # expiry is exclusive
+    assert e.value.kind == "expired" and "expired on" in e.value.why
+    for junk in ("", "x", "1.relevant", "a.relevant.1.sig", "1.relevant.1.sig.more"):
+        with pytest.raises(links.BadLink) as e:
+            links.check(KEY, junk, NOW)
+        assert e.value.kind == "malformed"
+
+
+def test_the_page_escapes_everything_and_has_no_script():
+    out = web.html(web.Page(200, "<b>T</b>", "Alert 1: <script>alert(1)</script> & co", "Record: <i>"))
+    assert "<script" not in out and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in out
+    assert "<title>&lt;b&gt;T&lt;/b&gt;</title>" in out
+    assert '<form method="post"><button type="submit">Record: &lt;i&gt;' in out
+    assert "<form" not in web.html(web.Page(403, "Link forged", "why"))
+
+
+def test_the_generated_key_is_made_once_private_and_kept(tmp_path):
+    path = tmp_path / "monitor.db.link-key"
+    first = links.key("", path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(first) == 64
+    assert links.key("", path) == first  # read back, not made again
+    assert links.key("configured", path) == b"configured"
+    path.write_text("short\n")
+    with pytest.raises(OSError, match="too short"):
+        links.key("", path)
+    assert [p.name for p in tmp_path.iterdir()] == ["monitor.db.link-key"]  # no temporary file left
+
+
+def test_every_message_kind_carries_the_two_links_only_when_given():
+    urls = {"relevant": "https://m.example/feedback/7.relevant.9.s", "not": "https://m.example/feedback/7.not.9.s"}
+    r = render.builtin()
+    for kind in ("slack", "text", "email"):
+        body = r.render(render.SAMPLE, kind, urls).body
+        assert urls["relevant"] in body and urls["not"] in body, kind
+        assert "feedback/" not in r.render(render.SAMPLE, kind).body, kind
+    assert json.loads(r.render(render.SAMPLE, "json", urls).body)["feedback"] == urls
+    assert json.loads(r.render(render.SAMPLE, "json").body)["feedback"] is None
+
+
+def test_web_config_secret_from_the_environment_and_public_url_needs_http(tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, feeds=[], channels={"c": ["log://"]},
+                       extra='[web]\npublic_url = "https://m.example/"\nsecret = "${LINK_SECRET}"')
+    monkeypatch.setenv("LINK_SECRET", "from-the-environment")
+    with pytest.raises(ConfigError, match="web.public_url: .*set http.enabled = true"):
+        config.load(cfg)
+    cfg.write_text(cfg.read_text() + "[http]\nenabled = true\n")
+    loaded = config.load(cfg)
+    assert loaded.web.public_url == "https://m.example" and loaded.web.secret == "from-the-environment"
+    assert "from-the-environment" in loaded.marked_secrets and loaded.inline_secrets == []
+    assert loaded.link_key_file == tmp_path / "monitor.db.link-key"
+    checked = run_cli("check", "--config", str(cfg), env={"LINK_SECRET": ""})
+    cfg.write_text(cfg.read_text().replace('public_url = "https://m.example/"', 'public_url = "ftp://x"'))
+    bad = run_cli("check", "--config", str(cfg), env={"LINK_SECRET": "x"})
+    assert checked.returncode == 0, checked.stderr
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "web.public_url" in bad.stderr
+
+
+# -- the store: a verdict per person and story, history kept, read per rule -----------------------
+def _story(store: Store) -> None:
+    """One story on which rules r and s fired, sent to two channels: alerts 1 (hook) and 2 (mail)."""
+    store.sync_feeds([(FEED, "Seed feed", None)], now=NOW)
+    [feed] = store.feeds()
+    entry = Entry(uid="guid:k", title="Kursk", link="http://example.org/k", summary="", content="",
+                  published=None, guid="k", content_hash="k")
+    matches = [Match(r, f"Rule {r}", ("Kursk",), "title", "Kursk", channels=("hook", "mail")) for r in ("r", "s")]
+    update = FeedUpdate(last_ok_at=NOW, last_status="ok", error_count=0, next_check_at=NOW + 900)
+    store.record(feed, now=NOW, update=update, new=[(entry, None, matches)], baseline=False)
+
+
+def test_a_later_verdict_of_the_same_person_replaces_theirs_and_history_stays(tmp_path):
+    store = Store(tmp_path / "monitor.db")
+    _story(store)
+    assert [a.id for a in store.alerts()] == [2, 1]
+    first = store.give_feedback(1, "relevant", "alice", NOW + 1, "about Kursk")
+    assert first is not None and (first.outcome, first.rules) == ("recorded", ("r", "s"))
+    bob = store.give_feedback(2, "relevant", "bob", NOW + 2)
+    again = store.give_feedback(2, "not", "alice", NOW + 3)  # the same story through the other channel
+    assert bob is not None and bob.outcome == "recorded"
+    assert again is not None and (again.outcome, again.earlier) == ("replaced", "relevant")
+    assert store.give_feedback(99, "not", "alice", NOW) is None
+    history = store.feedback(1)
+    assert [(v.verdict, v.given_by, v.replaced_at, v.note) for v in history] == [
+        ("relevant", "alice", NOW + 3, "about Kursk"), ("relevant", "bob", None, None), ("not", "alice", None, None)]
+    assert store.feedback(2) == history  # a verdict belongs to the story
+    matches = dict(db_rows(tmp_path / "monitor.db", "SELECT rule_id, id FROM matches"))
+    for rule in ("r", "s"):
+        got = store.feedback_for_rule(rule)
+        assert [(f.match_id, f.verdict, f.given_by, f.at) for f in got] == [
+            (matches[rule], "relevant", "bob", NOW + 2), (matches[rule], "not", "alice", NOW + 3)]
+    assert store.feedback_for_rule("other") == []
+    assert store.feedback_counts() == {"relevant": 2, "not": 1}  # every verdict ever given
+    assert store.snapshot().feedback == {"relevant": 2, "not": 1}
+    token = links.token_id("1.not.2.x")
+    used = store.give_feedback(1, "not", "link:hook", NOW + 4, via="link", token=token, token_expires=NOW + 9)
+    replay = store.give_feedback(1, "not", "link:hook", NOW + 5, via="link", token=token, token_expires=NOW + 9)
+    assert used is not None and used.outcome == "recorded"
+    assert replay is not None and (replay.outcome, replay.at) == ("used", NOW + 4)
+    assert store.link_used(token) == NOW + 4 and store.link_used("never") is None
+    assert store.feedback_counts() == {"relevant": 2, "not": 2}
+    store.close()
+
+
+# -- the real daemon, its real endpoint, a real webhook receiver ---------------------------------
+def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_replayed_unknown(
+        tmp_path, feed_server, webhook):
+    from test_end_to_end import ARTICLE, NEW, OLD
+
+    def serve(items: list[dict]) -> str:
+        return feed_server.add("/feed.xml", rss([{**it, "link": feed_server.url(it["link"])} for it in items]))
+
+    url = serve(OLD)
+    feed_server.add(NEW["link"], ARTICLE, content_type="text/html; charset=utf-8")
+    for it in OLD:
+        feed_server.add(it["link"], page(it["title"], [it["description"]]), content_type="text/html; charset=utf-8")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]},
+                       extra=f'[http]\nenabled = true\nport = {port}\n[web]\npublic_url = "{base}/"')
+    db = tmp_path / "monitor.db"
+    proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        _wait(lambda: db_rows(db, "SELECT baselined_at FROM feeds")[0][0] is not None, "baseline")
+        serve([NEW, *OLD])
+        _wait(lambda: len(webhook.received) == 1, "the alert delivered")
+        [doc] = webhook.received
+        good, other = doc["feedback"]["relevant"], doc["feedback"]["not"]
+        assert good.startswith(f"{base}/feedback/{doc['id']}.relevant.") and "/feedback/" in other
+        key_file = tmp_path / "monitor.db.link-key"  # no [web] secret: generated beside the database
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        key = key_file.read_text().strip().encode()
+        count = lambda: db_rows(db, "SELECT COUNT(*) FROM feedback")[0][0]  # noqa: E731
+
+        status, body = _http(good)  # what a link previewer does: shows, records nothing
+        assert status == 200 and '<form method="post">' in body and "Record: relevant" in body, body
+        assert "<script" not in body and "Gefechte im Gebiet Kursk" in body and count() == 0
+        status, body = _http(good, post=True)
+        assert status == 200 and "Recorded: alert 1 is relevant" in body, body
+        assert db_rows(db, "SELECT verdict, given_by, via, alert_id FROM feedback") == [
+            ("relevant", "link:hook", "link", 1)]
+        assert sorted(db_rows(db, "SELECT rule_id FROM feedback_rules")) == [("kursk",), ("north-korean-troops",)]
+
+        status, body = _http(good, post=True)  # replayed
+        assert status == 409 and "already used" in body and count() == 1, body
+        assert _http(good)[0] == 409
+        token = good.rsplit("/", 1)[1]
+        forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+        status, body = _http(f"{base}/feedback/{forged}", post=True)
+        assert status == 403 and "signature does not match" in body and count() == 1, body
+        expired = links.mint(key, 1, "not", time.time() - 60)
+        status, body = _http(f"{base}/feedback/{expired}", post=True)
+        assert status == 410 and "expired on" in body and count() == 1, body
+        unknown = links.mint(key, 999, "not", time.time() + 600)
+        assert _http(f"{base}/feedback/{unknown}")[0] == 404
+        status, body = _http(f"{base}/feedback/{unknown}", post=True)
+        assert status == 404 and "no alert 999" in body and count() == 1, body
+        assert db_rows(db, "SELECT COUNT(*) FROM feedback_links") == [(1,)]  # refused links burn nothing
+
+        status, body = _http(other, post=True)  # the message's other link: the same "person" changes their mind
+        assert status == 200 and "not relevant" in body, body
+        _wait(lambda: 'monitor_feedback_total{verdict="relevant"} 1.0' in _http(f"{base}/metrics")[1]
+              and 'monitor_feedback_total{verdict="not"} 1.0' in _http(f"{base}/metrics")[1], "feedback counted")
+
+        by_cli = run_cli("feedback", "1", "not", "--note", "background mention", "--by", "alice",
+                         "--config", str(cfg))
+        assert by_cli.returncode == 0, by_cli.stderr
+        assert by_cli.stdout.strip() == "alert 1: not by alice recorded (rules: kursk, north-korean-troops)"
+        changed = run_cli("feedback", "1", "relevant", "--by", "alice", "--config", str(cfg))
+        assert "replaced your 'not'" in changed.stdout, changed.stdout + changed.stderr
+        _wait(lambda: 'monitor_feedback_total{verdict="not"} 2.0' in _http(f"{base}/metrics")[1], "CLI counted")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert token not in err  # the endpoint logs no URL: the token is a credential
+    assert "feedback link refused reason=forged" in err and "reason=replayed" in err
+
+    shown = run_cli("alerts", "show", "1", "--config", str(cfg))
+    lines = shown.stdout.splitlines()
+    head = f"{'feedback:':14} 2 verdicts"  # the two current ones
+    assert head in lines, shown.stdout
+    verdicts = [line.split() for line in lines[lines.index(head) + 1:]]
+    assert [(v[2], v[4]) for v in verdicts] == [("relevant", "link:hook"), ("not", "link:hook"),
+                                                ("not", "alice"), ("relevant", "alice")], shown.stdout
+    assert "replaced" in lines[-4] and "replaced" in lines[-2] and "note: background mention" in lines[-2]
+    assert "replaced" not in lines[-1] and "replaced" not in lines[-3]
+    as_json = json.loads(run_cli("alerts", "show", "1", "--json", "--config", str(cfg)).stdout)
+    assert [(f["verdict"], f["given_by"], f["note"]) for f in as_json["feedback"]][2] == (
+        "not", "alice", "background mention")
+
+
+def test_feedback_cli_bad_input_is_one_line_and_exit_2(tmp_path):
+    cfg = write_config(tmp_path, feeds=[], channels={"hook": ["json://127.0.0.1:9/x"]})
+    store = Store(tmp_path / "monitor.db")
+    _story(store)
+    store.close()
+    for args, needle in [(["1", "maybe"], "verdict must be 'relevant' or 'not', got 'maybe'"),
+                         (["x1", "not"], "alert ID must be a number"),
+                         (["99", "not"], "no alert with ID 99"),
+                         (["1", "not", "--by", " "], "--by: expected a name")]:
+        res = run_cli("feedback", *args, "--config", str(cfg))
+        assert res.returncode == 2 and res.stderr.startswith("error: "), res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and needle in res.stderr, res.stderr
+    ok = run_cli("feedback", "2", "not", "--config", str(cfg), env={"USER": "carol", "LOGNAME": "carol"})
+    assert ok.returncode == 0 and "by carol recorded" in ok.stdout, ok.stdout + ok.stderr
+    assert db_rows(tmp_path / "monitor.db", "SELECT given_by, via FROM feedback") == [("carol", "cli")]
