@@ -187,3 +187,11 @@ def label(verdicts: Sequence[tuple[str, float]]) -> int | None:
     if yes * 2 != len(verdicts):
         return int(yes * 2 > len(verdicts))
     return int(max(verdicts, key=lambda x: x[1])[0] == "relevant")
+
+
+def top(model: Model, n: int = 5) -> list[tuple[str, float]]:
+    """The model's n heaviest features (numbers per standard deviation, words when present), as
+    (name, weight in log-odds), heaviest first: what ``monitor rules learn`` prints."""
+    named = [(name.replace("_", " "), w) for name, w in zip(model.names, model.weights, strict=True)]
+    named += [(f"'{w}'", ww) for w, ww in zip(model.words, model.word_weights, strict=True)]
+    return sorted(named, key=lambda x: (-abs(x[1]), x[0]))[:n]

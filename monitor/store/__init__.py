@@ -10,7 +10,7 @@ The queries are grouped by what they serve: ``feeds.py`` (registration, schedule
 ``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices), ``noise.py``
 (held alerts, digests, follow-ups), ``status.py``
 (heartbeat and counts for systemd, /metrics and ``monitor status``), ``retention.py``
-(pruning delivered material past the configured age).
+(pruning delivered material past the configured age), ``learning.py`` (judged matches, rule models).
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ from .api import StoreAPI
 from .base import StoreError, guard
 from .entries import EntryQueries
 from .feeds import FeedSpec
+from .learning import Judged, LearnQueries, StoredModel
 from .noise import NoiseQueries
 from .outbox import OutboxQueries
 from .retention import Pruned, RetentionQueries
 from .schema import MIGRATIONS, statements
 from .status import Snapshot, StatusQueries
 
-__all__ = ["MIGRATIONS", "FeedSpec", "Pruned", "Snapshot", "Store", "StoreAPI", "StoreError", "connect"]
+__all__ = ["MIGRATIONS", "FeedSpec", "Judged", "StoredModel", "Pruned", "Snapshot", "Store", "StoreAPI", "StoreError", "connect"]
 
 
 @guard
-class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries):  # Entry: on FeedQueries
+class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries, LearnQueries):  # Entry: on FeedQueries
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
         self.path = Path(path)
         try:
