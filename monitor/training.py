@@ -10,10 +10,16 @@ model; with migration 13 the match's own features and salience are used.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from . import learn
+from .errors import MonitorError
+from .workers import in_thread
+
+log = logging.getLogger(__name__)
 
 NEUTRAL = 0.5  # the plain salience of a match stored before salience existed
 
@@ -49,6 +55,24 @@ def retrain(store: Any, rule_ids: Iterable[str], now: float) -> list[Outcome]:
         store.save_rule_model(rule_id, now, model.examples, model.positives, model.trained, model.dumps())
         out.append(Outcome(rule_id, model))
     return out
+
+
+async def relearn(db: Any, rule_ids: Iterable[str]) -> None:
+    """The daemon's scheduled retraining: ``db`` is the store as the event loop sees it
+    (store/aio.py: each call on the database thread) and the training runs on a thread of its
+    own (workers.in_thread), so the loop never waits on either. A store failure ends the pass
+    with one line; the next pass goes on."""
+    for rule_id in rule_ids:
+        try:
+            judged = await db.judged(rule_id)
+            model = await in_thread(fit, judged)
+            await db.save_rule_model(rule_id, time.time(), model.examples, model.positives, model.trained,
+                                     model.dumps())
+        except MonitorError as e:
+            log.warning("learning stopped rule=%s reason=%r: the next pass goes on", rule_id, str(e))
+            return
+        if model.examples:
+            log.info("learned %s", summary(Outcome(rule_id, model)))
 
 
 def summary(outcome: Outcome) -> str:

@@ -143,3 +143,38 @@ def test_rules_test_reports_precision_recall_and_tiers_against_the_feedback(tmp_
                              "learned: alert 14, ")  # the passing mentions leave the alerts
     assert out[1] == "feedback: 22 judged stories in this window (14 relevant, 8 not); model: learned from 22"
     assert out[3] == "  learned alerts: precision 1.00, recall 1.00 (TP 14, FP 0, FN 0)"
+
+
+def test_the_daemons_learn_job_trains_off_the_loop_and_stores_the_model(tmp_path):
+    """Daemon.learn, the scheduled retraining, on a real database: the store on its database
+    thread, the training on a thread of its own; the model equals the CLI's."""
+    import asyncio
+
+    from monitor import config as config_mod
+    from monitor import learn, rules
+    from monitor.daemon import Daemon
+    from monitor.store import connect
+    from monitor.store.aio import AsyncStore
+
+    cfg_path = write_config(tmp_path, feeds=[], channels=CHANNELS)
+    db = tmp_path / "monitor.db"
+    fill(db, 14, 8)
+    cfg = config_mod.load(cfg_path)
+    daemon = Daemon(cfg, rules.load(cfg.rules_dir))
+
+    async def run() -> None:
+        loop_ticks = 0
+        daemon.ctx = type("Ctx", (), {"db": AsyncStore(connect(db))})()
+        job = asyncio.create_task(daemon.learn())
+        while not job.done():  # the loop keeps turning while the rules train
+            loop_ticks += 1
+            await asyncio.sleep(0)
+        await job
+        daemon.ctx.db.close()
+        assert loop_ticks > 1
+
+    asyncio.run(run())
+    stored = {r[0]: r for r in models(db)}
+    assert stored["kursk"][1:4] == (22, 14, 1) and learn.Model.loads(stored["kursk"][4]).trained
+    assert run_cli("rules", "learn", "kursk", "--config", str(cfg_path)).returncode == 0
+    assert {r[0]: r for r in models(db)}["kursk"][4] == stored["kursk"][4]  # same feedback, same bytes

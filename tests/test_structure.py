@@ -34,7 +34,7 @@ LEVEL = {
     "lockfile": 1,  # one daemon per database, and its heartbeat file
     "learn": 1,  # rules that learn: train and apply a rule's recalibration, pure
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
-    "pipeline": 3, "delivery": 3, "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,
+    "pipeline": 3, "training": 3, "delivery": 3, "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,
 }
 
 
