@@ -70,7 +70,8 @@ class Model:
 
     def dumps(self) -> str:
         """The model as canonical JSON (sorted keys, no spaces): equal models, equal bytes."""
-        body = {"version": 1, "examples": self.examples, "positives": self.positives, "trained": self.trained}
+        body: dict[str, Any] = {"version": 1, "examples": self.examples, "positives": self.positives,
+                                "trained": self.trained}
         if self.trained:
             body |= {"names": list(self.names), "mean": list(self.mean), "scale": list(self.scale),
                      "weights": list(self.weights), "words": list(self.words),

@@ -31,11 +31,13 @@ from .retention import Pruned, RetentionQueries
 from .schema import MIGRATIONS, statements
 from .status import Snapshot, StatusQueries
 
-__all__ = ["MIGRATIONS", "FeedSpec", "Judged", "StoredModel", "Pruned", "Snapshot", "Store", "StoreAPI", "StoreError", "connect"]
+__all__ = ["MIGRATIONS", "FeedSpec", "Judged", "Pruned", "Snapshot", "Store", "StoreAPI", "StoreError", "StoredModel",
+           "connect"]
 
 
 @guard
-class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries, LearnQueries):  # Entry: on FeedQueries
+class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries,  # Entry: on FeedQueries
+            LearnQueries):
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
         self.path = Path(path)
         try:
