@@ -109,6 +109,9 @@ def main() -> int:
     print()
     print("with the annotators' lenient labels on UNCERTAIN items (their '(lenient T1=1)' notes):")
     table(items, got, strict=False)
+    from eval_learn import report as learning  # issue 17: 5-fold cross-validation of rules that learn
+
+    learning(items, Path(args.rules), _monitor(), TOPICS, CORPUS)
     seed = " --no-seed" if args.no_seed else ""
     print(f"reproduce: {sys.executable} bench/eval_topics.py {path} --rules {args.rules}{seed}")
     return 0

@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from . import config as config_mod
-from . import delivery, dispatch, links, pipeline, rules
+from . import delivery, dispatch, links, pipeline, rules, training
 from . import store as store_mod
 from .config import Config
 from .errors import ConfigError
@@ -43,6 +43,7 @@ from .workers import Pool, in_thread
 
 log = logging.getLogger(__name__)
 DELIVER_EVERY = 5.0  # seconds between outbox drains
+LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
 # Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
 # worker pool and the endpoint were built with them): kept, with a warning, until a restart.
 RESTART_KEYS = ("monitor.database", "monitor.busy_timeout", "monitor.tick", "monitor.log_format",
@@ -293,6 +294,11 @@ class Daemon:
         log.info("pruned entries=%d articles=%d alerts=%d notices=%d tombstones=%d ms=%.0f", n.entries,
                  n.articles, n.alerts, n.notices, n.tombstones, (time.monotonic() - started) * 1000)
 
+    async def learn(self) -> None:
+        """Rules that learn (issue 17): retrain each rule on its feedback, off the loop."""
+        if not self._stop.is_set() and self.ctx is not None:
+            await training.relearn(self.ctx.db, [r.id for r in self.ruleset.rules])
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
@@ -326,6 +332,8 @@ class Daemon:
                               **common)
             scheduler.add_job(self.prune, "interval", seconds=self.config.retention.every, id="prune",
                               next_run_time=now + timedelta(seconds=60), misfire_grace_time=300, **common)
+            scheduler.add_job(self.learn, "interval", seconds=LEARN_EVERY, id="learn",
+                              next_run_time=now + timedelta(seconds=120), misfire_grace_time=3600, **common)
             self.scheduler = scheduler
             self.digest_jobs()
             scheduler.start()

@@ -213,7 +213,9 @@ def test_rules_test_backtests_a_rule_on_stored_articles(tmp_path, rules_copy):
 
     res = run_cli("rules", "test", "kursk", "--config", str(cfg), "--since", "14d")
     assert res.returncode == 0, res.stderr
-    listed, summary = res.stdout.rsplit("\n", 2)[0], res.stdout.splitlines()[-1]
+    lines = res.stdout.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("rule kursk:"))  # then tiers, feedback
+    listed, summary = "\n".join(lines[:at]), lines[at]
     assert listed.splitlines() == [
         "#1 Gefechte im Gebiet Kursk", "    https://example.org/a1",
         "    terms: Kursk (field body, score 3)", "    Im **Kursker** Gebiet wird weiter gekämpft.",

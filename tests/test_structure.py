@@ -20,7 +20,7 @@ OWNERS = {
     "sqlite_utils": "store", "apscheduler": "daemon", "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
     "prometheus_client": "metrics", "jinja2": "render", "markupsafe": "render",
-    "tqdm": "cli",
+    "tqdm": "cli", "sklearn": "learn",
 }
 # a module may import only modules of a strictly lower level
 LEVEL = {
@@ -34,8 +34,9 @@ LEVEL = {
     "health": 1,  # the feed-health decider: pure, on schedule and models
     "leases": 0,  # who holds what: owner identity and which owners are gone
     "lockfile": 1,  # one daemon per database, and its heartbeat file
+    "learn": 1,  # rules that learn: train and apply a rule's recalibration, pure
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
-    "pipeline": 3, "delivery": 3, "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,
+    "pipeline": 3, "training": 3, "delivery": 3, "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,
 }
 
 

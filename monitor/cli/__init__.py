@@ -359,6 +359,7 @@ def main() -> None:
 from . import alerts as _alerts  # noqa: E402,F401  (registers ``monitor alerts ...``, ``notify-test``)
 from . import doctor as _doctor  # noqa: E402,F401  (registers ``monitor doctor``)
 from . import feeds as _feeds  # noqa: E402,F401  (registers ``monitor feeds ...``)
+from . import learning as _learning  # noqa: E402,F401  (registers ``monitor rules learn``)
 from . import rule_tools as _rule_tools  # noqa: E402,F401  (registers ``monitor rules ...``)
 from . import status as _status  # noqa: E402,F401  (registers ``monitor status``)
 

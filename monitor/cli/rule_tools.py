@@ -2,7 +2,9 @@
 
 ``monitor rules test RULE --since 14d`` runs a rule (from the config's rules folder, or
 ``--rules DIR``) over the articles already stored, and says how many would have fired and
-which, with the explanation an alert would carry, before anyone is alerted.
+which, with the explanation an alert would carry, before anyone is alerted; then what its
+thresholds would have done and its precision and recall against the team's feedback
+(cli/learning.py, issue 17).
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, 
         store = connect(cfg.database)
     except MonitorError as e:
         fail(str(e))
+    from .learning import Tally  # issue 17: tiers and the feedback's precision and recall
+
+    try:
+        tally = Tally(store, rule)
+    except (MonitorError, ValueError) as e:
+        fail(str(e))
     checked = fired = 0
     started = time.perf_counter()
     # On a terminal a counter with its rate (stored_articles reads in pages: no total up front).
@@ -98,10 +106,12 @@ def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, 
             bar.step()
             feed = SimpleNamespace(url=row["feed_url"], title=row["feed_title"], tags=_tags(row["tags"]))
             found = rules.match(one, article, feed, now)
+            tally.see(row["id"])
             if not found:
                 continue
             fired += 1
             hit = found[0]
+            tally.add(row["id"], hit, article.title, article.text)
             if as_json:
                 bar.echo(json.dumps({"entry": row["id"], "title": article.title, "url": article.url,
                                      "feed": row["feed_url"], "terms": list(hit.terms), "field": hit.field,
@@ -119,6 +129,8 @@ def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, 
         if fired > limit:
             click.echo(f"… and {fired - limit} more (--limit, --json)")
         click.echo(summary)
+    for line in tally.lines():
+        click.echo(line, err=as_json)
 
 
 def _tags(raw: str | None) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ The queries are grouped by what they serve: ``feeds.py`` (registration, schedule
 ``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices), ``noise.py``
 (held alerts, digests, follow-ups), ``feedback.py`` (the team's verdicts on alerts), ``status.py``
 (heartbeat and counts for systemd, /metrics and ``monitor status``), ``retention.py``
-(pruning delivered material past the configured age).
+(pruning delivered material past the configured age), ``learning.py`` (judged matches, rule models).
 """
 
 from __future__ import annotations
@@ -25,19 +25,20 @@ from .base import StoreError, guard
 from .entries import EntryQueries
 from .feedback import FeedbackQueries, Given, RuleFeedback, Verdict
 from .feeds import FeedSpec
+from .learning import Judged, LearnQueries, StoredModel
 from .noise import NoiseQueries
 from .outbox import OutboxQueries
 from .retention import Pruned, RetentionQueries
 from .schema import MIGRATIONS, statements
 from .status import Snapshot, StatusQueries
 
-__all__ = ["MIGRATIONS", "FeedSpec", "Given", "Pruned", "RuleFeedback", "Snapshot", "Store", "StoreAPI", "StoreError",
-           "Verdict", "connect"]
+__all__ = ["MIGRATIONS", "FeedSpec", "Given", "Judged", "Pruned", "RuleFeedback", "Snapshot", "Store", "StoreAPI",
+           "StoreError", "StoredModel", "Verdict", "connect"]
 
 
 @guard
 class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries,  # Entry: on FeedQueries
-            FeedbackQueries):
+            FeedbackQueries, LearnQueries):
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
         self.path = Path(path)
         try:

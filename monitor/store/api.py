@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from ..leases import OWNER
 from ..models import Alert, Article, Digest, Entry, Feed, FeedUpdate, Match
 from .feedback import Given, RuleFeedback, Verdict
+from .learning import Judged, StoredModel
 from .outbox import PendingNotice
 from .retention import Pruned
 from .status import Snapshot
@@ -106,6 +107,14 @@ class StoreAPI(Protocol):
     def feedback_for_rule(self, rule_id: str) -> list[RuleFeedback]: ...
     def link_used(self, token: str) -> float | None: ...  # when a link token (its hash) was used
     def feedback_counts(self) -> dict[str, int]: ...  # verdicts ever given, by verdict
+    # -- Rules that learn (learning.py, issue 17) --------------------------------------------------
+    # judged: the rule's matches with current verdicts and their evidence (features, text);
+    # rule_models: each rule's current model (learn.Model JSON); save_rule_model replaces it.
+    def judged(self, rule_id: str) -> list[Judged]: ...
+    def judged_rules(self) -> list[str]: ...
+    def save_rule_model(self, rule_id: str, trained_at: float, examples: int, positives: int, trained: bool,
+                        model: str) -> None: ...
+    def rule_models(self) -> dict[str, StoredModel]: ...
 
     # -- Retention (retention.py) ----------------------------------------------------------------
     def prune(self, now: float, older_than: float, *, dry_run: bool = False, batch: int = 5000) -> Pruned: ...

@@ -248,6 +248,20 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         expires_at REAL NOT NULL                    -- refused anyway after this: the row may go then
     );
     """,
+    # 15 (after 13, match salience, and 14, feedback): rules that learn (issue 17, learn.py,
+    # store/learning.py). One row per rule: its current model as canonical JSON (learn.Model.dumps),
+    # trained or not (too little feedback: the rule keeps its plain salience), when and on how
+    # many judged matches. A retraining replaces the row: the model is a function of the feedback.
+    """
+    CREATE TABLE rule_models (
+        rule_id TEXT PRIMARY KEY,
+        trained_at REAL NOT NULL,
+        examples INTEGER NOT NULL,                  -- judged matches it was trained on
+        positives INTEGER NOT NULL,                 -- of which relevant
+        trained INTEGER NOT NULL,                   -- 0: too little feedback, plain salience kept
+        model TEXT NOT NULL                         -- learn.Model.dumps()
+    );
+    """,
 ]
 
 

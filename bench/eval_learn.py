@@ -1,0 +1,171 @@
+"""Rules that learn, measured (issue 17): 5-fold cross-validation on the labelled dev set. Each
+fold's model is trained (monitor/learn.py) only on the other folds' labels given as feedback on
+the matches the rule made there; the held-out fold is tiered by the learned salience. Printed per
+topic and language (where there are positives): the salience figures as the mean over folds,
+beside the plain salience's over the same folds:
+
+  noise   share of alerts that are grade 0 (want <= 0.05)   about   share of alerts of grade 2 (>= 0.75)
+  g2 al   grade-2 items alerted (>= 0.95)                   g1 rch  grade >= 1 items in alert or digest (>= 0.95)
+  prec/rec  alerts against dev.jsonl's strict labels
+
+Until matches carry a salience (another branch of issue 17), the plain salience is a stand-in:
+every match alerts, as today, and the learned model sees the stand-in features (title, terms)
+and the words. ``learned`` uses the shipped minimum (learn.MIN_VERDICTS, MIN_EACH); ``waived``
+trains on any feedback with one verdict of each kind: a diagnostic of what the model would do,
+not what ships. Called by eval_topics.py (``report``), or alone:
+
+    .venv/bin/python bench/eval_learn.py [LABELLED.jsonl] [--rules DIR]
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from monitor import learn  # noqa: E402
+
+FOLDS = 5
+ALERT_AT, DIGEST_AT = 0.6, 0.3  # the stand-in thresholds of monitor/cli/learning.py
+NEUTRAL = 0.5
+FIGURES = ("noise", "about", "g2 al", "g1 rch", "prec", "rec")
+
+
+def matches(items: list[dict], rules: Path, monitor: list[str]) -> dict[str, dict[str, dict]]:
+    """item id -> rule id -> the match ``monitor match`` printed."""
+    lines = "".join(json.dumps({"id": it["id"], "title": it.get("title", ""), "text": it.get("text", ""),
+                                "lang": it.get("lang")}, ensure_ascii=False) + "\n" for it in items)
+    res = subprocess.run([*monitor, "match", "--rules", str(rules)], input=lines, capture_output=True,
+                         text=True, check=False)
+    if res.returncode != 0:
+        sys.exit(f"monitor match failed: {res.stderr.strip()}")
+    out: dict[str, dict[str, dict]] = {}
+    for line in res.stdout.splitlines():
+        row = json.loads(line)
+        out[row["id"]] = {m["rule"]: m for m in row.get("matches", [])}
+    return out
+
+
+def grades(path: Path) -> dict[str, dict[str, int]]:
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8") as f:
+        return {r["id"]: {k: int(v) for k, v in r.items() if k != "id"} for r in csv.DictReader(f)}
+
+
+def tier(salience: float | None) -> str:
+    if salience is None:
+        return "alert"
+    return "alert" if salience >= ALERT_AT else "digest" if salience >= DIGEST_AT else "store"
+
+
+def example(item: dict, m: dict, label: int) -> learn.Example:
+    features = m.get("features") or {"in_title": m.get("field") == "title", "terms": len(m.get("terms", []))}
+    sal = m.get("salience")
+    return learn.Example(features, f"{item.get('title', '')}\n{item.get('text', '')}", label,
+                         NEUTRAL if sal is None else float(sal))
+
+
+def figures(items: list[dict], tiers: dict[str, str], label: str, grade: dict[str, dict[str, int]]) -> list[float]:
+    def g(it: dict) -> int:
+        return grade.get(it["id"], {}).get(label, 2 if it.get(label) == 1 else 0)
+
+    alerts = [it for it in items if tiers.get(it["id"]) == "alert"]
+    reached = [it for it in items if tiers.get(it["id"]) in ("alert", "digest")]
+    g2 = [it for it in items if g(it) == 2]
+    g1 = [it for it in items if g(it) >= 1]
+    pos = [it for it in items if it.get(label) == 1]
+
+    def share(part: int, whole: int) -> float:
+        return part / whole if whole else math.nan
+
+    return [share(sum(1 for it in alerts if g(it) == 0), len(alerts)),
+            share(sum(1 for it in alerts if g(it) == 2), len(alerts)),
+            share(sum(1 for it in g2 if it in alerts), len(g2)),
+            share(sum(1 for it in g1 if it in reached), len(g1)),
+            share(sum(1 for it in alerts if it.get(label) == 1), len(alerts)),
+            share(sum(1 for it in pos if it in alerts), len(pos))]
+
+
+def fold_of(items: list[dict], label: str) -> dict[str, int]:
+    """Stratified, deterministic folds: each class in the order of its ids' hashes, dealt round."""
+    out = {}
+    for cls in (0, 1):
+        members = sorted((it["id"] for it in items if (it.get(label) == 1) == bool(cls)),
+                         key=lambda i: hashlib.sha1(i.encode()).hexdigest())
+        out |= {i: n % FOLDS for n, i in enumerate(members)}
+    return out
+
+
+def crossval(items: list[dict], got: dict[str, dict[str, dict]], label: str, rule: str,
+             grade: dict[str, dict[str, int]]) -> dict[str, list[float]]:
+    """Per variant (plain, learned, waived): the figures, mean over folds (NaN folds left out)."""
+    folds = fold_of(items, label)
+    per: dict[str, list[list[float]]] = {"plain": [], "learned": [], "waived": []}
+    for k in range(FOLDS):
+        train = [example(it, got[it["id"]][rule], int(it.get(label) == 1)) for it in items
+                 if folds[it["id"]] != k and rule in got.get(it["id"], {})]
+        test = [it for it in items if folds[it["id"]] == k]
+        models = {"learned": learn.train(train), "waived": learn.train(train, min_verdicts=2, min_each=1)}
+        plain = {it["id"]: tier(got[it["id"]][rule].get("salience")) for it in test if rule in got.get(it["id"], {})}
+        per["plain"].append(figures(test, plain, label, grade))
+        for name, model in models.items():
+            tiers = {}
+            for it in test:
+                m = got.get(it["id"], {}).get(rule)
+                if m is None:
+                    continue
+                ex = example(it, m, 0)
+                sal, _ = learn.score(model, ex.features, ex.text, ex.salience,
+                                     DIGEST_AT if plain[it["id"]] != "store" else None)
+                tiers[it["id"]] = tier(sal) if model.trained else plain[it["id"]]
+            per[name].append(figures(test, tiers, label, grade))
+    return {name: [_mean([f[i] for f in rows]) for i in range(len(FIGURES))] for name, rows in per.items()}
+
+
+def _mean(xs: list[float]) -> float:
+    xs = [x for x in xs if not math.isnan(x)]
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def report(items: list[dict], rules: Path, monitor: list[str], topics: dict[str, str], corpus: Path) -> None:
+    got = matches(items, rules, monitor)
+    grade = grades(corpus / "topics" / "dev-grades.csv")
+    print(f"\nlearning: {FOLDS}-fold cross-validation, mean over folds (plain salience: stand-in, every match "
+          f"alerts; minimum {learn.MIN_VERDICTS} verdicts, {learn.MIN_EACH} of each)")
+    print(f"{'topic':20} {'lang':4} {'variant':8} " + " ".join(f"{f:>6}" for f in FIGURES))
+    for label, rule in topics.items():
+        for lang in sorted({it.get("lang", "?") for it in items}) + ["all"]:
+            subset = [it for it in items if lang == "all" or it.get("lang") == lang]
+            if not any(it.get(label) == 1 for it in subset):
+                continue
+            for name, figs in crossval(subset, got, label, rule, grade).items():
+                print(f"{label:20} {lang:4} {name:8} " + " ".join(f"{x:6.3f}" for x in figs))
+
+
+def main() -> int:
+    import argparse
+
+    from eval_topics import CORPUS, TOPICS, _monitor, load
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("labelled", nargs="?", default=str(CORPUS / "topics" / "dev.jsonl"))
+    ap.add_argument("--rules", default=str(ROOT / "rules"))
+    args = ap.parse_args()
+    path = Path(args.labelled)
+    if not path.exists():
+        print(f"no labelled file at {path}; nothing to measure")
+        return 0
+    report(load(path, True), Path(args.rules), _monitor(), TOPICS, CORPUS)
+    print(f"reproduce: {sys.executable} bench/eval_learn.py {path} --rules {args.rules}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
