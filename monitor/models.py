@@ -243,7 +243,7 @@ class Alert:
     revived_at: float | None = None  # `monitor alerts retry`: max_age counts from here
     severity: str = "normal"  # info | normal | urgent: the rule's when the match was made
     language: str | None = None  # the article's, when known
-    held: str | None = None  # why it waits for a digest: quiet | digest | rate | followup | backlog | mention (noise.py)
+    held: str | None = None  # why it waits: quiet | digest | rate | followup | backlog | mention (noise.py)
     digest_id: int | None = None  # the carrier row of the digest that lists it; its own id: a digest
     rules: tuple[AlertRule, ...] = ()  # every rule that fired on the story, the lead first
     lease_until: float | None = None  # 'sending': its sender's claim runs out then (monitor/leases.py)

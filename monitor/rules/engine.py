@@ -317,15 +317,20 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     own = {h.term for h in hits if h not in rest} or {h.term for h in hits}
     fields, found = doc.fields, doc.hits
     by_sentence: dict[tuple[str, int], tuple[set[int], list[int]]] = {}
+    places = doc.places
     for t in own:
-        for h in found.get(t, ()):
-            f = fields[h.field]
-            at = f.span(h.start)
-            if at is None or f.name not in layouts:
-                continue
-            terms, offsets = by_sentence.setdefault((f.name, layouts[f.name].at(at[0])), (set(), []))
+        got = places.get(t)
+        if got is None:  # a term's places, once per article: rules that fire share terms
+            got = places[t] = []
+            for h in found.get(t, ()):
+                f = fields[h.field]
+                at = f.span(h.start)
+                if at is not None and f.name in layouts:
+                    got.append((f.name, layouts[f.name].info(at[0])[0], at[0]))
+        for name, k, offset in got:
+            terms, offsets = by_sentence.setdefault((name, k), (set(), []))
             terms.add(t)
-            offsets.append(at[0])
+            offsets.append(offset)
     least = 2 if core and len(own) > 1 else 1
     placed = [(name, at) for (name, _k), (terms, offsets) in by_sentence.items() if len(terms) >= least
               for at in offsets]

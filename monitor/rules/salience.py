@@ -90,6 +90,15 @@ class Layout:
         self.starts = [x.start for x in self.sentences]
         self.quotes = [m.span() for m in _QUOTES.finditer(text)]
         self.asides = [m.span() for m in _ASIDE.finditer(text)]
+        self._info: dict[int, tuple[int, bool, bool]] = {}  # offset -> (sentence, quoted, aside)
+
+    def info(self, offset: int) -> tuple[int, bool, bool]:
+        """The sentence holding ``offset``, and whether it is in a quote, in an aside; remembered,
+        since the rules that fire on an article share most of their terms' places."""
+        got = self._info.get(offset)
+        if got is None:
+            got = self._info[offset] = (self.at(offset), _inside(self.quotes, offset), _inside(self.asides, offset))
+        return got
 
     def _add(self, text: str, s: int, e: int, is_list: bool, lead: int) -> None:
         if _WORD.search(text, s, e):
@@ -106,7 +115,9 @@ def _is_short(line: str) -> bool:
 
 
 def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
-    return any(s < offset < e for s, e in spans)
+    """Whether ``offset`` is inside one of ``spans`` (in text order, not overlapping)."""
+    k = bisect_right(spans, (offset, offset)) - 1
+    return k >= 0 and spans[k][0] < offset < spans[k][1]
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,7 @@ def score(layouts: dict[str, Layout], hits: list[tuple[str, int]], together: boo
         lay = layouts.get(name)
         if name == "title" or lay is None or not lay.sentences:
             continue
-        k = lay.at(offset)
+        k, quoted, aside = lay.info(offset)
         sent = lay.sentences[k]
         if name == "summary" or sent.lead:
             lead = True
@@ -146,9 +157,9 @@ def score(layouts: dict[str, Layout], hits: list[tuple[str, int]], together: boo
         seen.add(key)
         if sent.listed:
             demoted["listed"].add(key)
-        if _inside(layouts[name].quotes, offset):
+        if quoted:
             demoted["quoted"].add(key)
-        if _inside(layouts[name].asides, offset):
+        if aside:
             demoted["aside"].add(key)
     body = layouts.get("body")
     summary = layouts.get("summary")
