@@ -161,6 +161,40 @@ class Match:
     severity: str = "normal"  # info | normal | urgent
     score: float = 0  # weighted hits (a title hit weighs the rule's title_weight)
     context: tuple[str, ...] = ()  # terms hit only by the rule's context clauses (``all``), not the topic's own
+    # how much the article is about the topic, 0 to 1, and why (rules/salience.py, issue 17); the
+    # tier follows from the rule's alert_at and digest_at: alert | digest | store
+    salience: float = 1.0
+    tier: str = "alert"
+    features: tuple[tuple[str, float | int | None], ...] = ()
+
+
+TIERS = ("store", "digest", "alert")  # lowest first
+
+
+LONG_ARTICLE = 80  # sentences: past this salience calls an article long (rules/salience.py LONG)
+
+
+def why(features: tuple[tuple[str, float | int | None], ...] | dict) -> str:
+    """A match's salience features in words (rules/salience.py names them): "title and lead;
+    6 of 14 sentences; parts in one sentence". Here, not in rules/, so that messages and the
+    CLI can word stored features without importing the matcher."""
+    f = dict(features)
+    if not f:
+        return ""
+    where = [w for w in ("title", "lead") if f.get(w)]
+    out = [" and ".join(where)] if where else []
+    out.append(f"{f.get('sentences', 0)} of {f.get('of', 0)} sentences")
+    if f.get("together") == 1:
+        out.append("parts in one sentence")
+    elif f.get("together") == 0:
+        out.append("parts apart")
+    only = [{"quoted": "in quotes", "aside": "in an aside", "listed": "in a list"}[w]
+            for w in ("quoted", "aside", "listed") if f.get(w)]
+    if only:
+        out.append("only " + " / ".join(only))
+    if (f.get("of") or 0) > LONG_ARTICLE:
+        out.append("long article")
+    return "; ".join(out)
 
 
 SEVERITIES = ("info", "normal", "urgent")  # lowest first
@@ -175,6 +209,9 @@ class AlertRule:
     terms: tuple[str, ...]  # the topic's own terms that matched
     context: tuple[str, ...] = ()  # context words the rule also required (``all``)
     severity: str = "normal"
+    salience: float = 1.0
+    tier: str = "alert"
+    features: tuple[tuple[str, float | int | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,11 +243,14 @@ class Alert:
     revived_at: float | None = None  # `monitor alerts retry`: max_age counts from here
     severity: str = "normal"  # info | normal | urgent: the rule's when the match was made
     language: str | None = None  # the article's, when known
-    held: str | None = None  # why it waits for a digest: quiet | digest | rate | followup | backlog (noise.py)
+    held: str | None = None  # why it waits: quiet | digest | rate | followup | backlog | mention (noise.py)
     digest_id: int | None = None  # the carrier row of the digest that lists it; its own id: a digest
     rules: tuple[AlertRule, ...] = ()  # every rule that fired on the story, the lead first
     lease_until: float | None = None  # 'sending': its sender's claim runs out then (monitor/leases.py)
     context: tuple[str, ...] = ()  # the lead rule's context words (see AlertRule)
+    salience: float = 1.0  # the lead rule's salience, tier and features (see Match)
+    tier: str = "alert"
+    features: tuple[tuple[str, float | int | None], ...] = ()
 
 
 @dataclass(frozen=True)

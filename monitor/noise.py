@@ -104,6 +104,11 @@ def hold(p: Policy, severity: str, now: float, sent_in_window: int) -> str | Non
     return None
 
 
+# A channel without a digest schedule still gets its 'mention' rows (matches between a rule's
+# digest_at and alert_at, issue 17): they leave as one digest once the oldest has waited a day.
+MENTION_EVERY = 86_400.0
+
+
 def release(p: Policy, now: float, held: dict[str, float], rate_freed: bool, first_polls: bool = False) -> bool:
     """Should the channel's held alerts leave now, as one digest? ``held``: reason -> the
     oldest held alert's time. Never in quiet hours; at their end; when a rule's rate window
@@ -121,6 +126,8 @@ def release(p: Policy, now: float, held: dict[str, float], rate_freed: bool, fir
     if p.digest:
         return False
     if "rate" in held and rate_freed:
+        return True
+    if "mention" in held and now - held["mention"] >= MENTION_EVERY:
         return True
     return "followup" in held and now - held["followup"] >= p.followup_every
 

@@ -38,7 +38,7 @@ from markupsafe import Markup
 
 from . import dates
 from .errors import ConfigError
-from .models import SEVERITIES, Alert, AlertRule, Digest, DigestItem
+from .models import SEVERITIES, Alert, AlertRule, Digest, DigestItem, why
 
 log = logging.getLogger(__name__)
 BUILTIN = Path(__file__).parent / "templates"
@@ -210,13 +210,21 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 
+def why_line(alert: Alert) -> str:
+    """Why the story alerted (issue 17): its tier, salience and features in words, or "" for an
+    alert recorded without them (before migration 13)."""
+    if not alert.features:
+        return ""
+    return f"{alert.tier} · salience {alert.salience:.2f} · {why(alert.features)}"
+
+
 def _environment(folder: Path | None) -> SandboxedEnvironment:
     loaders = [FileSystemLoader(str(folder))] if folder else []
     env = SandboxedEnvironment(loader=ChoiceLoader([*loaders, FileSystemLoader(str(BUILTIN))]),
                                autoescape=lambda name: bool(name and name.endswith("html.j2")),
                                keep_trailing_newline=False)
     env.filters.update(md=md, hits_md=hits_md, hits_html=hits_html, when=when, json=_json, url=url,
-                       highest=highest, names=names)
+                       highest=highest, names=names, why=why_line)
     return env
 
 
@@ -297,11 +305,13 @@ class Renderer:
     def _digest(self, d: Digest) -> tuple[str, str]:
         rules: dict[str, list[DigestItem]] = {}
         backlog: dict[str, list[DigestItem]] = {}  # a feed's first poll (issue 14): its own section
+        mentions: dict[str, list[DigestItem]] = {}  # below the rules' alert_at (issue 17): "Also mentioned"
         for item in d.items:
-            (backlog if item.reason == "backlog" else rules).setdefault(names(item.alert), []).append(item)
+            into = backlog if item.reason == "backlog" else mentions if item.reason == "mention" else rules
+            into.setdefault(names(item.alert), []).append(item)
         count = sum(1 for i in d.items if i.reason != "followup")
         body = self.env.get_template(DIGEST).render({"digest": d, "rules": rules, "backlog": backlog,
-                                                     "count": count}).strip()
+                                                     "mentions": mentions, "count": count}).strip()
         return digest_title(d), body
 
     def digest_json(self, d: Digest) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import click
 from .. import __version__, rules
 from .. import config as config_mod
 from ..errors import ConfigError, MonitorError, RuleError
+from ..models import why
 
 if TYPE_CHECKING:
     from ..fetch import Limits
@@ -272,7 +273,8 @@ def match_cmd(config_path: str, rules_dir: str | None, file: TextIO) -> None:
     """Match JSON lines against rules; one line out per line in.
 
     In: {"id", "title", "text", "summary"?, "lang"?, "date"?, "feed"?, "feed_title"?, "tags"?}.
-    Out: {"id", "matches": [{"rule", "terms", "field", "score", "severity", "snippet"}]}."""
+    Out: {"id", "matches": [{"rule", "terms", "field", "score", "severity", "snippet", "salience",
+    "tier", "features", "why"}]}: salience 0 to 1, tier alert | digest | store (README "Salience")."""
     from ..models import Article
 
     try:
@@ -297,7 +299,8 @@ def match_cmd(config_path: str, rules_dir: str | None, file: TextIO) -> None:
         found = rules.match(ruleset, article, feed if item.get("feed") or item.get("tags") else None)
         click.echo(json.dumps({"id": item.get("id"), "matches": [
             {"rule": m.rule_id, "terms": list(m.terms), "field": m.field, "score": m.score,
-             "severity": m.severity, "snippet": m.snippet} for m in found
+             "severity": m.severity, "snippet": m.snippet, "salience": m.salience, "tier": m.tier,
+             "features": dict(m.features), "why": why(m.features)} for m in found
         ]}, ensure_ascii=False))
 
 

@@ -44,6 +44,8 @@ class Doc:
         self.rx_end: dict[tuple[int, int, int], int] = {}  # (regex atom, field, first token) -> end token
         self.core: list[Hit] = []  # hits of the proximity windows that made the current rule true
         self._told: dict[tuple[int, frozenset[int]], tuple[list[Hit] | None, list[Hit]]] = {}  # by concept
+        self.layouts: dict[str, Any] | None = None  # field name -> salience.Layout, once a rule fired
+        self.places: dict[int, list[tuple[str, int, int]]] = {}  # term -> (field, sentence, offset)s
         distinct: set[str] = set()
         for f in self.fields:
             distinct.update(f.words)

@@ -99,6 +99,12 @@ RULE_PROPERTIES: dict[str, Schema] = {
                        "`title_weight`, elsewhere 1. E.g. `min_hits: 2`.", 1),
     "title_weight": number("What a hit in the title counts towards `min_hits` (default 2). E.g. "
                            "`title_weight: 3`.", 2),
+    "alert_at": {"description": "Salience (0 to 1: how much the article is about the topic) from which a match "
+                 "alerts (default 0.5). E.g. `alert_at: 0.7`.", "type": "number", "minimum": 0, "maximum": 1,
+                 "default": 0.5},
+    "digest_at": {"description": "Salience from which a match below `alert_at` goes to the channel's digest "
+                  "under \"Also mentioned\"; below it the match is stored only (default 0.15). E.g. "
+                  "`digest_at: 0.3`.", "type": "number", "minimum": 0, "maximum": 1, "default": 0.15},
     "feeds": one_or_list(text("A glob on the feed's URL or title, e.g. `*.bbc.co.uk/*`."), "Only articles "
                          "from feeds whose URL or title matches one of these globs (case-insensitive). E.g. "
                          "`feeds: [\"*tagesschau.de*\", \"Meduza*\"]`."),

@@ -15,6 +15,7 @@ import yaml
 from ..errors import RuleError
 from . import morph
 from .operators import NAMES, OPERATORS, WITHIN, Operator
+from .salience import ALERT_AT, DIGEST_AT
 from .tree import (
     _AGE,
     _CONCEPT,
@@ -35,6 +36,7 @@ from .tree import (
 __all__ = ["Node", "Ref", "Rule", "Term", "Word", "Parsed", "parse_text"]
 
 RULE_KEYS = ("id", "title", "description", "severity", "channels", "fields", "min_hits", "title_weight",
+             "alert_at", "digest_at",
              "feeds", "tags", "languages", "max_age", "match", "within", *NAMES)
 NODE_KEYS = (*NAMES, "within", "in")
 
@@ -167,11 +169,16 @@ class _File:
         for lang in langs:
             if not re.fullmatch(r"[a-z]{2}", lang):
                 raise self.error(v["languages"], f"language {lang!r}: expected a two-letter code such as de")
+        alert_at, digest_at = self.share(v, "alert_at", ALERT_AT), self.share(v, "digest_at", DIGEST_AT)
+        if digest_at > alert_at:
+            raise self.error(v.get("digest_at") or v["alert_at"],
+                             f"rule {rid!r}: digest_at {digest_at:g} is above alert_at {alert_at:g}")
         return Rule(
             id=rid, title=self.scalar(v["title"], "title"), tree=Node("all", tuple(parts), line=line(node)),
             description=self.scalar(v["description"], "description") if "description" in v else "",
             fields=fields, channels=self.names(v, "channels", None), severity=severity,
             min_hits=self.number(v, "min_hits", 1), title_weight=self.number(v, "title_weight", 2),
+            alert_at=alert_at, digest_at=digest_at,
             feeds=self.names(v, "feeds", None), tags=self.names(v, "tags", None), languages=langs,
             max_age=self.age(v["max_age"]) if "max_age" in v else None, path=self.path, line=line(node),
             context=context,
@@ -315,6 +322,19 @@ class _File:
             value = -1
         if value < 0 or value != value or value > 1e6:
             raise self.error(v[key], f"'{key}' must be a number >= 0, not {text!r}")
+        return value
+
+    def share(self, v: dict[str, yaml.Node], key: str, default: float) -> float:
+        """A salience threshold: a number from 0 to 1."""
+        if key not in v:
+            return default
+        text = self.scalar(v[key], key)
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= 1:
+            raise self.error(v[key], f"'{key}' must be a number from 0 to 1, not {text!r}")
         return value
 
     def age(self, node: yaml.Node) -> float:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .salience import ALERT_AT, DIGEST_AT
+
 FIELDS = ("title", "summary", "body")
 SEVERITIES = ("info", "normal", "urgent")
 DEFAULT_WITHIN = 10
@@ -66,6 +68,8 @@ class Rule:
     severity: str = "normal"
     min_hits: float = 1
     title_weight: float = 2
+    alert_at: float = ALERT_AT           # salience from which a match alerts (rules/salience.py)
+    digest_at: float = DIGEST_AT         # salience from which it goes to the digest; below: stored only
     feeds: tuple[str, ...] = ()          # globs on the feed's URL or title
     tags: tuple[str, ...] = ()           # the feed has at least one of these tags
     languages: tuple[str, ...] = ()      # the article's language is one of these

@@ -12,14 +12,16 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from .. import noise
-from ..models import SEVERITIES, Article, Entry, Feed, FeedUpdate, Match
+from ..models import SEVERITIES, TIERS, Article, Entry, Feed, FeedUpdate, Match
 from .base import Queries
 from .feeds import FeedQueries
 
 _INSERT_MATCH = ("INSERT INTO matches (entry_id, rule_id, rule_title, story, terms, context, field, snippet, severity, "
-                 "created_at, simhash, text_hash, primary_id, lead_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                 "created_at, simhash, text_hash, primary_id, lead_id, salience, tier, features) "
+                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                  "ON CONFLICT(rule_id, story) DO NOTHING")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
+_TIER = {t: i for i, t in enumerate(TIERS)}
 log = logging.getLogger(__name__)
 REPOST_MIN_TITLE = 25  # characters: shorter titles ("Live", "Morning briefing") recur honestly
 
@@ -170,10 +172,18 @@ class EntryQueries(FeedQueries, Queries):
         feed, or the same text within noise.GROUP_WINDOW, whatever rule alerted it) makes this a
         *follow-up*: its rows carry ``lead_id`` and are held for the channel's next digest
         (store/noise.py). ``hold``: a new story's rows wait for a digest too, with this reason
-        ('backlog': found on a feed's first poll). Returns the alerts queued."""
+        ('backlog': found on a feed's first poll). Returns the alerts queued.
+
+        Tiers (issue 17): only rules whose match is at tier 'alert' make the story an alert, and
+        the primary is the most severe of them; a story whose best tier is 'digest' gets held
+        'mention' rows on its digest-tier rules' channels (the channel's next digest lists it
+        under "Also mentioned"); at 'store' every match row is kept (searchable, backtestable)
+        and no outbox row is made."""
         if not matches:
             return 0
-        ordered = sorted(matches, key=lambda m: -_RANK.get(m.severity, 1))  # stable: the first among equals
+        # stable: the first among equals; the best tier, then the most severe, leads
+        ordered = sorted(matches, key=lambda m: (-_TIER.get(m.tier, 2), -_RANK.get(m.severity, 1)))
+        best = ordered[0].tier if ordered[0].tier in _TIER else "alert"
         fp = noise.simhash(text) if text else None
         th = noise.text_hash(text) if text and fp is None else None
         lead, repost = self._told(story, fp, th, now, feed_id)
@@ -181,7 +191,7 @@ class EntryQueries(FeedQueries, Queries):
         for m in ordered:
             row = [entry_id, m.rule_id, m.rule_title, story, json.dumps(list(m.terms), ensure_ascii=False),
                    json.dumps(list(m.context), ensure_ascii=False), m.field, m.snippet, m.severity, now, fp, th,
-                   primary, lead]
+                   primary, lead, m.salience, m.tier, json.dumps([list(f) for f in m.features])]
             cur = self.db.execute(_INSERT_MATCH, row)
             if cur.rowcount != 1 and not repost:  # this rule told the story from another feed: one more source
                 row[3] = f"{story} via feed {feed_id}"
@@ -195,14 +205,20 @@ class EntryQueries(FeedQueries, Queries):
             if primary is not None:
                 log.info("story told before by this feed, no alert story=%s lead=%s", story, lead)
             return 0
-        channels = dict.fromkeys(ch for m in ordered for ch in m.channels)
+        if best == "store":
+            log.info("match stored only story=%s rule=%s salience=%s", story, ordered[0].rule_id,
+                     ordered[0].salience)
+            return 0
+        if best == "digest":  # a mention: held for the channel's digest (noise.release)
+            hold = "mention"
+        channels = dict.fromkeys(ch for m in ordered if m.tier == best or m.tier not in _TIER for ch in m.channels)
         for channel in channels:
             self.db.execute(
                 "INSERT INTO outbox (match_id, channel, created_at, next_attempt_at, state, held) "
                 "VALUES (?,?,?,?,?,?) ON CONFLICT(match_id, channel) DO NOTHING",
                 (primary, channel, now, now, "pending" if lead is None and hold is None else "held",
                  hold if lead is None else "followup"))
-        return len(channels) if lead is None else 0
+        return len(channels) if lead is None and best == "alert" else 0
 
     def _told(self, story: str, fp: int | None, th: str | None, now: float, feed_id: int) -> tuple[int | None, bool]:
         """Was this story told before, by any rule? (the primary match of its first alert or None,

@@ -23,10 +23,12 @@ _SELECT = (
     "o.last_attempt_at, o.created_at, o.revived_at, o.sent_at, o.dead_at, o.held, o.digest_id, o.lease_until, "
     "m.rule_id, "
     "m.rule_title, "
-    "m.terms, m.context, m.snippet, m.severity, e.title, e.link, e.published, f.title AS feed_title, "
+    "m.terms, m.context, m.snippet, m.severity, m.salience, m.tier, m.features, e.title, e.link, e.published, "
+    "f.title AS feed_title, "
     "f.url AS feed_url, a.language, "
     # every rule that fired on the story: the primary match and those travelling with it
-    "(SELECT json_group_array(json_array(c.id, c.rule_id, c.rule_title, c.terms, c.context, c.severity)) "
+    "(SELECT json_group_array(json_array(c.id, c.rule_id, c.rule_title, c.terms, c.context, c.severity, "
+    "c.salience, c.tier, c.features)) "
     "FROM matches c WHERE c.id = m.id OR c.primary_id = m.id) AS rules "
     "FROM outbox o JOIN matches m ON m.id = o.match_id "
     "JOIN entries e ON e.id = m.entry_id JOIN feeds f ON f.id = e.feed_id "
@@ -49,7 +51,13 @@ def _rules(r: dict[str, Any]) -> tuple[AlertRule, ...]:
     primary match leads among equals)."""
     rows = sorted(json.loads(r["rules"] or "[]"), key=lambda c: (c[0] != r["match_id"], -_RANK.get(c[5], 1), c[0]))
     return tuple(AlertRule(rule_id, title or rule_id, tuple(json.loads(terms)), tuple(json.loads(context or "[]")),
-                           severity or "normal") for _, rule_id, title, terms, context, severity in rows)
+                           severity or "normal", salience if salience is not None else 1.0, tier or "alert",
+                           _features(features))
+                 for _, rule_id, title, terms, context, severity, salience, tier, features in rows)
+
+
+def _features(text: str | None) -> tuple[tuple[str, float | int | None], ...]:
+    return tuple((str(k), v) for k, v in json.loads(text or "[]"))
 
 
 def _alert(r: dict[str, Any]) -> Alert:
@@ -64,6 +72,8 @@ def _alert(r: dict[str, Any]) -> Alert:
         severity=max((x.severity for x in rules), key=lambda v: _RANK.get(v, 1), default=r["severity"] or "normal"),
         language=r["language"], held=r["held"], digest_id=r["digest_id"], rules=rules, lease_until=r["lease_until"],
         context=tuple(json.loads(r["context"] or "[]")),
+        salience=r["salience"] if r["salience"] is not None else 1.0, tier=r["tier"] or "alert",
+        features=_features(r["features"]),
     )
 
 

@@ -210,6 +210,13 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     ALTER TABLE feeds ADD COLUMN lease_until REAL;
     CREATE INDEX outbox_leased ON outbox(lease_owner) WHERE state = 'sending';
     """,
+    # 13: salience and tiers (issue 17, monitor/rules/salience.py). Every match keeps how much its
+    # article is about the topic, the tier that decided its outbox rows (alert | digest | store)
+    # and the features (JSON pairs) that explain it. Older matches alerted: 1.0, 'alert', none.
+    """
+    ALTER TABLE matches ADD COLUMN salience REAL NOT NULL DEFAULT 1.0;
+    ALTER TABLE matches ADD COLUMN tier TEXT NOT NULL DEFAULT 'alert';
+    ALTER TABLE matches ADD COLUMN features TEXT NOT NULL DEFAULT '[]';
     # 14 (after 13): the team's feedback (issue 17, store/feedback.py). One row per verdict given
     # on a story: who, when, relevant or not, a note, the story's primary match; a later verdict
     # of the same person on the same story marks theirs ``replaced_at`` (kept: the history and
