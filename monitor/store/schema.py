@@ -217,7 +217,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     ALTER TABLE matches ADD COLUMN salience REAL NOT NULL DEFAULT 1.0;
     ALTER TABLE matches ADD COLUMN tier TEXT NOT NULL DEFAULT 'alert';
     ALTER TABLE matches ADD COLUMN features TEXT NOT NULL DEFAULT '[]';
-    # 14 (after 13): the team's feedback (issue 17, store/feedback.py). One row per verdict given
+    """,
+    # 14: the team's feedback (issue 17, store/feedback.py). One row per verdict given
     # on a story: who, when, relevant or not, a note, the story's primary match; a later verdict
     # of the same person on the same story marks theirs ``replaced_at`` (kept: the history and
     # monitor_feedback_total count every verdict given). ``feedback_rules``: every rule of the
@@ -255,7 +256,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         expires_at REAL NOT NULL                    -- refused anyway after this: the row may go then
     );
     """,
-    # 15 (after 13, match salience, and 14, feedback): rules that learn (issue 17, learn.py,
+    # 15: rules that learn (issue 17, learn.py,
     # store/learning.py). One row per rule: its current model as canonical JSON (learn.Model.dumps),
     # trained or not (too little feedback: the rule keeps its plain salience), when and on how
     # many judged matches. A retraining replaces the row: the model is a function of the feedback.
