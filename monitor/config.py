@@ -352,3 +352,25 @@ def load(path: str | os.PathLike[str]) -> Config:
         seen.add(feed.url)
     cfg.path = p
     return cfg
+
+
+# Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
+# worker pool and the endpoint were built with them): kept, with a warning, until a restart.
+RESTART_KEYS = ("monitor.database", "monitor.busy_timeout", "monitor.tick", "monitor.log_format",
+                "poll.concurrency", "poll.per_host", "extract.workers", "fetch", "http", "web", "retention.every")
+
+
+def hold_restart_keys(old: Config, new: Config) -> list[str]:
+    """A reload: keep in ``new`` the running values of RESTART_KEYS that changed; their names."""
+    changed = []
+    for key in RESTART_KEYS:
+        section, _, field = key.partition(".")
+        before, after = getattr(old, section), getattr(new, section)
+        if field:
+            if getattr(before, field) != getattr(after, field):
+                setattr(after, field, getattr(before, field))
+                changed.append(key)
+        elif before != after:
+            setattr(new, section, before)
+            changed.append(key)
+    return changed

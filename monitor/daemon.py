@@ -32,7 +32,7 @@ from . import config as config_mod
 from . import delivery, dispatch, links, pipeline, rules, training
 from . import store as store_mod
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, MonitorError
 from .fetch import Client, Limits
 from .lockfile import DaemonLock
 from .notify import Notifier, channels_from
@@ -44,10 +44,6 @@ from .workers import Pool, in_thread
 log = logging.getLogger(__name__)
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
-# Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
-# worker pool and the endpoint were built with them): kept, with a warning, until a restart.
-RESTART_KEYS = ("monitor.database", "monitor.busy_timeout", "monitor.tick", "monitor.log_format",
-                "poll.concurrency", "poll.per_host", "extract.workers", "fetch", "http", "web", "retention.every")
 
 
 def notifier_for(config: Config) -> Notifier:
@@ -105,6 +101,7 @@ async def once(config: Config, ruleset: rules.RuleSet,
     """One pass over every active feed, due or not, then the outbox. ``progress``: given the
     number of feeds, what to call after each poll (``monitor once``'s bar on a terminal)."""
     async with runtime(config, ruleset) as ctx:
+        ctx.models = await training.models(ctx.db)
         dispatcher = dispatch.Dispatcher(ctx, dispatch.every_feed(ctx))
         if progress is not None:
             dispatcher.on_outcome = progress(await ctx.db.active_feeds())
@@ -184,7 +181,7 @@ class Daemon:
         ruleset = await self._load(config, notifier, " (and config)")
         if ruleset is None or self._stop.is_set():
             return False
-        for key in _hold_restart_keys(self.config, config):
+        for key in config_mod.hold_restart_keys(self.config, config):
             log.warning("config change takes effect after a restart key=%s", key)
         self.config, self.ruleset = config, ruleset
         _mask_channel_urls(config)
@@ -298,6 +295,15 @@ class Daemon:
         """Rules that learn (issue 17): retrain each rule on its feedback, off the loop."""
         if not self._stop.is_set() and self.ctx is not None:
             await training.relearn(self.ctx.db, [r.id for r in self.ruleset.rules])
+            await self._models()
+
+    async def _models(self) -> None:
+        """The trained models the pipeline recalibrates matches with (at start, after each pass)."""
+        if self.ctx is not None:
+            try:
+                self.ctx.models = await training.models(self.ctx.db)
+            except MonitorError as e:
+                log.warning("models not loaded reason=%r: matches keep the models they had", str(e))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -339,6 +345,7 @@ class Daemon:
             scheduler.start()
             try:
                 await self.service.start(ctx.db)  # READY=1
+                await self._models()
                 log.info("started feeds=%d rules=%d channels=%s database=%s", await ctx.db.active_feeds(),
                          len(self.ruleset), ",".join(self.config.channels) or "none",
                          self.config.database)
@@ -390,19 +397,3 @@ def _mask_channel_urls(config: Config) -> None:
             mask = getattr(f, "mask_urls", None)
             if callable(mask):
                 mask(urls, config.marked_secrets)
-
-
-def _hold_restart_keys(old: Config, new: Config) -> list[str]:
-    """Keep in ``new`` the running values of RESTART_KEYS that changed; their names."""
-    changed = []
-    for key in RESTART_KEYS:
-        section, _, field = key.partition(".")
-        before, after = getattr(old, section), getattr(new, section)
-        if field:
-            if getattr(before, field) != getattr(after, field):
-                setattr(after, field, getattr(before, field))
-                changed.append(key)
-        elif before != after:
-            setattr(new, section, before)
-            changed.append(key)
-    return changed

@@ -104,9 +104,11 @@ def words(text: str) -> set[str]:
     return {w.casefold() for w in _WORD.findall(text)}
 
 
-def numeric(features: Mapping[str, Any], salience: float) -> dict[str, float]:
-    """The numbers among the features (booleans as 0/1), with the plain salience."""
-    out = {str(k): float(v) for k, v in features.items()
+def numeric(features: Mapping[str, Any] | Iterable[tuple[str, Any]], salience: float) -> dict[str, float]:
+    """The numbers among the features (a mapping, or the (name, value) pairs a Match carries;
+    booleans as 0/1), with the plain salience."""
+    pairs = features.items() if isinstance(features, Mapping) else features
+    out = {str(k): float(v) for k, v in pairs
            if isinstance(v, (int, float)) and math.isfinite(float(v))}
     out[SALIENCE] = float(salience)
     return out

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import extract, health, parse, rules, schedule
+from . import extract, health, learn, parse, rules, schedule
 from .config import Config
 from .errors import ExtractError, FetchError, MonitorError, NotModified, ParseError
 from .fetch import Client, body_hash
@@ -47,6 +47,8 @@ class Context:
     # canonical URL -> its page's extraction, done or in flight (the last PAGE_MEMORY URLs)
     pages: dict[str, asyncio.Future[tuple[Article | None, str | None]]] = field(default_factory=dict)
     clock: Callable[[], float] = time.time  # every decision that depends on the time asks it
+    # rule id -> its trained model (learn.py), loaded at start and after each retraining
+    models: dict[str, learn.Model] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,12 +147,33 @@ async def _process(ctx: Context, feed: Feed, entry: Entry,
     defaults = tuple(ctx.config.notify.default_channels)
     matches = [
         dataclasses.replace(m, channels=ctx.notifier.targets(m.channels or defaults))
-        for m in rules.match(ctx.ruleset, article, feed)
+        for m in _recalibrated(ctx, article, rules.match(ctx.ruleset, article, feed))
     ]
     for m in matches:
         log.info("matched rule=%s entry=%r terms=%s field=%s score=%g", m.rule_id, entry.title[:80],
                  ",".join(m.terms), m.field, m.score)
     return entry, article, matches
+
+
+def _recalibrated(ctx: Context, article: Article, matches: list[Match]) -> list[Match]:
+    """Rules that learn (issue 17): a match of a rule with a trained model takes the model's
+    salience, and the tier that gives under the rule's own thresholds; the plain salience stays
+    among its features. Rules without one keep their plain salience."""
+    if not ctx.models or not matches:
+        return matches
+    out = []
+    for m in matches:
+        model = ctx.models.get(m.rule_id)
+        rule = ctx.ruleset.get(m.rule_id) if model is not None else None
+        if model is None or rule is None:
+            out.append(m)
+            continue
+        value, why = learn.score(model, dict(m.features), f"{article.title}\n{article.text}", m.salience,
+                                 rule.digest_at)
+        log.info("recalibrated rule=%s plain=%.2f learned=%.2f why=%r", m.rule_id, m.salience, value, why)
+        out.append(dataclasses.replace(m, salience=value, tier=rules.tier(value, rule.alert_at, rule.digest_at),
+                                       features=(*m.features, ("plain", m.salience))))
+    return out
 
 
 async def article_for(ctx: Context, entry: Entry) -> Article:

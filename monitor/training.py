@@ -75,6 +75,12 @@ async def relearn(db: Any, rule_ids: Iterable[str]) -> None:
             log.info("learned %s", summary(Outcome(rule_id, model)))
 
 
+async def models(db: Any) -> dict[str, learn.Model]:
+    """The trained models, by rule, for the pipeline (``Context.models``); a rule whose model is
+    not trained (too little feedback) keeps its plain salience, so it is left out."""
+    return {rule_id: learn.Model.loads(m.model) for rule_id, m in (await db.rule_models()).items() if m.trained}
+
+
 def summary(outcome: Outcome) -> str:
     """One line per rule for ``monitor rules learn`` and the daemon's log."""
     m = outcome.model

@@ -111,3 +111,30 @@ def test_label_is_the_majority_and_a_tie_goes_to_the_latest():
 def test_a_damaged_model_is_refused_by_name(text, needle):
     with pytest.raises(ValueError, match=needle):
         Model.loads(text)
+
+
+def test_the_pipeline_recalibrates_a_match_of_a_rule_with_a_trained_model():
+    """pipeline._recalibrated, the wiring: a match of a rule with a trained model takes the
+    model's salience and the tier that gives under the rule's own thresholds; the plain salience
+    stays among its features; a rule without a model keeps its match as it was."""
+    from types import SimpleNamespace
+
+    from monitor import pipeline, rules
+    from monitor.models import Article, Match
+
+    ruleset = rules.parse("rules:\n- id: kursk\n  title: Kursk\n  any: [Kursk]\n  alert_at: 0.5\n"
+                          "  digest_at: 0.15\n- id: other\n  title: Other\n  any: [Lisbon]\n")
+    about = [learn.Example({"title": 1}, f"Kursk offensive fighting report {i}", 1, 0.9) for i in range(12)]
+    passing = [learn.Example({"title": 0}, f"liveblog football markets weather item {i}", 0, 0.6) for i in range(12)]
+    model = learn.train(about + passing)
+    assert model.trained
+    ctx = SimpleNamespace(models={"kursk": model}, ruleset=ruleset)
+    liveblog = Article(title="Liveblog", text="liveblog football markets weather and a Kursk mention")
+    kursk = Match("kursk", "Kursk", ("Kursk",), "body", "…", salience=0.6, tier="alert", features=(("title", 0),))
+    other = Match("other", "Other", ("Lisbon",), "body", "…", salience=0.6, tier="alert")
+
+    got_kursk, got_other = pipeline._recalibrated(ctx, liveblog, [kursk, other])  # type: ignore[arg-type]
+    assert got_other == other
+    assert got_kursk.salience < 0.5 and got_kursk.tier == "digest"  # learned: the team calls these "not"
+    assert ("plain", 0.6) in got_kursk.features
+    assert pipeline._recalibrated(SimpleNamespace(models={}, ruleset=ruleset), liveblog, [kursk]) == [kursk]  # type: ignore[arg-type]

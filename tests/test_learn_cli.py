@@ -130,16 +130,16 @@ def test_rules_test_reports_precision_recall_and_tiers_against_the_feedback(tmp_
     assert res.returncode == 0, res.stderr
     out = res.stdout.splitlines()
     at = next(i for i, x in enumerate(out) if x.startswith("rule kursk: would have fired on 22 of 22"))
-    # Without match salience (migration 13 not here) every match is an alert, as today: the rule's
+    # The stand-in matches carry no salience (stored as 1.0, alert): every match is an alert: the rule's
     # alerts are all 22 stories, 14 of them relevant, 8 not.
-    assert out[at + 1] == "thresholds alert_at 0.6, digest_at 0.3: plain salience: alert 22, digest 0, store 0"
+    assert out[at + 1] == "thresholds alert_at 0.5, digest_at 0.15: plain salience: alert 22, digest 0, store 0"
     assert out[at + 2] == "feedback: 22 judged stories in this window (14 relevant, 8 not)"
     assert out[at + 3] == "  plain alerts: precision 0.64, recall 1.00 (TP 14, FP 8, FN 0)"
 
     assert run_cli("rules", "learn", "kursk", "--config", str(cfg)).returncode == 0
     res = run_cli("rules", "test", "kursk", "--config", str(cfg), "--since", "1d")
     out = res.stdout.splitlines()[at + 1:]
-    assert out[0].startswith("thresholds alert_at 0.6, digest_at 0.3: plain salience: alert 22, digest 0, store 0; "
+    assert out[0].startswith("thresholds alert_at 0.5, digest_at 0.15: plain salience: alert 22, digest 0, store 0; "
                              "learned: alert 14, ")  # the passing mentions leave the alerts
     assert out[1] == "feedback: 22 judged stories in this window (14 relevant, 8 not); model: learned from 22"
     assert out[3] == "  learned alerts: precision 1.00, recall 1.00 (TP 14, FP 0, FN 0)"

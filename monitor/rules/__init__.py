@@ -18,9 +18,10 @@ from ..errors import RuleError
 from ..models import Article, Match
 from .engine import Engine
 from .folder import Limits, TooLarge, check_refs, files, parse_dir
+from .salience import tier
 from .syntax import Node, Parsed, Rule, parse_text
 
-__all__ = ["RuleSet", "Rule", "load", "load_checked", "check", "match", "parse", "RuleError", "Problems",
+__all__ = ["RuleSet", "Rule", "tier", "load", "load_checked", "check", "match", "parse", "RuleError", "Problems",
            "Limits", "TooLarge", "signature"]
 
 
@@ -30,9 +31,11 @@ class RuleSet:
     concepts: dict[str, Node] = field(default_factory=dict)
     source: str = ""
     engine: Engine = field(init=False, repr=False, compare=False)
+    by_id: dict[str, Rule] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "engine", Engine(list(self.rules), self.concepts))
+        object.__setattr__(self, "by_id", {r.id: r for r in self.rules})
 
     @classmethod
     def of(cls, rules: list[Rule] | tuple[Rule, ...], concepts: dict[str, Node] | None = None,
@@ -43,7 +46,7 @@ class RuleSet:
         return len(self.rules)
 
     def get(self, rule_id: str) -> Rule | None:
-        return next((r for r in self.rules if r.id == rule_id), None)
+        return self.by_id.get(rule_id)
 
 
 def parse(text: str, path: str = "<text>") -> RuleSet:

@@ -94,10 +94,13 @@ class LearnQueries(Queries):
 
 
 def _object(raw: Any) -> dict[str, Any]:
+    """A match's stored features: (name, value) pairs as migration 13 stores them, or an object."""
     try:
         value = json.loads(raw) if raw else {}
     except ValueError:
         return {}
+    if isinstance(value, list):
+        return {str(p[0]): p[1] for p in value if isinstance(p, list) and len(p) == 2}
     return value if isinstance(value, dict) else {}
 
 
