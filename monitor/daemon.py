@@ -34,8 +34,9 @@ from . import store as store_mod
 from .config import Config
 from .errors import ConfigError
 from .fetch import Client, Limits
+from .loading import load_rules, notifier_for
 from .lockfile import DaemonLock
-from .notify import Notifier, channels_from
+from .notify import Notifier
 from .service import Service
 from .store import Pruned, StoreError
 from .store.aio import AsyncStore
@@ -47,27 +48,6 @@ DELIVER_EVERY = 5.0  # seconds between outbox drains
 # worker pool and the endpoint were built with them): kept, with a warning, until a restart.
 RESTART_KEYS = ("monitor.database", "monitor.busy_timeout", "monitor.tick", "monitor.log_format",
                 "poll.concurrency", "poll.per_host", "extract.workers", "fetch", "http", "retention.every")
-
-
-def notifier_for(config: Config) -> Notifier:
-    for name, ch in config.channels.items():  # `monitor check`, start and reload all come here
-        try:
-            if ch.digest:
-                CronTrigger.from_crontab(ch.digest, timezone=ZoneInfo(ch.timezone))
-        except ValueError as e:
-            raise ConfigError(f"{config.path}: channels.{name}.digest: {e} (got {ch.digest!r})") from None
-    return Notifier(channels_from(config.channels))
-
-
-def rule_limits(config: Config) -> rules.Limits:
-    return rules.Limits(config.monitor.rules_max_file_bytes, config.monitor.rules_max_total_bytes)
-
-
-def load_rules(config: Config, notifier: Notifier) -> rules.RuleSet:
-    """The config's rules, checked against its channels and size limits: rules.TooLarge for a
-    file (or folder) over a limit, rules.Problems listing every other problem."""
-    return rules.load_checked(config.rules_dir, notifier.known(), bool(config.notify.default_channels),
-                              rule_limits(config))
 
 
 @asynccontextmanager

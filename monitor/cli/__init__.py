@@ -1,25 +1,32 @@
 """The ``monitor`` command. Bad input (config, rules, arguments) prints one line per problem
-naming the file and the line or key, and exits 2; it never shows a traceback."""
+naming the file and the line or key, and exits 2; it never shows a traceback.
+
+Commands start at once (issue 16): this package and its command modules import click and the
+light parts of ``monitor`` only; every command imports what it uses (the config's pydantic, the
+store's sqlite-utils, aiohttp, apprise, the scheduler, trafilatura...) in its own body, so
+``monitor --help`` loads none of them. tests/test_cli_startup.py holds that.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, NoReturn, TextIO, TypeVar
 
 import click
 
-from .. import __version__, rules
-from .. import config as config_mod
+from .. import __version__
 from ..errors import ConfigError, MonitorError, RuleError
 
 if TYPE_CHECKING:
-    from ..fetch import Limits
+    from .. import rules
+    from ..config import Config
+    from ..fetch import Client, Limits
 
 log = logging.getLogger("monitor")
 DEFAULT_CONFIG = "config.toml"
@@ -79,17 +86,20 @@ def setup_logging(level: str = "INFO", fmt: str = "text", channel_urls: Iterable
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
 
-def load_config(config_path: str) -> config_mod.Config:
+def load_config(config_path: str) -> Config:
     """The config, validated; exit 2 naming every problem (a missing file: how to start)."""
+    from .. import config as config_mod
+
     try:
         return config_mod.load(config_path)
     except ConfigError as e:
         fail(str(e))
 
 
-def load_all(config_path: str) -> tuple[config_mod.Config, rules.RuleSet]:
+def load_all(config_path: str) -> tuple[Config, rules.RuleSet]:
     """Config + rules + channels, validated; exit 2 naming every problem found."""
-    from ..daemon import load_rules, notifier_for
+    from .. import config as config_mod
+    from ..loading import load_rules, notifier_for
 
     try:
         cfg = config_mod.load(config_path)
@@ -104,7 +114,7 @@ def cli() -> None:
     """News monitoring: poll feeds, extract articles, match topic rules, send alerts."""
 
 
-def logging_for(cfg: config_mod.Config, json_lines: bool = False) -> None:
+def logging_for(cfg: Config, json_lines: bool = False) -> None:
     setup_logging(cfg.monitor.log_level, "json" if json_lines else cfg.monitor.log_format,
                   [u for ch in cfg.channels.values() for u in ch.urls], cfg.marked_secrets)
 
@@ -114,6 +124,8 @@ def logging_for(cfg: config_mod.Config, json_lines: bool = False) -> None:
 @click.option("--log-json", is_flag=True, help="Log one JSON object a line (overrides monitor.log_format).")
 def run(config_path: str, log_json: bool) -> None:
     """Run the daemon until SIGTERM or Ctrl-C; SIGHUP reloads the config and the rules."""
+    import asyncio
+
     from ..daemon import Daemon
 
     cfg, ruleset = load_all(config_path)
@@ -128,6 +140,8 @@ def run(config_path: str, log_json: bool) -> None:
 @click.option("--log-json", is_flag=True, help="Log one JSON object a line (overrides monitor.log_format).")
 def once(config_path: str, log_json: bool) -> None:
     """Poll every feed once, deliver pending alerts, exit."""
+    import asyncio
+
     from ..daemon import once as run_once
     from .progress import Progress
 
@@ -151,6 +165,7 @@ def prune(config_path: str, dry_run: bool) -> None:
     """Prune delivered alerts, articles and old entries past retention.days, now."""
     import time
 
+    from .. import config as config_mod
     from ..store import Pruned, connect
 
     cfg = _guard(lambda: config_mod.load(config_path))
@@ -190,14 +205,15 @@ def check(config_path: str) -> None:
 def parse_cmd(sources: tuple[str, ...], as_json: bool, allow_private: tuple[str, ...]) -> None:
     """Parse feeds from files or URLs and print their entries. An input that fails is named on
     stderr (and in its JSON line); the rest go on, and the exit status is 2."""
+    import asyncio
+
     from .. import opml, parse
-    from ..fetch import Client
 
     limits = client_limits(allow_private)
 
     async def main() -> list[dict]:
         outs = []
-        async with Client(limits, allow_fix=ALLOW_FLAG_FIX) as http:
+        async with _client(limits, sources) as http:
             for src in sources:
                 try:
                     body, ctype, url = await _read(http, src, page=False)
@@ -225,18 +241,21 @@ def parse_cmd(sources: tuple[str, ...], as_json: bool, allow_private: tuple[str,
 @allow_private_option
 def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeout: float,
                 allow_private: tuple[str, ...]) -> None:
-    """Extract the main text of HTML pages (files or URLs) in the daemon's worker pool. A page
-    that fails is named on stderr (and in its JSON line); the rest go on, and the exit status is 2."""
+    """Extract the main text of HTML pages (files or URLs) in the daemon's worker pool (one page:
+    in this process, with the same time limit). A page that fails is named on stderr (and in its
+    JSON line); the rest go on, and the exit status is 2."""
+    import asyncio
+
     from .. import extract, pipeline
-    from ..fetch import Client
-    from ..workers import Pool
+    from ..workers import InProcess, Pool
 
     limits = client_limits(allow_private)
 
     async def main() -> list[dict]:
-        pool = Pool(preload=("monitor.extract", "monitor.language"))
+        # One page: no forkserver and workers to start (1-1.5 s); the limit is kept (workers.InProcess).
+        pool = InProcess() if len(sources) == 1 else Pool(preload=("monitor.extract", "monitor.language"))
         try:
-            async with Client(limits, allow_fix=ALLOW_FLAG_FIX) as http:
+            async with _client(limits, sources) as http:
                 results = await asyncio.gather(*(one(http, pool, s) for s in sources))
             for out in results:
                 _emit(out, as_json)
@@ -244,11 +263,12 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
         finally:
             pool.close()
 
-    async def one(http: Client, pool: Pool, src: str) -> dict:
+    async def one(http: Client | None, pool: Pool | InProcess, src: str) -> dict:
         try:
             if src.startswith(("http://", "https://")):
+                assert http is not None  # _client opens one when any source is a URL
                 # the daemon's own path: fetch, extract, try the AMP/canonical alternate
-                a, error = await pipeline.page_article(http, pool, src, timeout)
+                a, error = await pipeline.page_article(http, pool, src, timeout)  # type: ignore[arg-type]
                 if a is None:
                     return {"source": src, "error": error}
             else:
@@ -273,6 +293,7 @@ def match_cmd(config_path: str, rules_dir: str | None, file: TextIO) -> None:
 
     In: {"id", "title", "text", "summary"?, "lang"?, "date"?, "feed"?, "feed_title"?, "tags"?}.
     Out: {"id", "matches": [{"rule", "terms", "field", "score", "severity", "snippet"}]}."""
+    from .. import rules
     from ..models import Article
 
     try:
@@ -299,6 +320,15 @@ def match_cmd(config_path: str, rules_dir: str | None, file: TextIO) -> None:
             {"rule": m.rule_id, "terms": list(m.terms), "field": m.field, "score": m.score,
              "severity": m.severity, "snippet": m.snippet} for m in found
         ]}, ensure_ascii=False))
+
+
+def _client(limits: Limits, sources: Iterable[str]) -> AbstractAsyncContextManager[Client | None]:
+    """Our HTTP client when any source is a URL; None for local files only (aiohttp not loaded)."""
+    if not any(s.startswith(("http://", "https://")) for s in sources):
+        return nullcontext(None)
+    from ..fetch import Client
+
+    return Client(limits, allow_fix=ALLOW_FLAG_FIX)
 
 
 async def _read(http: object, src: str, *, page: bool) -> tuple[bytes, str, str]:
