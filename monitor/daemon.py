@@ -43,6 +43,9 @@ from .store.aio import AsyncStore
 from .workers import Pool, in_thread
 
 log = logging.getLogger(__name__)
+# What the workers run (parse, extract, language detection, with their libraries and the language
+# model), imported once in the forkserver and shared by every worker forked from it (issue 16).
+WORKER_PRELOAD = ("monitor.extract", "monitor.parse", "monitor.language")
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 # Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
 # worker pool and the endpoint were built with them): kept, with a warning, until a restart.
@@ -56,7 +59,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet,
     """Everything a poll needs, opened in order and closed in reverse."""
     notifier = notifier_for(config)
     db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
-    pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse", "monitor.language"))
+    pool = Pool(config.extract.workers, preload=WORKER_PRELOAD)
     f, p = config.fetch, config.poll
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
                     concurrency=p.concurrency, per_host=p.per_host,

@@ -47,15 +47,21 @@ allow_private_option = click.option(
 )
 
 
-def client_limits(allow_private: tuple[str, ...]) -> Limits:
-    """fetch.Limits for the one-off commands; a bad entry exits 2."""
+def check_allow_private(allow_private: tuple[str, ...]) -> None:
+    """A bad --allow-private entry exits 2 (whether a URL is given or not)."""
     from .. import addresses
-    from ..fetch import Limits
 
     try:
         addresses.allow_list(allow_private)
     except ValueError as e:
         fail(f"--allow-private: {e}")
+
+
+def client_limits(allow_private: tuple[str, ...]) -> Limits:
+    """fetch.Limits for the one-off commands; a bad entry exits 2."""
+    from ..fetch import Limits
+
+    check_allow_private(allow_private)
     return Limits(allow_private=tuple(allow_private))
 
 
@@ -209,11 +215,11 @@ def parse_cmd(sources: tuple[str, ...], as_json: bool, allow_private: tuple[str,
 
     from .. import opml, parse
 
-    limits = client_limits(allow_private)
+    check_allow_private(allow_private)
 
     async def main() -> list[dict]:
         outs = []
-        async with _client(limits, sources) as http:
+        async with _client(allow_private, sources) as http:
             for src in sources:
                 try:
                     body, ctype, url = await _read(http, src, page=False)
@@ -246,16 +252,16 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
     JSON line); the rest go on, and the exit status is 2."""
     import asyncio
 
-    from .. import extract, pipeline
+    from .. import extract
     from ..workers import InProcess, Pool
 
-    limits = client_limits(allow_private)
+    check_allow_private(allow_private)
 
     async def main() -> list[dict]:
         # One page: no forkserver and workers to start (1-1.5 s); the limit is kept (workers.InProcess).
         pool = InProcess() if len(sources) == 1 else Pool(preload=("monitor.extract", "monitor.language"))
         try:
-            async with _client(limits, sources) as http:
+            async with _client(allow_private, sources) as http:
                 results = await asyncio.gather(*(one(http, pool, s) for s in sources))
             for out in results:
                 _emit(out, as_json)
@@ -266,6 +272,8 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
     async def one(http: Client | None, pool: Pool | InProcess, src: str) -> dict:
         try:
             if src.startswith(("http://", "https://")):
+                from .. import pipeline
+
                 assert http is not None  # _client opens one when any source is a URL
                 # the daemon's own path: fetch, extract, try the AMP/canonical alternate
                 a, error = await pipeline.page_article(http, pool, src, timeout)  # type: ignore[arg-type]
@@ -322,13 +330,13 @@ def match_cmd(config_path: str, rules_dir: str | None, file: TextIO) -> None:
         ]}, ensure_ascii=False))
 
 
-def _client(limits: Limits, sources: Iterable[str]) -> AbstractAsyncContextManager[Client | None]:
+def _client(allow_private: tuple[str, ...], sources: Iterable[str]) -> AbstractAsyncContextManager[Client | None]:
     """Our HTTP client when any source is a URL; None for local files only (aiohttp not loaded)."""
     if not any(s.startswith(("http://", "https://")) for s in sources):
         return nullcontext(None)
     from ..fetch import Client
 
-    return Client(limits, allow_fix=ALLOW_FLAG_FIX)
+    return Client(client_limits(allow_private), allow_fix=ALLOW_FLAG_FIX)
 
 
 async def _read(http: object, src: str, *, page: bool) -> tuple[bytes, str, str]:
