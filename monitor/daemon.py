@@ -45,7 +45,8 @@ from .workers import Pool, in_thread
 log = logging.getLogger(__name__)
 # What the workers run (parse, extract, language detection, with their libraries and the language
 # model), imported once in the forkserver and shared by every worker forked from it (issue 16).
-WORKER_PRELOAD = ("monitor.extract", "monitor.parse", "monitor.language")
+# trafilatura is named: extract.py imports it where it extracts, so that the daemon does not load it.
+WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "monitor.parse", "monitor.language")
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 # Settings a SIGHUP cannot change in a running daemon (the scheduler, the HTTP client, the
 # worker pool and the endpoint were built with them): kept, with a warning, until a restart.
