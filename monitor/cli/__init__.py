@@ -1,11 +1,8 @@
 """The ``monitor`` command. Bad input (config, rules, arguments) prints one line per problem
 naming the file and the line or key, and exits 2; it never shows a traceback.
 
-Commands start at once (issue 16): this package and its command modules import click and the
-light parts of ``monitor`` only; every command imports what it uses (the config's pydantic, the
-store's sqlite-utils, aiohttp, apprise, the scheduler, trafilatura...) in its own body, so
-``monitor --help`` loads none of them. tests/test_cli_startup.py holds that.
-"""
+Commands start at once (issue 16): the command modules import click and light modules only;
+each command imports what it uses in its body. tests/test_cli_startup.py holds that."""
 
 from __future__ import annotations
 
@@ -288,7 +285,6 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
             return {"source": src, "error": str(e)}
 
     _exit_if_failed(asyncio.run(main()))
-
 
 
 @cli.command("match")
