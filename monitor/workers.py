@@ -230,7 +230,9 @@ class InProcess:
         def ring(signum: int, frame: object) -> None:
             raise _Overrun
 
-        previous = signal.signal(signal.SIGALRM, ring)
+        # someone else's alarm (pytest-timeout's, say) is put back afterwards, less the time spent
+        previous, (left, _) = signal.signal(signal.SIGALRM, ring), signal.getitimer(signal.ITIMER_REAL)
+        started = time.monotonic()
         try:
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
@@ -242,6 +244,8 @@ class InProcess:
             raise WorkerError(f"{name} ran over the time limit of {timeout:g}s") from None
         finally:
             signal.signal(signal.SIGALRM, previous)
+            if left:
+                signal.setitimer(signal.ITIMER_REAL, max(0.001, left - (time.monotonic() - started)))
 
     def cpu_time(self) -> float:
         return 0.0
