@@ -34,43 +34,27 @@ from . import store as store_mod
 from .config import Config
 from .errors import ConfigError, MonitorError
 from .fetch import Client, Limits
+from .loading import load_rules, notifier_for
 from .lockfile import DaemonLock
-from .notify import Notifier, channels_from
+from .notify import Notifier
 from .service import Service
 from .store import Pruned, StoreError
 from .store.aio import AsyncStore
 from .workers import Pool, in_thread
 
 log = logging.getLogger(__name__)
+# What the workers run (parse, extract, language detection, with their libraries and the language
+# model), imported once in the forkserver and shared by every worker forked from it (issue 16).
+# trafilatura is named: extract.py imports it where it extracts, so that the daemon does not load it.
+WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "monitor.parse", "monitor.language")
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
-
-
-def notifier_for(config: Config) -> Notifier:
-    for name, ch in config.channels.items():  # `monitor check`, start and reload all come here
-        try:
-            if ch.digest:
-                CronTrigger.from_crontab(ch.digest, timezone=ZoneInfo(ch.timezone))
-        except ValueError as e:
-            raise ConfigError(f"{config.path}: channels.{name}.digest: {e} (got {ch.digest!r})") from None
-    return Notifier(channels_from(config.channels))
 
 
 def links_for(config: Config) -> links.Links | None:
     """``[web]``'s feedback link maker (links.py), its key read now; None when public_url is off."""
     w = config.web
     return links.maker(w.public_url, w.secret, config.link_key_file, w.link_days) if w.public_url else None
-
-
-def rule_limits(config: Config) -> rules.Limits:
-    return rules.Limits(config.monitor.rules_max_file_bytes, config.monitor.rules_max_total_bytes)
-
-
-def load_rules(config: Config, notifier: Notifier) -> rules.RuleSet:
-    """The config's rules, checked against its channels and size limits: rules.TooLarge for a
-    file (or folder) over a limit, rules.Problems listing every other problem."""
-    return rules.load_checked(config.rules_dir, notifier.known(), bool(config.notify.default_channels),
-                              rule_limits(config))
 
 
 @asynccontextmanager
@@ -81,7 +65,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str
     db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
     if (link_maker := link_maker or links_for(config)) is not None:
         notifier.links = link_maker.urls
-    pool = Pool(config.extract.workers, preload=("monitor.extract", "monitor.parse", "monitor.language"))
+    pool = Pool(config.extract.workers, preload=WORKER_PRELOAD)
     f, p = config.fetch, config.poll
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
                     concurrency=p.concurrency, per_host=p.per_host,

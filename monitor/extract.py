@@ -3,15 +3,16 @@
 ``page()`` runs in a worker process (see workers.py): trafilatura has no timeout and can
 crash on hostile pages. It is called with ``deduplicate=False``: trafilatura's dedup cache is
 process-wide and empties the 5th extraction of the same page (../shared/LIBRARY-NOTES.md).
+
+trafilatura (with lxml and numpy: ~40 MB) is imported in ``page()``, not at the top: the daemon's
+own process imports this module for ``choose`` and ``is_html`` and to name ``page`` to its
+workers, and never extracts; the workers' forkserver preloads it (daemon.WORKER_PRELOAD).
 """
 
 from __future__ import annotations
 
 import re
 from urllib.parse import urljoin
-
-import trafilatura
-from trafilatura.metadata import examine_meta, extract_title
 
 from .errors import ExtractError
 from .models import Article, Entry
@@ -36,6 +37,9 @@ def is_html(content_type: str) -> bool:
 def page(html: bytes | str, url: str | None = None) -> Article:
     """Extract the main text and metadata of one page. Raises ExtractError when nothing
     usable is found. Pure CPU: no I/O."""
+    import trafilatura
+    from trafilatura.metadata import examine_meta, extract_title
+
     try:
         tree = trafilatura.load_html(html)
     except Exception as e:  # lxml raises a zoo of errors on hostile input

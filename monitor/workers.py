@@ -10,6 +10,12 @@ worker, a dead worker fails only its own task, and nothing is shared to be left 
 Workers ignore SIGINT and SIGHUP (they share the daemon's process group: Ctrl-C and
 ``kill -HUP`` are for the daemon) and are recycled every ``max_tasks`` tasks, so a leak in a
 library cannot grow memory for ever.
+
+Workers hold only what their tasks need (issue 16): the forkserver imports the ``preload``
+modules once and every worker is forked from it, sharing those pages; multiprocessing would
+also re-import the parent's ``__main__`` script in every worker (the ``monitor`` script, i.e.
+the whole CLI: 70 MB a worker), which ``_Worker`` keeps it from doing, since tasks are functions
+of ``monitor`` modules, never of ``__main__``.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
@@ -57,12 +65,31 @@ def _serve(conn: Connection, max_tasks: int) -> None:
     conn.close()
 
 
+@contextmanager
+def _main_not_inherited() -> Iterator[None]:
+    """While a worker starts, the parent's ``__main__`` names no file, so multiprocessing's
+    preparation data (spawn.get_preparation_data) carries no ``init_main_from_path`` and the
+    child does not run the script again. A ``__main__`` imported by name (``python -m``) is left
+    alone: the child re-imports it only unless it is a package's ``__main__``, and our entry
+    point is the file-based ``monitor`` script."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or "__file__" not in vars(main):
+        yield
+        return
+    path = vars(main).pop("__file__")
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 class _Worker:
     def __init__(self, ctx: Any, max_tasks: int):
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, max_tasks), daemon=True,
                                 name="monitor-worker")
-        self.proc.start()
+        with _main_not_inherited():
+            self.proc.start()
         child.close()
         self.tasks = 0
         self.cpu = 0.0  # the worker's CPU seconds as of its last reply
@@ -175,6 +202,56 @@ class Pool:
             worker.kill()
         self._all.clear()
         self._idle.clear()
+
+
+class _Overrun(BaseException):
+    """Raised by the alarm in InProcess: a BaseException, so the task's own ``except Exception``
+    (trafilatura has many) cannot swallow it."""
+
+
+class InProcess:
+    """The Pool's ``run`` for a one-off command on a single input: the task runs here, in this
+    process, and no forkserver or worker is started (1-1.5 s and ~100 MB saved: issue 16).
+
+    The time limit is the same number, enforced with SIGALRM (``setitimer``): when it rings, the
+    task is interrupted at its next Python line and WorkerError says it ran over, as the pool's
+    would. Differences, which one input makes harmless: a long call inside C (lxml parsing a
+    huge page) finishes before the alarm is seen, and a crash of the library ends the command
+    instead of failing only its task. The event loop waits while a task runs: there is nothing
+    else for it to do. Main thread only (signals); elsewhere the task runs without a limit.
+    """
+
+    restarts = 0
+
+    async def run(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        if threading.current_thread() is not threading.main_thread() or timeout <= 0:
+            return fn(*args)
+
+        def ring(signum: int, frame: object) -> None:
+            raise _Overrun
+
+        # someone else's alarm (pytest-timeout's, say) is put back afterwards, less the time spent
+        previous, (left, _) = signal.signal(signal.SIGALRM, ring), signal.getitimer(signal.ITIMER_REAL)
+        started = time.monotonic()
+        try:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                return fn(*args)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _Overrun:
+            name = getattr(fn, "__name__", repr(fn))
+            raise WorkerError(f"{name} ran over the time limit of {timeout:g}s") from None
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+            if left:
+                signal.setitimer(signal.ITIMER_REAL, max(0.001, left - (time.monotonic() - started)))
+
+    def cpu_time(self) -> float:
+        return 0.0
+
+    def close(self) -> None:
+        pass
 
 
 async def in_thread(fn: Callable[..., T], *args: Any) -> T:

@@ -17,7 +17,9 @@ ROOT = PKG.parent
 # library -> the only module allowed to import it (aiohttp: its client in fetch, its server in web)
 OWNERS = {
     "feedparser": "parse", "trafilatura": "extract", "apprise": "notify",
-    "sqlite_utils": "store", "apscheduler": "daemon", "aiohttp": ("fetch", "web"), "click": "cli",
+    "sqlite_utils": "store",
+    "apscheduler": ("daemon", "loading"),  # loading: its cron parser checks digests for `monitor check`
+    "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
     "prometheus_client": "metrics", "jinja2": "render", "markupsafe": "render",
     "tqdm": "cli", "sklearn": "learn",
@@ -36,7 +38,9 @@ LEVEL = {
     "lockfile": 1,  # one daemon per database, and its heartbeat file
     "learn": 1,  # rules that learn: train and apply a rule's recalibration, pure
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
-    "pipeline": 3, "training": 3, "delivery": 3, "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,
+    "pipeline": 3, "training": 3, "delivery": 3,
+    "loading": 3,  # the checked notifier and rules (config, notify, rules): check, start, reload
+    "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,
 }
 
 

@@ -215,3 +215,40 @@ def test_cpu_time_counts_living_and_recycled_workers():
     before, after, restarts = run(Pool(size=1, max_tasks=2), go)
     assert before == 0.0 and restarts == 0
     assert 0.6 <= after < 3.0  # three 0.2 s spins, plus each worker's start-up
+
+
+# -- InProcess: one-off commands on one input run the task here, with the same time limit ------
+
+def test_in_process_runs_the_task_here_and_reraises_its_errors():
+    from monitor.workers import InProcess
+
+    async def go():
+        pool = InProcess()
+        with pytest.raises(ValueError, match="nope"):
+            await pool.run(tasks.boom, "nope", timeout=5)
+        return await pool.run(tasks.pid, timeout=5), await pool.run(tasks.add, 1, 2, timeout=5)
+
+    assert asyncio.run(go()) == (os.getpid(), 3)
+
+
+def test_in_process_time_limit_interrupts_even_a_task_that_catches_exception():
+    from monitor.workers import InProcess
+
+    async def go():
+        started = time.monotonic()
+        with pytest.raises(WorkerError, match="swallow_everything ran over the time limit of 0.3s"):
+            await InProcess().run(tasks.swallow_everything, 30.0, timeout=0.3)
+        return time.monotonic() - started
+
+    before = signal.getsignal(signal.SIGALRM)  # pytest-timeout's, or the default
+    assert asyncio.run(go()) < 10  # the 30 s task was stopped at its limit
+    assert signal.getsignal(signal.SIGALRM) == before  # the alarm handler is put back
+
+
+def test_in_process_task_within_its_limit_leaves_no_alarm_behind():
+    from monitor.workers import InProcess
+
+    left_before = signal.getitimer(signal.ITIMER_REAL)[0]  # pytest-timeout's alarm, if any
+    assert asyncio.run(InProcess().run(tasks.spin, 0.05, timeout=5)) == 0.05
+    left = signal.getitimer(signal.ITIMER_REAL)[0]
+    assert (left == 0.0) if not left_before else (0 < left <= left_before)  # others' alarm kept, ours gone

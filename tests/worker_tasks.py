@@ -44,3 +44,19 @@ def spin(seconds: float) -> float:
     while time.process_time() < end:
         n += 1
     return seconds
+
+
+def modules() -> list[str]:
+    """The modules this worker has loaded: what it holds in memory (issue 16)."""
+    import sys
+
+    return sorted(sys.modules)
+
+
+def swallow_everything(seconds: float) -> str:
+    """A task whose own ``except Exception`` would hide an interruption that were an Exception."""
+    try:
+        spin(seconds)
+    except Exception:
+        return "swallowed"
+    return "finished"

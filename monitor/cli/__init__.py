@@ -1,26 +1,30 @@
 """The ``monitor`` command. Bad input (config, rules, arguments) prints one line per problem
-naming the file and the line or key, and exits 2; it never shows a traceback."""
+naming the file and the line or key, and exits 2; it never shows a traceback.
+
+Commands start at once (issue 16): the command modules import click and light modules only;
+each command imports what it uses in its body. tests/test_cli_startup.py holds that."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, NoReturn, TextIO, TypeVar
 
 import click
 
-from .. import __version__, rules
-from .. import config as config_mod
+from .. import __version__
 from ..errors import ConfigError, MonitorError, RuleError
 from ..models import why
 
 if TYPE_CHECKING:
-    from ..fetch import Limits
+    from .. import rules
+    from ..config import Config
+    from ..fetch import Client, Limits
 
 log = logging.getLogger("monitor")
 DEFAULT_CONFIG = "config.toml"
@@ -41,15 +45,21 @@ allow_private_option = click.option(
 )
 
 
-def client_limits(allow_private: tuple[str, ...]) -> Limits:
-    """fetch.Limits for the one-off commands; a bad entry exits 2."""
+def check_allow_private(allow_private: tuple[str, ...]) -> None:
+    """A bad --allow-private entry exits 2 (whether a URL is given or not)."""
     from .. import addresses
-    from ..fetch import Limits
 
     try:
         addresses.allow_list(allow_private)
     except ValueError as e:
         fail(f"--allow-private: {e}")
+
+
+def client_limits(allow_private: tuple[str, ...]) -> Limits:
+    """fetch.Limits for the one-off commands; a bad entry exits 2."""
+    from ..fetch import Limits
+
+    check_allow_private(allow_private)
     return Limits(allow_private=tuple(allow_private))
 
 
@@ -80,17 +90,20 @@ def setup_logging(level: str = "INFO", fmt: str = "text", channel_urls: Iterable
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
 
-def load_config(config_path: str) -> config_mod.Config:
+def load_config(config_path: str) -> Config:
     """The config, validated; exit 2 naming every problem (a missing file: how to start)."""
+    from .. import config as config_mod
+
     try:
         return config_mod.load(config_path)
     except ConfigError as e:
         fail(str(e))
 
 
-def load_all(config_path: str) -> tuple[config_mod.Config, rules.RuleSet]:
+def load_all(config_path: str) -> tuple[Config, rules.RuleSet]:
     """Config + rules + channels, validated; exit 2 naming every problem found."""
-    from ..daemon import load_rules, notifier_for
+    from .. import config as config_mod
+    from ..loading import load_rules, notifier_for
 
     try:
         cfg = config_mod.load(config_path)
@@ -105,7 +118,7 @@ def cli() -> None:
     """News monitoring: poll feeds, extract articles, match topic rules, send alerts."""
 
 
-def logging_for(cfg: config_mod.Config, json_lines: bool = False) -> None:
+def logging_for(cfg: Config, json_lines: bool = False) -> None:
     setup_logging(cfg.monitor.log_level, "json" if json_lines else cfg.monitor.log_format,
                   [u for ch in cfg.channels.values() for u in ch.urls], cfg.marked_secrets)
 
@@ -115,6 +128,8 @@ def logging_for(cfg: config_mod.Config, json_lines: bool = False) -> None:
 @click.option("--log-json", is_flag=True, help="Log one JSON object a line (overrides monitor.log_format).")
 def run(config_path: str, log_json: bool) -> None:
     """Run the daemon until SIGTERM or Ctrl-C; SIGHUP reloads the config and the rules."""
+    import asyncio
+
     from ..daemon import Daemon
 
     cfg, ruleset = load_all(config_path)
@@ -129,6 +144,8 @@ def run(config_path: str, log_json: bool) -> None:
 @click.option("--log-json", is_flag=True, help="Log one JSON object a line (overrides monitor.log_format).")
 def once(config_path: str, log_json: bool) -> None:
     """Poll every feed once, deliver pending alerts, exit."""
+    import asyncio
+
     from ..daemon import once as run_once
     from .progress import Progress
 
@@ -152,6 +169,7 @@ def prune(config_path: str, dry_run: bool) -> None:
     """Prune delivered alerts, articles and old entries past retention.days, now."""
     import time
 
+    from .. import config as config_mod
     from ..store import Pruned, connect
 
     cfg = _guard(lambda: config_mod.load(config_path))
@@ -191,14 +209,15 @@ def check(config_path: str) -> None:
 def parse_cmd(sources: tuple[str, ...], as_json: bool, allow_private: tuple[str, ...]) -> None:
     """Parse feeds from files or URLs and print their entries. An input that fails is named on
     stderr (and in its JSON line); the rest go on, and the exit status is 2."""
-    from .. import opml, parse
-    from ..fetch import Client
+    import asyncio
 
-    limits = client_limits(allow_private)
+    from .. import opml, parse
+
+    check_allow_private(allow_private)
 
     async def main() -> list[dict]:
         outs = []
-        async with Client(limits, allow_fix=ALLOW_FLAG_FIX) as http:
+        async with _client(allow_private, sources) as http:
             for src in sources:
                 try:
                     body, ctype, url = await _read(http, src, page=False)
@@ -226,18 +245,21 @@ def parse_cmd(sources: tuple[str, ...], as_json: bool, allow_private: tuple[str,
 @allow_private_option
 def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeout: float,
                 allow_private: tuple[str, ...]) -> None:
-    """Extract the main text of HTML pages (files or URLs) in the daemon's worker pool. A page
-    that fails is named on stderr (and in its JSON line); the rest go on, and the exit status is 2."""
-    from .. import extract, pipeline
-    from ..fetch import Client
-    from ..workers import Pool
+    """Extract the main text of HTML pages (files or URLs) in the daemon's worker pool (one page:
+    in this process, with the same time limit). A page that fails is named on stderr (and in its
+    JSON line); the rest go on, and the exit status is 2."""
+    import asyncio
 
-    limits = client_limits(allow_private)
+    from .. import extract
+    from ..workers import InProcess, Pool
+
+    check_allow_private(allow_private)
 
     async def main() -> list[dict]:
-        pool = Pool(preload=("monitor.extract", "monitor.language"))
+        # One page: no forkserver and workers to start (1-1.5 s); the limit is kept (workers.InProcess).
+        pool = InProcess() if len(sources) == 1 else Pool(preload=("monitor.extract", "monitor.language"))
         try:
-            async with Client(limits, allow_fix=ALLOW_FLAG_FIX) as http:
+            async with _client(allow_private, sources) as http:
                 results = await asyncio.gather(*(one(http, pool, s) for s in sources))
             for out in results:
                 _emit(out, as_json)
@@ -245,11 +267,14 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
         finally:
             pool.close()
 
-    async def one(http: Client, pool: Pool, src: str) -> dict:
+    async def one(http: Client | None, pool: Pool | InProcess, src: str) -> dict:
         try:
             if src.startswith(("http://", "https://")):
+                from .. import pipeline
+
+                assert http is not None  # _client opens one when any source is a URL
                 # the daemon's own path: fetch, extract, try the AMP/canonical alternate
-                a, error = await pipeline.page_article(http, pool, src, timeout)
+                a, error = await pipeline.page_article(http, pool, src, timeout)  # type: ignore[arg-type]
                 if a is None:
                     return {"source": src, "error": error}
             else:
@@ -263,7 +288,6 @@ def extract_cmd(sources: tuple[str, ...], url: str | None, as_json: bool, timeou
     _exit_if_failed(asyncio.run(main()))
 
 
-
 @cli.command("match")
 @config_option
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False),
@@ -275,6 +299,7 @@ def match_cmd(config_path: str, rules_dir: str | None, file: TextIO) -> None:
     In: {"id", "title", "text", "summary"?, "lang"?, "date"?, "feed"?, "feed_title"?, "tags"?}.
     Out: {"id", "matches": [{"rule", "terms", "field", "score", "severity", "snippet", "salience",
     "tier", "features", "why"}]}: salience 0 to 1, tier alert | digest | store (README "Salience")."""
+    from .. import rules
     from ..models import Article
 
     try:
@@ -302,6 +327,15 @@ def match_cmd(config_path: str, rules_dir: str | None, file: TextIO) -> None:
              "severity": m.severity, "snippet": m.snippet, "salience": m.salience, "tier": m.tier,
              "features": dict(m.features), "why": why(m.features)} for m in found
         ]}, ensure_ascii=False))
+
+
+def _client(allow_private: tuple[str, ...], sources: Iterable[str]) -> AbstractAsyncContextManager[Client | None]:
+    """Our HTTP client when any source is a URL; None for local files only (aiohttp not loaded)."""
+    if not any(s.startswith(("http://", "https://")) for s in sources):
+        return nullcontext(None)
+    from ..fetch import Client
+
+    return Client(client_limits(allow_private), allow_fix=ALLOW_FLAG_FIX)
 
 
 async def _read(http: object, src: str, *, page: bool) -> tuple[bytes, str, str]:

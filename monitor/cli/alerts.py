@@ -14,20 +14,22 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .. import config as config_mod
 from .. import dates
 from ..errors import MonitorError, NotifyError
 from ..models import Alert
-from ..store import StoreAPI, connect
 from . import cli, config_option, fail
 
 if TYPE_CHECKING:
     from ..notify import Preview
+    from ..store import StoreAPI
 
 STATES = ("pending", "sending", "sent", "failed", "dead", "held", "digest")
 
 
 def _store(config_path: str) -> StoreAPI:
+    from .. import config as config_mod
+    from ..store import connect
+
     try:
         return connect(config_mod.load(config_path).database)
     except MonitorError as e:
@@ -195,7 +197,8 @@ def retry_cmd(config_path: str, alert_id: str | None, dead: bool) -> None:
 def notify_test_cmd(channel: str, config_path: str, dry_run: bool) -> None:
     """Send a test alert through a configured channel and print exactly what the service
     answered (HTTP status and body, or the mail server's reply); exit 1 if it failed."""
-    from ..daemon import notifier_for
+    from .. import config as config_mod
+    from ..loading import notifier_for
 
     try:
         cfg = config_mod.load(config_path)

@@ -21,15 +21,17 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .. import config as config_mod
-from .. import dates, rules, urlsecrets
+from .. import dates, urlsecrets
 from ..errors import MonitorError
 from ..models import Alert
-from ..store import StoreError
 from . import cli, config_option
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 Result = tuple[str, str, str]  # (ok | warn | fail, check, detail)
 
@@ -56,7 +58,9 @@ def exposure(path: str | os.PathLike[str], inline: Sequence[str]) -> str | None:
             f"(README: Running under systemd)")
 
 
-def _config(path: str) -> tuple[list[Result], config_mod.Config | None]:
+def _config(path: str) -> tuple[list[Result], Config | None]:
+    from .. import config as config_mod
+
     try:
         cfg = config_mod.load(path)
     except MonitorError as e:
@@ -68,13 +72,13 @@ def _config(path: str) -> tuple[list[Result], config_mod.Config | None]:
             ("ok", "config-permissions", f"{path}: {fine}")], cfg
 
 
-def masker(cfg: config_mod.Config) -> re.Pattern[str] | None:
+def masker(cfg: Config) -> re.Pattern[str] | None:
     """The mask for every secret of the config's channel URLs (and every ${NAME} value)."""
     urls = [u for ch in cfg.channels.values() for u in ch.urls]
     return urlsecrets.masker(urlsecrets.values(urls, cfg.marked_secrets))
 
 
-def _channels(cfg: config_mod.Config) -> Iterator[Result]:
+def _channels(cfg: Config) -> Iterator[Result]:
     from .. import notify
 
     for name, ch in cfg.channels.items():
@@ -86,7 +90,9 @@ def _channels(cfg: config_mod.Config) -> Iterator[Result]:
         yield "ok", f"channel {name}", urlsecrets.mask(", ".join(n.describe(name)), masker(cfg))
 
 
-def _rules(cfg: config_mod.Config) -> Result:
+def _rules(cfg: Config) -> Result:
+    from .. import rules
+
     known = set(cfg.channels) | {ch.tag for ch in cfg.channels.values()}
     try:
         problems = rules.check(cfg.rules_dir, known, has_default=bool(cfg.notify.default_channels))
@@ -100,6 +106,7 @@ def _rules(cfg: config_mod.Config) -> Result:
 def _database(file: Path, full: bool, readable: list[bool]) -> Iterator[Result]:
     """The file's checks; ``readable`` gets True when the health checks may open it (sound, and
     of this program's schema version: opening an older one would migrate it)."""
+    from ..store import StoreError
     from ..store.integrity import integrity
 
     if not file.exists():
@@ -195,7 +202,7 @@ def delivery_health(by_channel: list[tuple[str, str, int]], failed: list[Alert],
     return out or [("ok", "deliveries", "no failed or dead alerts, no failing ops notices")]
 
 
-def _health(cfg: config_mod.Config, now: float) -> list[Result]:
+def _health(cfg: Config, now: float) -> list[Result]:
     from ..store import connect
 
     store = connect(cfg.database)

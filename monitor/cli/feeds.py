@@ -7,24 +7,28 @@ a feed added while it runs is polled without a restart.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .. import config as config_mod
 from .. import dates, schedule
 from ..errors import MonitorError
-from ..fetch import Client, Limits
 from ..opml import FeedRef, discover, looks_like_feed, read_opml_report, write_opml
-from ..store import StoreAPI, connect
 from . import cli, config_option, fail
 
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..store import StoreAPI
 
-def _open(config_path: str) -> tuple[config_mod.Config, StoreAPI]:
+
+def _open(config_path: str) -> tuple[Config, StoreAPI]:
     """The config and its database, with the config's feeds registered (as the daemon does)."""
+    from .. import config as config_mod
+    from ..store import connect
+
     try:
         cfg = config_mod.load(config_path)
         store = connect(cfg.database)
@@ -91,6 +95,8 @@ def add_cmd(config_path: str, url: str, title: str, interval: float | None, tags
     found = url
     if not no_check:
         try:
+            import asyncio
+
             found, title = asyncio.run(_find_feed(cfg, url, title))
         except MonitorError as e:
             store.close()
@@ -100,9 +106,10 @@ def add_cmd(config_path: str, url: str, title: str, interval: float | None, tags
     click.echo(f"{'added' if added else 'already registered'}: {found}" + (f" ({title})" if title else ""))
 
 
-async def _find_feed(cfg: config_mod.Config, url: str, title: str) -> tuple[str, str]:
+async def _find_feed(cfg: Config, url: str, title: str) -> tuple[str, str]:
     """The feed at ``url``, or the one its HTML page points to; with its title if none given."""
     from .. import parse
+    from ..fetch import Client, Limits
 
     f = cfg.fetch
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,

@@ -15,9 +15,8 @@ from types import SimpleNamespace
 
 import click
 
-from .. import dates, rules
+from .. import dates
 from ..errors import MonitorError, RuleError
-from ..store import connect
 from . import cli, config_option, fail, load_config
 from .progress import Progress
 
@@ -45,6 +44,8 @@ def check_cmd(config_path: str, rules_dir: str | None) -> None:
 
     The folder is the config's ``monitor.rules``, whose channel names are checked too (as
     ``monitor check`` does), unless ``--rules`` names another."""
+    from .. import rules
+
     channels: set[str] | None = None
     has_default = True
     if rules_dir is None:
@@ -72,6 +73,9 @@ def check_cmd(config_path: str, rules_dir: str | None) -> None:
 @click.option("--limit", default=20, show_default=True, help="How many matches to list (all with --json).")
 def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, as_json: bool, limit: int) -> None:
     """Backtest RULE_ID on the stored articles: how many would have fired, and which."""
+    from .. import rules
+    from ..store import connect
+
     try:
         window = dates.duration(since)
     except ValueError:

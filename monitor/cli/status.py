@@ -11,11 +11,8 @@ from collections import Counter
 
 import click
 
-from .. import config as config_mod
 from .. import dates, lockfile, schedule
 from ..errors import MonitorError
-from ..service import stale_after
-from ..store import connect
 from . import cli, config_option, fail
 
 HEALTH = ("ok", "new", "failing", "silent", "gone", "inactive")
@@ -31,6 +28,8 @@ def daemon_line(state: dict | None, tick: float, now: float, alive: bool = False
     daemon holds the database's lock now, and the heartbeat in its lock file (lockfile.py),
     which a full disk or a locked database cannot stop; ``state``: the heartbeat row in the
     database, for a daemon that is gone. Pure."""
+    from ..service import stale_after
+
     if alive and beat:
         last = beat.get("last_tick_at") or beat.get("started_at") or now
         age, pid = now - last, beat.get("pid", "?")
@@ -60,6 +59,9 @@ def daemon_line(state: dict | None, tick: float, now: float, alive: bool = False
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status_cmd(config_path: str, as_json: bool) -> None:
     """Show whether the daemon ticks, feeds by health and the outbox by state."""
+    from .. import config as config_mod
+    from ..store import connect
+
     try:
         cfg = config_mod.load(config_path)
         store = connect(cfg.database)

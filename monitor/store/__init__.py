@@ -16,21 +16,34 @@ The queries are grouped by what they serve: ``feeds.py`` (registration, schedule
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
-import sqlite_utils
+# sqlite-utils imports numpy when it is installed (py3langid brings it) only to store numpy
+# scalars, which we never pass: 15 MB in the daemon for nothing (issue 16). Hidden while it loads
+# (a None in sys.modules makes that import fail, as on a machine without numpy), then put back.
+_numpy = sys.modules.get("numpy", _ABSENT := object())
+sys.modules["numpy"] = None  # type: ignore[assignment]
+try:
+    import sqlite_utils  # noqa: I001  (before .base, which imports it too)
+finally:
+    if _numpy is _ABSENT:
+        del sys.modules["numpy"]
+    else:
+        sys.modules["numpy"] = _numpy  # type: ignore[assignment]
 
-from .api import StoreAPI
-from .base import StoreError, guard
-from .entries import EntryQueries
-from .feedback import FeedbackQueries, Given, RuleFeedback, Verdict
-from .feeds import FeedSpec
-from .learning import Judged, LearnQueries, StoredModel
-from .noise import NoiseQueries
-from .outbox import OutboxQueries
-from .retention import Pruned, RetentionQueries
-from .schema import MIGRATIONS, statements
-from .status import Snapshot, StatusQueries
+
+from .api import StoreAPI  # noqa: E402
+from .base import StoreError, guard  # noqa: E402
+from .entries import EntryQueries  # noqa: E402
+from .feedback import FeedbackQueries, Given, RuleFeedback, Verdict  # noqa: E402
+from .feeds import FeedSpec  # noqa: E402
+from .learning import Judged, LearnQueries, StoredModel  # noqa: E402
+from .noise import NoiseQueries  # noqa: E402
+from .outbox import OutboxQueries  # noqa: E402
+from .retention import Pruned, RetentionQueries  # noqa: E402
+from .schema import MIGRATIONS, statements  # noqa: E402
+from .status import Snapshot, StatusQueries  # noqa: E402
 
 __all__ = ["MIGRATIONS", "FeedSpec", "Given", "Judged", "Pruned", "RuleFeedback", "Snapshot", "Store", "StoreAPI",
            "StoreError", "StoredModel", "Verdict", "connect"]

@@ -1,0 +1,120 @@
+"""Commands start at once (issue 16): ``monitor --help`` and ``monitor check`` import none of the
+heavy libraries, ``parse``/``extract`` on one input start no worker pool, and workers load
+neither the CLI nor what only the daemon's own process uses. Each runs a fresh interpreter:
+what a module imports at its top shows only there. Timings are bench/startup.py's job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import page, rss
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+# what no command may import unless it uses it (pydantic, yaml: the config's and the rules')
+HEAVY = {"apprise", "trafilatura", "feedparser", "sqlite_utils", "aiohttp", "jinja2", "prometheus_client",
+         "apscheduler", "numpy", "py3langid", "requests", "lxml", "tqdm", "pydantic", "yaml", "re2", "Stemmer",
+         "asyncio"}
+# what the daemon's workers must not hold: they parse, extract and detect languages, nothing else
+NOT_IN_WORKERS = {"click", "apprise", "sqlite_utils", "aiohttp", "jinja2", "prometheus_client", "apscheduler",
+                  "requests", "tqdm", "pydantic"}
+
+
+def loaded_by(args: list[str], tmp_path: Path) -> tuple[set[str], str]:
+    """Top-level packages loaded by ``monitor ARGS`` run through the CLI's main, and its stdout."""
+    out = tmp_path / "modules.json"
+    code = textwrap.dedent(f"""
+        import json, sys
+        from monitor.cli import cli
+        try:
+            cli.main({args!r}, prog_name="monitor")
+        except SystemExit as e:
+            assert not e.code, e.code
+        finally:
+            open({str(out)!r}, "w").write(json.dumps(sorted(sys.modules)))
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    return {m.split(".")[0] for m in json.loads(out.read_text())} | set(json.loads(out.read_text())), p.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["feeds", "--help"], ["alerts", "--help"], ["rules", "--help"],
+                                  ["--version"]])
+def test_help_imports_no_heavy_library(args, tmp_path):
+    loaded, stdout = loaded_by(args, tmp_path)
+    assert "monitor" in stdout
+    assert not loaded & HEAVY, f"`monitor {' '.join(args)}` imports {sorted(loaded & HEAVY)}: import them " \
+        "inside the command that uses them (monitor/cli/__init__.py docstring)"
+
+
+def test_check_imports_only_what_it_checks(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\nrules = "{ROOT / "rules"}"\n'
+                   '[notify]\ndefault_channels = ["console"]\n'
+                   '[channels.console]\nurls = ["log://"]\ntag = "console"\n'
+                   '[[feeds]]\nurl = "https://example.com/feed.xml"\n')
+    cfg.chmod(0o600)
+    loaded, stdout = loaded_by(["check", "--config", str(cfg)], tmp_path)
+    assert stdout.startswith(f"ok: {cfg}: 1 feeds, 1 channels")
+    # what it checks: the config (pydantic), the rules (yaml, re2), the channels (apprise, jinja2)
+    assert {"pydantic", "yaml", "apprise", "jinja2"} <= loaded
+    unused = {"sqlite_utils", "aiohttp", "apscheduler", "trafilatura", "feedparser", "numpy", "py3langid",
+              "prometheus_client", "monitor.daemon", "monitor.store", "monitor.fetch"}
+    assert not loaded & unused, f"`monitor check` imports {sorted(loaded & unused)}"
+
+
+@pytest.mark.parametrize("command", ["parse", "extract"])
+def test_one_input_runs_in_process_without_a_worker_pool(command, tmp_path):
+    file = tmp_path / "input"
+    if command == "parse":
+        file.write_text(rss([{"title": "Drone attack near Sudzha", "link": "https://example.com/a/1"}]))
+    else:
+        file.write_text(page("Angriff bei Sudscha", ["Ein Drohnenangriff traf am Montag ein Lager bei Sudscha "
+                                                     "im Gebiet Kursk, teilten die Behörden mit."] * 3))
+    loaded, stdout = loaded_by([command, str(file), "--json"], tmp_path)
+    out = json.loads(stdout)
+    assert "error" not in out and (out["entries"][0]["title"] == "Drone attack near Sudzha" if command == "parse"
+                                   else "Drohnenangriff" in out["text"] and out["language"] == "de")
+    # a forkserver (the pool's) was never started, and no HTTP client for a local file
+    assert "multiprocessing.popen_forkserver" not in loaded and "multiprocessing.forkserver" not in loaded
+    assert "aiohttp" not in loaded
+
+
+def test_workers_hold_neither_the_cli_nor_the_daemons_libraries(tmp_path):
+    """The daemon's worker, started from a ``monitor``-like script (a file whose ``__main__``
+    imports the CLI), with the daemon's preload: what it has loaded."""
+    script = tmp_path / "monitor-like"
+    script.write_text(textwrap.dedent(f"""
+        import asyncio, json, sys
+        sys.path[:0] = [{str(TESTS)!r}, {str(ROOT)!r}]
+        import click, monitor.cli  # what the real entry point has loaded when the daemon starts
+        import worker_tasks
+        from monitor.daemon import WORKER_PRELOAD
+        from monitor.workers import Pool
+
+        async def main():
+            pool = Pool(1, preload=WORKER_PRELOAD)
+            try:
+                return await pool.run(worker_tasks.modules, timeout=60)
+            finally:
+                pool.close()
+
+        if __name__ == "__main__":
+            print(json.dumps(asyncio.run(main())))
+    """))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])})
+    assert p.returncode == 0, p.stderr
+    mods = set(json.loads(p.stdout))
+    loaded = {m.split(".")[0] for m in mods} | mods
+    assert not loaded & NOT_IN_WORKERS, f"a worker holds {sorted(loaded & NOT_IN_WORKERS)}"
+    assert not any(m.startswith(("monitor.cli", "monitor.store", "monitor.daemon", "monitor.notify")) for m in mods)
+    # ... and has, from the forkserver, what its tasks use
+    assert {"trafilatura", "feedparser", "py3langid", "monitor.extract", "monitor.parse", "monitor.language"} <= loaded
