@@ -14,9 +14,7 @@ from typing import Any
 
 import click
 
-from .. import learn, rules, training
 from ..errors import MonitorError, RuleError
-from ..store import connect
 from . import config_option, fail, load_config
 from .rule_tools import rules_group
 
@@ -33,6 +31,9 @@ def learn_cmd(config_path: str, rule_id: str | None, rules_dir: str | None) -> N
 
     Prints per rule how many judged matches it has, whether it learned or keeps its plain
     salience (fewer than 20 verdicts, or 5 of either kind), and the features that weigh most."""
+    from .. import rules, training
+    from ..store import connect
+
     cfg = load_config(config_path)
     try:
         ruleset = rules.load(rules_dir or cfg.rules_dir)
@@ -58,6 +59,8 @@ class Tally:
     plain and the learned salience, and its alerts against the judged stories."""
 
     def __init__(self, store: Any, rule: Any):
+        from .. import learn
+
         self.alert_at = float(getattr(rule, "alert_at", None) or ALERT_AT)
         self.digest_at = float(getattr(rule, "digest_at", None) or DIGEST_AT)
         stored = store.rule_models().get(rule.id)
@@ -74,6 +77,8 @@ class Tally:
         return "alert" if salience >= self.alert_at else "digest" if salience >= self.digest_at else "store"
 
     def add(self, entry_id: int, hit: Any, title: str, text: str) -> None:
+        from .. import learn, training
+
         plain = getattr(hit, "salience", None)
         kinds = {"plain": self.tier(plain, getattr(hit, "tier", None))}
         if self.model is not None and self.model.trained:
