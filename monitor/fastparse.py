@@ -19,6 +19,7 @@ one normalisation into Entry. Any exception here means "not sure": the caller fa
 
 from __future__ import annotations
 
+import html
 import re
 import xml.parsers.expat
 from typing import Any
@@ -67,6 +68,9 @@ _FORMAT_UNSURE = {
 _ITEM = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_REFERENCE = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
+_PERMALINK = re.compile(rb"\bisPermaLink\s*=", re.I)
+_NOT_PERMALINK = re.compile(rb"\bisPermaLink\s*=\s*[\"']false[\"']", re.I)
 _SUMMARY_TYPES = {"text/plain", "text/html", "application/xhtml+xml"}
 
 
@@ -90,16 +94,25 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
     if version == "rss10" and _RSS090.search(body):
         version = "rss090"  # the RDF of RSS 0.90 under its own namespace, which feedparser names
-    if len(d.entries) != len(_ITEM.findall(body)) - (version in ("rss10", "rss090")):  # rss10: <items> too
+    if len(d.entries) != len(_ITEM.findall(body)):
         return None
     based = b"xml:base" in body
     try:
-        entries = [_entry(e, url, version, based) for e in d.entries]
+        entries = [_entry(e, url, version, based, _permalinks(body)) for e in d.entries]
     except Unsure:
         return None
     feed = d.feed
     return {"version": version, "entries": entries,
             "feed": {"title": feed.get("title") or "", "link": feed.get("link"), "ttl": feed.get("ttl")}}
+
+
+def _permalinks(body: bytes) -> bool | None:
+    """Whether the RSS guids are permalinks: True if no guid says, False if every guid says
+    isPermaLink="false", None when it varies (the fast parser does not report it per item)."""
+    said = len(_PERMALINK.findall(body))
+    if not said:
+        return True
+    return False if said == len(_NOT_PERMALINK.findall(body)) == body.count(b"<guid") else None
 
 
 def _utf8(body: bytes, content_type: str) -> bool:
@@ -142,14 +155,22 @@ def _uri(value: str, url: str, based: bool) -> str:
         return ""
 
 
-def _entry(e: Any, url: str, version: str, based: bool) -> dict[str, Any]:
+def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None) -> dict[str, Any]:
     link, guid = e.get("link"), e.get("id")
-    if link:
-        if "&amp;" in link:  # the fast parser unescapes an attribute's "&amp;amp;" once too few
+    if link and "&" in link:
+        if version == "atom10":  # the fast parser leaves an href attribute's references as written
+            link = html.unescape(link)
+        if _REFERENCE.search(link):  # "&amp;amp;": feedparser's answer differs again
             raise Unsure
+    if link:
         link = _uri(link, url, based)
-    if guid and (version == "atom10" or e.get("guidislink")):
+    if guid and version in ("rss10", "rss090"):
+        pass  # rdf:about, which feedparser takes as it stands
+    elif guid and permalinks is not False and (version == "atom10" or permalinks or _SCHEME.match(guid)):
+        # feedparser resolves an Atom id, and an RSS guid unless isPermaLink="false"
         guid = _uri(guid, url, based)
+    elif guid and permalinks is None:
+        raise Unsure  # a relative guid, and only some guids say whether they are permalinks
     for when in ("published", "updated"):
         if e.get(when) and not e.get(f"{when}_parsed"):
             raise Unsure  # a date only one of the two parsers reads

@@ -20,7 +20,7 @@ OWNERS = {
     "sqlite_utils": "store", "apscheduler": "daemon", "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
     "prometheus_client": "metrics", "jinja2": "render", "markupsafe": "render",
-    "tqdm": "cli",
+    "tqdm": "cli", "feedparser_rs": "fastparse",
 }
 # a module may import only modules of a strictly lower level
 LEVEL = {
@@ -32,6 +32,7 @@ LEVEL = {
     "health": 1,  # the feed-health decider: pure, on schedule and models
     "leases": 0,  # who holds what: owner identity and which owners are gone
     "lockfile": 1,  # one daemon per database, and its heartbeat file
+    "fastparse": 1,  # parse's fast path (feedparser-rs), answering in feedparser's shape
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
     "pipeline": 3, "delivery": 3, "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,
 }
