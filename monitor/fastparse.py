@@ -28,7 +28,7 @@ from urllib.parse import urljoin
 try:  # a missing or broken install means no fast path, never a failed poll
     import feedparser_rs
 except ImportError:  # pragma: no cover - exercised by the setting's test instead
-    feedparser_rs = None
+    feedparser_rs = None  # type: ignore[assignment]
 
 AVAILABLE = feedparser_rs is not None
 
@@ -98,7 +98,8 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return None
     based = b"xml:base" in body
     try:
-        entries = [_entry(e, url, version, based, _permalinks(body)) for e in d.entries]
+        permalinks = _permalinks(body)  # once: a scan of the whole body
+        entries = [_entry(e, url, version, based, permalinks) for e in d.entries]
     except Unsure:
         return None
     feed = d.feed
