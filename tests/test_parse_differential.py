@@ -36,7 +36,6 @@ KNOWN: dict[str, set[str]] = {
     "unit/lemon24-reader/full.rss": {"entries.content", "entries.content_hash"},
     "unit/prof18-rssparser/atom-test-example.xml": {"entries.link"},
     "unit/rss-parser/input/customfields.rss": {"entries.uid", "entries.guid"},
-    "unit/rss-parser/input/instant-article.rss": {"entries.link", "entries.shared_link"},
 }
 
 LATIN1 = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><title>Caf\xe9</title>'
@@ -46,6 +45,7 @@ LEADING_BLANKS = b"\n\n  " + test_parse.RSS20
 PODCAST = test_parse.rss_items(  # a second summary-like element: feedparser's content, in order
     "<title>Ep 1</title><link>https://p.example/1</link><description>Short</description>"
     '<itunes:summary xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">Long</itunes:summary>')
+LOOPBACK = test_parse.rss_items("<title>L</title><link>http://127.0.0.1:8080/a/1</link>")  # rs blanks it
 RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><guid>a-1</guid>",
                                 "<title>B</title><link>b.html</link><guid>b</guid>")
 
@@ -53,7 +53,7 @@ RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><gu
 def _test_data() -> dict[str, bytes]:
     feeds = {name: value for name, value in vars(test_parse).items()
              if isinstance(value, bytes) and value.lstrip().startswith(b"<")}
-    feeds.update(LATIN1=LATIN1, LEADING_BLANKS=LEADING_BLANKS, PODCAST=PODCAST, RELATIVE=RELATIVE)
+    feeds.update(LATIN1=LATIN1, LEADING_BLANKS=LEADING_BLANKS, PODCAST=PODCAST, RELATIVE=RELATIVE, LOOPBACK=LOOPBACK)
     return feeds
 
 
