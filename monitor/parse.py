@@ -13,16 +13,21 @@ import binascii
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 
-from . import dates
+from . import dates, fastparse
 from .errors import ParseError
 from .models import Entry, ParsedFeed
 from .text import html_to_text
+
+log = logging.getLogger(__name__)
 
 # An internal entity referenced thousands of times slips past expat's guard through
 # feedparser's loose-parser fallback (68 KB became 888 MB in ../shared/LIBRARY-NOTES.md). Feeds have no
@@ -110,14 +115,52 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
 
 
-def parse_bytes(body: bytes, content_type: str = "", url: str = "") -> ParsedFeed:
+def parse_bytes(body: bytes, content_type: str = "", url: str = "", fast: bool = True) -> ParsedFeed:
     """Parse feed bytes (RSS, Atom, JSON Feed); ``content_type`` and ``url`` come from the
-    response headers. Raises ParseError when the bytes are not a usable feed."""
+    response headers. ``fast``: let the fast path answer the feeds it is sure of ([poll]
+    fast_parse). Raises ParseError when the bytes are not a usable feed."""
     if not body.strip():  # feedparser calls an empty body under an RSS content type "rss", 0 entries
         raise ParseError("not a feed (empty body)", kind="not-a-feed")
     if "json" in content_type.lower() or body[:256].lstrip()[:1] == b"{":
         return _json_feed(body, url)
-    body = _defuse(body)
+    body = _defuse(_trim(body))
+    d = _fast(body, content_type, url) if fast else None
+    if d is None:
+        d = _feedparser(body, content_type, url)
+    # bozo feeds usually still have good entries; fail only when nothing is usable.
+    if not d.get("version") and not d["entries"]:
+        why = d.get("bozo_exception")
+        raise ParseError(f"not a feed ({why})" if why else "not a feed", kind="not-a-feed")
+    return _parsed(d)
+
+
+def parse_fast(body: bytes, content_type: str = "", url: str = "") -> ParsedFeed | None:
+    """What the fast path alone answers, None when it leaves the feed to feedparser: for the
+    differential test and the bench, which compare the two paths."""
+    if not body.strip() or "json" in content_type.lower() or body[:256].lstrip()[:1] == b"{":
+        return None
+    d = _fast(_defuse(_trim(body)), content_type, url)
+    return None if d is None or not (d.get("version") or d["entries"]) else _parsed(d)
+
+
+def _fast(body: bytes, content_type: str, url: str) -> Mapping[str, Any] | None:
+    """fastparse's answer; None when it is unsure, missing, or fails in any way: a bad release
+    of the fast parser costs speed, never a poll (issue 16)."""
+    if not fastparse.AVAILABLE:
+        return None
+    try:
+        return fastparse.read(body, content_type, url)
+    except Exception as e:  # noqa: BLE001 - anything it raises means "feedparser answers"
+        log.debug("fast parser failed, feedparser answers url=%s error=%s: %s", url, type(e).__name__, e)
+        return None
+    except BaseException as e:  # a Rust panic arrives as pyo3's PanicException, a BaseException
+        if isinstance(e, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        log.debug("fast parser panicked, feedparser answers url=%s error=%s", url, e)
+        return None
+
+
+def _feedparser(body: bytes, content_type: str, url: str) -> Mapping[str, Any]:
     headers = {"content-location": url} if url else {}
     if content_type:
         headers["content-type"] = content_type
@@ -126,18 +169,32 @@ def parse_bytes(body: bytes, content_type: str = "", url: str = "") -> ParsedFee
         # (text.html_to_text drops script/style), and the two passes cost ~35 % of the parse
         # (bench/parse_cost.py: 1.09-1.18x -> 0.76x of feedparser's defaults; identical
         # entries on the real-feed corpus).
-        d = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+        d: Mapping[str, Any] = feedparser.parse(body, response_headers=headers, sanitize_html=False,
+                                                resolve_relative_uris=False)
     except Exception as e:  # feedparser swallows most errors; a crash is still bad input
         raise ParseError(f"feed parser failed: {type(e).__name__}: {e}") from e
-    # bozo feeds usually still have good entries; fail only when nothing is usable.
-    if not d.get("version") and not d.entries:
-        why = d.get("bozo_exception")
-        raise ParseError(f"not a feed ({why})" if why else "not a feed", kind="not-a-feed")
-    entries = [e for e in (_entry(raw) for raw in d.entries) if e is not None]
-    home = d.feed.get("link")
-    title = html_to_text(d.feed.get("title", "")) or None
+    return d
+
+
+def _parsed(d: Mapping[str, Any]) -> ParsedFeed:
+    """One normalisation for both paths: feedparser's dict, or fastparse's of the same shape."""
+    entries = [e for e in (_entry(raw) for raw in d["entries"]) if e is not None]
+    feed = d["feed"]
+    home = feed.get("link")
+    title = html_to_text(feed.get("title", "")) or None
     return ParsedFeed(title=title, entries=_own_links(entries, home), version=d.get("version", ""),
-                      ttl=_ttl(d.feed.get("ttl")))
+                      ttl=_ttl(feed.get("ttl")))
+
+
+def _trim(body: bytes) -> bytes:
+    """``body`` without the blank lines some servers send before ``<?xml``: an XML declaration
+    must come first (XML 1.0 section 2.8), so expat rejects the feed and feedparser reads it with
+    its loose parser instead, bozo. Trimmed, both paths read it as the well-formed XML it is."""
+    if body[:1].isspace():
+        stripped = body.lstrip()
+        if stripped.startswith(b"<?xml"):
+            return stripped
+    return body
 
 
 def _own_links(entries: list[Entry], home: object) -> tuple[Entry, ...]:

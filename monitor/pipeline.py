@@ -69,7 +69,7 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
     try:
         result = await ctx.http.feed(feed)
         parsed = await ctx.pool.run(
-            parse.parse_bytes, result.body, result.content_type, result.url,
+            parse.parse_bytes, result.body, result.content_type, result.url, cfg.fast_parse,
             timeout=ctx.config.extract.timeout,
         )
     except NotModified as e:

@@ -22,7 +22,7 @@ OWNERS = {
     "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
     "prometheus_client": "metrics", "jinja2": "render", "markupsafe": "render",
-    "tqdm": "cli", "sklearn": "learn",
+    "tqdm": "cli", "sklearn": "learn", "feedparser_rs": "fastparse",
 }
 # a module may import only modules of a strictly lower level
 LEVEL = {
@@ -37,6 +37,7 @@ LEVEL = {
     "leases": 0,  # who holds what: owner identity and which owners are gone
     "lockfile": 1,  # one daemon per database, and its heartbeat file
     "learn": 1,  # rules that learn: train and apply a rule's recalibration, pure
+    "fastparse": 1,  # parse's fast path (feedparser-rs), answering in feedparser's shape
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
     "pipeline": 3, "training": 3, "delivery": 3,
     "loading": 3,  # the checked notifier and rules (config, notify, rules): check, start, reload

@@ -1,0 +1,187 @@
+"""The fast path of ``parse``: feedparser-rs (Rust) for the feeds it reads exactly as feedparser.
+
+feedparser stays the reference (issue 16). ``read`` answers only for input it is sure of and
+returns None for everything else, which feedparser then parses:
+
+- bytes that are UTF-8 by every account (XML declaration, HTTP charset, a strict decode), so
+  feedparser's encoding detection and its legacy-encoding fallbacks cannot matter;
+- well-formed XML with namespaces (pyexpat, the parser feedparser's strict pass uses): an
+  ill-formed feed goes through feedparser's loose parser, whose recovery nobody else copies;
+- no DOCTYPE (feedparser reads Netscape RSS 0.91 entities from it), no xml:base (links are
+  joined here against the response URL only);
+- a format and elements both parsers read alike (``_VERSIONS``; the differential test
+  tests/test_parse_differential.py and the README's table list what is not).
+
+The answer has the shape ``parse._entry`` reads from feedparser (``title``, ``summary``,
+``content``, ``link``, ``id``, ``published_parsed``, ``updated_parsed``), so both paths share
+one normalisation into Entry. Any exception here means "not sure": the caller falls back.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import xml.parsers.expat
+from typing import Any
+from urllib.parse import urljoin
+
+try:  # a missing or broken install means no fast path, never a failed poll
+    import feedparser_rs
+except ImportError:  # pragma: no cover - exercised by the setting's test instead
+    feedparser_rs = None  # type: ignore[assignment]
+
+AVAILABLE = feedparser_rs is not None
+
+_DECL = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\s;\"']+)", re.I)
+_UTF8 = {"utf-8", "utf8"}
+# Markup feedparser reads in ways the fast parser does not, found by the differential test
+# (tests/test_parse_differential.py) on the corpus; each is a reason to let feedparser answer:
+_UNSURE = re.compile(
+    rb"<!DOCTYPE|<!ENTITY"  # Netscape RSS 0.91 entities, internal subsets
+    rb"|mode\s*=\s*[\"']base64"  # Atom 0.3 base64 text: feedparser decodes it
+    rb"|\xc2[\x80-\x9f]|&#(?:12[89]|1[3-5]\d|x0*[89][0-9a-f]);"  # C1 controls: feedparser reads
+    # them as windows-1252 ("demoronize")
+    rb"|<(?:\w+:)?(?:body|fullitem)\b|<dcterms:(?:issued|created)"  # content and dates only feedparser reads
+    # Atom text constructs of another type: feedparser decodes base64
+    rb"|<(?:\w+:)?(?:title|summary|content)\b[^>]*\btype\s*=\s*[\"']"
+    rb"(?!(?:text|html|xhtml|text/plain|text/html|application/xhtml\+xml)[\"'])"
+    # a second summary-like element becomes feedparser's content, in document order
+    rb"|<(?:itunes:summary|media:description|dc:description|\w+:abstract)\b"
+    # markup as child elements of a text element: feedparser keeps it as HTML
+    # (Atom's type="xhtml" excepted: both give its inner markup)
+    rb"|<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])",
+    re.I)
+_VERSION = {  # what feedparser needs to see to give the version the fast parser gave
+    "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
+    "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
+    "rss10": re.compile(rb"[\"']http://(?:purl\.org/rss/1\.0/|my\.netscape\.com/rdf/simple/0\.9/)[\"']"),
+}
+_RSS090 = re.compile(rb"[\"']http://my\.netscape\.com/rdf/simple/0\.9/[\"']")
+_ATOM03 = re.compile(rb"purl\.org/atom/ns", re.I)
+# Per format: Atom elements in RSS (feedparser reads <summary>, <id>, <link href> there) and
+# Atom links carrying their URL as text.
+_FORMAT_UNSURE = {
+    "rss": re.compile(rb"<(?:summary|id|updated)\b|<link\s[^>]*\bhref"),
+    "atom": re.compile(rb"<(?:\w+:)?link\b(?![^>]*\bhref)[^>]*>\s*[^<\s]"),
+}
+_ITEM = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
+_URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_REFERENCE = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
+_PERMALINK = re.compile(rb"\bisPermaLink\s*=", re.I)
+_NOT_PERMALINK = re.compile(rb"\bisPermaLink\s*=\s*[\"']false[\"']", re.I)
+_SUMMARY_TYPES = {"text/plain", "text/html", "application/xhtml+xml"}
+
+
+class Unsure(Exception):
+    """The fast parser's answer may differ from feedparser's: feedparser answers."""
+
+
+def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] | None:
+    """The feed as ``parse`` needs it, or None when feedparser must answer."""
+    if feedparser_rs is None or not _utf8(body, content_type) or _UNSURE.search(body):
+        return None
+    if not _well_formed(body):
+        return None
+    d = feedparser_rs.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    version = d.version
+    if d.bozo or version not in _VERSION or not _VERSION[version].search(body) or _ATOM03.search(body):
+        return None
+    family = "atom" if version.startswith("atom") else "rss"
+    first = _ITEM.search(body)
+    if _FORMAT_UNSURE[family].search(body) or (first and b"<image" in body[first.start():]):
+        return None  # an <image> in an item: feedparser reads its title, link and id as the item's
+    if version == "rss10" and _RSS090.search(body):
+        version = "rss090"  # the RDF of RSS 0.90 under its own namespace, which feedparser names
+    if len(d.entries) != len(_ITEM.findall(body)):
+        return None
+    based = b"xml:base" in body
+    try:
+        permalinks = _permalinks(body)  # once: a scan of the whole body
+        entries = [_entry(e, url, version, based, permalinks) for e in d.entries]
+    except Unsure:
+        return None
+    feed = d.feed
+    return {"version": version, "entries": entries,
+            "feed": {"title": feed.get("title") or "", "link": feed.get("link"), "ttl": feed.get("ttl")}}
+
+
+def _permalinks(body: bytes) -> bool | None:
+    """Whether the RSS guids are permalinks: True if no guid says, False if every guid says
+    isPermaLink="false", None when it varies (the fast parser does not report it per item)."""
+    said = len(_PERMALINK.findall(body))
+    if not said:
+        return True
+    return False if said == len(_NOT_PERMALINK.findall(body)) == body.count(b"<guid") else None
+
+
+def _utf8(body: bytes, content_type: str) -> bool:
+    """Every source of the encoding says UTF-8 (or says nothing where XML means UTF-8)."""
+    ctype = content_type.lower()
+    charset = _CHARSET.search(ctype)
+    if charset:
+        if charset.group(1) not in _UTF8:
+            return False
+    elif ctype.startswith("text/"):  # RFC 3023: text/* without a charset is US-ASCII to feedparser
+        return False
+    m = _DECL.match(body)
+    if m and m.group(1).lower().decode("ascii", "replace") not in _UTF8:
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _well_formed(body: bytes) -> bool:
+    """What feedparser's strict pass (xml.sax on expat, namespaces on) accepts."""
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+    try:
+        parser.Parse(body, True)
+    except xml.parsers.expat.ExpatError:
+        return False
+    return True
+
+
+def _uri(value: str, url: str, based: bool) -> str:
+    """``value`` as feedparser's resolve_uri leaves it (feedparser.urls._urljoin on the response
+    URL): extra slashes after the scheme dropped, joined, scheme lower-cased."""
+    if based and not _SCHEME.match(value):  # feedparser joins with xml:base, unknown here
+        raise Unsure
+    try:
+        return urljoin(url, _URIFIXER.sub(r"\1\3", value))
+    except ValueError:
+        return ""
+
+
+def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None) -> dict[str, Any]:
+    link, guid = e.get("link"), e.get("id")
+    if link == "":  # feedparser-rs blanks links to loopback/private hosts (0.7.1); feedparser keeps them
+        raise Unsure
+    if link and "&" in link:
+        if version == "atom10":  # the fast parser leaves an href attribute's references as written
+            link = html.unescape(link)
+        if _REFERENCE.search(link):  # "&amp;amp;": feedparser's answer differs again
+            raise Unsure
+    if link:
+        link = _uri(link, url, based)
+    if guid and version in ("rss10", "rss090"):
+        pass  # rdf:about, which feedparser takes as it stands
+    elif guid and permalinks is not False and (version == "atom10" or permalinks or _SCHEME.match(guid)):
+        # feedparser resolves an Atom id, and an RSS guid unless isPermaLink="false"
+        guid = _uri(guid, url, based)
+    elif guid and permalinks is None:
+        raise Unsure  # a relative guid, and only some guids say whether they are permalinks
+    for when in ("published", "updated"):
+        if e.get(when) and not e.get(f"{when}_parsed"):
+            raise Unsure  # a date only one of the two parsers reads
+    content = [{"value": c.get("value") or "", "type": c.get("type")} for c in e.get("content") or []]
+    summary = e.get("summary")
+    if summary is None and content:  # feedparser copies the first content to a missing summary
+        if content[0]["type"] not in _SUMMARY_TYPES:
+            raise Unsure
+        summary = content[0]["value"]
+    return {"title": e.get("title") or "", "summary": summary or "", "content": content, "link": link,
+            "id": guid, "published_parsed": e.get("published_parsed"), "updated_parsed": e.get("updated_parsed")}

@@ -1,0 +1,160 @@
+"""The fast parse path against feedparser, the reference (issue 16): for every feed the fast
+path accepts, what the daemon stores (ids, titles, links, dates, summary/content text,
+content_hash, the feed's title, version and ttl) is the same, feed by feed.
+
+Feeds: every feed of the test data (the feeds in tests/test_parse.py and below) and, when
+present, every feed file of ../shared/corpus/feeds (3,641 files, ~2,960 of them XML; the run
+takes a few seconds). The differences that remain are listed in KNOWN, and in the README's
+"Fast parsing" table with why: a new difference, or a listed one that went away, fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from monitor import fastparse, parse
+from monitor.errors import ParseError
+from monitor.models import ParsedFeed
+from tests import test_parse
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
+URL = "https://example.org/feed/"  # every corpus feed is read as if served from here
+
+# corpus file -> the fields in which the fast path's answer differs (README, "Fast parsing").
+KNOWN: dict[str, set[str]] = {
+    "unit/feed-rs/rss1/rss_1.0_example_1.xml": {"entries.published"},
+    "unit/feedjira/a10.xml": {"entries.link", "entries.uid"},
+    "unit/gofeed/parser/rss/issue_217_enclosure_children.xml": {"entries"},
+    "unit/gofeed/parser/rss/rss_channel_item_uri_at_protocol.xml": {"entries.link", "entries.uid"},
+    "unit/gofeed/translator/rss/feed_item_content_-_rss_channel_item_content_atom.xml":
+        {"entries.summary", "entries.uid", "entries.content_hash"},
+    "unit/gofeed/translator/rss/feed_item_published_-_rss_channel_item_published_atom.xml": {"entries.published"},
+    "unit/gofeed/translator/rss/feed_item_updated_-_rss_channel_item_updated_atom.xml": {"entries.published"},
+    "unit/lemon24-reader/full.rss": {"entries.content", "entries.content_hash"},
+    "unit/prof18-rssparser/atom-test-example.xml": {"entries.link"},
+    "unit/rss-parser/input/customfields.rss": {"entries.uid", "entries.guid"},
+}
+
+LATIN1 = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><title>Caf\xe9</title>'
+          "<item><title>Cr\xe8me br\xfbl\xe9e</title><link>https://c.example/1</link></item>"
+          "</channel></rss>").encode("latin-1")
+LEADING_BLANKS = b"\n\n  " + test_parse.RSS20
+PODCAST = test_parse.rss_items(  # a second summary-like element: feedparser's content, in order
+    "<title>Ep 1</title><link>https://p.example/1</link><description>Short</description>"
+    '<itunes:summary xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">Long</itunes:summary>')
+LOOPBACK = test_parse.rss_items("<title>L</title><link>http://127.0.0.1:8080/a/1</link>")  # rs blanks it
+RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><guid>a-1</guid>",
+                                "<title>B</title><link>b.html</link><guid>b</guid>")
+
+
+def _test_data() -> dict[str, bytes]:
+    feeds = {name: value for name, value in vars(test_parse).items()
+             if isinstance(value, bytes) and value.lstrip().startswith(b"<")}
+    feeds.update(LATIN1=LATIN1, LEADING_BLANKS=LEADING_BLANKS, PODCAST=PODCAST, RELATIVE=RELATIVE, LOOPBACK=LOOPBACK)
+    return feeds
+
+
+def _corpus() -> list[Path]:
+    if not CORPUS.is_dir():
+        return []
+    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix not in {".json", ".jsonl", ".csv", ".md"})
+
+
+def _differences(fast: ParsedFeed, ref: ParsedFeed | ParseError) -> set[str]:
+    """The fields in which two answers differ, named as in KNOWN."""
+    if isinstance(ref, ParseError):
+        return {"error"}
+    out = {f for f in ("title", "version", "ttl") if getattr(fast, f) != getattr(ref, f)}
+    if len(fast.entries) != len(ref.entries):
+        return out | {"entries"}
+    for a, b in zip(fast.entries, ref.entries, strict=True):
+        out |= {f"entries.{f.name}" for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)}
+    return out
+
+
+def _compare(body: bytes, url: str) -> tuple[bool, set[str]]:
+    """(whether the fast path accepted the feed, how its answer differs from feedparser's)."""
+    fast = parse.parse_fast(body, "", url)
+    if fast is None:
+        return False, set()
+    try:
+        ref: ParsedFeed | ParseError = parse.parse_bytes(body, "", url, fast=False)
+    except ParseError as e:
+        ref = e
+    return True, _differences(fast, ref)
+
+
+needs_fast = pytest.mark.skipif(not fastparse.AVAILABLE, reason="feedparser-rs not installed")
+
+
+@needs_fast
+@pytest.mark.parametrize("name", sorted(_test_data()))
+def test_test_data_feeds_read_alike(name):
+    body = _test_data()[name]
+    accepted, diff = _compare(body, "https://t.example/feed.xml")
+    assert diff == set()
+    # the fast path answers the plain UTF-8 feeds and leaves the rest to feedparser
+    assert accepted == (name in {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE"}), name
+
+
+@needs_fast
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus not present")
+def test_corpus_feeds_read_alike_but_for_the_listed_differences():
+    found, accepted = {}, 0
+    for path in _corpus():
+        ok, diff = _compare(path.read_bytes(), URL + path.name)
+        accepted += ok
+        if diff:
+            found[str(path.relative_to(CORPUS))] = diff
+    assert found == KNOWN
+    assert accepted > 1000  # guards that let nothing through would pass the comparison
+
+
+def test_fast_off_never_asks_the_fast_path(monkeypatch):
+    """[poll] fast_parse = false: the fast path is not asked; the answer is feedparser's."""
+    asked = []
+
+    def recording(body: bytes, content_type: str = "", url: str = "") -> None:
+        asked.append(url)
+    monkeypatch.setattr(fastparse, "read", recording)
+    monkeypatch.setattr(fastparse, "AVAILABLE", True)
+    parse.parse_bytes(test_parse.RSS20, "", "https://s.example/off", fast=False)
+    assert asked == []
+    parse.parse_bytes(test_parse.RSS20, "", "https://s.example/on")
+    assert asked == ["https://s.example/on"]
+
+
+class _Panic(BaseException):
+    """What pyo3 raises for a Rust panic: a BaseException, not an Exception."""
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("bad release"), _Panic("panicked at src/lib.rs")])
+def test_a_failing_fast_parser_falls_back_to_feedparser(monkeypatch, failure, caplog):
+    expected = parse.parse_bytes(test_parse.ATOM10, "", "https://h.example/f", fast=False)
+
+    def broken(body: bytes, content_type: str = "", url: str = "") -> None:
+        raise failure
+    monkeypatch.setattr(fastparse, "read", broken)
+    monkeypatch.setattr(fastparse, "AVAILABLE", True)
+    with caplog.at_level("DEBUG", logger="monitor.parse"):
+        assert parse.parse_bytes(test_parse.ATOM10, "", "https://h.example/f") == expected
+    assert "feedparser answers" in caplog.text
+
+
+def test_without_the_fast_parser_feedparser_answers(monkeypatch):
+    """An ImportError at start-up means no fast path (fastparse.AVAILABLE false), not a failure."""
+    monkeypatch.setattr(fastparse, "AVAILABLE", False)
+    assert parse.parse_fast(test_parse.RSS20) is None
+    assert parse.parse_bytes(test_parse.RSS20).entries
+
+
+def test_interrupts_are_not_swallowed(monkeypatch):
+    def interrupted(body: bytes, content_type: str = "", url: str = "") -> None:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(fastparse, "read", interrupted)
+    monkeypatch.setattr(fastparse, "AVAILABLE", True)
+    with pytest.raises(KeyboardInterrupt):
+        parse.parse_bytes(test_parse.RSS20)
