@@ -1,9 +1,11 @@
 """Rule matching throughput: our engine against the per-rule regex loop of the peers.
 
-Articles/s of ``rules.match`` (tokenising, stemming, matching, snippets) for 10 to 10,000 rules
+Articles/s of ``rules.find`` (tokenising, stemming, matching, snippets) for 10 to 10,000 rules
 on real news, side by side with what Miniflux (block/keep-list regexes), rss2email and Huginn
 (TriggerAgent) do: each rule its own Python ``re`` regex, tried in turn over the text. Prints a
-table and the issue's goals as PASS/FAIL lines.
+table and the issue's goals as PASS/FAIL lines. Beside it, ``rules.match``: the same with each
+match's salience (issue 17), what the daemon runs, and what salience costs per article that a
+rule fired on (its layout, once per article, and each match's score).
 
     .venv/bin/python bench/matching.py [--quick] [--sizes 10,100,1000,10000] [--rounds 3]
 
@@ -101,7 +103,9 @@ class Row:  # per article; load: YAML -> RuleSet; cold: first pass, every word s
     load_s: float
     compile_s: float
     cold_rate: float
-    eng_s: float       # set by ``in_turns``
+    eng_s: float       # set by ``in_turns``: rules.find
+    sal_s: float       # set by ``in_turns``: rules.match (matching and salience)
+    fired: int         # articles with a match
     eng_found: float
     peer_s: float      # the regex loop on ``sample``
     peer_found: float
@@ -121,7 +125,7 @@ def measure(n: int, specs: list[Spec], concepts: Concepts, items: list[Item], ro
     articles = [Article(title=it.title, text=it.text, language=it.lang) for it in items]
 
     def engine(arts: list[Article]) -> Callable[[], int]:
-        return lambda: sum(len(rules.match(rs, a)) for a in arts)
+        return lambda: sum(len(rules.find(rs, a)) for a in arts)
 
     morph._KEYS.clear()  # as in a fresh process, the first articles pay for stemming their words
     cold, eng_found = best_of(1, engine(articles))
@@ -141,7 +145,8 @@ def measure(n: int, specs: list[Spec], concepts: Concepts, items: list[Item], ro
         again, peer_found = best_of(1, lambda: sum(len(loop.match(x)) for x in texts))
         peer_s, spent = min(peer_s, again), spent + again
     same_s, same_found = best_of(rounds, engine([articles[i] for i in order[:k]]))
-    return Row(n, load_s, compile_s, len(items) / cold, float("nan"), eng_found / len(items),
+    fired = sum(1 for a in articles if rules.find(rs, a))
+    return Row(n, load_s, compile_s, len(items) / cold, float("nan"), float("nan"), fired, eng_found / len(items),
                peer_s / k, peer_found / k, same_found / k, peer_s / same_s, [items[i] for i in order[:k]]), rs
 
 
@@ -151,6 +156,7 @@ def in_turns(rows: list[Row], sets: list[rules.RuleSet], items: list[Item], roun
     drift into the ratio of goal 2."""
     articles = [Article(title=it.title, text=it.text, language=it.lang) for it in items]
     best = [float("inf")] * len(rows)
+    best_sal = [float("inf")] * len(rows)
     # Every rule set is alive here, millions of objects: a full garbage collection would scan
     # them all in whichever size's turn it fell (a long-lived daemon's collector rarely does).
     gc.collect()
@@ -159,10 +165,14 @@ def in_turns(rows: list[Row], sets: list[rules.RuleSet], items: list[Item], roun
         for k, rs in enumerate(sets):
             t = time.perf_counter()
             for a in articles:
-                rules.match(rs, a)
+                rules.find(rs, a)
             best[k] = min(best[k], time.perf_counter() - t)
-    for row, spent in zip(rows, best, strict=True):
-        row.eng_s = spent / len(articles)
+            t = time.perf_counter()
+            for a in articles:
+                rules.match(rs, a)
+            best_sal[k] = min(best_sal[k], time.perf_counter() - t)
+    for row, spent, with_sal in zip(rows, best, best_sal, strict=True):
+        row.eng_s, row.sal_s = spent / len(articles), with_sal / len(articles)
 
 
 def main() -> int:
@@ -217,7 +227,16 @@ def report(rows: list[Row], items: list[Item]) -> None:
     for r in rows:
         print(f"{r.n:>6,} | {1 / r.eng_s:>12,.0f} | {r.eng_s * 1e6:>17,.0f} | {1 / r.peer_s:>16,.1f} | "
               f"{r.speedup:>7,.0f}x")
-    print("\nregex loop, speed-up: on the articles nearest the mean size (sample), the engine timed on the same\n")
+    print("\nregex loop, speed-up: on the articles nearest the mean size (sample), the engine timed on the same")
+    print("\nwith salience: rules.match, what the daemon runs (salience only for the rules that fired)\n")
+    print(f"{'rules':>6} | {'art/s':>6} | {'µs/article':>10} | {'+ salience':>10} | {'articles fired':>14} | "
+          f"{'salience µs per article fired':>29}")
+    for r in rows:
+        extra = (r.sal_s - r.eng_s) * len(items)
+        per = f"{extra / r.fired * 1e6:,.0f}" if r.fired else "-"
+        print(f"{r.n:>6,} | {1 / r.sal_s:>6,.0f} | {r.sal_s * 1e6:>10,.0f} | {(r.sal_s / r.eng_s - 1):>+10.1%} | "
+              f"{r.fired:>6} of {len(items):<5} | {per:>29}")
+    print()
     print(f"{'rules':>6} | {'load s':>6} | {'compile s':>9} | {'cold art/s':>10} | {'matches/art':>11} | "
           f"{'rules firing':>12} | {'sample: engine':>14} | {'regex loop':>10} | sample")
     for r in rows:

@@ -341,3 +341,42 @@ def test_json_feed_is_polled_like_any_other(tmp_path, feed_server, webhook):
     res = run_cli("once", "--config", str(cfg))
     assert "ok=1 new=1 alerts=1 sent=1" in res.stdout, res.stdout + res.stderr
     assert ("/a/kursk", 200) in feed_server.answers
+
+
+# A long council report that names Kursk once, in passing (written for this test).
+# (every paragraph its own: the extractor drops repeated ones)
+PASSING = page("Stadtrat beschließt Haushalt für Schulen und Straßen", [
+    f"Punkt {i} der Tagesordnung: Der Stadtrat beriet {i * 7} Minuten über Schulen im Bezirk {i}. "
+    f"Für die Straßen im Viertel {i} sind {i * 3} Millionen Euro vorgesehen. "
+    f"Der Nahverkehr auf Linie {i} soll ab {2027 + i % 3} häufiger fahren." for i in range(1, 31)] + [
+    "Der Bürgermeister, der im Frühjahr eine Partnerstadt nahe Kursk besucht hatte, dankte den Fraktionen.",
+] + [f"Die Opposition kritisierte Posten {i} des Haushalts und forderte {i * 2} neue Kita-Plätze. "
+     f"Über Antrag {i} wird im Ausschuss {i % 4 + 1} weiter beraten. Radweg {i} bleibt umstritten."
+     for i in range(1, 31)])
+
+
+def test_a_story_alerts_and_a_passing_mention_does_not(tmp_path, feed_server, webhook):
+    _serve_pages(feed_server)
+    feed_server.add("/a/rat", PASSING, content_type="text/html; charset=utf-8")
+    _feed(feed_server, OLD)
+    cfg = write_config(tmp_path, feeds=[feed_server.url("/feed.xml")], channels={"hook": [webhook.apprise_url]})
+    assert "baseline=1" in run_cli("once", "--config", str(cfg)).stdout
+    council = {"title": "Stadtrat beschließt Haushalt", "link": "/a/rat", "guid": "a-9",
+               "description": "Schulen und Straßen bekommen mehr Geld."}
+    _feed(feed_server, [*OLD, NEW, council])
+    res = run_cli("once", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert "new=2 alerts=1 sent=1" in res.stdout, res.stdout
+    [hook] = webhook.received
+    assert hook["title"] == NEW["title"]
+    rows = db_rows(tmp_path / "monitor.db", "SELECT e.title, m.rule_id, m.tier, m.salience FROM matches m "
+                                            "JOIN entries e ON e.id = m.entry_id ORDER BY m.id")
+    stored = [(rule, tier, sal) for title, rule, tier, sal in rows if title == council["title"]]
+    assert stored and all(tier != "alert" and sal < 0.5 for _rule, tier, sal in stored), rows
+    assert all(tier == "alert" for title, _r, tier, _s in rows if title == NEW["title"]), rows
+    # stored, searchable; a digest-tier mention waits for the channel's digest, nothing else is queued
+    held = db_rows(tmp_path / "monitor.db", "SELECT e.title, o.state, o.held FROM outbox o JOIN matches m "
+                                            "ON m.id = o.match_id JOIN entries e ON e.id = m.entry_id "
+                                            f"WHERE e.title = '{council['title']}'")
+    expected = [(council["title"], "held", "mention")] if any(t == "digest" for _r, t, _s in stored) else []
+    assert held == expected

@@ -281,3 +281,33 @@ def test_digest_lists_a_first_polls_stories_under_while_you_were_away():
     assert title == "While you were away: 2 alerts"
     assert body.startswith("While you were away (new feeds, their recent stories):\n\nKursk region, North Korean")
     assert r.digest_json(_digest(DigestItem(old, "backlog")))["title"] == "While you were away: 1 alerts"
+
+
+FEATURES = (("title", 1), ("lead", 1), ("sentences", 6), ("of", 14), ("together", 1),
+            ("quoted", 0), ("aside", 0), ("listed", 0))
+
+
+def test_an_alert_says_why_in_every_kind_and_an_old_one_says_nothing():
+    one = dataclasses.replace(HOSTILE, severity="normal", language=None, salience=0.93, tier="alert",
+                              features=FEATURES)
+    why = "Why: alert · salience 0.93 · title and lead; 6 of 14 sentences; parts in one sentence"
+    r = Renderer()
+    assert why in r.render(one, "text").body.split("\n")
+    assert why in r.render(one, "slack").body.split("\n")
+    assert "<br>" + why + "</p>" in r.render(one, "email").body
+    assert "Why:" not in r.render(dataclasses.replace(one, features=()), "text").body  # before migration 13
+
+
+def test_digest_lists_mentions_under_also_mentioned():
+    quoted = dict(FEATURES) | {"title": 0, "lead": 0, "sentences": 1, "of": 90, "together": None, "quoted": 1}
+    mention = dataclasses.replace(TWO, title="Haushalt beschlossen", salience=0.25, tier="digest",
+                                  features=tuple(quoted.items()))
+    title, body = Renderer().digest(_digest(DigestItem(TWO, "digest"), DigestItem(mention, "mention")))
+    assert title == "Digest: 2 alerts"
+    lines = body.split("\n")
+    at = lines.index("Also mentioned (below the rules' alert_at):")
+    assert "- Nordkoreaner bei Kursk [urgent]" in lines[:at]
+    assert lines[at + 2:at + 4] == ["Kursk region, North Korean troops", "- Haushalt beschlossen [urgent]"]
+    assert "Haushalt" not in "\n".join(lines[:at])
+    only = Renderer().digest(_digest(DigestItem(mention, "mention")))[1]
+    assert only.startswith("Also mentioned (below the rules' alert_at):")

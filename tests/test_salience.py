@@ -51,3 +51,27 @@ def test_a_quoted_mention_is_demoted():
     text = FILLER * 5 + '"We will not repeat the mistakes of Kursk," the general said. ' + FILLER * 5
     m = _match("Army reform announced", text)
     assert m is not None and m.tier == "digest" and dict(m.features)["quoted"] == 1
+
+
+def test_find_is_match_without_salience():
+    """``rules.find`` (what bench/matching.py times as matching) finds the same matches with
+    the same evidence; only ``match`` weighs them."""
+    text = "\n".join(FILLER * 3 for _ in range(60)) + "\nThe mayor, who once visited Kursk, spoke.\n"
+    for title, body in (("Ukraine advances in Kursk", STORY_EN), ("Live: city news", text)):
+        article = Article(title=title, text=body, language="en")
+        ruleset = rules.parse(RULE)
+        weighed, found = rules.match(ruleset, article), rules.find(ruleset, article)
+        assert [(m.rule_id, m.terms, m.snippet, m.score) for m in weighed] == \
+            [(m.rule_id, m.terms, m.snippet, m.score) for m in found]
+        assert all(m.features == () and m.tier == "alert" for m in found)
+        assert all(m.features != () for m in weighed)
+    assert rules.match(rules.parse(RULE), Article(title="Live: city news", text=text, language="en"))[0].tier != "alert"
+
+
+def test_sentences_lead_and_lists_of_a_layout():
+    lay = _salience.Layout('He said: "Stop." Then he left! Why?\n\nNews\n- one\n- two\n- three\n(An aside.) End.')
+    assert len(lay) == 9  # three sentences, the heading and three list lines (a run), the last line's two
+    assert lay.lead[:2] == [True, True] and not any(lay.lead[2:])
+    assert lay.listed == [False, False, False, True, True, True, True, False, False]
+    assert lay.place(lay.starts[0] + 10)[1]  # inside the quote
+    assert lay.place(len('He said: "Stop." Then he left! Why?\n\nNews\n- one\n- two\n- three\n(An'))[2]

@@ -21,8 +21,8 @@ from .folder import Limits, TooLarge, check_refs, files, parse_dir
 from .salience import tier
 from .syntax import Node, Parsed, Rule, parse_text
 
-__all__ = ["RuleSet", "Rule", "tier", "load", "load_checked", "check", "match", "parse", "RuleError", "Problems",
-           "Limits", "TooLarge", "signature"]
+__all__ = ["RuleSet", "Rule", "tier", "load", "load_checked", "check", "match", "find", "parse", "RuleError",
+           "Problems", "Limits", "TooLarge", "signature"]
 
 
 @dataclass(frozen=True)
@@ -130,5 +130,13 @@ def signature(folder: str | Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def match(ruleset: RuleSet, article: Article, feed: Any = None, now: float | None = None) -> list[Match]:
-    """Pure: the rules that fire on ``article`` (from ``feed``, when known), in rule order."""
+    """Pure: the rules that fire on ``article`` (from ``feed``, when known), in rule order, each
+    with its salience and tier (salience.py; computed only for the rules that fired)."""
     return ruleset.engine.match(article, feed, now)
+
+
+def find(ruleset: RuleSet, article: Article, feed: Any = None, now: float | None = None) -> list[Match]:
+    """Pure: ``match`` without salience (every match salience 1.0, tier "alert", no features):
+    the matching alone, which bench/matching.py times beside ``match``. Not for deciding what
+    to send."""
+    return ruleset.engine.match(article, feed, now, salience=False)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..models import Article
 from . import morph
 from .explain import Field, Hit
+from .salience import Layout, Place
 from .tree import Term
 
 if TYPE_CHECKING:
@@ -44,8 +45,8 @@ class Doc:
         self.rx_end: dict[tuple[int, int, int], int] = {}  # (regex atom, field, first token) -> end token
         self.core: list[Hit] = []  # hits of the proximity windows that made the current rule true
         self._told: dict[tuple[int, frozenset[int]], tuple[list[Hit] | None, list[Hit]]] = {}  # by concept
-        self.layouts: dict[str, Any] | None = None  # field name -> salience.Layout, once a rule fired
-        self.places: dict[int, list[tuple[str, int, int]]] = {}  # term -> (field, sentence, offset)s
+        self._layouts: dict[str, Layout] | None = None  # field name -> its salience layout, once a rule fired
+        self._places: dict[int, list[tuple[Place, tuple[bool, bool]]]] = {}  # by ``places_of``
         distinct: set[str] = set()
         for f in self.fields:
             distinct.update(f.words)
@@ -115,6 +116,36 @@ class Doc:
         rest = [set(atoms[a]) for a in ct.atoms[1:]]
         return [_new(Hit, (f, i, i + len(ct.atoms), tid)) for f, i in first
                 if all((f, i + k) in s for k, s in enumerate(rest, 1))]
+
+    # --- salience (salience.py): made once per article, for every rule that fired on it -----
+
+    @property
+    def layouts(self) -> dict[str, Layout]:
+        if self._layouts is None:
+            self._layouts = {f.name: Layout(f.text) for f in self.fields if f.text}
+        return self._layouts
+
+    def places_of(self, term: int) -> list[tuple[Place, tuple[bool, bool]]]:
+        """Each hit of ``term``: its sentence and whether it is in a quote, in an aside; once
+        per article, since the rules that fire share terms."""
+        got = self._places.get(term)
+        if got is None:
+            got = self._places[term] = []
+            layouts, fields = self.layouts, self.fields
+            for h in self.hits.get(term, ()):
+                f = fields[h.field]
+                lay = layouts.get(f.name)
+                at = f.span(h.start)
+                if at is not None and lay is not None:
+                    k, quoted, aside = lay.place(at[0])
+                    got.append(((f.name, k), (quoted, aside)))
+        return got
+
+    def sentence_of(self, hit: Hit) -> Place:
+        """The sentence holding ``hit`` (the first, when its offsets are unknown)."""
+        f = self.fields[hit.field]
+        lay = self.layouts.get(f.name)
+        return (f.name, lay.at((f.span(hit.start) or (0, 0))[0]) if lay is not None else -1)
 
     def eval(self, node: Any, scope: frozenset[int]) -> list[Hit] | None:
         """The hits that make ``node`` true within ``scope``, or None when it is false.

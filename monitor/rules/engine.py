@@ -28,7 +28,7 @@ from .document import FIELD_NAMES, CTerm, Doc
 from .explain import Hit, context_of, evidence
 from .filters import passes
 from .operators import Operator, of
-from .salience import Layout, Salience, score, tier
+from .salience import Place, Salience, score, tier
 from .tree import Node, Ref, Rule, Term, Word
 
 _TITLE = 0
@@ -220,7 +220,8 @@ class Engine:
             # "regier"), and a repeated atom would repeat every hit the explanation weighs.
             cache[w] = tuple(dict.fromkeys(atoms))
 
-    def match(self, article: Article, feed: Any = None, now: float | None = None) -> list[Match]:
+    def match(self, article: Article, feed: Any = None, now: float | None = None,
+              salience: bool = True) -> list[Match]:
         doc = Doc(self, article)
         if not doc.present:
             return []
@@ -295,10 +296,10 @@ class Engine:
                 del core[mark:]
                 if words:
                     fields["terms"], fields["context"] = tuple(n for n in why[0] if n not in words), words
-            # salience: only for the rules that fired, from the topic's own hits (issue 17)
-            sal = salience_of(doc, hits, around, core, clause is not None)
-            fields["salience"], fields["features"] = sal.score, sal.features
-            fields["tier"] = tier(sal.score, rule.alert_at, rule.digest_at)
+            if salience:  # only for the rules that fired, from the topic's own hits (issue 17)
+                sal = salience_of(doc, hits, around, core, clause is not None)
+                fields["salience"], fields["features"] = sal.score, sal.features
+                fields["tier"] = tier(sal.score, rule.alert_at, rule.digest_at)
             out.append(found)
         return out
 
@@ -310,33 +311,26 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     ``core``), a sentence is evidence only when it holds two of the topic's terms. The parts
     meet when a window held or, for a rule with a context clause, when a sentence holds both the
     topic and its context."""
-    layouts = doc.layouts
-    if layouts is None:  # once per article, for every rule that fired on it
-        layouts = doc.layouts = {f.name: Layout(f.text) for f in doc.fields if f.text}
     rest = set(around)
     own = {h.term for h in hits if h not in rest} or {h.term for h in hits}
-    fields, found = doc.fields, doc.hits
-    by_sentence: dict[tuple[str, int], tuple[set[int], list[int]]] = {}
-    places = doc.places
-    for t in own:
-        got = places.get(t)
-        if got is None:  # a term's places, once per article: rules that fire share terms
-            got = places[t] = []
-            for h in found.get(t, ()):
-                f = fields[h.field]
-                at = f.span(h.start)
-                if at is not None and f.name in layouts:
-                    got.append((f.name, layouts[f.name].info(at[0])[0], at[0]))
-        for name, k, offset in got:
-            terms, offsets = by_sentence.setdefault((name, k), (set(), []))
-            terms.add(t)
-            offsets.append(offset)
+    places_of = doc.places_of
     least = 2 if core and len(own) > 1 else 1
-    placed = [(name, at) for (name, _k), (terms, offsets) in by_sentence.items() if len(terms) >= least
-              for at in offsets]
+    places: dict[Place, tuple[bool, bool]] = {}
+    if least == 1:  # most rules: every sentence that holds a term of the topic's
+        for t in own:
+            for key, flags in places_of(t):
+                if key not in places:
+                    places[key] = flags
+    else:  # the sentences that hold two of them
+        terms: dict[Place, set[int]] = {}
+        for t in own:
+            for key, flags in places_of(t):
+                if key not in places:
+                    places[key] = flags
+                terms.setdefault(key, set()).add(t)
+        places = {k: v for k, v in places.items() if len(terms[k]) >= least}
     together: bool | None = True if core else None
     if together is None and has_context and around:
-        where = {(f.name, layouts[f.name].at(at)) for f, at in (
-            (fields[h.field], (fields[h.field].span(h.start) or (0, 0))[0]) for h in around) if f.name in layouts}
-        together = any((n, layouts[n].at(at)) in where for n, at in placed)
-    return score(layouts, placed, together)
+        where = {doc.sentence_of(h) for h in around}
+        together = any(k in where for k in places)
+    return score(doc.layouts, places, together)

@@ -48,70 +48,74 @@ LEAD_SENTENCES = 2
 LIST_RUN = 3       # consecutive short lines that make a list
 SHORT_LINE = 12    # words: a line this short without an end mark is a heading or a list item
 
-_SENTENCE = re.compile(r"(?<=[.!?…])[\"”»“’')\]]*\s+")
+# an end mark, the quotes and brackets that close on it, white space (a look-behind for the
+# mark would be tried at every character: twice as slow)
+_SENTENCE = re.compile(r"[.!?…][\"”»“’')\]]*\s+")
 _QUOTES = re.compile(r"„[^“”\"\n]{1,600}[“”\"]|“[^”“\n]{1,600}”|«[^»\n]{1,600}»|»[^«\n]{1,600}«"
                      r"|\"[^\"\n]{1,600}\"|‘[^’\n]{1,600}’(?!\w)")
 _ASIDE = re.compile(r"\([^()\n]{1,400}\)")
 _BULLET = re.compile(r"^\s*(?:[-–—•·*▪►+]|\d{1,2}[.)])\s+")
 _WORD = re.compile(r"\w+")
-
-
-@dataclass(frozen=True)
-class Sentence:
-    start: int
-    end: int
-    lead: bool
-    listed: bool
+_LONG_LINE = re.compile(rf"\W*(?:\w+\W+){{{SHORT_LINE}}}\w")  # more than SHORT_LINE words
 
 
 class Layout:
-    """One field's sentences, paragraphs, quotes and asides (made once per field and article)."""
+    """One field's sentences (where each starts, whether it is in the lead, in a list) and its
+    quotes and asides: made once per field of an article that a rule fired on, and shared by
+    every rule that fired there. Parallel lists, not an object per sentence: a 5 KB article has
+    a hundred, and the matcher pays for every one (bench/matching.py)."""
 
     def __init__(self, text: str, lead: int = LEAD_SENTENCES):
-        self.sentences: list[Sentence] = []
-        lines = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text) if text[m.start():m.end()].strip()]
-        short = [_is_short(text[s:e]) for s, e in lines]
-        listed = [bool(_BULLET.match(text[s:e])) for s, e in lines]
+        self.starts: list[int] = []   # each sentence's first character
+        self.lead: list[bool] = []    # in the first ``lead`` sentences that are not list lines
+        self.listed: list[bool] = []  # on a list line
+        lines, at = [], 0
+        for line in text.split("\n"):
+            if line.strip():
+                lines.append((at, at + len(line), line))
+            at += len(line) + 1
+        short = [_is_short(line) for _s, _e, line in lines]
+        listed = [_BULLET.match(line) is not None for _s, _e, line in lines]
         i = 0
         while i < len(lines):  # runs of LIST_RUN or more short lines are lists
             j = i
             while j < len(lines) and short[j]:
                 j += 1
             if j - i >= LIST_RUN:
-                for k in range(i, j):
-                    listed[k] = True
+                listed[i:j] = [True] * (j - i)
             i = max(j, i + 1)
-        for (s, e), is_list in zip(lines, listed, strict=True):
+        word, starts, lists = _WORD.search, self.starts, self.listed
+        for (s, e, _line), is_list in zip(lines, listed, strict=True):
             at = s
             for m in _SENTENCE.finditer(text, s, e):
-                self._add(text, at, m.start(), is_list, lead)
+                end = m.start() + 1  # after the end mark
+                if word(text, at, end):
+                    starts.append(at)
+                    lists.append(is_list)
                 at = m.end()
-            self._add(text, at, e, is_list, lead)
-        self.starts = [x.start for x in self.sentences]
+            if word(text, at, e):
+                starts.append(at)
+                lists.append(is_list)
+        self.lead = [k < lead and not is_list for k, is_list in enumerate(lists)]
         self.quotes = [m.span() for m in _QUOTES.finditer(text)]
         self.asides = [m.span() for m in _ASIDE.finditer(text)]
-        self._info: dict[int, tuple[int, bool, bool]] = {}  # offset -> (sentence, quoted, aside)
 
-    def info(self, offset: int) -> tuple[int, bool, bool]:
-        """The sentence holding ``offset``, and whether it is in a quote, in an aside; remembered,
-        since the rules that fire on an article share most of their terms' places."""
-        got = self._info.get(offset)
-        if got is None:
-            got = self._info[offset] = (self.at(offset), _inside(self.quotes, offset), _inside(self.asides, offset))
-        return got
-
-    def _add(self, text: str, s: int, e: int, is_list: bool, lead: int) -> None:
-        if _WORD.search(text, s, e):
-            self.sentences.append(Sentence(s, e, len(self.sentences) < lead and not is_list, is_list))
+    def __len__(self) -> int:
+        return len(self.starts)
 
     def at(self, offset: int) -> int:
         """The index of the sentence holding character ``offset``."""
         return max(0, bisect_right(self.starts, offset) - 1)
 
+    def place(self, offset: int) -> tuple[int, bool, bool]:
+        """The sentence holding ``offset``, and whether it is in a quote, in an aside."""
+        return self.at(offset), _inside(self.quotes, offset), _inside(self.asides, offset)
+
 
 def _is_short(line: str) -> bool:
-    stripped = line.rstrip()
-    return len(_WORD.findall(line)) <= SHORT_LINE and not stripped.endswith((".", "!", "?", "…", ":"))
+    """A heading or a list item: no end mark and at most SHORT_LINE words (the mark is looked
+    at first: most lines are prose, and counting their words is the costly part)."""
+    return not line.rstrip().endswith((".", "!", "?", "…", ":")) and _LONG_LINE.match(line) is None
 
 
 def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
@@ -134,44 +138,43 @@ class Salience:
         return why(self.features)
 
 
-def score(layouts: dict[str, Layout], hits: list[tuple[str, int]], together: bool | None) -> Salience:
-    """Pure: the salience of one rule's ``hits`` ((field name, character offset) of each hit of
-    its topic's own terms) in an article whose fields' layouts are ``layouts`` (title, summary,
-    body; a missing field has none). ``together``: whether the rule's parts meet in one sentence,
-    None for a rule of one part."""
-    in_title = any(f == "title" for f, _ in hits)
-    lead = False
-    seen: set[tuple[str, int]] = set()
-    demoted: dict[str, set[tuple[str, int]]] = {"quoted": set(), "aside": set(), "listed": set()}
-    for name, offset in hits:
+Place = tuple[str, int]  # (field name, sentence index)
+
+
+def score(layouts: dict[str, Layout], places: dict[Place, tuple[bool, bool]], together: bool | None) -> Salience:
+    """Pure: the salience of one rule's evidence in an article whose fields' layouts are
+    ``layouts`` (title, summary, body; a missing field has none). ``places``: each sentence that
+    holds the topic's own terms, in the order found, with whether its first hit there is in a
+    quote, in an aside. ``together``: whether the rule's parts meet in one sentence, None for
+    a rule of one part."""
+    in_title = lead = False
+    seen = prose = quoted = aside = listed = 0
+    for (name, k), (q, a) in places.items():
+        if name == "title":
+            in_title = True
+            continue
         lay = layouts.get(name)
-        if name == "title" or lay is None or not lay.sentences:
+        if lay is None or not lay.starts:
             continue
-        k, quoted, aside = lay.info(offset)
-        sent = lay.sentences[k]
-        if name == "summary" or sent.lead:
+        seen += 1
+        if name == "summary" or lay.lead[k]:
             lead = True
-        key = (name, k)
-        if key in seen:
-            continue
-        seen.add(key)
-        if sent.listed:
-            demoted["listed"].add(key)
-        if quoted:
-            demoted["quoted"].add(key)
-        if aside:
-            demoted["aside"].add(key)
+        on_list = lay.listed[k]
+        listed += on_list
+        quoted += q
+        aside += a
+        if not (on_list or q or a):
+            prose += 1
     body = layouts.get("body")
     summary = layouts.get("summary")
-    total = sum(len(lay.sentences) for lay in (body, summary) if lay is not None) or 1
-    prose = {k for k in seen if not any(k in d for d in demoted.values())}
-    only = {w: bool(seen) and not prose and bool(d) for w, d in demoted.items()}
+    total = sum(len(lay.starts) for lay in (body, summary) if lay is not None) or 1
+    only = seen > 0 and not prose
     length_damp = min(1.0, sqrt(LONG / total))
     mention = (W_PROSE if prose else W_DEMOTED if seen else 0.0) * length_damp
-    counted = len(prose) + 0.5 * (len(seen) - len(prose))
+    counted = prose + 0.5 * (seen - prose)
     share = W_SHARE * min(1.0, counted / total / FULL_SHARE)
-    parts = [W_TITLE if in_title else 0.0, W_LEAD if lead and (prose or not seen) else
-             W_LEAD / 2 if lead else 0.0, mention, share, W_TOGETHER if together else 0.0]
+    parts = (W_TITLE if in_title else 0.0, W_LEAD if lead and (prose or not seen) else
+             W_LEAD / 2 if lead else 0.0, mention, share, W_TOGETHER if together else 0.0)
     rest = 1.0
     for p in parts:
         rest *= 1 - p
@@ -179,9 +182,10 @@ def score(layouts: dict[str, Layout], hits: list[tuple[str, int]], together: boo
     if together is False:
         value *= APART
     features: tuple[tuple[str, float | int | None], ...] = (
-        ("title", int(in_title)), ("lead", int(lead)), ("sentences", len(seen)), ("of", total),
+        ("title", int(in_title)), ("lead", int(lead)), ("sentences", seen), ("of", total),
         ("together", None if together is None else int(together)),
-        ("quoted", int(only["quoted"])), ("aside", int(only["aside"])), ("listed", int(only["listed"])))
+        ("quoted", int(only and quoted > 0)), ("aside", int(only and aside > 0)),
+        ("listed", int(only and listed > 0)))
     return Salience(round(min(1.0, max(0.0, value)), 3), features)
 
 
