@@ -8,9 +8,9 @@ beside the plain salience's over the same folds:
   g2 al   grade-2 items alerted (>= 0.95)                   g1 rch  grade >= 1 items in alert or digest (>= 0.95)
   prec/rec  alerts against dev.jsonl's strict labels
 
-Until matches carry a salience (another branch of issue 17), the plain salience is a stand-in:
-every match alerts, as today, and the learned model sees the stand-in features (title, terms)
-and the words. ``learned`` uses the shipped minimum (learn.MIN_VERDICTS, MIN_EACH); ``waived``
+The plain salience and its features are what ``monitor match`` prints for each match (rules/
+salience.py); the tiers use the shipped default thresholds (alert_at 0.5, digest_at 0.15).
+``learned`` uses the shipped minimum (learn.MIN_VERDICTS, MIN_EACH); ``waived``
 trains on any feedback with one verdict of each kind: a diagnostic of what the model would do,
 not what ships. Called by eval_topics.py (``report``), or alone:
 
@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from monitor import learn  # noqa: E402
 
 FOLDS = 5
-ALERT_AT, DIGEST_AT = 0.6, 0.3  # the stand-in thresholds of monitor/cli/learning.py
+from monitor.rules.salience import ALERT_AT, DIGEST_AT  # noqa: E402  (the shipped defaults)
+
 NEUTRAL = 0.5
 FIGURES = ("noise", "about", "g2 al", "g1 rch", "prec", "rec")
 
@@ -137,8 +138,9 @@ def _mean(xs: list[float]) -> float:
 def report(items: list[dict], rules: Path, monitor: list[str], topics: dict[str, str], corpus: Path) -> None:
     got = matches(items, rules, monitor)
     grade = grades(corpus / "topics" / "dev-grades.csv")
-    print(f"\nlearning: {FOLDS}-fold cross-validation, mean over folds (plain salience: stand-in, every match "
-          f"alerts; minimum {learn.MIN_VERDICTS} verdicts, {learn.MIN_EACH} of each)")
+    print(f"\nlearning: {FOLDS}-fold cross-validation, mean over folds (plain salience from monitor match, "
+          f"alert_at {ALERT_AT}, digest_at {DIGEST_AT}; minimum {learn.MIN_VERDICTS} verdicts, "
+          f"{learn.MIN_EACH} of each)")
     print(f"{'topic':20} {'lang':4} {'variant':8} " + " ".join(f"{f:>6}" for f in FIGURES))
     for label, rule in topics.items():
         for lang in sorted({it.get("lang", "?") for it in items}) + ["all"]:

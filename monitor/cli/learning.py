@@ -3,8 +3,7 @@
 each threshold would have put at alert, digest and store, with the plain and the learned
 salience.
 
-Before match salience exists (migration 13) a match reads as an alert, as every match did, and
-the thresholds stand in with ALERT_AT / DIGEST_AT where a rule has none.
+A match stored before salience (migration 13) reads as salience 1.0, an alert, as it was.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ import click
 from ..errors import MonitorError, RuleError
 from . import config_option, fail, load_config
 from .rule_tools import rules_group
-
-ALERT_AT, DIGEST_AT = 0.6, 0.3  # stand-ins until rules carry alert_at / digest_at
 
 
 @rules_group.command("learn")
@@ -61,8 +58,7 @@ class Tally:
     def __init__(self, store: Any, rule: Any):
         from .. import learn
 
-        self.alert_at = float(getattr(rule, "alert_at", None) or ALERT_AT)
-        self.digest_at = float(getattr(rule, "digest_at", None) or DIGEST_AT)
+        self.alert_at, self.digest_at = float(rule.alert_at), float(rule.digest_at)
         stored = store.rule_models().get(rule.id)
         self.model = learn.Model.loads(stored.model) if stored is not None else None
         self.labels = {j.entry_id: lab for j in store.judged(rule.id)
