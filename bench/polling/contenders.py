@@ -110,6 +110,11 @@ def farm_endpoints(urls: list[str]) -> list[str]:
     return sorted({urlsplit(u).netloc for u in urls})
 
 
+# --no-allow-farm (run.py --sabotage): the config without the farm in allow_private, the bug of
+# issue 16; every daemon poll is then refused by the SSRF guard and the bench must say FAIL.
+ALLOW_FARM = True
+
+
 def write_config(workdir: Path, urls: list[str]) -> Path:
     """The daemon's config for a run: polling only (no article pages), the project's own
     rules plus one that matches some of the farm's stories, alerts to the log, and the farm's
@@ -129,7 +134,7 @@ def write_config(workdir: Path, urls: list[str]) -> Path:
         f"concurrency = {CONCURRENCY}\n"
         f"per_host = {PER_HOST}\n"
         "[fetch]\n"
-        f"allow_private = {json.dumps(farm_endpoints(urls))}\n"
+        f"allow_private = {json.dumps(farm_endpoints(urls) if ALLOW_FARM else [])}\n"
         "[extract]\n"
         "pages = false\n"
         "[notify]\n"
@@ -296,7 +301,10 @@ def main() -> int:
     ap.add_argument("mode", choices=("daemon", "floor", "register", "once"))
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--urls", type=Path)
+    ap.add_argument("--no-allow-farm", action="store_true", help="leave the farm out of allow_private (self-test)")
     args = ap.parse_args()
+    global ALLOW_FARM
+    ALLOW_FARM = not args.no_allow_farm
     urls = args.urls.read_text().split() if args.urls else []
     log = Counter()
     logging.basicConfig(level=logging.WARNING, handlers=[log])

@@ -40,6 +40,7 @@ PY = sys.executable
 # daemon CPU per changed feed <= 0.5x the floor's; unchanged pass CPU per poll <= 1.1x the floor's;
 # peak PSS of the daemon and all its children < 300 MB at 50,000 feeds.
 GOAL_SPEEDUP, GOAL_CHANGED_CPU, GOAL_UNCHANGED_CPU, GOAL_PSS_MB = 20.0, 0.5, 1.1, 300.0
+DAEMON_EXTRA: tuple[str, ...] = ()  # ("--no-allow-farm",) under --sabotage
 AGENTS = {"daemon": "rss-monitor", "floor": "bench-floor", "rss2email": "rss2email"}  # User-Agent's first word
 NO_PROXY_ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | {"NO_PROXY": "*", "no_proxy": "*"}
 
@@ -166,14 +167,14 @@ class Sampler(threading.Thread):
 class Contender:
     """A contender process speaking the line protocol of contenders.py."""
 
-    def __init__(self, name: str, mode: str, workdir: Path, urls_file: Path):
+    def __init__(self, name: str, mode: str, workdir: Path, urls_file: Path, extra: tuple[str, ...] = ()):
         self.name = name
         self.workdir = workdir / name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = self.workdir / "stderr.log"
         self.stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
-            [PY, str(HERE / "contenders.py"), mode, "--workdir", str(self.workdir), "--urls", str(urls_file)],
+            [PY, str(HERE / "contenders.py"), mode, "--workdir", str(self.workdir), "--urls", str(urls_file), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, cwd=ROOT,
             env=NO_PROXY_ENV)
         self.sampler = Sampler(self.proc.pid)
@@ -386,7 +387,7 @@ def lockstep(sc: Scenario, farm: Farm, workdir: Path, phases: list[tuple[str, fl
     try:
         for name in contenders:
             log(f"{sc.key}: starting {name} ({len(urls)} feeds)")
-            procs[name] = Contender(name, name, workdir, urls_file)
+            procs[name] = Contender(name, name, workdir, urls_file, DAEMON_EXTRA if name == "daemon" else ())
             if procs[name].ready.get("concurrency"):
                 r = procs[name].ready
                 sc.notes.append(f"daemon: concurrency {r['concurrency']}, {r['per_host']} per host, "
@@ -441,7 +442,7 @@ def scenario_c(sc: Scenario, farm: Farm, workdir: Path) -> None:
     sc.notes.append(f"registered {json.loads(out.stdout)['registered']} feeds with add_feeds() "
                     f"in {time.perf_counter() - t0:.1f}s (separate process)")
     log("C: daemon.once() baseline + unchanged in a fresh process")
-    proc = Contender("daemon", "once", workdir, urls_file)
+    proc = Contender("daemon", "once", workdir, urls_file, DAEMON_EXTRA)
     try:
         for phase in ("baseline", "unchanged"):
             farm.reset_stats()
@@ -698,7 +699,13 @@ def main() -> int:
     ap.add_argument("--only", default="ABC", help="scenarios to run, e.g. A or BC")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (databases, logs, maildir)")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
+    ap.add_argument("--sabotage", action="store_true",
+                    help="self-test: the daemon's config leaves the farm out of allow_private (issue 16's\n"
+                         "bug); its polls are refused, and the run must end in FAIL lines and exit 1")
     args = ap.parse_args()
+    if args.sabotage:
+        global DAEMON_EXTRA
+        DAEMON_EXTRA = ("--no-allow-farm",)
     q = args.quick
     n_a = args.feeds or (500 if q else 10_000)
     n_b = args.compare_feeds or (100 if q else 1_000)
