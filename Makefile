@@ -35,7 +35,9 @@ clean:
 	rm -rf $(VENV) var/*.db var/*.db-wal var/*.db-shm
 
 # Polling benchmark (bench/polling/README.md): daemon vs a minimal floor vs rss2email on a
-# local feed farm. ARGS="--quick" for a one-minute smoke run; see `run.py --help`.
+# local feed farm, each contender's work checked at the farm and in what it recorded.
+# ARGS="--quick" for a one-minute smoke run; see `run.py --help`. Exits 1 when a contender
+# did not do the work (the figures prove nothing), 3 when a goal is missed.
 .PHONY: bench-polling
 bench-polling: $(VENV)/.run-installed
 	$(BIN)/python -c "import rss2email, psutil" 2>/dev/null || \

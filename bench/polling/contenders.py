@@ -3,12 +3,17 @@
     contenders.py daemon --workdir DIR --urls FILE     our pipeline: runtime() + dispatch.poll_all()
     contenders.py floor  --workdir DIR --urls FILE     aiohttp GETs + feedparser, nothing else
     contenders.py register --workdir DIR --urls FILE   add the feeds to a fresh daemon database
-    contenders.py once --workdir DIR                   daemon.once() twice (baseline, unchanged)
+    contenders.py once --workdir DIR --urls FILE       daemon.once() per pass (memory at scale)
 
-``daemon`` and ``floor`` print ``{"ready": ...}`` and then answer each ``pass NAME`` line read
-on stdin with one JSON line (wall seconds, CPU seconds, outcome counts); ``quit`` answers with
-the process's peak RSS and exits. CPU is ``time.process_time()`` of this process, plus for the
-daemon the CPU its worker processes report (``ctx.pool.cpu_time()``), where parsing runs.
+Each prints ``{"ready": ...}`` and then answers each ``pass NAME`` line read on stdin with one
+JSON line (wall seconds, CPU seconds, outcome counts, and the entries it recorded: for the
+daemon the rows of its database's ``entries`` table, read with sqlite3 beside the daemon, for
+the floor the entries feedparser returned); ``quit`` answers with the process's peak RSS and
+exits. CPU is ``time.process_time()`` of this process, plus for the daemon the CPU its worker
+processes report (``ctx.pool.cpu_time()``), where parsing runs.
+
+The daemon's config allows exactly the farm's ``host:port`` pairs through the SSRF guard
+(``[fetch] allow_private``); without them every poll fails before a request is sent.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import json
 import logging
 import resource
 import shutil
+import sqlite3
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # The daemon's defaults, used by the floor too ("the same client settings").
@@ -98,9 +105,20 @@ any:
 """
 
 
-def write_config(workdir: Path) -> Path:
+def farm_endpoints(urls: list[str]) -> list[str]:
+    """The farm's ``host:port`` pairs, exactly: what the SSRF guard must let through."""
+    return sorted({urlsplit(u).netloc for u in urls})
+
+
+# --no-allow-farm (run.py --sabotage): the config without the farm in allow_private, the bug of
+# issue 16; every daemon poll is then refused by the SSRF guard and the bench must say FAIL.
+ALLOW_FARM = True
+
+
+def write_config(workdir: Path, urls: list[str]) -> Path:
     """The daemon's config for a run: polling only (no article pages), the project's own
-    rules plus one that matches some of the farm's stories, alerts to the log."""
+    rules plus one that matches some of the farm's stories, alerts to the log, and the farm's
+    loopback endpoints (and nothing else private) allowed through the SSRF guard."""
     rules = workdir / "rules"
     rules.mkdir(parents=True, exist_ok=True)
     for rule in (ROOT / "rules").glob("*.yaml"):
@@ -115,6 +133,8 @@ def write_config(workdir: Path) -> Path:
         "[poll]\n"
         f"concurrency = {CONCURRENCY}\n"
         f"per_host = {PER_HOST}\n"
+        "[fetch]\n"
+        f"allow_private = {json.dumps(farm_endpoints(urls) if ALLOW_FARM else [])}\n"
         "[extract]\n"
         "pages = false\n"
         "[notify]\n"
@@ -125,12 +145,22 @@ def write_config(workdir: Path) -> Path:
     return path
 
 
-def _load(workdir: Path):
+def _load(workdir: Path, urls: list[str]):
     from monitor import config as configmod
     from monitor import daemon
 
-    cfg = configmod.load(write_config(workdir))
+    cfg = configmod.load(write_config(workdir, urls))
     return cfg, daemon.load_rules(cfg, daemon.notifier_for(cfg))
+
+
+def stored_entries(workdir: Path) -> int:
+    """Rows in the daemon's ``entries`` table, read by a connection of our own (not the
+    daemon's code): what it recorded, whatever its outcomes say."""
+    con = sqlite3.connect(f"file:{workdir / 'bench.db'}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT count(*) FROM entries").fetchone()[0]
+    finally:
+        con.close()
 
 
 async def _register(ctx, urls: list[str]) -> None:
@@ -147,11 +177,12 @@ async def run_daemon(workdir: Path, urls: list[str], log: Counter) -> None:
     from monitor import daemon
     from monitor.dispatch import poll_all
 
-    cfg, ruleset = _load(workdir)
+    cfg, ruleset = _load(workdir, urls)
     async with daemon.runtime(cfg, ruleset) as ctx:
         await _register(ctx, urls)
         reply({"ready": True, "feeds": len(await ctx.db.feeds(default_interval=cfg.poll.interval)),
-               "workers": ctx.pool.size})
+               "workers": ctx.pool.size, "concurrency": cfg.poll.concurrency, "per_host": cfg.poll.per_host,
+               "allow_private": cfg.fetch.allow_private})
         async for cmd in commands():
             c0, w0, t0 = time.process_time(), ctx.pool.cpu_time(), time.perf_counter()
             feeds = await ctx.db.feeds(default_interval=cfg.poll.interval)
@@ -161,7 +192,8 @@ async def run_daemon(workdir: Path, urls: list[str], log: Counter) -> None:
             counts, errors = _statuses(outcomes)
             reply({"pass": cmd[-1], "polls": len(outcomes), "wall": wall, "cpu": own + workers,
                    "cpu_main": own, "cpu_workers": workers, "status": counts, "errors": errors,
-                   "new": sum(o.new for o in outcomes), "restarts": ctx.pool.restarts, **log.take()})
+                   "new": sum(o.new for o in outcomes), "entries": stored_entries(workdir),
+                   "restarts": ctx.pool.restarts, **log.take()})
     reply({"peak_rss_mb": peak_rss_mb(), "ru_maxrss_mb": ru_maxrss_mb()})
 
 
@@ -169,7 +201,7 @@ def register(workdir: Path, urls: list[str]) -> None:
     from monitor import daemon
 
     async def go() -> int:
-        cfg, ruleset = _load(workdir)
+        cfg, ruleset = _load(workdir, urls)
         async with daemon.runtime(cfg, ruleset) as ctx:
             await _register(ctx, urls)
             return len(await ctx.db.feeds(default_interval=cfg.poll.interval))
@@ -177,22 +209,29 @@ def register(workdir: Path, urls: list[str]) -> None:
     reply({"registered": asyncio.run(go())})
 
 
-def once(workdir: Path, passes: list[str], log: Counter) -> None:
-    """``daemon.once`` per pass name, in this one process (its peak RSS is the figure)."""
+def once(workdir: Path, urls: list[str], log: Counter) -> None:
+    """``daemon.once`` for each ``pass NAME`` line, in this one process (feeds registered
+    beforehand by ``register`` in another), so that its memory and its children's are those of
+    the daemon's polling at scale."""
     from monitor import daemon
 
-    cfg, ruleset = _load(workdir)
-    results = []
-    for name in passes:
-        c0, t0 = time.process_time(), time.perf_counter()
-        # Each once() opens its own worker pool; its workers' CPU is not reported after it
-        # closes, so only this process's CPU is counted here (see README).
-        outcomes, sent, failed = asyncio.run(daemon.once(cfg, ruleset))
-        counts, errors = _statuses(outcomes)
-        results.append({"pass": name, "polls": len(outcomes), "wall": time.perf_counter() - t0,
-                        "cpu_main": time.process_time() - c0, "status": counts, "errors": errors,
-                        "sent": sent, "failed": failed, "peak_rss_mb_so_far": peak_rss_mb(), **log.take()})
-    reply({"passes": results, "peak_rss_mb": peak_rss_mb(), "ru_maxrss_mb": ru_maxrss_mb()})
+    cfg, ruleset = _load(workdir, urls)
+    reply({"ready": True, "feeds": len(urls), "allow_private": cfg.fetch.allow_private})
+
+    async def go() -> None:
+        async for cmd in commands():
+            c0, t0 = time.process_time(), time.perf_counter()
+            # Each once() opens its own worker pool; its workers' CPU is not reported after it
+            # closes, so only this process's CPU is counted here (see README).
+            outcomes, sent, failed = await daemon.once(cfg, ruleset)
+            counts, errors = _statuses(outcomes)
+            reply({"pass": cmd[-1], "polls": len(outcomes), "wall": time.perf_counter() - t0, "cpu": None,
+                   "cpu_main": time.process_time() - c0, "status": counts, "errors": errors,
+                   "new": sum(o.new for o in outcomes), "entries": stored_entries(workdir),
+                   "sent": sent, "failed": failed, "peak_rss_mb_so_far": peak_rss_mb(), **log.take()})
+
+    asyncio.run(go())
+    reply({"peak_rss_mb": peak_rss_mb(), "ru_maxrss_mb": ru_maxrss_mb()})
 
 
 # -- the floor -------------------------------------------------------------------------------
@@ -203,7 +242,10 @@ async def run_floor(urls: list[str]) -> None:
     state: dict[str, tuple[str | None, str | None, bytes]] = {}  # url -> etag, last-modified, sha256
     slots = asyncio.Semaphore(CONCURRENCY)
 
+    parsed_entries = 0
+
     async def poll(session: aiohttp.ClientSession, url: str, parse: bool) -> str:
+        nonlocal parsed_entries
         async with slots:
             known = state.get(url)
             headers = {"Accept": FEED_ACCEPT}
@@ -228,9 +270,13 @@ async def run_floor(urls: list[str]) -> None:
             state[url] = (*validators, digest)
             if not parse:
                 return "primed"
-            parsed = feedparser.parse(body, response_headers={"content-type": ctype, "content-location": url})
+            # The call monitor.parse makes when no fast path answers: no sanitiser, no URI
+            # rewriting (feed HTML only becomes text), the response's type and final URL.
+            parsed = feedparser.parse(body, response_headers={"content-type": ctype, "content-location": url},
+                                      sanitize_html=False, resolve_relative_uris=False)
             if not parsed.entries and not parsed.get("version"):
                 return "error"
+            parsed_entries += len(parsed.entries)
             return "ok" if known else "baseline"
 
     connector = aiohttp.TCPConnector(limit=CONCURRENCY, limit_per_host=PER_HOST, ttl_dns_cache=300)
@@ -241,11 +287,12 @@ async def run_floor(urls: list[str]) -> None:
         async for cmd in commands():
             # "pass NAME" parses what changed; "prime NAME" only fetches and remembers validators.
             parse = cmd[0] != "prime"
+            parsed_entries = 0
             c0, t0 = time.process_time(), time.perf_counter()
             statuses = await asyncio.gather(*(poll(session, u, parse) for u in urls))
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             reply({"pass": cmd[-1], "polls": len(statuses), "wall": wall, "cpu": cpu,
-                   "status": dict(collections.Counter(statuses))})
+                   "status": dict(collections.Counter(statuses)), "parsed_entries": parsed_entries})
     reply({"peak_rss_mb": peak_rss_mb(), "ru_maxrss_mb": ru_maxrss_mb()})
 
 
@@ -254,8 +301,10 @@ def main() -> int:
     ap.add_argument("mode", choices=("daemon", "floor", "register", "once"))
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--urls", type=Path)
-    ap.add_argument("--passes", default="baseline,unchanged")
+    ap.add_argument("--no-allow-farm", action="store_true", help="leave the farm out of allow_private (self-test)")
     args = ap.parse_args()
+    global ALLOW_FARM
+    ALLOW_FARM = not args.no_allow_farm
     urls = args.urls.read_text().split() if args.urls else []
     log = Counter()
     logging.basicConfig(level=logging.WARNING, handlers=[log])
@@ -266,7 +315,7 @@ def main() -> int:
     elif args.mode == "register":
         register(args.workdir, urls)
     else:
-        once(args.workdir, args.passes.split(","), log)
+        once(args.workdir, urls, log)
     return 0
 
 

@@ -13,9 +13,17 @@ Each host answers after a fixed delay drawn from ``--latency-ms LO,HI``.
 
 Control (any host):
     POST /_control/advance?share=0.1&seed=N   a deterministic share of feeds gets 1-3 new
-                                              items on top (oldest dropped), new validators
-    GET  /_control/stats                      requests, 200s, 304s, bytes served so far
+                                              items on top (oldest dropped), new validators;
+                                              answers what changed (feeds, of them with
+                                              ETag, new items, items in the changed feeds)
+    GET  /_control/stats                      requests, 200s, 304s, 404s, bytes served so far,
+                                              also per client (User-Agent's first word), and
+                                              what a client must find: feeds, feeds with
+                                              ETag, items in the feeds now, items ever served
     POST /_control/reset-stats                zero the counters
+
+The per-client counters let the benchmark check that each contender really polled every feed:
+a contender whose requests never arrive cannot pass.
 
 When listening, prints one JSON line ``{"port": P, "hosts": [...]}`` on stdout.
 """
@@ -160,6 +168,8 @@ class Farm:
         lo, hi = latency_ms
         self.delays = [(lo + (hi - lo) * ((h * 7) % hosts) / max(1, hosts - 1)) / 1000 for h in range(hosts)]
         self.stats = {"requests": 0, "200": 0, "304": 0, "404": 0, "bytes": 0}
+        self.agents: dict[str, dict[str, int]] = {}  # the same counters per client
+        self.published = sum(self.items)  # items ever in a feed: what a poller that keeps all has seen
 
     # -- content ------------------------------------------------------------------------------
     def host_of(self, i: int) -> str:
@@ -239,52 +249,69 @@ class Farm:
     def content_type(self, i: int) -> str:
         return "application/atom+xml; charset=utf-8" if self.flags[i] & 2 else "application/rss+xml; charset=utf-8"
 
-    def advance(self, share: float, seed: int) -> int:
-        """Give a deterministic ``share`` of the feeds 1-3 new items (oldest dropped)."""
+    def advance(self, share: float, seed: int) -> dict[str, int]:
+        """Give a deterministic ``share`` of the feeds 1-3 new items (oldest dropped); what changed."""
         rng = random.Random(seed * 1_000_003 + self.seed)
         k = min(self.n, round(share * self.n))
+        out = {"changed": k, "changed_etag": 0, "new_items": 0, "changed_items": 0}
         for i in rng.sample(range(self.n), k):
-            self.top[i] += rng.randint(1, 3)
+            new = rng.randint(1, 3)
+            self.top[i] += new
             self.version[i] += 1
-        return k
+            out["changed_etag"] += self.flags[i] & 1
+            out["new_items"] += new
+            out["changed_items"] += self.items[i]
+        self.published += out["new_items"]
+        return out
+
+    def expect(self) -> dict[str, int]:
+        return {"feeds": self.n, "etag_feeds": sum(f & 1 for f in self.flags), "items": sum(self.items),
+                "published": self.published}
+
+    def count(self, request: web.Request, key: str, n: int = 1) -> None:
+        agent = request.headers.get("User-Agent", "").split("/", 1)[0].split(" ", 1)[0] or "-"
+        per = self.agents.setdefault(agent, {"requests": 0, "200": 0, "304": 0, "404": 0, "bytes": 0})
+        self.stats[key] += n
+        per[key] += n
 
     # -- HTTP ---------------------------------------------------------------------------------
     async def feed(self, request: web.Request) -> web.StreamResponse:
-        self.stats["requests"] += 1
+        self.count(request, "requests")
         try:
             i = int(request.match_info["id"])
         except ValueError:
             i = -1
         if not 0 <= i < self.n or request.host.rsplit(":", 1)[0] != self.host_of(i):
-            self.stats["404"] += 1
+            self.count(request, "404")
             raise web.HTTPNotFound()
         await asyncio.sleep(self.delays[i % self.hosts])
         if self.flags[i] & 1:
             etag, modified = self.etag(i), self.last_modified(i)
             inm, ims = request.headers.get("If-None-Match"), request.headers.get("If-Modified-Since")
             if (inm is not None and etag in (t.strip() for t in inm.split(","))) or (inm is None and ims == modified):
-                self.stats["304"] += 1
+                self.count(request, "304")
                 return web.Response(status=304, headers={"ETag": etag, "Last-Modified": modified})
             headers = {"ETag": etag, "Last-Modified": modified}
         else:
             headers = {}
         body = self.body(i)
-        self.stats["200"] += 1
-        self.stats["bytes"] += len(body)
+        self.count(request, "200")
+        self.count(request, "bytes", len(body))
         headers["Content-Type"] = self.content_type(i)
         return web.Response(body=body, headers=headers)
 
     async def advance_handler(self, request: web.Request) -> web.Response:
         share = float(request.query.get("share", "0.1"))
         seed = int(request.query.get("seed", "0"))
-        return web.json_response({"changed": self.advance(share, seed)})
+        return web.json_response(self.advance(share, seed))
 
     async def stats_handler(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.stats, "feeds": self.n, "hosts": self.hosts})
+        return web.json_response({**self.stats, "agents": self.agents, "hosts": self.hosts, **self.expect()})
 
     async def reset_stats(self, request: web.Request) -> web.Response:
         for k in self.stats:
             self.stats[k] = 0
+        self.agents.clear()
         return web.json_response(self.stats)
 
     def app(self) -> web.Application:
