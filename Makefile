@@ -26,7 +26,7 @@ check: $(VENV)/.run-installed
 	$(BIN)/monitor check --config $(CONFIG)
 
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(VENV)/.test-installed
 	$(BIN)/python -m pip install -q -e '.[dev]' && $(BIN)/ruff check monitor tests bench && $(BIN)/mypy monitor

@@ -51,6 +51,17 @@ DELIVER_EVERY = 5.0  # seconds between outbox drains
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
 
 
+def check_digests(config: Config) -> None:
+    """Every channel's digest cron parsed by APScheduler's own parser, which will run it; a bad
+    one is a ConfigError naming the channel (``monitor check``, start and reload)."""
+    for name, ch in config.channels.items():
+        try:
+            if ch.digest:
+                CronTrigger.from_crontab(ch.digest, timezone=ZoneInfo(ch.timezone))
+        except ValueError as e:
+            raise ConfigError(f"{config.path}: channels.{name}.digest: {e} (got {ch.digest!r})") from None
+
+
 def links_for(config: Config) -> links.Links | None:
     """``[web]``'s feedback link maker (links.py), its key read now; None when public_url is off."""
     w = config.web
@@ -156,6 +167,7 @@ class Daemon:
     async def _reload_all(self) -> bool:
         try:
             config = config_mod.load(self.config.path)
+            check_digests(config)
         except ConfigError as e:
             log.error("config reload failed, keeping the last good config:\n%s", e)
             await self.reload_rules()  # the rules may still have changed, checked against the old config

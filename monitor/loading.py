@@ -5,26 +5,15 @@ scheduler, the HTTP client, the store and the extraction stack (issue 16: check 
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from . import rules
 from .config import Config
-from .errors import ConfigError
 from .notify import Notifier, channels_from
 
 
 def notifier_for(config: Config) -> Notifier:
-    """The Notifier of the config's channels, every URL and template checked, and every digest
-    cron parsed (by APScheduler's own parser, which will run it). Raises ConfigError."""
-    for name, ch in config.channels.items():
-        try:
-            if ch.digest:
-                # imported here: 50 ms, for configs with a digest only
-                from apscheduler.triggers.cron import CronTrigger
-
-                CronTrigger.from_crontab(ch.digest, timezone=ZoneInfo(ch.timezone))
-        except ValueError as e:
-            raise ConfigError(f"{config.path}: channels.{name}.digest: {e} (got {ch.digest!r})") from None
+    """The Notifier of the config's channels, every URL and template checked. Raises ConfigError.
+    (The digest crons are APScheduler's to parse: daemon.check_digests, which ``monitor check``
+    and every start and reload run too.)"""
     return Notifier(channels_from(config.channels))
 
 

@@ -254,3 +254,15 @@ def test_rules_check_prints_each_problem_once(tmp_path):
         "within, any, all, none, near, same_sentence)"]
     ok = run_cli("rules", "check", "--rules", str(RULES))
     assert ok.returncode == 0 and ok.stdout.strip() == f"{RULES}: 2 rules OK"
+
+
+def test_a_bad_digest_cron_is_named_by_check_and_refused_by_run(tmp_path):
+    """The digest crons are APScheduler's to parse (daemon.check_digests): `monitor check` and
+    `monitor run` name the channel and exit 2, without a traceback."""
+    cfg = write_config(tmp_path, feeds=[], channels={"mail": ["log://"]})
+    cfg.write_text(cfg.read_text().replace('[channels.mail]\nurls = ["log://"]',
+                                           '[channels.mail]\nurls = ["log://"]\ndigest = "every morning"'))
+    for command in ("check", "run"):
+        res = run_cli(command, "--config", str(cfg))
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert "channels.mail.digest:" in res.stderr and "every morning" in res.stderr, res.stderr
