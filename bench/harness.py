@@ -4,6 +4,7 @@ fast intervals, the daemon as a subprocess in its own process group, and /proc r
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -76,6 +77,17 @@ def write_config(folder: Path, *, feeds: list[str], hook: str, tick: float = 0.2
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)  # the daemon warns about a config others can read
     return path
+
+
+def farm(feeds: int, hosts: int, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any], list[str]]:
+    """bench/polling/farm.py started with ``--small`` (and ``extra`` options): the process, what it
+    printed on start (port, hosts, ...) and the URLs of its feeds, spread over its hosts."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "polling" / "farm.py"), "--feeds", str(feeds),
+                             "--hosts", str(hosts), "--small", *extra], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    info = json.loads(proc.stdout.readline())
+    port, names = info["port"], info["hosts"]
+    return proc, info, [f"http://{names[i % len(names)]}:{port}/feeds/{i}.xml" for i in range(feeds)]
 
 
 def start(cfg: Path, log: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:

@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from harness import ROOT, Webhook, _children, command_line, rows, start, stop, wait, write_config
+from harness import Webhook, _children, command_line, rows, start, stop, wait, write_config
+from harness import farm as start_farm
 
 GOAL_MB = 180.0
 
@@ -71,13 +71,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=0, help="[extract] workers (0: one per core, the default)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="idle-memory-"))
-    farm = subprocess.Popen([sys.executable, str(ROOT / "bench" / "polling" / "farm.py"), "--feeds", str(args.feeds),
-                             "--hosts", str(args.hosts), "--small", "--etag-share", "1", "--latency-ms", "1,5"],
-                            stdout=subprocess.PIPE, text=True)
-    assert farm.stdout is not None
-    info = json.loads(farm.stdout.readline())
+    farm, info, feeds = start_farm(args.feeds, args.hosts, "--etag-share", "1", "--latency-ms", "1,5")
     port, hosts = info["port"], info["hosts"]
-    feeds = [f"http://{hosts[i % len(hosts)]}:{port}/feeds/{i}.xml" for i in range(args.feeds)]
     hook = Webhook()
     cfg = write_config(work, feeds=feeds, hook=hook.apprise_url, tick=1, interval=args.interval, fetch_timeout=10,
                        extra="")

@@ -13,8 +13,6 @@ prunes only after [retention] days), so its growth is reported with the entry co
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,7 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness import ROOT, Webhook, command_line, mb, open_fds, rows, start, stop, tree_rss, wait, write_config
+from harness import Webhook, command_line, mb, open_fds, rows, start, stop, tree_rss, wait, write_config
+from harness import farm as start_farm
 
 RULE = """id: soak
 title: Soak ceasefire
@@ -70,13 +69,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     (work / "rules").mkdir()
     (work / "rules" / "soak.yaml").write_text(RULE, encoding="utf-8")
-    farm = subprocess.Popen([sys.executable, str(ROOT / "bench" / "polling" / "farm.py"), "--feeds", str(args.feeds),
-                             "--hosts", str(args.hosts), "--small", "--latency-ms", "1,10"],
-                            stdout=subprocess.PIPE, text=True)
-    assert farm.stdout is not None
-    info = json.loads(farm.stdout.readline())
+    farm, info, feeds = start_farm(args.feeds, args.hosts, "--latency-ms", "1,10")
     port, hosts = info["port"], info["hosts"]
-    feeds = [f"http://{hosts[i % len(hosts)]}:{port}/feeds/{i}.xml" for i in range(args.feeds)]
     hook = Webhook()
     retention = ("" if args.retention_days is None else
                  f"[retention]\ndays = {args.retention_days}\nevery = {args.retention_every}")

@@ -103,6 +103,24 @@ class Clock:
         self.now += seconds
 
 
+def database_at(path: Path, version: int) -> sqlite3.Connection:
+    """A database built by the first ``version`` migrations, as an older release left it (to
+    test the migrations after it), with one feed; autocommit."""
+    from monitor.store import MIGRATIONS
+    from monitor.store.schema import statements
+
+    con = sqlite3.connect(str(path), isolation_level=None)
+    for number, step in enumerate(MIGRATIONS[:version], start=1):
+        if isinstance(step, str):
+            for stmt in statements(step):
+                con.execute(stmt)
+        else:
+            step(con)
+        con.execute(f"PRAGMA user_version = {number}")
+    con.execute("INSERT INTO feeds (id, url, source_url, created_at) VALUES (1, 'https://a/f', 'https://a/f', 0)")
+    return con
+
+
 def db_rows(path: Path, sql: str) -> list[tuple]:
     con = sqlite3.connect(str(path))
     try:

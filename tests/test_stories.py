@@ -7,17 +7,15 @@ real CLI against the loopback feed server and webhook receiver."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import db_rows, page, rss, run_cli, write_config
+from conftest import database_at, db_rows, page, rss, run_cli, write_config
 
 from monitor import parse
 from monitor.models import Article, Entry, Feed, FeedUpdate, Match
 from monitor.store import MIGRATIONS, Store
-from monitor.store.schema import statements
 
 A = "https://a.example/feed.xml"
 B = "https://b.example/rss"
@@ -107,15 +105,7 @@ def test_migration_groups_the_rules_of_a_story_already_queued(tmp_path: Path):
     """A database of schema 9 (one outbox row per rule) upgrades to one row per story and
     channel; what was delivered stays as it was."""
     path = tmp_path / "old.db"
-    con = sqlite3.connect(str(path), isolation_level=None)
-    for version, step in enumerate(MIGRATIONS[:9], start=1):
-        if isinstance(step, str):
-            for stmt in statements(step):
-                con.execute(stmt)
-        else:
-            step(con)
-        con.execute(f"PRAGMA user_version = {version}")
-    con.execute("INSERT INTO feeds (id, url, source_url, created_at) VALUES (1, 'https://a/f', 'https://a/f', 0)")
+    con = database_at(path, 9)
     con.execute("INSERT INTO entries (id, feed_id, uid, link, title, first_seen_at) "
                 "VALUES (1, 1, 'u1', 'https://a/1', 'Kursk', 0), (2, 1, 'u2', 'https://a/2', 'Sent', 0)")
     for mid, entry_id, rule in [(1, 1, "kursk"), (2, 1, "nk"), (3, 2, "kursk"), (4, 2, "nk")]:

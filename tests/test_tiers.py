@@ -7,15 +7,13 @@ oldest has waited MENTION_EVERY, never before."""
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from pathlib import Path
 
-from conftest import db_rows
+from conftest import database_at, db_rows
 from test_store import entry, match, record, two_feeds
 
 from monitor import noise
 from monitor.store import MIGRATIONS, Store
-from monitor.store.schema import statements
 
 FEATURES = (("title", 0), ("lead", 0), ("sentences", 1), ("of", 90), ("together", None),
             ("quoted", 1), ("aside", 0), ("listed", 0))
@@ -73,15 +71,7 @@ def test_a_story_whose_rules_mix_tiers_takes_the_best_ones(tmp_path: Path):
 
 def test_migration_13_reads_old_matches_as_salience_1_tier_alert(tmp_path: Path):
     path = tmp_path / "old.db"
-    con = sqlite3.connect(str(path), isolation_level=None)
-    for version, step in enumerate(MIGRATIONS[:12], start=1):
-        if isinstance(step, str):
-            for stmt in statements(step):
-                con.execute(stmt)
-        else:
-            step(con)
-        con.execute(f"PRAGMA user_version = {version}")
-    con.execute("INSERT INTO feeds (id, url, source_url, created_at) VALUES (1, 'https://a/f', 'https://a/f', 0)")
+    con = database_at(path, 12)
     con.execute("INSERT INTO entries (id, feed_id, uid, link, title, first_seen_at) "
                 "VALUES (1, 1, 'u1', 'https://a/1', 'Kursk', 0)")
     con.execute("INSERT INTO matches (id, entry_id, rule_id, story, terms, created_at) "

@@ -312,7 +312,8 @@ class _File:
                 raise self.error(node, f"{key}: unknown value {name!r} (expected: {', '.join(allowed)})")
         return out
 
-    def number(self, v: dict[str, yaml.Node], key: str, default: float) -> float:
+    def number(self, v: dict[str, yaml.Node], key: str, default: float, high: float = 1e6) -> float:
+        """A number from 0 to ``high`` (``share``: a salience threshold, 0 to 1)."""
         if key not in v:
             return default
         text = self.scalar(v[key], key)
@@ -320,22 +321,14 @@ class _File:
             value = float(text)
         except ValueError:
             value = -1
-        if value < 0 or value != value or value > 1e6:
-            raise self.error(v[key], f"'{key}' must be a number >= 0, not {text!r}")
+        if not 0 <= value <= high:  # NaN fails both comparisons
+            what = "a number from 0 to 1" if high == 1 else "a number >= 0"
+            raise self.error(v[key], f"'{key}' must be {what}, not {text!r}")
         return value
 
     def share(self, v: dict[str, yaml.Node], key: str, default: float) -> float:
         """A salience threshold: a number from 0 to 1."""
-        if key not in v:
-            return default
-        text = self.scalar(v[key], key)
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1
-        if not 0 <= value <= 1:
-            raise self.error(v[key], f"'{key}' must be a number from 0 to 1, not {text!r}")
-        return value
+        return self.number(v, key, default, high=1)
 
     def age(self, node: yaml.Node) -> float:
         text = self.scalar(node, "max_age")
