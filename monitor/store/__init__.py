@@ -10,7 +10,9 @@ The queries are grouped by what they serve: ``feeds.py`` (registration, schedule
 ``entries.py`` (what is new, one-transaction ``record``), ``outbox.py`` (alerts, notices), ``noise.py``
 (held alerts, digests, follow-ups), ``feedback.py`` (the team's verdicts on alerts), ``status.py``
 (heartbeat and counts for systemd, /metrics and ``monitor status``), ``retention.py``
-(pruning delivered material past the configured age), ``learning.py`` (judged matches, rule models).
+(pruning delivered material past the configured age), ``learning.py`` (judged matches, rule models),
+and for the web console (issue 18) ``console.py`` (inbox, story, channel and rule states),
+``search.py`` (full text, FTS5) and ``users.py`` (who may sign in).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ finally:
 
 
 from .api import StoreAPI  # noqa: E402
-from .base import StoreError, guard  # noqa: E402
+from .base import StoreError, UnknownFeed, guard  # noqa: E402
+from .console import ConsoleQueries  # noqa: E402
 from .entries import EntryQueries  # noqa: E402
 from .feedback import FeedbackQueries, Given, RuleFeedback, Verdict  # noqa: E402
 from .feeds import FeedSpec  # noqa: E402
@@ -43,15 +46,17 @@ from .noise import NoiseQueries  # noqa: E402
 from .outbox import OutboxQueries  # noqa: E402
 from .retention import Pruned, RetentionQueries  # noqa: E402
 from .schema import MIGRATIONS, statements  # noqa: E402
+from .search import SearchQueries  # noqa: E402
 from .status import Snapshot, StatusQueries  # noqa: E402
+from .users import UserQueries  # noqa: E402
 
 __all__ = ["MIGRATIONS", "FeedSpec", "Given", "Judged", "Pruned", "RuleFeedback", "Snapshot", "Store", "StoreAPI",
-           "StoreError", "StoredModel", "Verdict", "connect"]
+           "StoreError", "StoredModel", "UnknownFeed", "Verdict", "connect"]
 
 
 @guard
 class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries,  # Entry: on FeedQueries
-            FeedbackQueries, LearnQueries):
+            FeedbackQueries, LearnQueries, ConsoleQueries, SearchQueries, UserQueries):
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
         self.path = Path(path)
         try:

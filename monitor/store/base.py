@@ -26,6 +26,15 @@ class StoreError(MonitorError):
         self.kind = kind
 
 
+class UnknownFeed(MonitorError, LookupError):
+    """No feed has this id or address (``pause_feed``): the caller's input, not the database's
+    failure, so the database thread does not count it as a problem."""
+
+    def __init__(self, feed: str):
+        super().__init__(f"{feed}: no such feed")
+        self.feed = feed
+
+
 def classify(e: sqlite3.Error) -> str:
     """The kind of a SQLite failure, from its error code where Python gives one (3.11+), else
     from its message. Pure."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..models import KEEP, Feed, FeedUpdate
-from .base import Queries
+from .base import Queries, UnknownFeed
 from .schema import host_of
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,21 @@ class FeedQueries(Queries):
         self.db.execute("UPDATE feeds SET next_check_at = ? WHERE id = ?", [now, rows[0]["id"]])
         return str(rows[0]["url"])
 
+    def pause_feed(self, url: str, paused: bool, now: float) -> str:
+        """Pause (never due, never claimed) or resume a feed, found by its id or either of its
+        addresses; its URL. A resumed feed is due at once. UnknownFeed if no feed is so named."""
+        key = int(url) if url.isdigit() else None
+        rows = self._rows("SELECT id, url FROM feeds WHERE id = ? OR source_url = ? OR url = ? "
+                          "ORDER BY active DESC, id = ? DESC, source_url = ? DESC LIMIT 1", [key, url, url, key, url])
+        if not rows:
+            raise UnknownFeed(url)
+        if paused:
+            self.db.execute("UPDATE feeds SET paused_at = COALESCE(paused_at, ?) WHERE id = ?", [now, rows[0]["id"]])
+        else:
+            self.db.execute("UPDATE feeds SET paused_at = NULL, next_check_at = MIN(next_check_at, ?) "
+                            "WHERE id = ? AND paused_at IS NOT NULL", [now, rows[0]["id"]])
+        return str(rows[0]["url"])
+
     def feeds(self, *, due_at: float | None = None, default_interval: float = 900,
               limit: int | None = None, after_id: int | None = None) -> list[Feed]:
         """Active feeds: soonest due first (only those due at ``due_at`` when given), or in id
@@ -140,6 +155,8 @@ class FeedQueries(Queries):
         if free_for is not None:
             sql += " AND (lease_until IS NULL OR lease_until <= ? OR lease_owner = ?)"
             params += [free_for[1], free_for[0]]
+        if due_at is not None or free_for is not None:  # a paused feed is never due nor claimed
+            sql += " AND paused_at IS NULL"
         if due_at is not None:
             sql += " AND next_check_at <= ?"
             params.append(due_at)
@@ -157,7 +174,10 @@ class FeedQueries(Queries):
         return int(self.db.execute("SELECT COUNT(*) FROM feeds WHERE active = 1").fetchone()[0])
 
     def feed_table(self) -> list[dict]:
-        """Rows for ``monitor feeds``: every feed with its health and schedule."""
+        """Rows for ``monitor feeds`` and the console: every feed's columns (schedule, validators,
+        health: last_status, last_error_kind, last_error, error_count, failing_since, gone_at; tags
+        as JSON text; paused_at) and its stored ``entries``; schedule.status(...) of those columns
+        is its health word."""
         return self._rows(
             "SELECT f.*, (SELECT COUNT(*) FROM entries e WHERE e.feed_id = f.id) AS entries "
             "FROM feeds f ORDER BY f.active DESC, f.id"

@@ -270,6 +270,68 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         model TEXT NOT NULL                         -- learn.Model.dumps()
     );
     """,
+    # 16: the web console (issue 18, store/console.py, store/users.py). ``users``: who may sign in
+    # to the console, as viewer or editor, with an argon2 hash (monitor/passwords.py); names are
+    # unique whatever their case. ``feeds.paused_at``: paused from the console, never due nor
+    # claimed until resumed; the config's sync leaves it alone. ``outbox_story``: the inbox's
+    # "one row per story" walks the outbox by story (match) newest first.
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        role TEXT NOT NULL CHECK (role IN ('viewer', 'editor')),
+        password_hash TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    ALTER TABLE feeds ADD COLUMN paused_at REAL;
+    """,
+    # 17: full-text search (issue 18, store/search.py): FTS5 over ``search_text``, a view giving
+    # each live entry's indexed text: its article's title and extracted text, else the entry's
+    # title and summary (a tombstone, title NULL, is not indexed). External content: the text is
+    # stored once, in entries and articles, and the index holds only tokens. Triggers keep it in
+    # sync for every writer (record, edits, retention, cascades from a deleted feed): before a
+    # change, the row the view shows is deleted from the index ('delete' with those very values);
+    # after it, the row the view now shows is added. SQLite 3.40 has no contentless_delete.
+    """
+    CREATE VIEW search_text AS SELECT e.id AS entry_id, COALESCE(NULLIF(a.title, ''), e.title) AS title,
+        CASE WHEN a.entry_id IS NULL THEN e.summary ELSE a.text END AS body
+        FROM entries e LEFT JOIN articles a ON a.entry_id = e.id WHERE e.title IS NOT NULL;
+    CREATE VIRTUAL TABLE search_fts USING fts5(title, body, content = 'search_text', content_rowid = 'entry_id',
+        tokenize = 'unicode61 remove_diacritics 2');
+    INSERT INTO search_fts (search_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0)');
+    CREATE TRIGGER search_entry_ai AFTER INSERT ON entries BEGIN
+        INSERT INTO search_fts (rowid, title, body) SELECT entry_id, title, body FROM search_text
+        WHERE entry_id = new.id; END;
+    CREATE TRIGGER search_entry_bu BEFORE UPDATE OF title, summary ON entries BEGIN
+        INSERT INTO search_fts (search_fts, rowid, title, body) SELECT 'delete', entry_id, title, body
+        FROM search_text WHERE entry_id = old.id; END;
+    CREATE TRIGGER search_entry_au AFTER UPDATE OF title, summary ON entries BEGIN
+        INSERT INTO search_fts (rowid, title, body) SELECT entry_id, title, body FROM search_text
+        WHERE entry_id = new.id; END;
+    CREATE TRIGGER search_entry_bd BEFORE DELETE ON entries BEGIN
+        INSERT INTO search_fts (search_fts, rowid, title, body) SELECT 'delete', entry_id, title, body
+        FROM search_text WHERE entry_id = old.id; END;
+    CREATE TRIGGER search_article_bi BEFORE INSERT ON articles BEGIN
+        INSERT INTO search_fts (search_fts, rowid, title, body) SELECT 'delete', entry_id, title, body
+        FROM search_text WHERE entry_id = new.entry_id; END;
+    CREATE TRIGGER search_article_ai AFTER INSERT ON articles BEGIN
+        INSERT INTO search_fts (rowid, title, body) SELECT entry_id, title, body FROM search_text
+        WHERE entry_id = new.entry_id; END;
+    CREATE TRIGGER search_article_bu BEFORE UPDATE OF title, text ON articles BEGIN
+        INSERT INTO search_fts (search_fts, rowid, title, body) SELECT 'delete', entry_id, title, body
+        FROM search_text WHERE entry_id = old.entry_id; END;
+    CREATE TRIGGER search_article_au AFTER UPDATE OF title, text ON articles BEGIN
+        INSERT INTO search_fts (rowid, title, body) SELECT entry_id, title, body FROM search_text
+        WHERE entry_id = new.entry_id; END;
+    CREATE TRIGGER search_article_bd BEFORE DELETE ON articles BEGIN
+        INSERT INTO search_fts (search_fts, rowid, title, body) SELECT 'delete', entry_id, title, body
+        FROM search_text WHERE entry_id = old.entry_id; END;
+    CREATE TRIGGER search_article_ad AFTER DELETE ON articles BEGIN
+        INSERT INTO search_fts (rowid, title, body) SELECT entry_id, title, body FROM search_text
+        WHERE entry_id = old.entry_id; END;
+    INSERT INTO search_fts (search_fts) VALUES ('rebuild');
+    """,
 ]
 
 
@@ -308,4 +370,14 @@ def _group_stories(conn: sqlite3.Connection) -> None:
 
 
 def statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """The statements of a migration script; a trigger's body (BEGIN ...; END) stays whole."""
+    out, buf = [], ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if stmt := buf.strip().removesuffix(";").strip():
+                out.append(stmt)
+            buf = ""
+    if buf.strip(" \n;"):
+        out.append(buf.strip().removesuffix(";").strip())
+    return out

@@ -1,0 +1,124 @@
+"""Full-text search over every stored article and every entry without one (issue 18), on the
+FTS5 index of migration 17 (``search_fts`` over the ``search_text`` view; triggers keep it in
+sync). Text a person typed never reaches FTS5's query syntax: ``fts_query`` turns it into a
+query of quoted strings, so no input raises.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+from .base import Queries
+from .console import story_filter
+
+_PART = re.compile(r'"([^"]*)"|(\S+)')
+_WORD = re.compile(r"\w")
+# best first: bm25 with the title weighted 10 to the body's 1 (the table's rank, migration 17)
+_HITS = ("SELECT s.rowid AS entry_id, COALESCE(e.title, '') AS title, e.link, COALESCE(f.title, f.url) AS feed_title, "
+         "e.published, e.first_seen_at, snippet(search_fts, -1, '**', '**', '…', 30) AS snippet "
+         "FROM search_fts s JOIN entries e ON e.id = s.rowid JOIN feeds f ON f.id = e.feed_id "
+         "WHERE search_fts MATCH ? {} ORDER BY s.rank LIMIT ? OFFSET ?")
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def fts_query(text: str) -> str | None:
+    """A safe FTS5 query for what a person typed, or None when it asks for nothing. Each word
+    is quoted (so AND, NEAR(, ^, column: are plain words); words are ANDed; "a phrase" stays a
+    phrase; a word ending in ``*`` is a prefix; ``OR`` between two words or phrases is kept;
+    ``-word`` excludes; anything else (an unbalanced quote, a lone ``*`` or ``-``) is plain
+    words or nothing. Pure."""
+    items: list[tuple[bool, str] | None] = []  # (excluded, expression); None: an OR
+    for m in _PART.finditer(text or ""):
+        if m.group(1) is not None:
+            if _WORD.search(m.group(1)):
+                items.append((False, _quoted(m.group(1))))
+            continue
+        word = m.group(2)
+        if word == "OR":
+            items.append(None)
+            continue
+        minus = word.startswith("-") and len(word) > 1
+        word = word[1:] if minus else word
+        prefix = word.endswith("*")
+        word = word.rstrip("*").replace('"', " ")
+        if _WORD.search(word):
+            items.append((minus, _quoted(word) + (" *" if prefix else "")))
+    groups: list[list[str]] = []  # ANDed groups of ORed expressions
+    excluded: list[str] = []
+    join = False  # the last item was an OR between two words
+    for i, item in enumerate(items):
+        if item is None:
+            before, after = items[i - 1] if i else None, items[i + 1] if i + 1 < len(items) else None
+            if before is not None and after is not None and not before[0] and not after[0]:
+                join = True
+            else:
+                groups.append(['"OR"'])  # not between two words: the plain word
+            continue
+        if item[0]:
+            excluded.append(item[1])
+        elif join:
+            groups[-1].append(item[1])
+        else:
+            groups.append([item[1]])
+        join = False
+    if not groups:
+        return None
+    query = " AND ".join(g[0] if len(g) == 1 else "(" + " OR ".join(g) + ")" for g in groups)
+    return f"({query}) NOT ({' OR '.join(excluded)})" if excluded else query
+
+
+class SearchQueries(Queries):
+    def search(self, q: str, *, rule: str | None = None, channel: str | None = None, state: str | None = None,
+               feedback: str | None = None, since: float | None = None, until: float | None = None,
+               limit: int = 50, offset: int = 0) -> dict:
+        """Stored articles (and entries without one) matching ``q`` (``fts_query``), best first:
+        ``{"total": N, "hits": [...]}``. With any story filter (rule, channel, state, feedback,
+        since, until; as the inbox's), only entries of a story (as its lead or a follow-up) that
+        passes it."""
+        query = fts_query(q)
+        if query is None:
+            return {"total": 0, "hits": []}
+        extra, args = "", list[Any]()
+        if any(v is not None for v in (rule, channel, state, feedback, since, until)):
+            where, args = story_filter(rule=rule, channel=channel, state=state, feedback=feedback, since=since,
+                                       until=until)
+            extra = ("AND EXISTS (SELECT 1 FROM matches x JOIN matches m ON m.id = COALESCE(x.lead_id, x.primary_id, "
+                     f"x.id) WHERE x.entry_id = s.rowid AND {' AND '.join(where)})")
+        try:
+            total = int(self.db.execute(f"SELECT COUNT(*) FROM search_fts s WHERE search_fts MATCH ? {extra}",
+                                        [query, *args]).fetchone()[0])
+            hits = self._rows(_HITS.format(extra), [query, *args, max(1, min(int(limit), 500)), max(0, int(offset))])
+        except sqlite3.OperationalError as e:
+            if str(e).startswith("fts5:"):  # fts_query's output is always valid; should it ever not be: no hits
+                return {"total": 0, "hits": []}
+            raise
+        self._stories_of(hits)
+        return {"total": total, "hits": hits}
+
+    def _stories_of(self, hits: list[dict[str, Any]]) -> None:
+        """Each hit's story alert id (None: no alert) and the rules that matched its entry."""
+        for h in hits:
+            h["alert_id"], h["rules"] = None, []
+        if not hits:
+            return
+        by_entry = {h["entry_id"]: h for h in hits}
+        marks = ",".join("?" * len(by_entry))
+        roots: dict[int, list[dict[str, Any]]] = {}
+        for entry_id, rule_id, root in self.db.execute(
+                "SELECT entry_id, rule_id, COALESCE(lead_id, primary_id, id) FROM matches "
+                f"WHERE entry_id IN ({marks}) ORDER BY id", list(by_entry)).fetchall():
+            h = by_entry[entry_id]
+            if rule_id not in h["rules"]:
+                h["rules"].append(rule_id)
+            roots.setdefault(int(root), []).append(h)
+        if roots:
+            for match_id, alert_id in self.db.execute(
+                    f"SELECT match_id, MIN(id) FROM outbox WHERE match_id IN ({','.join('?' * len(roots))}) "
+                    "GROUP BY match_id", list(roots)).fetchall():
+                for h in roots[int(match_id)]:
+                    h["alert_id"] = int(alert_id)

@@ -1,0 +1,370 @@
+"""The store side of the web console (issue 18) on a real SQLite file: the inbox (one row per
+story, every filter, keyset paging), a story in full from any of its outbox ids, full-text
+search (ranking, filters, hostile input, Cyrillic and umlauts) and its index kept in sync by
+every writer, paused feeds, channel states, rule stats, users, and migration 17 on old rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import database_at
+
+from monitor import passwords
+from monitor.models import Article, Entry, Feed, FeedUpdate, Match
+from monitor.store import Store, UnknownFeed
+from monitor.store.search import fts_query
+
+A = "https://a.example/feed.xml"
+B = "https://b.example/rss"
+T0 = 1_790_000_000.0
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store(tmp_path / "monitor.db")
+    yield s
+    s.close()
+
+
+def feeds(store: Store) -> tuple[Feed, Feed]:
+    store.sync_feeds([(A, "Feed A", None), (B, "Feed B", None)], now=100.0)
+    by_url = {f.url: f for f in store.feeds()}
+    return by_url[A], by_url[B]
+
+
+def entry(n: int | str, title: str, summary: str = "", host: str = "a.example") -> Entry:
+    link = f"https://{host}/{n}"
+    return Entry(uid=f"link:{link}", guid=None, title=title, link=link, summary=summary or f"Zusammenfassung {n}",
+                 content="", published="2026-11-02T07:15:00Z", content_hash=f"h-{n}-{title}")
+
+
+def match(rule_id: str, channels: tuple[str, ...] = ("mail",), severity: str = "normal") -> Match:
+    return Match(rule_id=rule_id, rule_title=f"Rule {rule_id}", terms=("Kursk",), field="body",
+                 snippet="… **Kursk** …", channels=channels, severity=severity, context=("Russland",))
+
+
+def record(store: Store, feed: Feed, items, now: float = T0) -> int:
+    update = FeedUpdate(last_ok_at=now, last_status="ok", error_count=0, next_check_at=now + 900)
+    return store.record(feed, now=now, update=update, new=items, baseline=False)
+
+
+def art(e: Entry, text: str, language: str = "de") -> Article:
+    return Article(title=e.title, text=text, url=e.link, language=language, author="Autorin")
+
+
+def stories(store: Store, feed: Feed, n: int, start: float = T0) -> list[int]:
+    """n stories of one rule each, a minute apart; their alert ids, oldest first."""
+    for i in range(n):
+        e = entry(f"s{i}", f"Meldung {i} aus dem Gebiet Kursk")
+        record(store, feed, [(e, art(e, f"Text der Meldung {i} über Kursk und anderes {i}"),
+                              [match("kursk")])], now=start + 60 * i)
+    return [r["alert_id"] for r in reversed(store.inbox(limit=n))]
+
+
+def fts_ok(store: Store) -> None:
+    """The index is what a rebuild from the view makes of it: every term in the same documents,
+    as often (FTS5's own 'integrity-check' on SQLite 3.40 does not compare with external content)."""
+    store.db.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+    store.db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_vocab USING fts5vocab(main, search_fts, instance)")
+
+    def vocab() -> list[tuple]:
+        return store.db.execute("SELECT term, doc, col, offset FROM temp.search_vocab ORDER BY 1, 2, 3, 4").fetchall()
+
+    now = vocab()
+    store.db.execute("INSERT INTO search_fts (search_fts) VALUES ('rebuild')")
+    assert now == vocab()
+
+
+# -- the inbox ------------------------------------------------------------------------------------
+def test_inbox_is_one_row_per_story_with_its_rules_channels_and_followups(store):
+    a, b = feeds(store)
+    e = entry(1, "Nordkoreanische Soldaten im Gebiet Kursk")
+    assert record(store, a, [(e, art(e, "Nordkoreanische Soldaten kämpfen bei Kursk."),
+                              [match("kursk", ("mail",)), match("nk", ("mail", "hook"), "urgent")])]) == 2
+    other = entry(2, "Stromausfall in Kursk")
+    record(store, a, [(other, art(other, "Ein Umspannwerk wurde getroffen."), [match("energy", ("hook",))])],
+           now=T0 + 60)
+    again = entry("1b", "Nordkoreanische Soldaten im Gebiet Kursk (Agentur)", host="b.example")
+    again = Entry(**{**again.__dict__, "link": e.link, "uid": "guid:b1"})  # the same link via feed B
+    record(store, b, [(again, art(again, "Dasselbe aus Feed B."), [match("kursk")])], now=T0 + 120)
+
+    rows = store.inbox()
+    assert [r["title"] for r in rows] == ["Stromausfall in Kursk", "Nordkoreanische Soldaten im Gebiet Kursk"]
+    story = rows[1]
+    assert [r["rule_id"] for r in story["rules"]] == ["nk", "kursk"]  # the lead (most severe) first
+    assert story["severity"] == "urgent" and story["feed_title"] == "Feed A" and story["language"] == "de"
+    assert sorted(d["channel"] for d in story["deliveries"]) == ["hook", "mail"]
+    assert story["alert_id"] == min(d["alert_id"] for d in story["deliveries"])
+    assert story["followups"] == 1 and story["feedback"] is None
+    assert story["snippet"] == "… **Kursk** …" and story["terms"] == ["Kursk"] and story["context"] == ["Russland"]
+    assert {d["state"] for d in story["deliveries"]} == {"pending"}
+
+
+def test_inbox_filters(store):
+    a, _ = feeds(store)
+    ids = stories(store, a, 4)  # alert ids of stories 0..3 (rule kursk, channel mail)
+    e = entry("x", "Drohnen über Kursk")
+    record(store, a, [(e, art(e, "Drohnen."), [match("drones", ("hook",)), match("kursk", ("mail",))])],
+           now=T0 + 600)
+    drones = store.inbox(limit=1)[0]
+    store.mark_failed(ids[0], "HTTP 503", T0 + 1000, now=T0 + 900)
+    store.mark_dead(ids[1], T0 + 900, "HTTP 404", [])
+    assert store.hold(ids[2], "quiet")
+    store.give_feedback(ids[3], "relevant", "ana", T0 + 950)
+    store.give_feedback(ids[0], "relevant", "ben", T0 + 950)
+    store.give_feedback(ids[0], "not", "ben", T0 + 960)  # replaces ben's verdict: the current one counts
+
+    def titles(**kw) -> list[str]:
+        return [r["title"][8] if r["title"].startswith("Meldung") else "D" for r in store.inbox(**kw)]
+
+    assert titles() == ["D", "3", "2", "1", "0"]
+    assert titles(rule="drones") == ["D"] and titles(rule="kursk") == ["D", "3", "2", "1", "0"]
+    assert titles(rule="nope") == []
+    assert titles(channel="hook") == ["D"] and titles(channel="mail") == ["D", "3", "2", "1", "0"]
+    assert titles(state="failed") == ["0"] and titles(state="dead") == ["1"] and titles(state="held") == ["2"]
+    assert titles(state="pending") == ["D", "3"] and titles(state="pending", channel="hook") == ["D"]
+    assert titles(state="sent") == []
+    assert titles(feedback="relevant") == ["3"] and titles(feedback="not") == ["0"]
+    assert titles(feedback="none") == ["D", "2", "1"]
+    assert titles(since=T0 + 60, until=T0 + 180) == ["2", "1"]
+    assert store.inbox(feedback="relevant")[0]["feedback"] == {"verdict": "relevant", "given_by": "ana",
+                                                              "at": T0 + 950, "note": None}
+    assert drones["deliveries"][0]["channel"] == "hook" and len(drones["rules"]) == 2
+    with pytest.raises(ValueError):
+        store.inbox(state="bogus")
+
+
+def test_inbox_pages_by_keyset_before_and_after(store):
+    a, _ = feeds(store)
+    stories(store, a, 7)
+    first = store.inbox(limit=3)
+    second = store.inbox(before=first[-1]["id"], limit=3)
+    third = store.inbox(before=second[-1]["id"], limit=3)
+    ids = [r["id"] for r in first + second + third]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 7 and len(third) == 1
+    assert store.inbox(before=third[-1]["id"]) == []
+    assert store.inbox(after=first[0]["id"]) == []
+    e = entry("new", "Neue Meldung aus Kursk")
+    record(store, a, [(e, None, [match("kursk")])], now=T0 + 9999)
+    new = store.inbox(after=first[0]["id"])
+    assert [r["title"] for r in new] == ["Neue Meldung aus Kursk"]
+
+
+def test_story_from_a_followup_alert_id_is_the_whole_story(store):
+    a, b = feeds(store)
+    e = entry(1, "Kämpfe bei Sudscha")
+    record(store, a, [(e, art(e, "Kämpfe bei Sudscha im Gebiet Kursk."), [match("kursk", ("mail", "hook"))])])
+    again = Entry(**{**entry("b1", "Kämpfe bei Sudscha", host="b.example").__dict__, "link": e.link, "uid": "g:1"})
+    record(store, b, [(again, None, [match("kursk")])], now=T0 + 60)
+    lead = store.inbox()[0]
+    followup_id = max(h["alert_id"] for h in store.story(lead["alert_id"])["history"])
+    store.give_feedback(lead["alert_id"], "relevant", "ana", T0 + 100, "gut")
+    s = store.story(followup_id)
+    assert s["id"] == lead["id"] and s["alert_id"] == lead["alert_id"]
+    assert [(h["channel"], h["state"], h["held"], h["followup"]) for h in s["history"]] == [
+        ("mail", "pending", None, False), ("hook", "pending", None, False), ("mail", "held", "followup", True)]
+    assert [x["feed_title"] for x in s["sources"]] == ["Feed A", "Feed B"]
+    assert s["article"]["text"] == "Kämpfe bei Sudscha im Gebiet Kursk." and s["article"]["author"] == "Autorin"
+    assert s["entry"]["feed_url"] == A and s["entry"]["first_seen_at"] == T0
+    assert [(v["verdict"], v["given_by"], v["note"]) for v in s["verdicts"]] == [("relevant", "ana", "gut")]
+    assert [(m["rule_id"], m["followup"]) for m in s["matches"]] == [("kursk", False), ("kursk", True)]
+    assert s["matches"][0]["features"] == [] and s["followups"] == 1
+    assert store.story(987654) is None
+
+
+# -- search ---------------------------------------------------------------------------------------
+@pytest.fixture
+def corpus(store):
+    a, b = feeds(store)
+    items = [
+        (entry(1, "Kämpfe im Gebiet Kursk"), "Die Armee meldet schwere Gefechte an der Grenze.", [match("kursk")]),
+        (entry(2, "Wetterbericht für Bayern"), "Regen, später Kämpfe der Sonne gegen die Wolken in Kursk.", []),
+        (entry(3, "Обстрел Курской области"), "Ночью беспилотники атаковали подстанцию под Курском.", [match("ru")]),
+        (entry(4, "Україна: обстріл Курщини"), "Вночі їжак перейшов кордон, повідомили військові.", []),
+        (entry(5, "North Korean troops near Kursk"), "Officials said troops moved to the front.", []),
+    ]
+    for n, (e, text, ms) in enumerate(items):
+        record(store, a, [(e, art(e, text), ms)], now=T0 + n)
+    bare = entry(6, "Nachrichten ohne Artikel", "Kurzmeldung über Sudscha und die Grenze")
+    record(store, b, [(bare, None, [])], now=T0 + 10)
+    return store
+
+
+def hit_titles(result: dict) -> list[str]:
+    return [h["title"] for h in result["hits"]]
+
+
+def test_search_ranks_titles_first_and_folds_umlauts_and_cyrillic(corpus):
+    res = corpus.search("Kämpfe")
+    assert res["total"] == 2 and hit_titles(res) == ["Kämpfe im Gebiet Kursk", "Wetterbericht für Bayern"]
+    assert hit_titles(corpus.search("kampfe")) == hit_titles(res)  # remove_diacritics 2
+    top = res["hits"][0]
+    assert top["snippet"].count("**") == 2 and "**Kämpfe**" in top["snippet"]
+    assert top["alert_id"] == corpus.inbox()[-1]["alert_id"] and top["rules"] == ["kursk"]
+    assert res["hits"][1]["alert_id"] is None and res["hits"][1]["rules"] == []
+    assert hit_titles(corpus.search("курском")) == ["Обстрел Курской области"]
+    assert hit_titles(corpus.search("Курск*")) == ["Обстрел Курской области"]
+    assert hit_titles(corpus.search("обстріл")) == ["Україна: обстріл Курщини"]
+    assert hit_titles(corpus.search("Sudscha")) == ["Nachrichten ohne Artikel"]  # an entry's summary
+    assert hit_titles(corpus.search('"North Korean" troops')) == ["North Korean troops near Kursk"]
+    assert hit_titles(corpus.search('"Korean North"')) == []
+    assert set(hit_titles(corpus.search("Bayern OR Sudscha"))) == {"Wetterbericht für Bayern",
+                                                                    "Nachrichten ohne Artikel"}
+    assert hit_titles(corpus.search("Kursk -Wetterbericht -troops")) == ["Kämpfe im Gebiet Kursk"]
+    paged = corpus.search("Kursk", limit=1, offset=1)
+    assert paged["total"] == 3 and len(paged["hits"]) == 1
+
+
+def test_search_filters_by_the_story_alert(corpus):
+    assert hit_titles(corpus.search("Kursk", rule="kursk")) == ["Kämpfe im Gebiet Kursk"]
+    assert corpus.search("Kursk", rule="ru")["total"] == 0
+    assert hit_titles(corpus.search("Курском", channel="mail")) == ["Обстрел Курской области"]
+    assert corpus.search("Kursk", channel="hook")["total"] == 0
+    assert corpus.search("Kursk", state="pending")["total"] == 1 and corpus.search("Kursk", state="sent")["total"] == 0
+    alert = corpus.search("Kämpfe", rule="kursk")["hits"][0]["alert_id"]
+    corpus.give_feedback(alert, "not", "ana", T0 + 50)
+    assert corpus.search("Kämpfe", feedback="not")["total"] == 1
+    assert corpus.search("Kämpfe", feedback="relevant")["total"] == 0
+
+
+@pytest.mark.parametrize("q", ['"unbalanced', "NEAR(", "*", "-", "AND OR", "OR", "NOT", '""', "(", ")", "^",
+                               "title:Kursk", "Kursk)", "a\"b\"c", "-*", "**", "'", "Kursk AND", "NEAR(Kursk, 2)",
+                               "\x00", "Kursk\tOR\nBayern", "🙂", "+Kursk", "Kursk:*", "{title body}: x"])
+def test_hostile_queries_never_raise(corpus, q):
+    res = corpus.search(q)
+    assert isinstance(res["total"], int) and len(res["hits"]) <= res["total"]
+
+
+def test_the_query_translation():
+    assert fts_query("") is None and fts_query("  * - ") is None and fts_query("-war") is None
+    assert fts_query('Kursk "North Korean" nord*') == '"Kursk" AND "North Korean" AND "nord" *'
+    assert fts_query("a OR b c") == '("a" OR "b") AND "c"'
+    assert fts_query("AND OR") == '"AND" AND "OR"'
+    assert fts_query('peace -war "unbalanced') == '("peace" AND " unbalanced") NOT ("war")'
+
+
+def test_the_index_follows_every_writer(store, tmp_path):
+    a, b = feeds(store)
+    e = entry(1, "Brücke bei Rylsk zerstört", "Kurzfassung Rylsk")
+    record(store, a, [(e, None, [])], now=T0)
+    assert store.search("Kurzfassung")["total"] == 1
+    fts_ok(store)
+    # an edit of a known entry (record's ``edited``) replaces its indexed text
+    edited = Entry(**{**e.__dict__, "summary": "Neue Fassung Lgov", "content_hash": "h2"})
+    store.record(a, now=T0 + 1, update=FeedUpdate(), new=[], baseline=False, edited=[edited])
+    assert store.search("Kurzfassung")["total"] == 0 and store.search("Lgov")["total"] == 1
+    # an article arriving for an entry replaces the entry's text by the article's
+    f = entry(2, "Angriff auf Oboyan")
+    record(store, a, [(f, art(f, "Der Artikeltext nennt Fatezh."), [match("kursk")])], now=T0 + 2)
+    assert store.search("Fatezh")["total"] == 1 and store.search("Zusammenfassung")["total"] == 0
+    fts_ok(store)
+    # retention: the article goes (its alert was sent), then the entry becomes a tombstone
+    store.mark_sent(store.inbox()[0]["alert_id"], T0 + 3)
+    pruned = store.prune(T0 + 400 * 86400, 30 * 86400)
+    assert pruned.articles == 1 and pruned.entries == 2
+    assert store.search("Fatezh")["total"] == 0 and store.search("Lgov")["total"] == 0
+    fts_ok(store)
+    # a feed deleted with its entries (ON DELETE CASCADE) leaves nothing in the index
+    g = entry(3, "Meldung aus Feed B", host="b.example")
+    record(store, b, [(g, art(g, "Text aus Kurchatov."), [])], now=T0 + 5)
+    assert store.search("Kurchatov")["total"] == 1
+    store.db.execute("DELETE FROM feeds WHERE id = ?", [b.id])
+    assert store.search("Kurchatov")["total"] == 0
+    fts_ok(store)
+
+
+def test_the_integrity_check_notices_an_index_out_of_sync(store):
+    """fts_ok above can fail: text changed behind the triggers' back is found."""
+    a, _ = feeds(store)
+    e = entry(1, "Kursk")
+    record(store, a, [(e, art(e, "Erster Text"), [])])
+    store.db.execute("DROP TRIGGER search_article_bu")
+    store.db.execute("UPDATE articles SET text = 'ganz anders'")
+    with pytest.raises(AssertionError):
+        fts_ok(store)
+
+
+def test_migration_17_indexes_what_is_already_stored(tmp_path):
+    path = tmp_path / "old.db"
+    con = database_at(path, 15)
+    con.execute("INSERT INTO entries (id, feed_id, uid, link, title, summary, first_seen_at) VALUES "
+                "(1, 1, 'u1', 'https://a/1', 'Alte Meldung', 'über Glushkovo', 0), "
+                "(2, 1, 'u2', 'https://a/2', 'Mit Artikel', 'Teaser', 0), (3, 1, 'u3', NULL, NULL, NULL, 0)")
+    con.execute("INSERT INTO articles (entry_id, title, text, source, extracted_at) "
+                "VALUES (2, '', 'Volltext über Korenevo', 'page', 0)")
+    con.close()
+    store = Store(path)
+    try:
+        assert store.version == 17
+        assert hit_titles(store.search("Glushkovo")) == ["Alte Meldung"]
+        assert hit_titles(store.search("Korenevo")) == ["Mit Artikel"]  # an empty article title: the entry's
+        assert store.search("Teaser")["total"] == 0  # the article's text stands for the entry's summary
+        fts_ok(store)
+        assert store.user_count() == 0 and store.feed_table()[0]["paused_at"] is None
+    finally:
+        store.close()
+
+
+def test_paused_feeds_are_never_due_nor_claimed_and_sync_keeps_them_paused(store):
+    a, b = feeds(store)
+    assert store.pause_feed(A, True, now=500.0) == A
+    assert [f.url for f in store.feeds(due_at=1000.0)] == [B]
+    assert [f.url for f in store.claim_feeds(owner="me", now=1000.0, lease=60)] == [B]
+    assert [f.url for f in store.claim_feeds(owner="me2", now=1010.0, lease=60, due=False)] == []  # B leased, A paused
+    store.sync_feeds([(A, "Feed A", None), (B, "Feed B", None)], now=2000.0)
+    rows = {r["url"]: r for r in store.feed_table()}
+    assert rows[A]["paused_at"] == 500.0 and rows[B]["paused_at"] is None
+    assert store.pause_feed(str(a.id), False, now=3000.0) == A
+    assert A in [f.url for f in store.feeds(due_at=3000.0)]
+    with pytest.raises(UnknownFeed):
+        store.pause_feed("https://nowhere.example/", True, now=1.0)
+
+
+def test_channel_states_and_rule_stats(store):
+    a, _ = feeds(store)
+    e1, e2, e3 = entry(1, "Eins Kursk"), entry(2, "Zwei Kursk"), entry(3, "Drei Kursk")
+    record(store, a, [(e1, None, [match("kursk", ("mail", "hook")), match("nk", ("mail",))])], now=T0)
+    record(store, a, [(e2, None, [match("kursk", ("mail",))])], now=T0 + 100)
+    record(store, a, [(e3, None, [match("energy", ("hook",))])], now=T0 + 200)
+    rows = {d["channel"]: d["alert_id"] for r in store.inbox() for d in r["deliveries"] if r["title"] == "Eins Kursk"}
+    store.mark_sent(rows["mail"], T0 + 10)
+    store.mark_failed(rows["hook"], "HTTP 502", T0 + 60, now=T0 + 20)
+    states = {s["channel"]: s for s in store.channel_states()}
+    assert states["mail"] | {} == {"channel": "mail", "pending": 1, "sending": 0, "sent": 1, "failed": 0, "dead": 0,
+                                   "held": 0, "digest": 0, "last_sent_at": T0 + 10, "last_error": None,
+                                   "last_error_at": None}
+    assert (states["hook"]["failed"], states["hook"]["pending"]) == (1, 1)
+    assert (states["hook"]["last_error"], states["hook"]["last_error_at"]) == ("HTTP 502", T0 + 20)
+    store.give_feedback(rows["mail"], "relevant", "ana", T0 + 300)
+    store.give_feedback(rows["mail"], "not", "ben", T0 + 300)
+    stats = store.rule_stats(since=T0 + 50)
+    assert stats["kursk"] == {"alerts": 1, "alerts_total": 2, "relevant": 1, "not": 1, "last_alert_at": T0 + 100}
+    assert stats["nk"] == {"alerts": 0, "alerts_total": 1, "relevant": 1, "not": 1, "last_alert_at": T0}
+    assert stats["energy"]["alerts"] == 1 and stats["energy"]["relevant"] == 0
+
+
+def test_users_in_the_store(store):
+    assert store.user_count() == 0
+    assert store.add_user("Ana", "editor", "h1", 1.0) and not store.add_user("ana", "viewer", "h2", 2.0)
+    assert store.user("ANA") == {"name": "Ana", "role": "editor", "password_hash": "h1", "created_at": 1.0,
+                                 "updated_at": 1.0}
+    assert store.set_role("ana", "viewer", 3.0) and store.set_password("ana", "h3", 4.0)
+    assert store.users() == [{"name": "Ana", "role": "viewer", "created_at": 1.0, "updated_at": 4.0}]
+    assert not store.set_role("nobody", "viewer", 5.0) and not store.set_password("nobody", "h", 5.0)
+    with pytest.raises(ValueError):
+        store.add_user("ben", "admin", "h", 1.0)
+    assert store.remove_user("ana") and not store.remove_user("ana") and store.user("ana") is None
+
+
+def test_passwords():
+    hashed = passwords.hash_password("correct horse")
+    assert hashed.startswith("$argon2id$") and "correct" not in hashed
+    assert passwords.verify(hashed, "correct horse") and not passwords.verify(hashed, "wrong horse")
+    for junk in ("", "plain", "$argon2id$v=19$m=1", "$2b$12$abc"):
+        assert not passwords.verify(junk, "correct horse")
+        assert passwords.needs_rehash(junk)
+    assert not passwords.needs_rehash(hashed)
+    assert passwords.verify_user({"password_hash": hashed}, "correct horse")
+    assert not passwords.verify_user(None, "correct horse")
+    assert not passwords.verify_user({"password_hash": hashed}, "nope")
