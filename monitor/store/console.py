@@ -45,19 +45,20 @@ def story_filter(*, rule: str | None = None, channel: str | None = None, state: 
         args.append(rule)
     if state is not None and state not in STATES:
         raise ValueError(f"state {state!r}: expected one of {', '.join(STATES)}")
-    if state is not None and state not in ("sent", "held"):
+    if state is not None and state != "sent":
         # a state few rows are in: found through outbox_state, then sorted (a scan of every
         # story newest first would visit thousands to find fifty)
-        where.append("m.id IN (SELECT o.match_id FROM outbox o WHERE o.state = ?"
+        where.append("m.id IN (SELECT o.match_id FROM outbox o WHERE "
+                     + ("o.held IS NOT NULL" if state == "held" else "o.state = ?")
                      + (" AND o.channel = ?)" if channel is not None else ")"))
-        args += [state, channel] if channel is not None else [state]
+        args += ([] if state == "held" else [state]) + ([channel] if channel is not None else [])
     elif channel is not None or state is not None:  # most stories have one: checked per story, newest first
         cond = ["o.match_id = m.id"]  # the (match_id, channel) index; +o.state keeps outbox_state out of it
         if channel is not None:
             cond.append("o.channel = ?")
             args.append(channel)
         if state is not None:
-            cond.append("o.held IS NOT NULL" if state == "held" else "+o.state = 'sent'")
+            cond.append("+o.state = 'sent'")
         where.append(f"EXISTS (SELECT 1 FROM outbox o WHERE {' AND '.join(cond)})")
     if feedback is not None:
         if feedback not in FEEDBACK:
