@@ -145,12 +145,15 @@ def newest(published: Sequence[str | None], now: float) -> float | None:
 
 def status(*, active: bool = True, gone: bool = False, error_count: int = 0, baselined: bool = True,
            cadence: float | None = None, last_new_at: float | None = None, now: float,
-           silent_after: float = 10, silent_min: float = 43200) -> str:
+           silent_after: float = 10, silent_min: float = 43200, paused: bool = False) -> str:
     """A feed's health: gone (HTTP 410), failing (its last poll failed), silent (it normally
     publishes, and nothing new came for ``silent_after`` times its cadence, at least
-    ``silent_min`` seconds), new (never polled successfully), ok; inactive when removed."""
+    ``silent_min`` seconds), new (never polled successfully), ok; inactive when removed, paused
+    when paused from the console (issue 18: not polled until resumed)."""
     if not active:
         return "inactive"
+    if paused:
+        return "paused"
     if gone:
         return "gone"
     if error_count:

@@ -107,7 +107,7 @@ def test_readme_covers_quick_start_and_every_command():
     readme = (ROOT / "README.md").read_text("utf-8")
     assert "make run" in readme and "make test" in readme
     for cmd in ("run", "once", "check", "parse", "extract", "match", "feeds", "status", "alerts", "notify-test",
-                "prune", "doctor", "feedback"):
+                "prune", "doctor", "feedback", "users"):
         assert f"monitor {cmd}" in readme, cmd
     for section in ("monitor", "poll", "fetch", "extract", "notify", "http", "web", "retention"):
         assert f"[{section}]" in readme or f"`{section}." in readme, section

@@ -57,7 +57,7 @@ def feeds_cmd(ctx: click.Context, config_path: str, as_json: bool) -> None:
         status = schedule.status(
             active=bool(r["active"]), gone=r["gone_at"] is not None, error_count=r["error_count"],
             baselined=r["baselined_at"] is not None, cadence=r["cadence_s"], last_new_at=r["last_new_at"],
-            now=now, silent_after=p.silent_after, silent_min=p.silent_min)
+            now=now, silent_after=p.silent_after, silent_min=p.silent_min, paused=r["paused_at"] is not None)
         error = f"{r['last_error_kind']}: {r['last_error']}" if r["last_error_kind"] else ""
         if as_json:
             click.echo(json.dumps({
@@ -65,7 +65,7 @@ def feeds_cmd(ctx: click.Context, config_path: str, as_json: bool) -> None:
                 "tags": json.loads(r["tags"]), "status": status, "last_error": error or None,
                 "last_ok_at": r["last_ok_at"], "next_check_at": r["next_check_at"] if r["active"] else None,
                 "cadence_s": r["cadence_s"], "errors": r["error_count"], "entries": r["entries"],
-                "failing_since": r["failing_since"]}, ensure_ascii=False))
+                "failing_since": r["failing_since"], "paused_at": r["paused_at"]}, ensure_ascii=False))
             continue
         note = r["url"] + (f"  ({error})" if error else "")
         table.append((str(r["id"]), status, dates.ago(r["last_ok_at"], now),
