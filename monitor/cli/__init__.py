@@ -193,6 +193,7 @@ from . import inspect as _inspect  # noqa: E402,F401  (registers ``monitor parse
 from . import learning as _learning  # noqa: E402,F401  (registers ``monitor rules learn``)
 from . import rule_tools as _rule_tools  # noqa: E402,F401  (registers ``monitor rules ...``)
 from . import status as _status  # noqa: E402,F401  (registers ``monitor status``)
+from . import web as _web  # noqa: E402,F401  (registers ``monitor web``)
 
 if __name__ == "__main__":
     main()
