@@ -209,6 +209,7 @@ class Console(Views, Admin):
             response = await handler(request)
             response.headers.update({k: v for k, v in HEADERS.items() if k != "Cache-Control"})
             return response
+        started = time.perf_counter()
         cookie = request.cookies.get(COOKIE)
         session = self.gate.open(cookie)
         fresh = session is None
@@ -225,6 +226,8 @@ class Console(Views, Admin):
         except web.HTTPException as e:
             response = e
         response.headers.update(HEADERS)
+        if not response.prepared:  # the time the server took, for browsers' tools and bench/console.py
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         new = request.get("new_session")
         if new is not None or fresh:
             response.set_cookie(COOKIE, self.gate.seal(new or session), httponly=True, samesite="Strict",
