@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -146,26 +146,15 @@ class WebSection(_Section):
                                    "\"X-Forwarded-User\"; trusted only from proxy_addresses; \"\" = none")
     proxy_addresses: list[str] = Field(default_factory=list, description="addresses (or networks) of the proxy "
                                        "whose user header is trusted, e.g. [\"127.0.0.1\"]")
-    proxy_role: str = Field("viewer", description="role of a proxy's user who is not in the users table: "
-                            "viewer or editor")
-
-    @field_validator("proxy_role")
-    @classmethod
-    def _role(cls, v: str) -> str:
-        if v not in ("viewer", "editor"):
-            raise ValueError("expected viewer or editor")
-        return v
+    proxy_role: Literal["viewer", "editor"] = Field("viewer", description="role of a proxy's user who is not "
+                                                    "in the users table: viewer or editor")
 
     @field_validator("proxy_addresses")
     @classmethod
     def _proxies(cls, v: list[str]) -> list[str]:
-        import ipaddress
-
         for a in v:
-            try:
-                ipaddress.ip_network(a, strict=False)
-            except ValueError:
-                raise ValueError(f"{a!r}: expected an IP address or network, e.g. 127.0.0.1 or 10.0.0.0/8") from None
+            if not addresses.is_network(a):
+                raise ValueError(f"{a!r}: expected an IP address or network, e.g. 127.0.0.1 or 10.0.0.0/8")
         return v
 
     @field_validator("public_url")

@@ -15,17 +15,18 @@ import threading
 from pathlib import Path
 
 import pytest
-from console_kit import HOSTILE_TEXT, HOSTILE_TITLE, KURSK, KURSK_PAGE, OLD, add_user, wait_until
-
 from conftest import monitor_cmd, page, rss, run_cli, write_config
+from console_kit import HOSTILE_TEXT, HOSTILE_TITLE, KURSK, KURSK_PAGE, OLD, add_user, wait_until
 
 SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 PASSWORD = "correct horse battery"
+HTML = "text/html; charset=utf-8"
 
 
 def chromium() -> str:
     """The system's Chromium binary (Debian's /usr/bin/chromium is a shell wrapper around it)."""
-    for candidate in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or ""):
+    for candidate in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "",
+                      shutil.which("chromium-browser") or ""):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise RuntimeError("no Chromium: install Debian's chromium package (apt-get install chromium); .ci/run does")
@@ -47,7 +48,7 @@ class Daemon:
     def __init__(self, tmp_path: Path, feed_server, items: list[dict]):
         self.feed_server = feed_server
         for it in OLD:
-            feed_server.add(it["link"], page(it["title"], [it["description"] * 3]), content_type="text/html; charset=utf-8")
+            feed_server.add(it["link"], page(it["title"], [it["description"] * 3]), content_type=HTML)
         feed_server.add(KURSK["link"], KURSK_PAGE, content_type="text/html; charset=utf-8")
         self.publish(items)
         self.cfg = write_config(tmp_path, feeds=[feed_server.url("/feed.xml")], channels={"console": ["log://"]},
@@ -143,8 +144,8 @@ def test_poll_a_feed_now_and_add_one_by_its_page(browser, daemon, request):
                                                     "description": "Nichts Besonderes."}], title="Andere Zeitung"),
                            content_type="application/rss+xml")
     daemon.feed_server.add("/news/", '<html><head><title>Andere Zeitung</title><link rel="alternate" '
-                           'type="application/rss+xml" title="RSS" href="/news/feed.xml"></head><body>Start</body></html>',
-                           content_type="text/html; charset=utf-8")
+                           'type="application/rss+xml" title="RSS" href="/news/feed.xml"></head><body>Start</body>'
+                           '</html>', content_type=HTML)
     pg.goto("/feeds")
     pg.locator("tr", has_text="/feed.xml").first.locator("button.poll").click()
     pg.wait_for_selector("p.note")
@@ -201,8 +202,8 @@ def test_search_finds_the_story_and_marks_the_words(browser, daemon, request):
 def test_a_hostile_feed_executes_nothing_and_calls_nowhere(browser, daemon, request):
     pg = _page(browser, daemon, request)
     hostile = {**KURSK, "title": HOSTILE_TITLE, "description": HOSTILE_TEXT, "link": "/a/hostile", "guid": "h-1"}
-    daemon.feed_server.add("/a/hostile", "<html><body><p>" + HOSTILE_TEXT.replace("<", "&lt;") * 3 + "</p></body></html>",
-                           content_type="text/html; charset=utf-8")
+    daemon.feed_server.add("/a/hostile", "<html><body><p>" + HOSTILE_TEXT.replace("<", "&lt;") * 3
+                           + "</p></body></html>", content_type=HTML)
     daemon.publish([hostile, *OLD])
     pg.wait_for_selector("#inbox article.alert", timeout=45000)  # arrives live: the pushed row is escaped too
     assert "<script>" in pg.inner_text("#inbox")  # shown as text

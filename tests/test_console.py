@@ -8,9 +8,8 @@ import json
 import re
 
 import pytest
-from console_kit import HOSTILE_TITLE, Client, Web, add_user, seed
-
 from conftest import run_cli
+from console_kit import HOSTILE_TITLE, Client, Web, add_user, seed
 
 PAGES = ["/", "/inbox.json", "/search?q=Kursk", "/search.json?q=Kursk", "/feeds", "/feeds.json", "/rules",
          "/rules.json", "/channels", "/channels.json", "/playground", "/rules/file/kursk.yaml", "/feeds.opml"]
