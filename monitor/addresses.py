@@ -152,3 +152,12 @@ def legacy_ipv4(host: str) -> str | None:
         return socket.inet_ntoa(socket.inet_aton(host))
     except OSError:
         return None
+
+
+def is_network(text: str) -> bool:
+    """``127.0.0.1``, ``::1``, ``10.0.0.0/8``: an address or a network ([web] proxy_addresses)."""
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True

@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -126,9 +126,10 @@ class NotifySection(_Section):
 
 
 class HttpSection(_Section):
-    enabled: bool = Field(False, description="serve /healthz and /metrics (Prometheus)")
-    host: str = Field("127.0.0.1", description="address to listen on; keep it on loopback")
-    port: int = Field(9800, ge=0, le=65535, description="TCP port; 0 picks a free one (logged)")
+    enabled: bool = Field(True, description="serve the console (web.console), /healthz and /metrics (Prometheus)")
+    host: str = Field("127.0.0.1", description="address to listen on; another one needs console users "
+                      "(monitor users add) or a trusted proxy")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port; 0 picks a free one (logged)")
 
 
 class WebSection(_Section):
@@ -138,6 +139,23 @@ class WebSection(_Section):
     secret: str = Field("", description="key that signs the links (${NAME} reads it from the environment or a "
                         "credential); \"\" = a key generated once in DATABASE.link-key (mode 0600)")
     link_days: float = Field(30, gt=0, description="days a feedback link works after its message was sent")
+    console: bool = Field(True, description="serve the team's console at / on the [http] endpoint (needs "
+                          "http.enabled); `monitor web` serves it alone")
+    session_days: float = Field(7, gt=0, description="days a console login lasts")
+    proxy_user_header: str = Field("", description="a reverse proxy's header naming the signed-in user, e.g. "
+                                   "\"X-Forwarded-User\"; trusted only from proxy_addresses; \"\" = none")
+    proxy_addresses: list[str] = Field(default_factory=list, description="addresses (or networks) of the proxy "
+                                       "whose user header is trusted, e.g. [\"127.0.0.1\"]")
+    proxy_role: Literal["viewer", "editor"] = Field("viewer", description="role of a proxy's user who is not "
+                                                    "in the users table: viewer or editor")
+
+    @field_validator("proxy_addresses")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if not addresses.is_network(a):
+                raise ValueError(f"{a!r}: expected an IP address or network, e.g. 127.0.0.1 or 10.0.0.0/8")
+        return v
 
     @field_validator("public_url")
     @classmethod

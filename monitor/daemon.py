@@ -40,12 +40,12 @@ from .notify import Notifier
 from .service import Service
 from .store import Pruned, StoreError
 from .store.aio import AsyncStore
+from .web.console import Hooks
 from .workers import Pool, in_thread
 
 log = logging.getLogger(__name__)
-# What the workers run (parse, extract, language detection, with their libraries and the language
-# model), imported once in the forkserver and shared by every worker forked from it (issue 16).
-# trafilatura is named: extract.py imports it where it extracts, so that the daemon does not load it.
+# What the workers run (parse, extract, language detection, their libraries, the language model), imported once
+# in the forkserver and shared by every worker forked from it (issue 16); trafilatura named: extract.py imports it late.
 WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "monitor.parse", "monitor.language")
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
@@ -115,6 +115,7 @@ class Daemon:
         self.config = config
         self.ruleset = ruleset
         self._rules_seen = rules.signature(config.rules_dir)
+        self.rule_problems: str | None = None  # why the rule files last failed to load (the console shows it)
         self.loading: asyncio.Task[None] | None = None  # the reload running, one at a time
         self._queued: Callable[[], Awaitable[None]] | None = None  # the reload asked for meanwhile
         self._stop = asyncio.Event()
@@ -209,13 +210,16 @@ class Daemon:
         try:
             ruleset = await in_thread(load_rules, config, notifier)  # issue 15: 42 s with the loop stopped
         except rules.TooLarge as e:  # one line: the file, its size, the limit and the setting
+            self.rule_problems = str(e)
             log.error("rules reload refused, keeping the last good set of %d rules%s: file=%s bytes=%d limit=%d "
                       "setting=%s", len(self.ruleset), kept, e.path, e.size, e.limit, e.setting)
             return None
         except rules.RuleError as e:
+            self.rule_problems = str(e)
             log.error("rules reload failed, keeping the last good set of %d rules%s:\n%s",
                       len(self.ruleset), kept, e)
             return None
+        self.rule_problems = None  # loaded: nothing for the console's rules page to show
         log.info("rules reloaded rules=%d ms=%.0f", len(ruleset), (time.monotonic() - started) * 1000)
         return ruleset
 
@@ -340,7 +344,8 @@ class Daemon:
             self.digest_jobs()
             scheduler.start()
             try:
-                await self.service.start(ctx.db)  # READY=1
+                await self.service.start(ctx.db, Hooks(lambda: self.ruleset, lambda: self.rule_problems,
+                                                       lambda: self._start(self.reload_rules), lambda: ctx.notifier))
                 await self._models()
                 log.info("started feeds=%d rules=%d channels=%s database=%s", await ctx.db.active_feeds(),
                          len(self.ruleset), ",".join(self.config.channels) or "none",

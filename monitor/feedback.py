@@ -16,12 +16,33 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from html import escape
+from typing import Any, NamedTuple
 
 from .links import BadLink, Links
-from .web import Page
 
 log = logging.getLogger(__name__)
+
+
+class Page(NamedTuple):
+    """A minimal HTML answer: a heading, one paragraph and, when ``button`` is set, a form that
+    POSTs to the same URL."""
+
+    status: int
+    title: str
+    text: str
+    button: str | None = None
+
+
+def html(page: Page) -> str:
+    """The page as HTML, every text escaped. Pure."""
+    form = (f'<form method="post"><button type="submit">{escape(page.button)}</button></form>'
+            if page.button else "")
+    return (f'<!doctype html><html><head><meta charset="utf-8"><meta name="robots" content="noindex">'
+            f"<title>{escape(page.title)}</title></head><body><h1>{escape(page.title)}</h1>"
+            f"<p>{escape(page.text)}</p>{form}</body></html>\n")
+
+
 STATUS = {"malformed": 400, "forged": 403, "expired": 410}
 WORDS = {"relevant": "relevant", "not": "not relevant"}
 

@@ -31,6 +31,7 @@ from .lockfile import DaemonLock
 from .metrics import Metrics
 from .store import Snapshot
 from .store.aio import AsyncStore
+from .web import console as web_console
 
 log = logging.getLogger(__name__)
 BEAT = 5.0  # seconds between STATUS refreshes (and watchdog pings, unless systemd asks for more)
@@ -58,6 +59,7 @@ class Service:
         self._status = ""
         self._stopping = False  # after STOPPING=1 no more pings: systemd is waiting for the exit
         self._runner: Any = None
+        self._console: web_console.Console | None = None
         self._heartbeat: Future[Any] | None = None  # the last heartbeat write, until it is done
         self._refresh: Future[Any] | None = None  # the last snapshot read, until it is done
 
@@ -67,17 +69,21 @@ class Service:
         self.metrics.poll_config = config.poll
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def start(self, db: AsyncStore) -> None:
-        """The database, rules and scheduler are up: serve HTTP if asked, then READY=1."""
+    async def start(self, db: AsyncStore, hooks: web_console.Hooks | None = None) -> None:
+        """The database, rules and scheduler are up: serve HTTP if asked (the console too, with
+        ``[web] console`` and the daemon's ``hooks``), then READY=1."""
         self.db = db
         await db.daemon_started(os.getpid(), time.time())
         self.metrics.snapshot, self.metrics.database_up = await db.snapshot(), True
         h = self.config.http
         if h.enabled:
+            if self.config.web.console and hooks is not None:
+                self._console = await asyncio.to_thread(web_console.build, lambda: self.config, *hooks)
+                await self._console.exposed(h.host, h.host in web.LOOPBACK)
             try:
                 desk = Desk(db, self.links) if self.links is not None else None
                 self._runner = await web.serve(h.host, h.port, self.health, self.metrics.render,
-                                               web.Feedback(desk.look, desk.record) if desk else None)
+                                               web.Feedback(desk.look, desk.record) if desk else None, self._console)
             except OSError as e:
                 raise MonitorError(f"http: cannot listen on {h.host}:{h.port}: {e.strerror or e}") from None
         self._status = self.status_line()
@@ -99,6 +105,9 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._console is not None:
+            await self._console.close()
+            self._console = None
         if self.db is not None:
             try:
                 await self.db.daemon_stopped(time.time())

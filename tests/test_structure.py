@@ -21,7 +21,7 @@ OWNERS = {
     "apscheduler": "daemon",
     "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
-    "prometheus_client": "metrics", "jinja2": "render", "markupsafe": "render",
+    "prometheus_client": "metrics", "jinja2": ("render", "web"), "markupsafe": ("render", "web"),
     "tqdm": "cli", "sklearn": "learn", "feedparser_rs": "fastparse",
     "argon2": "passwords",
 }
@@ -34,7 +34,7 @@ LEVEL = {
     "feedback": 3,  # what /feedback/<token> does, on the store and links
     "dates": 0,  # every date/time parse; imports nothing of ours, so even level 0 may use it
     "webhook": 1,  # the JSON poster notify.py hands json:// channels to
-    "workers": 1, "config": 1, "language": 1, "opml": 1, "web": 1, "render": 1,
+    "workers": 1, "config": 1, "language": 1, "opml": 1, "render": 1,
     "health": 1,  # the feed-health decider: pure, on schedule and models
     "leases": 0,  # who holds what: owner identity and which owners are gone
     "lockfile": 1,  # one daemon per database, and its heartbeat file
@@ -43,7 +43,10 @@ LEVEL = {
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
     "pipeline": 3, "training": 3, "delivery": 3,
     "loading": 3,  # the checked notifier and rules (config, notify, rules): check, start, reload
-    "metrics": 3, "dispatch": 4, "service": 4, "daemon": 5, "cli": 6,
+    "finding": 3,  # the feed a page or feed URL stands for: `feeds add` and the console
+    "metrics": 3, "dispatch": 4,
+    "web": 4,  # the HTTP endpoint and the console (issue 18): renders what the store answers
+    "service": 5, "daemon": 6, "cli": 7,
 }
 
 

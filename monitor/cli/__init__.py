@@ -194,6 +194,7 @@ from . import learning as _learning  # noqa: E402,F401  (registers ``monitor rul
 from . import rule_tools as _rule_tools  # noqa: E402,F401  (registers ``monitor rules ...``)
 from . import status as _status  # noqa: E402,F401  (registers ``monitor status``)
 from . import users as _users  # noqa: E402,F401  (registers ``monitor users ...``)
+from . import web as _web  # noqa: E402,F401  (registers ``monitor web``)
 
 if __name__ == "__main__":
     main()

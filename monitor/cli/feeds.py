@@ -16,7 +16,7 @@ import click
 
 from .. import dates, schedule
 from ..errors import MonitorError
-from ..opml import FeedRef, discover, looks_like_feed, read_opml_report, write_opml
+from ..opml import FeedRef, read_opml_report, write_opml
 from . import cli, config_option, fail
 
 if TYPE_CHECKING:
@@ -108,25 +108,14 @@ def add_cmd(config_path: str, url: str, title: str, interval: float | None, tags
 
 async def _find_feed(cfg: Config, url: str, title: str) -> tuple[str, str]:
     """The feed at ``url``, or the one its HTML page points to; with its title if none given."""
-    from .. import parse
-    from ..fetch import Client, Limits
+    from ..finding import find_feed, limits_of
 
-    f = cfg.fetch
-    limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
-                    user_agent=f.user_agent or Limits.user_agent, allow_private=tuple(f.allow_private))
-    async with Client(limits) as http:
-        res = await http.get(url)
-        if not looks_like_feed(res.body, res.content_type):
-            candidates = discover(res.body, res.url)
-            if not candidates:
-                raise MonitorError("not a feed, and the page names no feed (<link rel=alternate>)")
-            for c in candidates[1:]:
-                click.echo(f"also offered: {c.url}" + (f" ({c.title})" if c.title else ""))
-            url = candidates[0].url
-            click.echo(f"found feed {url} on the page {res.url}")
-            res = await http.get(url)
-        parsed = parse.parse_bytes(res.body, res.content_type, res.url)
-    return url, title or parsed.title or ""
+    found = await find_feed(limits_of(cfg.fetch), url, title)
+    for other in found.offered:
+        click.echo(f"also offered: {other}")
+    if found.page is not None:
+        click.echo(f"found feed {found.url} on the page {found.page}")
+    return found.url, found.title
 
 
 @feeds_cmd.command("remove")

@@ -1,0 +1,269 @@
+"""The console over real HTTP (issue 18): ``monitor web`` in a subprocess on a database the real
+pipeline filled, a cookie-keeping client. Who gets in, CSRF, roles, the login rate limit, the
+proxy header, hostile text, and each page with its JSON twin. Browser tests: test_browser.py."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import run_cli
+from console_kit import HOSTILE_TITLE, Client, Web, add_user, seed
+
+PAGES = ["/", "/inbox.json", "/search?q=Kursk", "/search.json?q=Kursk", "/feeds", "/feeds.json", "/rules",
+         "/rules.json", "/channels", "/channels.json", "/playground", "/rules/file/kursk.yaml", "/feeds.opml"]
+ACTIONS = ["/feeds/poll", "/feeds/add", "/feeds/pause", "/feeds/remove", "/channels/retry", "/channels/test",
+           "/rules/file/kursk.yaml", "/playground"]
+
+
+@pytest.fixture
+def seeded(tmp_path, feed_server):
+    return seed(tmp_path, feed_server)
+
+
+def _story_id(client: Client) -> int:
+    status, data = client.json("/inbox.json")
+    assert status == 200, data
+    assert isinstance(data, dict) and data["alerts"], data
+    return data["alerts"][0]["alert_id"]
+
+
+def test_open_console_on_loopback_says_so_and_still_wants_csrf(seeded):
+    with Web(seeded) as web:
+        c = Client(web.url)
+        status, head, text = c.get("/")
+        assert status == 200
+        assert "Open console" in text and "monitor users add" in text
+        assert "Gefechte im Gebiet Kursk" in text
+        csp = head["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+        alert_id = _story_id(c)
+        # the open mode is an editor, yet a POST without the form's token is refused
+        status, _, text = c.post(f"/story/{alert_id}/feedback", {"verdict": "not"}, csrf=False)
+        assert status == 403 and "security token" in text
+        status, _, _ = c.post(f"/story/{alert_id}/feedback", {"verdict": "not", "csrf": "forged" * 5})
+        assert status == 403
+        # another site's form: its Origin is refused even with a token
+        status, _, _ = c.post(f"/story/{alert_id}/feedback", {"verdict": "not"},
+                              headers={"Origin": "http://evil.example"})
+        assert status == 403
+        status, head, _ = c.post(f"/story/{alert_id}/feedback?next=/", {"verdict": "not"})
+        assert status == 303 and head["Location"].startswith("/?note=")
+    shown = run_cli("alerts", "show", str(alert_id), "--config", str(seeded))
+    assert "not" in shown.stdout and "console" in shown.stdout, shown.stdout
+
+
+def test_with_users_every_page_and_action_needs_a_session(seeded):
+    add_user(seeded, "ana", "editor", "correct horse battery")
+    with Web(seeded) as web:
+        anon = Client(web.url)
+        for path in PAGES:
+            status, head, text = anon.get(path)
+            if path.endswith((".json", ".opml")):
+                assert status == 401, (path, status)
+            else:
+                assert status == 303 and head["Location"].startswith("/login?next="), (path, status)
+            assert "Kursk" not in text or path.startswith("/search"), path  # nothing of the data leaks
+            assert "Gefechte" not in text, path
+        anon.get("/login")  # a session nonce and its token, as a visitor would have
+        for path in [*ACTIONS, "/story/1/feedback"]:
+            status, _, text = anon.post(path, {"url": "http://x.invalid/", "verdict": "not"})
+            assert status == 401, (path, status, text[:200])
+        status, _, text = anon.get("/events")
+        assert status == 401
+        # logged in, the same pages answer
+        c = Client(web.url)
+        assert c.login("ana", "correct horse battery") == 303
+        for path in PAGES:
+            status, _, text = c.get(path)
+            assert status == 200, (path, status, text[:300])
+        assert "Open console" not in c.get("/")[2]
+
+
+def test_a_viewer_reads_and_gives_feedback_but_cannot_edit(seeded):
+    add_user(seeded, "vic", "viewer", "viewer password 1")
+    with Web(seeded) as web:
+        c = Client(web.url)
+        assert c.login("vic", "viewer password 1") == 303
+        alert_id = _story_id(c)
+        status, text = c.get(f"/story/{alert_id}")[0::2]
+        assert status == 200 and "Relevant" in text
+        for path in ACTIONS[:-1]:  # the playground only reads: a viewer may run it
+            status, _, text = c.post(path, {"url": "http://127.0.0.1:1/feed.xml", "channel": "console",
+                                            "text": "rules: []"})
+            assert status == 403 and "editor" in text, (path, status)
+        status, _, _ = c.post(f"/story/{alert_id}/feedback", {"verdict": "relevant", "note": "spot on"})
+        assert status == 303
+        status, data = c.json(f"/story/{alert_id}.json")
+        assert data["feedback"]["verdict"] == "relevant" and data["feedback"]["given_by"] == "vic"
+        # the page shows no editing controls to a viewer
+        assert "Add feed" not in c.get("/feeds")[2]
+
+
+def test_login_attempts_are_rate_limited(seeded):
+    add_user(seeded, "ana", "editor", "correct horse battery")
+    with Web(seeded) as web:
+        c = Client(web.url)
+        for _ in range(5):
+            assert c.login("ana", "wrong password!") == 401
+        # the sixth try is refused before the password is looked at, right or wrong
+        c.get("/login")
+        status, head, text = c.post("/login", {"name": "ana", "password": "correct horse battery"})
+        assert status == 429 and int(head["Retry-After"]) > 0 and "Too many" in text
+        # the limit is per address and per name: another name from here is refused too
+        status, _, _ = c.post("/login", {"name": "bob", "password": "whatever123"})
+        assert status == 429
+
+
+def test_a_new_password_ends_the_sessions_of_the_old_one(seeded):
+    add_user(seeded, "ana", "editor", "correct horse battery")
+    with Web(seeded) as web:
+        c = Client(web.url)
+        assert c.login("ana", "correct horse battery") == 303
+        assert c.get("/feeds")[0] == 200
+        res = run_cli("users", "passwd", "ana", "--password-stdin", "--config", str(seeded), input="a new secret 22\n")
+        assert res.returncode == 0, res.stderr
+        status, head, _ = c.get("/feeds")
+        assert status == 303 and head["Location"].startswith("/login")
+
+
+def test_the_proxy_user_header_is_trusted_only_from_the_proxy(seeded, tmp_path):
+    cfg = seeded
+    text = cfg.read_text("utf-8").replace("[notify]", '[web]\nproxy_user_header = "X-Remote-User"\n'
+                                          'proxy_addresses = ["127.0.0.1"]\n[notify]', 1)
+    cfg.write_text(text, "utf-8")
+    add_user(cfg, "boss", "editor", "boss password 9")
+    with Web(cfg) as web:
+        proxied = Client(web.url, headers={"X-Remote-User": "boss"})
+        status, _, page = proxied.get("/feeds")
+        assert status == 200 and "boss (editor)" in page and "Add feed" in page
+        stranger = Client(web.url, headers={"X-Remote-User": "someone"})
+        status, _, page = stranger.get("/")
+        assert status == 200 and "someone (viewer)" in page  # unknown to the users table: proxy_role
+    # the same header from an address that is not the proxy is ignored
+    cfg.write_text(cfg.read_text("utf-8").replace('proxy_addresses = ["127.0.0.1"]', 'proxy_addresses = ["10.9.9.9"]'))
+    with Web(cfg) as web:
+        status, head, _ = Client(web.url, headers={"X-Remote-User": "boss"}).get("/feeds")
+        assert status == 303 and head["Location"].startswith("/login")
+
+
+def test_an_open_console_refuses_to_listen_beyond_loopback(seeded):
+    res = run_cli("web", "--config", str(seeded), "--host", "0.0.0.0", "--port", "0", timeout=60)
+    assert res.returncode == 2
+    assert "no user" in res.stderr and "monitor users add" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_hostile_feed_text_is_shown_as_text(tmp_path, feed_server):
+    cfg = seed(tmp_path, feed_server, hostile=True)
+    with Web(cfg) as web:
+        c = Client(web.url)
+        status, _, inbox = c.get("/")
+        assert status == 200
+        assert "&lt;script&gt;alert(" in inbox
+        assert "<script>alert" not in inbox and "<img src=x" not in inbox
+        alert_id = next(a["alert_id"] for a in c.json("/inbox.json")[1]["alerts"] if "script" in a["title"])
+        _, _, story = c.get(f"/story/{alert_id}")
+        scripts = re.findall(r"<script[^>]*>", story)
+        assert scripts == ['<script src="/static/console.js" defer>'], scripts
+        assert "<iframe" not in story and 'href="javascript:' not in story and "<style>" not in story
+        _, data = c.json(f"/story/{alert_id}.json")
+        assert data["title"] == HOSTILE_TITLE  # the JSON twin gives the text as it came
+
+
+def test_json_twins_carry_what_the_pages_show(seeded):
+    with Web(seeded) as web:
+        c = Client(web.url)
+        _, inbox = c.json("/inbox.json")
+        row = inbox["alerts"][0]
+        assert {r["rule_id"] for r in row["rules"]} >= {"kursk"}
+        assert row["deliveries"] and row["deliveries"][0]["channel"] == "console"
+        _, story = c.json(f"/story/{row['alert_id']}.json")
+        assert "Kursk" in story["article"]["text"] and story["sources"] and story["history"]
+        _, feeds = c.json("/feeds.json")
+        assert feeds["feeds"][0]["status"] == "ok" and feeds["feeds"][0]["url"].endswith("/feed.xml")
+        _, rules = c.json("/rules.json")
+        kursk = next(r for r in rules["rules"] if r["id"] == "kursk")
+        assert kursk["file"] == "kursk.yaml" and kursk["line"] > 0 and kursk["alerts_total"] >= 1
+        _, found = c.json("/search.json?q=nordkoreanischen")
+        assert found["total"] >= 1 and "**" in found["hits"][0]["snippet"]
+        _, channels = c.json("/channels.json")
+        assert channels["channels"][0]["name"] == "console" and channels["channels"][0]["sent"] >= 1
+        # filters: a rule no story has gives nothing; a bad state is a 400 naming it
+        _, none = c.json("/inbox.json?rule=no-such-rule")
+        assert none["alerts"] == []
+        status, _, text = c.get("/inbox.json?state=bogus")
+        assert status == 400 and "state" in text
+
+
+def test_feed_actions_call_what_the_commands_call(seeded, feed_server):
+    with Web(seeded) as web:
+        c = Client(web.url)
+        c.get("/feeds")
+        url = json.loads(c.get("/feeds.json")[2])["feeds"][0]["url"]
+        assert c.post("/feeds/pause", {"url": url})[0] == 303
+        assert json.loads(c.get("/feeds.json")[2])["feeds"][0]["status"] == "paused"
+        assert c.post("/feeds/resume", {"url": url})[0] == 303
+        status, head, _ = c.post("/feeds/poll", {"url": url})
+        assert status == 303 and "Due%20now" in head["Location"]
+        # add by a page's URL: the page names its feed
+        feed_server.add("/other/feed.xml", "<?xml version='1.0'?><rss version='2.0'><channel><title>Other news"
+                        "</title><item><title>x</title><link>http://127.0.0.1/x</link></item></channel></rss>",
+                        content_type="application/rss+xml")
+        feed_server.add("/other/", '<html><head><link rel="alternate" type="application/rss+xml" '
+                        'href="/other/feed.xml"></head><body>hi</body></html>', content_type="text/html")
+        status, head, _ = c.post("/feeds/add", {"url": feed_server.url("/other/")})
+        assert status == 303 and "Added" in head["Location"], head
+        urls = [f["url"] for f in json.loads(c.get("/feeds.json")[2])["feeds"]]
+        assert feed_server.url("/other/feed.xml") in urls
+        listed = run_cli("feeds", "--json", "--config", str(seeded))
+        assert "/other/feed.xml" in listed.stdout
+        opml = c.get("/feeds.opml")[2]
+        assert "/other/feed.xml" in opml and "<opml" in opml
+        status, head, _ = c.post("/feeds/remove", {"url": feed_server.url("/other/feed.xml")})
+        assert status == 303 and "Removed" in head["Location"]
+        status, head, _ = c.post("/feeds/remove", {"url": url})  # a config feed is the config's
+        assert "config" in head["Location"]
+
+
+def test_saving_a_rule_checks_it_with_every_other_file_first(seeded, rules_copy):
+    cfg = seeded
+    cfg.write_text(re.sub(r'rules = "[^"]*"', f'rules = "{rules_copy}"', cfg.read_text("utf-8"), count=1))
+    before = (rules_copy / "kursk.yaml").read_text("utf-8")
+    with Web(cfg) as web:
+        c = Client(web.url)
+        c.get("/rules/file/kursk.yaml")
+        broken = before.replace("rules:", "rules:\n  - id: kursk\n    title: Duplicate id\n    any: [x]\n", 1)
+        status, _, page = c.post("/rules/file/kursk.yaml", {"text": broken})
+        assert status == 400 and "line" in page and "kursk" in page
+        assert (rules_copy / "kursk.yaml").read_text("utf-8") == before  # nothing written
+        status, _, page = c.post("/rules/file/kursk.yaml", {"text": "rules:\n  - id: [unclosed\n"})
+        assert status == 400 and re.search(r"line \d+", page), page[-800:]
+        good = ("rules:\n  - id: kharkiv\n    title: Kharkiv\n    any: [Kharkiv, Charkiw, Харків]\n")
+        status, head, _ = c.post("/rules/file/extra.yaml", {"text": good})
+        assert status == 303 and "Saved" in head["Location"]
+        assert (rules_copy / "extra.yaml").read_text("utf-8") == good
+        rules = json.loads(c.get("/rules.json")[2])["rules"]
+        assert any(r["id"] == "kharkiv" and r["file"] == "extra.yaml" for r in rules)
+        assert c.post("/rules/file/../evil.yaml", {"text": good})[0] in (400, 404)
+
+
+def test_the_playground_runs_a_draft_on_text_and_on_history(seeded):
+    with Web(seeded) as web:
+        c = Client(web.url)
+        c.get("/playground")
+        draft = "rules:\n  - id: kursk-draft\n    title: Kursk draft\n    any: [Kursk]\n"
+        status, _, text = c.request("POST", "/playground.json", data={
+            "csrf": c.csrf, "draft": draft, "source": "text",
+            "text": "Kämpfe im Gebiet Kursk\nIm Gebiet Kursk wird weiter gekämpft, berichten Beobachter aus Kursk."})
+        assert status == 200, text
+        result = json.loads(text)["result"]
+        assert result["articles"] == 1 and result["tiers"]["alert"] == 1
+        status, _, text = c.request("POST", "/playground.json", data={
+            "csrf": c.csrf, "rule": "kursk", "source": "history", "since": "30d"})
+        data = json.loads(text)["result"]
+        assert status == 200 and data["articles"] >= 2 and sum(data["tiers"].values()) >= 1
+        status, _, text = c.request("POST", "/playground.json", data={
+            "csrf": c.csrf, "draft": "rules: [", "source": "text", "text": "x"})
+        assert status == 400 and "line" in json.loads(text)["error"]
