@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from html import escape
 from pathlib import Path
 
 from conftest import monitor_cmd, page, rss, run_cli, write_config
@@ -46,7 +47,8 @@ def seed(tmp_path: Path, feed_server, *, hostile: bool = False, extra: str = "")
     assert first.returncode == 0, first.stderr
     story = dict(KURSK)
     if hostile:
-        story = {**story, "title": HOSTILE_TITLE, "description": HOSTILE_TEXT, "link": "/a/hostile"}
+        # escaped once more than markup: what the feed means is these characters as text
+        story = {**story, "title": escape(HOSTILE_TITLE), "description": escape(HOSTILE_TEXT), "link": "/a/hostile"}
         feed_server.add("/a/hostile", "<html><body><p>" + HOSTILE_TEXT.replace("<", "&lt;") * 2 + "</p></body></html>",
                         content_type="text/html; charset=utf-8")
     feed_server.add("/feed.xml", rss([{**it, "link": feed_server.url(it["link"])} for it in [story, *OLD]]))

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import threading
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -92,10 +93,11 @@ def daemon(tmp_path, feed_server):
 def _page(browser, daemon, request):
     """A fresh browser context, logged in as an editor; every dialog and every request that
     leaves the console's origin is recorded (and fails the test in ``_done``)."""
-    context = browser.new_context(base_url=daemon.url)
+    context = browser.new_context(base_url=daemon.url, timezone_id="Europe/Berlin", locale="en-GB")
     pg = context.new_page()
-    pg.dialogs, pg.foreign = [], []
+    pg.dialogs, pg.foreign, pg.errors = [], [], []
     pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))  # the console's own script must not fail
     pg.on("request", lambda r: None if r.url.startswith(daemon.url) else pg.foreign.append(r.url))
     pg.goto("/")
     assert "/login" in pg.url
@@ -110,6 +112,7 @@ def _done(pg, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     assert pg.dialogs == [], pg.dialogs
+    assert pg.errors == [], pg.errors
     assert pg.foreign == [], pg.foreign
     pg.context.close()
 
@@ -123,9 +126,11 @@ def test_an_alert_arrives_while_the_inbox_is_open_then_its_story_and_a_verdict(b
     assert "Gefechte im Gebiet Kursk" in row.inner_text()
     assert "new" in (row.get_attribute("class") or "")
     assert row.locator("mark").count() >= 1
-    _done_shot = pg.screenshot  # the inbox with the live row, before leaving it
+    when = row.locator("time").first
+    assert when.inner_text() in ("just now", "1 min ago")  # the viewer's words ...
+    assert "UTC" not in when.get_attribute("title") and "CET" in when.get_attribute("title")  # ... and zone
     SHOTS.mkdir(parents=True, exist_ok=True)
-    _done_shot(path=str(SHOTS / "inbox.png"), full_page=True)
+    pg.screenshot(path=str(SHOTS / "inbox.png"), full_page=True)  # the inbox with the live row
     row.locator("a.title").click()
     pg.wait_for_selector("section.why")
     assert "Kursk" in pg.inner_text("section.why")
@@ -176,12 +181,12 @@ def test_playground_on_history_and_a_rule_saved_with_an_error_shows_its_line(bro
     pg.screenshot(path=str(SHOTS / "playground.png"), full_page=True)
     pg.goto("/rules/file/kursk.yaml")
     original = pg.input_value("textarea[name=text]")
-    broken = original + "\n  - id: kursk\n    title: the same id again\n    any: [Kursk]\n"
+    broken = original.replace("severity: normal", "severity: catastrophic")
     pg.fill("textarea[name=text]", broken)
     pg.click("form.rule-file button[type=submit]")
     pg.wait_for_selector("section.problems")
     problems = pg.inner_text("section.problems")
-    assert re.search(r"line \d+", problems) and "kursk" in problems
+    assert re.search(r"line \d+", problems) and "severity" in problems
     assert pg.input_value("textarea[name=text]") == broken  # the draft is kept to fix
     _done(pg, "rule-error")
 
@@ -201,7 +206,8 @@ def test_search_finds_the_story_and_marks_the_words(browser, daemon, request):
 
 def test_a_hostile_feed_executes_nothing_and_calls_nowhere(browser, daemon, request):
     pg = _page(browser, daemon, request)
-    hostile = {**KURSK, "title": HOSTILE_TITLE, "description": HOSTILE_TEXT, "link": "/a/hostile", "guid": "h-1"}
+    hostile = {**KURSK, "title": escape(HOSTILE_TITLE), "description": escape(HOSTILE_TEXT), "link": "/a/hostile",
+               "guid": "h-1"}
     daemon.feed_server.add("/a/hostile", "<html><body><p>" + HOSTILE_TEXT.replace("<", "&lt;") * 3
                            + "</p></body></html>", content_type=HTML)
     daemon.publish([hostile, *OLD])

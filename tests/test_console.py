@@ -60,7 +60,7 @@ def test_with_users_every_page_and_action_needs_a_session(seeded):
         anon = Client(web.url)
         for path in PAGES:
             status, head, text = anon.get(path)
-            if path.endswith((".json", ".opml")):
+            if path.split("?")[0].endswith(".json"):
                 assert status == 401, (path, status)
             else:
                 assert status == 303 and head["Location"].startswith("/login?next="), (path, status)
@@ -234,10 +234,14 @@ def test_saving_a_rule_checks_it_with_every_other_file_first(seeded, rules_copy)
     with Web(cfg) as web:
         c = Client(web.url)
         c.get("/rules/file/kursk.yaml")
-        broken = before.replace("rules:", "rules:\n  - id: kursk\n    title: Duplicate id\n    any: [x]\n", 1)
+        broken = before.replace("severity: normal", "severity: catastrophic")
         status, _, page = c.post("/rules/file/kursk.yaml", {"text": broken})
-        assert status == 400 and "line" in page and "kursk" in page
+        assert status == 400 and re.search(r"line \d+", page) and "severity" in page, page[-800:]
         assert (rules_copy / "kursk.yaml").read_text("utf-8") == before  # nothing written
+        # a new file is checked against the others: the id is taken
+        status, _, page = c.post("/rules/file/dup.yaml", {"text": "id: kursk\ntitle: Again\nany: [x]\n"})
+        assert status == 400 and "kursk" in page and re.search(r"line \d+", page), page[-800:]
+        assert not (rules_copy / "dup.yaml").exists()
         status, _, page = c.post("/rules/file/kursk.yaml", {"text": "rules:\n  - id: [unclosed\n"})
         assert status == 400 and re.search(r"line \d+", page), page[-800:]
         good = ("rules:\n  - id: kharkiv\n    title: Kharkiv\n    any: [Kharkiv, Charkiw, Харків]\n")
@@ -263,7 +267,7 @@ def test_the_playground_runs_a_draft_on_text_and_on_history(seeded):
         status, _, text = c.request("POST", "/playground.json", data={
             "csrf": c.csrf, "rule": "kursk", "source": "history", "since": "30d"})
         data = json.loads(text)["result"]
-        assert status == 200 and data["articles"] >= 2 and sum(data["tiers"].values()) >= 1
+        assert status == 200 and data["articles"] >= 1 and data["tiers"]["alert"] >= 1
         status, _, text = c.request("POST", "/playground.json", data={
             "csrf": c.csrf, "draft": "rules: [", "source": "text", "text": "x"})
         assert status == 400 and "line" in json.loads(text)["error"]

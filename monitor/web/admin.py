@@ -259,8 +259,6 @@ class Admin(Base):
     async def playground(self, request: web.Request) -> web.Response:
         """Run a saved rule or a drafted one on pasted text, a page at a URL, or the stored
         history of a period, and show what would have alerted, gone to the digest or been stored."""
-        from .. import rules
-
         form: Any = await request.post() if request.method == "POST" else request.query
         ruleset = self.env.ruleset()
         rule_id, draft = str(form.get("rule", "")), str(form.get("draft", "")).replace("\r\n", "\n")
@@ -271,9 +269,9 @@ class Admin(Base):
         if request.method == "POST":
             try:
                 data["result"] = await self._play(ruleset, rule_id, draft, source, data)
-            except (RuleError, MonitorError, ValueError) as e:
-                data["error"] = str(e)
-            except rules.RuleError as e:  # pragma: no cover - RuleError is the same class
+            except RuleError as e:  # in the draft: its line
+                data["error"] = f"draft, line {e.line}: {e.problem}" if e.line else f"draft: {e.problem}"
+            except (MonitorError, ValueError) as e:
                 data["error"] = str(e)
         return self.page(request, "playground.html", data, status=400 if data["error"] else 200,
                          rule_ids=[r.id for r in ruleset.rules])

@@ -146,7 +146,9 @@ class Views(Base):
         row, rendered by the server (escaped like the page), and its JSON. A comment every 15 s
         keeps proxies from closing the stream."""
         chosen = filters(request.query)
-        last = _int(request.query.get("after"), "after") or _int(request.headers.get("Last-Event-ID"), "Last-Event-ID")
+        last = _int(request.query.get("after"), "after")
+        if last is None:  # a reconnecting EventSource says where it was
+            last = _int(request.headers.get("Last-Event-ID"), "Last-Event-ID")
         if last is None:
             newest = await self.env.db.inbox(limit=1)
             last = newest[0]["id"] if newest else 0

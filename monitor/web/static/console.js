@@ -13,7 +13,9 @@
     }
     return "just now";
   }
-  var exact = new Intl.DateTimeFormat(undefined, {dateStyle: "medium", timeStyle: "medium", timeZoneName: "short"});
+  // dateStyle cannot be combined with timeZoneName: the fields one by one
+  var exact = new Intl.DateTimeFormat(undefined, {year: "numeric", month: "short", day: "numeric", hour: "2-digit",
+                                                  minute: "2-digit", second: "2-digit", timeZoneName: "short"});
   function times(root) {
     var now = Date.now();
     root.querySelectorAll("time[datetime]").forEach(function (t) {
