@@ -10,7 +10,8 @@ beside the plain salience's over the same folds:
 
 The plain salience and its features are what ``monitor match`` prints for each match (rules/
 salience.py); the tiers use the shipped default thresholds (alert_at 0.5, digest_at 0.15).
-``learned`` uses the shipped minimum (learn.MIN_VERDICTS, MIN_EACH); ``waived``
+A rule's feedback is pooled across languages, as the daemon pools it; the figures are per
+language of the held-out items. ``learned`` uses the shipped minimum (learn.MIN_VERDICTS, MIN_EACH); ``waived``
 trains on any feedback with one verdict of each kind: a diagnostic of what the model would do,
 not what ships. Called by eval_topics.py (``report``), or alone:
 
@@ -105,14 +106,16 @@ def fold_of(items: list[dict], label: str) -> dict[str, int]:
 
 
 def crossval(items: list[dict], got: dict[str, dict[str, dict]], label: str, rule: str,
-             grade: dict[str, dict[str, int]]) -> dict[str, list[float]]:
-    """Per variant (plain, learned, waived): the figures, mean over folds (NaN folds left out)."""
+             grade: dict[str, dict[str, int]], lang: str = "all") -> dict[str, list[float]]:
+    """Per variant (plain, learned, waived): the figures on the held-out items in ``lang``, mean
+    over folds (NaN folds left out). A fold's model learns from the other folds' items in every
+    language, as the daemon pools a rule's feedback (learn.py)."""
     folds = fold_of(items, label)
     per: dict[str, list[list[float]]] = {"plain": [], "learned": [], "waived": []}
     for k in range(FOLDS):
         train = [example(it, got[it["id"]][rule], int(it.get(label) == 1)) for it in items
                  if folds[it["id"]] != k and rule in got.get(it["id"], {})]
-        test = [it for it in items if folds[it["id"]] == k]
+        test = [it for it in items if folds[it["id"]] == k and lang in ("all", it.get("lang"))]
         models = {"learned": learn.train(train), "waived": learn.train(train, min_verdicts=2, min_each=1)}
         plain = {it["id"]: tier(got[it["id"]][rule].get("salience")) for it in test if rule in got.get(it["id"], {})}
         per["plain"].append(figures(test, plain, label, grade))
@@ -147,7 +150,7 @@ def report(items: list[dict], rules: Path, monitor: list[str], topics: dict[str,
             subset = [it for it in items if lang == "all" or it.get("lang") == lang]
             if not any(it.get(label) == 1 for it in subset):
                 continue
-            for name, figs in crossval(subset, got, label, rule, grade).items():
+            for name, figs in crossval(items, got, label, rule, grade, lang).items():
                 print(f"{label:20} {lang:4} {name:8} " + " ".join(f"{x:6.3f}" for x in figs))
 
 

@@ -4,19 +4,27 @@ data in, data out, no I/O. The store keeps a model as the JSON of ``Model.dumps(
 
 An example is one match the team judged: its salience features (named numbers: title and lead,
 share of sentences carrying the topic, ...), the article's text and the verdict (1 relevant, 0
-not). The model is a logistic regression (scikit-learn, the only importer, imported lazily
-where a model is trained: it costs ~0.5 s and ~60 MB) over the standardised features, the plain
-salience and a small bag of the article's words (the VOCABULARY most frequent words of the
-judged articles that occur in at least MIN_DF of them, present or not). Applying a model needs no
-scikit-learn: its coefficients, the features' means and scales and the vocabulary are the JSON.
+not). The model starts at the plain salience and moves only as far as the feedback warrants: a
+logistic regression whose offset is the plain salience's log-odds (so with no weights it gives
+the plain salience back, and the tiers with it), over the standardised salience features and a
+small bag of the article's words (the VOCABULARY most frequent words of the judged articles that
+occur in at least MIN_DF of them, present or not), each weight held towards 0 by a Gaussian prior:
+PENALTY for the features, WORD_PENALTY (stronger) for the words, which are many and mostly one
+story's own. Fitted with SciPy's L-BFGS (scipy, the only importer, imported lazily where a model
+is trained). Applying a model needs neither: its coefficients, the features' means and scales and
+the vocabulary are the JSON. A model stored before the prior (no "prior" key) is applied as it was
+trained, without the offset.
 
 Deterministic: examples are sorted before training, the solver (lbfgs) has no randomness, the
 coefficients are rounded to ROUND digits and the JSON has sorted keys, so the same feedback gives
 a byte-identical model and the same scores, in any order and on any run.
 
 Too little feedback: fewer than MIN_VERDICTS judged matches, or fewer than MIN_EACH of either
-verdict, trains nothing and the rule keeps its plain salience (a logistic regression on four
-examples of one kind learns the noise of those four).
+verdict, trains nothing and the rule keeps its plain salience. The prior is what makes a small
+minimum safe: ten verdicts move the score a little, a hundred a lot; one or two verdicts of a kind
+are a click or the same story twice, three are the fewest that can show a pattern. A rule's
+feedback is pooled across languages (the features mean the same in every language; words of
+another language simply do not occur).
 """
 
 from __future__ import annotations
@@ -29,12 +37,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-MIN_VERDICTS = 20  # judged matches before a rule learns
-MIN_EACH = 5  # of each verdict, relevant and not
+MIN_VERDICTS = 10  # judged matches before a rule learns (the prior keeps a small sample's model near plain)
+MIN_EACH = 3  # of each verdict, relevant and not
 VOCABULARY = 200  # words at most in a model
 MIN_DF = 2  # a word must occur in this many judged articles: one article's words are its own noise
 ROUND = 6  # digits kept of each coefficient: the same model to the byte on any platform
-C = 1.0  # inverse regularisation strength (scikit-learn's default): few examples, many words
+PENALTY = 1.0  # the features' weights ~ N(0, 1) per standard deviation: a feature may move the log-odds by ~1
+WORD_PENALTY = 10.0  # words' weights ~ N(0, 0.1): many words, most of them one story's own
+EDGE = 0.02  # the plain salience is kept within [EDGE, 1 - EDGE] for its log-odds (0 and 1 are certain)
 TOP = 3  # features named in an explanation
 SALIENCE = "plain salience"  # the rule's own salience, one feature among the others
 _WORD = re.compile(r"[^\W\d_]{3,}")  # letters only, three or more: numbers and dates are not topics
@@ -63,6 +73,7 @@ class Model:
     words: tuple[str, ...] = ()
     word_weights: tuple[float, ...] = ()
     intercept: float = 0.0
+    prior: bool = True  # the plain salience's log-odds is the offset (False: a model stored before it)
 
     @property
     def negatives(self) -> int:
@@ -76,6 +87,8 @@ class Model:
             body |= {"names": list(self.names), "mean": list(self.mean), "scale": list(self.scale),
                      "weights": list(self.weights), "words": list(self.words),
                      "word_weights": list(self.word_weights), "intercept": self.intercept}
+            if self.prior:
+                body["prior"] = "plain salience"
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -90,7 +103,8 @@ class Model:
             model = cls(int(d["examples"]), int(d["positives"]), True, tuple(d["names"]),
                         tuple(map(float, d["mean"])), tuple(map(float, d["scale"])),
                         tuple(map(float, d["weights"])), tuple(d["words"]),
-                        tuple(map(float, d["word_weights"])), float(d["intercept"]))
+                        tuple(map(float, d["word_weights"])), float(d["intercept"]),
+                        d.get("prior") == "plain salience")
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"damaged model: {e!r}") from None
         if not len(model.names) == len(model.mean) == len(model.scale) == len(model.weights) or \
@@ -138,14 +152,39 @@ def train(examples: Iterable[Example], *, min_verdicts: int = MIN_VERDICTS, min_
     vocab.sort()
     matrix = [[(n.get(k, 0.0) - m) / s for k, m, s in zip(names, mean, scale, strict=True)]
               + [1.0 if w in b else 0.0 for w in vocab] for n, b in zip(nums, bags, strict=True)]
-    from sklearn.linear_model import LogisticRegression  # lazily: only training needs it
-
-    fit = LogisticRegression(C=C, class_weight="balanced", solver="lbfgs", max_iter=2000, random_state=0)
-    fit.fit(matrix, [e.label for e in rows])
-    coef = [round(float(c), ROUND) for c in fit.coef_[0]]
+    penalty = [PENALTY] * len(names) + [WORD_PENALTY] * len(vocab)
+    weights, intercept = _fit(matrix, [e.label for e in rows], [_logit(e.salience) for e in rows], penalty)
+    coef = [round(w, ROUND) for w in weights]
     return Model(len(rows), pos, True, tuple(names), tuple(round(m, ROUND) for m in mean),
                  tuple(round(s, ROUND) for s in scale), tuple(coef[:len(names)]), tuple(vocab),
-                 tuple(coef[len(names):]), round(float(fit.intercept_[0]), ROUND))
+                 tuple(coef[len(names):]), round(intercept, ROUND))
+
+
+def _fit(matrix: list[list[float]], labels: list[int], offsets: list[float],
+         penalty: list[float]) -> tuple[list[float], float]:
+    """Maximum a posteriori logistic regression: log-odds = offset + intercept + weights · row,
+    each weight (and the intercept, at PENALTY) under a Gaussian prior centred on 0. The
+    objective is convex and L-BFGS starts at 0 with no randomness: the same data, the same fit."""
+    import numpy as np  # lazily: only training needs them
+    from scipy.optimize import minimize
+
+    x = np.hstack([np.ones((len(matrix), 1)), np.asarray(matrix, dtype=float).reshape(len(matrix), -1)])
+    y, off = np.asarray(labels, dtype=float), np.asarray(offsets, dtype=float)
+    lam = np.asarray([PENALTY, *penalty], dtype=float)
+
+    def loss(beta: Any) -> tuple[float, Any]:
+        z = off + x @ beta
+        # log(1 + e^z) - y z, summed, stably; its gradient is (sigmoid(z) - y) x
+        value = float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(lam * beta * beta))
+        return value, x.T @ (1.0 / (1.0 + np.exp(-z)) - y) + lam * beta
+
+    fit = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-9})
+    return [float(b) for b in fit.x[1:]], float(fit.x[0])
+
+
+def _logit(p: float) -> float:
+    p = min(1 - EDGE, max(EDGE, p))
+    return math.log(p / (1 - p))
 
 
 def _sigmoid(z: float) -> float:
@@ -170,7 +209,7 @@ def score(model: Model | None, features: Mapping[str, Any], text: str, plain: fl
              for name, m, s, w in zip(model.names, model.mean, model.scale, model.weights, strict=True)]
     present = words(text)
     parts += [(f"'{w}'", ww) for w, ww in zip(model.words, model.word_weights, strict=True) if w in present]
-    z = model.intercept + sum(c for _, c in parts)
+    z = model.intercept + sum(c for _, c in parts) + (_logit(plain) if model.prior else 0.0)
     p = _sigmoid(z)
     moved = sorted(((p - _sigmoid(z - c), name) for name, c in parts), key=lambda x: (-abs(x[0]), x[1]))
     why = "; ".join(f"{d:+.2f} {name}" for d, name in moved[:TOP] if abs(d) >= 0.005)

@@ -36,8 +36,11 @@ def examples(judged: Iterable[Any]) -> list[learn.Example]:
         label = learn.label(j.verdicts)
         if label is None:
             continue
+        # no features: a match stored before salience (its 1.0 is find's default, not a measure), so
+        # the prior it starts from is neutral and the stand-ins carry the model
         features = j.features or {"in_title": j.field == "title", "terms": len(j.terms)}
-        out.append(learn.Example(features, j.text, label, NEUTRAL if j.salience is None else j.salience))
+        out.append(learn.Example(features, j.text, label, NEUTRAL if j.salience is None or not j.features
+                                 else j.salience))
     return out
 
 

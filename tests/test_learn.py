@@ -72,7 +72,7 @@ def test_a_mention_in_the_digest_stays_in_the_digest():
     assert below < 0.3 and "kept" not in why
 
 
-@pytest.mark.parametrize("n_about,n_passing", [(19, 0), (15, 4), (4, 16), (10, 9)])
+@pytest.mark.parametrize("n_about,n_passing", [(9, 0), (8, 2), (2, 8), (5, 4)])
 def test_too_little_feedback_keeps_the_plain_salience(n_about, n_passing):
     model = learn.train(feedback(n_about, n_passing))
     assert not model.trained and model.examples == n_about + n_passing and model.positives == n_about
@@ -84,9 +84,10 @@ def test_too_little_feedback_keeps_the_plain_salience(n_about, n_passing):
     assert learn.score(None, {}, "", 0.61) == (0.61, "plain salience: no feedback yet")
 
 
-def test_the_minimum_is_exactly_twenty_with_five_of_each():
-    assert learn.train(feedback(15, 5)).trained
-    assert not learn.train(feedback(15, 4)).trained
+def test_the_minimum_is_exactly_ten_with_three_of_each():
+    assert learn.train(feedback(7, 3)).trained
+    assert not learn.train(feedback(8, 2)).trained
+    assert not learn.train(feedback(3, 6)).trained
 
 
 def test_the_vocabulary_is_bounded_and_words_seen_once_are_left_out():

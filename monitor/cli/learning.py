@@ -27,7 +27,7 @@ def learn_cmd(config_path: str, rule_id: str | None, rules_dir: str | None) -> N
     """Train RULE_ID (default: every rule) on the team's feedback and store the model.
 
     Prints per rule how many judged matches it has, whether it learned or keeps its plain
-    salience (fewer than 20 verdicts, or 5 of either kind), and the features that weigh most."""
+    salience (fewer than 10 verdicts, or 3 of either kind), and the features that weigh most."""
     from .. import rules, training
     from ..store import connect
 
@@ -78,9 +78,10 @@ class Tally:
         plain = getattr(hit, "salience", None)
         kinds = {"plain": self.tier(plain, getattr(hit, "tier", None))}
         if self.model is not None and self.model.trained:
-            features = getattr(hit, "features", None) or {"in_title": hit.field == "title", "terms": len(hit.terms)}
+            measured = getattr(hit, "features", None)  # none: stored before salience (training.examples)
+            features = measured or {"in_title": hit.field == "title", "terms": len(hit.terms)}
             learned, _ = learn.score(self.model, features, f"{title}\n{text}",
-                                     training.NEUTRAL if plain is None else plain, self.digest_at)
+                                     training.NEUTRAL if plain is None or not measured else plain, self.digest_at)
             kinds["learned"] = self.tier(learned)
         for kind, t in kinds.items():
             self.tiers[kind][t] = self.tiers[kind].get(t, 0) + 1

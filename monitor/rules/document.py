@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..models import Article
 from . import morph
 from .explain import Field, Hit
-from .salience import Layout, Place
+from .salience import Layout, Place, Salience
 from .tree import Term
 
 if TYPE_CHECKING:
@@ -46,7 +46,8 @@ class Doc:
         self.core: list[Hit] = []  # hits of the proximity windows that made the current rule true
         self._told: dict[tuple[int, frozenset[int]], tuple[list[Hit] | None, list[Hit]]] = {}  # by concept
         self._layouts: dict[str, Layout] | None = None  # field name -> its salience layout, once a rule fired
-        self._places: dict[int, list[tuple[Place, tuple[bool, bool]]]] = {}  # by ``places_of``
+        self._places: dict[int, tuple[tuple[Place, tuple[bool, bool]], ...]] = {}  # by ``places_of``
+        self.scored: dict[Any, Salience] = {}  # salience by its evidence (engine.salience_of)
         distinct: set[str] = set()
         for f in self.fields:
             distinct.update(f.words)
@@ -121,30 +122,43 @@ class Doc:
 
     @property
     def layouts(self) -> dict[str, Layout]:
+        """The layouts salience counts sentences in (summary, body); the title's is added by
+        ``layout`` when a rule's evidence is there."""
         if self._layouts is None:
-            self._layouts = {f.name: Layout(f.text) for f in self.fields if f.text}
+            self._layouts = {}
+            for f in self.fields[1:]:
+                self.layout(f)
         return self._layouts
 
-    def places_of(self, term: int) -> list[tuple[Place, tuple[bool, bool]]]:
+    def layout(self, f: Field) -> Layout | None:
+        """``f``'s layout (None for an empty field), made once."""
+        lays = self.layouts if self._layouts is None else self._layouts
+        got = lays.get(f.name)
+        if got is None and f.text:
+            got = lays[f.name] = Layout(f.text)
+        return got
+
+    def places_of(self, term: int) -> tuple[tuple[Place, tuple[bool, bool]], ...]:
         """Each hit of ``term``: its sentence and whether it is in a quote, in an aside; once
         per article, since the rules that fire share terms."""
         got = self._places.get(term)
         if got is None:
-            got = self._places[term] = []
-            layouts, fields = self.layouts, self.fields
+            out = []
+            fields = self.fields
             for h in self.hits.get(term, ()):
                 f = fields[h.field]
-                lay = layouts.get(f.name)
+                lay = self.layout(f)
                 at = f.span(h.start)
                 if at is not None and lay is not None:
                     k, quoted, aside = lay.place(at[0])
-                    got.append(((f.name, k), (quoted, aside)))
+                    out.append(((f.name, k), (quoted, aside)))
+            got = self._places[term] = tuple(out)
         return got
 
     def sentence_of(self, hit: Hit) -> Place:
         """The sentence holding ``hit`` (the first, when its offsets are unknown)."""
         f = self.fields[hit.field]
-        lay = self.layouts.get(f.name)
+        lay = self.layout(f)
         return (f.name, lay.at((f.span(hit.start) or (0, 0))[0]) if lay is not None else -1)
 
     def eval(self, node: Any, scope: frozenset[int]) -> list[Hit] | None:

@@ -28,7 +28,7 @@ from .document import FIELD_NAMES, CTerm, Doc
 from .explain import Hit, context_of, evidence
 from .filters import passes
 from .operators import Operator, of
-from .salience import Place, Salience, score, tier
+from .salience import Place, Salience, score
 from .tree import Node, Ref, Rule, Term, Word
 
 _TITLE = 0
@@ -249,6 +249,7 @@ class Engine:
         told: dict[Any, tuple[tuple[str, ...], str, str]] = {}
         rules, trees, scopes, filtered, flats, given, context = \
             self.rules, self.trees, self.scopes, self.filtered, self.flat, self.given, self.context
+        scored = doc.scored
         for i in sorted(ready.union(reached)):
             rule = rules[i]
             if filtered[i] and not passes(rule, article, feed, now):
@@ -297,40 +298,71 @@ class Engine:
                 if words:
                     fields["terms"], fields["context"] = tuple(n for n in why[0] if n not in words), words
             if salience:  # only for the rules that fired, from the topic's own hits (issue 17)
-                sal = salience_of(doc, hits, around, core, clause is not None)
-                fields["salience"], fields["features"] = sal.score, sal.features
-                fields["tier"] = tier(sal.score, rule.alert_at, rule.digest_at)
+                if key.__class__ is int and clause is None:  # one term's hits: its salience, once an article
+                    sal = scored.get(key)
+                    if sal is None:
+                        sal = scored[key] = salience_of(doc, hits, around, core, False, key)
+                else:
+                    sal = salience_of(doc, hits, around, core, clause is not None)
+                value = fields["salience"] = sal.score
+                fields["features"] = sal.features
+                # salience.tier, inline: a call per match is a tenth of what salience costs
+                fields["tier"] = "alert" if value >= rule.alert_at else "digest" if value >= rule.digest_at else "store"
             out.append(found)
         return out
 
 
-def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], has_context: bool) -> Salience:
-    """The salience of a rule's ``hits`` on ``doc``. Its evidence is every hit of the topic's own
-    terms in the article (a proximity operator hands back its first window only), not those of
-    its context clause (``around``); where the rule's parts must meet (a proximity window held:
-    ``core``), a sentence is evidence only when it holds two of the topic's terms. The parts
-    meet when a window held or, for a rule with a context clause, when a sentence holds both the
-    topic and its context."""
-    rest = set(around)
-    own = {h.term for h in hits if h not in rest} or {h.term for h in hits}
-    places_of = doc.places_of
+def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], has_context: bool,
+                term: int = -1) -> Salience:
+    """The salience of a rule's ``hits`` on ``doc`` (``term``: the one term they are all of, or
+    -1). Its evidence is every hit of the topic's own terms in the article (a proximity operator
+    hands back its first window only), not those of its context clause (``around``); where the
+    rule's parts must meet (a proximity window held: ``core``), a sentence is evidence only when
+    it holds two of the topic's terms. The parts meet when a window held or, for a rule with a
+    context clause, when a sentence holds both the topic and its context.
+
+    Rules that fire on an article mostly share their terms, so the salience is kept per article
+    by what it is computed from: the topic's terms (in the order they are taken), whether two
+    must meet, and whether a window held; it costs a dictionary look-up for every rule after the
+    first that fired on the same evidence (bench/matching.py)."""
+    if around:
+        rest = set(around)
+        own: Any = {h.term for h in hits if h not in rest} or {h.term for h in hits}
+    elif term >= 0:
+        own = (term,)
+    else:
+        own = {h.term for h in hits}
     least = 2 if core and len(own) > 1 else 1
+    together: bool | None = True if core else None
+    known = together is not None or not has_context or not around  # else: where the context is
+    key = (tuple(own), least, together)
+    if known:
+        got = doc.scored.get(key)
+        if got is not None:
+            return got
+    places_of = doc.places_of
     places: dict[Place, tuple[bool, bool]] = {}
     if least == 1:  # most rules: every sentence that holds a term of the topic's
         for t in own:
-            for key, flags in places_of(t):
-                if key not in places:
-                    places[key] = flags
+            for place, flags in places_of(t):
+                if place not in places:
+                    places[place] = flags
     else:  # the sentences that hold two of them
         terms: dict[Place, set[int]] = {}
         for t in own:
-            for key, flags in places_of(t):
-                if key not in places:
-                    places[key] = flags
-                terms.setdefault(key, set()).add(t)
+            for place, flags in places_of(t):
+                if place not in places:
+                    places[place] = flags
+                terms.setdefault(place, set()).add(t)
         places = {k: v for k, v in places.items() if len(terms[k]) >= least}
-    together: bool | None = True if core else None
-    if together is None and has_context and around:
+    if not known:
         where = {doc.sentence_of(h) for h in around}
         together = any(k in where for k in places)
-    return score(doc.layouts, places, together)
+    # rules of other terms often fire in the same sentences: the same evidence, the same score
+    same = (tuple(places.items()), together)
+    got = doc.scored.get(same)
+    if got is None:
+        got = doc.scored[same] = score(doc.layouts, places, together)
+    if known:
+        doc.scored[key] = got
+    return got

@@ -28,10 +28,13 @@ gets its score times 0.8. See README "Salience and tiers" for the reasons of eac
 
 from __future__ import annotations
 
+import operator
 import re
 from bisect import bisect_right
-from dataclasses import dataclass
+from itertools import accumulate, compress, count
 from math import sqrt
+from operator import add, itemgetter
+from typing import NamedTuple
 
 from ..models import LONG_ARTICLE, why
 
@@ -48,57 +51,62 @@ LEAD_SENTENCES = 2
 LIST_RUN = 3       # consecutive short lines that make a list
 SHORT_LINE = 12    # words: a line this short without an end mark is a heading or a list item
 
-# an end mark, the quotes and brackets that close on it, white space (a look-behind for the
-# mark would be tried at every character: twice as slow)
-_SENTENCE = re.compile(r"[.!?…][\"”»“’')\]]*\s+")
+# A sentence ends at an end mark, the quotes and brackets that close on it and white space on
+# the same line, or at a line's end. One literal-led pattern per mark (the regex engine jumps
+# to a literal; a pattern led by a character set is tried at every character: 3x slower), the
+# matches merged: a mark's match holds no other mark and no line end, so none overlap.
+_CLOSERS = "[\"”»“’')\\]]*[^\\S\\n]+"
+_MARKS = tuple((c, re.compile(re.escape(c) + _CLOSERS)) for c in ".!?…")
+_LINE_END = re.compile("\n")
 _QUOTES = re.compile(r"„[^“”\"\n]{1,600}[“”\"]|“[^”“\n]{1,600}”|«[^»\n]{1,600}»|»[^«\n]{1,600}«"
                      r"|\"[^\"\n]{1,600}\"|‘[^’\n]{1,600}’(?!\w)")
+_OPEN = "„“«»\"‘"  # what a quote in _QUOTES opens with
 _ASIDE = re.compile(r"\([^()\n]{1,400}\)")
 _BULLET = re.compile(r"^\s*(?:[-–—•·*▪►+]|\d{1,2}[.)])\s+")
 _WORD = re.compile(r"\w+")
 _LONG_LINE = re.compile(rf"\W*(?:\w+\W+){{{SHORT_LINE}}}\w")  # more than SHORT_LINE words
+_SPAN = re.Match.span
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Where each sentence of ``text`` starts: the pieces between sentence ends and line ends
+    that hold a word. C all the way (split, finditer, map, compress): an article has a hundred
+    pieces, and a Python loop over them cost more than the rest of salience."""
+    lines = text.split("\n")
+    # the k-th line end stands after the first k lines and the k - 1 line ends between them
+    ends = [(at, at + 1) for at in map(add, accumulate(map(len, lines[:-1])), count())]
+    for mark, rx in _MARKS:
+        if mark in text:
+            ends += map(_SPAN, rx.finditer(text))
+    ends.sort()
+    begins = [0, *map(_SECOND, ends)]
+    # a piece holds a word when its first character is one (most do: str.isalnum is \w but
+    # "_"), else when the regex finds one before the piece's end
+    firsts = map((text + " ").__getitem__, begins)
+    has = list(map(str.isalnum, firsts))
+    if not all(has):
+        stops = [*map(_FIRST, ends), len(text)]
+        for i in compress(count(), map(operator.not_, has)):
+            has[i] = _WORD.search(text, begins[i], stops[i]) is not None
+    return list(compress(begins, has))
 
 
 class Layout:
-    """One field's sentences (where each starts, whether it is in the lead, in a list) and its
-    quotes and asides: made once per field of an article that a rule fired on, and shared by
-    every rule that fired there. Parallel lists, not an object per sentence: a 5 KB article has
-    a hundred, and the matcher pays for every one (bench/matching.py)."""
+    """One field's sentences (where each starts) and, asked about a sentence or an offset,
+    whether it is in the lead, on a list line, in a quote or an aside: made once per field of
+    an article that a rule fired on, and shared by every rule that fired there. Only the
+    sentence starts are found for the whole field (the article's length is a feature); lines,
+    lists, quotes and asides are looked at where the evidence is, and remembered per line
+    (quotes, asides and sentence ends never span a line end). bench/matching.py times it."""
 
     def __init__(self, text: str, lead: int = LEAD_SENTENCES):
-        self.starts: list[int] = []   # each sentence's first character
-        self.lead: list[bool] = []    # in the first ``lead`` sentences that are not list lines
-        self.listed: list[bool] = []  # on a list line
-        lines, at = [], 0
-        for line in text.split("\n"):
-            if line.strip():
-                lines.append((at, at + len(line), line))
-            at += len(line) + 1
-        short = [_is_short(line) for _s, _e, line in lines]
-        listed = [_BULLET.match(line) is not None for _s, _e, line in lines]
-        i = 0
-        while i < len(lines):  # runs of LIST_RUN or more short lines are lists
-            j = i
-            while j < len(lines) and short[j]:
-                j += 1
-            if j - i >= LIST_RUN:
-                listed[i:j] = [True] * (j - i)
-            i = max(j, i + 1)
-        word, starts, lists = _WORD.search, self.starts, self.listed
-        for (s, e, _line), is_list in zip(lines, listed, strict=True):
-            at = s
-            for m in _SENTENCE.finditer(text, s, e):
-                end = m.start() + 1  # after the end mark
-                if word(text, at, end):
-                    starts.append(at)
-                    lists.append(is_list)
-                at = m.end()
-            if word(text, at, e):
-                starts.append(at)
-                lists.append(is_list)
-        self.lead = [k < lead and not is_list for k, is_list in enumerate(lists)]
-        self.quotes = [m.span() for m in _QUOTES.finditer(text)]
-        self.asides = [m.span() for m in _ASIDE.finditer(text)]
+        self.text = text
+        self.starts: list[int] = sentence_starts(text)  # each sentence's first character
+        self.lead_sentences = lead
+        self._short: dict[int, bool] = {}  # line start -> a heading or list item by its length
+        self._on_list: dict[int, bool] = {}  # line start -> a list line
+        self._marks: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}  # line -> quotes, asides
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -109,7 +117,75 @@ class Layout:
 
     def place(self, offset: int) -> tuple[int, bool, bool]:
         """The sentence holding ``offset``, and whether it is in a quote, in an aside."""
-        return self.at(offset), _inside(self.quotes, offset), _inside(self.asides, offset)
+        start = self.text.rfind("\n", 0, offset) + 1
+        marks = self._marks.get(start)
+        if marks is None:  # the regexes only where their first characters are (in C, 10x faster)
+            text, end = self.text, self._end(start)
+            line = text[start:end]
+            marks = self._marks[start] = (
+                list(map(_SPAN, _QUOTES.finditer(text, start, end))) if any(map(line.__contains__, _OPEN)) else [],
+                list(map(_SPAN, _ASIDE.finditer(text, start, end))) if "(" in line else [])
+        return self.at(offset), _inside(marks[0], offset), _inside(marks[1], offset)
+
+    def listed_at(self, k: int) -> bool:
+        """Whether sentence ``k`` is on a list line: a bulleted line, or one of a run of
+        LIST_RUN or more short lines (blank lines between them do not count)."""
+        start = self.text.rfind("\n", 0, self.starts[k]) + 1
+        got = self._on_list.get(start)
+        if got is None:
+            got = self._on_list[start] = _BULLET.match(self.text[start:self._end(start)]) is not None or (
+                self._is_short(start) and self._run(start) >= LIST_RUN)
+        return got
+
+    def lead_at(self, k: int) -> bool:
+        """Whether sentence ``k`` is in the lead: the first ``lead`` sentences, list lines not."""
+        return k < self.lead_sentences and not self.listed_at(k)
+
+    @property
+    def lead(self) -> list[bool]:
+        return [self.lead_at(k) for k in range(len(self.starts))]
+
+    @property
+    def listed(self) -> list[bool]:
+        return [self.listed_at(k) for k in range(len(self.starts))]
+
+    def _end(self, start: int) -> int:
+        end = self.text.find("\n", start)
+        return len(self.text) if end < 0 else end
+
+    def _is_short(self, start: int) -> bool:
+        got = self._short.get(start)
+        if got is None:
+            got = self._short[start] = _is_short(self.text[start:self._end(start)])
+        return got
+
+    def _run(self, start: int) -> int:
+        """The short lines around the short line at ``start``, itself included, up to LIST_RUN."""
+        run, at = 1, start
+        while run < LIST_RUN and (at := self._near(at, -1)) >= 0 and self._is_short(at):
+            run += 1
+        at = start
+        while run < LIST_RUN and (at := self._near(at, 1)) >= 0 and self._is_short(at):
+            run += 1
+        return run
+
+    def _near(self, start: int, step: int) -> int:
+        """The start of the nearest line before (``step`` -1) or after (1) the line at
+        ``start`` that is not blank; -1 for none."""
+        text = self.text
+        while True:
+            if step < 0:
+                if start == 0:
+                    return -1
+                end, start = start - 1, text.rfind("\n", 0, start - 1) + 1
+            else:
+                end = text.find("\n", start)
+                if end < 0:
+                    return -1
+                start = end + 1
+                end = self._end(start)
+            if text[start:end].strip():
+                return start
 
 
 def _is_short(line: str) -> bool:
@@ -124,8 +200,7 @@ def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
     return k >= 0 and spans[k][0] < offset < spans[k][1]
 
 
-@dataclass(frozen=True)
-class Salience:
+class Salience(NamedTuple):  # a tuple: made for every distinct piece of evidence, 3x cheaper than a dataclass
     score: float
     features: tuple[tuple[str, float | int | None], ...]
 
@@ -157,9 +232,9 @@ def score(layouts: dict[str, Layout], places: dict[Place, tuple[bool, bool]], to
         if lay is None or not lay.starts:
             continue
         seen += 1
-        if name == "summary" or lay.lead[k]:
+        on_list = lay.listed_at(k)
+        if name == "summary" or (k < lay.lead_sentences and not on_list):
             lead = True
-        on_list = lay.listed[k]
         listed += on_list
         quoted += q
         aside += a
