@@ -118,3 +118,21 @@ def test_workers_hold_neither_the_cli_nor_the_daemons_libraries(tmp_path):
     assert not any(m.startswith(("monitor.cli", "monitor.store", "monitor.daemon", "monitor.notify")) for m in mods)
     # ... and has, from the forkserver, what its tasks use
     assert {"trafilatura", "feedparser", "py3langid", "monitor.extract", "monitor.parse", "monitor.language"} <= loaded
+
+
+def test_help_lists_each_lazy_command_as_its_own_help_would():
+    """``monitor --help`` names the commands of ``LAZY`` from a stored first sentence, without
+    importing them: each sentence gives what the loaded command's help gives, at any width."""
+    import importlib
+
+    import click
+
+    from monitor.cli import LAZY, cli
+
+    for name, (module, first) in LAZY.items():
+        importlib.import_module(f"monitor.cli.{module}")
+        real = cli.commands[name]
+        for limit in range(3, 200):
+            assert click.Command(name, help=first).get_short_help_str(limit) == real.get_short_help_str(limit), \
+                f"LAZY[{name!r}] in monitor/cli/__init__.py: its sentence no longer matches the command's help"
+    assert set(LAZY) | {"run", "once", "prune", "check"} == set(cli.commands)
