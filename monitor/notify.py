@@ -43,7 +43,7 @@ import apprise
 import requests
 from apprise.decorators import notify as apprise_plugin
 
-from . import schedule, webhook
+from . import plugins, schedule, webhook
 from .errors import ConfigError, NotifyError
 from .models import Alert, Answer, Channel, Digest
 from .render import Renderer, builtin, kind
@@ -52,10 +52,13 @@ log = logging.getLogger(__name__)
 alerts_log = logging.getLogger("monitor.alerts")
 
 
-@apprise_plugin(on="log", name="rss-monitor log channel")
 def _log_channel(body: str, title: str, notify_type: str, *args: object, **kwargs: object) -> bool:
     alerts_log.info("ALERT %s\n%s", title, body)
     return True
+
+
+# registered when the first Notifier has told apprise which schemes it uses (plugins.py)
+plugins.ours("log", lambda: apprise_plugin(on="log", name="rss-monitor log channel")(_log_channel))
 
 
 def render(alert: Alert) -> tuple[str, str]:
@@ -214,6 +217,7 @@ class Notifier:
         # apprise's per-service capture sees only what its logger lets through; its DEBUG line
         # "Socket Exception: (451, ...)" is the only place an SMTP refusal is spelled out.
         logging.getLogger("apprise").setLevel(logging.DEBUG)
+        plugins.ready(url.split("://", 1)[0] for ch in self.channels.values() for url in ch.urls if "://" in url)
         for name, ch in self.channels.items():
             a = apprise.Apprise()
             kinds: dict[str, apprise.Apprise] = {}
