@@ -45,8 +45,10 @@ from .workers import Pool, in_thread
 log = logging.getLogger(__name__)
 # What the workers run (parse, extract, language detection, with their libraries and the language
 # model), imported once in the forkserver and shared by every worker forked from it (issue 16).
-# trafilatura is named: extract.py imports it where it extracts, so that the daemon does not load it.
-WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "monitor.parse", "monitor.language")
+# trafilatura and the parsers are named: extract.py and parse.py import them where they work, so that
+# the daemon's own process does not load them.
+WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "monitor.parse", "feedparser",
+                  "monitor.fastparse", "monitor.language")
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
 

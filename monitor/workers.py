@@ -30,39 +30,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from .errors import MonitorError
+from .serve import WorkerError, serve
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class WorkerError(MonitorError):
-    """A task ran over its time limit, or its worker died."""
-
-
-def _serve(conn: Connection, max_tasks: int) -> None:
-    """Worker main loop: receive (fn, args), send (ok, value, cpu seconds so far); exit after
-    max_tasks."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    for _ in range(max_tasks):
-        try:
-            fn, args = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            reply: tuple[bool, Any, float] = (True, fn(*args), 0.0)
-        except Exception as e:  # sent back to the caller, which re-raises it
-            reply = (False, e, 0.0)
-        try:
-            conn.send((*reply[:2], time.process_time()))
-        except Exception as e:  # e.g. an unpicklable result or exception
-            conn.send((False, WorkerError(f"cannot return the result: {type(e).__name__}: {e}"),
-                       time.process_time()))
-    conn.close()
 
 
 @contextmanager
@@ -86,7 +59,7 @@ def _main_not_inherited() -> Iterator[None]:
 class _Worker:
     def __init__(self, ctx: Any, max_tasks: int):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, max_tasks), daemon=True,
+        self.proc = ctx.Process(target=serve, args=(child, max_tasks), daemon=True,
                                 name="monitor-worker")
         with _main_not_inherited():
             self.proc.start()
@@ -107,8 +80,9 @@ class Pool:
         self.max_tasks = max_tasks
         # forkserver: never fork the daemon itself, which has threads (aiohttp, apscheduler).
         self._ctx = multiprocessing.get_context("forkserver")
-        if preload:
-            self._ctx.set_forkserver_preload(list(preload))
+        # the workers' loop (asyncio-free: a worker never runs an event loop), then the freeze
+        # (forkfreeze.py) after everything else the forkserver imports
+        self._ctx.set_forkserver_preload([*preload, "monitor.serve", "monitor.forkfreeze"])
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._slots: asyncio.Semaphore | None = None

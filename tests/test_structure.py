@@ -33,7 +33,9 @@ LEVEL = {
     "dates": 0,  # every date/time parse; imports nothing of ours, so even level 0 may use it
     "webhook": 1,  # the JSON poster notify.py hands json:// channels to
     "plugins": 1,  # which apprise plugins notify.py has apprise load: those of the schemes used
-    "workers": 1, "config": 1, "language": 1, "opml": 1, "web": 1, "render": 1,
+    "serve": 1,  # the workers' loop, in the worker processes
+    "forkfreeze": 0,  # imported by the workers' forkserver alone: gc.freeze() before it forks
+    "workers": 2, "config": 1, "language": 1, "opml": 1, "web": 1, "render": 1,
     "health": 1,  # the feed-health decider: pure, on schedule and models
     "leases": 0,  # who holds what: owner identity and which owners are gone
     "lockfile": 1,  # one daemon per database, and its heartbeat file
