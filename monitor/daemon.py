@@ -44,9 +44,10 @@ from .web.console import Hooks
 from .workers import Pool, in_thread
 
 log = logging.getLogger(__name__)
-# What the workers run (parse, extract, language detection, their libraries, the language model), imported once
-# in the forkserver and shared by every worker forked from it (issue 16); trafilatura named: extract.py imports it late.
-WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "monitor.parse", "monitor.language")
+# What the workers run (parse, extract, language detection, their libraries, the language model), imported once in
+# the forkserver, shared by the workers it forks (issue 16); libraries named: the daemon's process never loads them.
+WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "monitor.parse", "feedparser",
+                  "monitor.fastparse", "monitor.language")
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
 

@@ -36,26 +36,31 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 import apprise
-import requests
 from apprise.decorators import notify as apprise_plugin
 
-from . import schedule, webhook
+from . import plugins, schedule, webhook
 from .errors import ConfigError, NotifyError
 from .models import Alert, Answer, Channel, Digest
 from .render import Renderer, builtin, kind
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 alerts_log = logging.getLogger("monitor.alerts")
 
 
-@apprise_plugin(on="log", name="rss-monitor log channel")
 def _log_channel(body: str, title: str, notify_type: str, *args: object, **kwargs: object) -> bool:
     alerts_log.info("ALERT %s\n%s", title, body)
     return True
+
+
+# registered when the first Notifier has told apprise which schemes it uses (plugins.py)
+plugins.ours("log", lambda: apprise_plugin(on="log", name="rss-monitor log channel")(_log_channel))
 
 
 def render(alert: Alert) -> tuple[str, str]:
@@ -104,11 +109,14 @@ class _Exchange:
 
 
 _exchange: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar("monitor_exchange", default=None)
-_real_send = requests.Session.send
+_real_send: Callable[..., requests.Response] | None = None  # requests' own, once _install has wrapped it
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")>]*|[Rr]ead timed out|timed out|Name or service not known")
 
 
 def _recording_send(self: requests.Session, request: requests.PreparedRequest, **kw: Any) -> requests.Response:
+    import requests
+
+    assert _real_send is not None
     ex = _exchange.get()
     if ex is None:
         return _real_send(self, request, **kw)
@@ -157,12 +165,19 @@ def _target(service: Any) -> webhook.Target:
 
 
 def _install() -> None:
+    """Wrap requests' send, at the first send or preview: imported before, requests would cost
+    every ``monitor check`` 40 ms, and a channel of log:// alone never uses it (issue 16)."""
+    global _real_send
+    import requests
+
     if requests.Session.send is not _recording_send:
+        _real_send = requests.Session.send
         requests.Session.send = _recording_send  # type: ignore[method-assign]
 
 
 @contextmanager
 def _recording(dry_run: bool = False) -> Iterator[_Exchange]:
+    _install()
     ex = _Exchange(dry_run)
     token = _exchange.set(ex)
     try:
@@ -210,10 +225,10 @@ class Notifier:
         self._hooks: dict[str, list[webhook.Target]] = {}  # channel -> its json:// URLs, posted by webhook.py
         self._renderers: dict[str, Renderer] = {}  # templates folder -> its checked templates
         self._locks: dict[str, threading.Lock] = {}
-        _install()
         # apprise's per-service capture sees only what its logger lets through; its DEBUG line
         # "Socket Exception: (451, ...)" is the only place an SMTP refusal is spelled out.
         logging.getLogger("apprise").setLevel(logging.DEBUG)
+        plugins.ready(url.split("://", 1)[0] for ch in self.channels.values() for url in ch.urls if "://" in url)
         for name, ch in self.channels.items():
             a = apprise.Apprise()
             kinds: dict[str, apprise.Apprise] = {}

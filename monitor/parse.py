@@ -4,6 +4,10 @@ feedparser never fetches here: it gets the bytes our ``fetch`` read and the resp
 headers (for the charset and the base URL). Entry identity: guid, else canonical link,
 else a hash of title + summary; a link that several items share, or the feed's home page, is
 no identity (``_own_links``).
+
+feedparser and the fast path are imported by the parse itself: the daemon's own process imports
+this module for ``canonical_url`` and to name ``parse_bytes`` to its workers, whose forkserver
+preloads both parsers (daemon.WORKER_PRELOAD); holding them cost it ~10 MB (issue 16).
 """
 
 from __future__ import annotations
@@ -20,9 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import feedparser
-
-from . import dates, fastparse
+from . import dates
 from .errors import ParseError
 from .models import Entry, ParsedFeed
 from .text import html_to_text
@@ -146,6 +148,8 @@ def parse_fast(body: bytes, content_type: str = "", url: str = "") -> ParsedFeed
 def _fast(body: bytes, content_type: str, url: str) -> Mapping[str, Any] | None:
     """fastparse's answer; None when it is unsure, missing, or fails in any way: a bad release
     of the fast parser costs speed, never a poll (issue 16)."""
+    from . import fastparse
+
     if not fastparse.AVAILABLE:
         return None
     try:
@@ -161,6 +165,8 @@ def _fast(body: bytes, content_type: str, url: str) -> Mapping[str, Any] | None:
 
 
 def _feedparser(body: bytes, content_type: str, url: str) -> Mapping[str, Any]:
+    import feedparser
+
     headers = {"content-location": url} if url else {}
     if content_type:
         headers["content-type"] = content_type

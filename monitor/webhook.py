@@ -23,8 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 
 @dataclass(frozen=True)
 class Target:
@@ -59,6 +57,8 @@ def shaped(document: Mapping[str, Any], extras: tuple[tuple[str, str], ...]) -> 
 def post(target: Target, document: Mapping[str, Any], user_agent: str = "rss-monitor") -> bool:
     """Send ``document`` as one JSON object. True for a 2xx answer; False for any other answer
     or none (what the service said is recorded by notify.py)."""
+    import requests  # here: a config without json:// channels never loads it (issue 16: check's start-up)
+
     headers = {"User-Agent": user_agent, "Content-Type": "application/json", **dict(target.headers)}
     body = json.dumps(shaped(document, target.extras), ensure_ascii=False).encode("utf-8")
     try:

@@ -30,39 +30,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from .errors import MonitorError
+from .serve import WorkerError, serve
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class WorkerError(MonitorError):
-    """A task ran over its time limit, or its worker died."""
-
-
-def _serve(conn: Connection, max_tasks: int) -> None:
-    """Worker main loop: receive (fn, args), send (ok, value, cpu seconds so far); exit after
-    max_tasks."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    for _ in range(max_tasks):
-        try:
-            fn, args = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            reply: tuple[bool, Any, float] = (True, fn(*args), 0.0)
-        except Exception as e:  # sent back to the caller, which re-raises it
-            reply = (False, e, 0.0)
-        try:
-            conn.send((*reply[:2], time.process_time()))
-        except Exception as e:  # e.g. an unpicklable result or exception
-            conn.send((False, WorkerError(f"cannot return the result: {type(e).__name__}: {e}"),
-                       time.process_time()))
-    conn.close()
 
 
 @contextmanager
@@ -86,13 +59,14 @@ def _main_not_inherited() -> Iterator[None]:
 class _Worker:
     def __init__(self, ctx: Any, max_tasks: int):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, max_tasks), daemon=True,
+        self.proc = ctx.Process(target=serve, args=(child, max_tasks), daemon=True,
                                 name="monitor-worker")
         with _main_not_inherited():
             self.proc.start()
         child.close()
         self.tasks = 0
         self.cpu = 0.0  # the worker's CPU seconds as of its last reply
+        self.expiry: asyncio.TimerHandle | None = None  # when it exits if it stays idle
 
     def kill(self) -> None:
         self.conn.close()
@@ -101,14 +75,20 @@ class _Worker:
         self.proc.join(5)
 
 
+IDLE_EXIT = 60.0  # seconds a worker waits for its next task before it exits (0: never)
+
+
 class Pool:
-    def __init__(self, size: int = 0, *, max_tasks: int = 200, preload: tuple[str, ...] = ()):
+    def __init__(self, size: int = 0, *, max_tasks: int = 200, preload: tuple[str, ...] = (),
+                 idle_exit: float = IDLE_EXIT):
         self.size = size or os.cpu_count() or 1
         self.max_tasks = max_tasks
+        self.idle_exit = idle_exit
         # forkserver: never fork the daemon itself, which has threads (aiohttp, apscheduler).
         self._ctx = multiprocessing.get_context("forkserver")
-        if preload:
-            self._ctx.set_forkserver_preload(list(preload))
+        # the workers' loop (asyncio-free: a worker never runs an event loop), then the freeze
+        # (forkfreeze.py) after everything else the forkserver imports
+        self._ctx.set_forkserver_preload([*preload, "monitor.serve", "monitor.forkfreeze"])
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._slots: asyncio.Semaphore | None = None
@@ -162,6 +142,8 @@ class Pool:
         """An idle worker that is still alive (one may have been killed while idle)."""
         while self._idle:
             worker = self._idle.pop()
+            if worker.expiry is not None:
+                worker.expiry.cancel()
             if worker.proc.is_alive():
                 return worker
             log.warning("idle worker found dead pid=%s exit=%s", worker.proc.pid, worker.proc.exitcode)
@@ -179,12 +161,23 @@ class Pool:
         worker.tasks += 1
         if healthy and worker.tasks < self.max_tasks:
             self._idle.append(worker)
+            if self.idle_exit and self._loop is not None:
+                worker.expiry = self._loop.call_later(self.idle_exit, self._expire, worker)
             return
         if not healthy:
             self.restarts += 1
             log.warning("worker replaced pid=%s tasks=%d", worker.proc.pid, worker.tasks)
         self._retire(worker)
         worker.kill()  # a recycled worker has already exited; this only reaps it
+
+    def _expire(self, worker: _Worker) -> None:
+        """A worker idle for ``idle_exit`` seconds exits: an idle daemon then holds only the
+        forkserver, whose pages the workers shared (13 MB less PSS with 200 feeds answering 304:
+        issue 16), and the next task forks a worker from it again in a few milliseconds."""
+        if worker in self._idle:
+            self._idle.remove(worker)
+            self._retire(worker)
+            worker.kill()
 
     def _retire(self, worker: _Worker) -> None:
         if worker in self._all:
@@ -197,6 +190,9 @@ class Pool:
         return self._retired_cpu + sum(w.cpu for w in self._all)
 
     def close(self) -> None:
+        for worker in self._idle:
+            if worker.expiry is not None:
+                worker.expiry.cancel()
         for worker in list(self._all):
             self._retire(worker)
             worker.kill()

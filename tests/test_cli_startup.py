@@ -23,7 +23,7 @@ HEAVY = {"apprise", "trafilatura", "feedparser", "sqlite_utils", "aiohttp", "jin
          "asyncio"}
 # what the daemon's workers must not hold: they parse, extract and detect languages, nothing else
 NOT_IN_WORKERS = {"click", "apprise", "sqlite_utils", "aiohttp", "jinja2", "prometheus_client", "apscheduler",
-                  "requests", "tqdm", "pydantic"}
+                  "requests", "tqdm", "pydantic", "asyncio"}
 
 
 def loaded_by(args: list[str], tmp_path: Path) -> tuple[set[str], str]:
@@ -115,6 +115,36 @@ def test_workers_hold_neither_the_cli_nor_the_daemons_libraries(tmp_path):
     mods = set(json.loads(p.stdout))
     loaded = {m.split(".")[0] for m in mods} | mods
     assert not loaded & NOT_IN_WORKERS, f"a worker holds {sorted(loaded & NOT_IN_WORKERS)}"
-    assert not any(m.startswith(("monitor.cli", "monitor.store", "monitor.daemon", "monitor.notify")) for m in mods)
+    assert not any(m.startswith(("monitor.cli", "monitor.store", "monitor.daemon", "monitor.notify", "monitor.workers"))
+                   for m in mods)
     # ... and has, from the forkserver, what its tasks use
     assert {"trafilatura", "feedparser", "py3langid", "monitor.extract", "monitor.parse", "monitor.language"} <= loaded
+
+
+def test_help_lists_each_lazy_command_as_its_own_help_would():
+    """``monitor --help`` names the commands of ``LAZY`` from a stored first sentence, without
+    importing them: each sentence gives what the loaded command's help gives, at any width."""
+    import importlib
+
+    import click
+
+    from monitor.cli import LAZY, cli
+
+    for name, (module, first) in LAZY.items():
+        importlib.import_module(f"monitor.cli.{module}")
+        real = cli.commands[name]
+        for limit in range(3, 200):
+            assert click.Command(name, help=first).get_short_help_str(limit) == real.get_short_help_str(limit), \
+                f"LAZY[{name!r}] in monitor/cli/__init__.py: its sentence no longer matches the command's help"
+    assert set(LAZY) | {"run", "once", "prune", "check"} == set(cli.commands)
+
+
+def test_the_daemons_own_process_loads_no_worker_library():
+    """What only the workers use (the parsers, trafilatura, the language model and numpy) stays
+    out of the daemon's process: its workers' forkserver preloads it (issue 16: idle memory)."""
+    code = "import json, sys, monitor.daemon; print(json.dumps(sorted(sys.modules)))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    loaded = {m.split(".")[0] for m in json.loads(p.stdout)}
+    assert not loaded & {"feedparser", "feedparser_rs", "trafilatura", "lxml", "py3langid", "numpy", "sklearn"}

@@ -224,3 +224,30 @@ def test_page_names_its_alternate_amp_or_canonical():
     assert page(amp.encode(), "https://lokal.example/amp/mosel").alternate == \
         "https://lokal.example/mosel"
     assert page(ARTICLE_PAGE.encode(), "https://lokal.example/mosel").alternate is None
+
+
+def test_the_language_model_as_arrays_answers_as_py3langid_does():
+    """language.py turns two of py3langid's per-state lists into arrays, so that workers only
+    read them (issue 16): every answer stays the one of py3langid's own model as it loads it."""
+    import json
+    from array import array
+    from pathlib import Path
+
+    import py3langid
+
+    from monitor import language
+
+    model = py3langid.langid.IDENTIFIER
+    assert isinstance(model._rowbase, array) and isinstance(model.tk_output, array)
+    own = py3langid.langid._load_identifier()  # a second model, with py3langid's lists
+    assert isinstance(own._rowbase, list)
+    texts = ["Ein Drohnenangriff traf am Montag ein Lager bei Sudscha im Gebiet Kursk.",
+             "A drone hit a warehouse near Sudzha in the Kursk region on Monday.",
+             "Удар беспилотника по складу возле Суджи в Курской области.",
+             "Удар безпілотника по складу поблизу Суджі в Курській області.",
+             "Un drone a frappé un entrepôt près de Soudja.", "Dron uderzył w magazyn pod Sudżą.", "short"]
+    truth = Path(__file__).resolve().parents[2] / "shared/corpus/articles/scrapinghub-aeb/ground-truth.json"
+    if truth.exists():
+        texts += [v.get("articleBody", "")[:1000] for v in json.loads(truth.read_text()).values()][:150]
+    assert [model.classify(t) for t in texts] == [own.classify(t) for t in texts]
+    assert language.detect(texts[0]) == "de"

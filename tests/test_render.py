@@ -311,3 +311,10 @@ def test_digest_lists_mentions_under_also_mentioned():
     assert "Haushalt" not in "\n".join(lines[:at])
     only = Renderer().digest(_digest(DigestItem(mention, "mention")))[1]
     assert only.startswith("Also mentioned (below the rules' alert_at):")
+
+
+def test_the_built_in_templates_pass_the_check_a_users_folder_gets(tmp_path):
+    """``Renderer()`` does not render its samples at every start (issue 16); an empty folder falls
+    back to every built-in template and runs the check on them."""
+    Renderer(tmp_path)._check()
+    Renderer()._check()

@@ -252,3 +252,17 @@ def test_in_process_task_within_its_limit_leaves_no_alarm_behind():
     assert asyncio.run(InProcess().run(tasks.spin, 0.05, timeout=5)) == 0.05
     left = signal.getitimer(signal.ITIMER_REAL)[0]
     assert (left == 0.0) if not left_before else (0 < left <= left_before)  # others' alarm kept, ours gone
+
+
+def test_a_worker_idle_for_idle_exit_seconds_exits_and_the_next_task_forks_another():
+    """An idle daemon holds no workers, only their forkserver (issue 16: idle memory)."""
+    async def go(pool: Pool):
+        first = await pool.run(tasks.pid, timeout=10)
+        again = await pool.run(tasks.pid, timeout=10)  # within idle_exit: the same worker
+        await asyncio.sleep(1.0)
+        exited, held = gone(first), len(pool._all)
+        return first, again, exited, held, await pool.run(tasks.pid, timeout=10), pool.restarts
+
+    first, again, exited, held, later, restarts = run(Pool(size=1, idle_exit=0.5), go)
+    assert again == first and exited and held == 0
+    assert later != first and restarts == 0

@@ -143,3 +143,6 @@ def _tags(raw: str | None) -> tuple[str, ...]:
     except ValueError:
         return ()
     return tuple(str(t) for t in value) if isinstance(value, list) else ()
+
+
+from . import learning as _learning  # noqa: E402,F401  (registers ``monitor rules learn`` on this group)

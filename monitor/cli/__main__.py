@@ -1,0 +1,5 @@
+"""``python -m monitor.cli``: the ``monitor`` command."""
+
+from . import main
+
+main()
