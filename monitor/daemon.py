@@ -63,19 +63,13 @@ def check_digests(config: Config) -> None:
             raise ConfigError(f"{config.path}: channels.{name}.digest: {e} (got {ch.digest!r})") from None
 
 
-def links_for(config: Config) -> links.Links | None:
-    """``[web]``'s feedback link maker (links.py), its key read now; None when public_url is off."""
-    w = config.web
-    return links.maker(w.public_url, w.secret, config.link_key_file, w.link_days) if w.public_url else None
-
-
 @asynccontextmanager
 async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str, float], None] | None = None,
                   link_maker: links.Links | None = None) -> AsyncIterator[pipeline.Context]:
     """Everything a poll needs, opened in order and closed in reverse (alerts carry ``link_maker``'s links)."""
     notifier = notifier_for(config)
     db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
-    if (link_maker := link_maker or links_for(config)) is not None:
+    if (link_maker := link_maker or links.of(config)) is not None:
         notifier.links = link_maker.urls
     pool = Pool(config.extract.workers, preload=WORKER_PRELOAD)
     f, p = config.fetch, config.poll
@@ -124,7 +118,7 @@ class Daemon:
         self.ctx: pipeline.Context | None = None
         self.sender: delivery.Sender | None = None
         self.lock = DaemonLock(config.database)
-        self.links = links_for(config)  # [web] needs a restart: the key signs links already sent
+        self.links = links.of(config)  # [web] needs a restart: the key signs links already sent
         self.service = Service(config, self.lock, self.links)
         self.scheduler: AsyncIOScheduler | None = None
 

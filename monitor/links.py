@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import MonitorError
 
@@ -149,3 +149,10 @@ def maker(public_url: str, secret: str, key_file: Path, days: float) -> Links:
 
     read()
     return Links(public_url, read, days * 86400)
+
+
+def of(config: Any) -> Links | None:
+    """A config's ``[web]`` feedback link maker, its key read now; None when public_url is off
+    (the daemon, and ``monitor web``, which serves the links too)."""
+    w = config.web
+    return maker(w.public_url, w.secret, config.link_key_file, w.link_days) if w.public_url else None

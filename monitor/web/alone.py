@@ -61,8 +61,7 @@ async def alone(config: Config, ruleset: rules.RuleSet, host: str, port: int) ->
                                                                      state.reload, lambda: state.notifier))
     try:
         await console.exposed(host, host in LOOPBACK)
-        w = config.web
-        link_maker = links.maker(w.public_url, w.secret, config.link_key_file, w.link_days) if w.public_url else None
+        link_maker = links.of(config)
         desk = Desk(console.env.db, link_maker) if link_maker is not None else None
         try:
             runner = await serve(host, port, None, None, Feedback(desk.look, desk.record) if desk else None, console)
