@@ -81,7 +81,8 @@ def write_config(tmp: Path, *, feeds: list[str], channels: dict[str, list[str]],
         at = lines.index("[notify]")
         lines[at:at] = ["[fetch]", allow]
     if "[http]" not in extra:  # the console's port (8080 by default) stays closed unless a test opens it
-        lines += ["[http]", "enabled = false"]
+        at = lines.index("[notify]")  # before [notify]: ``extra`` may go on with [notify] keys
+        lines[at:at] = ["[http]", "enabled = false"]
     lines.append(extra)
     for name, urls in channels.items():
         lines += [f"[channels.{name}]", f"urls = {urls!r}"]

@@ -100,7 +100,7 @@ def test_web_config_secret_from_the_environment_and_public_url_needs_http(tmp_pa
     monkeypatch.setenv("LINK_SECRET", "from-the-environment")
     with pytest.raises(ConfigError, match="web.public_url: .*set http.enabled = true"):
         config.load(cfg)
-    cfg.write_text(cfg.read_text() + "[http]\nenabled = true\n")
+    cfg.write_text(cfg.read_text().replace("[http]\nenabled = false", "[http]\nenabled = true"))
     loaded = config.load(cfg)
     assert loaded.web.public_url == "https://m.example" and loaded.web.secret == "from-the-environment"
     assert "from-the-environment" in loaded.marked_secrets and loaded.inline_secrets == []
