@@ -66,6 +66,8 @@ def write_config(folder: Path, *, feeds: list[str], hook: str, tick: float = 0.2
         "max_backoff = 5", "concurrency = 50",
         "[fetch]", f"timeout = {fetch_timeout}", "connect_timeout = 1", 'allow_private = ["127.0.0.0/8"]',
         "[extract]", "workers = 1", "timeout = 20",
+        # the default [http] (console on) at a port of its own: benches run beside `make run`
+        *([] if "[http]" in extra else ["[http]", "port = 0"]),
         "[notify]", 'default_channels = ["hook"]', "retry = 0.05", "max_retry = 0.2", "timeout = 10",
         'ops_channels = []',
         extra,

@@ -18,6 +18,9 @@ from servers import SMTP, FeedServer, Webhook  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
+# The language model's memory-mapped cache (monitor/language.py) of every process the tests
+# start goes under the checkout, not into the home folder of whoever runs them.
+os.environ.setdefault("MONITOR_CACHE_DIR", str(ROOT / "test-output" / "cache"))
 # The test servers listen on loopback, which the SSRF guard refuses unless allow-listed.
 LOOPBACK_NETS = ["127.0.0.1/32", "::1/128"]
 LOOPBACK = tuple(arg for net in LOOPBACK_NETS for arg in ("--allow-private", net))  # for run_cli

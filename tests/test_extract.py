@@ -3,6 +3,11 @@ page's text and the feed's own."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from monitor.errors import ExtractError
@@ -226,28 +231,74 @@ def test_page_names_its_alternate_amp_or_canonical():
     assert page(ARTICLE_PAGE.encode(), "https://lokal.example/mosel").alternate is None
 
 
-def test_the_language_model_as_arrays_answers_as_py3langid_does():
-    """language.py turns two of py3langid's per-state lists into arrays, so that workers only
-    read them (issue 16): every answer stays the one of py3langid's own model as it loads it."""
+LANGUAGE_TEXTS = [
+    "Ein Drohnenangriff traf am Montag ein Lager bei Sudscha im Gebiet Kursk.",
+    "A drone hit a warehouse near Sudzha in the Kursk region on Monday.",
+    "Удар беспилотника по складу возле Суджи в Курской области.",
+    "Удар безпілотника по складу поблизу Суджі в Курській області.",
+    "Un drone a frappé un entrepôt près de Soudja.", "Dron uderzył w magazyn pod Sudżą.", "short"]
+
+
+def test_the_language_model_mapped_and_as_arrays_answers_as_py3langid_does():
+    """language.py maps the model's two big tables from its cache folder and turns two of
+    py3langid's per-state lists into arrays, so that workers only read them (issue 16): every
+    answer stays the one of py3langid's own model as it loads it."""
     import json
     from array import array
     from pathlib import Path
 
+    import numpy as np
     import py3langid
 
     from monitor import language
 
     model = py3langid.langid.IDENTIFIER
+    assert model is language._model and language.how in ("mapped", "cached")  # conftest's cache folder
+    assert isinstance(model.nb_ptc, np.memmap) and isinstance(model.tk_nextmove, memoryview)
     assert isinstance(model._rowbase, array) and isinstance(model.tk_output, array)
     own = py3langid.langid._load_identifier()  # a second model, with py3langid's lists
     assert isinstance(own._rowbase, list)
-    texts = ["Ein Drohnenangriff traf am Montag ein Lager bei Sudscha im Gebiet Kursk.",
-             "A drone hit a warehouse near Sudzha in the Kursk region on Monday.",
-             "Удар беспилотника по складу возле Суджи в Курской области.",
-             "Удар безпілотника по складу поблизу Суджі в Курській області.",
-             "Un drone a frappé un entrepôt près de Soudja.", "Dron uderzył w magazyn pod Sudżą.", "short"]
+    texts = list(LANGUAGE_TEXTS)
     truth = Path(__file__).resolve().parents[2] / "shared/corpus/articles/scrapinghub-aeb/ground-truth.json"
     if truth.exists():
         texts += [v.get("articleBody", "")[:1000] for v in json.loads(truth.read_text()).values()][:150]
     assert [model.classify(t) for t in texts] == [own.classify(t) for t in texts]
     assert language.detect(texts[0]) == "de"
+
+
+LANGUAGE_PROBE = """
+import json, sys
+from monitor import language
+maps = open("/proc/self/maps").read()
+print(json.dumps({"how": language.how, "mapped": "ptc.npy" in maps,
+                  "answers": [language._model.classify(t)[0] for t in json.loads(sys.argv[1])]}))
+"""
+
+
+def _language_in(cache: Path | str) -> dict:
+    import json
+
+    env = {**os.environ, "MONITOR_CACHE_DIR": str(cache)}
+    done = subprocess.run([sys.executable, "-c", LANGUAGE_PROBE, json.dumps(LANGUAGE_TEXTS)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_language_cache_is_written_once_then_mapped_and_a_broken_one_is_made_again(tmp_path):
+    """A fresh process writes the cache and maps it; the next only maps it; a truncated table
+    is noticed and written again; a cache folder that cannot be written leaves the model in
+    memory. The answers are the same every time."""
+    import py3langid
+
+    truth = [py3langid.langid._load_identifier().classify(t)[0] for t in LANGUAGE_TEXTS]
+    first = _language_in(tmp_path / "cache")
+    assert first == {"how": "cached", "mapped": True, "answers": truth}
+    assert _language_in(tmp_path / "cache") == {"how": "mapped", "mapped": True, "answers": truth}
+    (table,) = (tmp_path / "cache").glob("langid-*/ptc.npy")
+    with open(table, "r+b") as f:
+        f.truncate(table.stat().st_size // 2)
+    assert _language_in(tmp_path / "cache") == {"how": "cached", "mapped": True, "answers": truth}
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert _language_in(blocker / "cache") == {"how": "memory", "mapped": False, "answers": truth}

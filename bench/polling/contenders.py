@@ -137,6 +137,8 @@ def write_config(workdir: Path, urls: list[str]) -> Path:
         f"allow_private = {json.dumps(farm_endpoints(urls) if ALLOW_FARM else [])}\n"
         "[extract]\n"
         "pages = false\n"
+        "[http]\n"  # on, as by default (the console too), at a port of its own
+        "port = 0\n"
         "[notify]\n"
         'default_channels = ["console"]\n'
         "[channels.console]\n"
