@@ -147,7 +147,6 @@ class Dispatcher:
     def fill(self) -> None:
         self._refill()
         now = self.ctx.clock()
-        skipped: list[str] = []  # hosts at their limit: back in the rotation when a poll ends
         while len(self.tasks) < self.concurrency and self.rotation:
             host = self.rotation.popleft()
             self.rotating.discard(host)
@@ -161,7 +160,8 @@ class Dispatcher:
                 del self.queues[host]
                 continue
             if self.inflight[host] >= self.per_host:
-                skipped.append(host)
+                # out of the rotation until one of its polls ends (``_done`` puts it back), so a
+                # full host costs nothing here, not one look per fill as every poll ends
                 continue
             feed = q.popleft()
             self.queued.discard(feed.id)
@@ -172,8 +172,6 @@ class Dispatcher:
                 del self.queues[host]
             if not self.rotation:
                 self._refill()
-        for host in skipped:
-            self._rotate(host)
         if not self.tasks and not self.queued and self.exhausted and self._asking is None:
             self._idle.set()
 
