@@ -22,7 +22,8 @@ OWNERS = {
     "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
     "prometheus_client": "metrics", "jinja2": ("render", "web"), "markupsafe": ("render", "web"),
-    "tqdm": "cli", "scipy": "learn", "numpy": "learn", "feedparser_rs": "fastparse",
+    "tqdm": "cli", "scipy": "learn", "feedparser_rs": "fastparse",
+    "numpy": ("learn", "language"),  # language: py3langid's numpy tables, memory-mapped
     "argon2": "passwords",
 }
 # a module may import only modules of a strictly lower level
