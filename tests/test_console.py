@@ -271,3 +271,51 @@ def test_the_playground_runs_a_draft_on_text_and_on_history(seeded):
         status, _, text = c.request("POST", "/playground.json", data={
             "csrf": c.csrf, "draft": "rules: [", "source": "text", "text": "x"})
         assert status == 400 and "line" in json.loads(text)["error"]
+
+
+def test_a_story_that_did_not_alert_is_marked_from_the_search(seeded):
+    """'Should have alerted': a match stored only (below its rule's digest_at) shows on the search
+    with its rule and two buttons; a viewer's verdict records with no alert, CSRF checked, and
+    `monitor feedback --match` calls the same."""
+    import time
+
+    from monitor.models import Article, Entry, FeedUpdate, Match
+    from monitor.store import Store
+
+    store = Store(seeded.parent / "monitor.db")
+    try:
+        feed = store.feeds()[0]
+        e = Entry(uid="link:https://x.example/wetter", guid=None, title="Wetterbericht mit Kursk am Rande",
+                  link="https://x.example/wetter", summary="Sonne und Regen", content="", published=None,
+                  content_hash="h-wetter")
+        quiet = Match(rule_id="kursk", rule_title="Kursk region", terms=("Kursk",), field="body",
+                      snippet="… **Kursk** …", channels=("console",), salience=0.1, tier="store")
+        store.record(feed, now=time.time(), update=FeedUpdate(last_ok_at=time.time()), baseline=False,
+                     new=[(e, Article(title=e.title, text="Sonne in Bayern, Regen bei Kursk.", url=e.link), [quiet])])
+    finally:
+        store.close()
+    add_user(seeded, "vic", "viewer", "viewer password 1")
+    with Web(seeded) as web:
+        c = Client(web.url)
+        assert c.login("vic", "viewer password 1") == 303
+        status, data = c.json("/search.json?q=Wetterbericht")
+        assert status == 200 and isinstance(data, dict), data
+        (hit,) = data["hits"]
+        assert hit["alert_id"] is None and hit["rules"] == ["kursk"] and hit["verdict"] is None
+        text = c.get("/search?q=Wetterbericht")[2]
+        assert "matched, no alert: kursk" in text and "Should have alerted" in text
+        assert f'action="/match/{hit["match_id"]}/feedback?next=' in text
+        status, _, text = c.post(f"/match/{hit['match_id']}/feedback", {"verdict": "relevant"}, csrf=False)
+        assert status == 403 and "security token" in text
+        status, headers, _ = c.post(f"/match/{hit['match_id']}/feedback?next=%2Fsearch%3Fq%3DWetterbericht",
+                                    {"verdict": "relevant"})
+        assert status == 303 and headers["Location"].startswith("/search?q=Wetterbericht&note=Recorded")
+        assert "marked relevant" in c.get("/search?q=Wetterbericht")[2]
+        assert c.json("/search.json?q=Wetterbericht")[1]["hits"][0]["verdict"] == "relevant"  # type: ignore[index]
+        assert c.post("/match/999999/feedback", {"verdict": "relevant"})[0] == 404
+        assert c.post(f"/match/{hit['match_id']}/feedback", {"verdict": "maybe"})[0] == 400
+    done = run_cli("feedback", "--config", str(seeded), str(hit["match_id"]), "not", "--match", "--by", "vic")
+    assert done.returncode == 0, done.stderr
+    assert f"match {hit['match_id']} (no alert): not by vic replaced your 'relevant' (rules: kursk)" in done.stdout
+    missing = run_cli("feedback", "--config", str(seeded), "999999", "not", "--match", "--by", "vic")
+    assert missing.returncode == 2 and "no match with ID 999999" in missing.stderr

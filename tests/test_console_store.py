@@ -12,7 +12,7 @@ from conftest import database_at
 
 from monitor import passwords
 from monitor.models import Article, Entry, Feed, FeedUpdate, Match
-from monitor.store import Store, UnknownFeed
+from monitor.store import MIGRATIONS, Store, UnknownFeed
 from monitor.store.search import fts_query
 
 A = "https://a.example/feed.xml"
@@ -296,7 +296,7 @@ def test_migration_17_indexes_what_is_already_stored(tmp_path):
     con.close()
     store = Store(path)
     try:
-        assert store.version == 17
+        assert store.version == len(MIGRATIONS)
         assert hit_titles(store.search("Glushkovo")) == ["Alte Meldung"]
         assert hit_titles(store.search("Korenevo")) == ["Mit Artikel"]  # an empty article title: the entry's
         assert store.search("Teaser")["total"] == 0  # the article's text stands for the entry's summary
@@ -368,3 +368,64 @@ def test_passwords():
     assert passwords.verify_user({"password_hash": hashed}, "correct horse")
     assert not passwords.verify_user(None, "correct horse")
     assert not passwords.verify_user({"password_hash": hashed}, "nope")
+
+
+def test_a_story_that_did_not_alert_is_judged_through_its_match(store):
+    """'This should have alerted': a verdict on a match stored only (no outbox row) records
+    with no alert, reaches the rule's learner, and shows on the search hit; on a story that did
+    alert, judging its match is judging its alert."""
+    from dataclasses import replace
+
+    feed, _ = feeds(store)
+    quiet = entry("q", "Wetterbericht mit einem Satz zu Kursk")
+    loud = entry("l", "Kämpfe im Gebiet Kursk")
+    record(store, feed, [(quiet, art(quiet, "Sonne in Bayern, Regen bei Kursk."),
+                          [replace(match("kursk"), tier="store", salience=0.1)]),
+                         (loud, art(loud, "Im Gebiet Kursk dauern die Kämpfe an."), [match("kursk")])])
+    hits = {h["title"]: h for h in store.search("Kursk")["hits"]}
+    q, lo = hits[quiet.title], hits[loud.title]
+    assert (q["alert_id"], q["rules"], q["verdict"]) == (None, ["kursk"], None) and q["match_id"]
+    assert lo["alert_id"] is not None and lo["match_id"] != q["match_id"]
+
+    given = store.judge_match(q["match_id"], "relevant", "ana", T0 + 10, "a real story")
+    assert (given.outcome, given.alert_id, given.rules) == ("recorded", None, ("kursk",))
+    assert store.db.execute("SELECT alert_id, via, note FROM feedback").fetchall() == [(None, "cli", "a real story")]
+    assert {h["title"]: h["verdict"] for h in store.search("Kursk")["hits"]} == {quiet.title: "relevant",
+                                                                                 loud.title: None}
+    assert [(f.match_id, f.verdict) for f in store.feedback_for_rule("kursk")] == [(q["match_id"], "relevant")]
+    assert [(j.match_id, j.verdicts, j.salience) for j in store.judged("kursk")] == \
+        [(q["match_id"], (("relevant", T0 + 10),), 0.1)]
+    again = store.judge_match(q["match_id"], "not", "ana", T0 + 20)
+    assert (again.outcome, again.earlier) == ("replaced", "relevant")
+
+    on_alert = store.judge_match(lo["match_id"], "not", "ben", T0 + 30)
+    assert on_alert.alert_id == lo["alert_id"]
+    assert [(v.verdict, v.given_by) for v in store.feedback(lo["alert_id"])] == [("not", "ben")]
+    assert store.judge_match(10**9, "not", "ana", T0) is None
+
+
+def test_migration_18_keeps_every_verdict_and_its_rules(tmp_path):
+    path = tmp_path / "old.db"
+    con = database_at(path, 17)
+    con.execute("INSERT INTO entries (id, feed_id, uid, link, title, summary, first_seen_at) "
+                "VALUES (1, 1, 'u1', 'https://a/1', 'Kursk', 'x', 0)")
+    con.execute("INSERT INTO matches (id, entry_id, rule_id, rule_title, story, terms, field, snippet, created_at) "
+                "VALUES (7, 1, 'kursk', 'Kursk', 's1', '[]', 'title', '', 0)")
+    con.execute("INSERT INTO feedback (id, story, match_id, alert_id, verdict, given_by, via, note, created_at, "
+                "replaced_at) VALUES (3, 's1', 7, 5, 'not', 'ana', 'cli', 'noise', 10, NULL), "
+                "(2, 's1', 7, 5, 'relevant', 'ana', 'link', NULL, 5, 10)")
+    con.execute("INSERT INTO feedback_rules (feedback_id, rule_id, match_id) VALUES (3, 'kursk', 7), (2, 'kursk', 7)")
+    con.close()
+    store = Store(path)
+    try:
+        assert store.version == len(MIGRATIONS)
+        assert store.db.execute("SELECT id, alert_id, verdict, replaced_at FROM feedback ORDER BY id").fetchall() == \
+            [(2, 5, "relevant", 10.0), (3, 5, "not", None)]
+        assert store.db.execute("SELECT * FROM feedback_rules ORDER BY feedback_id").fetchall() == \
+            [(2, "kursk", 7), (3, "kursk", 7)]
+        assert [(f.match_id, f.verdict) for f in store.feedback_for_rule("kursk")] == [(7, "not")]
+        assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+        store.db.execute("DELETE FROM feedback WHERE id = 3")  # the cascade still holds
+        assert store.db.execute("SELECT feedback_id FROM feedback_rules").fetchall() == [(2,)]
+    finally:
+        store.close()

@@ -136,10 +136,14 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
 @click.argument("verdict", metavar="relevant|not")
 @click.option("--note", help="Why, in a few words (kept with the verdict).")
 @click.option("--by", "given_by", help="Who gives it (default: your login name).")
-def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None, given_by: str | None) -> None:
+@click.option("--match", "on_match", is_flag=True,
+              help="ALERT is a match ID (the console's search shows them): judge a story that did not alert.")
+def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None, given_by: str | None,
+                 on_match: bool) -> None:
     """Mark an alert (its ID from 'monitor alerts') relevant or not. The verdict applies to the
     alert's story and every rule that fired on it; a later verdict of yours on the same story
-    replaces yours (the earlier one is kept as history)."""
+    replaces yours (the earlier one is kept as history). With --match, a story that matched but
+    never alerted (stored only, or held for the digest): 'relevant' says it should have alerted."""
     if verdict not in ("relevant", "not"):
         fail(f"verdict must be 'relevant' or 'not', got {verdict!r}")
     number = _id(alert_id)
@@ -151,15 +155,18 @@ def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None
         fail("--by: expected a name, got an empty one")
     store = _store(config_path)
     try:
-        given = store.give_feedback(number, verdict, by.strip(), time.time(), note or None)
+        judge = store.judge_match if on_match else store.give_feedback
+        given = judge(number, verdict, by.strip(), time.time(), note or None)
     except MonitorError as e:
         fail(str(e))
     finally:
         store.close()
     if given is None:
-        fail(f"no alert with ID {alert_id}")
+        fail(f"no {'match' if on_match else 'alert'} with ID {alert_id}")
     what = f"replaced your {given.earlier!r}" if given.outcome == "replaced" else "recorded"
-    click.echo(f"alert {number}: {verdict} by {by.strip()} {what} (rules: {', '.join(given.rules)})")
+    where = f"match {number} (alert {given.alert_id})" if on_match and given.alert_id is not None else \
+        f"match {number} (no alert)" if on_match else f"alert {number}"
+    click.echo(f"{where}: {verdict} by {by.strip()} {what} (rules: {', '.join(given.rules)})")
 
 
 @alerts_cmd.command("retry")

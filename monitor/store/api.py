@@ -103,6 +103,10 @@ class StoreAPI(Protocol):
     # (outcome "used"). None when there is no such alert.
     def give_feedback(self, alert_id: int, verdict: str, given_by: str, now: float, note: str | None = None, *,
                       via: str = "cli", token: str | None = None, token_expires: float = 0.0) -> Given | None: ...
+    # judge_match: the same on the story of a match, whether or not it alerted ("this should
+    # have alerted", on a match stored only or held for the digest); None for no such match.
+    def judge_match(self, match_id: int, verdict: str, given_by: str, now: float, note: str | None = None, *,
+                    via: str = "cli") -> Given | None: ...
     def feedback(self, alert_id: int) -> list[Verdict]: ...  # every verdict on its story, replaced ones too
     # feedback_for_rule: what a learner trains a rule on: the current verdict of each person on
     # each story the rule fired on, as RuleFeedback(match_id (the rule's own match; None once

@@ -2,9 +2,12 @@
 every rule of it, from ``monitor feedback`` or a signed link (links.py, feedback.py).
 
 A verdict belongs to the story, not to the outbox row it was given on: the same story sent to
-two channels is one story to judge. One person has one current verdict per story; a later one
-replaces theirs, and the replaced row stays with ``replaced_at`` set (the history; counted by
-``monitor_feedback_total``). Learners read current verdicts per rule (``feedback_for_rule``).
+two channels is one story to judge. A story that never alerted (its matches stored only, or held
+for the digest) is judged through one of its matches (``judge_match``: "this should have
+alerted", the misses a learner needs most; migration 18), with no alert. One person has one
+current verdict per story; a later one replaces theirs, and the replaced row stays with
+``replaced_at`` set (the history; counted by ``monitor_feedback_total``). Learners read current
+verdicts per rule (``feedback_for_rule``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ class Given(NamedTuple):
     nothing recorded)."""
 
     outcome: str
-    alert_id: int
+    alert_id: int | None  # None: given on a story that did not alert
     story: str
     rules: tuple[str, ...]
     at: float
@@ -64,26 +67,45 @@ class FeedbackQueries(Queries):
             row = self.db.execute(_STORY, (alert_id,)).fetchone()
             if row is None:
                 return None
+            return self._judge(int(row[0]), str(row[1]), alert_id, verdict, given_by, now, note, via, token,
+                               token_expires)
+
+    def judge_match(self, match_id: int, verdict: str, given_by: str, now: float, note: str | None = None, *,
+                    via: str = "cli") -> Given | None:
+        """A verdict on the story of match ``match_id`` and every rule of it, whether or not the
+        story alerted (its alert's, when it did); None when there is no such match."""
+        with self._transaction():
+            row = self.db.execute("SELECT COALESCE(p.id, m.id), COALESCE(p.story, m.story) FROM matches m "
+                                  "LEFT JOIN matches p ON p.id = m.primary_id WHERE m.id = ?", (match_id,)).fetchone()
+            if row is None:
+                return None
             primary, story = int(row[0]), str(row[1])
-            rules = self.db.execute("SELECT rule_id, id FROM matches WHERE id = ? OR primary_id = ? ORDER BY id",
-                                    (primary, primary)).fetchall()
-            rule_ids = tuple(str(r) for r, _ in rules)
-            if token is not None:
-                cur = self.db.execute(
-                    "INSERT INTO feedback_links (token, alert_id, verdict, used_at, expires_at) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (token) DO NOTHING", (token, alert_id, verdict, now, token_expires))
-                if cur.rowcount == 0:
-                    used = self.db.execute("SELECT used_at FROM feedback_links WHERE token = ?", (token,)).fetchone()
-                    return Given("used", alert_id, story, rule_ids, float(used[0]))
-            earlier = self.db.execute("SELECT id, verdict FROM feedback WHERE story = ? AND given_by = ? "
-                                      "AND replaced_at IS NULL", (story, given_by)).fetchone()
-            if earlier is not None:
-                self.db.execute("UPDATE feedback SET replaced_at = ? WHERE id = ?", (now, earlier[0]))
+            alert = self.db.execute("SELECT MIN(id) FROM outbox WHERE match_id = ?", (primary,)).fetchone()[0]
+            return self._judge(primary, story, None if alert is None else int(alert), verdict, given_by, now,
+                               note, via, None, 0.0)
+
+    def _judge(self, primary: int, story: str, alert_id: int | None, verdict: str, given_by: str, now: float,
+               note: str | None, via: str, token: str | None, token_expires: float) -> Given:
+        """give_feedback and judge_match, inside their transaction."""
+        rules = self.db.execute("SELECT rule_id, id FROM matches WHERE id = ? OR primary_id = ? ORDER BY id",
+                                (primary, primary)).fetchall()
+        rule_ids = tuple(str(r) for r, _ in rules)
+        if token is not None:
             cur = self.db.execute(
-                "INSERT INTO feedback (story, match_id, alert_id, verdict, given_by, via, note, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (story, primary, alert_id, verdict, given_by, via, note, now))
-            self.db.conn.executemany("INSERT INTO feedback_rules (feedback_id, rule_id, match_id) VALUES (?, ?, ?) "
-                                     "ON CONFLICT DO NOTHING", [(cur.lastrowid, r, m) for r, m in rules])
+                "INSERT INTO feedback_links (token, alert_id, verdict, used_at, expires_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (token) DO NOTHING", (token, alert_id, verdict, now, token_expires))
+            if cur.rowcount == 0:
+                used = self.db.execute("SELECT used_at FROM feedback_links WHERE token = ?", (token,)).fetchone()
+                return Given("used", alert_id, story, rule_ids, float(used[0]))
+        earlier = self.db.execute("SELECT id, verdict FROM feedback WHERE story = ? AND given_by = ? "
+                                  "AND replaced_at IS NULL", (story, given_by)).fetchone()
+        if earlier is not None:
+            self.db.execute("UPDATE feedback SET replaced_at = ? WHERE id = ?", (now, earlier[0]))
+        cur = self.db.execute(
+            "INSERT INTO feedback (story, match_id, alert_id, verdict, given_by, via, note, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (story, primary, alert_id, verdict, given_by, via, note, now))
+        self.db.conn.executemany("INSERT INTO feedback_rules (feedback_id, rule_id, match_id) VALUES (?, ?, ?) "
+                                 "ON CONFLICT DO NOTHING", [(cur.lastrowid, r, m) for r, m in rules])
         return Given("replaced" if earlier else "recorded", alert_id, story, rule_ids, now,
                      str(earlier[1]) if earlier else None)
 

@@ -334,6 +334,46 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         WHERE entry_id = old.entry_id; END;
     INSERT INTO search_fts (search_fts) VALUES ('rebuild');
     """,
+    # 18: a verdict on a story that never alerted (issue 17/18: "this should have alerted", given
+    # on a match stored only or held for the digest, from the console's search or `monitor
+    # feedback --match`): feedback.alert_id may be NULL. SQLite cannot drop a NOT NULL, so the
+    # table is rebuilt; feedback_rules (whose rows would go with it, ON DELETE CASCADE) is set
+    # aside first and put back after, rows and ids unchanged.
+    """
+    CREATE TABLE feedback_rules_kept AS SELECT feedback_id, rule_id, match_id FROM feedback_rules;
+    DROP TABLE feedback_rules;
+    CREATE TABLE feedback_next (
+        id INTEGER PRIMARY KEY,
+        story TEXT NOT NULL,                        -- matches.story of the story's primary match
+        match_id INTEGER REFERENCES matches(id) ON DELETE SET NULL,  -- that primary match
+        alert_id INTEGER,                           -- the outbox row it was given on (no FK: pruned);
+                                                    -- NULL: given on a story that did not alert
+        verdict TEXT NOT NULL,                      -- relevant | not
+        given_by TEXT NOT NULL,                     -- a name (--by, the OS user) or link:CHANNEL
+        via TEXT NOT NULL,                          -- cli | link | console
+        note TEXT,
+        created_at REAL NOT NULL,
+        replaced_at REAL                            -- a later verdict of the same person on the story
+    );
+    INSERT INTO feedback_next (id, story, match_id, alert_id, verdict, given_by, via, note, created_at, replaced_at)
+        SELECT id, story, match_id, alert_id, verdict, given_by, via, note, created_at, replaced_at FROM feedback;
+    DROP TABLE feedback;
+    ALTER TABLE feedback_next RENAME TO feedback;
+    CREATE UNIQUE INDEX feedback_current ON feedback(story, given_by) WHERE replaced_at IS NULL;
+    CREATE INDEX feedback_story ON feedback(story);
+    CREATE INDEX feedback_match ON feedback(match_id);
+    CREATE TABLE feedback_rules (
+        feedback_id INTEGER NOT NULL REFERENCES feedback(id) ON DELETE CASCADE,
+        rule_id TEXT NOT NULL,
+        match_id INTEGER REFERENCES matches(id) ON DELETE SET NULL,  -- this rule's match of the story
+        PRIMARY KEY (feedback_id, rule_id)
+    );
+    INSERT INTO feedback_rules (feedback_id, rule_id, match_id)
+        SELECT feedback_id, rule_id, match_id FROM feedback_rules_kept;
+    DROP TABLE feedback_rules_kept;
+    CREATE INDEX feedback_rules_rule ON feedback_rules(rule_id);
+    CREATE INDEX feedback_rules_match ON feedback_rules(match_id);
+    """,
 ]
 
 

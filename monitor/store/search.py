@@ -109,21 +109,33 @@ class SearchQueries(Queries):
         return {"total": total, "hits": hits}
 
     def _stories_of(self, hits: list[dict[str, Any]]) -> None:
-        """Each hit's story alert id (None: no alert) and the rules that matched its entry."""
+        """Each hit's story alert id (None: no alert), the rules that matched its entry, its
+        first match (``match_id``, what a verdict on a story that did not alert is given on: None
+        when no rule matched) and the story's latest current verdict (``verdict``, or None)."""
         for h in hits:
-            h["alert_id"], h["rules"] = None, []
+            h["alert_id"], h["rules"], h["match_id"], h["verdict"] = None, [], None, None
         if not hits:
             return
         by_entry = {h["entry_id"]: h for h in hits}
         marks = ",".join("?" * len(by_entry))
         roots: dict[int, list[dict[str, Any]]] = {}
-        for entry_id, rule_id, root in self.db.execute(
-                "SELECT entry_id, rule_id, COALESCE(lead_id, primary_id, id) FROM matches "
+        stories: dict[str, list[dict[str, Any]]] = {}
+        for entry_id, rule_id, root, match_id, story in self.db.execute(
+                "SELECT entry_id, rule_id, COALESCE(lead_id, primary_id, id), id, story FROM matches "
                 f"WHERE entry_id IN ({marks}) ORDER BY id", list(by_entry)).fetchall():
             h = by_entry[entry_id]
             if rule_id not in h["rules"]:
                 h["rules"].append(rule_id)
+            if h["match_id"] is None:
+                h["match_id"] = int(match_id)
+                stories.setdefault(str(story), []).append(h)
             roots.setdefault(int(root), []).append(h)
+        if stories:
+            for story, verdict in self.db.execute(  # oldest first: the latest is left standing
+                    f"SELECT story, verdict FROM feedback WHERE story IN ({','.join('?' * len(stories))}) "
+                    "AND replaced_at IS NULL ORDER BY created_at, id", list(stories)).fetchall():
+                for h in stories[str(story)]:
+                    h["verdict"] = str(verdict)
         if roots:
             for match_id, alert_id in self.db.execute(
                     f"SELECT match_id, MIN(id) FROM outbox WHERE match_id IN ({','.join('?' * len(roots))}) "

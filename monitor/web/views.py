@@ -1,6 +1,7 @@
 """The console's reading pages (issue 18): the inbox (and its live stream), a story, feedback,
 search and channels. Each is a store call and a template; each button calls the store method
-its command calls (``monitor feedback`` → ``give_feedback``, ``alerts retry`` → ``revive``,
+its command calls (``monitor feedback`` → ``give_feedback``, ``feedback --match`` → ``judge_match``,
+``alerts retry`` → ``revive``,
 ``notify-test`` → ``Notifier.send_text``/``dry_run``)."""
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class Views(Base):
         r.add_get(r"/story/{id:\d+}", self.story)
         r.add_get(r"/story/{id:\d+}.json", self.story)
         r.add_post(r"/story/{id:\d+}/feedback", self.feedback)
+        r.add_post(r"/match/{id:\d+}/feedback", self.judge_match)
         r.add_get("/search", self.search)
         r.add_get("/search.json", self.search)
         r.add_get("/channels", self.channels)
@@ -215,6 +217,27 @@ class Views(Base):
                                       "rules": list(given.rules)})
         raise self.back(request, f"/story/{alert_id}", f"Recorded: {VERDICTS[verdict]}")
 
+    async def judge_match(self, request: web.Request) -> web.StreamResponse:
+        """A verdict on a story that did not alert, from a search hit: what ``monitor feedback
+        --match`` records ("relevant": it should have alerted), by the signed-in user."""
+        match_id = int(request.match_info["id"])
+        form = await request.post()
+        verdict = str(form.get("verdict", ""))
+        if verdict not in VERDICTS:
+            raise web.HTTPBadRequest(text="verdict: expected relevant or not")
+        note = str(form.get("note", "")).strip()[:500] or None
+        viewer = request["viewer"]
+        who = viewer.name if viewer.mode != "open" else "console"
+        given = await self.env.db.judge_match(match_id, verdict, who, self.env.clock(), note, via="console")
+        if given is None:
+            raise web.HTTPNotFound(text=f"There is no match {match_id}.")
+        log.info("feedback recorded match=%d alert=%s verdict=%s by=%s via=console", match_id, given.alert_id,
+                 verdict, who)
+        if self.wants_json(request):
+            return web.json_response({"outcome": given.outcome, "match_id": match_id, "alert_id": given.alert_id,
+                                      "verdict": verdict, "rules": list(given.rules)})
+        raise self.back(request, "/search", f"Recorded: {VERDICTS[verdict]}")
+
     # -- search -------------------------------------------------------------------------------
     async def search(self, request: web.Request) -> web.Response:
         q = request.query
@@ -226,7 +249,8 @@ class Views(Base):
         data = {"q": text, "filters": chosen, "offset": offset, **found}
         cfg = self.env.config()
         return self.page(request, "search.html", data, rules=[r.id for r in self.env.ruleset().rules],
-                         channels=sorted(cfg.channels), states=STATES, page_size=self.page_size)
+                         channels=sorted(cfg.channels), states=STATES, page_size=self.page_size,
+                         note=q.get("note", ""))
 
     # -- channels -----------------------------------------------------------------------------
     async def channels(self, request: web.Request) -> web.Response:
