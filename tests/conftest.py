@@ -113,7 +113,7 @@ def database_at(path: Path, version: int) -> sqlite3.Connection:
     """A database built by the first ``version`` migrations, as an older release left it (to
     test the migrations after it), with one feed; autocommit."""
     from monitor.store import MIGRATIONS
-    from monitor.store.schema import statements
+    from monitor.store.steps import statements
 
     con = sqlite3.connect(str(path), isolation_level=None)
     for number, step in enumerate(MIGRATIONS[:version], start=1):

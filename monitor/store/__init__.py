@@ -45,9 +45,10 @@ from .learning import Judged, LearnQueries, StoredModel  # noqa: E402
 from .noise import NoiseQueries  # noqa: E402
 from .outbox import OutboxQueries  # noqa: E402
 from .retention import Pruned, RetentionQueries  # noqa: E402
-from .schema import MIGRATIONS, statements  # noqa: E402
+from .schema import MIGRATIONS  # noqa: E402
 from .search import SearchQueries  # noqa: E402
 from .status import Snapshot, StatusQueries  # noqa: E402
+from .steps import statements  # noqa: E402
 from .users import UserQueries  # noqa: E402
 
 __all__ = ["MIGRATIONS", "FeedSpec", "Given", "Judged", "Pruned", "RuleFeedback", "Snapshot", "Store", "StoreAPI",

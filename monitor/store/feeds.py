@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from ..models import KEEP, Feed, FeedUpdate
 from .base import Queries, UnknownFeed
-from .schema import host_of
+from .steps import host_of
 
 log = logging.getLogger(__name__)
 
