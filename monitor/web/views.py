@@ -200,27 +200,16 @@ class Views(Base):
 
     async def feedback(self, request: web.Request) -> web.StreamResponse:
         """A verdict from the console: what ``monitor feedback`` records, by the signed-in user."""
-        alert_id = int(request.match_info["id"])
-        form = await request.post()
-        verdict = str(form.get("verdict", ""))
-        if verdict not in VERDICTS:
-            raise web.HTTPBadRequest(text="verdict: expected relevant or not")
-        note = str(form.get("note", "")).strip()[:500] or None
-        viewer = request["viewer"]
-        who = viewer.name if viewer.mode != "open" else "console"
-        given = await self.env.db.give_feedback(alert_id, verdict, who, self.env.clock(), note, via="console")
-        if given is None:
-            raise web.HTTPNotFound(text=f"There is no alert {alert_id}.")
-        log.info("feedback recorded alert=%d verdict=%s by=%s via=console", alert_id, verdict, who)
-        if self.wants_json(request):
-            return web.json_response({"outcome": given.outcome, "alert_id": alert_id, "verdict": verdict,
-                                      "rules": list(given.rules)})
-        raise self.back(request, f"/story/{alert_id}", f"Recorded: {VERDICTS[verdict]}")
+        return await self._judge(request, "alert")
 
     async def judge_match(self, request: web.Request) -> web.StreamResponse:
         """A verdict on a story that did not alert, from a search hit: what ``monitor feedback
         --match`` records ("relevant": it should have alerted), by the signed-in user."""
-        match_id = int(request.match_info["id"])
+        return await self._judge(request, "match")
+
+    async def _judge(self, request: web.Request, on: str) -> web.StreamResponse:
+        """The form's verdict on alert or match ``{id}``, recorded by the store call its command makes."""
+        number = int(request.match_info["id"])
         form = await request.post()
         verdict = str(form.get("verdict", ""))
         if verdict not in VERDICTS:
@@ -228,15 +217,16 @@ class Views(Base):
         note = str(form.get("note", "")).strip()[:500] or None
         viewer = request["viewer"]
         who = viewer.name if viewer.mode != "open" else "console"
-        given = await self.env.db.judge_match(match_id, verdict, who, self.env.clock(), note, via="console")
+        judge = self.env.db.give_feedback if on == "alert" else self.env.db.judge_match
+        given = await judge(number, verdict, who, self.env.clock(), note, via="console")
         if given is None:
-            raise web.HTTPNotFound(text=f"There is no match {match_id}.")
-        log.info("feedback recorded match=%d alert=%s verdict=%s by=%s via=console", match_id, given.alert_id,
-                 verdict, who)
+            raise web.HTTPNotFound(text=f"There is no {on} {number}.")
+        log.info("feedback recorded %s=%d%s verdict=%s by=%s via=console", on, number,
+                 f" alert={given.alert_id}" if on == "match" else "", verdict, who)
         if self.wants_json(request):
-            return web.json_response({"outcome": given.outcome, "match_id": match_id, "alert_id": given.alert_id,
+            return web.json_response({"outcome": given.outcome, f"{on}_id": number, "alert_id": given.alert_id,
                                       "verdict": verdict, "rules": list(given.rules)})
-        raise self.back(request, "/search", f"Recorded: {VERDICTS[verdict]}")
+        raise self.back(request, f"/story/{number}" if on == "alert" else "/search", f"Recorded: {VERDICTS[verdict]}")
 
     # -- search -------------------------------------------------------------------------------
     async def search(self, request: web.Request) -> web.Response:
