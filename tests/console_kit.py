@@ -163,3 +163,24 @@ def wait_until(pred, what: str, timeout: float = 30.0) -> None:  # type: ignore[
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def store_only_match(db: Path) -> None:
+    """A story of the database's first feed that the Kursk rule matched below its digest_at:
+    stored only, no alert ("Wetterbericht mit Kursk am Rande"), written as the pipeline's
+    record() writes one."""
+    from monitor.models import Article, Entry, FeedUpdate, Match
+    from monitor.store import Store
+
+    store = Store(db)
+    try:
+        feed = store.feeds()[0]
+        e = Entry(uid="link:https://x.example/wetter", guid=None, title="Wetterbericht mit Kursk am Rande",
+                  link="https://x.example/wetter", summary="Sonne und Regen", content="", published=None,
+                  content_hash="h-wetter")
+        quiet = Match(rule_id="kursk", rule_title="Kursk region", terms=("Kursk",), field="body",
+                      snippet="… **Kursk** …", channels=("console",), salience=0.1, tier="store")
+        store.record(feed, now=time.time(), update=FeedUpdate(last_ok_at=time.time()), baseline=False,
+                     new=[(e, Article(title=e.title, text="Sonne in Bayern, Regen bei Kursk.", url=e.link), [quiet])])
+    finally:
+        store.close()

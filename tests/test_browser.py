@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import monitor_cmd, page, rss, run_cli, write_config
-from console_kit import HOSTILE_TEXT, HOSTILE_TITLE, KURSK, KURSK_PAGE, OLD, add_user, wait_until
+from console_kit import HOSTILE_TEXT, HOSTILE_TITLE, KURSK, KURSK_PAGE, OLD, add_user, store_only_match, wait_until
 
 SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 PASSWORD = "correct horse battery"
@@ -202,6 +202,20 @@ def test_search_finds_the_story_and_marks_the_words(browser, daemon, request):
     assert "Gefechte im Gebiet Kursk" in pg.inner_text("ol.hits")
     assert pg.locator("li.hit mark").count() >= 1
     _done(pg, "search")
+
+
+def test_a_story_that_did_not_alert_is_marked_should_have_alerted(browser, daemon, request):
+    store_only_match(daemon.cfg.parent / "monitor.db")
+    pg = _page(browser, daemon, request)
+    pg.goto("/search?q=Wetterbericht")
+    hit = pg.locator("li.hit", has_text="Wetterbericht mit Kursk am Rande")
+    assert "matched, no alert: kursk" in hit.inner_text()
+    hit.get_by_role("button", name="Should have alerted").click()
+    pg.wait_for_selector("p.note")
+    assert pg.inner_text("p.note") == "Recorded: relevant"
+    assert "marked relevant" in pg.locator("li.hit", has_text="Wetterbericht").inner_text()
+    assert "Wetterbericht" in pg.input_value("input[name=q]")  # back on the same search
+    _done(pg, "missed")
 
 
 def test_a_hostile_feed_executes_nothing_and_calls_nowhere(browser, daemon, request):

@@ -9,7 +9,7 @@ import re
 
 import pytest
 from conftest import run_cli
-from console_kit import HOSTILE_TITLE, Client, Web, add_user, seed
+from console_kit import HOSTILE_TITLE, Client, Web, add_user, seed, store_only_match
 
 PAGES = ["/", "/inbox.json", "/search?q=Kursk", "/search.json?q=Kursk", "/feeds", "/feeds.json", "/rules",
          "/rules.json", "/channels", "/channels.json", "/playground", "/rules/file/kursk.yaml", "/feeds.opml"]
@@ -277,23 +277,7 @@ def test_a_story_that_did_not_alert_is_marked_from_the_search(seeded):
     """'Should have alerted': a match stored only (below its rule's digest_at) shows on the search
     with its rule and two buttons; a viewer's verdict records with no alert, CSRF checked, and
     `monitor feedback --match` calls the same."""
-    import time
-
-    from monitor.models import Article, Entry, FeedUpdate, Match
-    from monitor.store import Store
-
-    store = Store(seeded.parent / "monitor.db")
-    try:
-        feed = store.feeds()[0]
-        e = Entry(uid="link:https://x.example/wetter", guid=None, title="Wetterbericht mit Kursk am Rande",
-                  link="https://x.example/wetter", summary="Sonne und Regen", content="", published=None,
-                  content_hash="h-wetter")
-        quiet = Match(rule_id="kursk", rule_title="Kursk region", terms=("Kursk",), field="body",
-                      snippet="… **Kursk** …", channels=("console",), salience=0.1, tier="store")
-        store.record(feed, now=time.time(), update=FeedUpdate(last_ok_at=time.time()), baseline=False,
-                     new=[(e, Article(title=e.title, text="Sonne in Bayern, Regen bei Kursk.", url=e.link), [quiet])])
-    finally:
-        store.close()
+    store_only_match(seeded.parent / "monitor.db")
     add_user(seeded, "vic", "viewer", "viewer password 1")
     with Web(seeded) as web:
         c = Client(web.url)
