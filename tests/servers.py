@@ -48,8 +48,8 @@ class _Handler(BaseHTTPRequestHandler):
         res = srv.resources.get(self.path)
         srv.log.append((self.path, dict(self.headers)))
         if res is None:
+            srv.answers.append((self.path, 404))  # before the answer leaves: the client's next request comes after
             self._send(404, b"not found", "text/plain")
-            srv.answers.append((self.path, 404))
             return
         host = self.headers.get("Host", "").rsplit(":", 1)[0]
         with srv.lock:
@@ -67,11 +67,11 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(res.delay)
         tag = '"' + hashlib.sha1(res.body).hexdigest()[:16] + '"'
         if res.etag and self.headers.get("If-None-Match") == tag:
+            srv.answers.append((self.path, 304))
             self.send_response(304)
             self.send_header("ETag", tag)
             self.send_header("Content-Length", "0")
             self.end_headers()
-            srv.answers.append((self.path, 304))
             return
         headers = dict(res.headers)
         if res.etag:
@@ -80,8 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
         if res.gzip:
             body = gzip.compress(body)
             headers["Content-Encoding"] = "gzip"
-        self._send(res.status, body, res.content_type, headers)
         srv.answers.append((self.path, res.status))
+        self._send(res.status, body, res.content_type, headers)
 
     def _send(self, status: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
         self.send_response(status)

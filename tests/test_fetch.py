@@ -58,8 +58,9 @@ def header(headers: dict[str, str], name: str) -> str | None:
 
 
 def answers(server, n: int, within: float = 2.0) -> list[tuple[str, int]]:
-    """The server's answers once it has logged ``n`` of them (it logs after writing, so
-    the client can be done a moment before the server's thread records the answer)."""
+    """The server's answers once it has logged ``n`` of them, in the order it decided them
+    (each is logged before it is written, so a redirect's next request is logged after it; the
+    wait covers a thread that has not logged yet when the test looks)."""
     deadline = time.monotonic() + within
     while len(server.answers) < n and time.monotonic() < deadline:
         time.sleep(0.01)
