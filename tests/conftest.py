@@ -175,3 +175,59 @@ def wait_for(pred, what: str, timeout: float = 45.0) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for: {what}")
+
+
+# --- the store's two backends (issue 19) ---------------------------------------------------------
+# ``database``: where a test's store lives, once per backend: a SQLite file, and a schema of its
+# own on the run's PostgreSQL server (tests/pg_server.py: started for the run, or the one
+# MONITOR_TEST_DATABASE_URL names). Tests that hold the store to its contract take it; tests of
+# what only SQLite has (a file, WAL, its locks, the old migrations) keep ``tmp_path``.
+
+@pytest.fixture(scope="session")
+def pg_server_url():
+    import tempfile
+
+    import pg_server
+    url = os.environ.get("MONITOR_TEST_DATABASE_URL")
+    server = None
+    if not url:  # a folder of its own under /tmp: pytest's are closed to the server's user
+        server = pg_server.Server(Path(tempfile.mkdtemp(prefix="monitor-pg-")))
+        url = server.url
+    pg_server.prepare(url)
+    yield url
+    if server is not None:
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str):
+    """A PostgreSQL database URL whose connections see an empty schema of this test's own."""
+    import pg_server
+    url, name = pg_server.schema_url(pg_server_url)
+    yield url
+    pg_server.drop_schema(pg_server_url, name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ``[monitor] database`` of a test's store, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state" / "monitor.db")
+    return request.getfixturevalue("pg_url")
+
+
+def sql_rows(database: str, sql: str, params: tuple | list = ()) -> list[tuple]:
+    """Rows read through a connection of our own (what is committed, not what the writer sees),
+    on either backend; ``sql`` in SQLite's dialect with ``?`` placeholders."""
+    if database.startswith("postgresql://"):
+        import psycopg
+
+        from monitor.store.pg import translate
+        with psycopg.connect(database, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
+            return [tuple(r) for r in conn.execute(translate(sql, returning=False)[0], params).fetchall()]
+    con = sqlite3.connect(database)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()

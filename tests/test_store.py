@@ -1,5 +1,7 @@
-"""monitor.store.Store on a real SQLite file: migrations, WAL, feed schedule state, what is
-new, the one-transaction ``record`` and the alert outbox."""
+"""monitor.store.Store on a real SQLite file and on a real PostgreSQL server (the ``database``
+fixture, conftest.py: every test that takes it runs on both): migrations, feed schedule state,
+what is new, the one-transaction ``record`` and the alert outbox; WAL and SQLite's locks on
+SQLite alone (``db_path``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
+from conftest import sql_rows
 
 from monitor.models import Article, Entry, Feed, FeedUpdate, Match, Notice
 from monitor.store import MIGRATIONS, Store, StoreError
@@ -26,19 +30,22 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path):
+def store(database: str):
+    s = Store(database)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(db_path: Path):
     s = Store(db_path)
     yield s
     s.close()
 
 
-def raw(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+def raw(db: Path | str, sql: str, params: tuple = ()) -> list[tuple]:
     """Read with a connection of our own: what is committed, not what the writer sees."""
-    con = sqlite3.connect(str(path))
-    try:
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
+    return sql_rows(str(db), sql, params)
 
 
 def counts(path: Path) -> dict[str, int]:
@@ -92,19 +99,19 @@ def two_feeds(store: Store) -> tuple[Feed, Feed]:
 
 # -- schema ---------------------------------------------------------------------------------
 
-def test_fresh_database_is_migrated_to_the_latest_version(store, db_path):
-    assert store.version == len(MIGRATIONS)
+def test_fresh_database_is_migrated_to_the_latest_version(sqlite_store, db_path):
+    assert sqlite_store.version == len(MIGRATIONS)
     assert raw(db_path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
     tables = {r[0] for r in raw(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert TABLES <= tables
 
 
-def test_reopening_is_a_no_op_and_keeps_data(db_path):
-    first = Store(db_path)
+def test_reopening_is_a_no_op_and_keeps_data(database):
+    first = Store(database)
     first.sync_feeds([(A, "Feed A", None)], now=1.0)
     first.close()
 
-    again = Store(db_path)  # would fail on CREATE TABLE if the migration ran twice
+    again = Store(database)  # would fail on CREATE TABLE if the migration ran twice
     try:
         assert again.version == len(MIGRATIONS)
         assert [f.url for f in again.feeds()] == [A]
@@ -133,7 +140,8 @@ def test_unopenable_path_is_store_error(tmp_path):
         Store(tmp_path / "a-file" / "monitor.db")
 
 
-def test_wal_mode_is_on(store, db_path):
+def test_wal_mode_is_on(sqlite_store, db_path):
+    store = sqlite_store
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # WAL is a property of the file: another connection sees it too.
     assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
@@ -154,7 +162,7 @@ def test_sync_feeds_inserts_config_feeds(store):
     assert store.feeds(default_interval=60)[0].interval == 60
 
 
-def test_resync_keeps_schedule_state(store, db_path):
+def test_resync_keeps_schedule_state(store, database):
     a, b = two_feeds(store)
     record(store, a, [], now=1000.0, validators={"etag": '"v1"', "last_modified": "Mon",
                                                  "body_hash": "abc"})
@@ -167,13 +175,13 @@ def test_resync_keeps_schedule_state(store, db_path):
     assert feeds[A].body_hash == "abc" and feeds[A].baselined
     assert feeds[A].title == "Feed A renamed" and feeds[A].interval == 300
     assert feeds[B].error_count == 1
-    assert raw(db_path, "SELECT next_check_at, last_error_kind FROM feeds WHERE url = ?",
+    assert raw(database, "SELECT next_check_at, last_error_kind FROM feeds WHERE url = ?",
                (B,)) == [(5000.0, "timeout")]
-    assert raw(db_path, "SELECT next_check_at, created_at FROM feeds WHERE url = ?",
+    assert raw(database, "SELECT next_check_at, created_at FROM feeds WHERE url = ?",
                (A,)) == [(1900.0, 100.0)]
 
 
-def test_feed_dropped_from_config_becomes_inactive_and_keeps_its_entries(store, db_path):
+def test_feed_dropped_from_config_becomes_inactive_and_keeps_its_entries(store, database):
     a, b = two_feeds(store)
     record(store, b, [(entry("guid:b-1", "https://b.example/1"), None, [])])
 
@@ -183,7 +191,7 @@ def test_feed_dropped_from_config_becomes_inactive_and_keeps_its_entries(store, 
     assert [f.url for f in store.feeds(due_at=10**12)] == [A]
     table = {r["url"]: r for r in store.feed_table()}
     assert table[B]["active"] == 0 and table[B]["entries"] == 1
-    assert counts(db_path)["entries"] == 1
+    assert counts(database)["entries"] == 1
 
     store.sync_feeds([(A, "Feed A", None), (B, "", 600)], now=3000.0)  # back in the config
     assert store.unseen(by_url(store)[B], [entry("guid:b-1")]) == []
@@ -211,7 +219,7 @@ def test_feeds_due_at_respects_next_check_at(store):
     assert len(store.feeds()) == 3
 
 
-def test_save_poll_writes_what_the_update_sets_keeps_the_rest_and_queues_its_notices(store, db_path):
+def test_save_poll_writes_what_the_update_sets_keeps_the_rest_and_queues_its_notices(store, database):
     a, _ = two_feeds(store)
     record(store, a, [], now=1000.0, validators={"etag": '"v1"', "last_modified": "Mon", "body_hash": "abc"})
     polled(store, a, 5000.0, ("timeout", "no answer"))
@@ -222,13 +230,13 @@ def test_save_poll_writes_what_the_update_sets_keeps_the_rest_and_queues_its_not
 
     store.save_poll(failing, update, now=2000.0)
 
-    assert raw(db_path, "SELECT last_error_kind, last_error, error_count, gone_at, alerted_failing, next_check_at, "
+    assert raw(database, "SELECT last_error_kind, last_error, error_count, gone_at, alerted_failing, next_check_at, "
                         "etag, last_modified, body_hash, last_ok_at FROM feeds WHERE url = ?", (A,)) == [
         ("http-410", "no answer", 2, 2000.0, 1, 9000.0, None, "Mon", "abc", 1000.0)]  # None clears, KEEP keeps
-    assert raw(db_path, "SELECT kind, channel, title, created_at FROM notices") == [
+    assert raw(database, "SELECT kind, channel, title, created_at FROM notices") == [
         ("gone", "ops", "Feed gone: Feed A", 2000.0)]
     store.save_poll(failing, FeedUpdate(), now=3000.0)  # nothing to write: nothing written
-    assert raw(db_path, "SELECT next_check_at FROM feeds WHERE url = ?", (A,)) == [(9000.0,)]
+    assert raw(database, "SELECT next_check_at FROM feeds WHERE url = ?", (A,)) == [(9000.0,)]
 
 
 # -- entries --------------------------------------------------------------------------------
@@ -244,19 +252,19 @@ def test_unseen_filters_known_uids_and_dedups_the_batch(store):
     assert store.unseen(b, [e1, e1]) == [e1]
 
 
-def test_baseline_marks_entries_and_the_feed(store, db_path):
+def test_baseline_marks_entries_and_the_feed(store, database):
     a, _ = two_feeds(store)
 
     queued = record(store, a, [(entry("guid:a-1"), None, [match("r1")])], baseline=True,
                     now=1000.0)
 
     assert by_url(store)[A].baselined
-    assert raw(db_path, "SELECT baseline, first_seen_at FROM entries") == [(1, 1000.0)]
-    assert raw(db_path, "SELECT baselined_at FROM feeds WHERE url = ?", (A,)) == [(1000.0,)]
+    assert raw(database, "SELECT baseline, first_seen_at FROM entries") == [(1, 1000.0)]
+    assert raw(database, "SELECT baselined_at FROM feeds WHERE url = ?", (A,)) == [(1000.0,)]
     assert queued == 1  # record stores what it is given; the pipeline passes no matches
 
 
-def test_record_stores_entries_articles_matches_and_outbox(store, db_path):
+def test_record_stores_entries_articles_matches_and_outbox(store, database):
     a, _ = two_feeds(store)
     e = entry("guid:a-1", "https://a.example/1")
     page = article(e, error=None)
@@ -266,17 +274,17 @@ def test_record_stores_entries_articles_matches_and_outbox(store, db_path):
                     validators={"etag": '"e1"', "last_modified": "Tue", "body_hash": "h1"})
 
     assert queued == 2  # one story, one alert per channel: r2's "mail" rides r1's alert
-    assert counts(db_path) == {"articles": 1, "entries": 1, "feeds": 2, "matches": 2,
+    assert counts(database) == {"articles": 1, "entries": 1, "feeds": 2, "matches": 2,
                                "outbox": 2}
-    assert raw(db_path, "SELECT uid, guid, link, title, published, content_hash, baseline "
+    assert raw(database, "SELECT uid, guid, link, title, published, content_hash, baseline "
                         "FROM entries") == [
         ("guid:a-1", "a-1", "https://a.example/1", e.title, e.published, "h-guid:a-1", 0)]
-    assert raw(db_path, "SELECT url, text, language, author, source, error FROM articles") == [
+    assert raw(database, "SELECT url, text, language, author, source, error FROM articles") == [
         ("https://a.example/1", "Volltext von guid:a-1", "de", "Test Autorin", "page", None)]
-    assert raw(db_path, "SELECT rule_id, story, terms FROM matches ORDER BY id") == [
+    assert raw(database, "SELECT rule_id, story, terms FROM matches ORDER BY id") == [
         ("r1", "https://a.example/1", '["Kursk", "Курск"]'),
         ("r2", "https://a.example/1", '["Kursk", "Курск"]')]
-    assert raw(db_path, "SELECT channel, state, attempts FROM outbox ORDER BY id") == [
+    assert raw(database, "SELECT channel, state, attempts FROM outbox ORDER BY id") == [
         ("mail", "pending", 0), ("hook", "pending", 0)]
     assert [[r.rule_id for r in a.rules] for a in store.alerts()] == [["r1", "r2"], ["r1", "r2"]]
     feed = by_url(store)[A]
@@ -284,13 +292,13 @@ def test_record_stores_entries_articles_matches_and_outbox(store, db_path):
     # The config's title wins over the feed's own.
     assert feed.title == "Feed A"
     assert by_url(store)[B].title is None
-    assert raw(db_path, "SELECT last_status, error_count, next_check_at FROM feeds "
+    assert raw(database, "SELECT last_status, error_count, next_check_at FROM feeds "
                         "WHERE url = ?", (A,)) == [("ok", 0, 1900.0)]
 
 
-def test_record_is_all_or_nothing(store, db_path):
+def test_record_is_all_or_nothing(store, database):
     a, _ = two_feeds(store)
-    before = raw(db_path, "SELECT * FROM feeds ORDER BY id")
+    before = raw(database, "SELECT * FROM feeds ORDER BY id")
     good = (entry("guid:a-1", "https://a.example/1"), None, [match("r1", ("mail", "hook"))])
     # The last statement of the transaction fails: the second match's second channel
     # cannot be bound. Everything before it (feed state, both entries, the first alerts)
@@ -298,20 +306,21 @@ def test_record_is_all_or_nothing(store, db_path):
     e2 = entry("guid:a-2", "https://a.example/2")
     bad = (e2, article(e2), [match("r2", ("mail", object()))])
 
-    with pytest.raises(sqlite3.ProgrammingError, match="binding"):
+    with pytest.raises((sqlite3.ProgrammingError, psycopg.ProgrammingError), match="binding|adapt"):
         record(store, a, [good, bad], now=1000.0,
                validators={"etag": '"x"', "last_modified": None, "body_hash": "x"})
 
-    assert counts(db_path) == {"articles": 0, "entries": 0, "feeds": 2, "matches": 0,
+    assert counts(database) == {"articles": 0, "entries": 0, "feeds": 2, "matches": 0,
                                "outbox": 0}
-    assert raw(db_path, "SELECT * FROM feeds ORDER BY id") == before
+    assert raw(database, "SELECT * FROM feeds ORDER BY id") == before
     assert store.unseen(a, [good[0], e2]) == [good[0], e2]
     # The connection is usable again (the transaction was rolled back, not left open).
     assert record(store, a, [good], now=1100.0) == 2
-    assert counts(db_path)["outbox"] == 2
+    assert counts(database)["outbox"] == 2
 
 
-def test_record_waits_for_another_writer(store, db_path):
+def test_record_waits_for_another_writer(sqlite_store, db_path):
+    store = sqlite_store
     a, _ = two_feeds(store)
     other = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
@@ -348,7 +357,7 @@ def test_record_fails_whole_when_the_database_stays_locked(db_path):
         store.close()
 
 
-def test_same_story_same_rule_in_a_second_feed_alerts_once(store, db_path):
+def test_same_story_same_rule_in_a_second_feed_alerts_once(store, database):
     a, b = two_feeds(store)
     story = "https://news.example/kursk-1"
 
@@ -358,31 +367,34 @@ def test_same_story_same_rule_in_a_second_feed_alerts_once(store, db_path):
 
     # one story, one alert: another rule firing later on a story already alerted is a follow-up too
     assert (first, second, other_rule) == (1, 0, 0)
-    assert counts(db_path)["entries"] == 3
+    assert counts(database)["entries"] == 3
     # the second feed's copy is a follow-up of the first alert (noise.py), held for a digest
-    assert raw(db_path, "SELECT rule_id, story, lead_id FROM matches ORDER BY id") == [
+    assert raw(database, "SELECT rule_id, story, lead_id FROM matches ORDER BY id") == [
         ("r1", story, None), ("r1", f"{story} via feed {b.id}", 1), ("r2", story, 1)]
-    assert raw(db_path, "SELECT match_id, state, held FROM outbox ORDER BY id") == [
-        (1, "pending", None), (2, "held", "followup"), (3, "held", "followup")]
+    # (by rule and story: PostgreSQL's ids skip the one a conflicting INSERT drew)
+    assert raw(database, "SELECT m.rule_id, m.story, o.state, o.held FROM outbox o JOIN matches m ON m.id = o.match_id "
+                         "ORDER BY o.id") == [
+        ("r1", story, "pending", None), ("r1", f"{story} via feed {b.id}", "held", "followup"),
+        ("r2", story, "held", "followup")]
 
 
-def test_same_entry_recorded_twice_queues_nothing_the_second_time(store, db_path):
+def test_same_entry_recorded_twice_queues_nothing_the_second_time(store, database):
     a, _ = two_feeds(store)
     item = (entry("guid:a-1", "https://a.example/1"), None, [match("r1")])
 
     assert record(store, a, [item, item]) == 1
     assert record(store, a, [item]) == 0
-    assert counts(db_path)["entries"] == 1 and counts(db_path)["outbox"] == 1
+    assert counts(database)["entries"] == 1 and counts(database)["outbox"] == 1
 
 
-def test_story_without_link_is_identified_by_uid(store, db_path):
+def test_story_without_link_is_identified_by_uid(store, database):
     a, b = two_feeds(store)
 
     record(store, a, [(entry("hash:abc", None), None, [match("r1")])])
     again = record(store, b, [(entry("hash:abc", None), None, [match("r1")])])
 
     assert again == 0
-    assert raw(db_path, "SELECT story, lead_id FROM matches") == [("hash:abc", None),
+    assert raw(database, "SELECT story, lead_id FROM matches") == [("hash:abc", None),
                                                                   (f"hash:abc via feed {b.id}", 1)]
 
 
@@ -420,10 +432,10 @@ def test_queue_is_per_channel_oldest_first_with_all_fields(outbox):
     assert [a.id for a in outbox.queue("mail", limit=1)] == [1]
 
 
-def test_claim_fail_and_send_move_a_row_through_its_states(outbox, db_path):
+def test_claim_fail_and_send_move_a_row_through_its_states(outbox, database):
     assert outbox.claim(1, now=300.0)
     assert not outbox.claim(1, now=300.5)  # already in flight
-    assert raw(db_path, "SELECT state, claimed_at FROM outbox WHERE id = 1") == [("sending", 300.0)]
+    assert raw(database, "SELECT state, claimed_at FROM outbox WHERE id = 1") == [("sending", 300.0)]
 
     outbox.mark_failed(1, "smtp: connection refused " + "x" * 1000, next_at=400.0, now=301.0)
     head, _ = outbox.queue("mail")
@@ -433,7 +445,7 @@ def test_claim_fail_and_send_move_a_row_through_its_states(outbox, db_path):
     assert outbox.claim(1, now=400.0)
     outbox.mark_sent(1, now=401.0, status=200)
     assert [a.id for a in outbox.queue("mail")] == [3]
-    assert raw(db_path, "SELECT state, sent_at, attempts, last_error, last_status, claimed_at FROM outbox "
+    assert raw(database, "SELECT state, sent_at, attempts, last_error, last_status, claimed_at FROM outbox "
                         "WHERE id = 1") == [("sent", 401.0, 2, None, 200, None)]
     assert outbox.outbox_counts() == {"pending": 2, "sent": 1}
 
@@ -461,7 +473,7 @@ def test_leases_of_owners_known_dead_are_freed_and_no_others(outbox):
     assert outbox.expire_leases([], now=310.0) == []
 
 
-def test_dead_alert_is_kept_with_its_ops_notice_and_can_be_revived(outbox, db_path):
+def test_dead_alert_is_kept_with_its_ops_notice_and_can_be_revived(outbox, database):
     outbox.claim(1, now=300.0)
     outbox.mark_dead(1, 301.0, "dead after 10 attempts; last error: HTTP 404", [("ops", "Undeliverable", "b")],
                      attempted=True, status=404)
@@ -469,7 +481,7 @@ def test_dead_alert_is_kept_with_its_ops_notice_and_can_be_revived(outbox, db_pa
     assert [a.id for a in outbox.queue("mail")] == [3]
     [dead] = outbox.alerts(state="dead")
     assert (dead.id, dead.dead_at, dead.attempts, dead.last_status) == (1, 301.0, 1, 404)
-    assert raw(db_path, "SELECT kind, feed_id, channel, title, state FROM notices") == [
+    assert raw(database, "SELECT kind, feed_id, channel, title, state FROM notices") == [
         ("alert-dead", None, "ops", "Undeliverable", "pending")]
 
     assert outbox.revive(now=500.0) == 1
@@ -496,9 +508,10 @@ def test_alert_carries_the_rules_severity_and_the_articles_language(store):
     assert (second.rule_id, second.severity, second.language) == ("r2", "normal", None)
 
 
-def test_store_errors_are_wrapped_once_and_bugs_stay_bugs(store, db_path):
+def test_store_errors_are_wrapped_once_and_bugs_stay_bugs(sqlite_store, db_path):
     """A locked database is a StoreError naming the file and the kind (our own SQL mistakes stay
     bugs: test_record_is_all_or_nothing sees the ProgrammingError itself)."""
+    store = sqlite_store
     store.db.execute("PRAGMA busy_timeout = 50")
     other = sqlite3.connect(str(db_path), isolation_level=None)
     try:

@@ -35,8 +35,9 @@ finally:
         sys.modules["numpy"] = _numpy  # type: ignore[assignment]
 
 
+from . import baseline  # noqa: E402
 from .api import StoreAPI  # noqa: E402
-from .base import StoreError, UnknownFeed, guard  # noqa: E402
+from .base import StoreError, UnknownFeed, guard, is_postgresql, pg_version  # noqa: E402
 from .console import ConsoleQueries  # noqa: E402
 from .entries import EntryQueries  # noqa: E402
 from .feedback import FeedbackQueries, Given, RuleFeedback, Verdict  # noqa: E402
@@ -58,7 +59,12 @@ __all__ = ["MIGRATIONS", "FeedSpec", "Given", "Judged", "Pruned", "RuleFeedback"
 @guard
 class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries,  # Entry: on FeedQueries
             FeedbackQueries, LearnQueries, ConsoleQueries, SearchQueries, UserQueries):
+    dialect = "sqlite"
+
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0):
+        if is_postgresql(str(path)):  # cluster mode (issue 19): the same queries on PostgreSQL
+            self._open_postgresql(str(path), busy_timeout)
+            return
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,30 +81,72 @@ class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQ
             raise StoreError(f"{self.path}: cannot open database: {e}") from None
         self.migrate()
 
+    def _open_postgresql(self, url: str, timeout: float) -> None:
+        try:
+            from . import pg
+        except ImportError as e:  # psycopg is an extra: rss-monitor[cluster]
+            raise StoreError(f"postgresql:// needs psycopg ({e}): pip install 'rss-monitor[cluster]'", "schema") \
+                from None
+        self.dialect = "postgresql"
+        self.path = pg.Named(pg.redacted(url))  # type: ignore[assignment]  # named in messages only
+        try:
+            self.db = pg.PgDatabase(url, connect_timeout=timeout)  # type: ignore[assignment]
+        except Exception as e:  # psycopg.Error: the server is down, refuses us, or the URL is wrong
+            raise StoreError(f"{self.path}: cannot open database: {pg.reason(e)}", "down") from None
+        self.migrate()
+
     def close(self) -> None:
         self.db.close()
 
     # -- schema ---------------------------------------------------------------------------
     @property
     def version(self) -> int:
+        if self.dialect == "postgresql":
+            return pg_version(self.db)
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> None:
+        """Bring the schema to this program's version: SQLite through every migration in turn;
+        a new PostgreSQL database from the baseline, then the migrations after it, under a lock
+        so that nodes starting together migrate once."""
+        if self.dialect == "postgresql":
+            with self._transaction():
+                self.db.execute("SELECT pg_advisory_xact_lock(19190019)")  # held to COMMIT: one node migrates
+                current = self._newest()
+                if current == 0:
+                    for stmt in statements(baseline.SCHEMA):
+                        self.db.execute(stmt)
+                    self.db.execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
+                    self.db.execute("INSERT INTO schema_version VALUES (?)", [baseline.VERSION])
+                    current = baseline.VERSION
+        else:
+            current = self._newest()
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            step = MIGRATIONS[version - 1]
+            with self._transaction():
+                if self.dialect == "postgresql":
+                    self.db.execute("SELECT pg_advisory_xact_lock(19190019)")
+                    if self.version >= version:  # another node took this step meanwhile
+                        continue
+                if isinstance(step, str):
+                    for stmt in statements(step):
+                        self.db.execute(stmt)
+                else:
+                    step(self.db.conn)
+                if self.dialect == "postgresql":
+                    self.db.execute("UPDATE schema_version SET version = ?", [version])
+                else:
+                    self.db.execute(f"PRAGMA user_version = {version}")
+
+    def _newest(self) -> int:
+        """The database's schema version; StoreError if this program is older than it."""
         current = self.version
         if current > len(MIGRATIONS):
             raise StoreError(
                 f"{self.path}: schema version {current} is newer than this program "
                 f"({len(MIGRATIONS)}); upgrade rss-monitor"
             )
-        for version in range(current + 1, len(MIGRATIONS) + 1):
-            step = MIGRATIONS[version - 1]
-            with self._transaction():
-                if isinstance(step, str):
-                    for stmt in statements(step):
-                        self.db.execute(stmt)
-                else:
-                    step(self.db.conn)
-                self.db.execute(f"PRAGMA user_version = {version}")
+        return current
 
     def count(self, table: str) -> int:
         return self.db[table].count
@@ -111,7 +159,7 @@ def connect(database: str | Path, *, busy_timeout: float = 10.0) -> StoreAPI:
     text = str(database)
     if text.startswith("sqlite:///"):
         text = text.removeprefix("sqlite://")
-    elif "://" in text:
-        raise StoreError(f"{text.split('://')[0]}:// databases are not supported yet (SQLite only: a path or "
-                         "sqlite:///PATH)", "schema")
+    elif "://" in text and not is_postgresql(text):
+        raise StoreError(f"{text.split('://')[0]}:// databases are not supported (a path or sqlite:///PATH for "
+                         "SQLite, postgresql://... for PostgreSQL)", "schema")
     return Store(text, busy_timeout=busy_timeout)

@@ -31,6 +31,7 @@ from .status import Snapshot
 
 class StoreAPI(Protocol):
     path: Any  # where the database is, for messages
+    dialect: str  # which SQL engine holds it: sqlite | postgresql
 
     # -- The database itself ---------------------------------------------------------------------
     def close(self) -> None: ...

@@ -35,9 +35,28 @@ class UnknownFeed(MonitorError, LookupError):
         self.feed = feed
 
 
-def classify(e: sqlite3.Error) -> str:
+def is_postgresql(database: str) -> bool:
+    """Whether ``[monitor] database`` names a PostgreSQL database (cluster mode, issue 19)."""
+    return database.startswith(("postgresql://", "postgres://"))
+
+
+def pg_version(db: Any) -> int:
+    """A PostgreSQL database's schema version: its ``schema_version`` row; 0 for a new database."""
+    if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+        return 0
+    return int(db.execute("SELECT version FROM schema_version").fetchone()[0])
+
+
+# The database errors the store turns into StoreError: SQLite's, and psycopg's once store/pg.py
+# is loaded (it adds them here: nothing imports psycopg on a SQLite-only install).
+ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+
+def classify(e: BaseException) -> str:
     """The kind of a SQLite failure, from its error code where Python gives one (3.11+), else
     from its message. Pure."""
+    if not isinstance(e, sqlite3.Error):
+        return _classify_pg(e)
     code = getattr(e, "sqlite_errorcode", None)
     text = str(e).lower()
     if code in (5, 6) or "locked" in text or "busy" in text:  # SQLITE_BUSY, SQLITE_LOCKED
@@ -53,12 +72,33 @@ def classify(e: sqlite3.Error) -> str:
     return "error"
 
 
-def wrapped(path: Path, e: sqlite3.Error, doing: str = "") -> StoreError:
+def _classify_pg(e: BaseException) -> str:
+    """The kind of a PostgreSQL failure, from its SQLSTATE: the connection (class 08, a server
+    shutting down 57P, or no answer at all) is ``down``; lock and serialization conflicts are
+    ``locked``; a full disk (53100) ``full``; a read-only server (25006) ``readonly``."""
+    state = getattr(e, "sqlstate", None) or ""
+    if state in ("40001", "40P01", "55P03"):
+        return "locked"
+    if state == "53100":
+        return "full"
+    if state == "25006":
+        return "readonly"
+    if state.startswith(("08", "57P")):
+        return "down"
+    if not state:  # no answer from the server: the connection (psycopg's Operational/InterfaceError)
+        names = {c.__name__ for c in type(e).__mro__}
+        return "down" if names & {"OperationalError", "InterfaceError"} else "error"
+    if state.startswith(("53", "58")):
+        return "io"
+    return "error"
+
+
+def wrapped(path: Path, e: BaseException, doing: str = "") -> StoreError:
     """The one translation of a SQLite exception: a StoreError naming the database and the kind."""
     kind = classify(e)
     why = {"locked": "database is locked", "full": "disk full",
            "readonly": "database is read-only", "corrupt": "database file is corrupt",
-           "io": "disk I/O error"}.get(kind, str(e))
+           "io": "disk I/O error", "down": "database unavailable"}.get(kind, str(e).strip())
     return StoreError(f"{path}: {doing}{why}" + (f" ({e})" if why != str(e) and kind != "locked" else ""), kind)
 
 
@@ -66,7 +106,9 @@ def environmental(e: BaseException) -> bool:
     """A failure of the database's environment (locked, full, read-only, corrupt, I/O), as
     opposed to a bug in our SQL (ProgrammingError, IntegrityError, InterfaceError), which must
     stay a bug: logged with its traceback. Pure."""
-    return isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError
+    if isinstance(e, sqlite3.Error):
+        return isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError
+    return _classify_pg(e) != "error"  # PostgreSQL: the server, the connection, locks, the disk
 
 
 def guard(cls: type) -> type:
@@ -86,7 +128,7 @@ def _guarded_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
     def call(self: Any, *args: Any, **kw: Any) -> Any:
         try:
             return fn(self, *args, **kw)
-        except sqlite3.Error as e:
+        except ERRORS as e:
             if not environmental(e):
                 raise
             raise wrapped(self.path, e) from e
@@ -98,7 +140,7 @@ def _guarded_gen(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any
     def call(self: Any, *args: Any, **kw: Any) -> Iterator[Any]:
         try:
             yield from fn(self, *args, **kw)
-        except sqlite3.Error as e:
+        except ERRORS as e:
             if not environmental(e):
                 raise
             raise wrapped(self.path, e) from e
@@ -108,27 +150,30 @@ def _guarded_gen(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any
 class Queries:
     db: sqlite_utils.Database
     path: Path
+    dialect: str  # sqlite | postgresql
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:  # "database is locked" after the busy timeout
+        try:  # SQLite: take the write lock now (a deferred BEGIN fails at once on a busy database)
+            self.db.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+        except ERRORS as e:  # "database is locked" after the busy timeout; PostgreSQL down
+            if not environmental(e):
+                raise
             raise wrapped(self.path, e, "cannot write: ") from e
         try:
             yield
         except BaseException:
             try:
                 self.db.execute("ROLLBACK")
-            except sqlite3.Error:  # SQLite rolled back itself (a full disk, an I/O error)
+            except ERRORS:  # SQLite rolled back itself (a full disk, an I/O error); the connection is gone
                 pass
             raise
         try:
             self.db.execute("COMMIT")
-        except sqlite3.Error:  # a full disk may fail the COMMIT itself: leave no transaction open
+        except ERRORS:  # a full disk may fail the COMMIT itself: leave no transaction open
             try:
                 self.db.execute("ROLLBACK")
-            except sqlite3.Error:
+            except ERRORS:
                 pass
             raise
 

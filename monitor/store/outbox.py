@@ -94,7 +94,7 @@ class OutboxQueries(Queries):
         holds a live lease on it). A 'sending' row whose lease ran out (its sender died, or could
         not record the send) is taken over: that interrupted attempt counts, and is said."""
         cur = self.db.execute(
-            "UPDATE outbox SET attempts = attempts + (state = 'sending'), "
+            "UPDATE outbox SET attempts = attempts + CASE WHEN state = 'sending' THEN 1 ELSE 0 END, "
             "last_error = CASE WHEN state = 'sending' THEN ? ELSE last_error END, "
             "last_attempt_at = CASE WHEN state = 'sending' THEN claimed_at ELSE last_attempt_at END, "
             "state = 'sending', claimed_at = ?, lease_owner = ?, lease_until = ? "
@@ -128,7 +128,7 @@ class OutboxQueries(Queries):
             self.db.execute(
                 "UPDATE outbox SET state = 'dead', dead_at = ?, last_error = ?, claimed_at = NULL, lease_owner = NULL, "
                 "lease_until = NULL, "
-                "attempts = attempts + ?, last_attempt_at = CASE WHEN ? THEN ? ELSE last_attempt_at END, "
+                "attempts = attempts + ?, last_attempt_at = CASE WHEN ? = 1 THEN ? ELSE last_attempt_at END, "
                 "last_status = COALESCE(?, last_status) WHERE id = ?",
                 (now, reason[:500], int(attempted), int(attempted), now, status, alert_id))
             for channel, title, body in notices:
