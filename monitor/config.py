@@ -29,7 +29,8 @@ class _Section(BaseModel):
 
 
 class MonitorSection(_Section):
-    database: str = Field("var/monitor.db", description="SQLite file (created with its folder)")
+    database: str = Field("var/monitor.db", description="SQLite file (created with its folder), sqlite:///PATH, or "
+                          "postgresql://USER@HOST/DB for cluster mode (README \"Running a cluster\")")
     rules: str = Field("rules", description="folder of YAML rule files")
     # A MB of rule YAML costs ~60 MB loaded and ~95 MB at a reload's peak (old and new set; measured
     # with bench/matching_rules.py, issue 15): 4 MiB keeps a reload near 500 MB in the unit's 1 GB.
@@ -251,17 +252,38 @@ class Config(_Section):
         return path if path.is_absolute() else self.base / path
 
     @property
-    def database(self) -> Path:
-        return self.resolve(self.monitor.database)
+    def database(self) -> Path | str:
+        """The SQLite file (resolved against the config's folder), or a PostgreSQL URL as written."""
+        text = self.monitor.database
+        if text.startswith(("postgresql://", "postgres://")):
+            return text
+        return self.resolve(text.removeprefix("sqlite://") if text.startswith("sqlite:///") else text)
+
+    @property
+    def database_file(self) -> Path | None:
+        """The SQLite file, or None on PostgreSQL (no file of ours to lock, check or sit beside)."""
+        db = self.database
+        return db if isinstance(db, Path) else None
 
     @property
     def rules_dir(self) -> Path:
         return self.resolve(self.monitor.rules)
 
     @property
+    def node_file(self) -> Path:
+        """What this machine's daemon lock and heartbeat files are named after (lockfile.py): the
+        SQLite database (one daemon per file), or on PostgreSQL ``monitor-node`` beside the config
+        (one daemon per config on a machine; other machines are other nodes of the cluster)."""
+        file = self.database_file
+        return file if file is not None else self.base / "monitor-node"
+
+    @property
     def link_key_file(self) -> Path:
-        """Where the generated link key is kept when ``[web] secret`` is empty: next to the database."""
-        return Path(f"{self.database}.link-key")
+        """Where the generated link key is kept when ``[web] secret`` is empty: next to the SQLite
+        database; on PostgreSQL, beside the config (every node of a cluster needs the same key:
+        set ``[web] secret``)."""
+        file = self.database_file
+        return Path(f"{file}.link-key") if file is not None else self.base / "monitor.link-key"
 
     @property
     def feed_specs(self) -> list[tuple[str, str, float | None, tuple[str, ...]]]:

@@ -117,7 +117,7 @@ class Daemon:
         self.dispatcher: dispatch.Dispatcher | None = None
         self.ctx: pipeline.Context | None = None
         self.sender: delivery.Sender | None = None
-        self.lock = DaemonLock(config.database)
+        self.lock = DaemonLock(config.node_file)
         self.links = links.of(config)  # [web] needs a restart: the key signs links already sent
         self.service = Service(config, self.lock, self.links)
         self.scheduler: AsyncIOScheduler | None = None

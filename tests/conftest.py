@@ -70,9 +70,11 @@ def page(title: str, paragraphs: list[str], lang: str = "de") -> str:
 
 def write_config(tmp: Path, *, feeds: list[str], channels: dict[str, list[str]],
                  defaults: list[str] | None = None, extra: str = "",
-                 rules: Path = RULES) -> Path:
+                 rules: Path = RULES, database: str | None = None) -> Path:
+    """A config in ``tmp``; its database ``tmp/monitor.db`` unless ``database`` names one (the
+    ``database`` fixture's: a SQLite file or a PostgreSQL URL)."""
     lines = [
-        "[monitor]", f'database = "{tmp / "monitor.db"}"', f'rules = "{rules}"', "tick = 0.5",
+        "[monitor]", f'database = "{database or tmp / "monitor.db"}"', f'rules = "{rules}"', "tick = 0.5",
         "[poll]", "interval = 1", "min_interval = 0.5", "max_interval = 1", "[extract]", "workers = 1", "timeout = 20",
         "[notify]", f"default_channels = {list(defaults if defaults is not None else channels)!r}",
         "retry = 0.05", "max_retry = 0.1", "timeout = 10",

@@ -5,8 +5,6 @@ every writer, paused feeds, channel states, rule stats, users, and migration 17 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from conftest import database_at
 
@@ -21,8 +19,8 @@ T0 = 1_790_000_000.0
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "monitor.db")
+def store(database: str):
+    s = Store(database)
     yield s
     s.close()
 

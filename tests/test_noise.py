@@ -35,9 +35,9 @@ class Clock:
 class Rig:
     """A store, a sender with an injected clock, and a webhook channel 'hook' with noise settings."""
 
-    def __init__(self, tmp_path, now: float = 1000.0, **noise_settings: object):
+    def __init__(self, database: str, now: float = 1000.0, **noise_settings: object):
         self.hook = Webhook()
-        self.store = Store(tmp_path / "monitor.db")
+        self.store = Store(database)
         self.clock = Clock(now)
         channel = Channel("hook", (self.hook.apprise_url,), "hook", **noise_settings)  # type: ignore[arg-type]
         self.sender = Sender(self.store, Notifier({"hook": channel}), NotifySection(retry=10, max_retry=60),
@@ -77,11 +77,11 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path):
+def rig(database):
     made: list[Rig] = []
 
     def make(**kw: object) -> Rig:
-        made.append(Rig(tmp_path, **kw))  # type: ignore[arg-type]
+        made.append(Rig(database, **kw))  # type: ignore[arg-type]
         return made[-1]
 
     yield make
@@ -89,7 +89,7 @@ def rig(tmp_path):
         r.close()
 
 
-def test_one_story_in_20_feeds_within_a_minute_is_one_alert_plus_followups(rig, tmp_path):
+def test_one_story_in_20_feeds_within_a_minute_is_one_alert_plus_followups(rig, tmp_path, database):
     r = rig(followup_every=600)
     for i in range(20):
         r.clock.now = 1000 + 3 * i
@@ -99,7 +99,7 @@ def test_one_story_in_20_feeds_within_a_minute_is_one_alert_plus_followups(rig, 
     assert [m["title"] for m in r.hook.received] == ["Kursk: fighting (via feed 0)"]
     assert r.states() == {"sent": 1, "held": 19}
 
-    cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]})
+    cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]}, database=database)
     shown = cli_run("alerts", "show", "1", "--config", str(cfg))
     assert "followups:     19 more sources" in shown.stdout, shown.stdout
     assert "same link  Feed 19: Kursk: fighting (via feed 19)" in shown.stdout
@@ -179,7 +179,7 @@ def test_quiet_hours_across_the_end_of_daylight_saving_time_defer_then_release_o
     assert r.states() == {"sent": 5}
 
 
-def test_digest_channel_sends_one_message_grouped_by_rule_and_story_at_least_once(rig, tmp_path):
+def test_digest_channel_sends_one_message_grouped_by_rule_and_story_at_least_once(rig, tmp_path, database):
     r = rig(digest="0 8 * * *")
     r.match("Kursk 1", "https://example.org/k1", rule="kursk")
     r.match("Troops 1", "https://example.org/t1", rule="troops")
@@ -198,7 +198,7 @@ def test_digest_channel_sends_one_message_grouped_by_rule_and_story_at_least_onc
         ("Rule troops", "Troops 1", "Feed 0", "https://example.org/t1", []),
         ("Rule kursk", "Kursk 2", "Feed 0", "https://example.org/k2", [])]  # in outbox order: the text groups
     assert r.states() == {"sent": 4}
-    cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]})
+    cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]}, database=database)
     shown = cli_run("alerts", "show", "1", "--config", str(cfg))
     assert "digest of:     4 alerts" in shown.stdout, shown.stdout
 

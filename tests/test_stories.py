@@ -22,8 +22,8 @@ B = "https://b.example/rss"
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "monitor.db")
+def store(database: str):
+    s = Store(database)
     yield s
     s.close()
 

@@ -132,6 +132,22 @@ def _database(file: Path, full: bool, readable: list[bool]) -> Iterator[Result]:
         yield "ok", "database-permissions", f"{file}: mode {mode:04o}"
 
 
+def _server(url: str, readable: list[bool]) -> Result:
+    """A PostgreSQL database (cluster mode): reachable, and of which schema version."""
+    from ..store import MIGRATIONS, StoreError, connect
+
+    try:
+        store = connect(url, busy_timeout=5)
+    except StoreError as e:
+        return "fail", "database", str(e)
+    try:
+        version = store.version
+    finally:
+        store.close()
+    readable.append(True)
+    return "ok", "database", f"{store.path}: PostgreSQL, schema version {version} of {len(MIGRATIONS)}"
+
+
 def _state_dir(folder: Path) -> Result:
     if folder.exists() and not folder.is_dir():
         return "fail", "state-dir", f"{folder}: is not a folder"
@@ -224,8 +240,11 @@ def diagnose(config_path: str, full: bool = False, now: float | None = None) -> 
     results += list(_channels(cfg))
     results.append(_rules(cfg))
     readable: list[bool] = []
-    results += list(_database(cfg.database, full, readable))
-    results.append(_state_dir(cfg.database.parent))
+    if cfg.database_file is not None:
+        results += list(_database(cfg.database_file, full, readable))
+        results.append(_state_dir(cfg.database_file.parent))
+    else:
+        results.append(_server(str(cfg.database), readable))
     if readable == [True]:
         try:
             results += _health(cfg, time.time() if now is None else now)

@@ -67,7 +67,7 @@ def status_cmd(config_path: str, as_json: bool) -> None:
         store = connect(cfg.database)
     except MonitorError as e:
         fail(str(e))
-    alive, beat = lockfile.read(cfg.database)
+    alive, beat = lockfile.read(cfg.node_file)
     try:
         now, p = time.time(), cfg.poll
         health = Counter(schedule.status(

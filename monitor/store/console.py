@@ -219,13 +219,14 @@ class ConsoleQueries(Queries):
         for a digest now; ``digest``: listed in a digest not sent yet), when it last sent, and
         its latest error still on a row (a later success clears that row's error)."""
         rows = self._rows(
-            "SELECT channel, SUM(state = 'pending') AS pending, SUM(state = 'sending') AS sending, "
-            "SUM(state = 'sent') AS sent, SUM(state = 'failed') AS failed, SUM(state = 'dead') AS dead, "
-            "SUM(state = 'held') AS held, SUM(state = 'digest') AS digest, MAX(sent_at) AS last_sent_at "
+            "SELECT channel, " + ", ".join(f"COUNT(*) FILTER (WHERE state = '{k}') AS {k}" for k in (
+                "pending", "sending", "sent", "failed", "dead", "held", "digest")) + ", MAX(sent_at) AS last_sent_at "
             "FROM outbox GROUP BY channel ORDER BY channel")
-        errors = {r["channel"]: r for r in self._rows(
-            "SELECT channel, last_error, MAX(COALESCE(last_attempt_at, created_at)) AS last_error_at FROM outbox "
-            "WHERE last_error IS NOT NULL GROUP BY channel")}
+        errors = {r["channel"]: r for r in self._rows(  # each channel's latest error (a window: no bare columns)
+            "SELECT channel, last_error, at AS last_error_at FROM (SELECT channel, last_error, "
+            "COALESCE(last_attempt_at, created_at) AS at, ROW_NUMBER() OVER (PARTITION BY channel "
+            "ORDER BY COALESCE(last_attempt_at, created_at) DESC, id DESC) AS n FROM outbox "
+            "WHERE last_error IS NOT NULL) t WHERE n = 1")}
         for r in rows:
             e = errors.get(r["channel"], {})
             r["last_error"], r["last_error_at"] = e.get("last_error"), e.get("last_error_at")
@@ -236,8 +237,9 @@ class ConsoleQueries(Queries):
         ``since`` and ever, the current verdicts on its stories (relevant, not) and its last alert."""
         out: dict[str, dict] = {}
         for rule_id, total, recent, last in self.db.execute(
-                "SELECT c.rule_id, COUNT(*), COALESCE(SUM(m.created_at >= ?), 0), MAX(m.created_at) FROM matches c "
-                "JOIN matches m ON m.id = COALESCE(c.primary_id, c.id) WHERE c.lead_id IS NULL AND " + ROOT +
+                "SELECT c.rule_id, COUNT(*), COUNT(*) FILTER (WHERE m.created_at >= ?), MAX(m.created_at) "
+                "FROM matches c JOIN matches m ON m.id = COALESCE(c.primary_id, c.id) "
+                "WHERE c.lead_id IS NULL AND " + ROOT +
                 " GROUP BY c.rule_id", (since,)).fetchall():
             out[str(rule_id)] = {"alerts": int(recent), "alerts_total": int(total), "relevant": 0, "not": 0,
                                  "last_alert_at": last}

@@ -163,6 +163,7 @@ class PgDatabase:
 
 # --- SQLite's SQL as PostgreSQL --------------------------------------------------------------
 
+_UNARY_PLUS = re.compile(r"(?<=[\s(])\+(?=[A-Za-z_])")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _FUNCS = re.compile(r"\b(json_group_array|json_array|MIN|MAX)\s*\(", re.I)
 
@@ -190,6 +191,7 @@ def translate(statement: str, returning: bool = True) -> tuple[str, bool]:
         k = j
     text = _functions("".join(out))
     text = re.sub(r"\s+INDEXED\s+BY\s+\w+", "", text, flags=re.I)
+    text = _UNARY_PLUS.sub("", text)  # SQLite's "+col" keeps an index out of a plan; PostgreSQL has no + text
     text = text.replace("abs(random()) %% 1000", "floor(random() * 1000)")
     m = _INSERT.match(text)
     added = False

@@ -50,7 +50,7 @@ class StatusQueries(Queries):
     def status_counts(self) -> tuple[int, int, int]:
         """(active feeds, failing or gone feeds, pending alerts): systemd's STATUS line."""
         feeds, failing = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(error_count > 0 OR gone_at IS NOT NULL), 0) "
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE error_count > 0 OR gone_at IS NOT NULL) "
             "FROM feeds WHERE active = 1").fetchone()
         pending = self.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
         return int(feeds), int(failing), int(pending)

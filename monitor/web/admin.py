@@ -102,7 +102,7 @@ def run_rules(ruleset: Any, articles: Any, now: float, feed_of: Any = None) -> d
     return {"articles": seen, "tiers": tiers, "matches": shown}
 
 
-def history(database: Path, since: float, until: float | None) -> Any:
+def history(database: Path | str, since: float, until: float | None) -> Any:
     """Stored articles first seen in [since, until), read on their own connection, capped."""
     from ..store import connect
 
