@@ -88,6 +88,7 @@ def prepare(url: str) -> None:
     """What every test schema uses from ``public``: the extensions the schema needs."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS citext SCHEMA public")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public")
 
 
 def schema_url(url: str) -> tuple[str, str]:

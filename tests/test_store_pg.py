@@ -43,13 +43,15 @@ def _pg_schema(url: str) -> tuple[dict[str, dict[str, tuple]], set[str]]:
         cols: dict[str, dict[str, tuple]] = {}
         for table, col, kind, nullable, default in conn.execute(
                 "SELECT table_name, column_name, data_type, is_nullable, column_default "
-                "FROM information_schema.columns WHERE table_schema = %s AND table_name != 'schema_version'",
+                "FROM information_schema.columns WHERE table_schema = %s AND table_name != 'schema_version' "
+                "AND table_name NOT LIKE 'search%%'",  # search: FTS5 there, a tsvector here (own tests)
                 [schema]):
             kind = "text" if kind == "USER-DEFINED" else kind  # CITEXT: text whatever its case
             text = None if default is None else default.split("::")[0].strip("'")
             cols.setdefault(table, {})[col] = (kind, nullable == "NO", text)
-        indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname "
-                                              "NOT LIKE '%%_pkey' AND indexname NOT LIKE '%%_key'", [schema])}
+        indexes = {r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname NOT LIKE '%%_pkey' "
+            "AND indexname NOT LIKE '%%_key' AND indexname NOT LIKE 'search%%'", [schema])}
         return cols, indexes
 
 

@@ -114,7 +114,7 @@ class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQ
                 self.db.execute("SELECT pg_advisory_xact_lock(19190019)")  # held to COMMIT: one node migrates
                 current = self._newest()
                 if current == 0:
-                    for stmt in statements(baseline.SCHEMA):
+                    for stmt in [*statements(baseline.SCHEMA), *baseline.ROUTINES]:
                         self.db.execute(stmt)
                     self.db.execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
                     self.db.execute("INSERT INTO schema_version VALUES (?)", [baseline.VERSION])

@@ -93,7 +93,7 @@ class RetentionQueries(Queries):
                 yield Pruned(**done)
                 if n < batch:
                     break
-        if any(done.values()):
+        if any(done.values()) and self.dialect == "sqlite":  # PostgreSQL: its autovacuum reclaims the space
             if self.db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:  # INCREMENTAL
                 self.db.execute("PRAGMA incremental_vacuum").fetchall()
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
