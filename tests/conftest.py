@@ -129,12 +129,9 @@ def database_at(path: Path, version: int) -> sqlite3.Connection:
     return con
 
 
-def db_rows(path: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(str(path))
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+def db_rows(path: Path | str, sql: str) -> list[tuple]:
+    """``sql`` (SQLite's dialect) read on its own connection: a SQLite file or a PostgreSQL URL."""
+    return sql_rows(str(path), sql)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import db_rows, monitor_cmd, page, rss, run_cli, write_config
@@ -124,8 +125,8 @@ def _story(store: Store) -> None:
     store.record(feed, now=NOW, update=update, new=[(entry, None, matches)], baseline=False)
 
 
-def test_a_later_verdict_of_the_same_person_replaces_theirs_and_history_stays(tmp_path):
-    store = Store(tmp_path / "monitor.db")
+def test_a_later_verdict_of_the_same_person_replaces_theirs_and_history_stays(database):
+    store = Store(database)
     _story(store)
     assert [a.id for a in store.alerts()] == [2, 1]
     first = store.give_feedback(1, "relevant", "alice", NOW + 1, "about Kursk")
@@ -139,7 +140,7 @@ def test_a_later_verdict_of_the_same_person_replaces_theirs_and_history_stays(tm
     assert [(v.verdict, v.given_by, v.replaced_at, v.note) for v in history] == [
         ("relevant", "alice", NOW + 3, "about Kursk"), ("relevant", "bob", None, None), ("not", "alice", None, None)]
     assert store.feedback(2) == history  # a verdict belongs to the story
-    matches = dict(db_rows(tmp_path / "monitor.db", "SELECT rule_id, id FROM matches"))
+    matches = dict(db_rows(database, "SELECT rule_id, id FROM matches"))
     for rule in ("r", "s"):
         got = store.feedback_for_rule(rule)
         assert [(f.match_id, f.verdict, f.given_by, f.at) for f in got] == [
@@ -159,7 +160,7 @@ def test_a_later_verdict_of_the_same_person_replaces_theirs_and_history_stays(tm
 
 # -- the real daemon, its real endpoint, a real webhook receiver ---------------------------------
 def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_replayed_unknown(
-        tmp_path, feed_server, webhook):
+        tmp_path, feed_server, webhook, database):
     from test_end_to_end import ARTICLE, NEW, OLD
 
     def serve(items: list[dict]) -> str:
@@ -172,8 +173,9 @@ def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_rep
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]},
-                       extra=f'[http]\nenabled = true\nport = {port}\n[web]\npublic_url = "{base}/"')
-    db = tmp_path / "monitor.db"
+                       extra=f'[http]\nenabled = true\nport = {port}\n[web]\npublic_url = "{base}/"',
+                       database=database)
+    db = database
     proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
@@ -183,7 +185,8 @@ def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_rep
         [doc] = webhook.received
         good, other = doc["feedback"]["relevant"], doc["feedback"]["not"]
         assert good.startswith(f"{base}/feedback/{doc['id']}.relevant.") and "/feedback/" in other
-        key_file = tmp_path / "monitor.db.link-key"  # no [web] secret: generated beside the database
+        # no [web] secret: generated beside the SQLite database, or the config on PostgreSQL
+        key_file = Path(f"{db}.link-key") if db.endswith(".db") else tmp_path / "monitor.link-key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         key = key_file.read_text().strip().encode()
         count = lambda: db_rows(db, "SELECT COUNT(*) FROM feedback")[0][0]  # noqa: E731
@@ -248,9 +251,9 @@ def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_rep
         "not", "alice", "background mention")
 
 
-def test_feedback_cli_bad_input_is_one_line_and_exit_2(tmp_path):
-    cfg = write_config(tmp_path, feeds=[], channels={"hook": ["json://127.0.0.1:9/x"]})
-    store = Store(tmp_path / "monitor.db")
+def test_feedback_cli_bad_input_is_one_line_and_exit_2(tmp_path, database):
+    cfg = write_config(tmp_path, feeds=[], channels={"hook": ["json://127.0.0.1:9/x"]}, database=database)
+    store = Store(database)
     _story(store)
     store.close()
     for args, needle in [(["1", "maybe"], "verdict must be 'relevant' or 'not', got 'maybe'"),
@@ -262,4 +265,4 @@ def test_feedback_cli_bad_input_is_one_line_and_exit_2(tmp_path):
         assert len(res.stderr.strip().splitlines()) == 1 and needle in res.stderr, res.stderr
     ok = run_cli("feedback", "2", "not", "--config", str(cfg), env={"USER": "carol", "LOGNAME": "carol"})
     assert ok.returncode == 0 and "by carol recorded" in ok.stdout, ok.stdout + ok.stderr
-    assert db_rows(tmp_path / "monitor.db", "SELECT given_by, via FROM feedback") == [("carol", "cli")]
+    assert db_rows(database, "SELECT given_by, via FROM feedback") == [("carol", "cli")]

@@ -1,11 +1,8 @@
-"""Retention on a real SQLite file built through the Store's own methods: prune removes exactly
+"""Retention on a real SQLite file and on PostgreSQL, built through the Store's own methods: prune removes exactly
 the old delivered material, keeps undelivered alerts and what they refer to, and a pruned story
 does not alert again when its feed serves it again."""
 
 from __future__ import annotations
-
-import sqlite3
-from pathlib import Path
 
 import pytest
 from conftest import db_rows as raw
@@ -45,9 +42,9 @@ def poll(store: Store, feed: Feed, now: float, new: list[tuple[Entry, list[Match
 
 
 @pytest.fixture
-def built(tmp_path: Path):
+def built(database: str):
     """Old poll: sent, pending, dead, failed alerts and plain entries; new poll 100 days later."""
-    path = tmp_path / "monitor.db"
+    path = database
     store = Store(path)
     store.sync_feeds([(FEED, "Feed A", None)], now=T_OLD - 10)
     feed = store.feeds()[0]
@@ -75,7 +72,7 @@ def built(tmp_path: Path):
     store.close()
 
 
-def live(path: Path) -> set[str]:
+def live(path: str) -> set[str]:
     return {u for (u,) in raw(path, "SELECT uid FROM entries WHERE title IS NOT NULL")}
 
 
@@ -101,7 +98,8 @@ def test_prune_removes_exactly_the_old_delivered_material(built):
     assert "old-sent" not in {u for (u,) in raw(path, "SELECT uid FROM entries")}
     assert store.alerts(state="pending")[0].title.startswith("Kämpfe")  # still shown in full
     assert store.prune(NOW, AGE) == Pruned()  # nothing left to do
-    assert raw(path, "PRAGMA integrity_check") == [("ok",)]
+    if store.dialect == "sqlite":
+        assert raw(path, "PRAGMA integrity_check") == [("ok",)]
 
 
 def test_a_pruned_story_does_not_alert_again_when_the_feed_serves_it(built):
@@ -129,8 +127,7 @@ def test_small_batches_reach_the_same_result(built):
 
 def test_entries_not_stamped_since_the_upgrade_wait_for_a_stamped_poll(built):
     store, _, path, _ = built
-    with sqlite3.connect(str(path)) as con:
-        con.execute("UPDATE entries SET last_seen_at = NULL")
+    store.db.execute("UPDATE entries SET last_seen_at = NULL")
     assert store.prune(NOW, AGE).tombstones == 0  # no poll says what the feed serves: keep
     assert raw(path, "SELECT COUNT(*) FROM entries WHERE title IS NULL") == [(3,)]
 
@@ -139,8 +136,8 @@ def test_prune_command(tmp_path, built):
     from conftest import run_cli, write_config
 
     store, _, path, _ = built
-    cfg = write_config(tmp_path, feeds=[FEED], channels={"mail": ["log://"]}, extra="[retention]\ndays = 1")
-    cfg.write_text(cfg.read_text("utf-8").replace(str(tmp_path / "monitor.db"), str(path)), "utf-8")
+    cfg = write_config(tmp_path, feeds=[FEED], channels={"mail": ["log://"]}, extra="[retention]\ndays = 1",
+                       database=path)
     dry = run_cli("prune", "--config", str(cfg), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("would prune entries=4 articles=4 alerts=3 "), dry.stdout

@@ -24,13 +24,13 @@ def tiered(rule_id: str, tier: str, salience: float, channels: tuple = ("mail",)
                                severity=severity)
 
 
-def outbox(path: Path) -> list[tuple]:
+def outbox(path: Path | str) -> list[tuple]:
     return db_rows(path, "SELECT m.rule_id, o.channel, o.state, o.held FROM outbox o "
                          "JOIN matches m ON m.id = o.match_id ORDER BY o.id")
 
 
-def test_each_tier_makes_its_own_outbox_rows(tmp_path: Path):
-    path = tmp_path / "m.db"
+def test_each_tier_makes_its_own_outbox_rows(database: str):
+    path = database
     store = Store(path)
     try:
         a, _ = two_feeds(store)
@@ -49,8 +49,8 @@ def test_each_tier_makes_its_own_outbox_rows(tmp_path: Path):
         store.close()
 
 
-def test_a_story_whose_rules_mix_tiers_takes_the_best_ones(tmp_path: Path):
-    path = tmp_path / "m.db"
+def test_a_story_whose_rules_mix_tiers_takes_the_best_ones(database: str):
+    path = database
     store = Store(path)
     try:
         a, _ = two_feeds(store)
