@@ -216,6 +216,14 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
+def present(database: str | Path) -> bool:
+    """Whether the daemon made its database yet: the SQLite file, or the schema on PostgreSQL."""
+    text = str(database)
+    if not text.startswith("postgresql://"):
+        return Path(text).exists()
+    return sql_rows(text, "SELECT to_regclass('schema_version') IS NOT NULL")[0][0]
+
+
 def sql_rows(database: str, sql: str, params: tuple | list = ()) -> list[tuple]:
     """Rows read through a connection of our own (what is committed, not what the writer sees),
     on either backend; ``sql`` in SQLite's dialect with ``?`` placeholders."""

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from conftest import db_rows, monitor_cmd, page, rss, run_cli, write_config
+from conftest import db_rows, monitor_cmd, page, present, rss, run_cli, write_config
 from conftest import wait_for as _wait
 
 OLD = [
@@ -45,12 +45,12 @@ def _serve_pages(server):
     server.add(NEW2["link"], page(NEW2["title"], [NEW2["description"] * 3]), content_type="text/html; charset=utf-8")
 
 
-def test_baseline_then_new_story_delivered_once_everywhere(tmp_path, feed_server, smtp, webhook):
+def test_baseline_then_new_story_delivered_once_everywhere(database, tmp_path, feed_server, smtp, webhook):
     smtp.start()
     url = _feed(feed_server, OLD)
     _serve_pages(feed_server)
     cfg = write_config(tmp_path, feeds=[url],
-                       channels={"mail": [smtp.apprise_url], "hook": [webhook.apprise_url]})
+                       channels={"mail": [smtp.apprise_url], "hook": [webhook.apprise_url]}, database=database)
 
     first = run_cli("once", "--config", str(cfg))
     assert first.returncode == 0, first.stderr
@@ -78,7 +78,7 @@ def test_baseline_then_new_story_delivered_once_everywhere(tmp_path, feed_server
     shown = run_cli("alerts", "show", "1", "--config", str(cfg)).stdout
     assert "Kursk region (kursk)" in shown and "North Korean troops (north-korean-troops)" in shown, shown
 
-    source = db_rows(tmp_path / "monitor.db", "SELECT source, language FROM articles")
+    source = db_rows(database, "SELECT source, language FROM articles")
     assert source == [("page", "de")]
 
     third = run_cli("once", "--config", str(cfg))
@@ -88,11 +88,11 @@ def test_baseline_then_new_story_delivered_once_everywhere(tmp_path, feed_server
     assert len(smtp.messages) == 1 and len(webhook.received) == 1
 
 
-def test_channels_down_keep_alerts_pending_until_they_recover(tmp_path, feed_server, smtp, webhook):
+def test_channels_down_keep_alerts_pending_until_they_recover(database, tmp_path, feed_server, smtp, webhook):
     url = _feed(feed_server, OLD)
     _serve_pages(feed_server)
     cfg = write_config(tmp_path, feeds=[url],
-                       channels={"mail": [smtp.apprise_url], "hook": [webhook.apprise_url]})
+                       channels={"mail": [smtp.apprise_url], "hook": [webhook.apprise_url]}, database=database)
     assert run_cli("once", "--config", str(cfg)).returncode == 0  # baseline
     webhook.status = 500  # and the SMTP server is not started: connection refused
     _feed(feed_server, [NEW, NEW2, *OLD])
@@ -102,7 +102,7 @@ def test_channels_down_keep_alerts_pending_until_they_recover(tmp_path, feed_ser
     # Each channel delivers in order: its first alert failed, so its second waits behind it.
     assert "alerts=4" in down.stdout and "sent=0 failed=2" in down.stdout, down.stdout
     assert webhook.refused == 1
-    rows = db_rows(tmp_path / "monitor.db", "SELECT channel, state, attempts, last_error FROM outbox ORDER BY id")
+    rows = db_rows(database, "SELECT channel, state, attempts, last_error FROM outbox ORDER BY id")
     assert [(c, s, a) for c, s, a, _ in rows] == [("mail", "failed", 1), ("hook", "failed", 1),
                                                   ("mail", "pending", 0), ("hook", "pending", 0)]
     assert rows[0][3] and "HTTP 500" in rows[1][3]
@@ -119,20 +119,20 @@ def test_channels_down_keep_alerts_pending_until_they_recover(tmp_path, feed_ser
     again = run_cli("once", "--config", str(cfg))
     assert "sent=0 failed=0" in again.stdout
     assert len(smtp.messages) == 2 and len(webhook.received) == 2
-    states = db_rows(tmp_path / "monitor.db", "SELECT state, attempts FROM outbox ORDER BY id")
+    states = db_rows(database, "SELECT state, attempts FROM outbox ORDER BY id")
     assert states == [("sent", 3), ("sent", 3), ("sent", 1), ("sent", 1)]
 
 
-def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(tmp_path, feed_server, webhook):
+def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(database, tmp_path, feed_server, webhook):
     url = _feed(feed_server, OLD)
     _serve_pages(feed_server)
-    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]})
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]}, database=database)
     proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: db_rows(tmp_path / "monitor.db",
+        _wait(lambda: db_rows(database,
                               "SELECT baselined_at FROM feeds")[0][0] is not None
-              if (tmp_path / "monitor.db").exists() else False, "baseline")
+              if present(database) else False, "baseline")
         _feed(feed_server, [NEW, *OLD])
         _wait(lambda: len(webhook.received) == 1, "the story's one alert delivered")
         time.sleep(1.5)  # a few more ticks: 304s, nothing delivered twice
@@ -150,18 +150,19 @@ def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(tmp_path, feed_server,
     # A restart finds nothing new to deliver.
     after = run_cli("once", "--config", str(cfg))
     assert "sent=0" in after.stdout and len(webhook.received) == 1
-    sent = db_rows(tmp_path / "monitor.db", "SELECT COUNT(*) FROM outbox WHERE state='sent'")
+    sent = db_rows(database, "SELECT COUNT(*) FROM outbox WHERE state='sent'")
     assert sent == [(1,)]
 
 
-def test_sighup_reload_keeps_last_good_rules(tmp_path, feed_server, rules_copy):
+def test_sighup_reload_keeps_last_good_rules(database, tmp_path, feed_server, rules_copy):
     url = _feed(feed_server, OLD)
-    cfg = write_config(tmp_path, feeds=[url], channels={"console": ["log://"]}, rules=rules_copy)
+    cfg = write_config(tmp_path, feeds=[url], channels={"console": ["log://"]}, rules=rules_copy,
+                       database=database)
     proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: (tmp_path / "monitor.db").exists() and db_rows(
-            tmp_path / "monitor.db", "SELECT baselined_at FROM feeds")[0][0] is not None, "baseline")
+        _wait(lambda: present(database) and db_rows(
+            database, "SELECT baselined_at FROM feeds")[0][0] is not None, "baseline")
         (rules_copy / "broken.yaml").write_text("id: broken\ntitle: [\n", encoding="utf-8")
         proc.send_signal(signal.SIGHUP)
         time.sleep(1.0)
@@ -171,7 +172,7 @@ def test_sighup_reload_keeps_last_good_rules(tmp_path, feed_server, rules_copy):
         time.sleep(1.0)
         _feed(feed_server, [{"title": "Wetter bleibt sonnig", "link": "/a/w2", "guid": "a-9",
                              "description": "Der Wetterdienst meldet Sonne."}, *OLD])
-        _wait(lambda: db_rows(tmp_path / "monitor.db", "SELECT COUNT(*) FROM outbox "
+        _wait(lambda: db_rows(database, "SELECT COUNT(*) FROM outbox "
                               "WHERE state = 'sent'")[0][0] == 1, "alert from the reloaded rule")
         assert proc.poll() is None, "the daemon must survive a broken reload"
         proc.send_signal(signal.SIGTERM)
@@ -187,11 +188,11 @@ def test_sighup_reload_keeps_last_good_rules(tmp_path, feed_server, rules_copy):
     assert "Traceback" not in err
 
 
-def test_once_output_is_machine_readable_summary(tmp_path, feed_server, webhook):
+def test_once_output_is_machine_readable_summary(database, tmp_path, feed_server, webhook):
     url = _feed(feed_server, OLD)
     html = feed_server.add("/page.html", page("Startseite", ["Kein Feed."]), content_type="text/html")
     cfg = write_config(tmp_path, feeds=[url, feed_server.url("/missing.xml"), html],
-                       channels={"hook": [webhook.apprise_url]})
+                       channels={"hook": [webhook.apprise_url]}, database=database)
     before = run_cli("feeds", "--config", str(cfg)).stdout.splitlines()
     assert [line.split()[1] for line in before[1:]] == ["new"] * 3, before
     res = run_cli("once", "--config", str(cfg))
@@ -208,11 +209,11 @@ def test_once_output_is_machine_readable_summary(tmp_path, feed_server, webhook)
     assert feeds.stdout.splitlines()[0].split()[:3] == ["ID", "STATUS", "LAST"]
 
 
-def test_a_slow_feed_does_not_hold_back_the_others(tmp_path, feed_server):
+def test_a_slow_feed_does_not_hold_back_the_others(database, tmp_path, feed_server):
     slow = feed_server.add("/slow.xml", rss([]), delay=6)
     fast = feed_server.add("/fast.xml", rss([]))
     cfg = write_config(tmp_path, feeds=[slow, fast], channels={"console": ["log://"]},
-                       extra="[fetch]\ntimeout = 20")
+                       extra="[fetch]\ntimeout = 20", database=database)
     proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -234,13 +235,13 @@ def test_a_slow_feed_does_not_hold_back_the_others(tmp_path, feed_server):
     assert proc.returncode == 0 and "Traceback" not in err
 
 
-def test_same_story_in_two_feeds_is_fetched_extracted_and_alerted_once(tmp_path, feed_server, webhook):
+def test_same_story_in_two_feeds_is_fetched_extracted_and_alerted_once(database, tmp_path, feed_server, webhook):
     _serve_pages(feed_server)
     story = {**NEW, "link": feed_server.url(NEW["link"]) + "?utm_source=feed-b#top"}
     feed_server.add("/a.xml", rss([{**OLD[0], "link": feed_server.url(OLD[0]["link"])}]))
     feed_server.add("/b.xml", rss([{**OLD[1], "link": feed_server.url(OLD[1]["link"])}]))
     cfg = write_config(tmp_path, feeds=[feed_server.url("/a.xml"), feed_server.url("/b.xml")],
-                       channels={"hook": [webhook.apprise_url]})
+                       channels={"hook": [webhook.apprise_url]}, database=database)
     assert "baseline=2" in run_cli("once", "--config", str(cfg)).stdout
     feed_server.add("/a.xml", rss([{**NEW, "guid": "from-a", "link": feed_server.url(NEW["link"])}]))
     feed_server.add("/b.xml", rss([{**story, "guid": "from-b"}]))  # tracking params, another guid
@@ -251,16 +252,16 @@ def test_same_story_in_two_feeds_is_fetched_extracted_and_alerted_once(tmp_path,
     [hook] = webhook.received
     assert [r["title"] for r in hook["rules"]] == ["Kursk region", "North Korean troops"]
     assert hook["title"] == "Gefechte im Gebiet Kursk dauern an"
-    rows = db_rows(tmp_path / "monitor.db", "SELECT url, source FROM articles")
+    rows = db_rows(database, "SELECT url, source FROM articles")
     assert rows == [(feed_server.url("/a/kursk"), "page")] * 2
 
 
-def test_a_story_seen_in_an_earlier_poll_is_not_fetched_again(tmp_path, feed_server, webhook):
+def test_a_story_seen_in_an_earlier_poll_is_not_fetched_again(database, tmp_path, feed_server, webhook):
     _serve_pages(feed_server)
     feed_server.add("/a.xml", rss([]))
     feed_server.add("/b.xml", rss([]))
     cfg = write_config(tmp_path, feeds=[feed_server.url("/a.xml"), feed_server.url("/b.xml")],
-                       channels={"hook": [webhook.apprise_url]})
+                       channels={"hook": [webhook.apprise_url]}, database=database)
     run_cli("once", "--config", str(cfg))
     feed_server.add("/a.xml", rss([{**NEW, "guid": "from-a", "link": feed_server.url(NEW["link"])}]))
     assert "alerts=1" in run_cli("once", "--config", str(cfg)).stdout
@@ -271,7 +272,7 @@ def test_a_story_seen_in_an_earlier_poll_is_not_fetched_again(tmp_path, feed_ser
     assert len(webhook.received) == 1
 
 
-def test_short_page_falls_back_to_its_amp_version(tmp_path, feed_server, webhook):
+def test_short_page_falls_back_to_its_amp_version(database, tmp_path, feed_server, webhook):
     amp_url = feed_server.url("/amp/kursk")
     teaser = ('<!DOCTYPE html><html lang="de"><head><title>Gefechte</title>'
               '<link rel="amphtml" href="/amp/kursk"></head><body><article><p>Nur mit Abo lesbar. '
@@ -284,17 +285,17 @@ def test_short_page_falls_back_to_its_amp_version(tmp_path, feed_server, webhook
     feed_server.add("/amp/kursk", full.replace("</article>", long_tail + "</article>"),
                     content_type="text/html")
     url = _feed(feed_server, OLD)
-    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]})
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]}, database=database)
     run_cli("once", "--config", str(cfg))
     _feed(feed_server, [NEW, *OLD])
     res = run_cli("once", "--config", str(cfg))
     assert "alerts=1" in res.stdout, res.stdout + res.stderr
     assert f"alternate page used link={feed_server.url('/a/kursk')} alternate={amp_url}" in res.stderr
-    [(text, source)] = db_rows(tmp_path / "monitor.db", "SELECT text, source FROM articles")
+    [(text, source)] = db_rows(database, "SELECT text, source FROM articles")
     assert source == "page" and "nordkoreanische Soldaten" in text and "Abo" not in text
 
 
-def test_long_page_does_not_fetch_its_amp_version(tmp_path, feed_server, webhook):
+def test_long_page_does_not_fetch_its_amp_version(database, tmp_path, feed_server, webhook):
     _serve_pages(feed_server)
     long_page = ARTICLE.replace("</head>", '<link rel="amphtml" href="/amp/kursk"></head>', 1)
     long_page = long_page.replace("</article>", "".join(
@@ -302,17 +303,17 @@ def test_long_page_does_not_fetch_its_amp_version(tmp_path, feed_server, webhook
         + "</article>")
     feed_server.add("/a/kursk", long_page, content_type="text/html")
     url = _feed(feed_server, OLD)
-    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]})
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]}, database=database)
     run_cli("once", "--config", str(cfg))
     _feed(feed_server, [NEW, *OLD])
     assert "alerts=1" in run_cli("once", "--config", str(cfg)).stdout
     assert not any(path.startswith("/amp/") for path, _ in feed_server.log)
 
 
-def test_unreachable_page_falls_back_to_the_feed_text_with_its_language(tmp_path, feed_server,
+def test_unreachable_page_falls_back_to_the_feed_text_with_its_language(database, tmp_path, feed_server,
                                                                          webhook):
     url = _feed(feed_server, OLD)
-    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]})
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]}, database=database)
     run_cli("once", "--config", str(cfg))
     gone = {**NEW, "link": "/a/gone", "description": (
         "Im Gebiet Kursk melden Beobachter neue Gefechte; nordkoreanische Soldaten sollen an "
@@ -320,11 +321,11 @@ def test_unreachable_page_falls_back_to_the_feed_text_with_its_language(tmp_path
     _feed(feed_server, [gone, *OLD])
     res = run_cli("once", "--config", str(cfg))
     assert "alerts=1 sent=1" in res.stdout, res.stdout + res.stderr
-    rows = db_rows(tmp_path / "monitor.db", "SELECT source, language, error FROM articles")
+    rows = db_rows(database, "SELECT source, language, error FROM articles")
     assert rows == [("feed-summary", "de", "http-404: HTTP 404 Not Found")]
 
 
-def test_json_feed_is_polled_like_any_other(tmp_path, feed_server, webhook):
+def test_json_feed_is_polled_like_any_other(database, tmp_path, feed_server, webhook):
     import json
 
     _serve_pages(feed_server)
@@ -335,7 +336,7 @@ def test_json_feed_is_polled_like_any_other(tmp_path, feed_server, webhook):
              "summary": it["description"]} for it in items]}
         return feed_server.add("/feed.json", json.dumps(doc), content_type="application/feed+json")
 
-    cfg = write_config(tmp_path, feeds=[serve(OLD)], channels={"hook": [webhook.apprise_url]})
+    cfg = write_config(tmp_path, feeds=[serve(OLD)], channels={"hook": [webhook.apprise_url]}, database=database)
     assert "baseline=1" in run_cli("once", "--config", str(cfg)).stdout
     serve([NEW, *OLD])  # relative links, resolved against the feed's URL
     res = run_cli("once", "--config", str(cfg))
@@ -355,11 +356,12 @@ PASSING = page("Stadtrat beschließt Haushalt für Schulen und Straßen", [
      for i in range(1, 31)])
 
 
-def test_a_story_alerts_and_a_passing_mention_does_not(tmp_path, feed_server, webhook):
+def test_a_story_alerts_and_a_passing_mention_does_not(database, tmp_path, feed_server, webhook):
     _serve_pages(feed_server)
     feed_server.add("/a/rat", PASSING, content_type="text/html; charset=utf-8")
     _feed(feed_server, OLD)
-    cfg = write_config(tmp_path, feeds=[feed_server.url("/feed.xml")], channels={"hook": [webhook.apprise_url]})
+    cfg = write_config(tmp_path, feeds=[feed_server.url("/feed.xml")], channels={"hook": [webhook.apprise_url]},
+                       database=database)
     assert "baseline=1" in run_cli("once", "--config", str(cfg)).stdout
     council = {"title": "Stadtrat beschließt Haushalt", "link": "/a/rat", "guid": "a-9",
                "description": "Schulen und Straßen bekommen mehr Geld."}
@@ -369,13 +371,13 @@ def test_a_story_alerts_and_a_passing_mention_does_not(tmp_path, feed_server, we
     assert "new=2 alerts=1 sent=1" in res.stdout, res.stdout
     [hook] = webhook.received
     assert hook["title"] == NEW["title"]
-    rows = db_rows(tmp_path / "monitor.db", "SELECT e.title, m.rule_id, m.tier, m.salience FROM matches m "
+    rows = db_rows(database, "SELECT e.title, m.rule_id, m.tier, m.salience FROM matches m "
                                             "JOIN entries e ON e.id = m.entry_id ORDER BY m.id")
     stored = [(rule, tier, sal) for title, rule, tier, sal in rows if title == council["title"]]
     assert stored and all(tier != "alert" and sal < 0.5 for _rule, tier, sal in stored), rows
     assert all(tier == "alert" for title, _r, tier, _s in rows if title == NEW["title"]), rows
     # stored, searchable; a digest-tier mention waits for the channel's digest, nothing else is queued
-    held = db_rows(tmp_path / "monitor.db", "SELECT e.title, o.state, o.held FROM outbox o JOIN matches m "
+    held = db_rows(database, "SELECT e.title, o.state, o.held FROM outbox o JOIN matches m "
                                             "ON m.id = o.match_id JOIN entries e ON e.id = m.entry_id "
                                             f"WHERE e.title = '{council['title']}'")
     expected = [(council["title"], "held", "mention")] if any(t == "digest" for _r, t, _s in stored) else []
