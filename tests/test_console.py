@@ -11,6 +11,8 @@ import pytest
 from conftest import run_cli
 from console_kit import HOSTILE_TITLE, Client, Web, add_user, seed, store_only_match
 
+from monitor import config
+
 PAGES = ["/", "/inbox.json", "/search?q=Kursk", "/search.json?q=Kursk", "/feeds", "/feeds.json", "/rules",
          "/rules.json", "/channels", "/channels.json", "/playground", "/rules/file/kursk.yaml", "/feeds.opml"]
 ACTIONS = ["/feeds/poll", "/feeds/add", "/feeds/pause", "/feeds/remove", "/channels/retry", "/channels/test",
@@ -18,8 +20,8 @@ ACTIONS = ["/feeds/poll", "/feeds/add", "/feeds/pause", "/feeds/remove", "/chann
 
 
 @pytest.fixture
-def seeded(tmp_path, feed_server):
-    return seed(tmp_path, feed_server)
+def seeded(tmp_path, feed_server, database):
+    return seed(tmp_path, feed_server, database=database)
 
 
 def _story_id(client: Client) -> int:
@@ -155,8 +157,8 @@ def test_an_open_console_refuses_to_listen_beyond_loopback(seeded):
     assert "Traceback" not in res.stderr
 
 
-def test_hostile_feed_text_is_shown_as_text(tmp_path, feed_server):
-    cfg = seed(tmp_path, feed_server, hostile=True)
+def test_hostile_feed_text_is_shown_as_text(tmp_path, feed_server, database):
+    cfg = seed(tmp_path, feed_server, hostile=True, database=database)
     with Web(cfg) as web:
         c = Client(web.url)
         status, _, inbox = c.get("/")
@@ -277,7 +279,7 @@ def test_a_story_that_did_not_alert_is_marked_from_the_search(seeded):
     """'Should have alerted': a match stored only (below its rule's digest_at) shows on the search
     with its rule and two buttons; a viewer's verdict records with no alert, CSRF checked, and
     `monitor feedback --match` calls the same."""
-    store_only_match(seeded.parent / "monitor.db")
+    store_only_match(config.load(seeded).database)
     add_user(seeded, "vic", "viewer", "viewer password 1")
     with Web(seeded) as web:
         c = Client(web.url)
