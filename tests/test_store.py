@@ -524,3 +524,59 @@ def test_store_errors_are_wrapped_once_and_bugs_stay_bugs(sqlite_store, db_path)
         other.close()
     store.sync_feeds([(A, "Feed A", None)], now=100.0)  # nothing left half-open
     assert [f.url for f in store.feeds()] == [A]
+
+
+# -- many processes on one database (issue 19: on PostgreSQL, nodes of a cluster) -----------------
+
+def _at_once(n: int, work) -> list:  # type: ignore[no-untyped-def]
+    """``work(i)`` on ``n`` threads released together; their results in order."""
+    gate, results, errors = threading.Barrier(n), [None] * n, []
+
+    def run(i: int) -> None:
+        try:
+            gate.wait(10)
+            results[i] = work(i)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    return results
+
+
+def test_processes_claiming_at_once_never_share_a_feed(database):
+    urls = [f"https://feeds.example/{i}.xml" for i in range(40)]
+    first = Store(database)
+    first.sync_feeds([(u, None, None) for u in urls], now=0.0)
+    stores = [first, *(Store(database) for _ in range(3))]
+    try:
+        got = _at_once(4, lambda i: [f.url for f in stores[i].claim_feeds(owner=f"node{i}", now=10.0, lease=60,
+                                                                          limit=15)])
+        claimed = [u for urls_of in got for u in urls_of]
+        assert len(claimed) == len(set(claimed)) == 40  # each feed once, all of them
+        assert first.claim_feeds(owner="late", now=20.0, lease=60) == []  # live leases are never taken
+        assert len(first.claim_feeds(owner="late", now=71.0, lease=60)) == 40  # expired ones are
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_one_story_recorded_by_processes_at_once_is_one_alert(database):
+    first = Store(database)
+    first.sync_feeds([(f"https://feeds.example/{i}.xml", None, None) for i in range(4)], now=0.0)
+    stores = [first, *(Store(database) for _ in range(3))]
+    feeds = first.feeds()
+    story = "https://news.example/kursk-offensive"
+    try:
+        queued = _at_once(4, lambda i: record(stores[i], feeds[i], [(entry(f"guid:{i}", story), None,
+                                                                     [match("r1", ("mail", "hook"))])]))
+        assert sorted(queued) == [0, 0, 0, 2]  # one node tells the story on both channels; three find it told
+        assert raw(database, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'") == [(2,)]
+        assert raw(database, "SELECT COUNT(*) FROM matches WHERE lead_id IS NOT NULL") == [(3,)]
+    finally:
+        for s in stores:
+            s.close()

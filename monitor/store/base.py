@@ -177,5 +177,13 @@ class Queries:
                 pass
             raise
 
+    def _serial(self, key: str) -> None:
+        """Inside a transaction: the rest of it runs one at a time across every process on the
+        database for this ``key``. SQLite's BEGIN IMMEDIATE already serialises every writer; on
+        PostgreSQL it is a transaction-scoped advisory lock (released at COMMIT or ROLLBACK), for
+        read-then-write steps that row locks cannot cover (is this story told yet? bundle a digest)."""
+        if self.dialect == "postgresql":
+            self.db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [key])
+
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict]:
         return list(self.db.query(sql, params))

@@ -186,6 +186,9 @@ class EntryQueries(FeedQueries, Queries):
         best = ordered[0].tier if ordered[0].tier in _TIER else "alert"
         fp = noise.simhash(text) if text else None
         th = noise.text_hash(text) if text and fp is None else None
+        # nodes recording the same story at once (by key or near-identical text): one tells it,
+        # the other finds it told; one lock for every story, held only by polls with matches
+        self._serial("stories")
         lead, repost = self._told(story, fp, th, now, feed_id)
         primary: int | None = None
         for m in ordered:

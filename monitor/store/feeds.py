@@ -168,6 +168,10 @@ class FeedQueries(Queries):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
+        if free_for is not None and self.dialect == "postgresql":
+            # many nodes claim at once: each takes rows no other transaction holds (SQLite's
+            # BEGIN IMMEDIATE serialises the claims instead); the lease is set before COMMIT
+            sql += " FOR UPDATE SKIP LOCKED"
         return [feed_of(r, default_interval) for r in self._rows(sql, params)]
 
     def active_feeds(self) -> int:

@@ -56,6 +56,7 @@ class NoiseQueries(Queries):
         """Put the channel's held alerts into one digest, due now; its carrier's id, or None
         when nothing is held. One transaction."""
         with self._transaction():
+            self._serial(f"bundle:{channel}")  # two nodes bundling one channel: one digest
             row = self.db.execute("SELECT MIN(id) FROM outbox WHERE channel = ? AND state = 'held'",
                                   (channel,)).fetchone()
             if row[0] is None:
