@@ -252,38 +252,27 @@ class Config(_Section):
         return path if path.is_absolute() else self.base / path
 
     @property
-    def database(self) -> Path | str:
-        """The SQLite file (resolved against the config's folder), or a PostgreSQL URL as written."""
+    def database(self) -> Path | str:  # the SQLite file (resolved), or a PostgreSQL URL as written
         text = self.monitor.database
         if text.startswith(("postgresql://", "postgres://")):
             return text
         return self.resolve(text.removeprefix("sqlite://") if text.startswith("sqlite:///") else text)
 
     @property
-    def database_file(self) -> Path | None:
-        """The SQLite file, or None on PostgreSQL (no file of ours to lock, check or sit beside)."""
-        db = self.database
-        return db if isinstance(db, Path) else None
+    def database_file(self) -> Path | None:  # None on PostgreSQL: no file of ours to lock, check or sit beside
+        return db if isinstance(db := self.database, Path) else None
 
     @property
     def rules_dir(self) -> Path:
         return self.resolve(self.monitor.rules)
 
     @property
-    def node_file(self) -> Path:
-        """What this machine's daemon lock and heartbeat files are named after (lockfile.py): the
-        SQLite database (one daemon per file), or on PostgreSQL ``monitor-node`` beside the config
-        (one daemon per config on a machine; other machines are other nodes of the cluster)."""
-        file = self.database_file
-        return file if file is not None else self.base / "monitor-node"
+    def node_file(self) -> Path:  # lock and heartbeat (lockfile.py): one daemon per SQLite file, or per config
+        return self.database_file or self.base / "monitor-node"
 
     @property
-    def link_key_file(self) -> Path:
-        """Where the generated link key is kept when ``[web] secret`` is empty: next to the SQLite
-        database; on PostgreSQL, beside the config (every node of a cluster needs the same key:
-        set ``[web] secret``)."""
-        file = self.database_file
-        return Path(f"{file}.link-key") if file is not None else self.base / "monitor.link-key"
+    def link_key_file(self) -> Path:  # [web] secret empty: beside the SQLite file, else the config (a cluster: set it)
+        return Path(f"{file}.link-key") if (file := self.database_file) else self.base / "monitor.link-key"
 
     @property
     def feed_specs(self) -> list[tuple[str, str, float | None, tuple[str, ...]]]:
@@ -328,15 +317,11 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The section model that owns the key at ``loc`` (for listing the keys it knows)."""
     if not loc:
         return Config
-    if loc[0] == "channels":
-        return ChannelSection if len(loc) == 2 else None
-    if loc[0] == "feeds":
-        return FeedSection if len(loc) == 2 else None
+    if loc[0] in ("channels", "feeds"):
+        return (ChannelSection if loc[0] == "channels" else FeedSection) if len(loc) == 2 else None
     f = Config.model_fields.get(str(loc[0]))
     ann = f.annotation if f and len(loc) == 1 else None
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    return None
+    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -407,12 +392,9 @@ def hold_restart_keys(old: Config, new: Config) -> list[str]:
     changed = []
     for key in RESTART_KEYS:
         section, _, field = key.partition(".")
-        before, after = getattr(old, section), getattr(new, section)
-        if field:
-            if getattr(before, field) != getattr(after, field):
-                setattr(after, field, getattr(before, field))
-                changed.append(key)
-        elif before != after:
-            setattr(new, section, before)
+        holder, name = (getattr(new, section), field) if field else (new, section)
+        kept = getattr(getattr(old, section), field) if field else getattr(old, section)
+        if getattr(holder, name) != kept:
+            setattr(holder, name, kept)
             changed.append(key)
     return changed

@@ -17,7 +17,7 @@ ROOT = PKG.parent
 # library -> the only module allowed to import it (aiohttp: its client in fetch, its server in web)
 OWNERS = {
     "feedparser": "parse", "trafilatura": "extract", "apprise": ("notify", "plugins"),
-    "sqlite_utils": "store",
+    "sqlite_utils": "store", "psycopg": "store",
     "apscheduler": "daemon",
     "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",

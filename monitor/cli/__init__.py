@@ -103,6 +103,8 @@ LAZY = {
     "match": ("inspect", "Match JSON lines against rules; one line out per line in."),
     "rules": ("rule_tools", "Rule files: check them, print their JSON Schema, backtest a rule on stored articles."),
     "status": ("status", "Show whether the daemon ticks, feeds by health and the outbox by state."),
+    "store": ("store_tools", "Move the database: copy a single node's SQLite store into PostgreSQL (or back), "
+              "verified."),
     "users": ("users", "Who may sign in to the web console: add, remove, passwd, role, list."),
     "web": ("web", "Serve the team's console alone (no polling, no sending), for a node that only serves "
             "people; a daemon on the same database does the work."),
