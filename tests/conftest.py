@@ -183,20 +183,27 @@ def wait_for(pred, what: str, timeout: float = 45.0) -> None:
 # what only SQLite has (a file, WAL, its locks, the old migrations) keep ``tmp_path``.
 
 @pytest.fixture(scope="session")
-def pg_server_url():
+def pg_server():
+    """The run's own PostgreSQL server (tests/pg_server.py), None when MONITOR_TEST_DATABASE_URL
+    names another one."""
     import tempfile
 
-    import pg_server
-    url = os.environ.get("MONITOR_TEST_DATABASE_URL")
-    server = None
-    if not url:  # a folder of its own under /tmp: pytest's are closed to the server's user
-        server = pg_server.Server(Path(tempfile.mkdtemp(prefix="monitor-pg-")))
-        url = server.url
-    pg_server.prepare(url)
-    yield url
-    if server is not None:
-        server.stop()
-        shutil.rmtree(server.folder, ignore_errors=True)
+    import pg_server as servers
+    if os.environ.get("MONITOR_TEST_DATABASE_URL"):
+        yield None
+        return
+    server = servers.Server(Path(tempfile.mkdtemp(prefix="monitor-pg-")))  # pytest's folders are closed to its user
+    yield server
+    server.stop()
+    shutil.rmtree(server.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(pg_server):
+    import pg_server as servers
+    url = os.environ.get("MONITOR_TEST_DATABASE_URL") or pg_server.url
+    servers.prepare(url)
+    return url
 
 
 @pytest.fixture

@@ -1,11 +1,12 @@
 """A throwaway PostgreSQL server for the test suite (issue 19), or the one named by
 ``MONITOR_TEST_DATABASE_URL``.
 
-``start(folder)`` runs ``initdb`` and ``pg_ctl`` (PostgreSQL 15 on these machines: on PATH, or
-Debian's /usr/lib/postgresql/N/bin) into ``folder``, listening only on a Unix socket there, with
-durability off (fsync, synchronous_commit, full_page_writes: a test server lost in a crash is
-made again). initdb refuses to run as root: as root, the server runs as the ``postgres`` user
-(Debian's package makes it), else ``nobody``. Each test gets a schema of its own in one database
+``Server(folder)`` runs ``initdb`` and ``pg_ctl`` (PostgreSQL 15 on these machines: on PATH, or
+Debian's /usr/lib/postgresql/N/bin) into ``folder``, listening only on a Unix socket there,
+without fsync (a test server lost with its machine is made again) but with synchronous commits,
+so that a committed row survives the server's own crash (``down``), as the tests of one need.
+initdb refuses to run as root: as root, the server runs as the ``postgres`` user (Debian's
+package makes it), else ``nobody``. Each test gets a schema of its own in one database
 (``schema_url``), dropped afterwards: a schema is made in a millisecond, a database in a second.
 """
 
@@ -61,9 +62,11 @@ class Server:
             os.chown(folder, entry.pw_uid, entry.pw_gid)
         self._run([initdb, "-D", str(self.data), "-A", "trust", "-U", "monitor", "-E", "UTF8", "--locale=C.UTF-8",
                    "--no-sync"])
-        options = (f"-k {folder} -p {port} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=200")
-        self._run([pg_ctl, "-D", str(self.data), "-o", options, "-l", str(folder / "server.log"), "-w", "start"])
+        # fsync off: the OS keeps what was written (a test server outlives no machine crash); commits
+        # stay synchronous, so a committed row survives the server's own crash (``down``)
+        self.options = (f"-k {folder} -p {port} -c listen_addresses='' -c fsync=off "
+                        "-c full_page_writes=off -c max_connections=200")
+        self.up()
         self.url = f"postgresql://monitor@/postgres?host={quote(str(folder))}&port={port}"
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE monitor")
@@ -78,10 +81,13 @@ class Server:
         subprocess.run([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"], capture_output=True,
                        user=self.user, timeout=60)
 
-    def restart(self) -> None:
-        """Stop and start the server again (fast shutdown): clients lose their connections."""
-        subprocess.run([self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "restart"], capture_output=True,
-                       user=self.user, timeout=60, check=True)
+    def down(self) -> None:
+        """Stop the server at once, as a crash would (clients lose their connections)."""
+        self._run([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+
+    def up(self) -> None:
+        self._run([self.pg_ctl, "-D", str(self.data), "-o", self.options, "-l", str(self.folder / "server.log"),
+                   "-w", "start"])
 
 
 def prepare(url: str) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 from conftest import db_rows, monitor_cmd, page, present, rss, run_cli, write_config
 from conftest import wait_for as _wait
 
@@ -382,3 +383,40 @@ def test_a_story_alerts_and_a_passing_mention_does_not(database, tmp_path, feed_
                                             f"WHERE e.title = '{council['title']}'")
     expected = [(council["title"], "held", "mention")] if any(t == "digest" for _r, t, _s in stored) else []
     assert held == expected
+
+
+def test_postgresql_down_and_back_under_a_running_daemon_loses_nothing(pg_server, pg_url, tmp_path, feed_server,
+                                                                        webhook):
+    """Issue 19: the database stops dead (an immediate shutdown, as a crash) while the daemon polls;
+    every poll meanwhile is one warning, nothing crashes, and once the server is back the story
+    published during the outage is alerted, once."""
+    if pg_server is None:
+        pytest.skip("MONITOR_TEST_DATABASE_URL names a server this test cannot stop")
+    url = _feed(feed_server, OLD)
+    _serve_pages(feed_server)
+    cfg = write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]}, database=pg_url)
+    proc = subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: present(pg_url) and db_rows(pg_url, "SELECT baselined_at FROM feeds")[0][0] is not None,
+              "baseline")
+        pg_server.down()
+        try:
+            _feed(feed_server, [NEW, *OLD])  # published while the database is away
+            time.sleep(3)  # polls at 1 s: each fails to record
+        finally:
+            pg_server.up()
+        try:
+            _wait(lambda: len(webhook.received) == 1, "the story alerted once the database is back")
+            time.sleep(1.5)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        assert len(webhook.received) == 1, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert "database unavailable" in err, err
+    assert db_rows(pg_url, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == [(1,)]

@@ -131,15 +131,16 @@ class PgDatabase:
     def execute(self, statement: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Cursor:
         text, returning = translate(statement)
         head = text.lstrip()[:8].upper()
-        if head.startswith("BEGIN"):
-            self.in_transaction = True
-        with self._live().cursor() as cur:
-            try:
+        try:
+            conn = self._live()  # raises inside a transaction whose connection died: it is gone
+            if head.startswith("BEGIN"):
+                self.in_transaction = True
+            with conn.cursor() as cur:
                 cur.execute(text, params if params is not None else ())
-            finally:
-                if head.startswith(("COMMIT", "ROLLBACK")):
-                    self.in_transaction = False
-            return Cursor(cur, returning)
+                return Cursor(cur, returning)
+        finally:
+            if head.startswith(("COMMIT", "ROLLBACK")):  # ended, or lost with its connection
+                self.in_transaction = False
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         text, _ = translate(statement, returning=False)
