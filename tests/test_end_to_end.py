@@ -420,3 +420,42 @@ def test_postgresql_down_and_back_under_a_running_daemon_loses_nothing(pg_server
     assert "Traceback" not in err, err
     assert "database unavailable" in err, err
     assert db_rows(pg_url, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == [(1,)]
+
+
+def test_two_daemons_on_one_postgresql_alert_each_story_once(pg_url, tmp_path, feed_server, webhook):
+    """Issue 19: two nodes with the same feeds on one database. Both poll, each feed is claimed by one
+    node at a time, and a story published in two feeds at once is told by one of them: every story
+    is one alert however the nodes share the work."""
+    _serve_pages(feed_server)
+    feeds = [feed_server.add(f"/{n}.xml", rss([{**OLD[i % 2], "guid": f"{n}-old",
+                                                 "link": feed_server.url(OLD[i % 2]["link"])}]))
+             for i, n in enumerate("abcd")]
+    procs = []
+    for node in ("n1", "n2"):
+        (tmp_path / node).mkdir()
+        cfg = write_config(tmp_path / node, feeds=feeds, channels={"hook": [webhook.apprise_url]}, database=pg_url)
+        procs.append(subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    errs = []
+    try:
+        _wait(lambda: present(pg_url) and db_rows(pg_url, "SELECT COUNT(*) FROM feeds WHERE baselined_at IS NOT NULL")
+              == [(4,)], "every feed's baseline")
+        link = feed_server.url(NEW["link"])
+        feed_server.add("/a.xml", rss([{**NEW, "guid": "a-new", "link": link}]))
+        feed_server.add("/b.xml", rss([{**NEW, "guid": "b-new", "link": link}]))  # the same story
+        feed_server.add("/c.xml", rss([{**NEW2, "link": feed_server.url(NEW2["link"])}]))
+        _wait(lambda: len(webhook.received) >= 2, "both stories alerted")
+        time.sleep(3)  # more polls on both nodes: nothing alerted twice
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                errs.append(proc.communicate(timeout=30)[1])
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+    assert sorted(doc["title"] for doc in webhook.received) == sorted([NEW["title"], NEW2["title"]]), errs
+    assert all(proc.returncode == 0 for proc in procs) and not any("Traceback" in e for e in errs), errs
+    assert all("started feeds=4" in e for e in errs), errs  # both ran (which polled what is theirs to share)
+    assert db_rows(pg_url, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == [(2,)]

@@ -40,6 +40,7 @@ class FeedQueries(Queries):
         feeds that left the config. Schedule state of kept feeds is untouched."""
         specs = [FeedSpec(*f) for f in feeds]
         with self._transaction():
+            self._serial("feeds")  # nodes starting together: one registers, the others find the rows
             for spec in specs:
                 self._upsert(spec, "config", now)
             self.db.execute("CREATE TEMP TABLE IF NOT EXISTS config_urls (url TEXT PRIMARY KEY)")
@@ -56,6 +57,7 @@ class FeedQueries(Queries):
         removed one comes back. Returns (added, already known)."""
         added = known = 0
         with self._transaction():
+            self._serial("feeds")
             for f in feeds:
                 if self._upsert(FeedSpec(*f), "cli", now):
                     added += 1
