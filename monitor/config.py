@@ -232,15 +232,12 @@ class Config(_Section):
     _inline: list[str] = PrivateAttr(default_factory=list)
 
     @property
-    def marked_secrets(self) -> list[str]:
-        """The values ${NAME} references took from the environment or a credential: secrets
-        because the config says so, masked in the logs whatever their length."""
+    def marked_secrets(self) -> list[str]:  # what ${NAME} took from the environment or a credential: masked in logs
         return list(self._marked)
 
     @property
     def inline_secrets(self) -> list[str]:
-        """Where the file itself holds a secret (``channels.hook.urls[0]: password``): the
-        reason a file others can read draws a warning. [] when every secret is a ${NAME}."""
+        """Where the file itself holds a secret (``channels.hook.urls[0]: password``); [] if all are ${NAME}."""
         return list(self._inline)
 
     @property
@@ -362,6 +359,9 @@ def load(path: str | os.PathLike[str]) -> Config:
                     f"{p}: notify.{key}: no channel named {name!r} "
                     f"(defined: {', '.join(cfg.channels) or 'none'})"
                 )
+    # a PostgreSQL password: inline (a warning), ${NAME} (environment, credential), or libpq's PGPASSWORD, ~/.pgpass
+    cfg._inline += [f"monitor.database: {w}" for w in urlsecrets.inline(cfg.monitor.database, paths=False)]
+    cfg.monitor.database = _expand(cfg.monitor.database, "monitor.database", p, cfg._marked)
     if cfg.web.secret:
         if "${" not in cfg.web.secret:
             cfg._inline.append("web.secret: the feedback link key")

@@ -149,3 +149,24 @@ def test_sqlite_sql_becomes_postgresql():
 def test_a_url_is_named_without_its_password():
     assert redacted("postgresql://monitor:s3cret@db.example:5433/monitor") == "postgresql://monitor:***@db.example:5433/monitor"
     assert redacted("postgresql://db.example/monitor") == "postgresql://db.example/monitor"
+
+
+def test_the_database_password_may_come_from_the_environment_and_an_inline_one_is_flagged(tmp_path, monkeypatch,
+                                                                                           pg_url):
+    from conftest import write_config
+
+    from monitor import config
+
+    monkeypatch.setenv("MONITOR_TEST_PW", "s3cret-from-env")
+    with_env = pg_url.replace("postgresql://monitor@", "postgresql://monitor:${MONITOR_TEST_PW}@")
+    cfg = config.load(write_config(tmp_path, feeds=[], channels={"c": ["log://"]}, database=with_env))
+    assert cfg.database == pg_url.replace("monitor@", "monitor:s3cret-from-env@")
+    assert "s3cret-from-env" in cfg.marked_secrets and cfg.inline_secrets == []
+    store = connect(cfg.database)  # the server trusts local connections: the password is not checked
+    try:
+        assert "s3cret" not in str(store.path)
+    finally:
+        store.close()
+    inline = config.load(write_config(tmp_path, feeds=[], channels={"c": ["log://"]},
+                                      database=pg_url.replace("monitor@", "monitor:written-here@")))
+    assert inline.inline_secrets == ["monitor.database: password"]
