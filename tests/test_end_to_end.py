@@ -1,5 +1,7 @@
 """The whole daemon against real local parts: a feed server with ETag/304, article pages,
-an SMTP server (aiosmtpd) and a JSON webhook receiver, through the real CLI."""
+an SMTP server (aiosmtpd) and a JSON webhook receiver, through the real CLI, each test on a
+SQLite file and on PostgreSQL (the ``database`` fixture); then PostgreSQL alone: the server
+crashing under a running daemon, and two daemons on one database."""
 
 from __future__ import annotations
 
