@@ -247,11 +247,10 @@ def test_a_full_disk_is_a_warning_and_status_says_running_with_the_cause(tmp_pat
         proc = _start(cfg)
         _wait(lambda: db.exists() and db_rows(db, "SELECT baselined_at FROM feeds")[0][0], "baseline")
         filler = disk / "filler"
-        with filler.open("wb") as f:  # every block that is left
+        with filler.open("wb", buffering=0) as f:  # every block that is left (unbuffered: close has nothing to flush)
             try:
                 while True:
                     f.write(b"\0" * 65536)
-                    f.flush()
             except OSError:
                 pass
         feed_server.add("/a/1", page("Kursk", ["Im Gebiet Kursk gehen die Kämpfe weiter."]), content_type="text/html")
