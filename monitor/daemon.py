@@ -19,17 +19,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.events import (
-    EVENT_JOB_ERROR,
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    JobExecutionEvent,
-)
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from . import config as config_mod
-from . import delivery, dispatch, links, pipeline, rules, training
+from . import delivery, dispatch, leases, links, pipeline, rules, training
 from . import store as store_mod
 from .config import Config
 from .errors import ConfigError, MonitorError
@@ -270,7 +265,8 @@ class Daemon:
         """Retention (store/retention.py): one batch of deletes per transaction, and the event
         loop runs polls and sends between batches. A stop ends it after the current batch."""
         days = self.config.retention.days
-        if self._stop.is_set() or self.ctx is None or not days:
+        if self._stop.is_set() or self.ctx is None or not days or not await self._turn("prune",
+                                                                                     self.config.retention.every):
             return
         started = time.monotonic()
         n = Pruned()
@@ -289,8 +285,18 @@ class Daemon:
     async def learn(self) -> None:
         """Rules that learn (issue 17): retrain each rule on its feedback, off the loop."""
         if not self._stop.is_set() and self.ctx is not None:
-            await training.relearn(self.ctx.db, [r.id for r in self.ruleset.rules])
-            await self._models()
+            if await self._turn("learn", LEARN_EVERY):
+                await training.relearn(self.ctx.db, [r.id for r in self.ruleset.rules])
+            await self._models()  # the models another daemon trained, when it took the turn
+
+    async def _turn(self, job: str, every: float) -> bool:
+        """Periodic work runs once per period among all the daemons on the database (issue 19)."""
+        assert self.ctx is not None
+        try:
+            return bool(await self.ctx.db.periodic_turn(job, time.time(), every, leases.OWNER))
+        except StoreError as e:
+            log.warning("%s skipped reason=%r: the next period tries again", job, str(e))
+            return False
 
     async def _models(self) -> None:
         """The trained models the pipeline recalibrates matches with (at start, after each pass)."""
@@ -375,8 +381,7 @@ class Daemon:
 
 def _job_event(event: JobExecutionEvent) -> None:
     if event.code == EVENT_JOB_ERROR:
-        log.error("job failed job=%s error=%r", event.job_id, event.exception,
-                  exc_info=event.exception)
+        log.error("job failed job=%s error=%r", event.job_id, event.exception, exc_info=event.exception)
     elif event.code == EVENT_JOB_MISSED:
         log.warning("job missed job=%s scheduled=%s", event.job_id, event.scheduled_run_time)
     else:

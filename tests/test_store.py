@@ -580,3 +580,19 @@ def test_one_story_recorded_by_processes_at_once_is_one_alert(database):
     finally:
         for s in stores:
             s.close()
+
+
+def test_periodic_work_takes_one_turn_per_period_among_all_processes(database):
+    first = Store(database)
+    stores = [first, *(Store(database) for _ in range(3))]
+    try:
+        turns = _at_once(4, lambda i: stores[i].periodic_turn("prune", 1000.0, 3600, f"node{i}"))
+        assert sorted(turns) == [False, False, False, True]  # one of four daemons at once
+        assert first.periodic_turn("prune", 1000.0 + 1800, 3600, "node9") is False  # within the period
+        assert first.periodic_turn("learn", 1000.0 + 1800, 3600, "node9") is True  # another job: its own
+        assert first.periodic_turn("prune", 1000.0 + 3600, 3600, "node9") is True  # the next period
+        assert raw(database, "SELECT name, last_at, node FROM periodic_runs ORDER BY name") == [
+            ("learn", 2800.0, "node9"), ("prune", 4600.0, "node9")]
+    finally:
+        for s in stores:
+            s.close()

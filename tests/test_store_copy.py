@@ -49,6 +49,7 @@ def _filled(path: Path) -> Store:
     store.save_rule_model("kursk", NOW + 11, 12, 7, True, '{"w": [0.5]}')
     store.add_user("Alice", "editor", "$argon2id$x", NOW)
     store.daemon_started(4242, NOW)
+    store.periodic_turn("prune", NOW, 3600, "node1")
     return store
 
 

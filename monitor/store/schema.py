@@ -375,4 +375,15 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX feedback_rules_rule ON feedback_rules(rule_id);
     CREATE INDEX feedback_rules_match ON feedback_rules(match_id);
     """,
+    # 19: periodic work once per period however many daemons run it (issue 19, cluster mode): a
+    # job's last run, taken by the one daemon whose conditional upsert moves it (store/status.py
+    # ``periodic_turn``). The first migration written once for both engines: DOUBLE PRECISION is
+    # SQLite's REAL and PostgreSQL's 64-bit float (PostgreSQL's REAL has 24 bits).
+    """
+    CREATE TABLE periodic_runs (
+        name TEXT PRIMARY KEY,
+        last_at DOUBLE PRECISION NOT NULL,
+        node TEXT                                   -- the daemon (leases.OWNER) that took the last turn
+    );
+    """,
 ]

@@ -42,6 +42,17 @@ class StatusQueries(Queries):
         rows = self._rows("SELECT pid, started_at, last_tick_at, stopped_at FROM daemon WHERE id = 1")
         return rows[0] if rows else None
 
+    def periodic_turn(self, name: str, now: float, every: float, node: str) -> bool:
+        """Whether this daemon runs the periodic job ``name`` now: True for the one daemon that
+        finds its last run (by any daemon on the database) ``every`` seconds old or more, and
+        records this one in the same statement; False for every other. Slightly early calls of
+        one period's daemons (clocks, tick jitter) count as on time: the margin is a tenth."""
+        cur = self.db.execute(
+            "INSERT INTO periodic_runs (name, last_at, node) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+            "SET last_at = excluded.last_at, node = excluded.node WHERE periodic_runs.last_at <= ?",
+            (name, now, node, now - every * 0.9))
+        return cur.rowcount == 1
+
     # -- counts ------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         return Snapshot(self.status_counts(), self.health_rows(), self.outbox_by_channel(),
