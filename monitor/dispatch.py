@@ -5,7 +5,8 @@ at once overall and ``poll.per_host`` per host, taking hosts in turn (a host wit
 never gets 500 requests at once, nor starves the others), and skipping hosts throttled after
 repeated 429s (``HostThrottle``). Feeds come from a ``source`` asked for a batch whenever the
 queue runs low, so memory holds one batch, not every registered feed: 50,000 feeds cost what
-1,000 do. The time comes from ``ctx.clock``.
+1,000 do. The time comes from ``ctx.clock``. On PostgreSQL ``per_host`` is the cluster's: a poll
+also holds one of its host's slots in the database while it runs (store ``take_host_slot``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ POLL_LEASE = 900.0  # seconds a feed is claimed by its poll at the least (``poll
 HOST_STRIKES = 3  # feeds of one host answering 429 ...
 HOST_WINDOW = 600.0  # ... within this many seconds throttle the whole host
 HOST_PAUSE = 300.0  # for at least this long (or the longest Retry-After among them)
+SLOT_WAIT, SLOT_WAIT_MAX = 0.05, 1.0  # seconds between tries for a host slot other nodes hold
+SHARED_BATCH = 2  # a cluster node claims at most this many feeds per poll it may run at once
 
 # (ids queued or running, n) -> up to n other feeds; awaited: the store answers on its own thread
 Source = Callable[[set[int], int], Awaitable[list[Feed]]]
@@ -83,6 +86,12 @@ class Dispatcher:
         self.stopped = False
         self._idle = asyncio.Event()
         self._asking: asyncio.Task[None] | None = None  # the source's answer on its way
+        # per_host across the nodes of a cluster (PostgreSQL): the host slots this node holds;
+        # and a node claims only what it can start soon, leaving the rest to the other nodes
+        self.shared = getattr(ctx.db, "dialect", "sqlite") == "postgresql"
+        self.held: dict[str, set[int]] = {}
+        if self.shared:
+            self.batch = min(batch, SHARED_BATCH * self.concurrency)
 
     def more(self) -> None:
         """Ask the source again (a tick: feeds may have become due) and start what fits."""
@@ -187,10 +196,38 @@ class Dispatcher:
         task.add_done_callback(functools.partial(self._done, feed.id, host))
 
     async def _poll(self, feed: Feed) -> pipeline.Outcome:
-        out = await pipeline.poll_safely(self.ctx, feed)
+        slot = await self._slot(feed.host) if self.shared else None
+        try:
+            out = await pipeline.poll_safely(self.ctx, feed)
+        finally:
+            if slot is not None:
+                self.held[feed.host].discard(slot)
+                try:
+                    await self.ctx.db.free_host_slot(feed.host, slot)
+                except StoreError:  # the connection went, and its locks with it
+                    pass
         if out.kind == "http-429":
             await self._strike(feed, out)
         return out
+
+    async def _slot(self, host: str) -> int | None:
+        """One of the host's ``per_host`` slots held by no other node of the cluster (store
+        ``take_host_slot``), waited for while the others hold them all; None when the database
+        cannot say (the poll goes on: a poll it cannot record anyway is one request more)."""
+        wait = SLOT_WAIT
+        while not self.stopped:
+            mine = self.held.setdefault(host, set())
+            try:
+                slot = await self.ctx.db.take_host_slot(host, [k for k in range(self.per_host) if k not in mine])
+            except StoreError as e:
+                log.warning("host slot not taken host=%s reason=%r: polled on this node's limit alone", host, str(e))
+                return None
+            if slot is not None:
+                mine.add(slot)
+                return int(slot)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, SLOT_WAIT_MAX)
+        raise asyncio.CancelledError  # stopping: a poll that never got its slot is not started
 
     async def _strike(self, feed: Feed, out: pipeline.Outcome) -> None:
         """Count a 429 against its host; when the host is throttled, push its feeds back,

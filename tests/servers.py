@@ -64,7 +64,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, srv: FeedServer, res: Resource) -> None:
         if res.delay:
-            time.sleep(res.delay)
+            host = self.headers.get("Host", "").rsplit(":", 1)[0]
+            with srv.lock:
+                srv.working[host] += 1
+                srv.peak_working[host] = max(srv.peak_working[host], srv.working[host])
+            try:
+                time.sleep(res.delay)
+            finally:
+                with srv.lock:
+                    srv.working[host] -= 1
         tag = '"' + hashlib.sha1(res.body).hexdigest()[:16] + '"'
         if res.etag and self.headers.get("If-None-Match") == tag:
             srv.answers.append((self.path, 304))
@@ -115,6 +123,11 @@ class FeedServer:
         self.lock = threading.Lock()
         self.active: Counter[str] = Counter()  # host -> requests being answered now
         self.peak: Counter[str] = Counter()  # host -> most at once ("*": all hosts)
+        # host -> most requests at once inside their ``delay`` (the server at work on them): not
+        # counting the microseconds between a client reading its answer and the handler's
+        # bookkeeping, in which another client's request may already have arrived
+        self.working: Counter[str] = Counter()
+        self.peak_working: Counter[str] = Counter()
         self.httpd = _HTTP(("127.0.0.1", 0), _Handler)
         self.httpd.owner = self
         self.port = self.httpd.server_address[1]

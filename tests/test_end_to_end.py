@@ -461,3 +461,33 @@ def test_two_daemons_on_one_postgresql_alert_each_story_once(pg_url, tmp_path, f
     assert all(proc.returncode == 0 for proc in procs) and not any("Traceback" in e for e in errs), errs
     assert all("started feeds=4" in e for e in errs), errs  # both ran (which polled what is theirs to share)
     assert db_rows(pg_url, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == [(2,)]
+
+
+def test_per_host_holds_across_two_daemons_on_one_postgresql(pg_url, tmp_path, feed_server, webhook):
+    """Issue 19: ``poll.per_host`` is the cluster's, not each node's: two nodes polling slow feeds
+    of one host never have more requests at once at that host than per_host, as the server sees
+    (without the cluster's host slots: 2 at once, every run)."""
+    feeds = [feed_server.add(f"/slow{i}.xml", rss([]), delay=0.4) for i in range(6)]
+    procs = []
+    for node in ("n1", "n2"):
+        (tmp_path / node).mkdir()
+        cfg = write_config(tmp_path / node, feeds=feeds, channels={"hook": [webhook.apprise_url]}, database=pg_url)
+        cfg.write_text(cfg.read_text().replace("[poll]\n", "[poll]\nper_host = 1\nconcurrency = 1\n", 1))
+        procs.append(subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    errs = []
+    try:
+        _wait(lambda: len(feed_server.answers) >= 12, "polls from both nodes")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                errs.append(proc.communicate(timeout=30)[1])
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+    assert all(proc.returncode == 0 for proc in procs) and not any("Traceback" in e for e in errs), errs
+    # (which node polls is theirs to share: a node that frees a slot may take it again at once)
+    assert sum(e.count("polled feed=") for e in errs) >= 10, errs
+    assert feed_server.peak_working["127.0.0.1"] == 1, feed_server.peak_working

@@ -224,6 +224,23 @@ class FeedQueries(Queries):
                         (new_url, host_of(new_url), feed.url, feed.id))
         log.warning("feed moved permanently (301/308); address updated feed=%s to=%s", feed.url, new_url)
 
+    def take_host_slot(self, host: str, slots: Sequence[int]) -> int | None:
+        """One of ``slots`` (numbers below ``poll.per_host`` that this process does not hold) of
+        ``host`` that no other process holds, now held by this one; None when the others hold
+        them all. ``per_host`` is then the cluster's: on PostgreSQL a slot is a session advisory
+        lock, which the server frees the moment a node's connection ends (a node killed with its
+        polls in flight frees its slots at once). SQLite has one daemon: the first slot is its own."""
+        if self.dialect != "postgresql":
+            return slots[0] if slots else None
+        for slot in slots:
+            if self.db.execute("SELECT pg_try_advisory_lock(hashtext(?), ?)", [f"host:{host}", slot]).fetchone()[0]:
+                return slot
+        return None
+
+    def free_host_slot(self, host: str, slot: int) -> None:
+        if self.dialect == "postgresql":
+            self.db.execute("SELECT pg_advisory_unlock(hashtext(?), ?)", [f"host:{host}", slot])
+
     def throttle_host(self, host: str, until: float, spread: float) -> int:
         """Push every active feed of ``host`` to ``until`` or later, spread over ``spread``
         seconds so they do not all return at once. Returns the number of feeds delayed."""
