@@ -31,6 +31,7 @@ from __future__ import annotations
 import operator
 import re
 from bisect import bisect_right
+from functools import lru_cache
 from itertools import accumulate, compress, count
 from math import sqrt
 from operator import add, itemgetter
@@ -243,6 +244,14 @@ def score(layouts: dict[str, Layout], places: dict[Place, tuple[bool, bool]], to
     body = layouts.get("body")
     summary = layouts.get("summary")
     total = sum(len(lay.starts) for lay in (body, summary) if lay is not None) or 1
+    return _weighed(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, total, together)
+
+
+@lru_cache(maxsize=4096)
+def _weighed(in_title: bool, lead: bool, seen: int, prose: int, quoted: bool, aside: bool, listed: bool,
+             total: int, together: bool | None) -> Salience:
+    """``score`` from its counts: few distinct counts recur across articles (most evidence is one
+    sentence), so each is worked out once and remembered (issue 17: a third of what score cost)."""
     only = seen > 0 and not prose
     length_damp = min(1.0, sqrt(LONG / total))
     mention = (W_PROSE if prose else W_DEMOTED if seen else 0.0) * length_damp
@@ -259,8 +268,8 @@ def score(layouts: dict[str, Layout], places: dict[Place, tuple[bool, bool]], to
     features: tuple[tuple[str, float | int | None], ...] = (
         ("title", int(in_title)), ("lead", int(lead)), ("sentences", seen), ("of", total),
         ("together", None if together is None else int(together)),
-        ("quoted", int(only and quoted > 0)), ("aside", int(only and aside > 0)),
-        ("listed", int(only and listed > 0)))
+        ("quoted", int(only and quoted)), ("aside", int(only and aside)),
+        ("listed", int(only and listed)))
     return Salience(round(min(1.0, max(0.0, value)), 3), features)
 
 
