@@ -144,10 +144,10 @@ class Doc:
         got = self._places.get(term)
         if got is None:
             out = []
-            fields = self.fields
+            fields, lays = self.fields, self.layouts  # the title's, when asked for, by ``layout``
             for h in self.hits.get(term, ()):
                 f = fields[h.field]
-                lay = self.layout(f)
+                lay = lays.get(f.name) if h.field else self.layout(f)
                 at = f.span(h.start)
                 if at is not None and lay is not None:
                     k, quoted, aside = lay.place(at[0])

@@ -32,9 +32,9 @@ import operator
 import re
 from bisect import bisect_right
 from functools import lru_cache
-from itertools import accumulate, compress, count
+from itertools import accumulate, compress, count, repeat
 from math import sqrt
-from operator import add, itemgetter
+from operator import add
 from typing import NamedTuple
 
 from ..models import LONG_ARTICLE, why
@@ -66,8 +66,7 @@ _ASIDE = re.compile(r"\([^()\n]{1,400}\)")
 _BULLET = re.compile(r"^\s*(?:[-–—•·*▪►+]|\d{1,2}[.)])\s+")
 _WORD = re.compile(r"\w+")
 _LONG_LINE = re.compile(rf"\W*(?:\w+\W+){{{SHORT_LINE}}}\w")  # more than SHORT_LINE words
-_SPAN = re.Match.span
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_SPAN, _START, _STOP = re.Match.span, re.Match.start, re.Match.end
 
 
 def sentence_starts(text: str) -> list[int]:
@@ -75,21 +74,27 @@ def sentence_starts(text: str) -> list[int]:
     that hold a word. C all the way (split, finditer, map, compress): an article has a hundred
     pieces, and a Python loop over them cost more than the rest of salience."""
     lines = text.split("\n")
-    # the k-th line end stands after the first k lines and the k - 1 line ends between them
-    ends = [(at, at + 1) for at in map(add, accumulate(map(len, lines[:-1])), count())]
+    # the k-th line end stands after the first k lines and the k - 1 line ends between them;
+    # ends never overlap, so their starts and their ends sort apart (ints: quicker than pairs)
+    stops = list(map(add, accumulate(map(len, lines[:-1])), count()))
+    begins = list(map(add, stops, repeat(1)))
     for mark, rx in _MARKS:
         if mark in text:
-            ends += map(_SPAN, rx.finditer(text))
-    ends.sort()
-    begins = [0, *map(_SECOND, ends)]
+            found = list(rx.finditer(text))
+            stops += map(_START, found)
+            begins += map(_STOP, found)
+    stops.sort()
+    begins.sort()
+    begins.insert(0, 0)
+    stops.append(len(text))
     # a piece holds a word when its first character is one (most do: str.isalnum is \w but
-    # "_"), else when the regex finds one before the piece's end
-    firsts = map((text + " ").__getitem__, begins)
-    has = list(map(str.isalnum, firsts))
+    # "_"), else, unless it is empty (a blank line), when the regex finds one before its end
+    has = list(map(str.isalnum, map((text + " ").__getitem__, begins)))
     if not all(has):
-        stops = [*map(_FIRST, ends), len(text)]
+        search = _WORD.search
         for i in compress(count(), map(operator.not_, has)):
-            has[i] = _WORD.search(text, begins[i], stops[i]) is not None
+            if begins[i] < stops[i]:
+                has[i] = search(text, begins[i], stops[i]) is not None
     return list(compress(begins, has))
 
 
@@ -108,6 +113,7 @@ class Layout:
         self._short: dict[int, bool] = {}  # line start -> a heading or list item by its length
         self._on_list: dict[int, bool] = {}  # line start -> a list line
         self._marks: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}  # line -> quotes, asides
+        self._placed: dict[int, tuple[int, bool, bool]] = {}  # offset -> ``place``
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -117,7 +123,11 @@ class Layout:
         return max(0, bisect_right(self.starts, offset) - 1)
 
     def place(self, offset: int) -> tuple[int, bool, bool]:
-        """The sentence holding ``offset``, and whether it is in a quote, in an aside."""
+        """The sentence holding ``offset``, and whether it is in a quote, in an aside (remembered
+        per offset: the terms of the rules that fire on an article share their hits)."""
+        got = self._placed.get(offset)
+        if got is not None:
+            return got
         start = self.text.rfind("\n", 0, offset) + 1
         marks = self._marks.get(start)
         if marks is None:  # the regexes only where their first characters are (in C, 10x faster)
@@ -126,7 +136,11 @@ class Layout:
             marks = self._marks[start] = (
                 list(map(_SPAN, _QUOTES.finditer(text, start, end))) if any(map(line.__contains__, _OPEN)) else [],
                 list(map(_SPAN, _ASIDE.finditer(text, start, end))) if "(" in line else [])
-        return self.at(offset), _inside(marks[0], offset), _inside(marks[1], offset)
+        quotes, asides = marks
+        got = self._placed[offset] = (max(0, bisect_right(self.starts, offset) - 1),
+                                      bool(quotes) and _inside(quotes, offset),
+                                      bool(asides) and _inside(asides, offset))
+        return got
 
     def listed_at(self, k: int) -> bool:
         """Whether sentence ``k`` is on a list line: a bulleted line, or one of a run of
