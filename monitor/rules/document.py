@@ -48,6 +48,7 @@ class Doc:
         self._layouts: dict[str, Layout] | None = None  # field name -> its salience layout, once a rule fired
         self._places: dict[int, tuple[tuple[Place, tuple[bool, bool]], ...]] = {}  # by ``places_of``
         self.scored: dict[Any, Salience] = {}  # salience by its evidence (engine.salience_of)
+        self.total = 0  # the sentences of summary and body, counted with their layouts
         distinct: set[str] = set()
         for f in self.fields:
             distinct.update(f.words)
@@ -128,6 +129,7 @@ class Doc:
             self._layouts = {}
             for f in self.fields[1:]:
                 self.layout(f)
+            self.total = sum(len(lay) for lay in self._layouts.values()) or 1
         return self._layouts
 
     def layout(self, f: Field) -> Layout | None:

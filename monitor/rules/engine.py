@@ -28,7 +28,7 @@ from .document import FIELD_NAMES, CTerm, Doc
 from .explain import Hit, context_of, evidence
 from .filters import passes
 from .operators import Operator, of
-from .salience import Place, Salience, score
+from .salience import Place, Salience, score, weigh
 from .tree import Node, Ref, Rule, Term, Word
 
 _TITLE = 0
@@ -325,6 +325,12 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     by what it is computed from: the topic's terms (in the order they are taken), whether two
     must meet, and whether a window held; it costs a dictionary look-up for every rule after the
     first that fired on the same evidence (bench/matching.py)."""
+    if term >= 0 and not around and not core:  # most: one term's hits, weighed as they come
+        one = ((term,), 1, None)
+        got = doc.scored.get(one)
+        if got is None:
+            got = doc.scored[one] = weigh(doc.layouts, doc.places_of(term), None, doc.total)
+        return got
     if around:
         rest = set(around)
         own: Any = {h.term for h in hits if h not in rest} or {h.term for h in hits}

@@ -31,6 +31,7 @@ from __future__ import annotations
 import operator
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 from functools import lru_cache
 from itertools import accumulate, compress, count, repeat
 from math import sqrt
@@ -112,6 +113,7 @@ class Layout:
         self.lead_sentences = lead
         self._short: dict[int, bool] = {}  # line start -> a heading or list item by its length
         self._on_list: dict[int, bool] = {}  # line start -> a list line
+        self._listed: dict[int, bool] = {}  # sentence -> on a list line
         self._marks: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}  # line -> quotes, asides
         self._placed: dict[int, tuple[int, bool, bool]] = {}  # offset -> ``place``
 
@@ -145,11 +147,15 @@ class Layout:
     def listed_at(self, k: int) -> bool:
         """Whether sentence ``k`` is on a list line: a bulleted line, or one of a run of
         LIST_RUN or more short lines (blank lines between them do not count)."""
+        got = self._listed.get(k)
+        if got is not None:
+            return got
         start = self.text.rfind("\n", 0, self.starts[k]) + 1
         got = self._on_list.get(start)
         if got is None:
             got = self._on_list[start] = _BULLET.match(self.text[start:self._end(start)]) is not None or (
                 self._is_short(start) and self._run(start) >= LIST_RUN)
+        self._listed[k] = got
         return got
 
     def lead_at(self, k: int) -> bool:
@@ -237,9 +243,22 @@ def score(layouts: dict[str, Layout], places: dict[Place, tuple[bool, bool]], to
     holds the topic's own terms, in the order found, with whether its first hit there is in a
     quote, in an aside. ``together``: whether the rule's parts meet in one sentence, None for
     a rule of one part."""
+    return weigh(layouts, places.items(), together)
+
+
+def weigh(layouts: dict[str, Layout], found: Iterable[tuple[Place, tuple[bool, bool]]], together: bool | None,
+          total: int = 0) -> Salience:
+    """``score`` of the sentences in ``found`` (one found again counts once, with its first
+    flags); ``total``: the sentences of summary and body, when the caller has counted them. A
+    rule of one term weighs its term's places as ``Doc.places_of`` gives them, no dict between."""
     in_title = lead = False
     seen = prose = quoted = aside = listed = 0
-    for (name, k), (q, a) in places.items():
+    done: set[Place] = set()
+    for place, (q, a) in found:
+        if place in done:
+            continue
+        done.add(place)
+        name, k = place
         if name == "title":
             in_title = True
             continue
@@ -255,9 +274,8 @@ def score(layouts: dict[str, Layout], places: dict[Place, tuple[bool, bool]], to
         aside += a
         if not (on_list or q or a):
             prose += 1
-    body = layouts.get("body")
-    summary = layouts.get("summary")
-    total = sum(len(lay.starts) for lay in (body, summary) if lay is not None) or 1
+    if not total:
+        total = sum(len(lay.starts) for lay in (layouts.get("body"), layouts.get("summary")) if lay is not None) or 1
     return _weighed(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, total, together)
 
 
