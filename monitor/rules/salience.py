@@ -121,7 +121,7 @@ class Layout:
         self._short: dict[int, bool] = {}  # line start -> a heading or list item by its length
         self._on_list: dict[int, bool] = {}  # line start -> a list line
         self._listed: dict[int, bool] = {}  # sentence -> on a list line
-        self._marks: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}  # line -> quotes, asides
+        self._lines: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]], bool]] = {}  # line -> ``_line``
         self._placed: dict[int, tuple[int, bool, bool]] = {}  # offset -> ``place``
 
     def __len__(self) -> int:
@@ -138,17 +138,27 @@ class Layout:
         if got is not None:
             return got
         start = self.text.rfind("\n", 0, offset) + 1
-        marks = self._marks.get(start)
-        if marks is None:  # the regexes only where their first characters are (in C, 10x faster)
-            text, end = self.text, self._end(start)
-            line = text[start:end]
-            marks = self._marks[start] = (
-                list(map(_SPAN, _QUOTES.finditer(text, start, end))) if any(map(line.__contains__, _OPEN)) else [],
-                list(map(_SPAN, _ASIDE.finditer(text, start, end))) if "(" in line else [])
-        quotes, asides = marks
-        got = self._placed[offset] = (max(0, bisect_right(self.starts, offset) - 1),
-                                      bool(quotes) and _inside(quotes, offset),
+        quotes, asides, listed = self._lines.get(start) or self._line(start)
+        starts = self.starts
+        k = max(0, bisect_right(starts, offset) - 1)
+        if starts and start <= starts[k] <= offset:  # the sentence starts on this line: its list test is the line's
+            self._listed[k] = listed
+        got = self._placed[offset] = (k, bool(quotes) and _inside(quotes, offset),
                                       bool(asides) and _inside(asides, offset))
+        return got
+
+    def _line(self, start: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]], bool]:
+        """The quotes and the asides on the line at ``start``, and whether it is a list line, all
+        at once with the line cut out once (``weigh`` asks for the list test of every sentence
+        with evidence); the regexes only where their first characters are (in C, 10x faster)."""
+        text, end = self.text, self._end(start)
+        line = text[start:end]
+        listed = self._on_list.get(start)
+        if listed is None:
+            listed = self._on_list[start] = self._list_line(start, line)
+        got = self._lines[start] = (
+            list(map(_SPAN, _QUOTES.finditer(text, start, end))) if any(map(line.__contains__, _OPEN)) else [],
+            list(map(_SPAN, _ASIDE.finditer(text, start, end))) if "(" in line else [], listed)
         return got
 
     def listed_at(self, k: int) -> bool:
@@ -160,10 +170,18 @@ class Layout:
         start = self.text.rfind("\n", 0, self.starts[k]) + 1
         got = self._on_list.get(start)
         if got is None:
-            got = self._on_list[start] = _BULLET.match(self.text[start:self._end(start)]) is not None or (
-                self._is_short(start) and self._run(start) >= LIST_RUN)
+            got = self._on_list[start] = self._list_line(start, self.text[start:self._end(start)])
         self._listed[k] = got
         return got
+
+    def _list_line(self, start: int, line: str) -> bool:
+        """Whether ``line``, the line at ``start``, is a list line (``listed_at``)."""
+        if _BULLET.match(line) is not None:
+            return True
+        short = self._short.get(start)
+        if short is None:
+            short = self._short[start] = _is_short(line)
+        return short and self._run(start) >= LIST_RUN
 
     def lead_at(self, k: int) -> bool:
         """Whether sentence ``k`` is in the lead: the first ``lead`` sentences, list lines not."""
