@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 from ..models import Article, Match
@@ -32,6 +33,7 @@ from .salience import Place, Salience, score, weigh
 from .tree import Node, Ref, Rule, Term, Word
 
 _TITLE = 0
+_AT = itemgetter(0, 1)  # a hit's field and first token
 _object_new = object.__new__
 _WORD_CACHE_LIMIT = 200_000  # words per text language; a full cache is replaced by an empty one
 
@@ -329,7 +331,13 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
         one = ((term,), 1, None)
         got = doc.scored.get(one)
         if got is None:
-            got = doc.scored[one] = weigh(doc.layouts, doc.places_of(term), None, doc.total)
+            # Terms hit on the same words weigh the same (a word and a phrase it starts, its
+            # stem and its exact form): a third of the terms an article's rules fire on.
+            words = ("at", tuple(map(_AT, doc.hits.get(term, ()))))
+            got = doc.scored.get(words)
+            if got is None:
+                got = doc.scored[words] = weigh(doc.layouts, doc.places_of(term), None, doc.total)
+            doc.scored[one] = got
         return got
     if around:
         rest = set(around)
