@@ -325,8 +325,9 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
 
     Rules that fire on an article mostly share their terms, so the salience is kept per article
     by what it is computed from: the topic's terms (in the order they are taken), whether two
-    must meet, and whether a window held; it costs a dictionary look-up for every rule after the
-    first that fired on the same evidence (bench/matching.py)."""
+    must meet, and whether a window held, and for a rule of one term also by where its hits are;
+    it costs a dictionary look-up for every rule after the first that fired on the same evidence
+    (bench/matching.py)."""
     if term >= 0 and not around and not core:  # most: one term's hits, weighed as they come
         one = ((term,), 1, None)
         got = doc.scored.get(one)
