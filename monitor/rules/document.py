@@ -48,6 +48,7 @@ class Doc:
         self._layouts: dict[str, Layout] | None = None  # field name -> its salience layout, once a rule fired
         self._places: dict[int, tuple[tuple[Place, tuple[bool, bool]], ...]] = {}  # by ``places_of``
         self.scored: dict[Any, Salience] = {}  # salience by its evidence (engine.salience_of)
+        self.total = 0  # the sentences of summary and body, counted with their layouts
         distinct: set[str] = set()
         for f in self.fields:
             distinct.update(f.words)
@@ -128,6 +129,7 @@ class Doc:
             self._layouts = {}
             for f in self.fields[1:]:
                 self.layout(f)
+            self.total = sum(len(lay) for lay in self._layouts.values()) or 1
         return self._layouts
 
     def layout(self, f: Field) -> Layout | None:
@@ -144,10 +146,10 @@ class Doc:
         got = self._places.get(term)
         if got is None:
             out = []
-            fields = self.fields
+            fields, lays = self.fields, self.layouts  # the title's, when asked for, by ``layout``
             for h in self.hits.get(term, ()):
                 f = fields[h.field]
-                lay = self.layout(f)
+                lay = lays.get(f.name) if h.field else self.layout(f)
                 at = f.span(h.start)
                 if at is not None and lay is not None:
                     k, quoted, aside = lay.place(at[0])

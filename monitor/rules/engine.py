@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 from ..models import Article, Match
@@ -28,10 +29,11 @@ from .document import FIELD_NAMES, CTerm, Doc
 from .explain import Hit, context_of, evidence
 from .filters import passes
 from .operators import Operator, of
-from .salience import Place, Salience, score
+from .salience import Place, Salience, score, weigh
 from .tree import Node, Ref, Rule, Term, Word
 
 _TITLE = 0
+_AT = itemgetter(0, 1)  # a hit's field and first token
 _object_new = object.__new__
 _WORD_CACHE_LIMIT = 200_000  # words per text language; a full cache is replaced by an empty one
 
@@ -323,8 +325,21 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
 
     Rules that fire on an article mostly share their terms, so the salience is kept per article
     by what it is computed from: the topic's terms (in the order they are taken), whether two
-    must meet, and whether a window held; it costs a dictionary look-up for every rule after the
-    first that fired on the same evidence (bench/matching.py)."""
+    must meet, and whether a window held, and for a rule of one term also by where its hits are;
+    it costs a dictionary look-up for every rule after the first that fired on the same evidence
+    (bench/matching.py)."""
+    if term >= 0 and not around and not core:  # most: one term's hits, weighed as they come
+        one = ((term,), 1, None)
+        got = doc.scored.get(one)
+        if got is None:
+            # Terms hit on the same words weigh the same (a word and a phrase it starts, its
+            # stem and its exact form): a third of the terms an article's rules fire on.
+            words = ("at", tuple(map(_AT, doc.hits.get(term, ()))))
+            got = doc.scored.get(words)
+            if got is None:
+                got = doc.scored[words] = weigh(doc.layouts, doc.places_of(term), None, doc.total)
+            doc.scored[one] = got
+        return got
     if around:
         rest = set(around)
         own: Any = {h.term for h in hits if h not in rest} or {h.term for h in hits}

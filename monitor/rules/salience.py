@@ -31,9 +31,11 @@ from __future__ import annotations
 import operator
 import re
 from bisect import bisect_right
-from itertools import accumulate, compress, count
+from collections.abc import Iterable
+from functools import lru_cache
+from itertools import compress, count, repeat
 from math import sqrt
-from operator import add, itemgetter
+from operator import add
 from typing import NamedTuple
 
 from ..models import LONG_ARTICLE, why
@@ -65,30 +67,42 @@ _ASIDE = re.compile(r"\([^()\n]{1,400}\)")
 _BULLET = re.compile(r"^\s*(?:[-–—•·*▪►+]|\d{1,2}[.)])\s+")
 _WORD = re.compile(r"\w+")
 _LONG_LINE = re.compile(rf"\W*(?:\w+\W+){{{SHORT_LINE}}}\w")  # more than SHORT_LINE words
-_SPAN = re.Match.span
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_SPAN, _START, _STOP = re.Match.span, re.Match.start, re.Match.end
 
 
 def sentence_starts(text: str) -> list[int]:
     """Where each sentence of ``text`` starts: the pieces between sentence ends and line ends
-    that hold a word. C all the way (split, finditer, map, compress): an article has a hundred
-    pieces, and a Python loop over them cost more than the rest of salience."""
-    lines = text.split("\n")
-    # the k-th line end stands after the first k lines and the k - 1 line ends between them
-    ends = [(at, at + 1) for at in map(add, accumulate(map(len, lines[:-1])), count())]
+    that hold a word. In C but for a loop over the line ends (finditer, map, sort, compress): an
+    article has a hundred pieces, and a Python loop over them cost more than the rest of
+    salience; the line ends are found by str.find (a third of splitting the text into lines)."""
+    stops, find = [], text.find
+    at = find("\n")
+    while at >= 0:
+        stops.append(at)
+        at = find("\n", at + 1)
+    # ends never overlap, so their starts and their ends sort apart (ints: quicker than pairs)
+    begins = list(map(add, stops, repeat(1)))
     for mark, rx in _MARKS:
         if mark in text:
-            ends += map(_SPAN, rx.finditer(text))
-    ends.sort()
-    begins = [0, *map(_SECOND, ends)]
+            found = list(rx.finditer(text))
+            stops += map(_START, found)
+            begins += map(_STOP, found)
+    stops.sort()
+    begins.sort()
+    begins.insert(0, 0)
+    stops.append(len(text))
     # a piece holds a word when its first character is one (most do: str.isalnum is \w but
-    # "_"), else when the regex finds one before the piece's end
-    firsts = map((text + " ").__getitem__, begins)
-    has = list(map(str.isalnum, firsts))
+    # "_"), else, unless it is empty (a blank line), when the regex finds one before its end
+    if begins[-1] == len(text):  # the last piece is empty
+        has = list(map(str.isalnum, map(text.__getitem__, begins[:-1])))
+        has.append(False)
+    else:
+        has = list(map(str.isalnum, map(text.__getitem__, begins)))
     if not all(has):
-        stops = [*map(_FIRST, ends), len(text)]
+        search = _WORD.search
         for i in compress(count(), map(operator.not_, has)):
-            has[i] = _WORD.search(text, begins[i], stops[i]) is not None
+            if begins[i] < stops[i]:
+                has[i] = search(text, begins[i], stops[i]) is not None
     return list(compress(begins, has))
 
 
@@ -106,7 +120,9 @@ class Layout:
         self.lead_sentences = lead
         self._short: dict[int, bool] = {}  # line start -> a heading or list item by its length
         self._on_list: dict[int, bool] = {}  # line start -> a list line
-        self._marks: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}  # line -> quotes, asides
+        self._listed: dict[int, bool] = {}  # sentence -> on a list line
+        self._lines: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]], bool]] = {}  # line -> ``_line``
+        self._placed: dict[int, tuple[int, bool, bool]] = {}  # offset -> ``place``
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -116,26 +132,56 @@ class Layout:
         return max(0, bisect_right(self.starts, offset) - 1)
 
     def place(self, offset: int) -> tuple[int, bool, bool]:
-        """The sentence holding ``offset``, and whether it is in a quote, in an aside."""
+        """The sentence holding ``offset``, and whether it is in a quote, in an aside (remembered
+        per offset: the terms of the rules that fire on an article share their hits)."""
+        got = self._placed.get(offset)
+        if got is not None:
+            return got
         start = self.text.rfind("\n", 0, offset) + 1
-        marks = self._marks.get(start)
-        if marks is None:  # the regexes only where their first characters are (in C, 10x faster)
-            text, end = self.text, self._end(start)
-            line = text[start:end]
-            marks = self._marks[start] = (
-                list(map(_SPAN, _QUOTES.finditer(text, start, end))) if any(map(line.__contains__, _OPEN)) else [],
-                list(map(_SPAN, _ASIDE.finditer(text, start, end))) if "(" in line else [])
-        return self.at(offset), _inside(marks[0], offset), _inside(marks[1], offset)
+        quotes, asides, listed = self._lines.get(start) or self._line(start)
+        starts = self.starts
+        k = max(0, bisect_right(starts, offset) - 1)
+        if starts and start <= starts[k] <= offset:  # the sentence starts on this line: its list test is the line's
+            self._listed[k] = listed
+        got = self._placed[offset] = (k, bool(quotes) and _inside(quotes, offset),
+                                      bool(asides) and _inside(asides, offset))
+        return got
+
+    def _line(self, start: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]], bool]:
+        """The quotes and the asides on the line at ``start``, and whether it is a list line, all
+        at once with the line cut out once (``weigh`` asks for the list test of every sentence
+        with evidence); the regexes only where their first characters are (in C, 10x faster)."""
+        text, end = self.text, self._end(start)
+        line = text[start:end]
+        listed = self._on_list.get(start)
+        if listed is None:
+            listed = self._on_list[start] = self._list_line(start, line)
+        got = self._lines[start] = (
+            list(map(_SPAN, _QUOTES.finditer(text, start, end))) if any(map(line.__contains__, _OPEN)) else [],
+            list(map(_SPAN, _ASIDE.finditer(text, start, end))) if "(" in line else [], listed)
+        return got
 
     def listed_at(self, k: int) -> bool:
         """Whether sentence ``k`` is on a list line: a bulleted line, or one of a run of
         LIST_RUN or more short lines (blank lines between them do not count)."""
+        got = self._listed.get(k)
+        if got is not None:
+            return got
         start = self.text.rfind("\n", 0, self.starts[k]) + 1
         got = self._on_list.get(start)
         if got is None:
-            got = self._on_list[start] = _BULLET.match(self.text[start:self._end(start)]) is not None or (
-                self._is_short(start) and self._run(start) >= LIST_RUN)
+            got = self._on_list[start] = self._list_line(start, self.text[start:self._end(start)])
+        self._listed[k] = got
         return got
+
+    def _list_line(self, start: int, line: str) -> bool:
+        """Whether ``line``, the line at ``start``, is a list line (``listed_at``)."""
+        if _BULLET.match(line) is not None:
+            return True
+        short = self._short.get(start)
+        if short is None:
+            short = self._short[start] = _is_short(line)
+        return short and self._run(start) >= LIST_RUN
 
     def lead_at(self, k: int) -> bool:
         """Whether sentence ``k`` is in the lead: the first ``lead`` sentences, list lines not."""
@@ -222,9 +268,22 @@ def score(layouts: dict[str, Layout], places: dict[Place, tuple[bool, bool]], to
     holds the topic's own terms, in the order found, with whether its first hit there is in a
     quote, in an aside. ``together``: whether the rule's parts meet in one sentence, None for
     a rule of one part."""
+    return weigh(layouts, places.items(), together)
+
+
+def weigh(layouts: dict[str, Layout], found: Iterable[tuple[Place, tuple[bool, bool]]], together: bool | None,
+          total: int = 0) -> Salience:
+    """``score`` of the sentences in ``found`` (one found again counts once, with its first
+    flags); ``total``: the sentences of summary and body, when the caller has counted them. A
+    rule of one term weighs its term's places as ``Doc.places_of`` gives them, no dict between."""
     in_title = lead = False
     seen = prose = quoted = aside = listed = 0
-    for (name, k), (q, a) in places.items():
+    done: set[Place] = set()
+    for place, (q, a) in found:
+        if place in done:
+            continue
+        done.add(place)
+        name, k = place
         if name == "title":
             in_title = True
             continue
@@ -240,9 +299,16 @@ def score(layouts: dict[str, Layout], places: dict[Place, tuple[bool, bool]], to
         aside += a
         if not (on_list or q or a):
             prose += 1
-    body = layouts.get("body")
-    summary = layouts.get("summary")
-    total = sum(len(lay.starts) for lay in (body, summary) if lay is not None) or 1
+    if not total:
+        total = sum(len(lay.starts) for lay in (layouts.get("body"), layouts.get("summary")) if lay is not None) or 1
+    return _weighed(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, total, together)
+
+
+@lru_cache(maxsize=4096)
+def _weighed(in_title: bool, lead: bool, seen: int, prose: int, quoted: bool, aside: bool, listed: bool,
+             total: int, together: bool | None) -> Salience:
+    """``score`` from its counts: few distinct counts recur across articles (most evidence is one
+    sentence), so each is worked out once and remembered (issue 17: a third of what score cost)."""
     only = seen > 0 and not prose
     length_damp = min(1.0, sqrt(LONG / total))
     mention = (W_PROSE if prose else W_DEMOTED if seen else 0.0) * length_damp
@@ -259,8 +325,8 @@ def score(layouts: dict[str, Layout], places: dict[Place, tuple[bool, bool]], to
     features: tuple[tuple[str, float | int | None], ...] = (
         ("title", int(in_title)), ("lead", int(lead)), ("sentences", seen), ("of", total),
         ("together", None if together is None else int(together)),
-        ("quoted", int(only and quoted > 0)), ("aside", int(only and aside > 0)),
-        ("listed", int(only and listed > 0)))
+        ("quoted", int(only and quoted)), ("aside", int(only and aside)),
+        ("listed", int(only and listed)))
     return Salience(round(min(1.0, max(0.0, value)), 3), features)
 
 
