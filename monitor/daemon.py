@@ -29,7 +29,7 @@ from . import store as store_mod
 from .config import Config
 from .errors import ConfigError, MonitorError
 from .fetch import Client, Limits
-from .loading import load_rules, notifier_for
+from .loading import load_rules, mask_channel_urls, notifier_for
 from .lockfile import DaemonLock
 from .notify import Notifier
 from .service import Service
@@ -100,10 +100,14 @@ async def once(config: Config, ruleset: rules.RuleSet,
         return outcomes, sent, failed
 
 
+ROLES = ("worker", "scheduler", "web")  # worker: polls, delivers; scheduler: periodic jobs; web: the console
+
+
 class Daemon:
-    def __init__(self, config: Config, ruleset: rules.RuleSet):
+    def __init__(self, config: Config, ruleset: rules.RuleSet, roles: tuple[str, ...] = ROLES):
         self.config = config
         self.ruleset = ruleset
+        self.roles = roles
         self._rules_seen = rules.signature(config.rules_dir)
         self.rule_problems: str | None = None  # why the rule files last failed to load (the console shows it)
         self.loading: asyncio.Task[None] | None = None  # the reload running, one at a time
@@ -171,7 +175,7 @@ class Daemon:
         for key in config_mod.hold_restart_keys(self.config, config):
             log.warning("config change takes effect after a restart key=%s", key)
         self.config, self.ruleset = config, ruleset
-        _mask_channel_urls(config)
+        mask_channel_urls(config)
         self.service.configure(config)
         logging.getLogger().setLevel(config.monitor.log_level)
         if self.ctx:
@@ -225,11 +229,12 @@ class Daemon:
         """Hand the feeds that are due to the dispatcher, which starts them as slots free up
         (and asks the store for more whenever its queue runs low), and return: a slow feed
         never holds back the others, and the next tick is never skipped."""
-        if self._stop.is_set() or self.dispatcher is None:
+        if self._stop.is_set():
             return
-        self.service.ticked()
+        self.service.ticked()  # the watchdog's heartbeat, whatever the node's roles
         self.watch_rules()
-        self.dispatcher.more()
+        if self.dispatcher is not None:  # a worker
+            self.dispatcher.more()
 
     async def drain(self) -> None:
         """Start a delivery pass for each channel with alerts to send and none running, without
@@ -241,7 +246,7 @@ class Daemon:
     def digest_jobs(self) -> None:
         """One cron job per channel with a ``digest`` schedule, in the channel's time zone
         (rebuilt on reload). The job bundles the channel's held alerts (noise.py)."""
-        if self.scheduler is None:
+        if self.scheduler is None or "scheduler" not in self.roles:
             return
         for job in self.scheduler.get_jobs():
             if job.id.startswith("digest:"):
@@ -259,7 +264,8 @@ class Daemon:
             except StoreError as e:
                 log.warning("digest not built channel=%s reason=%r: its alerts stay held for the next one",
                             channel, str(e))
-            await self.sender.start()
+            if "worker" in self.roles:  # else a worker node sends it
+                await self.sender.start()
 
     async def prune(self) -> None:
         """Retention (store/retention.py): one batch of deletes per transaction, and the event
@@ -324,8 +330,9 @@ class Daemon:
             self.ctx = ctx
             self.sender = delivery.Sender(ctx.db, ctx.notifier, self.config.notify)
             await self.sender.recover()  # the leases of this host's dead senders, at once
-            self.dispatcher = dispatch.Dispatcher(ctx, dispatch.due_feeds(ctx))
-            self.dispatcher.on_outcome = self.service.metrics.polled
+            if "worker" in self.roles:
+                self.dispatcher = dispatch.Dispatcher(ctx, dispatch.due_feeds(ctx))
+                self.dispatcher.on_outcome = self.service.metrics.polled
             scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
             scheduler.add_listener(_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             now = datetime.now().astimezone()
@@ -334,23 +341,25 @@ class Daemon:
             scheduler.add_job(self.tick, "interval", seconds=self.config.monitor.tick, id="tick",
                               next_run_time=now, misfire_grace_time=max(1, int(self.config.monitor.tick)),
                               **common)
-            scheduler.add_job(self.drain, "interval", seconds=DELIVER_EVERY, id="deliver",
-                              next_run_time=now + timedelta(seconds=1), misfire_grace_time=30,
-                              **common)
-            scheduler.add_job(self.prune, "interval", seconds=self.config.retention.every, id="prune",
-                              next_run_time=now + timedelta(seconds=60), misfire_grace_time=300, **common)
-            scheduler.add_job(self.learn, "interval", seconds=LEARN_EVERY, id="learn",
-                              next_run_time=now + timedelta(seconds=120), misfire_grace_time=3600, **common)
+            if "worker" in self.roles:
+                scheduler.add_job(self.drain, "interval", seconds=DELIVER_EVERY, id="deliver",
+                                  next_run_time=now + timedelta(seconds=1), misfire_grace_time=30, **common)
+            if "scheduler" in self.roles:
+                scheduler.add_job(self.prune, "interval", seconds=self.config.retention.every, id="prune",
+                                  next_run_time=now + timedelta(seconds=60), misfire_grace_time=300, **common)
+                scheduler.add_job(self.learn, "interval", seconds=LEARN_EVERY, id="learn",
+                                  next_run_time=now + timedelta(seconds=120), misfire_grace_time=3600, **common)
             self.scheduler = scheduler
             self.digest_jobs()
             scheduler.start()
             try:
-                await self.service.start(ctx.db, Hooks(lambda: self.ruleset, lambda: self.rule_problems,
-                                                       lambda: self._start(self.reload_rules), lambda: ctx.notifier))
+                hooks = Hooks(lambda: self.ruleset, lambda: self.rule_problems, lambda: self._start(self.reload_rules),
+                              lambda: ctx.notifier)
+                await self.service.start(ctx.db, hooks if "web" in self.roles else None)  # no console without web
                 await self._models()
-                log.info("started feeds=%d rules=%d channels=%s database=%s", await ctx.db.active_feeds(),
-                         len(self.ruleset), ",".join(self.config.channels) or "none",
-                         self.config.database)
+                log.info("started feeds=%d rules=%d channels=%s database=%s roles=%s", await ctx.db.active_feeds(),
+                         len(self.ruleset), ",".join(self.config.channels) or "none", self.config.database,
+                         ",".join(self.roles))
                 beat = asyncio.create_task(self.service.beat())
                 await self._stop.wait()
                 beat.cancel()
@@ -358,7 +367,8 @@ class Daemon:
                 scheduler.shutdown(wait=False)
                 if self.loading is not None:
                     self.loading.cancel()  # its thread finishes alone; nobody will use the rules
-                self.dispatcher.stop()
+                if self.dispatcher is not None:
+                    self.dispatcher.stop()
                 await self._finish()
                 self.sender.close()
                 await self.service.close()
@@ -388,13 +398,3 @@ def _job_event(event: JobExecutionEvent) -> None:
         # Expected when an outbox drain outlasts its 5 s interval (apprise paces email at
         # 5.5 s a message): the running drain carries on with the backlog; not worth a warning.
         log.debug("job still running, run skipped job=%s", event.job_id)
-
-
-def _mask_channel_urls(config: Config) -> None:
-    """Channels added by a reload: their secrets join the log filter the CLI installed."""
-    urls = [u for ch in config.channels.values() for u in ch.urls]
-    for handler in logging.getLogger().handlers:
-        for f in handler.filters:
-            mask = getattr(f, "mask_urls", None)
-            if callable(mask):
-                mask(urls, config.marked_secrets)

@@ -5,6 +5,8 @@ scheduler, the HTTP client, the store and the extraction stack (issue 16: check 
 
 from __future__ import annotations
 
+import logging
+
 from . import rules
 from .config import Config
 from .notify import Notifier, channels_from
@@ -26,3 +28,13 @@ def load_rules(config: Config, notifier: Notifier) -> rules.RuleSet:
     file (or folder) over a limit, rules.Problems listing every other problem."""
     return rules.load_checked(config.rules_dir, notifier.known(), bool(config.notify.default_channels),
                               rule_limits(config))
+
+
+def mask_channel_urls(config: Config) -> None:
+    """Channels added by a reload: their secrets join the log filter the CLI installed."""
+    urls = [u for ch in config.channels.values() for u in ch.urls]
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            mask = getattr(f, "mask_urls", None)
+            if callable(mask):
+                mask(urls, config.marked_secrets)

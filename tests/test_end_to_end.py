@@ -491,3 +491,35 @@ def test_per_host_holds_across_two_daemons_on_one_postgresql(pg_url, tmp_path, f
     # (which node polls is theirs to share: a node that frees a slot may take it again at once)
     assert sum(e.count("polled feed=") for e in errs) >= 10, errs
     assert feed_server.peak_working["127.0.0.1"] == 1, feed_server.peak_working
+
+
+def test_roles_split_the_work_between_nodes(pg_url, tmp_path, feed_server, webhook):
+    """``monitor run --role``: a node with the scheduler and web roles polls and sends nothing; the
+    worker node on the same database polls, alerts and delivers."""
+    url = _feed(feed_server, OLD)
+    _serve_pages(feed_server)
+    procs, errs = [], []
+    for node, roles in (("front", ["--role", "scheduler", "--role", "web"]), ("worker", ["--role", "worker"])):
+        (tmp_path / node).mkdir()
+        cfg = write_config(tmp_path / node, feeds=[url], channels={"hook": [webhook.apprise_url]}, database=pg_url)
+        procs.append(subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg), *roles],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        if node == "front":
+            _wait(lambda: present(pg_url), "the front node's schema")
+    try:
+        _wait(lambda: db_rows(pg_url, "SELECT baselined_at FROM feeds")[0][0] is not None, "baseline")
+        _feed(feed_server, [NEW, *OLD])
+        _wait(lambda: len(webhook.received) == 1, "the alert, from the worker")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                errs.append(proc.communicate(timeout=30)[1])
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+    front, worker = errs
+    assert all(proc.returncode == 0 for proc in procs) and "Traceback" not in front + worker, errs
+    assert "roles=scheduler,web" in front and "polled feed=" not in front and "alert sent" not in front, front
+    assert "roles=worker" in worker and "polled feed=" in worker and "alert sent id=" in worker, worker

@@ -146,7 +146,11 @@ def logging_for(cfg: Config, json_lines: bool = False) -> None:
 @cli.command()
 @config_option
 @click.option("--log-json", is_flag=True, help="Log one JSON object a line (overrides monitor.log_format).")
-def run(config_path: str, log_json: bool) -> None:
+@click.option("--role", "roles", multiple=True, type=click.Choice(["worker", "scheduler", "web"]),
+              help="What this node does (repeat for several; default all): worker polls, extracts, matches and "
+                   "delivers; scheduler runs the periodic jobs (digests, retention, relearning); web serves the "
+                   "console. A cluster's nodes share the work of each role (README \"Running a cluster\").")
+def run(config_path: str, log_json: bool, roles: tuple[str, ...]) -> None:
     """Run the daemon until SIGTERM or Ctrl-C; SIGHUP reloads the config and the rules."""
     import asyncio
     import logging
@@ -158,7 +162,8 @@ def run(config_path: str, log_json: bool) -> None:
     logging_for(cfg, log_json)
     if why := exposure(config_path, cfg.inline_secrets):
         logging.getLogger("monitor").warning("config file holds a secret others can read: %s", why)
-    _guard(lambda: asyncio.run(Daemon(cfg, ruleset).run()))
+    chosen = tuple(r for r in ("worker", "scheduler", "web") if r in roles) or ("worker", "scheduler", "web")
+    _guard(lambda: asyncio.run(Daemon(cfg, ruleset, chosen).run()))
 
 
 @cli.command()
