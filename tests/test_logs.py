@@ -73,7 +73,7 @@ def test_redact_masks_message_args_and_tracebacks():
 
 def test_channels_added_by_a_reload_are_masked_too(tmp_path):
     from monitor import config
-    from monitor.daemon import _mask_channel_urls
+    from monitor.loading import mask_channel_urls
 
     redact = logs.Redact(logs.secrets_of(["log://"]))
     handler = logging.NullHandler()
@@ -83,7 +83,7 @@ def test_channels_added_by_a_reload_are_masked_too(tmp_path):
     try:
         path = tmp_path / "c.toml"
         path.write_text(f'[channels.hook]\nurls = ["json://u:{PASSWORD}@127.0.0.1/x?token={TOKEN}"]\n', "utf-8")
-        _mask_channel_urls(config.load(path))
+        mask_channel_urls(config.load(path))
     finally:
         root.removeHandler(handler)
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s %s", (PASSWORD, TOKEN), None)
