@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import html
 import re
-import xml.parsers.expat
 from typing import Any
 from urllib.parse import urljoin
+
+from . import fastxml
 
 try:  # a missing or broken install means no fast path, never a failed poll
     import feedparser_rs
@@ -48,18 +49,21 @@ _UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
     # content and dates only feedparser reads
     ((b"body", b"fullitem"), re.compile(rb"<(?:\w+:)?(?:body|fullitem)\b", re.I)),
     ((b"<dcterms:issued", b"<dcterms:created"), None),
-    # Atom text constructs of another type: feedparser decodes base64
-    ((b"type",), re.compile(rb"<(?:\w+:)?(?:title|summary|content)\b[^>]*\btype\s*=\s*[\"']"
+    # Atom text constructs of another type: feedparser decodes base64 (media:content is no text:
+    # a podcast's type="audio/mpeg" is only an enclosure's)
+    ((b"type",), re.compile(rb"<(?!media:content\b)(?:\w+:)?(?:title|summary|content)\b[^>]*\btype\s*=\s*[\"']"
                             rb"(?!(?:text|html|xhtml|text/plain|text/html|application/xhtml\+xml)[\"'])", re.I)),
-    # a second summary-like element becomes feedparser's content, in document order
-    ((b"summary", b"description", b"abstract"),
-     re.compile(rb"<(?:itunes:summary|media:description|dc:description|\w+:abstract)\b", re.I)),
     # markup as child elements of a text element: feedparser keeps it as HTML
     # (Atom's type="xhtml" excepted: both give its inner markup)
     ((b"<title", b"<description", b"<summary", b"<content"),
      re.compile(rb"<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])",
                 re.I)),
 )
+# A second summary-like element becomes feedparser's content, in document order: replayed for
+# RSS (fastxml), left to feedparser in Atom.
+_SUMMARY_LIKE = (b":summary", b":description", b"abstract")
+_REPLAYED = (*_SUMMARY_LIKE, b"identifier")  # and dc:identifier, which only feedparser-rs reads
+_ATOM_SUMMARY_LIKE = re.compile(rb"<(?:itunes:summary|media:description|dc:description|\w+:abstract)\b", re.I)
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
@@ -94,7 +98,7 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     if feedparser_rs is None or not _utf8(body, content_type):
         return None
     lower = body.lower()  # once: the literal pre-checks of every scan below read it
-    if any(_found(literals, regex, body, lower) for literals, regex in _UNSURE) or not _well_formed(body):
+    if any(_found(literals, regex, body, lower) for literals, regex in _UNSURE):
         return None
     d = feedparser_rs.parse(body, sanitize_html=False, resolve_relative_uris=False)
     version = d.version
@@ -105,6 +109,15 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     first = _ITEM.search(body)
     if _FORMAT_UNSURE[family].search(body) or (first and b"<image" in body[first.start():]):
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
+    replay = family == "rss" and any(literal in lower for literal in _REPLAYED)
+    if family == "atom" and _found(_SUMMARY_LIKE, _ATOM_SUMMARY_LIKE, body, lower):
+        return None
+    try:
+        items = fastxml.parse(body, replay)  # feedparser's strict pass: expat, namespaces on
+    except fastxml.NotReplayed:
+        return None
+    if items is None or (replay and len(items) != len(d.entries)):
+        return None
     if version == "rss10" and _found((_RSS090_LITERAL,), _RSS090, body, body):
         version = "rss090"  # the RDF of RSS 0.90 under its own namespace, which feedparser names
     if len(d.entries) != len(_ITEM.findall(body)):
@@ -112,7 +125,8 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     based = b"xml:base" in body
     try:
         permalinks = _permalinks(body, lower)  # once: a scan of the whole body
-        entries = [_entry(e, url, version, based, permalinks) for e in d.entries]
+        entries = [_entry(e, url, version, based, permalinks, items[i] if replay else None)
+                   for i, e in enumerate(d.entries)]
     except Unsure:
         return None
     feed = d.feed
@@ -163,16 +177,6 @@ def _utf8(body: bytes, content_type: str) -> bool:
     return True
 
 
-def _well_formed(body: bytes) -> bool:
-    """What feedparser's strict pass (xml.sax on expat, namespaces on) accepts."""
-    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-    try:
-        parser.Parse(body, True)
-    except xml.parsers.expat.ExpatError:
-        return False
-    return True
-
-
 def _uri(value: str, url: str, based: bool) -> str:
     """``value`` as feedparser's resolve_uri leaves it (feedparser.urls._urljoin on the response
     URL): extra slashes after the scheme dropped, joined, scheme lower-cased."""
@@ -184,8 +188,11 @@ def _uri(value: str, url: str, based: bool) -> str:
         return ""
 
 
-def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None) -> dict[str, Any]:
+def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
+           replayed: fastxml.Item | None) -> dict[str, Any]:
     link, guid = e.get("link"), e.get("id")
+    if replayed is not None and not replayed[2]:
+        guid = None  # feedparser-rs's dc:identifier; feedparser gives no id
     if link == "":  # feedparser-rs blanks links to loopback/private hosts (0.7.1); feedparser keeps them
         raise Unsure
     if link and "&" in link:
@@ -205,11 +212,15 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None)
     for when in ("published", "updated"):
         if e.get(when) and not e.get(f"{when}_parsed"):
             raise Unsure  # a date only one of the two parsers reads
-    content = [{"value": c.get("value") or "", "type": c.get("type")} for c in e.get("content") or []]
-    summary = e.get("summary")
-    if summary is None and content:  # feedparser copies the first content to a missing summary
-        if content[0]["type"] not in _SUMMARY_TYPES:
-            raise Unsure
-        summary = content[0]["value"]
+    if replayed is not None:  # feedparser's summary and contents, replayed in document order
+        summary, contents, _ = replayed
+        content = [{"value": value, "type": None} for value in contents]
+    else:
+        content = [{"value": c.get("value") or "", "type": c.get("type")} for c in e.get("content") or []]
+        summary = e.get("summary")
+        if summary is None and content:  # feedparser copies the first content to a missing summary
+            if content[0]["type"] not in _SUMMARY_TYPES:
+                raise Unsure
+            summary = content[0]["value"]
     return {"title": e.get("title") or "", "summary": summary or "", "content": content, "link": link,
             "id": guid, "published_parsed": e.get("published_parsed"), "updated_parsed": e.get("updated_parsed")}

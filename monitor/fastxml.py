@@ -1,0 +1,162 @@
+"""The fast path's expat pass (issue 16): whether feedparser's strict parser would take the feed,
+and, when an RSS item may hold more than one summary-like element or a ``dc:identifier``, the
+summary, content and whether feedparser gives each item an id: a guid, or RSS 1.0's rdf:about
+(feedparser-rs falls back to ``dc:identifier``; feedparser never reads it).
+
+feedparser's rule (feedparser/namespaces/_base.py ``_start_description``, ``_start_summary``,
+``_start_content_encoded`` and their end handlers), replayed here in document order:
+``description``, ``dc:description``, ``media:description``, ``summary`` and ``itunes:summary``
+become the item's content when the item already has a summary and no ``content:encoded`` (or
+other content) came before, in the item or, until the first item ends, in the channel; otherwise
+they are its summary and replace the one before unless it sits shallower (feedparser's
+``property_depth_map``). Every content is also the summary when the item has none yet.
+Anything this does not replay (markup inside such an element, a ``type`` other than text or
+HTML, one in an image, text input or source, Atom content) raises NotReplayed: feedparser answers.
+"""
+
+from __future__ import annotations
+
+import xml.parsers.expat
+
+# feedparser's prefix for a namespace (feedparser.mixin.XMLParserMixin.namespaces, lower-cased)
+# wherever it leads to a handler of summaries or content ("" for the feed formats' own); for any
+# other namespace the document's prefix names the handler, as feedparser's does.
+_PREFIX = {
+    "": "", "http://backend.userland.com/rss": "", "http://blogs.law.harvard.edu/tech/rss": "",
+    "http://purl.org/rss/1.0/": "", "http://my.netscape.com/rdf/simple/0.9/": "",
+    "http://purl.org/rss/1.0/modules/rss091#": "", "http://www.w3.org/2005/atom": "", "http://purl.org/atom/ns#": "",
+    "http://example.com/newformat#": "", "http://example.com/necho": "", "http://purl.org/echo/": "",
+    "uri/of/echo/namespace#": "", "http://purl.org/pie/": "",
+    "http://purl.org/dc/elements/1.1/": "dc", "http://purl.org/dc/terms/": "dcterms",
+    "http://purl.org/rss/1.0/modules/content/": "content", "http://www.w3.org/1999/xhtml": "xhtml",
+    "http://www.itunes.com/dtds/podcast-1.0.dtd": "itunes", "http://example.com/dtds/podcast-1.0.dtd": "itunes",
+    "http://search.yahoo.com/mrss": "media", "http://search.yahoo.com/mrss/": "media",
+}
+# feedparser's handler for each name: what the element is to an item
+_ROLE = {"description": "description", "dc:description": "description", "media:description": "description",
+         "summary": "summary", "itunes:summary": "summary", "abstract": "abstract",
+         "content:encoded": "content", "fullitem": "content"}
+_RDF_ABOUT = "http://www.w3.org/1999/02/22-rdf-syntax-ns# about"
+_NOT_REPLAYED = {"content", "body", "xhtml:body"}  # Atom content and XHTML bodies: other rules
+# type= values that change nothing here (feedparser decodes other types as base64, escapes XHTML)
+_PLAIN_TYPES = {"text", "plain", "text/plain", "html", "text/html"}
+_CONTEXTS = ("image", "textinput")  # feedparser's own places for their text, outside items
+
+
+class NotReplayed(Exception):
+    """The feed holds what this replay does not cover: feedparser answers."""
+
+
+Item = tuple[str | None, list[str], bool]  # summary (None: none), contents, whether it has an id
+
+
+def parse(body: bytes, replay: bool) -> list[Item] | None:
+    """None when expat (as feedparser's strict pass runs it) rejects ``body``; else, with
+    ``replay``, each item's (summary, contents, has an id) as feedparser reads them, and [] without.
+    Raises NotReplayed."""
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+    state = _Replay() if replay else None
+    if state is not None:
+        parser.buffer_text = parser.namespace_prefixes = True
+        parser.StartNamespaceDeclHandler = state.declare
+        parser.StartElementHandler = state.start
+        parser.EndElementHandler = state.end
+        parser.CharacterDataHandler = state.chars
+    try:
+        parser.Parse(body, True)
+    except xml.parsers.expat.ExpatError:
+        return None
+    return [] if state is None else state.items
+
+
+def _key(name: str) -> str:
+    """The name feedparser's handlers know the element by (expat gives "uri local prefix")."""
+    uri, _, rest = name.partition(" ")
+    if not rest:
+        return name.lower()
+    local, _, given = rest.partition(" ")
+    prefix = _PREFIX.get(uri.lower(), given) if "backend.userland.com/rss" not in uri.lower() else ""
+    return f"{prefix}:{local}".lower() if prefix else local.lower()
+
+
+def _value(pieces: list[str]) -> str:
+    """feedparser's pop: the text stripped, and UTF-8 read as ISO-8859-1 undone."""
+    text = "".join(pieces).strip()
+    try:
+        return text.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+class _Replay:
+    def __init__(self) -> None:
+        self.stack: list[str] = []
+        self.items: list[Item] = []
+        self.in_item = self.has_id = self.has_content = False  # feedparser's hasContent: reset when an item ends
+        self.summary: str | None = None  # None: the item has no summary yet
+        self.summary_depth: int | None = None
+        self.content: list[str] = []
+        self.summarised: set[str] = set()  # the contexts outside items that have a summary
+        self.text: list[str] | None = None
+        self.mode = self.context = ""
+        self.prefixes: dict[str, str] = {}
+
+    def declare(self, prefix: str | None, uri: str | None) -> None:
+        """feedparser names an unknown namespace's elements by the first prefix bound to it:
+        one prefix per namespace and one namespace per prefix, or this is not replayed."""
+        if prefix and uri and self.prefixes.setdefault(prefix, uri) != uri:
+            raise NotReplayed
+        if uri and uri.lower() not in _PREFIX and list(self.prefixes.values()).count(uri) > 1:
+            raise NotReplayed
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
+            raise NotReplayed
+        key = _key(name)
+        self.stack.append(key)
+        if key in ("item", "entry"):
+            self.in_item, self.summary, self.summary_depth, self.content = True, None, None, []
+            self.has_id = any(k.startswith(_RDF_ABOUT) and v for k, v in attrs.items())  # RSS 1.0: feedparser's id
+            return
+        if key in ("guid", "id"):
+            self.has_id = True
+        role = _ROLE.get(key)
+        if role is None:
+            if key in _NOT_REPLAYED:
+                raise NotReplayed
+            return
+        context = next((c for c in _CONTEXTS if c in self.stack), "")
+        if ((attrs and (len(attrs) > 1 or attrs.get("type", "").lower() not in _PLAIN_TYPES))
+                or "source" in self.stack or (context and self.in_item)):
+            raise NotReplayed  # base64, XHTML, or a context whose text feedparser stores elsewhere
+        self.context = context if context or not self.in_item else "item"
+        has_summary = self.summary is not None if self.context == "item" else self.context in self.summarised
+        if role == "content" or (role != "abstract" and has_summary and not self.has_content):
+            self.mode, self.has_content = "content", True
+        else:
+            self.mode = role
+        self.text = []
+
+    def chars(self, data: str) -> None:
+        if self.text is not None:
+            self.text.append(data)
+
+    def end(self, name: str) -> None:
+        depth = len(self.stack)
+        key = self.stack.pop()
+        if key in ("item", "entry") and self.in_item:
+            self.items.append((self.summary, self.content, self.has_id))
+            self.in_item = self.has_content = False
+            return
+        if self.text is None:
+            return
+        value, self.text = _value(self.text), None
+        if self.context != "item":
+            if self.mode in ("content", "summary"):
+                self.summarised.add(self.context)
+        elif self.mode == "content":
+            self.content.append(value)
+            if self.summary is None:  # feedparser's _save: setdefault, no depth recorded
+                self.summary = value
+        elif self.summary_depth is None or depth <= self.summary_depth:
+            self.summary, self.summary_depth = value, depth
