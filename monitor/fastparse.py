@@ -209,9 +209,7 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
         guid = _uri(guid, url, based)
     elif guid and permalinks is None:
         raise Unsure  # a relative guid, and only some guids say whether they are permalinks
-    for when in ("published", "updated"):
-        if e.get(when) and not e.get(f"{when}_parsed"):
-            raise Unsure  # a date only one of the two parsers reads
+    unread = {when: e.get(when) for when in ("published", "updated") if e.get(when) and not e.get(f"{when}_parsed")}
     if replayed is not None:  # feedparser's summary and contents, replayed in document order
         summary, contents, _ = replayed
         content = [{"value": value, "type": None} for value in contents]
@@ -223,4 +221,5 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
                 raise Unsure
             summary = content[0]["value"]
     return {"title": e.get("title") or "", "summary": summary or "", "content": content, "link": link,
-            "id": guid, "published_parsed": e.get("published_parsed"), "updated_parsed": e.get("updated_parsed")}
+            "id": guid, "published_parsed": e.get("published_parsed"), "updated_parsed": e.get("updated_parsed"),
+            "unread": unread}  # dates feedparser-rs did not read: parse reads them as feedparser does

@@ -94,13 +94,18 @@ DC_IDENTIFIER_RSS10 = b"""<?xml version="1.0" encoding="utf-8"?>
 # a podcast's enclosure in Media RSS: its type= is no text construct's
 MEDIA_AUDIO = _rss("", ['<title>Ep</title><link>https://s.example/ep</link><description>Ep one</description>'
                         '<media:content url="https://s.example/ep.mp3" type="audio/mpeg" medium="audio"/>'])
+# dates feedparser-rs does not read (a month's full name, a zone name): feedparser's parser reads them
+UNREAD_DATES = test_parse.rss_items(
+    "<title>1</title><link>https://d.example/1</link><pubDate>Sun, 12 August 2012 10:00:00 EST</pubDate>",
+    "<title>2</title><link>https://d.example/2</link><pubDate>no date at all</pubDate>")
 LOOPBACK = test_parse.rss_items("<title>L</title><link>http://127.0.0.1:8080/a/1</link>")  # rs blanks it
 RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><guid>a-1</guid>",
                                 "<title>B</title><link>b.html</link><guid>b</guid>")
 
 
+# the feeds the fast path answers
 FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SUMMARIES", "SUMMARIES_CHANNEL",
-        "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO"}  # the feeds the fast path answers
+        "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -108,7 +113,8 @@ def _test_data() -> dict[str, bytes]:
              if isinstance(value, bytes) and value.lstrip().startswith(b"<")}
     feeds.update(LATIN1=LATIN1, LEADING_BLANKS=LEADING_BLANKS, PODCAST=PODCAST, RELATIVE=RELATIVE, LOOPBACK=LOOPBACK,
                  SUMMARIES=SUMMARIES, SUMMARIES_CHANNEL=SUMMARIES_CHANNEL, SUMMARIES_PREFIX=SUMMARIES_PREFIX,
-                 DC_IDENTIFIER=DC_IDENTIFIER, DC_IDENTIFIER_RSS10=DC_IDENTIFIER_RSS10, MEDIA_AUDIO=MEDIA_AUDIO)
+                 DC_IDENTIFIER=DC_IDENTIFIER, DC_IDENTIFIER_RSS10=DC_IDENTIFIER_RSS10, MEDIA_AUDIO=MEDIA_AUDIO,
+                 UNREAD_DATES=UNREAD_DATES)
     return feeds
 
 
