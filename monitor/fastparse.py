@@ -46,6 +46,10 @@ _UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
     # C1 controls: feedparser reads them as windows-1252 ("demoronize")
     ((b"\xc2",), re.compile(rb"\xc2[\x80-\x9f]")),
     ((b"&#",), re.compile(rb"&#(?:12[89]|1[3-5]\d|x0*[89][0-9a-f]);", re.I)),
+    # UTF-8 text that was read as ISO-8859-1 ("CafÃ©"): feedparser's pop re-reads it as UTF-8
+    # ("Café"), feedparser-rs keeps it: a character of U+00C0-U+00FF then one of U+0080-U+00BF
+    ((b"\xc2", b"&#"), re.compile(rb"(?:\xc3[\x80-\xbf]|&#(?:19[2-9]|2[0-5]\d|x0*[c-f][0-9a-f]);)"
+                                 rb"(?:\xc2[\x80-\xbf]|&#(?:12[89]|1[3-8]\d|19[01]|x0*[89ab][0-9a-f]);)", re.I)),
     # content and dates only feedparser reads
     ((b"body", b"fullitem"), re.compile(rb"<(?:\w+:)?(?:body|fullitem)\b", re.I)),
     ((b"<dcterms:issued", b"<dcterms:created"), None),

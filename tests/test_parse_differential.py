@@ -98,6 +98,9 @@ MEDIA_AUDIO = _rss("", ['<title>Ep</title><link>https://s.example/ep</link><desc
 UNREAD_DATES = test_parse.rss_items(
     "<title>1</title><link>https://d.example/1</link><pubDate>Sun, 12 August 2012 10:00:00 EST</pubDate>",
     "<title>2</title><link>https://d.example/2</link><pubDate>no date at all</pubDate>")
+# UTF-8 read as ISO-8859-1 once ("CafÃ©"): feedparser reads it as UTF-8 again, feedparser-rs does not
+MOJIBAKE = test_parse.rss_items("<title>Caf\u00c3\u00a9</title><link>https://m.example/1</link>")
+MOJIBAKE_REFERENCES = test_parse.rss_items("<title>Caf&#195;&#169;</title><link>https://m.example/1</link>")
 LOOPBACK = test_parse.rss_items("<title>L</title><link>http://127.0.0.1:8080/a/1</link>")  # rs blanks it
 RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><guid>a-1</guid>",
                                 "<title>B</title><link>b.html</link><guid>b</guid>")
@@ -114,7 +117,7 @@ def _test_data() -> dict[str, bytes]:
     feeds.update(LATIN1=LATIN1, LEADING_BLANKS=LEADING_BLANKS, PODCAST=PODCAST, RELATIVE=RELATIVE, LOOPBACK=LOOPBACK,
                  SUMMARIES=SUMMARIES, SUMMARIES_CHANNEL=SUMMARIES_CHANNEL, SUMMARIES_PREFIX=SUMMARIES_PREFIX,
                  DC_IDENTIFIER=DC_IDENTIFIER, DC_IDENTIFIER_RSS10=DC_IDENTIFIER_RSS10, MEDIA_AUDIO=MEDIA_AUDIO,
-                 UNREAD_DATES=UNREAD_DATES)
+                 UNREAD_DATES=UNREAD_DATES, MOJIBAKE=MOJIBAKE, MOJIBAKE_REFERENCES=MOJIBAKE_REFERENCES)
     return feeds
 
 
