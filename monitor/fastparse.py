@@ -46,10 +46,6 @@ _UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
     # C1 controls: feedparser reads them as windows-1252 ("demoronize")
     ((b"\xc2",), re.compile(rb"\xc2[\x80-\x9f]")),
     ((b"&#",), re.compile(rb"&#(?:12[89]|1[3-5]\d|x0*[89][0-9a-f]);", re.I)),
-    # UTF-8 text that was read as ISO-8859-1 ("CafÃ©"): feedparser's pop re-reads it as UTF-8
-    # ("Café"), feedparser-rs keeps it: a character of U+00C0-U+00FF then one of U+0080-U+00BF
-    ((b"\xc2", b"&#"), re.compile(rb"(?:\xc3[\x80-\xbf]|&#(?:19[2-9]|2[0-5]\d|x0*[c-f][0-9a-f]);)"
-                                 rb"(?:\xc2[\x80-\xbf]|&#(?:12[89]|1[3-8]\d|19[01]|x0*[89ab][0-9a-f]);)", re.I)),
     # content and dates only feedparser reads
     ((b"body", b"fullitem"), re.compile(rb"<(?:\w+:)?(?:body|fullitem)\b", re.I)),
     ((b"<dcterms:issued", b"<dcterms:created"), None),
@@ -63,11 +59,10 @@ _UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
      re.compile(rb"<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])",
                 re.I)),
 )
-# A second summary-like element becomes feedparser's content, in document order: replayed for
-# RSS (fastxml), left to feedparser in Atom.
-_SUMMARY_LIKE = (b":summary", b":description", b"abstract")
-_REPLAYED = (*_SUMMARY_LIKE, b"identifier")  # and dc:identifier, which only feedparser-rs reads
-_ATOM_SUMMARY_LIKE = re.compile(rb"<(?:itunes:summary|media:description|dc:description|\w+:abstract)\b", re.I)
+# A second summary-like element becomes feedparser's content, in document order, and feedparser
+# never reads dc:identifier: fastxml replays both where the body may hold them.
+_REPLAYED = ((b":summary", b":description", b"abstract", b":identifier"),
+             re.compile(rb"<(?:\w+:(?:summary|description|abstract|identifier)|abstract)\b", re.I))
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
@@ -113,9 +108,7 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     first = _ITEM.search(body)
     if _FORMAT_UNSURE[family].search(body) or (first and b"<image" in body[first.start():]):
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
-    replay = family == "rss" and any(literal in lower for literal in _REPLAYED)
-    if family == "atom" and _found(_SUMMARY_LIKE, _ATOM_SUMMARY_LIKE, body, lower):
-        return None
+    replay = _found(*_REPLAYED, body, lower)
     try:
         items = fastxml.parse(body, replay)  # feedparser's strict pass: expat, namespaces on
     except fastxml.NotReplayed:
@@ -135,7 +128,8 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return None
     feed = d.feed
     return {"version": version, "entries": entries,
-            "feed": {"title": feed.get("title") or "", "link": feed.get("link"), "ttl": feed.get("ttl")}}
+            "feed": {"title": _reread(feed.get("title")) or "", "link": _reread(feed.get("link")),
+                     "ttl": feed.get("ttl")}}
 
 
 def _found(literals: tuple[bytes, ...], regex: re.Pattern[bytes] | None, body: bytes, lower: bytes) -> bool:
@@ -160,6 +154,11 @@ def _permalinks(body: bytes, lower: bytes) -> bool | None:
     else:
         said, false = len(_PERMALINK.findall(body)), len(_NOT_PERMALINK.findall(body))
     return False if said == false == body.count(b"<guid") else None
+
+
+def _reread(text: str | None) -> str | None:
+    """feedparser's re-reading of mojibake (fastxml.reread), on a value of feedparser-rs."""
+    return fastxml.reread(text) if text else text
 
 
 def _utf8(body: bytes, content_type: str) -> bool:
@@ -194,7 +193,7 @@ def _uri(value: str, url: str, based: bool) -> str:
 
 def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
            replayed: fastxml.Item | None) -> dict[str, Any]:
-    link, guid = e.get("link"), e.get("id")
+    link, guid = _reread(e.get("link")), _reread(e.get("id"))
     if replayed is not None and not replayed[2]:
         guid = None  # feedparser-rs's dc:identifier; feedparser gives no id
     if link == "":  # feedparser-rs blanks links to loopback/private hosts (0.7.1); feedparser keeps them
@@ -218,12 +217,12 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
         summary, contents, _ = replayed
         content = [{"value": value, "type": None} for value in contents]
     else:
-        content = [{"value": c.get("value") or "", "type": c.get("type")} for c in e.get("content") or []]
-        summary = e.get("summary")
+        content = [{"value": _reread(c.get("value")) or "", "type": c.get("type")} for c in e.get("content") or []]
+        summary = _reread(e.get("summary"))
         if summary is None and content:  # feedparser copies the first content to a missing summary
             if content[0]["type"] not in _SUMMARY_TYPES:
                 raise Unsure
             summary = content[0]["value"]
-    return {"title": e.get("title") or "", "summary": summary or "", "content": content, "link": link,
+    return {"title": _reread(e.get("title")) or "", "summary": summary or "", "content": content, "link": link,
             "id": guid, "published_parsed": e.get("published_parsed"), "updated_parsed": e.get("updated_parsed"),
             "unread": unread}  # dates feedparser-rs did not read: parse reads them as feedparser does

@@ -36,6 +36,7 @@ _PREFIX = {
 _ROLE = {"description": "description", "dc:description": "description", "media:description": "description",
          "summary": "summary", "itunes:summary": "summary", "abstract": "abstract",
          "content:encoded": "content", "fullitem": "content"}
+_XML_LANG = "http://www.w3.org/XML/1998/namespace lang xml"  # with expat's namespace_prefixes
 _RDF_ABOUT = "http://www.w3.org/1999/02/22-rdf-syntax-ns# about"
 _NOT_REPLAYED = {"content", "body", "xhtml:body"}  # Atom content and XHTML bodies: other rules
 # type= values that change nothing here (feedparser decodes other types as base64, escapes XHTML)
@@ -80,8 +81,15 @@ def _key(name: str) -> str:
 
 
 def _value(pieces: list[str]) -> str:
-    """feedparser's pop: the text stripped, and UTF-8 read as ISO-8859-1 undone."""
-    text = "".join(pieces).strip()
+    """feedparser's pop: the text stripped and re-read."""
+    return reread("".join(pieces).strip())
+
+
+def reread(text: str) -> str:
+    """UTF-8 that was read as ISO-8859-1 read again as UTF-8 ("CafÃ©" -> "Café"), as feedparser's
+    pop does to every element's text of a UTF-8 feed."""
+    if text.isascii():
+        return text
     try:
         return text.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
@@ -100,6 +108,7 @@ class _Replay:
         self.text: list[str] | None = None
         self.mode = self.context = ""
         self.prefixes: dict[str, str] = {}
+        self.keys: dict[str, str] = {}  # expat's name -> _key's, once per name
 
     def declare(self, prefix: str | None, uri: str | None) -> None:
         """feedparser names an unknown namespace's elements by the first prefix bound to it:
@@ -112,7 +121,9 @@ class _Replay:
     def start(self, name: str, attrs: dict[str, str]) -> None:
         if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
             raise NotReplayed
-        key = _key(name)
+        key = self.keys.get(name)
+        if key is None:
+            key = self.keys[name] = _key(name)
         self.stack.append(key)
         if key in ("item", "entry"):
             self.in_item, self.summary, self.summary_depth, self.content = True, None, None, []
@@ -126,7 +137,7 @@ class _Replay:
                 raise NotReplayed
             return
         context = next((c for c in _CONTEXTS if c in self.stack), "")
-        if ((attrs and (len(attrs) > 1 or attrs.get("type", "").lower() not in _PLAIN_TYPES))
+        if ((attrs and any(k != _XML_LANG and (k != "type" or v.lower() not in _PLAIN_TYPES) for k, v in attrs.items()))
                 or "source" in self.stack or (context and self.in_item)):
             raise NotReplayed  # base64, XHTML, or a context whose text feedparser stores elsewhere
         self.context = context if context or not self.in_item else "item"

@@ -83,7 +83,8 @@ SUMMARIES_PREFIX = _rss("", ["<title>1</title><link>https://s.example/1</link><d
 DC_IDENTIFIER = _rss("", ["<title>1</title><link>https://s.example/1</link><dc:identifier>urn:x:1</dc:identifier>",
                           "<title>2</title><link>https://s.example/2</link><dc:identifier>urn:x:2</dc:identifier>"
                           "<guid>g-2</guid>",
-                          "<title>3</title><dc:identifier>urn:x:3</dc:identifier><description>Three</description>"])
+                          "<title>3</title><dc:identifier>urn:x:3</dc:identifier>"
+                          '<description xml:lang="de">Drei</description>'])
 DC_IDENTIFIER_RSS10 = b"""<?xml version="1.0" encoding="utf-8"?>
 <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"
          xmlns:dc="http://purl.org/dc/elements/1.1/">
@@ -98,9 +99,24 @@ MEDIA_AUDIO = _rss("", ['<title>Ep</title><link>https://s.example/ep</link><desc
 UNREAD_DATES = test_parse.rss_items(
     "<title>1</title><link>https://d.example/1</link><pubDate>Sun, 12 August 2012 10:00:00 EST</pubDate>",
     "<title>2</title><link>https://d.example/2</link><pubDate>no date at all</pubDate>")
-# UTF-8 read as ISO-8859-1 once ("CafÃ©"): feedparser reads it as UTF-8 again, feedparser-rs does not
-MOJIBAKE = test_parse.rss_items("<title>Caf\u00c3\u00a9</title><link>https://m.example/1</link>")
-MOJIBAKE_REFERENCES = test_parse.rss_items("<title>Caf&#195;&#169;</title><link>https://m.example/1</link>")
+# UTF-8 read as ISO-8859-1 once ("CafÃ©"): feedparser reads it as UTF-8 again, in each element's
+# text alone (not in "Ã© ≠", which ISO-8859-1 cannot hold); feedparser-rs does not
+MOJIBAKE = test_parse.rss_items(
+    "<title>Caf\u00c3\u00a9</title><link>https://m.example/1</link><description>Caf\u00c3\u00a9 \u2260</description>",
+    "<title>Caf&#195;&#169; 2</title><link>https://m.example/2</link><guid>caf\u00c3\u00a9</guid>"
+    "<content:encoded xmlns:content='http://purl.org/rss/1.0/modules/content/'>\u00c3\u00bc</content:encoded>")
+# Atom: a media:description (YouTube's) is the summary, or content after a summary
+ATOM_MEDIA = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/"
+      xmlns:dc="http://purl.org/dc/elements/1.1/">
+<title>V</title><id>urn:v</id><updated>2026-11-01T08:00:00Z</updated><link href="https://v.example/"/>
+<entry><title>1</title><id>urn:v:1</id><updated>2026-11-01T08:00:00Z</updated><link href="https://v.example/1"/>
+<media:group><media:title>1</media:title><media:description>Only media</media:description></media:group></entry>
+<entry><title>2</title><id>urn:v:2</id><updated>2026-11-01T08:00:00Z</updated><link href="https://v.example/2"/>
+<summary xml:lang="en">Sum</summary><media:group><media:description>Then media</media:description></media:group></entry>
+<entry><title>3</title><updated>2026-11-01T08:00:00Z</updated><link href="https://v.example/3"/>
+<dc:identifier>urn:v:3</dc:identifier><summary type="html">&lt;p&gt;Three&lt;/p&gt;</summary></entry>
+</feed>"""
 LOOPBACK = test_parse.rss_items("<title>L</title><link>http://127.0.0.1:8080/a/1</link>")  # rs blanks it
 RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><guid>a-1</guid>",
                                 "<title>B</title><link>b.html</link><guid>b</guid>")
@@ -108,7 +124,8 @@ RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><gu
 
 # the feeds the fast path answers
 FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SUMMARIES", "SUMMARIES_CHANNEL",
-        "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES"}
+        "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES",
+        "MOJIBAKE", "ATOM_MEDIA"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -117,7 +134,7 @@ def _test_data() -> dict[str, bytes]:
     feeds.update(LATIN1=LATIN1, LEADING_BLANKS=LEADING_BLANKS, PODCAST=PODCAST, RELATIVE=RELATIVE, LOOPBACK=LOOPBACK,
                  SUMMARIES=SUMMARIES, SUMMARIES_CHANNEL=SUMMARIES_CHANNEL, SUMMARIES_PREFIX=SUMMARIES_PREFIX,
                  DC_IDENTIFIER=DC_IDENTIFIER, DC_IDENTIFIER_RSS10=DC_IDENTIFIER_RSS10, MEDIA_AUDIO=MEDIA_AUDIO,
-                 UNREAD_DATES=UNREAD_DATES, MOJIBAKE=MOJIBAKE, MOJIBAKE_REFERENCES=MOJIBAKE_REFERENCES)
+                 UNREAD_DATES=UNREAD_DATES, MOJIBAKE=MOJIBAKE, ATOM_MEDIA=ATOM_MEDIA)
     return feeds
 
 
