@@ -43,9 +43,6 @@ _UTF8 = {"utf-8", "utf8"}
 _UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
     ((b"<!doctype", b"<!entity"), None),  # Netscape RSS 0.91 entities, internal subsets
     ((b"base64",), re.compile(rb"mode\s*=\s*[\"']base64", re.I)),  # Atom 0.3 base64 text: feedparser decodes it
-    # C1 controls: feedparser reads them as windows-1252 ("demoronize")
-    ((b"\xc2",), re.compile(rb"\xc2[\x80-\x9f]")),
-    ((b"&#",), re.compile(rb"&#(?:12[89]|1[3-5]\d|x0*[89][0-9a-f]);", re.I)),
     # content and dates only feedparser reads
     ((b"body", b"fullitem"), re.compile(rb"<(?:\w+:)?(?:body|fullitem)\b", re.I)),
     ((b"<dcterms:issued", b"<dcterms:created"), None),
@@ -128,7 +125,8 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return None
     feed = d.feed
     return {"version": version, "entries": entries,
-            "feed": {"title": _reread(feed.get("title")) or "", "link": _reread(feed.get("link")),
+            "feed": {"title": _reread(feed.get("title")) or "",
+                     "link": feed.get("link") if family == "atom" else _reread(feed.get("link")),
                      "ttl": feed.get("ttl")}}
 
 
@@ -157,7 +155,8 @@ def _permalinks(body: bytes, lower: bytes) -> bool | None:
 
 
 def _reread(text: str | None) -> str | None:
-    """feedparser's re-reading of mojibake (fastxml.reread), on a value of feedparser-rs."""
+    """feedparser's re-reading of mojibake and C1 controls (fastxml.reread), on a value of
+    feedparser-rs."""
     return fastxml.reread(text) if text else text
 
 
@@ -193,7 +192,10 @@ def _uri(value: str, url: str, based: bool) -> str:
 
 def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
            replayed: fastxml.Item | None) -> dict[str, Any]:
-    link, guid = _reread(e.get("link")), _reread(e.get("id"))
+    # an element's text is re-read as feedparser's pop does; an attribute's (Atom's link href,
+    # RSS 1.0's rdf:about) is not
+    link = e.get("link") if version == "atom10" else _reread(e.get("link"))
+    guid = e.get("id") if version in ("rss10", "rss090") else _reread(e.get("id"))
     if replayed is not None and not replayed[2]:
         guid = None  # feedparser-rs's dc:identifier; feedparser gives no id
     if link == "":  # feedparser-rs blanks links to loopback/private hosts (0.7.1); feedparser keeps them

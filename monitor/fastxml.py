@@ -37,6 +37,7 @@ _ROLE = {"description": "description", "dc:description": "description", "media:d
          "summary": "summary", "itunes:summary": "summary", "abstract": "abstract",
          "content:encoded": "content", "fullitem": "content"}
 _XML_LANG = "http://www.w3.org/XML/1998/namespace lang xml"  # with expat's namespace_prefixes
+_CP1252 = {i: bytes([i]).decode("cp1252") for i in range(0x80, 0xA0) if i not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
 _RDF_ABOUT = "http://www.w3.org/1999/02/22-rdf-syntax-ns# about"
 _NOT_REPLAYED = {"content", "body", "xhtml:body"}  # Atom content and XHTML bodies: other rules
 # type= values that change nothing here (feedparser decodes other types as base64, escapes XHTML)
@@ -86,14 +87,16 @@ def _value(pieces: list[str]) -> str:
 
 
 def reread(text: str) -> str:
-    """UTF-8 that was read as ISO-8859-1 read again as UTF-8 ("CafÃ©" -> "Café"), as feedparser's
-    pop does to every element's text of a UTF-8 feed."""
+    """An element's text as feedparser's pop leaves it in a UTF-8 feed: UTF-8 that was read as
+    ISO-8859-1 read again as UTF-8 ("CafÃ©" -> "Café"), then C1 controls read as windows-1252
+    ("\x93" -> "\u201c", feedparser.html._cp1252)."""
     if text.isascii():
         return text
     try:
-        return text.encode("iso-8859-1").decode("utf-8")
+        text = text.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
-        return text
+        pass
+    return text.translate(_CP1252)
 
 
 class _Replay:

@@ -105,6 +105,10 @@ MOJIBAKE = test_parse.rss_items(
     "<title>Caf\u00c3\u00a9</title><link>https://m.example/1</link><description>Caf\u00c3\u00a9 \u2260</description>",
     "<title>Caf&#195;&#169; 2</title><link>https://m.example/2</link><guid>caf\u00c3\u00a9</guid>"
     "<content:encoded xmlns:content='http://purl.org/rss/1.0/modules/content/'>\u00c3\u00bc</content:encoded>")
+# C1 controls, as UTF-8 and as references: feedparser reads them as windows-1252 (\x93 -> \u201c)
+C1_CONTROLS = test_parse.rss_items(
+    "<title>\u0093Quoted\u0094</title><link>https://c.example/1</link><description>a &#150; b &#x85;</description>",
+    "<title>Mojibake \u00c3\u00a2\u20ac\u0153x\u00c3\u00a2\u20ac\u009d</title><link>https://c.example/2</link>")
 # Atom: a media:description (YouTube's) is the summary, or content after a summary
 ATOM_MEDIA = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/"
@@ -125,7 +129,7 @@ RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><gu
 # the feeds the fast path answers
 FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SUMMARIES", "SUMMARIES_CHANNEL",
         "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES",
-        "MOJIBAKE", "ATOM_MEDIA"}
+        "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -134,7 +138,8 @@ def _test_data() -> dict[str, bytes]:
     feeds.update(LATIN1=LATIN1, LEADING_BLANKS=LEADING_BLANKS, PODCAST=PODCAST, RELATIVE=RELATIVE, LOOPBACK=LOOPBACK,
                  SUMMARIES=SUMMARIES, SUMMARIES_CHANNEL=SUMMARIES_CHANNEL, SUMMARIES_PREFIX=SUMMARIES_PREFIX,
                  DC_IDENTIFIER=DC_IDENTIFIER, DC_IDENTIFIER_RSS10=DC_IDENTIFIER_RSS10, MEDIA_AUDIO=MEDIA_AUDIO,
-                 UNREAD_DATES=UNREAD_DATES, MOJIBAKE=MOJIBAKE, ATOM_MEDIA=ATOM_MEDIA)
+                 UNREAD_DATES=UNREAD_DATES, MOJIBAKE=MOJIBAKE, ATOM_MEDIA=ATOM_MEDIA,
+                 C1_CONTROLS=C1_CONTROLS)
     return feeds
 
 
