@@ -19,6 +19,7 @@ one normalisation into Entry. Any exception here means "not sure": the caller fa
 
 from __future__ import annotations
 
+import codecs
 import html
 import re
 from typing import Any
@@ -33,9 +34,12 @@ except ImportError:  # pragma: no cover - exercised by the setting's test instea
 
 AVAILABLE = feedparser_rs is not None
 
-_DECL = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
-_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\s;\"']+)", re.I)
-_UTF8 = {"utf-8", "utf8"}
+# feedparser.encodings: how it finds the declared encoding and what it puts in its place
+_PI_ENCODING = re.compile(rb"^<\?.*encoding=['\"](.*?)['\"].*\?>")
+_XML_DECLARATION = re.compile(r"^<\?xml[^>]*?>")
+_NEW_DECLARATION = "<?xml version='1.0' encoding='utf-8'?>"
+_XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-external-parsed-entity", "text/xml",
+              "text/xml-external-parsed-entity"}
 # Markup feedparser reads in ways the fast parser does not, found by the differential test
 # (tests/test_parse_differential.py) on the corpus; each is a reason to let feedparser answer.
 # Each regex runs only when one of its literals is in the lower-cased body (a whole-body regex
@@ -91,8 +95,10 @@ class Unsure(Exception):
 
 def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] | None:
     """The feed as ``parse`` needs it, or None when feedparser must answer."""
-    if feedparser_rs is None or not _utf8(body, content_type):
+    decoded = _decoded(body, content_type, url) if feedparser_rs is not None else None
+    if decoded is None:
         return None
+    body = decoded
     lower = body.lower()  # once: the literal pre-checks of every scan below read it
     if any(_found(literals, regex, body, lower) for literals, regex in _UNSURE):
         return None
@@ -160,23 +166,47 @@ def _reread(text: str | None) -> str | None:
     return fastxml.reread(text) if text else text
 
 
-def _utf8(body: bytes, content_type: str) -> bool:
-    """Every source of the encoding says UTF-8 (or says nothing where XML means UTF-8)."""
-    ctype = content_type.lower()
-    charset = _CHARSET.search(ctype)
-    if charset:
-        if charset.group(1) not in _UTF8:
-            return False
-    elif ctype.startswith("text/"):  # RFC 3023: text/* without a charset is US-ASCII to feedparser
-        return False
-    m = _DECL.match(body)
-    if m and m.group(1).lower().decode("ascii", "replace") not in _UTF8:
-        return False
+def _decoded(body: bytes, content_type: str, url: str) -> bytes | None:
+    """``body`` as UTF-8 when feedparser would
+    decode it with its first choice of encoding (feedparser.encodings.convert_to_utf8: the HTTP
+    charset, else the XML declaration's, else RFC 3023's default for the media type) and
+    Python's codec for that encoding decodes it; None when it would not, or when a byte order
+    mark or another sniffed encoding comes into play."""
+    if body[:3] == b"\xef\xbb\xbf":
+        body = body[3:]  # feedparser drops a UTF-8 byte order mark and sniffs it again below
+    elif body[:1] not in (b"<", b" ", b"\t", b"\r", b"\n") or body[1:2] == b"\x00":
+        return None  # other byte order marks or sniffed encodings (UTF-16/32, EBCDIC)
+    declared = _PI_ENCODING.match(body)
+    xml_encoding = declared.group(1).decode("utf-8", "replace").lower() if declared else ""
+    if declared and not declared.group(1).isascii():
+        return None
+    mime, _, params = content_type.partition(";")
+    mime = mime.strip()
+    http_encoding = ""
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            http_encoding = value.strip().strip("\"'")
+    if mime in _XML_TYPES or (mime.startswith("application/") and mime.endswith("+xml")):
+        encoding = http_encoding or xml_encoding or "utf-8"
+    elif mime.startswith("text/"):
+        encoding = http_encoding or "us-ascii"
+    elif (url or content_type) and not content_type:  # feedparser was given headers, no type
+        encoding = xml_encoding or "iso-8859-1"
+    else:
+        encoding = xml_encoding or "utf-8"
+    if encoding.lower() == "gb2312":
+        encoding = "gb18030"
     try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+        text = body.decode(encoding)
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+    except (UnicodeDecodeError, LookupError):
+        return None
+    if not utf8:  # as feedparser hands it to its parser: UTF-8, declared so
+        decl = _XML_DECLARATION.match(text)
+        text = _NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)
+        body = text.encode("utf-8")
+    return body
 
 
 def _uri(value: str, url: str, based: bool) -> str:
@@ -219,12 +249,14 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
         summary, contents, _ = replayed
         content = [{"value": value, "type": None} for value in contents]
     else:
-        content = [{"value": _reread(c.get("value")) or "", "type": c.get("type")} for c in e.get("content") or []]
+        content = [{"value": _reread(c.get("value")) or "", "type": c.get("type")}
+                   for c in e.get("content") or []]
         summary = _reread(e.get("summary"))
         if summary is None and content:  # feedparser copies the first content to a missing summary
             if content[0]["type"] not in _SUMMARY_TYPES:
                 raise Unsure
             summary = content[0]["value"]
-    return {"title": _reread(e.get("title")) or "", "summary": summary or "", "content": content, "link": link,
-            "id": guid, "published_parsed": e.get("published_parsed"), "updated_parsed": e.get("updated_parsed"),
+    return {"title": _reread(e.get("title")) or "", "summary": summary or "", "content": content,
+            "link": link, "id": guid, "published_parsed": e.get("published_parsed"),
+            "updated_parsed": e.get("updated_parsed"),
             "unread": unread}  # dates feedparser-rs did not read: parse reads them as feedparser does

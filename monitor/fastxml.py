@@ -81,15 +81,11 @@ def _key(name: str) -> str:
     return f"{prefix}:{local}".lower() if prefix else local.lower()
 
 
-def _value(pieces: list[str]) -> str:
-    """feedparser's pop: the text stripped and re-read."""
-    return reread("".join(pieces).strip())
-
-
 def reread(text: str) -> str:
-    """An element's text as feedparser's pop leaves it in a UTF-8 feed: UTF-8 that was read as
-    ISO-8859-1 read again as UTF-8 ("CafÃ©" -> "Café"), then C1 controls read as windows-1252
-    ("\x93" -> "\u201c", feedparser.html._cp1252)."""
+    """An element's text as feedparser's pop leaves it (its strict parser always thinks it reads
+    UTF-8, whatever the feed was decoded from): UTF-8 that was read as ISO-8859-1 read again as
+    UTF-8 ("CafÃ©" -> "Café"), then C1 controls read as windows-1252 ("\x93" -> "\u201c",
+    feedparser.html._cp1252)."""
     if text.isascii():
         return text
     try:
@@ -164,7 +160,7 @@ class _Replay:
             return
         if self.text is None:
             return
-        value, self.text = _value(self.text), None
+        value, self.text = reread("".join(self.text).strip()), None
         if self.context != "item":
             if self.mode in ("content", "summary"):
                 self.summarised.add(self.context)

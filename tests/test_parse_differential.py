@@ -42,6 +42,14 @@ LATIN1 = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channe
           "<item><title>Cr\xe8me br\xfbl\xe9e</title><link>https://c.example/1</link></item>"
           "</channel></rss>").encode("latin-1")
 LEADING_BLANKS = b"\n\n  " + test_parse.RSS20
+WINDOWS1251 = ('<?xml version="1.0" encoding="windows-1251"?><rss version="2.0"><channel>'
+               "<title>\u041b\u0435\u043d\u0442\u0430</title>"
+               "<item><title>\u041d\u043e\u0432\u043e\u0441\u0442\u044c \u2014 1</title>"
+               "<link>https://w.example/1</link></item></channel></rss>").encode("windows-1251")
+# UTF-8 bytes under a declaration of ISO-8859-1: feedparser decodes them as declared, then re-reads
+# each element's text as UTF-8
+UTF8_DECLARED_LATIN1 = test_parse.rss_items("<title>Caf\u00e9</title><link>https://u.example/1</link>").replace(
+    b'encoding="utf-8"', b'encoding="iso-8859-1"')
 PODCAST = test_parse.rss_items(  # a second summary-like element: feedparser's content, in order
     "<title>Ep 1</title><link>https://p.example/1</link><description>Short</description>"
     '<itunes:summary xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">Long</itunes:summary>')
@@ -129,7 +137,7 @@ RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><gu
 # the feeds the fast path answers
 FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SUMMARIES", "SUMMARIES_CHANNEL",
         "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES",
-        "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS"}
+        "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -139,7 +147,7 @@ def _test_data() -> dict[str, bytes]:
                  SUMMARIES=SUMMARIES, SUMMARIES_CHANNEL=SUMMARIES_CHANNEL, SUMMARIES_PREFIX=SUMMARIES_PREFIX,
                  DC_IDENTIFIER=DC_IDENTIFIER, DC_IDENTIFIER_RSS10=DC_IDENTIFIER_RSS10, MEDIA_AUDIO=MEDIA_AUDIO,
                  UNREAD_DATES=UNREAD_DATES, MOJIBAKE=MOJIBAKE, ATOM_MEDIA=ATOM_MEDIA,
-                 C1_CONTROLS=C1_CONTROLS)
+                 C1_CONTROLS=C1_CONTROLS, WINDOWS1251=WINDOWS1251, UTF8_DECLARED_LATIN1=UTF8_DECLARED_LATIN1)
     return feeds
 
 
@@ -197,6 +205,21 @@ def test_corpus_feeds_read_alike_but_for_the_listed_differences():
             found[str(path.relative_to(CORPUS))] = diff
     assert found == KNOWN
     assert accepted > 1000  # guards that let nothing through would pass the comparison
+
+
+@needs_fast
+@pytest.mark.parametrize("content_type", ["", "application/rss+xml", "application/xml; charset=windows-1251",
+                                          "text/xml", "text/xml; charset=UTF-8", "application/rss+xml; charset=utf-8",
+                                          "text/html; charset=iso-8859-1", "application/octet-stream"])
+@pytest.mark.parametrize("name", ["RSS20", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1", "MOJIBAKE"])
+@pytest.mark.parametrize("url", ["", "https://e.example/feed"])
+def test_encodings_are_chosen_as_feedparser_chooses(name, content_type, url):
+    """The HTTP charset, the XML declaration and RFC 3023's defaults (feedparser's choice of one
+    encoding), or feedparser answers: the same entries either way."""
+    body = _test_data()[name]
+    fast = parse.parse_fast(body, content_type, url)
+    if fast is not None:
+        assert _differences(fast, parse.parse_bytes(body, content_type, url, fast=False)) == set()
 
 
 def test_fast_off_never_asks_the_fast_path(monkeypatch):
