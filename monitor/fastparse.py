@@ -42,28 +42,27 @@ _XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-externa
               "text/xml-external-parsed-entity"}
 # Markup feedparser reads in ways the fast parser does not, found by the differential test
 # (tests/test_parse_differential.py) on the corpus; each is a reason to let feedparser answer.
-# Each regex runs only when one of its literals is in the lower-cased body (a whole-body regex
-# scan costs ~1 ms per 100 KB; a literal search a tenth of that). No regex: the literal alone.
+# Each regex runs on the lower-cased body (case-blind without re.I, which would cost the scan its
+# literal prefix) and only when one of its literals is there (a whole-body regex scan costs
+# ~1 ms per 100 KB; a literal search a tenth of that). No regex: the literal alone.
 _UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
-    ((b"<!doctype", b"<!entity"), None),  # Netscape RSS 0.91 entities, internal subsets
-    ((b"base64",), re.compile(rb"mode\s*=\s*[\"']base64", re.I)),  # Atom 0.3 base64 text: feedparser decodes it
+    ((b"base64",), re.compile(rb"mode\s*=\s*[\"']base64")),  # Atom 0.3 base64 text: feedparser decodes it
     # content and dates only feedparser reads
-    ((b"body", b"fullitem"), re.compile(rb"<(?:\w+:)?(?:body|fullitem)\b", re.I)),
+    ((b"body", b"fullitem"), re.compile(rb"<(?:\w+:)?(?:body|fullitem)\b")),
     ((b"<dcterms:issued", b"<dcterms:created"), None),
     # Atom text constructs of another type: feedparser decodes base64 (media:content is no text:
     # a podcast's type="audio/mpeg" is only an enclosure's)
     ((b"type",), re.compile(rb"<(?!media:content\b)(?:\w+:)?(?:title|summary|content)\b[^>]*\btype\s*=\s*[\"']"
-                            rb"(?!(?:text|html|xhtml|text/plain|text/html|application/xhtml\+xml)[\"'])", re.I)),
+                            rb"(?!(?:text|html|xhtml|text/plain|text/html|application/xhtml\+xml)[\"'])")),
     # markup as child elements of a text element: feedparser keeps it as HTML
     # (Atom's type="xhtml" excepted: both give its inner markup)
     ((b"<title", b"<description", b"<summary", b"<content"),
-     re.compile(rb"<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])",
-                re.I)),
+     re.compile(rb"<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])")),
 )
 # A second summary-like element becomes feedparser's content, in document order, and feedparser
 # never reads dc:identifier: fastxml replays both where the body may hold them.
 _REPLAYED = ((b":summary", b":description", b"abstract", b":identifier"),
-             re.compile(rb"<(?:\w+:(?:summary|description|abstract|identifier)|abstract)\b", re.I))
+             re.compile(rb"<(?:\w+:(?:summary|description|abstract|identifier)|abstract)\b"))
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
@@ -80,6 +79,7 @@ _FORMAT_UNSURE = {
     "rss": re.compile(rb"<(?:summary|id|updated)\b|<link\s[^>]*\bhref"),
     "atom": re.compile(rb"<(?:\w+:)?link\b(?![^>]*\bhref)[^>]*>\s*[^<\s]"),
 }
+_ELEMENT = re.compile(rb"<\w")  # the first ends the prolog (feedparser.encodings.replace_doctype)
 _ITEM = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -100,7 +100,11 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return None
     body = decoded
     lower = body.lower()  # once: the literal pre-checks of every scan below read it
-    if any(_found(literals, regex, body, lower) for literals, regex in _UNSURE):
+    root = _ELEMENT.search(lower)
+    prolog = lower[:root.start()] if root else lower  # all feedparser reads a doctype from
+    if b"<!doctype" in prolog or b"<!entity" in prolog:
+        return None  # Netscape RSS 0.91 entities, internal subsets
+    if any(_found(literals, regex, lower, lower) for literals, regex in _UNSURE):
         return None
     d = feedparser_rs.parse(body, sanitize_html=False, resolve_relative_uris=False)
     version = d.version
@@ -111,7 +115,7 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     first = _ITEM.search(body)
     if _FORMAT_UNSURE[family].search(body) or (first and b"<image" in body[first.start():]):
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
-    replay = _found(*_REPLAYED, body, lower)
+    replay = _found(*_REPLAYED, lower, lower)
     try:
         items = fastxml.parse(body, replay)  # feedparser's strict pass: expat, namespaces on
     except fastxml.NotReplayed:
@@ -136,12 +140,12 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
                      "ttl": feed.get("ttl")}}
 
 
-def _found(literals: tuple[bytes, ...], regex: re.Pattern[bytes] | None, body: bytes, lower: bytes) -> bool:
-    """Whether ``regex`` matches ``body``, searched only when one of ``literals`` (which every
+def _found(literals: tuple[bytes, ...], regex: re.Pattern[bytes] | None, text: bytes, lower: bytes) -> bool:
+    """Whether ``regex`` matches ``text``, searched only when one of ``literals`` (which every
     match contains) is in ``lower``; with no regex, whether a literal is."""
     if not any(literal in lower for literal in literals):
         return False
-    return regex is None or regex.search(body) is not None
+    return regex is None or regex.search(text) is not None
 
 
 def _permalinks(body: bytes, lower: bytes) -> bool | None:

@@ -117,6 +117,13 @@ MOJIBAKE = test_parse.rss_items(
 C1_CONTROLS = test_parse.rss_items(
     "<title>\u0093Quoted\u0094</title><link>https://c.example/1</link><description>a &#150; b &#x85;</description>",
     "<title>Mojibake \u00c3\u00a2\u20ac\u0153x\u00c3\u00a2\u20ac\u009d</title><link>https://c.example/2</link>")
+# a doctype in the text is text; only the prolog's is feedparser's (Netscape RSS 0.91 entities)
+DOCTYPE_IN_TEXT = test_parse.rss_items(
+    "<title>Page</title><link>https://p.example/1</link>"
+    "<description><![CDATA[<!DOCTYPE html><p>Hi</p>]]></description>")
+NETSCAPE = (b'<?xml version="1.0"?><!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+            b'"http://my.netscape.com/publish/formats/rss-0.91.dtd">' + test_parse.rss_items(
+                "<title>N &amp; S</title><link>https://n.example/1</link>").split(b"?>", 1)[1])
 # Atom: a media:description (YouTube's) is the summary, or content after a summary
 ATOM_MEDIA = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/"
@@ -137,7 +144,8 @@ RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><gu
 # the feeds the fast path answers
 FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SUMMARIES", "SUMMARIES_CHANNEL",
         "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES",
-        "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1"}
+        "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1",
+        "DOCTYPE_IN_TEXT"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -147,7 +155,8 @@ def _test_data() -> dict[str, bytes]:
                  SUMMARIES=SUMMARIES, SUMMARIES_CHANNEL=SUMMARIES_CHANNEL, SUMMARIES_PREFIX=SUMMARIES_PREFIX,
                  DC_IDENTIFIER=DC_IDENTIFIER, DC_IDENTIFIER_RSS10=DC_IDENTIFIER_RSS10, MEDIA_AUDIO=MEDIA_AUDIO,
                  UNREAD_DATES=UNREAD_DATES, MOJIBAKE=MOJIBAKE, ATOM_MEDIA=ATOM_MEDIA,
-                 C1_CONTROLS=C1_CONTROLS, WINDOWS1251=WINDOWS1251, UTF8_DECLARED_LATIN1=UTF8_DECLARED_LATIN1)
+                 C1_CONTROLS=C1_CONTROLS, WINDOWS1251=WINDOWS1251, UTF8_DECLARED_LATIN1=UTF8_DECLARED_LATIN1,
+                 DOCTYPE_IN_TEXT=DOCTYPE_IN_TEXT, NETSCAPE=NETSCAPE)
     return feeds
 
 
