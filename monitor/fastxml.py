@@ -42,6 +42,7 @@ _CP1252 = {i: bytes([i]).decode("cp1252") for i in range(0x80, 0xA0) if i not in
 _C1 = re.compile("[\x80-\x9f]")
 _RDF_ABOUT = "http://www.w3.org/1999/02/22-rdf-syntax-ns# about"
 _NOT_REPLAYED = {"content", "body", "xhtml:body"}  # Atom content and XHTML bodies: other rules
+_STRUCTURE = {"item", "entry", "guid", "id", *_NOT_REPLAYED}
 # type= values that change nothing here (feedparser decodes other types as base64, escapes XHTML)
 _PLAIN_TYPES = {"text", "plain", "text/plain", "html", "text/html"}
 _CONTEXTS = ("image", "textinput")  # feedparser's own places for their text, outside items
@@ -109,14 +110,21 @@ class _Replay:
         self.text: list[str] | None = None
         self.mode = self.context = ""
         self.prefixes: dict[str, str] = {}
+        self.bound: set[str] = set()
         self.keys: dict[str, str] = {}  # expat's name -> _key's, once per name
 
     def declare(self, prefix: str | None, uri: str | None) -> None:
         """feedparser names an unknown namespace's elements by the first prefix bound to it:
         one prefix per namespace and one namespace per prefix, or this is not replayed."""
-        if prefix and uri and self.prefixes.setdefault(prefix, uri) != uri:
-            raise NotReplayed
-        if uri and uri.lower() not in _PREFIX and list(self.prefixes.values()).count(uri) > 1:
+        if not prefix or not uri:
+            return
+        bound = self.prefixes.get(prefix)
+        if bound is None:
+            if uri in self.bound and uri.lower() not in _PREFIX:
+                raise NotReplayed
+            self.prefixes[prefix] = uri
+            self.bound.add(uri)
+        elif bound != uri:
             raise NotReplayed
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
@@ -126,16 +134,10 @@ class _Replay:
         if key is None:
             key = self.keys[name] = _key(name)
         self.stack.append(key)
-        if key in ("item", "entry"):
-            self.in_item, self.summary, self.summary_depth, self.content = True, None, None, []
-            self.has_id = any(k.startswith(_RDF_ABOUT) and v for k, v in attrs.items())  # RSS 1.0: feedparser's id
-            return
-        if key in ("guid", "id"):
-            self.has_id = True
         role = _ROLE.get(key)
         if role is None:
-            if key in _NOT_REPLAYED:
-                raise NotReplayed
+            if key in _STRUCTURE:
+                self.structure(key, attrs)
             return
         context = next((c for c in _CONTEXTS if c in self.stack), "")
         if ((attrs and any(k != _XML_LANG and (k != "type" or v.lower() not in _PLAIN_TYPES) for k, v in attrs.items()))
@@ -148,6 +150,15 @@ class _Replay:
         else:
             self.mode = role
         self.text = []
+
+    def structure(self, key: str, attrs: dict[str, str]) -> None:
+        if key in ("item", "entry"):
+            self.in_item, self.summary, self.summary_depth, self.content = True, None, None, []
+            self.has_id = any(k.startswith(_RDF_ABOUT) and v for k, v in attrs.items())  # RSS 1.0: feedparser's id
+        elif key in ("guid", "id"):
+            self.has_id = True
+        else:
+            raise NotReplayed
 
     def chars(self, data: str) -> None:
         if self.text is not None:
