@@ -79,6 +79,9 @@ _FORMAT_UNSURE = {
     "rss": re.compile(rb"<(?:summary|id|updated)\b|<link\s[^>]*\bhref"),
     "atom": re.compile(rb"<(?:\w+:)?link\b(?![^>]*\bhref)[^>]*>\s*[^<\s]"),
 }
+# xml:base on a content element only: what feedparser reads inside content is its text, so no
+# link or id is joined against that base (feedparser's base stack pops at the element's end)
+_CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
 _ELEMENT = re.compile(rb"<\w")  # the first ends the prolog (feedparser.encodings.replace_doctype)
 _ITEM = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
@@ -126,7 +129,7 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         version = "rss090"  # the RDF of RSS 0.90 under its own namespace, which feedparser names
     if len(d.entries) != len(_ITEM.findall(body)):
         return None
-    based = b"xml:base" in body
+    based = b"xml:base" in body and body.count(b"xml:base") != len(_CONTENT_BASE.findall(body))
     try:
         permalinks = _permalinks(body, lower)  # once: a scan of the whole body
         entries = [_entry(e, url, version, based, permalinks, items[i] if replay else None)

@@ -124,6 +124,15 @@ DOCTYPE_IN_TEXT = test_parse.rss_items(
 NETSCAPE = (b'<?xml version="1.0"?><!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
             b'"http://my.netscape.com/publish/formats/rss-0.91.dtd">' + test_parse.rss_items(
                 "<title>N &amp; S</title><link>https://n.example/1</link>").split(b"?>", 1)[1])
+# xml:base on content only (Reddit's): ids and links are joined against the response URL
+CONTENT_BASE = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>R</title><id>/r</id><updated>2026-11-01T08:00:00Z</updated>
+<link href="/r/"/>
+<entry><title>1</title><id>t3_1</id><updated>2026-11-01T08:00:00Z</updated><link href="/r/1/"/>
+<content type="xhtml" xml:base="/other/"><div xmlns="http://www.w3.org/1999/xhtml"><a href="x">One</a></div></content>
+</entry></feed>"""
+# and on the entry: feedparser joins its link and id against it
+ENTRY_BASE = CONTENT_BASE.replace(b"<entry>", b'<entry xml:base="https://elsewhere.example/e/">')
 # Atom: a media:description (YouTube's) is the summary, or content after a summary
 ATOM_MEDIA = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/"
@@ -145,7 +154,7 @@ RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><gu
 FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SUMMARIES", "SUMMARIES_CHANNEL",
         "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES",
         "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1",
-        "DOCTYPE_IN_TEXT"}
+        "DOCTYPE_IN_TEXT", "CONTENT_BASE"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -156,7 +165,8 @@ def _test_data() -> dict[str, bytes]:
                  DC_IDENTIFIER=DC_IDENTIFIER, DC_IDENTIFIER_RSS10=DC_IDENTIFIER_RSS10, MEDIA_AUDIO=MEDIA_AUDIO,
                  UNREAD_DATES=UNREAD_DATES, MOJIBAKE=MOJIBAKE, ATOM_MEDIA=ATOM_MEDIA,
                  C1_CONTROLS=C1_CONTROLS, WINDOWS1251=WINDOWS1251, UTF8_DECLARED_LATIN1=UTF8_DECLARED_LATIN1,
-                 DOCTYPE_IN_TEXT=DOCTYPE_IN_TEXT, NETSCAPE=NETSCAPE)
+                 DOCTYPE_IN_TEXT=DOCTYPE_IN_TEXT, NETSCAPE=NETSCAPE, CONTENT_BASE=CONTENT_BASE,
+                 ENTRY_BASE=ENTRY_BASE)
     return feeds
 
 
