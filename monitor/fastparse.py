@@ -82,6 +82,9 @@ _FORMAT_UNSURE = {
 # xml:base on a content element only: what feedparser reads inside content is its text, so no
 # link or id is joined against that base (feedparser's base stack pops at the element's end)
 _CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
+# feedparser-rs's complaint about a date it cannot read: it reads the rest, and parse reads the
+# date as feedparser does (a feed's own dates are not used)
+_DATE_BOZO = re.compile(r"Invalid \w+ format\Z")
 _ELEMENT = re.compile(rb"<\w")  # the first ends the prolog (feedparser.encodings.replace_doctype)
 _ITEM = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
@@ -111,7 +114,8 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return None
     d = feedparser_rs.parse(body, sanitize_html=False, resolve_relative_uris=False)
     version = d.version
-    if (d.bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body, body)
+    bozo = d.bozo and not _DATE_BOZO.match(str(d.get("bozo_exception")))
+    if (bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body, body)
             or _ATOM03 in lower):
         return None
     family = "atom" if version.startswith("atom") else "rss"

@@ -107,6 +107,11 @@ MEDIA_AUDIO = _rss("", ['<title>Ep</title><link>https://s.example/ep</link><desc
 UNREAD_DATES = test_parse.rss_items(
     "<title>1</title><link>https://d.example/1</link><pubDate>Sun, 12 August 2012 10:00:00 EST</pubDate>",
     "<title>2</title><link>https://d.example/2</link><pubDate>no date at all</pubDate>")
+# a zone feedparser-rs rejects, feed bozo and all ("Invalid pubDate format"); feedparser reads it
+DATES_RS_REJECTS = test_parse.rss_items(
+    "<title>1</title><link>https://d.example/1</link><pubDate>Fri, 08 Jul 2016 13:40:00 UTC</pubDate>",
+    "<title>2</title><link>https://d.example/2</link><pubDate>03 Apr 02 1500 GMT</pubDate>").replace(
+    b"<description>d</description>", b"<description>d</description><lastBuildDate>03 Apr 02 1500 GMT</lastBuildDate>")
 # UTF-8 read as ISO-8859-1 once ("CafÃ©"): feedparser reads it as UTF-8 again, in each element's
 # text alone (not in "Ã© ≠", which ISO-8859-1 cannot hold); feedparser-rs does not
 MOJIBAKE = test_parse.rss_items(
@@ -152,7 +157,7 @@ RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><gu
 
 # the feeds the fast path answers
 FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SUMMARIES", "SUMMARIES_CHANNEL",
-        "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES",
+        "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES", "DATES_RS_REJECTS",
         "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1",
         "DOCTYPE_IN_TEXT", "CONTENT_BASE"}
 
@@ -163,7 +168,7 @@ def _test_data() -> dict[str, bytes]:
     feeds.update(LATIN1=LATIN1, LEADING_BLANKS=LEADING_BLANKS, PODCAST=PODCAST, RELATIVE=RELATIVE, LOOPBACK=LOOPBACK,
                  SUMMARIES=SUMMARIES, SUMMARIES_CHANNEL=SUMMARIES_CHANNEL, SUMMARIES_PREFIX=SUMMARIES_PREFIX,
                  DC_IDENTIFIER=DC_IDENTIFIER, DC_IDENTIFIER_RSS10=DC_IDENTIFIER_RSS10, MEDIA_AUDIO=MEDIA_AUDIO,
-                 UNREAD_DATES=UNREAD_DATES, MOJIBAKE=MOJIBAKE, ATOM_MEDIA=ATOM_MEDIA,
+                 UNREAD_DATES=UNREAD_DATES, DATES_RS_REJECTS=DATES_RS_REJECTS, MOJIBAKE=MOJIBAKE, ATOM_MEDIA=ATOM_MEDIA,
                  C1_CONTROLS=C1_CONTROLS, WINDOWS1251=WINDOWS1251, UTF8_DECLARED_LATIN1=UTF8_DECLARED_LATIN1,
                  DOCTYPE_IN_TEXT=DOCTYPE_IN_TEXT, NETSCAPE=NETSCAPE, CONTENT_BASE=CONTENT_BASE,
                  ENTRY_BASE=ENTRY_BASE)
