@@ -3,14 +3,16 @@
 feedparser stays the reference (issue 16). ``read`` answers only for input it is sure of and
 returns None for everything else, which feedparser then parses:
 
-- bytes that are UTF-8 by every account (XML declaration, HTTP charset, a strict decode), so
-  feedparser's encoding detection and its legacy-encoding fallbacks cannot matter;
+- bytes feedparser decodes with its first choice of encoding (``_decoded``: they are handed on
+  as UTF-8), so its legacy-encoding fallbacks cannot matter;
 - well-formed XML with namespaces (pyexpat, the parser feedparser's strict pass uses): an
   ill-formed feed goes through feedparser's loose parser, whose recovery nobody else copies;
-- no DOCTYPE (feedparser reads Netscape RSS 0.91 entities from it), no xml:base (links are
-  joined here against the response URL only);
-- a format and elements both parsers read alike (``_VERSIONS``; the differential test
-  tests/test_parse_differential.py and the README's table list what is not).
+- no DOCTYPE in the prolog (feedparser reads Netscape RSS 0.91 entities from it), no xml:base
+  but on content elements (links are joined here against the response URL only);
+- a format and elements both parsers read alike (``_VERSION``; the differential test
+  tests/test_parse_differential.py and the README's table list what is not), or whose reading
+  by feedparser is replayed: its summary/content rule and ids (fastxml), its re-reading of each
+  element's text (fastxml.reread), its date parser (parse._read_dates).
 
 The answer has the shape ``parse._entry`` reads from feedparser (``title``, ``summary``,
 ``content``, ``link``, ``id``, ``published_parsed``, ``updated_parsed``), so both paths share
