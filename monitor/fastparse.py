@@ -112,24 +112,25 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     prolog = lower[:root.start()] if root else lower  # all feedparser reads a doctype from
     if b"<!doctype" in prolog or b"<!entity" in prolog:
         return None  # Netscape RSS 0.91 entities, internal subsets
-    if any(_found(literals, regex, lower, lower) for literals, regex in _UNSURE):
+    if _ATOM03 in lower or any(_found(literals, regex, lower, lower) for literals, regex in _UNSURE):
+        return None
+    replay = _found(*_REPLAYED, lower, lower)
+    try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
+        items = fastxml.parse(body, replay)  # feedparser's strict pass: expat, namespaces on
+    except fastxml.NotReplayed:
+        return None
+    if items is None:
         return None
     d = feedparser_rs.parse(body, sanitize_html=False, resolve_relative_uris=False)
     version = d.version
     bozo = d.bozo and not _DATE_BOZO.match(str(d.get("bozo_exception")))
-    if (bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body, body)
-            or _ATOM03 in lower):
+    if bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body, body):
         return None
     family = "atom" if version.startswith("atom") else "rss"
     first = _ITEM.search(body)
     if _FORMAT_UNSURE[family].search(body) or (first and b"<image" in body[first.start():]):
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
-    replay = _found(*_REPLAYED, lower, lower)
-    try:
-        items = fastxml.parse(body, replay)  # feedparser's strict pass: expat, namespaces on
-    except fastxml.NotReplayed:
-        return None
-    if items is None or (replay and len(items) != len(d.entries)):
+    if replay and len(items) != len(d.entries):
         return None
     if version == "rss10" and _found((_RSS090_LITERAL,), _RSS090, body, body):
         version = "rss090"  # the RDF of RSS 0.90 under its own namespace, which feedparser names
@@ -228,7 +229,7 @@ def _uri(value: str, url: str, based: bool) -> str:
     if based and not _SCHEME.match(value):  # feedparser joins with xml:base, unknown here
         raise Unsure
     try:
-        return urljoin(url, _URIFIXER.sub(r"\1\3", value))
+        return urljoin(url, _URIFIXER.sub(r"\1\3", value) if ":///" in value else value)
     except ValueError:
         return ""
 

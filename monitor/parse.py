@@ -60,6 +60,9 @@ _GOOGLE_NEWS = re.compile(r"^/(?:rss/)?articles/([A-Za-z0-9_-]{16,})")
 
 def unwrap(url: str) -> str:
     """The publisher's URL behind an aggregator link, else ``url`` unchanged."""
+    lowered = url.lower()
+    if "google.com" not in lowered and "bing.com" not in lowered:  # no aggregator's host
+        return url
     try:
         parts = urlsplit(url)
     except ValueError:
