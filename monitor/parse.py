@@ -340,8 +340,11 @@ def _date(value: object) -> str | None:
 
 
 def _entry(raw: dict) -> Entry | None:
-    summary = html_to_text(raw.get("summary", ""))
-    content = "\n".join(html_to_text(c.get("value", "")) for c in raw.get("content") or [])
+    marked_up = raw.get("summary", "")
+    summary = html_to_text(marked_up)
+    # feedparser's summary is often a copy of the content: its text is not made twice
+    content = "\n".join(summary if c.get("value", "") == marked_up else html_to_text(c.get("value", ""))
+                        for c in raw.get("content") or [])
     return _make_entry(
         title=html_to_text(raw.get("title", "")), summary=summary,
         content="" if content == summary else content, link=raw.get("link") or None,
