@@ -44,18 +44,11 @@ _XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-externa
               "text/xml-external-parsed-entity"}
 # Markup feedparser reads in ways the fast parser does not, found by the differential test
 # (tests/test_parse_differential.py) on the corpus; each is a reason to let feedparser answer.
+# (Elements and attributes are checked during the expat pass: fastxml._FEEDPARSER_ONLY.)
 # Each regex runs on the lower-cased body (case-blind without re.I, which would cost the scan its
 # literal prefix) and only when one of its literals is there (a whole-body regex scan costs
 # ~1 ms per 100 KB; a literal search a tenth of that). No regex: the literal alone.
 _UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
-    ((b"base64",), re.compile(rb"mode\s*=\s*[\"']base64")),  # Atom 0.3 base64 text: feedparser decodes it
-    # content and dates only feedparser reads
-    ((b"body", b"fullitem"), re.compile(rb"<(?:\w+:)?(?:body|fullitem)\b")),
-    ((b"<dcterms:issued", b"<dcterms:created"), None),
-    # Atom text constructs of another type: feedparser decodes base64 (media:content is no text:
-    # a podcast's type="audio/mpeg" is only an enclosure's)
-    ((b"type",), re.compile(rb"<(?!media:content\b)(?:\w+:)?(?:title|summary|content)\b[^>]*\btype\s*=\s*[\"']"
-                            rb"(?!(?:text|html|xhtml|text/plain|text/html|application/xhtml\+xml)[\"'])")),
     # markup as child elements of a text element: feedparser keeps it as HTML
     # (Atom's type="xhtml" excepted: both give its inner markup)
     ((b"<title", b"<description", b"<summary", b"<content"),
@@ -116,11 +109,12 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return None
     replay = _found(*_REPLAYED, lower, lower)
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
-        items = fastxml.parse(body, replay)  # feedparser's strict pass: expat, namespaces on
+        scan = fastxml.parse(body, replay)  # feedparser's strict pass: expat, namespaces on
     except fastxml.NotReplayed:
         return None
-    if items is None:
+    if scan is None:
         return None
+    count, items = scan
     d = feedparser_rs.parse(body, sanitize_html=False, resolve_relative_uris=False)
     version = d.version
     bozo = d.bozo and not _DATE_BOZO.match(str(d.get("bozo_exception")))
@@ -130,16 +124,14 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     first = _ITEM.search(body)
     if _FORMAT_UNSURE[family].search(body) or (first and b"<image" in body[first.start():]):
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
-    if replay and len(items) != len(d.entries):
+    if len(d.entries) != count:  # feedparser-rs dropped or added an entry
         return None
     if version == "rss10" and _found((_RSS090_LITERAL,), _RSS090, body, body):
         version = "rss090"  # the RDF of RSS 0.90 under its own namespace, which feedparser names
-    if len(d.entries) != len(_ITEM.findall(body)):
-        return None
     based = b"xml:base" in body and body.count(b"xml:base") != len(_CONTENT_BASE.findall(body))
     try:
         permalinks = _permalinks(body, lower)  # once: a scan of the whole body
-        entries = [_entry(e, url, version, based, permalinks, items[i] if replay else None)
+        entries = [_entry(e, url, version, based, permalinks, items[i] if items is not None else None)
                    for i, e in enumerate(d.entries)]
     except Unsure:
         return None

@@ -1,7 +1,11 @@
 """The fast path's expat pass (issue 16): whether feedparser's strict parser would take the feed,
-and, when an RSS item may hold more than one summary-like element or a ``dc:identifier``, the
+how many entries feedparser makes of it, whether it holds an element feedparser reads in a way
+feedparser-rs does not (``_FEEDPARSER_ONLY``, a ``type`` it decodes as base64, ``mode="base64"``),
+and, when an item may hold more than one summary-like element or a ``dc:identifier``, the
 summary, content and whether feedparser gives each item an id: a guid, or RSS 1.0's rdf:about
-(feedparser-rs falls back to ``dc:identifier``; feedparser never reads it).
+(feedparser-rs falls back to ``dc:identifier``; feedparser never reads it). Elements are named
+as feedparser's handlers name them (``_key``), so a prefix of the document's own choosing does
+not hide one.
 
 feedparser's rule (feedparser/namespaces/_base.py ``_start_description``, ``_start_summary``,
 ``_start_content_encoded`` and their end handlers), replayed here in document order:
@@ -46,6 +50,11 @@ _STRUCTURE = {"item", "entry", "guid", "id", *_NOT_REPLAYED}
 # type= values that change nothing here (feedparser decodes other types as base64, escapes XHTML)
 _PLAIN_TYPES = {"text", "plain", "text/plain", "html", "text/html"}
 _CONTEXTS = ("image", "textinput")  # feedparser's own places for their text, outside items
+# content and dates only feedparser reads (feedparser-rs ignores them)
+_FEEDPARSER_ONLY = {"body", "xhtml:body", "fullitem", "dcterms:issued", "dcterms:created"}
+# elements whose type= feedparser reads: any other type it decodes as base64 (_is_base64)
+_TYPED = {"title", "summary", "content", "description"}
+_TEXT_TYPES = {"text", "plain", "html", "xhtml", "text/plain", "text/html", "application/xhtml+xml"}
 
 
 class NotReplayed(Exception):
@@ -55,23 +64,27 @@ class NotReplayed(Exception):
 Item = tuple[str | None, list[str], bool]  # summary (None: none), contents, whether it has an id
 
 
-def parse(body: bytes, replay: bool) -> list[Item] | None:
-    """None when expat (as feedparser's strict pass runs it) rejects ``body``; else, with
-    ``replay``, each item's (summary, contents, has an id) as feedparser reads them, and [] without.
-    Raises NotReplayed."""
+Scan = tuple[int, list[Item] | None]  # feedparser's entries; the replayed items, None without
+
+
+def parse(body: bytes, replay: bool) -> Scan | None:
+    """None when expat (as feedparser's strict pass runs it) rejects ``body``; else how many
+    entries feedparser makes and, with ``replay``, each item's (summary, contents, has an id) as
+    feedparser reads them. Raises NotReplayed for what feedparser reads and this does not."""
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-    state = _Replay() if replay else None
-    if state is not None:
-        parser.buffer_text = parser.namespace_prefixes = True
-        parser.StartNamespaceDeclHandler = state.declare
-        parser.StartElementHandler = state.start
+    state = _Pass(replay)
+    parser.namespace_prefixes = True
+    parser.StartNamespaceDeclHandler = state.declare
+    parser.StartElementHandler = state.start
+    if replay:
+        parser.buffer_text = True
         parser.EndElementHandler = state.end
         parser.CharacterDataHandler = state.chars
     try:
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError:
         return None
-    return [] if state is None else state.items
+    return state.count, state.items if replay else None
 
 
 def _key(name: str) -> str:
@@ -82,6 +95,18 @@ def _key(name: str) -> str:
     local, _, given = rest.partition(" ")
     prefix = _PREFIX.get(uri.lower(), given) if "backend.userland.com/rss" not in uri.lower() else ""
     return f"{prefix}:{local}".lower() if prefix else local.lower()
+
+
+def _attributes(key: str, attrs: dict[str, str]) -> None:
+    """Raises NotReplayed for attributes feedparser reads and feedparser-rs does not: a type=
+    feedparser decodes as base64 (media:content's is an enclosure's, no text's), a mode="base64"."""
+    for name, value in attrs.items():
+        name = name.lower()
+        if name == "mode" and value.lower().startswith("base64"):
+            raise NotReplayed
+        if (name == "type" and key.rpartition(":")[2] in _TYPED and key != "media:content"
+                and value.lower() not in _TEXT_TYPES):
+            raise NotReplayed
 
 
 def reread(text: str) -> str:
@@ -98,8 +123,11 @@ def reread(text: str) -> str:
     return text.translate(_CP1252) if _C1.search(text) else text  # translate costs ~40 ns a character
 
 
-class _Replay:
-    def __init__(self) -> None:
+class _Pass:
+    def __init__(self, replay: bool) -> None:
+        self.replay = replay
+        self.count = 0
+        self.defaults: set[str] = set()
         self.stack: list[str] = []
         self.items: list[Item] = []
         self.in_item = self.has_id = self.has_content = False  # feedparser's hasContent: reset when an item ends
@@ -115,12 +143,19 @@ class _Replay:
 
     def declare(self, prefix: str | None, uri: str | None) -> None:
         """feedparser names an unknown namespace's elements by the first prefix bound to it:
-        one prefix per namespace and one namespace per prefix, or this is not replayed."""
-        if not prefix or not uri:
+        one prefix per namespace (the default one included) and one namespace per prefix, or
+        this is not replayed."""
+        if not uri:
+            return
+        unknown = uri.lower() not in _PREFIX
+        if not prefix:
+            if unknown and uri in self.bound:
+                raise NotReplayed
+            self.defaults.add(uri)
             return
         bound = self.prefixes.get(prefix)
         if bound is None:
-            if uri in self.bound and uri.lower() not in _PREFIX:
+            if unknown and (uri in self.bound or uri in self.defaults):
                 raise NotReplayed
             self.prefixes[prefix] = uri
             self.bound.add(uri)
@@ -128,11 +163,19 @@ class _Replay:
             raise NotReplayed
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
-        if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
-            raise NotReplayed
         key = self.keys.get(name)
         if key is None:
             key = self.keys[name] = _key(name)
+        if key in _FEEDPARSER_ONLY:
+            raise NotReplayed
+        if attrs:
+            _attributes(key, attrs)
+        if key in ("item", "entry"):
+            self.count += 1
+        if not self.replay:
+            return
+        if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
+            raise NotReplayed
         self.stack.append(key)
         role = _ROLE.get(key)
         if role is None:

@@ -138,6 +138,15 @@ CONTENT_BASE = b"""<?xml version="1.0" encoding="utf-8"?>
 </entry></feed>"""
 # and on the entry: feedparser joins its link and id against it
 ENTRY_BASE = CONTENT_BASE.replace(b"<entry>", b'<entry xml:base="https://elsewhere.example/e/">')
+# element-level guards (fastxml): feedparser reads dcterms:issued under any prefix bound to its
+# namespace, and decodes a description of another type as base64; a <body> in text is text
+DCTERMS_PREFIX = test_parse.rss_items(
+    '<title>1</title><link>https://g.example/1</link><x:issued xmlns:x="http://purl.org/dc/terms/">'
+    "2026-11-01T08:00:00Z</x:issued>")
+TYPED_DESCRIPTION = test_parse.rss_items(
+    '<title>1</title><link>https://g.example/1</link><description type="image/png">aGVsbG8=</description>')
+BODY_IN_TEXT = test_parse.rss_items(
+    "<title>1</title><link>https://g.example/1</link><description>&lt;body&gt;Hi&lt;/body&gt;</description>")
 # Atom: a media:description (YouTube's) is the summary, or content after a summary
 ATOM_MEDIA = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/"
@@ -159,7 +168,7 @@ RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><gu
 FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SUMMARIES", "SUMMARIES_CHANNEL",
         "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES", "DATES_RS_REJECTS",
         "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1",
-        "DOCTYPE_IN_TEXT", "CONTENT_BASE"}
+        "DOCTYPE_IN_TEXT", "CONTENT_BASE", "BODY_IN_TEXT"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -171,7 +180,8 @@ def _test_data() -> dict[str, bytes]:
                  UNREAD_DATES=UNREAD_DATES, DATES_RS_REJECTS=DATES_RS_REJECTS, MOJIBAKE=MOJIBAKE, ATOM_MEDIA=ATOM_MEDIA,
                  C1_CONTROLS=C1_CONTROLS, WINDOWS1251=WINDOWS1251, UTF8_DECLARED_LATIN1=UTF8_DECLARED_LATIN1,
                  DOCTYPE_IN_TEXT=DOCTYPE_IN_TEXT, NETSCAPE=NETSCAPE, CONTENT_BASE=CONTENT_BASE,
-                 ENTRY_BASE=ENTRY_BASE)
+                 ENTRY_BASE=ENTRY_BASE, DCTERMS_PREFIX=DCTERMS_PREFIX, TYPED_DESCRIPTION=TYPED_DESCRIPTION,
+                 BODY_IN_TEXT=BODY_IN_TEXT)
     return feeds
 
 
