@@ -54,10 +54,11 @@ _UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
     ((b"<title", b"<description", b"<summary", b"<content"),
      re.compile(rb"<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])")),
 )
-# A second summary-like element becomes feedparser's content, in document order, and feedparser
-# never reads dc:identifier: fastxml replays both where the body may hold them.
-_REPLAYED = ((b":summary", b":description", b"abstract", b":identifier"),
-             re.compile(rb"<(?:\w+:(?:summary|description|abstract|identifier)|abstract)\b"))
+# A second summary-like element becomes feedparser's content, in document order, feedparser
+# never reads dc:identifier, and reads dcterms:issued: fastxml replays them where the body may
+# hold them (and then every item's summary, content, id and dates).
+_REPLAYED = ((b":summary", b":description", b"abstract", b":identifier", b":issued", b":created"),
+             re.compile(rb"<(?:\w+:(?:summary|description|abstract|identifier|issued|created)|abstract)\b"))
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
@@ -232,7 +233,7 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
     # RSS 1.0's rdf:about) is not
     link = e.get("link") if version == "atom10" else _reread(e.get("link"))
     guid = e.get("id") if version in ("rss10", "rss090") else _reread(e.get("id"))
-    if replayed is not None and not replayed[2]:
+    if replayed is not None and not replayed.has_id:
         guid = None  # feedparser-rs's dc:identifier; feedparser gives no id
     if link == "":  # feedparser-rs blanks links to loopback/private hosts (0.7.1); feedparser keeps them
         raise Unsure
@@ -250,9 +251,15 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
         guid = _uri(guid, url, based)
     elif guid and permalinks is None:
         raise Unsure  # a relative guid, and only some guids say whether they are permalinks
-    unread = {when: e.get(when) for when in ("published", "updated") if e.get(when) and not e.get(f"{when}_parsed")}
+    if replayed is not None:  # the dates feedparser keeps, read by its parser (parse._read_dates)
+        unread = {when: value for when, value in (("published", replayed.published), ("updated", replayed.updated))
+                  if value is not None}
+        parsed = dict.fromkeys(("published_parsed", "updated_parsed"))
+    else:
+        unread = {when: e.get(when) for when in ("published", "updated") if e.get(when) and not e.get(f"{when}_parsed")}
+        parsed = {"published_parsed": e.get("published_parsed"), "updated_parsed": e.get("updated_parsed")}
     if replayed is not None:  # feedparser's summary and contents, replayed in document order
-        summary, contents, _ = replayed
+        summary, contents = replayed.summary, replayed.contents
         content = [{"value": value, "type": None} for value in contents]
     else:
         content = [{"value": _reread(c.get("value")) or "", "type": c.get("type")}
@@ -263,6 +270,4 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
                 raise Unsure
             summary = content[0]["value"]
     return {"title": _reread(e.get("title")) or "", "summary": summary or "", "content": content,
-            "link": link, "id": guid, "published_parsed": e.get("published_parsed"),
-            "updated_parsed": e.get("updated_parsed"),
-            "unread": unread}  # dates feedparser-rs did not read: parse reads them as feedparser does
+            "link": link, "id": guid, **parsed, "unread": unread}  # unread: parse reads them as feedparser

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import xml.parsers.expat
+from dataclasses import dataclass
 
 # feedparser's prefix for a namespace (feedparser.mixin.XMLParserMixin.namespaces, lower-cased)
 # wherever it leads to a handler of summaries or content ("" for the feed formats' own); for any
@@ -40,7 +41,11 @@ _PREFIX = {
 # feedparser's handler for each name: what the element is to an item
 _ROLE = {"description": "description", "dc:description": "description", "media:description": "description",
          "summary": "summary", "itunes:summary": "summary", "abstract": "abstract",
-         "content:encoded": "content", "fullitem": "content"}
+         "content:encoded": "content", "fullitem": "content",
+         **dict.fromkeys(("published", "issued", "pubdate", "dcterms:issued"), "published"),
+         **dict.fromkeys(("updated", "modified", "lastbuilddate", "dc:date", "dcterms:modified"), "updated"),
+         "dcterms:created": "created"}
+_DATES = {"published", "updated", "created"}
 _XML_LANG = "http://www.w3.org/XML/1998/namespace lang xml"  # with expat's namespace_prefixes
 _CP1252 = {i: bytes([i]).decode("cp1252") for i in range(0x80, 0xA0) if i not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
 _C1 = re.compile("[\x80-\x9f]")
@@ -61,7 +66,20 @@ class NotReplayed(Exception):
     """The feed holds what this replay does not cover: feedparser answers."""
 
 
-Item = tuple[str | None, list[str], bool]  # summary (None: none), contents, whether it has an id
+
+
+@dataclass(slots=True)
+class Item:
+    """One item as feedparser reads it: its summary (None: none), contents, whether it has an id,
+    and the text of its last published and updated dates (feedparser's _end_published and
+    _end_updated overwrite), which parse reads with feedparser's date parser."""
+
+    summary: str | None
+    contents: list[str]
+    has_id: bool
+    published: str | None
+    updated: str | None
+
 
 
 Scan = tuple[int, list[Item] | None]  # feedparser's entries; the replayed items, None without
@@ -131,6 +149,8 @@ class _Pass:
         self.stack: list[str] = []
         self.items: list[Item] = []
         self.in_item = self.has_id = self.has_content = False  # feedparser's hasContent: reset when an item ends
+        self.published: str | None = None  # the item's last published and updated dates' text
+        self.updated: str | None = None
         self.summary: str | None = None  # None: the item has no summary yet
         self.summary_depth: int | None = None
         self.content: list[str] = []
@@ -166,8 +186,8 @@ class _Pass:
         key = self.keys.get(name)
         if key is None:
             key = self.keys[name] = _key(name)
-        if key in _FEEDPARSER_ONLY:
-            raise NotReplayed
+        if key in _FEEDPARSER_ONLY and not (self.replay and key.startswith("dcterms:")):
+            raise NotReplayed  # (dates feedparser reads are replayed)
         if attrs:
             _attributes(key, attrs)
         if key in ("item", "entry"):
@@ -183,6 +203,10 @@ class _Pass:
                 self.structure(key, attrs)
             return
         context = next((c for c in _CONTEXTS if c in self.stack), "")
+        if role in _DATES:  # no content params; in a source or outside items, not the item's
+            self.mode = role if self.in_item and not context and "source" not in self.stack else ""
+            self.text = []
+            return
         if ((attrs and any(k != _XML_LANG and (k != "type" or v.lower() not in _PLAIN_TYPES) for k, v in attrs.items()))
                 or "source" in self.stack or (context and self.in_item)):
             raise NotReplayed  # base64, XHTML, or a context whose text feedparser stores elsewhere
@@ -197,6 +221,7 @@ class _Pass:
     def structure(self, key: str, attrs: dict[str, str]) -> None:
         if key in ("item", "entry"):
             self.in_item, self.summary, self.summary_depth, self.content = True, None, None, []
+            self.published = self.updated = None
             self.has_id = any(k.startswith(_RDF_ABOUT) and v for k, v in attrs.items())  # RSS 1.0: feedparser's id
         elif key in ("guid", "id"):
             self.has_id = True
@@ -211,12 +236,18 @@ class _Pass:
         depth = len(self.stack)
         key = self.stack.pop()
         if key in ("item", "entry") and self.in_item:
-            self.items.append((self.summary, self.content, self.has_id))
+            self.items.append(Item(self.summary, self.content, self.has_id, self.published, self.updated))
             self.in_item = self.has_content = False
             return
         if self.text is None:
             return
         value, self.text = reread("".join(self.text).strip()), None
+        if self.mode in _DATES or not self.mode:
+            if self.mode == "published":
+                self.published = value
+            elif self.mode == "updated":
+                self.updated = value
+            return
         if self.context != "item":
             if self.mode in ("content", "summary"):
                 self.summarised.add(self.context)

@@ -143,6 +143,18 @@ ENTRY_BASE = CONTENT_BASE.replace(b"<entry>", b'<entry xml:base="https://elsewhe
 DCTERMS_PREFIX = test_parse.rss_items(
     '<title>1</title><link>https://g.example/1</link><x:issued xmlns:x="http://purl.org/dc/terms/">'
     "2026-11-01T08:00:00Z</x:issued>")
+# dates where the items are replayed: feedparser keeps the last published and updated element
+# (pubDate, dcterms:issued; dc:date, dcterms:modified), not dcterms:created, not a source's
+DATES_REPLAYED = _rss("", [
+    "<title>1</title><link>https://d.example/1</link><pubDate>Sun, 01 Nov 2026 08:00:00 GMT</pubDate>"
+    '<dcterms:issued xmlns:dcterms="http://purl.org/dc/terms/">2026-11-02T08:00:00Z</dcterms:issued>',
+    "<title>2</title><link>https://d.example/2</link>"
+    '<dcterms:created xmlns:dcterms="http://purl.org/dc/terms/">2026-11-03T08:00:00Z</dcterms:created>'
+    "<dc:date>2026-11-04T08:00:00Z</dc:date>",
+    '<title>3</title><link>https://d.example/3</link><source url="https://s.example/">S</source>'
+    '<dcterms:issued xmlns:dcterms="http://purl.org/dc/terms/">not a date</dcterms:issued>',
+    "<title>4</title><link>https://d.example/4</link><itunes:summary>S</itunes:summary>"
+    "<pubDate>Sun, 12 August 2012 10:00:00 EST</pubDate>"])
 TYPED_DESCRIPTION = test_parse.rss_items(
     '<title>1</title><link>https://g.example/1</link><description type="image/png">aGVsbG8=</description>')
 BODY_IN_TEXT = test_parse.rss_items(
@@ -168,7 +180,7 @@ RELATIVE = test_parse.rss_items("<title>A</title><link>//cdn.example/a</link><gu
 FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SUMMARIES", "SUMMARIES_CHANNEL",
         "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES", "DATES_RS_REJECTS",
         "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1",
-        "DOCTYPE_IN_TEXT", "CONTENT_BASE", "BODY_IN_TEXT"}
+        "DOCTYPE_IN_TEXT", "CONTENT_BASE", "BODY_IN_TEXT", "DCTERMS_PREFIX", "DATES_REPLAYED"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -181,7 +193,7 @@ def _test_data() -> dict[str, bytes]:
                  C1_CONTROLS=C1_CONTROLS, WINDOWS1251=WINDOWS1251, UTF8_DECLARED_LATIN1=UTF8_DECLARED_LATIN1,
                  DOCTYPE_IN_TEXT=DOCTYPE_IN_TEXT, NETSCAPE=NETSCAPE, CONTENT_BASE=CONTENT_BASE,
                  ENTRY_BASE=ENTRY_BASE, DCTERMS_PREFIX=DCTERMS_PREFIX, TYPED_DESCRIPTION=TYPED_DESCRIPTION,
-                 BODY_IN_TEXT=BODY_IN_TEXT)
+                 BODY_IN_TEXT=BODY_IN_TEXT, DATES_REPLAYED=DATES_REPLAYED)
     return feeds
 
 
