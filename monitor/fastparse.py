@@ -123,7 +123,7 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return None
     family = "atom" if version.startswith("atom") else "rss"
     first = _ITEM.search(body)
-    if _FORMAT_UNSURE[family].search(body) or (first and b"<image" in body[first.start():]):
+    if _FORMAT_UNSURE[family].search(body) or (first and body.find(b"<image", first.start()) >= 0):
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
     if len(d.entries) != count:  # feedparser-rs dropped or added an entry
         return None
