@@ -57,6 +57,10 @@ _PLAIN_TYPES = {"text", "plain", "text/plain", "html", "text/html"}
 _CONTEXTS = ("image", "textinput")  # feedparser's own places for their text, outside items
 # content and dates only feedparser reads (feedparser-rs ignores them)
 _FEEDPARSER_ONLY = {"body", "xhtml:body", "fullitem", "dcterms:issued", "dcterms:created"}
+# the local names of the elements feedparser reads as text with content params (push_content):
+# only their type= and mode= mean anything to it
+_PUSHED = {"title", "description", "summary", "content", "encoded", "body", "fullitem", "info", "browserfriendly",
+           "subtitle", "tagline", "rights", "copyright", "abstract"}
 # elements whose type= feedparser reads: any other type it decodes as base64 (_is_base64)
 _TYPED = {"title", "summary", "content", "description"}
 _TEXT_TYPES = {"text", "plain", "html", "xhtml", "text/plain", "text/html", "application/xhtml+xml"}
@@ -159,7 +163,7 @@ class _Pass:
         self.mode = self.context = ""
         self.prefixes: dict[str, str] = {}
         self.bound: set[str] = set()
-        self.keys: dict[str, str] = {}  # expat's name -> _key's, once per name
+        self.keys: dict[str, tuple[str, bool]] = {}  # expat's name -> _key's, and whether it is _PUSHED
 
     def declare(self, prefix: str | None, uri: str | None) -> None:
         """feedparser names an unknown namespace's elements by the first prefix bound to it:
@@ -183,12 +187,14 @@ class _Pass:
             raise NotReplayed
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
-        key = self.keys.get(name)
-        if key is None:
-            key = self.keys[name] = _key(name)
+        known = self.keys.get(name)
+        if known is None:
+            key = _key(name)
+            known = self.keys[name] = (key, key.rpartition(":")[2] in _PUSHED)
+        key, pushed = known
         if key in _FEEDPARSER_ONLY and not (self.replay and key.startswith("dcterms:")):
             raise NotReplayed  # (dates feedparser reads are replayed)
-        if attrs:
+        if attrs and pushed:
             _attributes(key, attrs)
         if key in ("item", "entry"):
             self.count += 1

@@ -158,6 +158,7 @@ DATES_REPLAYED = _rss("", [
     "<pubDate>Sun, 12 August 2012 10:00:00 EST</pubDate>"])
 TYPED_DESCRIPTION = test_parse.rss_items(
     '<title>1</title><link>https://g.example/1</link><description type="image/png">aGVsbG8=</description>')
+BASE64_TITLE = test_parse.rss_items('<title mode="base64">SGVsbG8=</title><link>https://g.example/1</link>')
 BODY_IN_TEXT = test_parse.rss_items(
     "<title>1</title><link>https://g.example/1</link><description>&lt;body&gt;Hi&lt;/body&gt;</description>")
 # Atom: a media:description (YouTube's) is the summary, or content after a summary
@@ -195,7 +196,7 @@ def _test_data() -> dict[str, bytes]:
                  C1_CONTROLS=C1_CONTROLS, WINDOWS1251=WINDOWS1251, UTF8_DECLARED_LATIN1=UTF8_DECLARED_LATIN1,
                  DOCTYPE_IN_TEXT=DOCTYPE_IN_TEXT, NETSCAPE=NETSCAPE, CONTENT_BASE=CONTENT_BASE,
                  ENTRY_BASE=ENTRY_BASE, DCTERMS_PREFIX=DCTERMS_PREFIX, TYPED_DESCRIPTION=TYPED_DESCRIPTION,
-                 BODY_IN_TEXT=BODY_IN_TEXT, DATES_REPLAYED=DATES_REPLAYED, UTF8_BOM=UTF8_BOM)
+                 BODY_IN_TEXT=BODY_IN_TEXT, BASE64_TITLE=BASE64_TITLE, DATES_REPLAYED=DATES_REPLAYED, UTF8_BOM=UTF8_BOM)
     return feeds
 
 
