@@ -24,6 +24,7 @@ from __future__ import annotations
 import codecs
 import html
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
@@ -81,6 +82,8 @@ _CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
 # feedparser-rs's complaint about a date it cannot read: it reads the rest, and parse reads the
 # date as feedparser does (a feed's own dates are not used)
 _DATE_BOZO = re.compile(r"Invalid \w+ format\Z")
+# C1 controls, as UTF-8 or as references (in the lower-cased body)
+_C1 = re.compile(rb"\xc2[\x80-\x9f]|&#0*(?:12[89]|1[3-5]\d);|&#x0*[89][0-9a-f];")
 _ELEMENT = re.compile(rb"<\w")  # the first ends the prolog (feedparser.encodings.replace_doctype)
 _ITEM = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
@@ -109,8 +112,12 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     if _ATOM03 in lower or any(_found(literals, regex, lower, lower) for literals, regex in _UNSURE):
         return None
     replay = _found(*_REPLAYED, lower, lower)
+    c1 = _found((b"\xc2", b"&#"), _C1, lower, lower)  # else no text needs its C1 controls translated
+
+    def reread(text: str | None) -> str | None:
+        return fastxml.reread(text, c1) if text else text
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
-        scan = fastxml.parse(body, replay)  # feedparser's strict pass: expat, namespaces on
+        scan = fastxml.parse(body, replay, c1)  # feedparser's strict pass: expat, namespaces on
     except fastxml.NotReplayed:
         return None
     if scan is None:
@@ -132,14 +139,14 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     based = b"xml:base" in body and body.count(b"xml:base") != len(_CONTENT_BASE.findall(body))
     try:
         permalinks = _permalinks(body, lower)  # once: a scan of the whole body
-        entries = [_entry(e, url, version, based, permalinks, items[i] if items is not None else None)
+        entries = [_entry(e, url, version, based, permalinks, items[i] if items is not None else None, reread)
                    for i, e in enumerate(d.entries)]
     except Unsure:
         return None
     feed = d.feed
     return {"version": version, "entries": entries,
-            "feed": {"title": _reread(feed.get("title")) or "",
-                     "link": feed.get("link") if family == "atom" else _reread(feed.get("link")),
+            "feed": {"title": reread(feed.get("title")) or "",
+                     "link": feed.get("link") if family == "atom" else reread(feed.get("link")),
                      "ttl": feed.get("ttl")}}
 
 
@@ -165,12 +172,6 @@ def _permalinks(body: bytes, lower: bytes) -> bool | None:
     else:
         said, false = len(_PERMALINK.findall(body)), len(_NOT_PERMALINK.findall(body))
     return False if said == false == body.count(b"<guid") else None
-
-
-def _reread(text: str | None) -> str | None:
-    """feedparser's re-reading of mojibake and C1 controls (fastxml.reread), on a value of
-    feedparser-rs."""
-    return fastxml.reread(text) if text else text
 
 
 def _decoded(body: bytes, content_type: str, url: str) -> bytes | None:
@@ -228,11 +229,11 @@ def _uri(value: str, url: str, based: bool) -> str:
 
 
 def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
-           replayed: fastxml.Item | None) -> dict[str, Any]:
+           replayed: fastxml.Item | None, reread: Callable[[str | None], str | None]) -> dict[str, Any]:
     # an element's text is re-read as feedparser's pop does; an attribute's (Atom's link href,
     # RSS 1.0's rdf:about) is not
-    link = e.get("link") if version == "atom10" else _reread(e.get("link"))
-    guid = e.get("id") if version in ("rss10", "rss090") else _reread(e.get("id"))
+    link = e.get("link") if version == "atom10" else reread(e.get("link"))
+    guid = e.get("id") if version in ("rss10", "rss090") else reread(e.get("id"))
     if replayed is not None and not replayed.has_id:
         guid = None  # feedparser-rs's dc:identifier; feedparser gives no id
     if link == "":  # feedparser-rs blanks links to loopback/private hosts (0.7.1); feedparser keeps them
@@ -262,12 +263,12 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
         summary, contents = replayed.summary, replayed.contents
         content = [{"value": value, "type": None} for value in contents]
     else:
-        content = [{"value": _reread(c.get("value")) or "", "type": c.get("type")}
+        content = [{"value": reread(c.get("value")) or "", "type": c.get("type")}
                    for c in e.get("content") or []]
-        summary = _reread(e.get("summary"))
+        summary = reread(e.get("summary"))
         if summary is None and content:  # feedparser copies the first content to a missing summary
             if content[0]["type"] not in _SUMMARY_TYPES:
                 raise Unsure
             summary = content[0]["value"]
-    return {"title": _reread(e.get("title")) or "", "summary": summary or "", "content": content,
+    return {"title": reread(e.get("title")) or "", "summary": summary or "", "content": content,
             "link": link, "id": guid, **parsed, "unread": unread}  # unread: parse reads them as feedparser

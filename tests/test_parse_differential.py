@@ -42,6 +42,8 @@ LATIN1 = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channe
           "<item><title>Cr\xe8me br\xfbl\xe9e</title><link>https://c.example/1</link></item>"
           "</channel></rss>").encode("latin-1")
 LEADING_BLANKS = b"\n\n  " + test_parse.RSS20
+# windows-1252 quotes declared ISO-8859-1: C1 controls after decoding, read as windows-1252
+LATIN1_C1 = LATIN1.replace(b"Cr\xe8me", b"\x93Cr\xe8me\x94")
 UTF8_BOM = b"\xef\xbb\xbf" + test_parse.RSS20  # feedparser drops it and sniffs UTF-8 again
 WINDOWS1251 = ('<?xml version="1.0" encoding="windows-1251"?><rss version="2.0"><channel>'
                "<title>\u041b\u0435\u043d\u0442\u0430</title>"
@@ -161,6 +163,8 @@ TYPED_DESCRIPTION = test_parse.rss_items(
 BASE64_TITLE = test_parse.rss_items('<title mode="base64">SGVsbG8=</title><link>https://g.example/1</link>')
 BODY_IN_TEXT = test_parse.rss_items(
     "<title>1</title><link>https://g.example/1</link><description>&lt;body&gt;Hi&lt;/body&gt;</description>")
+# the only C1 controls as zero-padded references: still found, still translated
+C1_PADDED = test_parse.rss_items("<title>Zeros &#0150; &#x0096;</title><link>https://c.example/3</link>")
 # Atom: a media:description (YouTube's) is the summary, or content after a summary
 ATOM_MEDIA = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/"
@@ -183,7 +187,7 @@ FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SU
         "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES", "DATES_RS_REJECTS",
         "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1",
         "DOCTYPE_IN_TEXT", "CONTENT_BASE", "BODY_IN_TEXT", "DCTERMS_PREFIX", "DATES_REPLAYED",
-        "UTF8_BOM"}
+        "UTF8_BOM", "LATIN1_C1", "C1_PADDED"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -196,7 +200,8 @@ def _test_data() -> dict[str, bytes]:
                  C1_CONTROLS=C1_CONTROLS, WINDOWS1251=WINDOWS1251, UTF8_DECLARED_LATIN1=UTF8_DECLARED_LATIN1,
                  DOCTYPE_IN_TEXT=DOCTYPE_IN_TEXT, NETSCAPE=NETSCAPE, CONTENT_BASE=CONTENT_BASE,
                  ENTRY_BASE=ENTRY_BASE, DCTERMS_PREFIX=DCTERMS_PREFIX, TYPED_DESCRIPTION=TYPED_DESCRIPTION,
-                 BODY_IN_TEXT=BODY_IN_TEXT, BASE64_TITLE=BASE64_TITLE, DATES_REPLAYED=DATES_REPLAYED, UTF8_BOM=UTF8_BOM)
+                 BODY_IN_TEXT=BODY_IN_TEXT, BASE64_TITLE=BASE64_TITLE, DATES_REPLAYED=DATES_REPLAYED, UTF8_BOM=UTF8_BOM,
+                 LATIN1_C1=LATIN1_C1, C1_PADDED=C1_PADDED)
     return feeds
 
 
