@@ -210,9 +210,9 @@ def _decoded(body: bytes, content_type: str, url: str) -> bytes | None:
         utf8 = codecs.lookup(encoding).name == "utf-8"
     except (UnicodeDecodeError, LookupError):
         return None
-    if not utf8:  # as feedparser hands it to its parser: UTF-8, declared so
-        decl = _XML_DECLARATION.match(text)
-        text = _NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)
+    if not utf8 or xml_encoding not in ("", "utf-8"):  # as feedparser hands it to its parser: UTF-8,
+        decl = _XML_DECLARATION.match(text)                # declared so (the HTTP charset may overrule
+        text = _NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)  # the declaration)
         body = text.encode("utf-8")
     return body
 

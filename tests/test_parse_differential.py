@@ -42,6 +42,11 @@ LATIN1 = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channe
           "<item><title>Cr\xe8me br\xfbl\xe9e</title><link>https://c.example/1</link></item>"
           "</channel></rss>").encode("latin-1")
 LEADING_BLANKS = b"\n\n  " + test_parse.RSS20
+# UTF-8 declared ISO-8859-1 but served as UTF-8 (the charset overrules the declaration), with
+# UTF-8 in an attribute, which no re-reading repairs
+ATOM_DECLARED_LATIN1 = test_parse.ATOM10.replace(b'encoding="utf-8"', b'encoding="iso-8859-1"').replace(
+    b"</feed>", '<entry><title>Caf\u00e9</title><id>urn:c</id><updated>2026-11-01T08:00:00Z</updated>'
+    '<link href="https://c.example/caf\u00e9"/></entry></feed>'.encode())
 # windows-1252 quotes declared ISO-8859-1: C1 controls after decoding, read as windows-1252
 LATIN1_C1 = LATIN1.replace(b"Cr\xe8me", b"\x93Cr\xe8me\x94")
 UTF8_BOM = b"\xef\xbb\xbf" + test_parse.RSS20  # feedparser drops it and sniffs UTF-8 again
@@ -187,7 +192,7 @@ FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SU
         "SUMMARIES_PREFIX", "DC_IDENTIFIER", "DC_IDENTIFIER_RSS10", "MEDIA_AUDIO", "UNREAD_DATES", "DATES_RS_REJECTS",
         "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1",
         "DOCTYPE_IN_TEXT", "CONTENT_BASE", "BODY_IN_TEXT", "DCTERMS_PREFIX", "DATES_REPLAYED",
-        "UTF8_BOM", "LATIN1_C1", "C1_PADDED"}
+        "UTF8_BOM", "LATIN1_C1", "C1_PADDED", "ATOM_DECLARED_LATIN1"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -201,7 +206,7 @@ def _test_data() -> dict[str, bytes]:
                  DOCTYPE_IN_TEXT=DOCTYPE_IN_TEXT, NETSCAPE=NETSCAPE, CONTENT_BASE=CONTENT_BASE,
                  ENTRY_BASE=ENTRY_BASE, DCTERMS_PREFIX=DCTERMS_PREFIX, TYPED_DESCRIPTION=TYPED_DESCRIPTION,
                  BODY_IN_TEXT=BODY_IN_TEXT, BASE64_TITLE=BASE64_TITLE, DATES_REPLAYED=DATES_REPLAYED, UTF8_BOM=UTF8_BOM,
-                 LATIN1_C1=LATIN1_C1, C1_PADDED=C1_PADDED)
+                 LATIN1_C1=LATIN1_C1, C1_PADDED=C1_PADDED, ATOM_DECLARED_LATIN1=ATOM_DECLARED_LATIN1)
     return feeds
 
 
@@ -265,7 +270,8 @@ def test_corpus_feeds_read_alike_but_for_the_listed_differences():
 @pytest.mark.parametrize("content_type", ["", "application/rss+xml", "application/xml; charset=windows-1251",
                                           "text/xml", "text/xml; charset=UTF-8", "application/rss+xml; charset=utf-8",
                                           "text/html; charset=iso-8859-1", "application/octet-stream"])
-@pytest.mark.parametrize("name", ["RSS20", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1", "MOJIBAKE", "UTF8_BOM"])
+@pytest.mark.parametrize("name", ["RSS20", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1", "MOJIBAKE", "UTF8_BOM",
+                                  "ATOM_DECLARED_LATIN1"])
 @pytest.mark.parametrize("url", ["", "https://e.example/feed"])
 def test_encodings_are_chosen_as_feedparser_chooses(name, content_type, url):
     """The HTTP charset, the XML declaration and RFC 3023's defaults (feedparser's choice of one
