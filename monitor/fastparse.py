@@ -41,6 +41,8 @@ AVAILABLE = feedparser_rs is not None
 _PI_ENCODING = re.compile(rb"^<\?.*encoding=['\"](.*?)['\"].*\?>")
 _XML_DECLARATION = re.compile(r"^<\?xml[^>]*?>")
 _NEW_DECLARATION = "<?xml version='1.0' encoding='utf-8'?>"
+_XML_DECLARATION_BYTES = re.compile(rb"^<\?xml[^>]*?>")
+_NEW_DECLARATION_BYTES = _NEW_DECLARATION.encode()
 _XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-external-parsed-entity", "text/xml",
               "text/xml-external-parsed-entity"}
 # Markup feedparser reads in ways the fast parser does not, found by the differential test
@@ -210,10 +212,14 @@ def _decoded(body: bytes, content_type: str, url: str) -> bytes | None:
         utf8 = codecs.lookup(encoding).name == "utf-8"
     except (UnicodeDecodeError, LookupError):
         return None
-    if not utf8 or xml_encoding not in ("", "utf-8"):  # as feedparser hands it to its parser: UTF-8,
-        decl = _XML_DECLARATION.match(text)                # declared so (the HTTP charset may overrule
-        text = _NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)  # the declaration)
-        body = text.encode("utf-8")
+    # as feedparser hands it to its parser: UTF-8, declared so (the HTTP charset may overrule the
+    # declaration, which feedparser's regex may not even have read)
+    if not utf8:
+        decl = _XML_DECLARATION.match(text)
+        return (_NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)).encode("utf-8")
+    decl_bytes = _XML_DECLARATION_BYTES.match(body)
+    if decl_bytes and decl_bytes.group() != _NEW_DECLARATION_BYTES:
+        body = _NEW_DECLARATION_BYTES + body[decl_bytes.end():]
     return body
 
 
