@@ -84,8 +84,10 @@ _CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
 # feedparser-rs's complaint about a date it cannot read: it reads the rest, and parse reads the
 # date as feedparser does (a feed's own dates are not used)
 _DATE_BOZO = re.compile(r"Invalid \w+ format\Z")
-# C1 controls, as UTF-8 or as references (in the lower-cased body)
-_C1 = re.compile(rb"\xc2[\x80-\x9f]|&#0*(?:12[89]|1[3-5]\d);|&#x0*[89][0-9a-f];")
+# C1 controls, as UTF-8 or as references (in the lower-cased body); two regexes, each led by a
+# literal its scan skips to (one with both alternatives took 6x as long)
+_C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
+_C1_REFERENCE = re.compile(rb"&#(?:0*(?:12[89]|1[3-5]\d)|x0*[89][0-9a-f]);")
 _ELEMENT = re.compile(rb"<\w")  # the first ends the prolog (feedparser.encodings.replace_doctype)
 _ITEM = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
@@ -114,7 +116,8 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     if _ATOM03 in lower or any(_found(literals, regex, lower, lower) for literals, regex in _UNSURE):
         return None
     replay = _found(*_REPLAYED, lower, lower)
-    c1 = _found((b"\xc2", b"&#"), _C1, lower, lower)  # else no text needs its C1 controls translated
+    # else no text needs its C1 controls translated
+    c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
 
     def reread(text: str | None) -> str | None:
         return fastxml.reread(text, c1) if text else text
