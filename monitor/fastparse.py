@@ -22,7 +22,9 @@ one normalisation into Entry. Any exception here means "not sure": the caller fa
 from __future__ import annotations
 
 import codecs
+import functools
 import html
+import importlib.util
 import re
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +43,7 @@ AVAILABLE = feedparser_rs is not None
 _PI_ENCODING = re.compile(rb"^<\?.*encoding=['\"](.*?)['\"].*\?>")
 _XML_DECLARATION = re.compile(r"^<\?xml[^>]*?>")
 _NEW_DECLARATION = "<?xml version='1.0' encoding='utf-8'?>"
+_CHARDET = "chardet?"  # where feedparser asks chardet, if installed, in its list of encodings to try
 _XML_DECLARATION_BYTES = re.compile(rb"^<\?xml[^>]*?>")
 _NEW_DECLARATION_BYTES = _NEW_DECLARATION.encode()
 _XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-external-parsed-entity", "text/xml",
@@ -155,6 +158,12 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
                      "ttl": feed.get("ttl")}}
 
 
+@functools.cache
+def _chardet_installed() -> bool:
+    """Whether feedparser can import cchardet or chardet (feedparser.encodings)."""
+    return any(importlib.util.find_spec(name) is not None for name in ("cchardet", "chardet"))
+
+
 def _found(literals: tuple[bytes, ...], regex: re.Pattern[bytes] | None, text: bytes, lower: bytes) -> bool:
     """Whether ``regex`` matches ``text``, searched only when one of ``literals`` (which every
     match contains) is in ``lower``; with no regex, whether a literal is."""
@@ -180,13 +189,14 @@ def _permalinks(body: bytes, lower: bytes) -> bool | None:
 
 
 def _decoded(body: bytes, content_type: str, url: str) -> bytes | None:
-    """``body`` as UTF-8 when feedparser would
-    decode it with its first choice of encoding (feedparser.encodings.convert_to_utf8: the HTTP
-    charset, else the XML declaration's, else RFC 3023's default for the media type) and
-    Python's codec for that encoding decodes it; None when it would not, or when a byte order
-    mark or another sniffed encoding comes into play."""
+    """``body`` as UTF-8, decoded as feedparser decodes it (feedparser.encodings.convert_to_utf8:
+    its first choice, the HTTP charset, else the XML declaration's, else RFC 3023's default for
+    the media type; then, where Python's codec for it fails, the declared encoding, a UTF-8 byte
+    order mark's, UTF-8, windows-1252, ISO-8859-2); None where chardet would be asked, or a
+    byte order mark or another sniffed encoding comes into play."""
+    bom = ""
     if body[:3] == b"\xef\xbb\xbf":
-        body = body[3:]  # feedparser drops a UTF-8 byte order mark and sniffs it again below
+        body, bom = body[3:], "utf-8"  # feedparser drops a UTF-8 byte order mark and tries it third
     elif body[:1] not in (b"<", b" ", b"\t", b"\r", b"\n") or body[1:2] == b"\x00":
         return None  # other byte order marks or sniffed encodings (UTF-16/32, EBCDIC)
     declared = _PI_ENCODING.match(body)
@@ -201,19 +211,33 @@ def _decoded(body: bytes, content_type: str, url: str) -> bytes | None:
         if key.strip().lower() == "charset":
             http_encoding = value.strip().strip("\"'")
     if mime in _XML_TYPES or (mime.startswith("application/") and mime.endswith("+xml")):
-        encoding = http_encoding or xml_encoding or "utf-8"
+        first = http_encoding or xml_encoding or "utf-8"
     elif mime.startswith("text/"):
-        encoding = http_encoding or "us-ascii"
+        first = http_encoding or "us-ascii"
     elif (url or content_type) and not content_type:  # feedparser was given headers, no type
-        encoding = xml_encoding or "iso-8859-1"
+        first = xml_encoding or "iso-8859-1"
     else:
-        encoding = xml_encoding or "utf-8"
-    if encoding.lower() == "gb2312":
-        encoding = "gb18030"
-    try:
-        text = body.decode(encoding)
-        utf8 = codecs.lookup(encoding).name == "utf-8"
-    except (UnicodeDecodeError, LookupError):
+        first = xml_encoding or "utf-8"
+    if first.lower() == "gb2312":
+        first = "gb18030"
+    if xml_encoding == "gb2312":
+        xml_encoding = "gb18030"
+    tried: list[str] = []
+    for encoding in (first, xml_encoding, bom, _CHARDET, "utf-8", "windows-1252", "iso-8859-2"):
+        if encoding == _CHARDET:  # feedparser asks chardet next, where it is installed
+            if _chardet_installed():
+                return None
+            continue
+        if not encoding or encoding in tried:
+            continue
+        tried.append(encoding)
+        try:
+            text = body.decode(encoding)
+            utf8 = codecs.lookup(encoding).name == "utf-8"
+            break
+        except (UnicodeDecodeError, LookupError):
+            continue
+    else:
         return None
     # as feedparser hands it to its parser: UTF-8, declared so (the HTTP charset may overrule the
     # declaration, which feedparser's regex may not even have read)

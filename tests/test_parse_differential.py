@@ -49,6 +49,10 @@ ATOM_DECLARED_LATIN1 = test_parse.ATOM10.replace(b'encoding="utf-8"', b'encoding
     '<link href="https://c.example/caf\u00e9"/></entry></feed>'.encode())
 # a declaration feedparser's encoding regex does not read (on two lines): it still replaces it
 SPLIT_DECLARATION = ATOM_DECLARED_LATIN1.replace(b'version="1.0" encoding', b'version="1.0"\n encoding')
+# no declaration and not UTF-8: feedparser falls back to windows-1252, then (a byte windows-1252
+# leaves undefined) ISO-8859-2
+UNDECLARED_1252 = LATIN1.split(b"?>", 1)[1].replace(b"Cr\xe8me", b"\x93Cr\xe8me\x94")
+UNDECLARED_8859_2 = UNDECLARED_1252.replace(b"\x93", b"\x81")
 # windows-1252 quotes declared ISO-8859-1: C1 controls after decoding, read as windows-1252
 LATIN1_C1 = LATIN1.replace(b"Cr\xe8me", b"\x93Cr\xe8me\x94")
 UTF8_BOM = b"\xef\xbb\xbf" + test_parse.RSS20  # feedparser drops it and sniffs UTF-8 again
@@ -195,7 +199,7 @@ FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SU
         "MOJIBAKE", "ATOM_MEDIA", "C1_CONTROLS", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1",
         "DOCTYPE_IN_TEXT", "CONTENT_BASE", "BODY_IN_TEXT", "DCTERMS_PREFIX", "DATES_REPLAYED",
         "UTF8_BOM", "LATIN1_C1", "C1_PADDED", "ATOM_DECLARED_LATIN1",
-        "SPLIT_DECLARATION"}
+        "SPLIT_DECLARATION", "UNDECLARED_1252", "UNDECLARED_8859_2"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -210,7 +214,8 @@ def _test_data() -> dict[str, bytes]:
                  ENTRY_BASE=ENTRY_BASE, DCTERMS_PREFIX=DCTERMS_PREFIX, TYPED_DESCRIPTION=TYPED_DESCRIPTION,
                  BODY_IN_TEXT=BODY_IN_TEXT, BASE64_TITLE=BASE64_TITLE, DATES_REPLAYED=DATES_REPLAYED, UTF8_BOM=UTF8_BOM,
                  LATIN1_C1=LATIN1_C1, C1_PADDED=C1_PADDED, ATOM_DECLARED_LATIN1=ATOM_DECLARED_LATIN1,
-                 SPLIT_DECLARATION=SPLIT_DECLARATION)
+                 SPLIT_DECLARATION=SPLIT_DECLARATION, UNDECLARED_1252=UNDECLARED_1252,
+                 UNDECLARED_8859_2=UNDECLARED_8859_2)
     return feeds
 
 
@@ -275,7 +280,8 @@ def test_corpus_feeds_read_alike_but_for_the_listed_differences():
                                           "text/xml", "text/xml; charset=UTF-8", "application/rss+xml; charset=utf-8",
                                           "text/html; charset=iso-8859-1", "application/octet-stream"])
 @pytest.mark.parametrize("name", ["RSS20", "LATIN1", "WINDOWS1251", "UTF8_DECLARED_LATIN1", "MOJIBAKE", "UTF8_BOM",
-                                  "ATOM_DECLARED_LATIN1", "SPLIT_DECLARATION"])
+                                  "ATOM_DECLARED_LATIN1", "SPLIT_DECLARATION", "UNDECLARED_1252",
+                                  "UNDECLARED_8859_2"])
 @pytest.mark.parametrize("url", ["", "https://e.example/feed"])
 def test_encodings_are_chosen_as_feedparser_chooses(name, content_type, url):
     """The HTTP charset, the XML declaration and RFC 3023's defaults (feedparser's choice of one
