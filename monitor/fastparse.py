@@ -3,14 +3,16 @@
 feedparser stays the reference (issue 16). ``read`` answers only for input it is sure of and
 returns None for everything else, which feedparser then parses:
 
-- bytes that are UTF-8 by every account (XML declaration, HTTP charset, a strict decode), so
-  feedparser's encoding detection and its legacy-encoding fallbacks cannot matter;
+- bytes feedparser decodes with its first choice of encoding (``_decoded``: they are handed on
+  as UTF-8), so its legacy-encoding fallbacks cannot matter;
 - well-formed XML with namespaces (pyexpat, the parser feedparser's strict pass uses): an
   ill-formed feed goes through feedparser's loose parser, whose recovery nobody else copies;
-- no DOCTYPE (feedparser reads Netscape RSS 0.91 entities from it), no xml:base (links are
-  joined here against the response URL only);
-- a format and elements both parsers read alike (``_VERSIONS``; the differential test
-  tests/test_parse_differential.py and the README's table list what is not).
+- no DOCTYPE in the prolog (feedparser reads Netscape RSS 0.91 entities from it), no xml:base
+  but on content elements (links are joined here against the response URL only);
+- a format and elements both parsers read alike (``_VERSION``; the differential test
+  tests/test_parse_differential.py and the README's table list what is not), or whose reading
+  by feedparser is replayed: its summary/content rule and ids (fastxml), its re-reading of each
+  element's text (fastxml.reread), its date parser (parse._read_dates).
 
 The answer has the shape ``parse._entry`` reads from feedparser (``title``, ``summary``,
 ``content``, ``link``, ``id``, ``published_parsed``, ``updated_parsed``), so both paths share
@@ -19,11 +21,16 @@ one normalisation into Entry. Any exception here means "not sure": the caller fa
 
 from __future__ import annotations
 
+import codecs
+import functools
 import html
+import importlib.util
 import re
-import xml.parsers.expat
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
+
+from . import fastxml
 
 try:  # a missing or broken install means no fast path, never a failed poll
     import feedparser_rs
@@ -32,39 +39,59 @@ except ImportError:  # pragma: no cover - exercised by the setting's test instea
 
 AVAILABLE = feedparser_rs is not None
 
-_DECL = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
-_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\s;\"']+)", re.I)
-_UTF8 = {"utf-8", "utf8"}
+# feedparser.encodings: how it finds the declared encoding and what it puts in its place
+_PI_ENCODING = re.compile(rb"^<\?.*encoding=['\"](.*?)['\"].*\?>")
+_XML_DECLARATION = re.compile(r"^<\?xml[^>]*?>")
+_NEW_DECLARATION = "<?xml version='1.0' encoding='utf-8'?>"
+_CHARDET = "chardet?"  # where feedparser asks chardet, if installed, in its list of encodings to try
+_XML_DECLARATION_BYTES = re.compile(rb"^<\?xml[^>]*?>")
+_NEW_DECLARATION_BYTES = _NEW_DECLARATION.encode()
+_XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-external-parsed-entity", "text/xml",
+              "text/xml-external-parsed-entity"}
 # Markup feedparser reads in ways the fast parser does not, found by the differential test
-# (tests/test_parse_differential.py) on the corpus; each is a reason to let feedparser answer:
-_UNSURE = re.compile(
-    rb"<!DOCTYPE|<!ENTITY"  # Netscape RSS 0.91 entities, internal subsets
-    rb"|mode\s*=\s*[\"']base64"  # Atom 0.3 base64 text: feedparser decodes it
-    rb"|\xc2[\x80-\x9f]|&#(?:12[89]|1[3-5]\d|x0*[89][0-9a-f]);"  # C1 controls: feedparser reads
-    # them as windows-1252 ("demoronize")
-    rb"|<(?:\w+:)?(?:body|fullitem)\b|<dcterms:(?:issued|created)"  # content and dates only feedparser reads
-    # Atom text constructs of another type: feedparser decodes base64
-    rb"|<(?:\w+:)?(?:title|summary|content)\b[^>]*\btype\s*=\s*[\"']"
-    rb"(?!(?:text|html|xhtml|text/plain|text/html|application/xhtml\+xml)[\"'])"
-    # a second summary-like element becomes feedparser's content, in document order
-    rb"|<(?:itunes:summary|media:description|dc:description|\w+:abstract)\b"
+# (tests/test_parse_differential.py) on the corpus; each is a reason to let feedparser answer.
+# (Elements and attributes are checked during the expat pass: fastxml._FEEDPARSER_ONLY.)
+# Each regex runs on the lower-cased body (case-blind without re.I, which would cost the scan its
+# literal prefix) and only when one of its literals is there (a whole-body regex scan costs
+# ~1 ms per 100 KB; a literal search a tenth of that). No regex: the literal alone.
+_UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
     # markup as child elements of a text element: feedparser keeps it as HTML
     # (Atom's type="xhtml" excepted: both give its inner markup)
-    rb"|<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])",
-    re.I)
+    ((b"<title", b"<description", b"<summary", b"<content"),
+     re.compile(rb"<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])")),
+)
+# A second summary-like element becomes feedparser's content, in document order, feedparser
+# never reads dc:identifier, and reads dcterms:issued: fastxml replays them where the body may
+# hold them (and then every item's summary, content, id and dates).
+_REPLAYED = ((b":summary", b":description", b"abstract", b":identifier", b":issued", b":created"),
+             re.compile(rb"<(?:\w+:(?:summary|description|abstract|identifier|issued|created)|abstract)\b"))
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
     "rss10": re.compile(rb"[\"']http://(?:purl\.org/rss/1\.0/|my\.netscape\.com/rdf/simple/0\.9/)[\"']"),
 }
+_VERSION_LITERALS = {"rss20": (b"<rss",), "atom10": (b"http://www.w3.org/2005/Atom",),
+                     "rss10": (b"http://purl.org/rss/1.0/", b"http://my.netscape.com/rdf/simple/0.9/")}
+_RSS090_LITERAL = b"http://my.netscape.com/rdf/simple/0.9/"
 _RSS090 = re.compile(rb"[\"']http://my\.netscape\.com/rdf/simple/0\.9/[\"']")
-_ATOM03 = re.compile(rb"purl\.org/atom/ns", re.I)
+_ATOM03 = b"purl.org/atom/ns"  # in the lower-cased body
 # Per format: Atom elements in RSS (feedparser reads <summary>, <id>, <link href> there) and
 # Atom links carrying their URL as text.
 _FORMAT_UNSURE = {
     "rss": re.compile(rb"<(?:summary|id|updated)\b|<link\s[^>]*\bhref"),
     "atom": re.compile(rb"<(?:\w+:)?link\b(?![^>]*\bhref)[^>]*>\s*[^<\s]"),
 }
+# xml:base on a content element only: what feedparser reads inside content is its text, so no
+# link or id is joined against that base (feedparser's base stack pops at the element's end)
+_CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
+# feedparser-rs's complaint about a date it cannot read: it reads the rest, and parse reads the
+# date as feedparser does (a feed's own dates are not used)
+_DATE_BOZO = re.compile(r"Invalid \w+ format\Z")
+# C1 controls, as UTF-8 or as references (in the lower-cased body); two regexes, each led by a
+# literal its scan skips to (one with both alternatives took 6x as long)
+_C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
+_C1_REFERENCE = re.compile(rb"&#(?:0*(?:12[89]|1[3-5]\d)|x0*[89][0-9a-f]);")
+_ELEMENT = re.compile(rb"<\w")  # the first ends the prolog (feedparser.encodings.replace_doctype)
 _ITEM = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -80,69 +107,147 @@ class Unsure(Exception):
 
 def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] | None:
     """The feed as ``parse`` needs it, or None when feedparser must answer."""
-    if feedparser_rs is None or not _utf8(body, content_type) or _UNSURE.search(body):
+    decoded = _decoded(body, content_type, url) if feedparser_rs is not None else None
+    if decoded is None:
         return None
-    if not _well_formed(body):
+    body = decoded
+    lower = body.lower()  # once: the literal pre-checks of every scan below read it
+    root = _ELEMENT.search(lower)
+    prolog = lower[:root.start()] if root else lower  # all feedparser reads a doctype from
+    if b"<!doctype" in prolog or b"<!entity" in prolog:
+        return None  # Netscape RSS 0.91 entities, internal subsets
+    if _ATOM03 in lower or any(_found(literals, regex, lower, lower) for literals, regex in _UNSURE):
         return None
+    replay = _found(*_REPLAYED, lower, lower)
+    # else no text needs its C1 controls translated
+    c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
+
+    def reread(text: str | None) -> str | None:
+        return fastxml.reread(text, c1) if text else text
+    try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
+        scan = fastxml.parse(body, replay, c1)  # feedparser's strict pass: expat, namespaces on
+    except fastxml.NotReplayed:
+        return None
+    if scan is None:
+        return None
+    count, items = scan
     d = feedparser_rs.parse(body, sanitize_html=False, resolve_relative_uris=False)
     version = d.version
-    if d.bozo or version not in _VERSION or not _VERSION[version].search(body) or _ATOM03.search(body):
+    bozo = d.bozo and not _DATE_BOZO.match(str(d.get("bozo_exception")))
+    if bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body, body):
         return None
     family = "atom" if version.startswith("atom") else "rss"
     first = _ITEM.search(body)
-    if _FORMAT_UNSURE[family].search(body) or (first and b"<image" in body[first.start():]):
+    if _FORMAT_UNSURE[family].search(body) or (first and body.find(b"<image", first.start()) >= 0):
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
-    if version == "rss10" and _RSS090.search(body):
-        version = "rss090"  # the RDF of RSS 0.90 under its own namespace, which feedparser names
-    if len(d.entries) != len(_ITEM.findall(body)):
+    if len(d.entries) != count:  # feedparser-rs dropped or added an entry
         return None
-    based = b"xml:base" in body
+    if version == "rss10" and _found((_RSS090_LITERAL,), _RSS090, body, body):
+        version = "rss090"  # the RDF of RSS 0.90 under its own namespace, which feedparser names
+    based = b"xml:base" in body and body.count(b"xml:base") != len(_CONTENT_BASE.findall(body))
     try:
-        permalinks = _permalinks(body)  # once: a scan of the whole body
-        entries = [_entry(e, url, version, based, permalinks) for e in d.entries]
+        permalinks = _permalinks(body, lower)  # once: a scan of the whole body
+        entries = [_entry(e, url, version, based, permalinks, items[i] if items is not None else None, reread)
+                   for i, e in enumerate(d.entries)]
     except Unsure:
         return None
     feed = d.feed
     return {"version": version, "entries": entries,
-            "feed": {"title": feed.get("title") or "", "link": feed.get("link"), "ttl": feed.get("ttl")}}
+            "feed": {"title": reread(feed.get("title")) or "",
+                     "link": feed.get("link") if family == "atom" else reread(feed.get("link")),
+                     "ttl": feed.get("ttl")}}
 
 
-def _permalinks(body: bytes) -> bool | None:
+@functools.cache
+def _chardet_installed() -> bool:
+    """Whether feedparser can import cchardet or chardet (feedparser.encodings)."""
+    return any(importlib.util.find_spec(name) is not None for name in ("cchardet", "chardet"))
+
+
+def _found(literals: tuple[bytes, ...], regex: re.Pattern[bytes] | None, text: bytes, lower: bytes) -> bool:
+    """Whether ``regex`` matches ``text``, searched only when one of ``literals`` (which every
+    match contains) is in ``lower``; with no regex, whether a literal is."""
+    if not any(literal in lower for literal in literals):
+        return False
+    return regex is None or regex.search(text) is not None
+
+
+def _permalinks(body: bytes, lower: bytes) -> bool | None:
     """Whether the RSS guids are permalinks: True if no guid says, False if every guid says
-    isPermaLink="false", None when it varies (the fast parser does not report it per item)."""
-    said = len(_PERMALINK.findall(body))
+    isPermaLink="false", None when it varies (the fast parser does not report it per item).
+    Literal counts on the lower-cased body; the regexes only for an attribute spaced around
+    its "=" (~5x faster than regexes over every body)."""
+    said = lower.count(b"ispermalink")
     if not said:
         return True
-    return False if said == len(_NOT_PERMALINK.findall(body)) == body.count(b"<guid") else None
+    tight = lower.count(b'ispermalink="') + lower.count(b"ispermalink='")
+    if tight == said:
+        false = lower.count(b'ispermalink="false"') + lower.count(b"ispermalink='false'")
+    else:
+        said, false = len(_PERMALINK.findall(body)), len(_NOT_PERMALINK.findall(body))
+    return False if said == false == body.count(b"<guid") else None
 
 
-def _utf8(body: bytes, content_type: str) -> bool:
-    """Every source of the encoding says UTF-8 (or says nothing where XML means UTF-8)."""
-    ctype = content_type.lower()
-    charset = _CHARSET.search(ctype)
-    if charset:
-        if charset.group(1) not in _UTF8:
-            return False
-    elif ctype.startswith("text/"):  # RFC 3023: text/* without a charset is US-ASCII to feedparser
-        return False
-    m = _DECL.match(body)
-    if m and m.group(1).lower().decode("ascii", "replace") not in _UTF8:
-        return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _well_formed(body: bytes) -> bool:
-    """What feedparser's strict pass (xml.sax on expat, namespaces on) accepts."""
-    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-    try:
-        parser.Parse(body, True)
-    except xml.parsers.expat.ExpatError:
-        return False
-    return True
+def _decoded(body: bytes, content_type: str, url: str) -> bytes | None:
+    """``body`` as UTF-8, decoded as feedparser decodes it (feedparser.encodings.convert_to_utf8:
+    its first choice, the HTTP charset, else the XML declaration's, else RFC 3023's default for
+    the media type; then, where Python's codec for it fails, the declared encoding, a UTF-8 byte
+    order mark's, UTF-8, windows-1252, ISO-8859-2); None where chardet would be asked, or a
+    byte order mark or another sniffed encoding comes into play."""
+    bom = ""
+    if body[:3] == b"\xef\xbb\xbf":
+        body, bom = body[3:], "utf-8"  # feedparser drops a UTF-8 byte order mark and tries it third
+    elif body[:1] not in (b"<", b" ", b"\t", b"\r", b"\n") or body[1:2] == b"\x00":
+        return None  # other byte order marks or sniffed encodings (UTF-16/32, EBCDIC)
+    declared = _PI_ENCODING.match(body)
+    xml_encoding = declared.group(1).decode("utf-8", "replace").lower() if declared else ""
+    if declared and not declared.group(1).isascii():
+        return None
+    mime, _, params = content_type.partition(";")
+    mime = mime.strip()
+    http_encoding = ""
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            http_encoding = value.strip().strip("\"'")
+    if mime in _XML_TYPES or (mime.startswith("application/") and mime.endswith("+xml")):
+        first = http_encoding or xml_encoding or "utf-8"
+    elif mime.startswith("text/"):
+        first = http_encoding or "us-ascii"
+    elif (url or content_type) and not content_type:  # feedparser was given headers, no type
+        first = xml_encoding or "iso-8859-1"
+    else:
+        first = xml_encoding or "utf-8"
+    if first.lower() == "gb2312":
+        first = "gb18030"
+    if xml_encoding == "gb2312":
+        xml_encoding = "gb18030"
+    tried: list[str] = []
+    for encoding in (first, xml_encoding, bom, _CHARDET, "utf-8", "windows-1252", "iso-8859-2"):
+        if encoding == _CHARDET:  # feedparser asks chardet next, where it is installed
+            if _chardet_installed():
+                return None
+            continue
+        if not encoding or encoding in tried:
+            continue
+        tried.append(encoding)
+        try:
+            text = body.decode(encoding)
+            utf8 = codecs.lookup(encoding).name == "utf-8"
+            break
+        except (UnicodeDecodeError, LookupError):
+            continue
+    else:
+        return None
+    # as feedparser hands it to its parser: UTF-8, declared so (the HTTP charset may overrule the
+    # declaration, which feedparser's regex may not even have read)
+    if not utf8:
+        decl = _XML_DECLARATION.match(text)
+        return (_NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)).encode("utf-8")
+    decl_bytes = _XML_DECLARATION_BYTES.match(body)
+    if decl_bytes and decl_bytes.group() != _NEW_DECLARATION_BYTES:
+        body = _NEW_DECLARATION_BYTES + body[decl_bytes.end():]
+    return body
 
 
 def _uri(value: str, url: str, based: bool) -> str:
@@ -151,13 +256,19 @@ def _uri(value: str, url: str, based: bool) -> str:
     if based and not _SCHEME.match(value):  # feedparser joins with xml:base, unknown here
         raise Unsure
     try:
-        return urljoin(url, _URIFIXER.sub(r"\1\3", value))
+        return urljoin(url, _URIFIXER.sub(r"\1\3", value) if ":///" in value else value)
     except ValueError:
         return ""
 
 
-def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None) -> dict[str, Any]:
-    link, guid = e.get("link"), e.get("id")
+def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
+           replayed: fastxml.Item | None, reread: Callable[[str | None], str | None]) -> dict[str, Any]:
+    # an element's text is re-read as feedparser's pop does; an attribute's (Atom's link href,
+    # RSS 1.0's rdf:about) is not
+    link = e.get("link") if version == "atom10" else reread(e.get("link"))
+    guid = e.get("id") if version in ("rss10", "rss090") else reread(e.get("id"))
+    if replayed is not None and not replayed.has_id:
+        guid = None  # feedparser-rs's dc:identifier; feedparser gives no id
     if link == "":  # feedparser-rs blanks links to loopback/private hosts (0.7.1); feedparser keeps them
         raise Unsure
     if link and "&" in link:
@@ -174,14 +285,23 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None)
         guid = _uri(guid, url, based)
     elif guid and permalinks is None:
         raise Unsure  # a relative guid, and only some guids say whether they are permalinks
-    for when in ("published", "updated"):
-        if e.get(when) and not e.get(f"{when}_parsed"):
-            raise Unsure  # a date only one of the two parsers reads
-    content = [{"value": c.get("value") or "", "type": c.get("type")} for c in e.get("content") or []]
-    summary = e.get("summary")
-    if summary is None and content:  # feedparser copies the first content to a missing summary
-        if content[0]["type"] not in _SUMMARY_TYPES:
-            raise Unsure
-        summary = content[0]["value"]
-    return {"title": e.get("title") or "", "summary": summary or "", "content": content, "link": link,
-            "id": guid, "published_parsed": e.get("published_parsed"), "updated_parsed": e.get("updated_parsed")}
+    if replayed is not None:  # the dates feedparser keeps, read by its parser (parse._read_dates)
+        unread = {when: value for when, value in (("published", replayed.published), ("updated", replayed.updated))
+                  if value is not None}
+        parsed = dict.fromkeys(("published_parsed", "updated_parsed"))
+    else:
+        unread = {when: e.get(when) for when in ("published", "updated") if e.get(when) and not e.get(f"{when}_parsed")}
+        parsed = {"published_parsed": e.get("published_parsed"), "updated_parsed": e.get("updated_parsed")}
+    if replayed is not None:  # feedparser's summary and contents, replayed in document order
+        summary, contents = replayed.summary, replayed.contents
+        content = [{"value": value, "type": None} for value in contents]
+    else:
+        content = [{"value": reread(c.get("value")) or "", "type": c.get("type")}
+                   for c in e.get("content") or []]
+        summary = reread(e.get("summary"))
+        if summary is None and content:  # feedparser copies the first content to a missing summary
+            if content[0]["type"] not in _SUMMARY_TYPES:
+                raise Unsure
+            summary = content[0]["value"]
+    return {"title": reread(e.get("title")) or "", "summary": summary or "", "content": content,
+            "link": link, "id": guid, **parsed, "unread": unread}  # unread: parse reads them as feedparser

@@ -11,6 +11,7 @@ import pytest
 
 from monitor.errors import ParseError
 from monitor.parse import canonical_url, parse_bytes
+from monitor.text import html_to_text
 
 RSS20 = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">
@@ -475,3 +476,18 @@ def test_json_feed_with_lone_surrogate_escapes_parses_to_text_utf8_can_hold():
     [entry] = feed.entries
     assert entry.title == "Kursk ?" and entry.summary == "x?y" and feed.title == "J?"
     entry.content_hash.encode("utf-8")
+
+
+@pytest.mark.parametrize(("fragment", "text"), [
+    ("plain words stay", "plain words stay"),
+    ("  runs \t of\u00a0\u00a0 spaces ", "runs of spaces"),
+    ("line one \n\n  \n line two\r\n", "line one\nline two"),
+    ("<p>One</p><p>Two &amp; <b>three</b></p>", "One\nTwo & three"),
+    ("Caf&eacute;  &lt;b&gt;", "Café <b>"),
+    ("kept]]>", "kept]]>"),  # a CDATA end is dropped only where markup or references are read
+    ("a &amp; b]]>", "a & b"),
+    ("<script>x()</script>Text<!-- note -->", "Text"),
+])
+def test_html_to_text(fragment, text):
+    """Feed HTML as the text stored (monitor/text.py): one space per run, one newline per paragraph."""
+    assert html_to_text(fragment) == text

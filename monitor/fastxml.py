@@ -1,0 +1,267 @@
+"""The fast path's expat pass (issue 16): whether feedparser's strict parser would take the feed,
+how many entries feedparser makes of it, whether it holds an element feedparser reads in a way
+feedparser-rs does not (``_FEEDPARSER_ONLY``, a ``type`` it decodes as base64, ``mode="base64"``),
+and, when an item may hold more than one summary-like element or a ``dc:identifier``, the
+summary, content and whether feedparser gives each item an id: a guid, or RSS 1.0's rdf:about
+(feedparser-rs falls back to ``dc:identifier``; feedparser never reads it). Elements are named
+as feedparser's handlers name them (``_key``), so a prefix of the document's own choosing does
+not hide one.
+
+feedparser's rule (feedparser/namespaces/_base.py ``_start_description``, ``_start_summary``,
+``_start_content_encoded`` and their end handlers), replayed here in document order:
+``description``, ``dc:description``, ``media:description``, ``summary`` and ``itunes:summary``
+become the item's content when the item already has a summary and no ``content:encoded`` (or
+other content) came before, in the item or, until the first item ends, in the channel; otherwise
+they are its summary and replace the one before unless it sits shallower (feedparser's
+``property_depth_map``). Every content is also the summary when the item has none yet.
+Anything this does not replay (markup inside such an element, a ``type`` other than text or
+HTML, one in an image, text input or source, Atom content) raises NotReplayed: feedparser answers.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.parsers.expat
+from dataclasses import dataclass
+
+# feedparser's prefix for a namespace (feedparser.mixin.XMLParserMixin.namespaces, lower-cased)
+# wherever it leads to a handler of summaries or content ("" for the feed formats' own); for any
+# other namespace the document's prefix names the handler, as feedparser's does.
+_PREFIX = {
+    "": "", "http://backend.userland.com/rss": "", "http://blogs.law.harvard.edu/tech/rss": "",
+    "http://purl.org/rss/1.0/": "", "http://my.netscape.com/rdf/simple/0.9/": "",
+    "http://purl.org/rss/1.0/modules/rss091#": "", "http://www.w3.org/2005/atom": "", "http://purl.org/atom/ns#": "",
+    "http://example.com/newformat#": "", "http://example.com/necho": "", "http://purl.org/echo/": "",
+    "uri/of/echo/namespace#": "", "http://purl.org/pie/": "",
+    "http://purl.org/dc/elements/1.1/": "dc", "http://purl.org/dc/terms/": "dcterms",
+    "http://purl.org/rss/1.0/modules/content/": "content", "http://www.w3.org/1999/xhtml": "xhtml",
+    "http://www.itunes.com/dtds/podcast-1.0.dtd": "itunes", "http://example.com/dtds/podcast-1.0.dtd": "itunes",
+    "http://search.yahoo.com/mrss": "media", "http://search.yahoo.com/mrss/": "media",
+}
+# feedparser's handler for each name: what the element is to an item
+_ROLE = {"description": "description", "dc:description": "description", "media:description": "description",
+         "summary": "summary", "itunes:summary": "summary", "abstract": "abstract",
+         "content:encoded": "content", "fullitem": "content",
+         **dict.fromkeys(("published", "issued", "pubdate", "dcterms:issued"), "published"),
+         **dict.fromkeys(("updated", "modified", "lastbuilddate", "dc:date", "dcterms:modified"), "updated"),
+         "dcterms:created": "created"}
+_DATES = {"published", "updated", "created"}
+_XML_LANG = "http://www.w3.org/XML/1998/namespace lang xml"  # with expat's namespace_prefixes
+_CP1252 = {i: bytes([i]).decode("cp1252") for i in range(0x80, 0xA0) if i not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+_C1 = re.compile("[\x80-\x9f]")
+_RDF_ABOUT = "http://www.w3.org/1999/02/22-rdf-syntax-ns# about"
+_NOT_REPLAYED = {"content", "body", "xhtml:body"}  # Atom content and XHTML bodies: other rules
+_STRUCTURE = {"item", "entry", "guid", "id", *_NOT_REPLAYED}
+# type= values that change nothing here (feedparser decodes other types as base64, escapes XHTML)
+_PLAIN_TYPES = {"text", "plain", "text/plain", "html", "text/html"}
+_CONTEXTS = ("image", "textinput")  # feedparser's own places for their text, outside items
+# content and dates only feedparser reads (feedparser-rs ignores them)
+_FEEDPARSER_ONLY = {"body", "xhtml:body", "fullitem", "dcterms:issued", "dcterms:created"}
+# the local names of the elements feedparser reads as text with content params (push_content):
+# only their type= and mode= mean anything to it
+_PUSHED = {"title", "description", "summary", "content", "encoded", "body", "fullitem", "info", "browserfriendly",
+           "subtitle", "tagline", "rights", "copyright", "abstract"}
+# elements whose type= feedparser reads: any other type it decodes as base64 (_is_base64)
+_TYPED = {"title", "summary", "content", "description"}
+_TEXT_TYPES = {"text", "plain", "html", "xhtml", "text/plain", "text/html", "application/xhtml+xml"}
+
+
+class NotReplayed(Exception):
+    """The feed holds what this replay does not cover: feedparser answers."""
+
+
+
+
+@dataclass(slots=True)
+class Item:
+    """One item as feedparser reads it: its summary (None: none), contents, whether it has an id,
+    and the text of its last published and updated dates (feedparser's _end_published and
+    _end_updated overwrite), which parse reads with feedparser's date parser."""
+
+    summary: str | None
+    contents: list[str]
+    has_id: bool
+    published: str | None
+    updated: str | None
+
+
+
+Scan = tuple[int, list[Item] | None]  # feedparser's entries; the replayed items, None without
+
+
+def parse(body: bytes, replay: bool, c1: bool = True) -> Scan | None:
+    """None when expat (as feedparser's strict pass runs it) rejects ``body``; else how many
+    entries feedparser makes and, with ``replay``, each item's (summary, contents, has an id) as
+    feedparser reads them (``c1``: the feed may hold C1 controls). Raises NotReplayed for what
+    feedparser reads and this does not."""
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+    state = _Pass(replay, c1)
+    parser.namespace_prefixes = True
+    parser.StartNamespaceDeclHandler = state.declare
+    parser.StartElementHandler = state.start
+    if replay:
+        parser.buffer_text = True
+        parser.EndElementHandler = state.end
+        parser.CharacterDataHandler = state.chars
+    try:
+        parser.Parse(body, True)
+    except xml.parsers.expat.ExpatError:
+        return None
+    return state.count, state.items if replay else None
+
+
+def _key(name: str) -> str:
+    """The name feedparser's handlers know the element by (expat gives "uri local prefix")."""
+    uri, _, rest = name.partition(" ")
+    if not rest:
+        return name.lower()
+    local, _, given = rest.partition(" ")
+    prefix = _PREFIX.get(uri.lower(), given) if "backend.userland.com/rss" not in uri.lower() else ""
+    return f"{prefix}:{local}".lower() if prefix else local.lower()
+
+
+def _attributes(key: str, attrs: dict[str, str]) -> None:
+    """Raises NotReplayed for attributes feedparser reads and feedparser-rs does not: a type=
+    feedparser decodes as base64 (media:content's is an enclosure's, no text's), a mode="base64"."""
+    for name, value in attrs.items():
+        name = name.lower()
+        if name == "mode" and value.lower().startswith("base64"):
+            raise NotReplayed
+        if (name == "type" and key.rpartition(":")[2] in _TYPED and key != "media:content"
+                and value.lower() not in _TEXT_TYPES):
+            raise NotReplayed
+
+
+def reread(text: str, c1: bool = True) -> str:
+    """An element's text as feedparser's pop leaves it (its strict parser always thinks it reads
+    UTF-8, whatever the feed was decoded from): UTF-8 that was read as ISO-8859-1 read again as
+    UTF-8 ("CafÃ©" -> "Café"), then C1 controls read as windows-1252 ("\x93" -> "\u201c",
+    feedparser.html._cp1252)."""
+    if text.isascii():
+        return text
+    try:
+        text = text.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    # (translate costs ~40 ns a character; c1 False: the feed has no C1 control at all)
+    return text.translate(_CP1252) if c1 and _C1.search(text) else text
+
+
+class _Pass:
+    def __init__(self, replay: bool, c1: bool) -> None:
+        self.replay, self.c1 = replay, c1
+        self.count = 0
+        self.defaults: set[str] = set()
+        self.stack: list[str] = []
+        self.items: list[Item] = []
+        self.in_item = self.has_id = self.has_content = False  # feedparser's hasContent: reset when an item ends
+        self.published: str | None = None  # the item's last published and updated dates' text
+        self.updated: str | None = None
+        self.summary: str | None = None  # None: the item has no summary yet
+        self.summary_depth: int | None = None
+        self.content: list[str] = []
+        self.summarised: set[str] = set()  # the contexts outside items that have a summary
+        self.text: list[str] | None = None
+        self.mode = self.context = ""
+        self.prefixes: dict[str, str] = {}
+        self.bound: set[str] = set()
+        self.keys: dict[str, tuple[str, bool]] = {}  # expat's name -> _key's, and whether it is _PUSHED
+
+    def declare(self, prefix: str | None, uri: str | None) -> None:
+        """feedparser names an unknown namespace's elements by the first prefix bound to it:
+        one prefix per namespace (the default one included) and one namespace per prefix, or
+        this is not replayed."""
+        if not uri:
+            return
+        unknown = uri.lower() not in _PREFIX
+        if not prefix:
+            if unknown and uri in self.bound:
+                raise NotReplayed
+            self.defaults.add(uri)
+            return
+        bound = self.prefixes.get(prefix)
+        if bound is None:
+            if unknown and (uri in self.bound or uri in self.defaults):
+                raise NotReplayed
+            self.prefixes[prefix] = uri
+            self.bound.add(uri)
+        elif bound != uri:
+            raise NotReplayed
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        known = self.keys.get(name)
+        if known is None:
+            key = _key(name)
+            known = self.keys[name] = (key, key.rpartition(":")[2] in _PUSHED)
+        key, pushed = known
+        if key in _FEEDPARSER_ONLY and not (self.replay and key.startswith("dcterms:")):
+            raise NotReplayed  # (dates feedparser reads are replayed)
+        if attrs and pushed:
+            _attributes(key, attrs)
+        if key in ("item", "entry"):
+            self.count += 1
+        if not self.replay:
+            return
+        if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
+            raise NotReplayed
+        self.stack.append(key)
+        role = _ROLE.get(key)
+        if role is None:
+            if key in _STRUCTURE:
+                self.structure(key, attrs)
+            return
+        context = next((c for c in _CONTEXTS if c in self.stack), "")
+        if role in _DATES:  # no content params; in a source or outside items, not the item's
+            self.mode = role if self.in_item and not context and "source" not in self.stack else ""
+            self.text = []
+            return
+        if ((attrs and any(k != _XML_LANG and (k != "type" or v.lower() not in _PLAIN_TYPES) for k, v in attrs.items()))
+                or "source" in self.stack or (context and self.in_item)):
+            raise NotReplayed  # base64, XHTML, or a context whose text feedparser stores elsewhere
+        self.context = context if context or not self.in_item else "item"
+        has_summary = self.summary is not None if self.context == "item" else self.context in self.summarised
+        if role == "content" or (role != "abstract" and has_summary and not self.has_content):
+            self.mode, self.has_content = "content", True
+        else:
+            self.mode = role
+        self.text = []
+
+    def structure(self, key: str, attrs: dict[str, str]) -> None:
+        if key in ("item", "entry"):
+            self.in_item, self.summary, self.summary_depth, self.content = True, None, None, []
+            self.published = self.updated = None
+            self.has_id = any(k.startswith(_RDF_ABOUT) and v for k, v in attrs.items())  # RSS 1.0: feedparser's id
+        elif key in ("guid", "id"):
+            self.has_id = True
+        else:
+            raise NotReplayed
+
+    def chars(self, data: str) -> None:
+        if self.text is not None:
+            self.text.append(data)
+
+    def end(self, name: str) -> None:
+        depth = len(self.stack)
+        key = self.stack.pop()
+        if key in ("item", "entry") and self.in_item:
+            self.items.append(Item(self.summary, self.content, self.has_id, self.published, self.updated))
+            self.in_item = self.has_content = False
+            return
+        if self.text is None:
+            return
+        value, self.text = reread("".join(self.text).strip(), self.c1), None
+        if self.mode in _DATES or not self.mode:
+            if self.mode == "published":
+                self.published = value
+            elif self.mode == "updated":
+                self.updated = value
+            return
+        if self.context != "item":
+            if self.mode in ("content", "summary"):
+                self.summarised.add(self.context)
+        elif self.mode == "content":
+            self.content.append(value)
+            if self.summary is None:  # feedparser's _save: setdefault, no depth recorded
+                self.summary = value
+        elif self.summary_depth is None or depth <= self.summary_depth:
+            self.summary, self.summary_depth = value, depth
