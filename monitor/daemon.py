@@ -91,7 +91,7 @@ async def once(config: Config, ruleset: rules.RuleSet,
         if progress is not None:
             dispatcher.on_outcome = progress(await ctx.db.active_feeds())
         outcomes = await dispatcher.run()
-        sender = delivery.Sender(ctx.db, ctx.notifier, config.notify)
+        sender = delivery.Sender(ctx.db, ctx.notifier, config.notify, poll_interval=config.poll.interval)
         try:
             await sender.recover()
             sent, failed = await sender.deliver()
@@ -297,9 +297,8 @@ class Daemon:
 
     async def _turn(self, job: str, every: float) -> bool:
         """Periodic work runs once per period among all the daemons on the database (issue 19)."""
-        assert self.ctx is not None
         try:
-            return bool(await self.ctx.db.periodic_turn(job, time.time(), every, leases.OWNER))
+            return bool(await self.ctx.db.periodic_turn(job, time.time(), every, leases.OWNER))  # type: ignore[union-attr]
         except StoreError as e:
             log.warning("%s skipped reason=%r: the next period tries again", job, str(e))
             return False
@@ -328,7 +327,8 @@ class Daemon:
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         async with runtime(self.config, self.ruleset, self.service.metrics.fetched, self.links) as ctx:
             self.ctx = ctx
-            self.sender = delivery.Sender(ctx.db, ctx.notifier, self.config.notify)
+            self.sender = delivery.Sender(ctx.db, ctx.notifier, ctx.config.notify,
+                                          poll_interval=ctx.config.poll.interval)
             await self.sender.recover()  # the leases of this host's dead senders, at once
             if "worker" in self.roles:
                 self.dispatcher = dispatch.Dispatcher(ctx, dispatch.due_feeds(ctx))

@@ -90,8 +90,9 @@ def _policy(ch: Channel) -> noise.Policy:
 class Sender:
     def __init__(self, store: StoreAPI | AsyncStore, notifier: Notifier, cfg: NotifySection, *,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
-                 batch: int = 100, threads: int = 16, owner: str = leases.OWNER):
+                 batch: int = 100, threads: int = 16, owner: str = leases.OWNER, poll_interval: float = 0.0):
         self.db = store if isinstance(store, AsyncStore) else AsyncStore(store)
+        self.poll_interval = poll_interval  # a gone owner's feeds wait this long at least (expire_leases)
         self.notifier, self.cfg, self.owner = notifier, cfg, owner
         self.clock, self.rng, self.batch = clock, rng or random.Random(), batch
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sender")
@@ -106,7 +107,7 @@ class Sender:
         """At start-up: alerts leased to a process of this host that is gone become claimable
         at once (a kill -9 need not wait for the lease). A live owner's leases are left alone."""
         dead = leases.dead(await self.db.lease_owners(), me=self.owner)
-        ids = await self.db.expire_leases(dead, self.clock())
+        ids = await self.db.expire_leases(dead, self.clock(), self.poll_interval)
         if ids:
             log.warning("outbox leases freed alerts=%d ids=%s owners=%s: left 'sending' by a sender that is gone; "
                         "sending them again (the service may already have them)", len(ids), ids[:20], ",".join(dead))

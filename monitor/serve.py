@@ -35,6 +35,8 @@ def serve(conn: Connection, max_tasks: int) -> None:
             reply = (False, e, 0.0)
         try:
             conn.send((*reply[:2], time.process_time()))
+        except (BrokenPipeError, ConnectionResetError):  # the daemon is gone (kill -9): nobody to answer
+            return
         except Exception as e:  # e.g. an unpicklable result or exception
             conn.send((False, WorkerError(f"cannot return the result: {type(e).__name__}: {e}"),
                        time.process_time()))

@@ -1,0 +1,183 @@
+"""Cluster chaos (issue 19): N daemons on one PostgreSQL, a loopback feed farm publishing all the
+while, ``kill -9`` of random nodes at random moments (each restarted at once, as systemd would)
+and one database crash in the middle. Then the publishing stops, the nodes run until the outbox
+is empty, and the bench counts, from the webhook receiver, the farm and the database:
+
+  alerts        outbox rows of the run (one per story and channel) and how many arrived
+  lost          rows never delivered (pending, failed, dead after the drain), or marked sent and
+                never received; rows held for the channel's digest (follow-ups of a story told
+                before, mentions) wait by design and are counted apart
+  duplicates    messages received more than once (the documented window: a node killed between
+                the service taking a message and the row being marked sent)
+  per_host      the most requests at once at one host, as the farm saw them (goal: <= per_host)
+  min gap       the shortest time between two requests of one feed (goal: >= the interval,
+                less the schedule's jitter)
+
+    .venv/bin/python bench/cluster.py [--nodes 3] [--feeds 200] [--hosts 10] [--kills 50]
+
+It starts its own PostgreSQL (tests/pg_server.py) and farm (bench/polling/farm.py). Exits 1 when
+an alert is lost or per_host is exceeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench" / "polling")]
+import pg_server  # noqa: E402
+from servers import Webhook  # noqa: E402
+
+from monitor.store import Store  # noqa: E402
+
+RULE = """id: bench-ports
+title: Ports and grain (benchmark)
+fields: [title, summary, body]
+any:
+  - grain shipments
+  - port expansion
+"""
+INTERVAL, PER_HOST = 5, 2
+
+
+def config(folder: Path, url: str, feeds: list[str], hook: str) -> Path:
+    rules = folder / "rules"
+    rules.mkdir(parents=True)
+    (rules / "bench.yaml").write_text(RULE)
+    hosts = sorted({u.split("/")[2] for u in feeds})
+    path = folder / "config.toml"
+    path.write_text(
+        f'[monitor]\ndatabase = "{url}"\nrules = "{rules}"\ntick = 0.5\nlog_level = "INFO"\n'
+        f"[poll]\ninterval = {INTERVAL}\nmin_interval = {INTERVAL}\nmax_interval = {INTERVAL}\nper_host = {PER_HOST}\n"
+        f"concurrency = 8\n[fetch]\nallow_private = {json.dumps(hosts)}\n[extract]\npages = false\nworkers = 1\n"
+        '[http]\nenabled = false\n[notify]\ndefault_channels = ["hook"]\nretry = 0.5\nmax_retry = 2\ntimeout = 10\n'
+        f'[channels.hook]\nurls = ["{hook}"]\n' + "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds))
+    return path
+
+
+def start(cfg: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(Path(sys.executable).with_name("monitor")), "run", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=log.open("a"))
+
+
+def farm_stats(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.2:{port}/_control/stats", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def publish(port: int, seed: int, share: float) -> None:
+    req = urllib.request.Request(f"http://127.0.0.2:{port}/_control/advance?share={share}&seed={seed}", method="POST")
+    urllib.request.urlopen(req, timeout=10).read()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--feeds", type=int, default=200)
+    ap.add_argument("--hosts", type=int, default=10)
+    ap.add_argument("--kills", type=int, default=50)
+    ap.add_argument("--share", type=float, default=0.03, help="share of feeds given new items each second")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
+    server = pg_server.Server(Path(tempfile.mkdtemp(prefix="cluster-bench-pg-")), port=5498)
+    pg_server.prepare(server.url)
+    farm = subprocess.Popen([sys.executable, str(ROOT / "bench" / "polling" / "farm.py"), "--feeds", str(args.feeds),
+                             "--hosts", str(args.hosts), "--small", "--latency-ms", "20,80"],
+                            stdout=subprocess.PIPE, text=True)
+    port = json.loads(farm.stdout.readline())["port"]  # type: ignore[union-attr]
+    feeds = [f"http://127.0.0.{2 + i % args.hosts}:{port}/feeds/{i}.xml" for i in range(args.feeds)]
+    hook = Webhook()
+    nodes: list[subprocess.Popen] = []
+    cfgs = []
+    kills = Counter()
+    try:
+        for n in range(args.nodes):
+            cfgs.append(config(work / f"node{n}", server.url, feeds, hook.apprise_url))
+            nodes.append(start(cfgs[-1], work / f"node{n}.log"))
+        store = Store(server.url)
+        deadline = time.monotonic() + 120
+        while store.db.execute("SELECT COUNT(*) FROM feeds WHERE baselined_at IS NULL").fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise SystemExit("the nodes did not take every feed's baseline in 120 s")
+            time.sleep(0.5)
+        print(f"{args.nodes} nodes, {args.feeds} feeds on {args.hosts} hosts baselined; chaos begins", flush=True)
+        started, seed = time.monotonic(), 0
+        for k in range(args.kills):
+            for _ in range(rng.randint(1, 3)):
+                seed += 1
+                publish(port, seed, args.share)
+                time.sleep(rng.uniform(0.3, 1.0))
+            victim = rng.randrange(args.nodes)
+            nodes[victim].send_signal(signal.SIGKILL)
+            nodes[victim].wait()
+            kills[victim] += 1
+            nodes[victim] = start(cfgs[victim], work / f"node{victim}.log")
+            if k == args.kills // 2:
+                server.down()  # as a crash: every node loses its connection
+                time.sleep(rng.uniform(1, 3))
+                server.up()
+        chaos = time.monotonic() - started
+        print(f"chaos over: {args.kills} kills in {chaos:.0f} s, one database crash; draining", flush=True)
+        deadline = time.monotonic() + 300
+        undelivered = -1
+        while time.monotonic() < deadline:
+            try:  # this connection too died with the crash: the store opens another
+                undelivered = store.db.execute("SELECT COUNT(*) FROM outbox WHERE state IN "
+                                               "('pending', 'sending', 'failed')").fetchone()[0]
+            except Exception:  # noqa: BLE001 - psycopg's OperationalError, once
+                undelivered = -1
+            if not undelivered:
+                break
+            time.sleep(1)
+        time.sleep(3)
+        rows = store.db.execute("SELECT id, state FROM outbox").fetchall()
+        stats = farm_stats(port)
+    finally:
+        for p in nodes:
+            p.send_signal(signal.SIGTERM)
+        for p in nodes:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        farm.terminate()
+        hook.close()
+        server.stop()
+    received = Counter(int(doc["id"]) for doc in hook.received if "id" in doc)
+    states = Counter(state for _id, state in rows)
+    sent = {i for i, state in rows if state == "sent"}
+    # held: waiting for the channel's digest by design (follow-ups, mentions), not lost
+    stuck = [i for i, state in rows if state in ("pending", "sending", "failed", "dead")]
+    lost = len(stuck) + len(sent - set(received))
+    dups = sum(n - 1 for n in received.values() if n > 1)
+    tracebacks = sum((work / f"node{n}.log").read_text().count("Traceback") for n in range(args.nodes))
+    gaps = stats.get("min_gaps") or [0]
+    print(f"alerts: {len(rows)} outbox rows {dict(states)}; received {sum(received.values())} messages for "
+          f"{len(received)} alerts")
+    print(f"lost: {lost}   duplicates: {dups}   tracebacks in node logs: {tracebacks}")
+    print(f"per_host: at most {stats['peak_per_host']} requests at once at one host (per_host {PER_HOST})")
+    print(f"min gap between two requests of one feed: {gaps[0]:.2f} s (interval {INTERVAL} s); "
+          f"shortest ten: {', '.join(f'{g:.2f}' for g in gaps[:10])}")
+    print(f"farm: {stats['requests']} requests, {stats['200']} 200s, {stats['304']} 304s; kills per node {dict(kills)}")
+    print(f"reproduce: {sys.executable} bench/cluster.py --nodes {args.nodes} --feeds {args.feeds} --hosts "
+          f"{args.hosts} --kills {args.kills} --share {args.share} --seed {args.seed}")
+    ok = lost == 0 and stats["peak_per_host"] <= PER_HOST and undelivered == 0
+    print(("PASS" if ok else "FAIL") + f": lost {lost}, per_host {stats['peak_per_host']}/{PER_HOST}, "
+          f"undelivered {undelivered}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
