@@ -204,7 +204,11 @@ class Dispatcher:
         task.add_done_callback(functools.partial(self._done, feed.id, host, feed.interval))
 
     async def _poll(self, feed: Feed) -> pipeline.Outcome:
-        slot = await self._slot(feed.host) if self.shared else None
+        try:
+            slot = await self._slot(feed.host) if self.shared else None
+        except StoreError as e:  # no slot without the database, nor a record of the poll: not polled
+            log.warning("poll postponed feed=%s reason=%r: no host slot without the database", feed.url, str(e))
+            return pipeline.Outcome(feed.url, "error", error=f"database: {e}", kind="database")
         try:
             out = await pipeline.poll_safely(self.ctx, feed)
         finally:
@@ -218,18 +222,14 @@ class Dispatcher:
             await self._strike(feed, out)
         return out
 
-    async def _slot(self, host: str) -> int | None:
+    async def _slot(self, host: str) -> int:
         """One of the host's ``per_host`` slots held by no other node of the cluster (store
-        ``take_host_slot``), waited for while the others hold them all; None when the database
-        cannot say (the poll goes on: a poll it cannot record anyway is one request more)."""
+        ``take_host_slot``), waited for while the others hold them all. StoreError when the
+        database cannot say: the poll is not made (it could not be recorded either)."""
         wait = SLOT_WAIT
         while not self.stopped:
             mine = self.held.setdefault(host, set())
-            try:
-                slot = await self.ctx.db.take_host_slot(host, [k for k in range(self.per_host) if k not in mine])
-            except StoreError as e:
-                log.warning("host slot not taken host=%s reason=%r: polled on this node's limit alone", host, str(e))
-                return None
+            slot = await self.ctx.db.take_host_slot(host, [k for k in range(self.per_host) if k not in mine])
             if slot is not None:
                 mine.add(slot)
                 return int(slot)
