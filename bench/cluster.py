@@ -50,7 +50,7 @@ any:
 INTERVAL, PER_HOST = 5, 2
 
 
-def config(folder: Path, url: str, feeds: list[str], hook: str) -> Path:
+def config(folder: Path, url: str, feeds: list[str], hook: str, agent: str) -> Path:
     rules = folder / "rules"
     rules.mkdir(parents=True)
     (rules / "bench.yaml").write_text(RULE)
@@ -58,8 +58,10 @@ def config(folder: Path, url: str, feeds: list[str], hook: str) -> Path:
     path = folder / "config.toml"
     path.write_text(
         f'[monitor]\ndatabase = "{url}"\nrules = "{rules}"\ntick = 0.5\nlog_level = "INFO"\n'
-        f"[poll]\ninterval = {INTERVAL}\nmin_interval = {INTERVAL}\nmax_interval = {INTERVAL}\nper_host = {PER_HOST}\n"
-        f"concurrency = 8\n[fetch]\nallow_private = {json.dumps(hosts)}\n[extract]\npages = false\nworkers = 1\n"
+        f"[poll]\ninterval = {INTERVAL}\nmin_interval = {INTERVAL}\nmax_interval = {INTERVAL}\nmax_hint = {INTERVAL}\n"
+        f"per_host = {PER_HOST}\n"
+        f"concurrency = 8\n[fetch]\nallow_private = {json.dumps(hosts)}\nuser_agent = \"{agent}\"\n"
+        "[extract]\npages = false\nworkers = 1\n"
         '[http]\nenabled = false\n[notify]\ndefault_channels = ["hook"]\nretry = 0.5\nmax_retry = 2\ntimeout = 10\n'
         f'[channels.hook]\nurls = ["{hook}"]\n' + "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds))
     return path
@@ -99,12 +101,15 @@ def main() -> int:
     port = json.loads(farm.stdout.readline())["port"]  # type: ignore[union-attr]
     feeds = [f"http://127.0.0.{2 + i % args.hosts}:{port}/feeds/{i}.xml" for i in range(args.feeds)]
     hook = Webhook()
+    req = urllib.request.Request(f"http://127.0.0.2:{port}/_control/watch?limit={PER_HOST}", method="POST")
+    urllib.request.urlopen(req, timeout=10).read()
+    killed_at: list[tuple[float, int]] = []  # (time, node)
     nodes: list[subprocess.Popen] = []
     cfgs = []
     kills = Counter()
     try:
         for n in range(args.nodes):
-            cfgs.append(config(work / f"node{n}", server.url, feeds, hook.apprise_url))
+            cfgs.append(config(work / f"node{n}", server.url, feeds, hook.apprise_url, f"node{n}/1"))
             nodes.append(start(cfgs[-1], work / f"node{n}.log"))
         store = Store(server.url)
         deadline = time.monotonic() + 120
@@ -121,6 +126,7 @@ def main() -> int:
                 time.sleep(rng.uniform(0.3, 1.0))
             victim = rng.randrange(args.nodes)
             nodes[victim].send_signal(signal.SIGKILL)
+            killed_at.append((time.time(), victim))
             nodes[victim].wait()
             kills[victim] += 1
             nodes[victim] = start(cfgs[victim], work / f"node{victim}.log")
@@ -130,15 +136,17 @@ def main() -> int:
                 server.up()
         chaos = time.monotonic() - started
         print(f"chaos over: {args.kills} kills in {chaos:.0f} s, one database crash; draining", flush=True)
-        deadline = time.monotonic() + 300
+        deadline, ended = time.monotonic() + 300, time.time()
         undelivered = -1
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # every feed polled since the last item, then the outbox empty
             try:  # this connection too died with the crash: the store opens another
+                unpolled = store.db.execute("SELECT COUNT(*) FROM feeds WHERE COALESCE(last_polled_at, 0) < ?",
+                                            [ended]).fetchone()[0]
                 undelivered = store.db.execute("SELECT COUNT(*) FROM outbox WHERE state IN "
                                                "('pending', 'sending', 'failed')").fetchone()[0]
             except Exception:  # noqa: BLE001 - psycopg's OperationalError, once
-                undelivered = -1
-            if not undelivered:
+                unpolled = undelivered = -1
+            if not unpolled and not undelivered:
                 break
             time.sleep(1)
         time.sleep(3)
@@ -170,6 +178,11 @@ def main() -> int:
     print(f"per_host: at most {stats['peak_per_host']} requests at once at one host (per_host {PER_HOST})")
     print(f"min gap between two requests of one feed: {gaps[0]:.2f} s (interval {INTERVAL} s); "
           f"shortest ten: {', '.join(f'{g:.2f}' for g in gaps[:10])}")
+    for c in stats.get("crowded", []):  # a host over per_host: was one of the requests a killed node's?
+        dead = [agent for agent, since in c["clients"]
+                if any(f"node{n}/1" == agent and since < t <= c["at"] for t, n in killed_at)]
+        print(f"  {c['host']}: {len(c['clients'])} at once ({', '.join(a for a, _ in c['clients'])})"
+              + (f"; in flight from a process killed since: {', '.join(dead)}" if dead else ""))
     print(f"farm: {stats['requests']} requests, {stats['200']} 200s, {stats['304']} 304s; kills per node {dict(kills)}")
     print(f"reproduce: {sys.executable} bench/cluster.py --nodes {args.nodes} --feeds {args.feeds} --hosts "
           f"{args.hosts} --kills {args.kills} --share {args.share} --seed {args.seed}")

@@ -91,7 +91,7 @@ async def once(config: Config, ruleset: rules.RuleSet,
         if progress is not None:
             dispatcher.on_outcome = progress(await ctx.db.active_feeds())
         outcomes = await dispatcher.run()
-        sender = delivery.Sender(ctx.db, ctx.notifier, config.notify, poll_interval=config.poll.interval)
+        sender = delivery.Sender(ctx.db, ctx.notifier, config.notify, poll_interval=config.poll.min_interval)
         try:
             await sender.recover()
             sent, failed = await sender.deliver()
@@ -328,7 +328,7 @@ class Daemon:
         async with runtime(self.config, self.ruleset, self.service.metrics.fetched, self.links) as ctx:
             self.ctx = ctx
             self.sender = delivery.Sender(ctx.db, ctx.notifier, ctx.config.notify,
-                                          poll_interval=ctx.config.poll.interval)
+                                          poll_interval=ctx.config.poll.min_interval)
             await self.sender.recover()  # the leases of this host's dead senders, at once
             if "worker" in self.roles:
                 self.dispatcher = dispatch.Dispatcher(ctx, dispatch.due_feeds(ctx))

@@ -473,6 +473,23 @@ def test_leases_of_owners_known_dead_are_freed_and_no_others(outbox):
     assert outbox.expire_leases([], now=310.0) == []
 
 
+def test_a_dead_owners_feeds_are_freed_but_not_polled_again_within_an_interval(store):
+    two_feeds(store)  # A with the default interval, B pinned to 600 s
+    store.sync_feeds([(A, "Feed A", None), (B, "", 600), ("https://c.example/live", None, None)], now=100.0)
+    claimed = store.claim_feeds(owner="here:11:a", now=1000.0, lease=900.0, limit=2)
+    assert {f.url for f in claimed} == {A, B}
+    assert [f.url for f in store.claim_feeds(owner="here:22:b", now=1000.0, lease=900.0)] == ["https://c.example/live"]
+    store.expire_leases(["here:11:a"], now=1010.0, poll_interval=60.0)
+    # its poll may have reached the feed just before it died: one interval from now, at the soonest
+    assert raw_next(store, A) == 1070.0 and raw_next(store, B) == 1610.0
+    assert store.claim_feeds(owner="here:33:c", now=1069.0, lease=900.0) == []  # A not yet; C leased to 22
+    assert [f.url for f in store.claim_feeds(owner="here:33:c", now=1070.0, lease=900.0)] == [A]
+
+
+def raw_next(store: Store, url: str) -> float:
+    return float(store.db.execute("SELECT next_check_at FROM feeds WHERE url = ?", [url]).fetchone()[0])
+
+
 def test_dead_alert_is_kept_with_its_ops_notice_and_can_be_revived(outbox, database):
     outbox.claim(1, now=300.0)
     outbox.mark_dead(1, 301.0, "dead after 10 attempts; last error: HTTP 404", [("ops", "Undeliverable", "b")],

@@ -21,6 +21,8 @@ Control (any host):
                                               what a client must find: feeds, feeds with
                                               ETag, items in the feeds now, items ever served
     POST /_control/reset-stats                zero the counters
+    POST /_control/watch?limit=N              record each moment a host has more than N requests
+                                              at once, with their User-Agents (stats: "crowded")
 
 The per-client counters let the benchmark check that each contender really polled every feed:
 a contender whose requests never arrive cannot pass.
@@ -174,6 +176,9 @@ class Farm:
         # (the most seen), and per feed the shortest time between two of its requests
         self.inflight = [0] * hosts
         self.peak = [0] * hosts
+        self.at_host: list[list[tuple[str, float]]] = [[] for _ in range(hosts)]  # (User-Agent, since) in flight
+        self.watch = 0  # when set (/_control/watch?limit=N): moments a host had more than N at once
+        self.crowded: list[dict] = []
         self.last_seen: dict[int, float] = {}
         self.min_gap: dict[int, float] = {}
         self.published = sum(self.items)  # items ever in a feed: what a poller that keeps all has seen
@@ -297,10 +302,15 @@ class Farm:
         self.last_seen[i] = now
         self.inflight[h] += 1
         self.peak[h] = max(self.peak[h], self.inflight[h])
+        agent = (request.headers.get("User-Agent", ""), time.time())
+        self.at_host[h].append(agent)
+        if self.watch and self.inflight[h] > self.watch:
+            self.crowded.append({"at": agent[1], "host": self.host_of(i), "clients": list(self.at_host[h])})
         try:
             await asyncio.sleep(self.delays[h])
         finally:
             self.inflight[h] -= 1
+            self.at_host[h].remove(agent)
         if self.flags[i] & 1:
             etag, modified = self.etag(i), self.last_modified(i)
             inm, ims = request.headers.get("If-None-Match"), request.headers.get("If-Modified-Since")
@@ -324,7 +334,11 @@ class Farm:
     async def stats_handler(self, request: web.Request) -> web.Response:
         gaps = sorted(self.min_gap.values())
         return web.json_response({**self.stats, "agents": self.agents, "hosts": self.hosts, **self.expect(),
-                                  "peak_per_host": max(self.peak), "min_gaps": gaps[:20]})
+                                  "peak_per_host": max(self.peak), "min_gaps": gaps[:20], "crowded": self.crowded})
+
+    async def watch_handler(self, request: web.Request) -> web.Response:
+        self.watch = int(request.query.get("limit", "0"))
+        return web.json_response({"watch": self.watch})
 
     async def reset_stats(self, request: web.Request) -> web.Response:
         for k in self.stats:
@@ -338,6 +352,7 @@ class Farm:
         app.router.add_post("/_control/advance", self.advance_handler)
         app.router.add_get("/_control/stats", self.stats_handler)
         app.router.add_post("/_control/reset-stats", self.reset_stats)
+        app.router.add_post("/_control/watch", self.watch_handler)
         return app
 
 

@@ -146,8 +146,9 @@ class OutboxQueries(Queries):
         next claim takes an alert over and counts the interrupted attempt. Rows 'sending' without
         an owner (left by a version before leases) count as expired already. The alerts' ids.
         A gone owner's feed may have been polled just before it died, unrecorded: it is due again
-        one interval from now at the soonest (its own, learned or ``poll_interval``), so that no
-        feed is polled twice within its interval (bench/cluster.py found 1.3 s without this)."""
+        one interval from now at the soonest (its pinned one, else ``poll_interval``: the daemon
+        passes ``poll.min_interval``, the least any schedule waits; a learned cadence can be hours),
+        so that no feed is polled twice within its interval (bench/cluster.py: 0.13 s without)."""
         if not owners:
             return []
         marks = ",".join("?" * len(owners))
@@ -157,7 +158,7 @@ class OutboxQueries(Queries):
             self.db.execute(f"UPDATE outbox SET lease_until = ? WHERE state = 'sending' AND lease_owner IN ({marks})",
                             [now, *owners])
             self.db.execute(f"UPDATE feeds SET lease_owner = NULL, lease_until = NULL, next_check_at = MAX("
-                            f"next_check_at, ? + COALESCE(interval_s, cadence_s, ?)) WHERE lease_owner IN ({marks})",
+                            f"next_check_at, ? + COALESCE(interval_s, ?)) WHERE lease_owner IN ({marks})",
                             [now, poll_interval, *owners])
         return ids
 
