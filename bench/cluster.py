@@ -104,6 +104,7 @@ def main() -> int:
     req = urllib.request.Request(f"http://127.0.0.2:{port}/_control/watch?limit={PER_HOST}", method="POST")
     urllib.request.urlopen(req, timeout=10).read()
     killed_at: list[tuple[float, int]] = []  # (time, node)
+    crashed_at = 0.0
     nodes: list[subprocess.Popen] = []
     cfgs = []
     kills = Counter()
@@ -131,6 +132,7 @@ def main() -> int:
             kills[victim] += 1
             nodes[victim] = start(cfgs[victim], work / f"node{victim}.log")
             if k == args.kills // 2:
+                crashed_at = time.time()
                 server.down()  # as a crash: every node loses its connection
                 time.sleep(rng.uniform(1, 3))
                 server.up()
@@ -181,7 +183,8 @@ def main() -> int:
     for c in stats.get("crowded", []):  # a host over per_host: was one of the requests a killed node's?
         dead = [agent for agent, since in c["clients"]
                 if any(f"node{n}/1" == agent and since < t <= c["at"] for t, n in killed_at)]
-        print(f"  {c['host']}: {len(c['clients'])} at once ({', '.join(a for a, _ in c['clients'])})"
+        print(f"  {c['host']}: {len(c['clients'])} at once ({', '.join(a for a, _ in c['clients'])}) "
+              f"{c['at'] - crashed_at:+.1f} s from the database crash"
               + (f"; in flight from a process killed since: {', '.join(dead)}" if dead else ""))
     print(f"farm: {stats['requests']} requests, {stats['200']} 200s, {stats['304']} 304s; kills per node {dict(kills)}")
     print(f"reproduce: {sys.executable} bench/cluster.py --nodes {args.nodes} --feeds {args.feeds} --hosts "

@@ -90,6 +90,7 @@ class Dispatcher:
         # and a node claims only what it can start soon, leaving the rest to the other nodes
         self.shared = getattr(ctx.db, "dialect", "sqlite") == "postgresql"
         self.held: dict[str, set[int]] = {}
+        self.asking: dict[str, asyncio.Lock] = {}
         # feed id -> not polled again before: its poll reached the feed but the database did not
         # take the result; the feed stays leased here and waits its interval (chaos bench: 0.13 s)
         self.resting: dict[int, float] = {}
@@ -229,10 +230,13 @@ class Dispatcher:
         wait = SLOT_WAIT
         while not self.stopped:
             mine = self.held.setdefault(host, set())
-            slot = await self.ctx.db.take_host_slot(host, [k for k in range(self.per_host) if k not in mine])
-            if slot is not None:
-                mine.add(slot)
-                return int(slot)
+            # one try at a time per host on this node: a session may take again a lock it holds, so
+            # two polls asking at once could both get the slot the first is still being given
+            async with self.asking.setdefault(host, asyncio.Lock()):
+                slot = await self.ctx.db.take_host_slot(host, [k for k in range(self.per_host) if k not in mine])
+                if slot is not None:
+                    mine.add(slot)
+                    return int(slot)
             await asyncio.sleep(wait)
             wait = min(wait * 2, SLOT_WAIT_MAX)
         raise asyncio.CancelledError  # stopping: a poll that never got its slot is not started
