@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import db_rows, monitor_cmd, page, present, rss, run_cli, write_config
@@ -424,6 +425,37 @@ def test_postgresql_down_and_back_under_a_running_daemon_loses_nothing(pg_server
     assert db_rows(pg_url, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == [(1,)]
 
 
+class Nodes:
+    """Daemons on one database, a config folder each (``tmp/NAME``), as nodes of a cluster: started
+    in order (``ready``: waited for after each), stopped with SIGTERM; ``errs`` their logs, in order."""
+
+    def __init__(self, tmp: Path, database: str, feeds: list[str], hook: str, nodes: dict[str, list[str]],
+                 poll: str = "", ready=None):  # type: ignore[no-untyped-def]
+        self.procs: list[subprocess.Popen] = []
+        self.errs: list[str] = []
+        for name, args in nodes.items():
+            (tmp / name).mkdir()
+            cfg = write_config(tmp / name, feeds=feeds, channels={"hook": [hook]}, database=database)
+            if poll:
+                cfg.write_text(cfg.read_text().replace("[poll]\n", f"[poll]\n{poll}\n", 1))
+            self.procs.append(subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg), *args],
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            if ready is not None:
+                ready()
+
+    def stop(self) -> list[str]:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                self.errs.append(proc.communicate(timeout=30)[1])
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        assert all(p.returncode == 0 for p in self.procs) and not any("Traceback" in e for e in self.errs), self.errs
+        return self.errs
+
+
 def test_two_daemons_on_one_postgresql_alert_each_story_once(pg_url, tmp_path, feed_server, webhook):
     """Issue 19: two nodes with the same feeds on one database. Both poll, each feed is claimed by one
     node at a time, and a story published in two feeds at once is told by one of them: every story
@@ -432,13 +464,7 @@ def test_two_daemons_on_one_postgresql_alert_each_story_once(pg_url, tmp_path, f
     feeds = [feed_server.add(f"/{n}.xml", rss([{**OLD[i % 2], "guid": f"{n}-old",
                                                  "link": feed_server.url(OLD[i % 2]["link"])}]))
              for i, n in enumerate("abcd")]
-    procs = []
-    for node in ("n1", "n2"):
-        (tmp_path / node).mkdir()
-        cfg = write_config(tmp_path / node, feeds=feeds, channels={"hook": [webhook.apprise_url]}, database=pg_url)
-        procs.append(subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    errs = []
+    nodes = Nodes(tmp_path, pg_url, feeds, webhook.apprise_url, {"n1": [], "n2": []})
     try:
         _wait(lambda: present(pg_url) and db_rows(pg_url, "SELECT COUNT(*) FROM feeds WHERE baselined_at IS NOT NULL")
               == [(4,)], "every feed's baseline")
@@ -449,16 +475,8 @@ def test_two_daemons_on_one_postgresql_alert_each_story_once(pg_url, tmp_path, f
         _wait(lambda: len(webhook.received) >= 2, "both stories alerted")
         time.sleep(3)  # more polls on both nodes: nothing alerted twice
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                errs.append(proc.communicate(timeout=30)[1])
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
+        errs = nodes.stop()
     assert sorted(doc["title"] for doc in webhook.received) == sorted([NEW["title"], NEW2["title"]]), errs
-    assert all(proc.returncode == 0 for proc in procs) and not any("Traceback" in e for e in errs), errs
     assert all("started feeds=4" in e for e in errs), errs  # both ran (which polled what is theirs to share)
     assert db_rows(pg_url, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == [(2,)]
 
@@ -468,26 +486,12 @@ def test_per_host_holds_across_two_daemons_on_one_postgresql(pg_url, tmp_path, f
     of one host never have more requests at once at that host than per_host, as the server sees
     (without the cluster's host slots: 2 at once, every run)."""
     feeds = [feed_server.add(f"/slow{i}.xml", rss([]), delay=0.4) for i in range(6)]
-    procs = []
-    for node in ("n1", "n2"):
-        (tmp_path / node).mkdir()
-        cfg = write_config(tmp_path / node, feeds=feeds, channels={"hook": [webhook.apprise_url]}, database=pg_url)
-        cfg.write_text(cfg.read_text().replace("[poll]\n", "[poll]\nper_host = 1\nconcurrency = 1\n", 1))
-        procs.append(subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    errs = []
+    nodes = Nodes(tmp_path, pg_url, feeds, webhook.apprise_url, {"n1": [], "n2": []},
+                  poll="per_host = 1\nconcurrency = 1")
     try:
         _wait(lambda: len(feed_server.answers) >= 12, "polls from both nodes")
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                errs.append(proc.communicate(timeout=30)[1])
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-    assert all(proc.returncode == 0 for proc in procs) and not any("Traceback" in e for e in errs), errs
+        errs = nodes.stop()
     # (which node polls is theirs to share: a node that frees a slot may take it again at once)
     assert sum(e.count("polled feed=") for e in errs) >= 10, errs
     assert feed_server.peak_working["127.0.0.1"] == 1, feed_server.peak_working
@@ -498,28 +502,14 @@ def test_roles_split_the_work_between_nodes(pg_url, tmp_path, feed_server, webho
     worker node on the same database polls, alerts and delivers."""
     url = _feed(feed_server, OLD)
     _serve_pages(feed_server)
-    procs, errs = [], []
-    for node, roles in (("front", ["--role", "scheduler", "--role", "web"]), ("worker", ["--role", "worker"])):
-        (tmp_path / node).mkdir()
-        cfg = write_config(tmp_path / node, feeds=[url], channels={"hook": [webhook.apprise_url]}, database=pg_url)
-        procs.append(subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg), *roles],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        if node == "front":
-            _wait(lambda: present(pg_url), "the front node's schema")
+    nodes = Nodes(tmp_path, pg_url, [url], webhook.apprise_url,
+                  {"front": ["--role", "scheduler", "--role", "web"], "worker": ["--role", "worker"]},
+                  ready=lambda: _wait(lambda: present(pg_url), "the schema"))
     try:
         _wait(lambda: db_rows(pg_url, "SELECT baselined_at FROM feeds")[0][0] is not None, "baseline")
         _feed(feed_server, [NEW, *OLD])
         _wait(lambda: len(webhook.received) == 1, "the alert, from the worker")
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                errs.append(proc.communicate(timeout=30)[1])
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-    front, worker = errs
-    assert all(proc.returncode == 0 for proc in procs) and "Traceback" not in front + worker, errs
+        front, worker = nodes.stop()
     assert "roles=scheduler,web" in front and "polled feed=" not in front and "alert sent" not in front, front
     assert "roles=worker" in worker and "polled feed=" in worker and "alert sent id=" in worker, worker
