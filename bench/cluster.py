@@ -16,7 +16,8 @@ is empty, and the bench counts, from the webhook receiver, the farm and the data
     .venv/bin/python bench/cluster.py [--nodes 3] [--feeds 200] [--hosts 10] [--kills 50]
 
 It starts its own PostgreSQL (tests/pg_server.py) and farm (bench/polling/farm.py). Exits 1 when
-an alert is lost or per_host is exceeded.
+an alert is lost or per_host is exceeded, and when the cluster did not do the work (no alert
+made or received, fewer requests than two rounds of the feeds): then nothing was measured.
 """
 
 from __future__ import annotations
@@ -189,6 +190,13 @@ def main() -> int:
     print(f"farm: {stats['requests']} requests, {stats['200']} 200s, {stats['304']} 304s; kills per node {dict(kills)}")
     print(f"reproduce: {sys.executable} bench/cluster.py --nodes {args.nodes} --feeds {args.feeds} --hosts "
           f"{args.hosts} --kills {args.kills} --share {args.share} --seed {args.seed}")
+    # the work was done, or the figures prove nothing: stories alerted and delivered, every feed
+    # polled after its baseline (more requests than two rounds of the feeds)
+    worked = len(rows) > 0 and len(received) > 0 and stats["requests"] > 2 * args.feeds
+    if not worked:
+        print(f"FAIL: the cluster did not do the work (alerts {len(rows)}, received {len(received)}, "
+              f"requests {stats['requests']}): the figures above prove nothing")
+        return 1
     ok = lost == 0 and stats["peak_per_host"] <= PER_HOST and undelivered == 0
     print(("PASS" if ok else "FAIL") + f": lost {lost}, per_host {stats['peak_per_host']}/{PER_HOST}, "
           f"undelivered {undelivered}")
