@@ -185,5 +185,13 @@ class Queries:
         if self.dialect == "postgresql":
             self.db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [key])
 
+    def _column_names(self, table: str) -> list[str]:
+        """The table's columns in its own order; [] for a table that does not exist."""
+        if self.dialect == "postgresql":
+            return [str(r[0]) for r in self.db.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
+        return [str(r[1]) for r in self.db.execute(f"PRAGMA table_info({table})").fetchall()]
+
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict]:
         return list(self.db.query(sql, params))

@@ -26,16 +26,6 @@ TABLES = (("feeds", "id"), ("entries", "id"), ("articles", "entry_id"), ("matche
 PAGE = 1000
 
 
-def columns(store: Any, table: str) -> list[str]:
-    """The table's columns in the store's own order."""
-    cur = store.db.execute(f"SELECT * FROM {table} LIMIT 0")
-    if hasattr(cur, "description") and cur.description is not None:  # sqlite3
-        return [d[0] for d in cur.description]
-    return [r[0] for r in store.db.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-        "AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
-
-
 def counts(store: Any) -> dict[str, int]:
     return {t: int(store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t, _ in TABLES}
 
@@ -52,8 +42,8 @@ def copy(src: Any, dst: Any, progress: Callable[[str, int], None] | None = None)
     try:
         with dst._transaction():
             for table, key in TABLES:
-                cols = columns(src, table)
-                missing = set(cols) - set(columns(dst, table))
+                cols = src._column_names(table)
+                missing = set(cols) - set(dst._column_names(table))
                 if missing:
                     raise StoreError(f"{dst.path}: {table} lacks columns {', '.join(sorted(missing))}", "schema")
                 _copy_table(src, dst, table, key, cols, progress)

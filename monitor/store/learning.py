@@ -40,11 +40,7 @@ class StoredModel(NamedTuple):
 
 class LearnQueries(Queries):
     def _columns(self, table: str) -> set[str]:
-        if self.dialect == "postgresql":
-            return {str(r[0]) for r in self.db.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-                "AND table_name = ?", [table]).fetchall()}
-        return {str(r[1]) for r in self.db.execute(f"PRAGMA table_info({table})").fetchall()}
+        return set(self._column_names(table))
 
     def judged(self, rule_id: str) -> list[Judged]:
         """The rule's matches that carry current (not replaced) verdicts, by match id, each with
