@@ -23,8 +23,8 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from . import cluster, delivery, dispatch, leases, links, pipeline, rules, training
 from . import config as config_mod
-from . import delivery, dispatch, leases, links, pipeline, rules, training
 from . import store as store_mod
 from .config import Config
 from .errors import ConfigError, MonitorError
@@ -120,6 +120,7 @@ class Daemon:
         self.links = links.of(config)  # [web] needs a restart: the key signs links already sent
         self.service = Service(config, self.lock, self.links)
         self.scheduler: AsyncIOScheduler | None = None
+        self.queue: cluster.WorkQueue | None = None  # PostgreSQL: the polls go through Procrastinate
 
     def stop(self, why: str = "stop requested") -> None:
         if not self._stop.is_set():
@@ -285,6 +286,8 @@ class Daemon:
                 n = step
         except StoreError as e:
             log.warning("retention pass stopped reason=%r: the next pass goes on", str(e))
+        if self.queue is not None:
+            await self._queue_step("job retention", lambda: self.queue.prune(days))  # type: ignore[union-attr]
         log.info("pruned entries=%d articles=%d alerts=%d notices=%d tombstones=%d ms=%.0f", n.entries,
                  n.articles, n.alerts, n.notices, n.tombstones, (time.monotonic() - started) * 1000)
 
@@ -302,6 +305,24 @@ class Daemon:
         except StoreError as e:
             log.warning("%s skipped reason=%r: the next period tries again", job, str(e))
             return False
+
+    async def enqueue(self) -> None:
+        """Cluster mode: due feeds become poll jobs (cluster.py), once a second cluster-wide."""
+        if self.queue is not None and not self._stop.is_set():
+            await self._queue_step("enqueue", self.queue.enqueue)
+
+    async def recover(self) -> None:
+        """Cluster mode: the poll jobs of nodes that stopped beating are taken back."""
+        if self.queue is not None and not self._stop.is_set():
+            await self._queue_step("recover", self.queue.recover)
+
+    async def _queue_step(self, name: str, step: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            await step()
+        except StoreError as e:
+            log.warning("%s skipped reason=%r: the next period tries again", name, str(e))
+        except Exception as e:  # the work queue's own connection: procrastinate's errors, the pool's timeout
+            log.warning("%s skipped reason=%r: the next period tries again", name, cluster._why(e))
 
     async def _models(self) -> None:
         """The trained models the pipeline recalibrates matches with (at start, after each pass)."""
@@ -330,9 +351,20 @@ class Daemon:
             self.sender = delivery.Sender(ctx.db, ctx.notifier, ctx.config.notify,
                                           poll_interval=ctx.config.poll.min_interval)
             await self.sender.recover()  # the leases of this host's dead senders, at once
+            if getattr(ctx.db, "dialect", "sqlite") == "postgresql":
+                self.queue = cluster.WorkQueue(
+                    str(self.config.database), ctx.db, concurrency=self.config.poll.concurrency,
+                    lease=dispatch.poll_lease(ctx), poll_interval=self.config.poll.min_interval,
+                    default_interval=self.config.poll.interval)
+                await self.queue.open()
             if "worker" in self.roles:
-                self.dispatcher = dispatch.Dispatcher(ctx, dispatch.due_feeds(ctx))
+                # on PostgreSQL the feeds come as poll jobs (cluster.py), not from the dispatcher's own claims
+                source = dispatch.from_list([]) if self.queue is not None else dispatch.due_feeds(ctx)
+                self.dispatcher = dispatch.Dispatcher(ctx, source)
                 self.dispatcher.on_outcome = self.service.metrics.polled
+                if self.queue is not None:
+                    self.queue.dispatcher = self.dispatcher
+                    self.queue.start_worker()
             scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
             scheduler.add_listener(_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             now = datetime.now().astimezone()
@@ -349,6 +381,11 @@ class Daemon:
                                   next_run_time=now + timedelta(seconds=60), misfire_grace_time=300, **common)
                 scheduler.add_job(self.learn, "interval", seconds=LEARN_EVERY, id="learn",
                                   next_run_time=now + timedelta(seconds=120), misfire_grace_time=3600, **common)
+                if self.queue is not None:
+                    scheduler.add_job(self.enqueue, "interval", seconds=cluster.ENQUEUE_EVERY, id="enqueue",
+                                      next_run_time=now, misfire_grace_time=5, **common)
+                    scheduler.add_job(self.recover, "interval", seconds=cluster.RECOVER_EVERY, id="recover",
+                                      next_run_time=now + timedelta(seconds=1), misfire_grace_time=30, **common)
             self.scheduler = scheduler
             self.digest_jobs()
             scheduler.start()
@@ -370,6 +407,8 @@ class Daemon:
                 if self.dispatcher is not None:
                     self.dispatcher.stop()
                 await self._finish()
+                if self.queue is not None:
+                    await self.queue.close()  # its jobs end with the polls just finished
                 self.sender.close()
                 await self.service.close()
 

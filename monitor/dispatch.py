@@ -64,6 +64,23 @@ class HostThrottle:
         return wait
 
 
+class _Job:
+    """The feeds one call of ``poll_these`` waits for: done when each is settled (polled, or
+    not to be started here); ``started`` the ones whose poll began."""
+
+    def __init__(self, ids: Iterable[int]):
+        self.left = set(ids)
+        self.started: set[int] = set()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.settle()
+
+    def settle(self, feed_id: int | None = None) -> None:
+        if feed_id is not None:
+            self.left.discard(feed_id)
+        if not self.left and not self.done.done():
+            self.done.set_result(None)
+
+
 class Dispatcher:
     def __init__(self, ctx: pipeline.Context, source: Source, *, batch: int = BATCH,
                  throttle: HostThrottle | None = None):
@@ -94,6 +111,7 @@ class Dispatcher:
         # feed id -> not polled again before: its poll reached the feed but the database did not
         # take the result; the feed stays leased here and waits its interval (chaos bench: 0.13 s)
         self.resting: dict[int, float] = {}
+        self.jobs: dict[int, _Job] = {}  # feed id -> the ``poll_these`` call waiting for it
         if self.shared:
             self.batch = min(batch, SHARED_BATCH * self.concurrency)
 
@@ -105,10 +123,37 @@ class Dispatcher:
     def stop(self) -> None:
         """Start nothing more; polls in flight go on (``tasks`` holds them)."""
         self.stopped = True
+        for feed_id in list(self.queued):
+            self._settle(feed_id)
         self.queues.clear()
         self.rotation.clear()
         self.rotating.clear()
         self.queued.clear()
+
+    async def poll_these(self, feeds: Iterable[Feed]) -> set[int]:
+        """Poll the given feeds among the others, politely (a cluster node's poll job,
+        monitor/cluster.py), and return once each has finished or will not be started here
+        (already queued or running, resting, its host throttled, the dispatcher stopping).
+        The ids of those whose poll started."""
+        feeds = list(feeds)
+        job = _Job(f.id for f in feeds)
+        fresh = [f for f in feeds if f.id not in self.jobs] if not self.stopped else []
+        for feed in fresh:
+            self.jobs[feed.id] = job
+        self._offer(fresh)
+        for feed in feeds:
+            if feed.id not in self.queued:  # not taken: settled now
+                if self.jobs.get(feed.id) is job:
+                    del self.jobs[feed.id]
+                job.settle(feed.id)
+        self.fill()
+        await job.done
+        return job.started
+
+    def _settle(self, feed_id: int) -> None:
+        job = self.jobs.pop(feed_id, None)
+        if job is not None:
+            job.settle(feed_id)
 
     async def run(self) -> list[pipeline.Outcome]:
         """Poll until the source is exhausted and every poll has finished; the outcomes."""
@@ -174,6 +219,8 @@ class Dispatcher:
                 continue
             if self.throttle.throttled(host, now):
                 # Their next_check_at was pushed past the throttle: they come back when due.
+                for f in q:
+                    self._settle(f.id)
                 self.queued.difference_update(f.id for f in q)
                 del self.queues[host]
                 continue
@@ -200,6 +247,8 @@ class Dispatcher:
 
     def _start(self, feed: Feed, host: str) -> None:
         self.inflight[host] += 1
+        if (job := self.jobs.get(feed.id)) is not None:
+            job.started.add(feed.id)
         task = asyncio.create_task(self._poll(feed))
         self.tasks[feed.id] = task
         task.add_done_callback(functools.partial(self._done, feed.id, host, feed.interval))
@@ -258,6 +307,7 @@ class Dispatcher:
 
     def _done(self, feed_id: int, host: str, interval: float, task: asyncio.Task[pipeline.Outcome]) -> None:
         self.tasks.pop(feed_id, None)
+        self._settle(feed_id)
         if not task.cancelled() and task.exception() is None and task.result().kind == "database":
             self.resting[feed_id] = self.ctx.clock() + interval
         self.inflight[host] -= 1

@@ -44,14 +44,16 @@ def _pg_schema(url: str) -> tuple[dict[str, dict[str, tuple]], set[str]]:
         for table, col, kind, nullable, default in conn.execute(
                 "SELECT table_name, column_name, data_type, is_nullable, column_default "
                 "FROM information_schema.columns WHERE table_schema = %s AND table_name != 'schema_version' "
-                "AND table_name NOT LIKE 'search%%'",  # search: FTS5 there, a tsvector here (own tests)
+                "AND table_name NOT LIKE 'search%%' "  # search: FTS5 there, a tsvector here (own tests)
+                "AND table_name NOT LIKE 'procrastinate%%'",  # the work queue's own (tests/test_cluster.py)
                 [schema]):
             kind = "text" if kind == "USER-DEFINED" else kind  # CITEXT: text whatever its case
             text = None if default is None else default.split("::")[0].strip("'")
             cols.setdefault(table, {})[col] = (kind, nullable == "NO", text)
         indexes = {r[0] for r in conn.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname NOT LIKE '%%_pkey' "
-            "AND indexname NOT LIKE '%%_key' AND indexname NOT LIKE 'search%%'", [schema])}
+            "AND indexname NOT LIKE '%%_key' AND indexname NOT LIKE 'search%%' "
+            "AND indexname NOT LIKE '%%procrastinate%%'", [schema])}
         return cols, indexes
 
 

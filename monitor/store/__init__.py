@@ -137,6 +137,27 @@ class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQ
                     self.db.execute("UPDATE schema_version SET version = ?", [version])
                 else:
                     self.db.execute(f"PRAGMA user_version = {version}")
+        if self.dialect == "postgresql":
+            self._work_queue()
+
+    def _work_queue(self) -> None:
+        """Cluster mode's work queue (monitor/cluster.py): Procrastinate's own schema, made once
+        beside the store's, under the same lock. Without the ``cluster`` extra installed it is
+        made by the first version that has it."""
+        # the catalog read as a table (each statement sees what committed before it), not through
+        # to_regclass, whose cache may keep the answer it gave before the lock was taken
+        made = ("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+                "AND table_name = 'procrastinate_jobs'")
+        if self.db.execute(made).fetchone()[0]:
+            return
+        try:
+            from procrastinate.schema import SchemaManager
+        except ImportError:
+            return
+        with self._transaction():
+            self.db.execute("SELECT pg_advisory_xact_lock(19190019)")
+            if not self.db.execute(made).fetchone()[0]:
+                self.db.script(SchemaManager.get_schema())  # type: ignore[attr-defined]
 
     def _newest(self) -> int:
         """The database's schema version; StoreError if this program is older than it."""

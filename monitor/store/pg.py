@@ -142,6 +142,11 @@ class PgDatabase:
             if head.startswith(("COMMIT", "ROLLBACK")):  # ended, or lost with its connection
                 self.in_transaction = False
 
+    def script(self, text: str) -> None:
+        """Run a script of PostgreSQL's own (several statements, no parameters), untranslated."""
+        with self._live().cursor() as cur:
+            cur.execute(text.encode())  # bytes: no placeholder parsing, several statements at once
+
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         text, _ = translate(statement, returning=False)
         with self._live().cursor() as cur:

@@ -1,0 +1,169 @@
+"""Cluster mode's work queue (issue 19, monitor/cluster.py) on a real PostgreSQL: due feeds
+become Procrastinate poll jobs, a worker runs them through the node's dispatcher and hands back
+what it holds, and the jobs of a node whose worker stopped beating are taken back within
+seconds, not after the feeds' 15-minute lease. The whole daemon on this path: the PostgreSQL
+end-to-end tests (test_end_to_end.py) and bench/cluster.py (kill -9 of nodes under load)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psycopg
+import pytest
+
+from monitor import cluster
+from monitor.models import Feed
+from monitor.store import connect
+from monitor.store.aio import AsyncStore
+
+INTERVAL = 600.0
+
+
+class Recorder:
+    """The dispatcher's side of a poll job (``poll_these``): the feeds it was given, of which
+    it starts those in ``start`` and records the polls of those in ``record`` (a real record:
+    ``save_poll`` releases the lease); the others it never starts (the dispatcher stopping)."""
+
+    def __init__(self, store, start: set[str], record: set[str]):
+        self.store, self.start, self.record = store, start, record
+        self.given: list[list[str]] = []
+
+    async def poll_these(self, feeds: list[Feed]) -> set[int]:
+        from monitor.models import FeedUpdate
+        self.given.append(sorted(f.url for f in feeds))
+        for f in feeds:
+            if f.url in self.record:
+                await self.store.save_poll(f, FeedUpdate(next_check_at=time.time() + INTERVAL), now=time.time())
+        return {f.id for f in feeds if f.url in self.start}
+
+
+def _rows(url: str, sql: str, params=()) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description is not None else []
+
+
+def _feeds(url: str) -> dict[str, tuple]:
+    return {u: (owner, until, due) for u, owner, until, due in _rows(
+        url, "SELECT url, lease_owner, lease_until, next_check_at FROM feeds")}
+
+
+@pytest.fixture
+def store(pg_url):
+    db = AsyncStore(connect(pg_url))
+    db.store.sync_feeds([(f"https://h{i % 2}.example/f{i}", None, None) for i in range(5)], now=time.time() - 10)
+    yield db
+    db.close()
+
+
+def _queue(pg_url, store, dispatcher=None) -> cluster.WorkQueue:
+    return cluster.WorkQueue(pg_url, store, concurrency=4, lease=900.0, poll_interval=INTERVAL,
+                             default_interval=INTERVAL, dispatcher=dispatcher)
+
+
+async def _worker(queue: cluster.WorkQueue):
+    """A worker beating in the database, as a running node's is."""
+    manager = queue.app.job_manager
+    return await manager.register_worker()
+
+
+def test_the_work_queue_tables_are_made_once_by_the_migration(pg_url, store):
+    assert _rows(pg_url, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+                         "AND table_name LIKE 'procrastinate%%'")[0][0] >= 4
+    connect(pg_url).close()  # a second open (another node) leaves them as they are
+    assert _rows(pg_url, "SELECT COUNT(*) FROM procrastinate_jobs")[0][0] == 0
+
+
+def test_due_feeds_become_poll_jobs_only_for_live_workers_and_a_worker_hands_back_what_it_holds(pg_url, store):
+    urls = sorted(_feeds(pg_url))
+    recorder = Recorder(store, start=set(urls[:3]), record=set(urls[:2]))
+
+    async def go():
+        queue = _queue(pg_url, store, recorder)
+        await queue.open()
+        try:
+            assert await queue.enqueue() == 0  # no worker beats: nothing is claimed
+            assert all(owner is None for owner, _, _ in _feeds(pg_url).values())
+            await _worker(queue)
+            await asyncio.sleep(1.0)  # the next period (one enqueue per second, cluster-wide)
+            assert await queue.enqueue() == 3  # 5 feeds, 2 a job (half the concurrency)
+            assert await queue.enqueue() == 0  # not its turn again within the second
+            jobs = _rows(pg_url, "SELECT args FROM procrastinate_jobs WHERE status = 'todo' ORDER BY id")
+            assert sorted(i for (args,) in jobs for i in args["feeds"]) == sorted(
+                i for (i,) in _rows(pg_url, "SELECT id FROM feeds"))
+            tokens = {args["token"] for (args,) in jobs}
+            assert len(tokens) == 1 and {o for o, _, _ in _feeds(pg_url).values()} == tokens
+            started = time.time()
+            await queue.app.run_worker_async(queues=[cluster.QUEUE], wait=False, install_signal_handlers=False,
+                                             delete_jobs="successful")
+            return started
+        finally:
+            await queue.close()
+
+    started = asyncio.run(go())
+    assert sorted(u for given in recorder.given for u in given) == urls
+    assert _rows(pg_url, "SELECT COUNT(*) FROM procrastinate_jobs")[0][0] == 0  # all succeeded, deleted
+    after = _feeds(pg_url)
+    assert all(owner is None and until is None for owner, until, _ in after.values())  # nothing left held
+    assert after[urls[2]][2] >= started + INTERVAL  # started, not recorded: may have been fetched
+    for u in urls[3:]:
+        assert after[u][2] <= started  # never started: due as before
+
+
+def test_the_jobs_of_a_node_that_stopped_beating_are_taken_back(pg_url, store):
+    async def go():
+        queue = _queue(pg_url, store)
+        await queue.open()
+        try:
+            manager = queue.app.job_manager
+            dead = await _worker(queue)
+            assert await queue.enqueue() == 3
+            job = await manager.fetch_job(queues=[cluster.QUEUE], worker_id=dead)  # the node takes a job ...
+            assert job is not None
+            assert await queue.recover() == 0  # ... and beats: nothing to take back
+            _rows(pg_url, "UPDATE procrastinate_workers SET last_heartbeat = NOW() - INTERVAL '1 minute' "
+                          "WHERE id = %s", [dead])  # ... then dies: its heartbeat stops
+            await asyncio.sleep(0.1)
+            before = time.time()
+            assert await queue.recover() == 0  # one look per RECOVER_EVERY, cluster-wide
+            _rows(pg_url, "UPDATE periodic_runs SET last_at = 0 WHERE name = 'recover'")  # its next period
+            assert await queue.recover() == 1
+            return job, before
+        finally:
+            await queue.close()
+
+    job, before = asyncio.run(go())
+    assert _rows(pg_url, "SELECT status FROM procrastinate_jobs WHERE id = %s", [job.id]) == [("failed",)]
+    feeds = {i: (owner, due) for i, owner, due in _rows(pg_url, "SELECT id, lease_owner, next_check_at FROM feeds")}
+    for i in job.task_kwargs["feeds"]:
+        owner, due = feeds[i]
+        assert owner is None and due >= before + INTERVAL  # free, and not polled again within its interval
+    others = [f for i, f in feeds.items() if i not in job.task_kwargs["feeds"]]
+    assert others and all(owner is not None for owner, _ in others)  # the live jobs keep theirs
+    assert _rows(pg_url, "SELECT COUNT(*) FROM procrastinate_workers")[0][0] == 0  # the dead worker pruned
+
+
+def test_a_database_that_is_away_when_a_job_ends_gets_its_feeds_back_once_it_returns(pg_url, store, monkeypatch):
+    """The hand back is retried: a lease left behind would keep the feed from every node."""
+    calls = []
+
+    class Flaky:
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+        async def hand_back(self, *args):
+            calls.append(args)
+            if len(calls) < 3:
+                from monitor.store import StoreError
+                raise StoreError("database unavailable", "down")
+            return await store.hand_back(*args)
+
+    queue = _queue(pg_url, Flaky())
+    token = "job:test"
+    ids = [i for (i,) in _rows(pg_url, "SELECT id FROM feeds")]
+    _rows(pg_url, "UPDATE feeds SET lease_owner = %s, lease_until = 1e12", [token])
+    monkeypatch.setattr(cluster, "RESTART_WAIT", 0.05)  # the pause between tries
+    asyncio.run(queue._hand_back(token, ids, ids))
+    assert len(calls) == 3
+    assert all(owner is None for owner, _, _ in _feeds(pg_url).values())
