@@ -167,3 +167,13 @@ def test_a_database_that_is_away_when_a_job_ends_gets_its_feeds_back_once_it_ret
     asyncio.run(queue._hand_back(token, ids, ids))
     assert len(calls) == 3
     assert all(owner is None for owner, _, _ in _feeds(pg_url).values())
+
+
+def test_a_jobs_feeds_are_held_in_the_running_nodes_name_so_its_restart_frees_them():
+    """A node killed and restarted on its machine frees its jobs' feeds at start (the daemon's
+    ``recover``: leases.dead), without waiting for the heartbeat's STALLED_AFTER."""
+    from monitor import leases
+    held = f"{leases.HOST}:999999:ab12cd34:job:{leases.HOST}:123:ef56ab78:0123456789ab"
+    assert leases.dead([held], is_alive=lambda pid: pid != 999999) == [held]
+    assert leases.dead([held], is_alive=lambda pid: True) == []
+    assert leases.dead([held.replace(leases.HOST, "elsewhere", 1)], is_alive=lambda pid: False) == []

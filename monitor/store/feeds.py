@@ -150,36 +150,45 @@ class FeedQueries(Queries):
                                 f"({','.join('?' * len(chunk))})", [owner, now + lease, *chunk])
         return feeds
 
-    def job_feeds(self, token: str, ids: Sequence[int], default_interval: float = 900) -> list[Feed]:
+    def job_feeds(self, token: str, ids: Sequence[int], holder: str, default_interval: float = 900) -> list[Feed]:
         """Of a poll job's feeds (cluster mode, monitor/cluster.py), those still leased to its
-        ``token``: a feed recorded meanwhile, or handed back, is no longer the job's."""
+        ``token``, now held by the node that runs it as ``holder:token`` (so that the node's
+        death is seen on its host at once, ``leases.dead``): a feed recorded or handed back
+        meanwhile is no longer the job's."""
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        return [feed_of(r, default_interval) for r in self._rows(
-            f"SELECT * FROM feeds WHERE lease_owner = ? AND id IN ({marks}) ORDER BY id", [token, *ids])]
+        with self._transaction():
+            self.db.execute(f"UPDATE feeds SET lease_owner = ? WHERE lease_owner = ? AND id IN ({marks})",
+                            [f"{holder}:{token}", token, *ids])
+            return [feed_of(r, default_interval) for r in self._rows(
+                f"SELECT * FROM feeds WHERE lease_owner = ? AND id IN ({marks}) ORDER BY id",
+                [f"{holder}:{token}", *ids])]
 
     def hand_back(self, token: str, ids: Sequence[int], now: float, poll_interval: float,
                   untouched: Sequence[int] = ()) -> int:
-        """End a poll job's leases on the feeds it still holds. A feed the job never started
-        is free at once; one it started and did not record (the database failed under it, or
-        its node died) may have been fetched: it is due one interval from now at the soonest,
-        as ``expire_leases`` does for a dead owner. The number of feeds handed back."""
+        """End a poll job's leases on the feeds it still holds (as its token, or as the node
+        that ran it: ``job_feeds``). A feed the job never started is free at once; one it
+        started and did not record (the database failed under it, or its node died) may have
+        been fetched: it is due one interval from now at the soonest, as ``expire_leases`` does
+        for a dead owner. The number of feeds handed back."""
         if not ids:
             return 0
         fresh = set(untouched)
         started = [i for i in ids if i not in fresh]
+        mine = "(lease_owner = ? OR lease_owner LIKE ? ESCAPE '\\')"
+        held = [token, "%:" + token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")]
         n = 0
         with self._transaction():
             if fresh:
                 marks = ",".join("?" * len(fresh))
-                n += self.db.execute(f"UPDATE feeds SET {RELEASE} WHERE lease_owner = ? AND id IN ({marks})",
-                                     [token, *sorted(fresh)]).rowcount
+                n += self.db.execute(f"UPDATE feeds SET {RELEASE} WHERE {mine} AND id IN ({marks})",
+                                     [*held, *sorted(fresh)]).rowcount
             if started:
                 marks = ",".join("?" * len(started))
                 n += self.db.execute(
                     f"UPDATE feeds SET {RELEASE}, next_check_at = MAX(next_check_at, ? + COALESCE(interval_s, ?)) "
-                    f"WHERE lease_owner = ? AND id IN ({marks})", [now, poll_interval, token, *started]).rowcount
+                    f"WHERE {mine} AND id IN ({marks})", [now, poll_interval, *held, *started]).rowcount
         return n
 
     def _feeds(self, due_at: float | None, default_interval: float, limit: int | None, after_id: int | None,
