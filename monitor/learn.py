@@ -47,6 +47,7 @@ WORD_PENALTY = 10.0  # words' weights ~ N(0, 0.1): many words, most of them one 
 EDGE = 0.02  # the plain salience is kept within [EDGE, 1 - EDGE] for its log-odds (0 and 1 are certain)
 TOP = 3  # features named in an explanation
 SALIENCE = "plain salience"  # the rule's own salience, one feature among the others
+PLAIN = "plain"  # the feature a recalibrated match keeps its plain salience in (pipeline._recalibrated)
 _WORD = re.compile(r"[^\W\d_]{3,}")  # letters only, three or more: numbers and dates are not topics
 
 
