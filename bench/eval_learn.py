@@ -11,7 +11,13 @@ beside the plain salience's over the same folds:
 The plain salience and its features are what ``monitor match`` prints for each match (rules/
 salience.py); the tiers use the shipped default thresholds (alert_at 0.5, digest_at 0.15).
 A rule's feedback is pooled across languages, as the daemon pools it; the figures are per
-language of the held-out items. ``learned`` uses the shipped minimum (learn.MIN_VERDICTS, MIN_EACH); ``waived``
+language of the held-out items. The feedback is what the daemon would train on had the team
+judged each of the other folds' matches of the rule, of every tier (``monitor feedback --match``
+judges a story that only went to the digest or the store): each becomes the row the store hands
+the learner (store.learning.Judged: one current verdict, the match's plain salience and
+features, the article's title and text) and goes through the daemon's own ``training.examples``
+and ``learn.train``. A table before the figures says how many verdicts of each kind each fold's
+model had, and whether it trained. ``learned`` uses the shipped minimum (learn.MIN_VERDICTS, MIN_EACH); ``waived``
 trains on any feedback with one verdict of each kind: a diagnostic of what the model would do,
 not what ships. Called by eval_topics.py (``report``), or alone:
 
@@ -30,12 +36,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from monitor import learn  # noqa: E402
+from monitor import learn, training  # noqa: E402
+from monitor.store.learning import Judged  # noqa: E402
 
 FOLDS = 5
 from monitor.rules.salience import ALERT_AT, DIGEST_AT  # noqa: E402  (the shipped defaults)
 
-NEUTRAL = 0.5
 FIGURES = ("noise", "about", "g2 al", "g1 rch", "prec", "rec")
 
 
@@ -67,11 +73,41 @@ def tier(salience: float | None) -> str:
     return "alert" if salience >= ALERT_AT else "digest" if salience >= DIGEST_AT else "store"
 
 
+def judged(item: dict, m: dict, label: int) -> Judged:
+    """The row store.judged would hand the learner for this match had the team judged it (one
+    current verdict; ``monitor match`` prints the features the store keeps with the match)."""
+    return Judged(0, 0, (("relevant" if label else "not", 0.0),), m.get("salience"), dict(m.get("features") or {}),
+                  f"{item.get('title', '')}\n{item.get('text', '')}", m.get("field"), tuple(m.get("terms", ())))
+
+
 def example(item: dict, m: dict, label: int) -> learn.Example:
-    features = m.get("features") or {"in_title": m.get("field") == "title", "terms": len(m.get("terms", []))}
-    sal = m.get("salience")
-    return learn.Example(features, f"{item.get('title', '')}\n{item.get('text', '')}", label,
-                         NEUTRAL if sal is None else float(sal))
+    """The match as the learner sees it, through the daemon's own conversion (training.examples)."""
+    return training.examples([judged(item, m, label)])[0]
+
+
+def feedback(items: list[dict], got: dict[str, dict[str, dict]], label: str, rule: str,
+             grade: dict[str, dict[str, int]]) -> list[str]:
+    """Per fold: the verdicts its model trains on (relevant / not, and the tiers the "not" ones
+    had, with their grades), and whether the shipped minimum lets it train."""
+    folds = fold_of(items, label)
+    judged_items = [it for it in items if rule in got.get(it["id"], {})]
+    nots = [it for it in judged_items if it.get(label) != 1]
+    out = [f"{rule}: {len(judged_items)} matches in all, {len(nots)} of them not relevant: "
+           + ", ".join(f"{it.get('lang')} {got[it['id']][rule].get('tier', 'alert')} grade "
+                       f"{grade.get(it['id'], {}).get(label, '?')} (fold {folds[it['id']]})" for it in nots)]
+    useful = 0
+    for k in range(FOLDS):
+        train = [example(it, got[it["id"]][rule], int(it.get(label) == 1)) for it in judged_items
+                 if folds[it["id"]] != k]
+        pos = sum(e.label for e in train)
+        held = sum(1 for it in nots if folds[it["id"]] == k)
+        useful += bool(held and learn.enough(train))
+        out.append(f"  fold {k}: trains on {pos} relevant, {len(train) - pos} not "
+                   f"({'trains' if learn.enough(train) else 'plain: too few'}); holds out {held} not relevant")
+    # a held-out match judged "not" can leave the alerts only where a model trained without it
+    out.append(f"  folds where a trained model meets a held-out 'not relevant' match: {useful} of {FOLDS} "
+               f"(needs {learn.MIN_EACH} 'not' verdicts besides the held-out one)")
+    return out
 
 
 def figures(items: list[dict], tiers: dict[str, str], label: str, grade: dict[str, dict[str, int]]) -> list[float]:
@@ -144,6 +180,9 @@ def report(items: list[dict], rules: Path, monitor: list[str], topics: dict[str,
     print(f"\nlearning: {FOLDS}-fold cross-validation, mean over folds (plain salience from monitor match, "
           f"alert_at {ALERT_AT}, digest_at {DIGEST_AT}; minimum {learn.MIN_VERDICTS} verdicts, "
           f"{learn.MIN_EACH} of each)")
+    print("feedback per fold (the other folds' matches of the rule, every tier, judged by their labels):")
+    for label, rule in topics.items():
+        print("\n".join(feedback(items, got, label, rule, grade)))
     print(f"{'topic':20} {'lang':4} {'variant':8} " + " ".join(f"{f:>6}" for f in FIGURES))
     for label, rule in topics.items():
         for lang in sorted({it.get("lang", "?") for it in items}) + ["all"]:

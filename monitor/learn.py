@@ -8,12 +8,31 @@ not). The model starts at the plain salience and moves only as far as the feedba
 logistic regression whose offset is the plain salience's log-odds (so with no weights it gives
 the plain salience back, and the tiers with it), over the standardised salience features and a
 small bag of the article's words (the VOCABULARY most frequent words of the judged articles that
-occur in at least MIN_DF of them, present or not), each weight held towards 0 by a Gaussian prior:
-PENALTY for the features, WORD_PENALTY (stronger) for the words, which are many and mostly one
-story's own. Fitted with SciPy's L-BFGS (scipy, the only importer, imported lazily where a model
-is trained). Applying a model needs neither: its coefficients, the features' means and scales and
-the vocabulary are the JSON. A model stored before the prior (no "prior" key) is applied as it was
-trained, without the offset.
+occur in at least MIN_DF of them, present or not), each weight held towards 0 by a Gaussian prior
+(PENALTY for the features, WORD_PENALTY for the words). Fitted with SciPy's L-BFGS (scipy, the
+only importer, imported lazily where a model is trained). Applying a model needs neither: its
+coefficients, the features' means and scales and the vocabulary are the JSON.
+
+What goes in, and why (``inputs``): a feature enters as log(1 + value): a flag or a share is
+nearly unchanged, a count's long tail is compressed (the 136th sentence of a liveblog says less
+than the second of a report, and a standardised raw count lets one outlier move the log-odds by
+several units); and, standardised, it counts no further than CLIP standard deviations from the
+judged matches' mean: the verdicts say nothing about values far outside the ones they judged, and
+a linear model would extrapolate without limit (a digest-tier match, its features far from the
+alerts the team judged, could be scored as surely relevant). The plain salience is the model's
+starting point (the offset, its weight fixed at 1), not one more feature: a few verdicts were
+free to give it a negative weight, inverting the rule's own measure (a lower salience scoring
+higher); the features and words move the score from there (SALIENCE stays a feature only of a
+model stored before these inputs). The article's words enter as a row of unit length (each
+present vocabulary word 1/sqrt(how many are present), as text classifiers normalise tf-idf
+rows): a long article has many of the vocabulary's words and each weighs less, so the words
+together move any article's log-odds by at most the length of their weight vector, and the prior
+on that move is the same N(0, 1/WORD_PENALTY) for an article of twenty words or of two thousand.
+Counted one by one, a long liveblog that names the topic once collected a small positive weight
+from each of a hundred common words the relevant (mostly longer) articles share and rose from
+the store to an alert: length, not relevance. A model stored before these inputs (no "inputs" key) is applied as it
+was trained (raw features, one per present word), and one stored before the prior (no "prior"
+key) without the offset.
 
 Deterministic: examples are sorted before training, the solver (lbfgs) has no randomness, the
 coefficients are rounded to ROUND digits and the JSON has sorted keys, so the same feedback gives
@@ -43,10 +62,14 @@ VOCABULARY = 200  # words at most in a model
 MIN_DF = 2  # a word must occur in this many judged articles: one article's words are its own noise
 ROUND = 6  # digits kept of each coefficient: the same model to the byte on any platform
 PENALTY = 1.0  # the features' weights ~ N(0, 1) per standard deviation: a feature may move the log-odds by ~1
-WORD_PENALTY = 10.0  # words' weights ~ N(0, 0.1): many words, most of them one story's own
+WORD_PENALTY = 1.0  # words' weights ~ N(0, 1) on a unit-length row: the words together, like one feature
+CLIP = 3.0  # standard deviations: a feature counts no further from the judged matches' mean than this
+# how features and words enter (the module's docstring); a model without it was trained on raw ones
+INPUTS = "log1p features within 3 sd, no salience feature, unit-length words"
 EDGE = 0.02  # the plain salience is kept within [EDGE, 1 - EDGE] for its log-odds (0 and 1 are certain)
 TOP = 3  # features named in an explanation
-SALIENCE = "plain salience"  # the rule's own salience, one feature among the others
+SALIENCE = "plain salience"  # the rule's own salience: a feature of models stored before INPUTS
+PLAIN = "plain"  # the feature a recalibrated match keeps its plain salience in (pipeline._recalibrated)
 _WORD = re.compile(r"[^\W\d_]{3,}")  # letters only, three or more: numbers and dates are not topics
 
 
@@ -74,6 +97,7 @@ class Model:
     word_weights: tuple[float, ...] = ()
     intercept: float = 0.0
     prior: bool = True  # the plain salience's log-odds is the offset (False: a model stored before it)
+    scaled: bool = True  # inputs as INPUTS says (False: raw features, one per word: a model stored before)
 
     @property
     def negatives(self) -> int:
@@ -89,6 +113,8 @@ class Model:
                      "word_weights": list(self.word_weights), "intercept": self.intercept}
             if self.prior:
                 body["prior"] = "plain salience"
+            if self.scaled:
+                body["inputs"] = INPUTS
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -104,7 +130,7 @@ class Model:
                         tuple(map(float, d["mean"])), tuple(map(float, d["scale"])),
                         tuple(map(float, d["weights"])), tuple(d["words"]),
                         tuple(map(float, d["word_weights"])), float(d["intercept"]),
-                        d.get("prior") == "plain salience")
+                        d.get("prior") == "plain salience", d.get("inputs") == INPUTS)
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"damaged model: {e!r}") from None
         if not len(model.names) == len(model.mean) == len(model.scale) == len(model.weights) or \
@@ -128,6 +154,23 @@ def numeric(features: Mapping[str, Any] | Iterable[tuple[str, Any]], salience: f
     return out
 
 
+def _log(x: float) -> float:
+    """log(1 + |x|) with x's sign: a flag or a share nearly as it is, a count's tail compressed."""
+    return math.copysign(math.log1p(abs(x)), x)
+
+
+def _clip(z: float) -> float:
+    """A standardised feature within CLIP standard deviations: the verdicts say nothing beyond."""
+    return max(-CLIP, min(CLIP, z))
+
+
+def _row(vocab: Sequence[str], present: set[str], scaled: bool = True) -> list[float]:
+    """The article's words over the vocabulary: present 1, absent 0, scaled to unit length."""
+    row = [1.0 if w in present else 0.0 for w in vocab]
+    n = sum(row)
+    return [x / math.sqrt(n) for x in row] if scaled and n else row
+
+
 def enough(examples: Sequence[Example], min_verdicts: int = MIN_VERDICTS, min_each: int = MIN_EACH) -> bool:
     pos = sum(1 for e in examples if e.label)
     return len(examples) >= min_verdicts and min(pos, len(examples) - pos) >= min_each
@@ -141,22 +184,23 @@ def train(examples: Iterable[Example], *, min_verdicts: int = MIN_VERDICTS, min_
     pos = sum(1 for e in rows if e.label)
     if not enough(rows, min_verdicts, min_each):
         return Model(len(rows), pos)
-    nums = [numeric(e.features, e.salience) for e in rows]
+    nums = [{k: _log(v) for k, v in numeric(e.features, e.salience).items() if k != SALIENCE} for e in rows]
     names = sorted({k for n in nums for k in n})
     cols = [[n.get(k, 0.0) for n in nums] for k in names]
-    mean = [sum(c) / len(c) for c in cols]
-    scale = [math.sqrt(sum((x - m) ** 2 for x in c) / len(c)) or 1.0 for c, m in zip(cols, mean, strict=True)]
+    mean = [round(sum(c) / len(c), ROUND) for c in cols]  # as the model stores them: scored alike
+    # a feature that does not vary has scale 1, not the rounding noise of its logarithms' mean
+    scale = [round(math.sqrt(sum((x - m) ** 2 for x in c) / len(c)), ROUND) or 1.0
+             for c, m in zip(cols, mean, strict=True)]
     bags = [words(e.text) for e in rows]
     df = Counter(w for b in bags for w in b)
     vocab = sorted((w for w, n in df.items() if n >= MIN_DF), key=lambda w: (-df[w], w))[:VOCABULARY]
     vocab.sort()
-    matrix = [[(n.get(k, 0.0) - m) / s for k, m, s in zip(names, mean, scale, strict=True)]
-              + [1.0 if w in b else 0.0 for w in vocab] for n, b in zip(nums, bags, strict=True)]
+    matrix = [[_clip((n.get(k, 0.0) - m) / s) for k, m, s in zip(names, mean, scale, strict=True)]
+              + _row(vocab, b) for n, b in zip(nums, bags, strict=True)]
     penalty = [PENALTY] * len(names) + [WORD_PENALTY] * len(vocab)
     weights, intercept = _fit(matrix, [e.label for e in rows], [_logit(e.salience) for e in rows], penalty)
     coef = [round(w, ROUND) for w in weights]
-    return Model(len(rows), pos, True, tuple(names), tuple(round(m, ROUND) for m in mean),
-                 tuple(round(s, ROUND) for s in scale), tuple(coef[:len(names)]), tuple(vocab),
+    return Model(len(rows), pos, True, tuple(names), tuple(mean), tuple(scale), tuple(coef[:len(names)]), tuple(vocab),
                  tuple(coef[len(names):]), round(intercept, ROUND))
 
 
@@ -195,20 +239,30 @@ def score(model: Model | None, features: Mapping[str, Any], text: str, plain: fl
           digest_at: float | None = None) -> tuple[float, str]:
     """(calibrated salience, explanation) of one match. With no trained model: the plain
     salience, and why. Trained: the model's probability that the team finds the match relevant,
-    and the TOP features that moved it most, as the change each made ("+0.21 title and lead;
-    -0.15 'liveblog'"). ``digest_at``: a match whose plain salience reaches the digest stays in
-    it at least: feedback, given on alerts, decides what alerts, and a mention the team called
-    "not relevant" as an alert is still worth its line in the digest."""
+    and the TOP features that moved it most, as the change each made, the article's words
+    together as one ("+0.21 title; -0.15 words 'liveblog', 'football'"). ``digest_at``: a
+    match whose plain salience reaches the digest stays in it at least: feedback, given on
+    alerts, decides what alerts, and a mention the team called "not relevant" as an alert is
+    still worth its line in the digest."""
     if model is None or not model.trained:
         if model is None:
             return plain, "plain salience: no feedback yet"
         return plain, (f"plain salience: {model.examples} verdicts ({model.positives} relevant, "
                        f"{model.negatives} not); learning needs {MIN_VERDICTS} with {MIN_EACH} of each")
     nums = numeric(features, plain)
-    parts = [(name.replace("_", " "), w * (nums.get(name, 0.0) - m) / s)
+    if model.scaled:
+        nums = {k: _log(v) for k, v in nums.items()}
+    parts = [(name.replace("_", " "), w * (_clip((nums.get(name, 0.0) - m) / s) if model.scaled else
+                                           (nums.get(name, 0.0) - m) / s))
              for name, m, s, w in zip(model.names, model.mean, model.scale, model.weights, strict=True)]
-    present = words(text)
-    parts += [(f"'{w}'", ww) for w, ww in zip(model.words, model.word_weights, strict=True) if w in present]
+    # the words as one part, named by those that pushed most its way: a hundred words that each
+    # move the score by less than a point can together move it far, and the explanation says so
+    said = [(w, ww * x) for w, ww, x in zip(model.words, model.word_weights, _row(model.words, words(text),
+                                                                                 model.scaled), strict=True) if x]
+    total = sum(c for _, c in said)
+    if said:
+        heavy = sorted((s for s in said if s[1] * total > 0), key=lambda x: (-abs(x[1]), x[0]))[:TOP]
+        parts.append(("words " + ", ".join(f"'{w}'" for w, _ in heavy) if heavy else "words", total))
     z = model.intercept + sum(c for _, c in parts) + (_logit(plain) if model.prior else 0.0)
     p = _sigmoid(z)
     moved = sorted(((p - _sigmoid(z - c), name) for name, c in parts), key=lambda x: (-abs(x[0]), x[1]))

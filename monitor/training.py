@@ -5,7 +5,8 @@
 
 Before migration 13 a match has no salience features: a stand-in (the evidence in the title,
 how many terms) stands for them and the plain salience is a neutral 0.5, so the words carry the
-model; with migration 13 the match's own features and salience are used.
+model; with migration 13 the match's own features and plain salience are used (for a match that an
+earlier model recalibrated, the plain salience it keeps among its features).
 """
 
 from __future__ import annotations
@@ -38,9 +39,15 @@ def examples(judged: Iterable[Any]) -> list[learn.Example]:
             continue
         # no features: a match stored before salience (its 1.0 is find's default, not a measure), so
         # the prior it starts from is neutral and the stand-ins carry the model
-        features = j.features or {"in_title": j.field == "title", "terms": len(j.terms)}
-        out.append(learn.Example(features, j.text, label, NEUTRAL if j.salience is None or not j.features
-                                 else j.salience))
+        features = dict(j.features) or {"in_title": j.field == "title", "terms": len(j.terms)}
+        # a match recalibrated by an earlier model stores the learned salience and keeps the plain
+        # one among its features (pipeline._recalibrated): the model starts from the plain salience,
+        # as it does when it scores a new match, never from an earlier model's output (which would
+        # compound each retraining on the last) nor with a feature new matches do not have
+        plain = features.pop(learn.PLAIN, None)
+        salience = plain if isinstance(plain, (int, float)) else j.salience
+        out.append(learn.Example(features, j.text, label, NEUTRAL if salience is None or not j.features
+                                 else float(salience)))
     return out
 
 

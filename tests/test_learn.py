@@ -139,3 +139,75 @@ def test_the_pipeline_recalibrates_a_match_of_a_rule_with_a_trained_model():
     assert got_kursk.salience < 0.5 and got_kursk.tier == "digest"  # learned: the team calls these "not"
     assert ("plain", 0.6) in got_kursk.features
     assert pipeline._recalibrated(SimpleNamespace(models={}, ruleset=ruleset), liveblog, [kursk]) == [kursk]  # type: ignore[arg-type]
+
+
+COMMON = ("government officials said monday tuesday week country president minister military forces border "
+          "region city people according statement report reported told agency state security attack defence "
+          "ministry troops soldiers killed war fighting peace talks support foreign international european "
+          "leaders meeting capital local residents houses damage energy power prices market economy months "
+          "years since earlier later during while").split()
+
+
+def test_length_is_not_relevance_a_long_liveblog_is_not_lifted_by_its_many_words():
+    """The relevant stories the team judged are longer than the mentions it called "not": they
+    share more of the vocabulary's common words. A long liveblog that names the topic once, low in
+    plain salience, has all of those words; counted one by one, each word's small weight added up
+    and lifted it from the store to an alert (0.97). The words enter as a row of unit length: they
+    move any article's log-odds by at most the length of their weight vector."""
+    about = [Example({"sentences": 2}, "Kursk report " + " ".join(COMMON[i % 3::3] + COMMON[(i + 1) % 3::3]), 1,
+                     0.6 + 0.01 * (i % 3)) for i in range(10)]
+    passing = [Example({"sentences": 2}, "Kursk liveblog item: " + " ".join(COMMON[i::6]), 0, 0.6 + 0.01 * (i % 3))
+               for i in range(3)]
+    model = learn.train(about + passing)
+    assert model.trained
+    long_blog, why = learn.score(model, {"sentences": 2}, "Kursk liveblog of the day: " + " ".join(COMMON), 0.2)
+    assert long_blog < 0.5, (long_blog, why)
+    norm = sum(w * w for w in model.word_weights) ** 0.5
+    everything = " ".join(model.words)  # every vocabulary word: the words' part is at most their norm
+    base, _ = learn.score(model, {"sentences": 2}, "", 0.2)
+    full, _ = learn.score(model, {"sentences": 2}, everything, 0.2)
+    assert abs(learn._logit(full) - learn._logit(base)) <= norm + 1e-3
+
+
+def test_the_plain_salience_is_where_the_model_starts_and_more_of_it_never_scores_lower():
+    """The plain salience is the offset, not a feature a few verdicts could weigh negatively: with
+    the same features and words, a higher plain salience never gives a lower learned one."""
+    model = learn.train(feedback(16, 9))
+    assert learn.SALIENCE not in model.names
+    probe = {"title_lead": 0.0, "sentence_share": 0.05, "one_sentence": False, "sentences": 30}
+    scores = [learn.score(model, probe, PASSING[0], p / 20)[0] for p in range(1, 20)]
+    assert scores == sorted(scores)
+
+
+def test_a_feature_far_outside_the_judged_matches_counts_no_further_than_three_deviations():
+    """A count far beyond what the team judged (a 900-sentence page, when the judged ones had
+    10 to 20) moves the score as far as three standard deviations do, not a hundred: the verdicts
+    say nothing about it, and the log of a count compresses its tail first."""
+    model = learn.train(feedback(16, 9))
+    probe = {"title_lead": 0.0, "sentence_share": 0.05, "one_sentence": False}
+    far = learn.score(model, probe | {"sentences": 900}, PASSING[0], 0.5)[0]
+    edge = learn.score(model, probe | {"sentences": 10 ** 6}, PASSING[0], 0.5)[0]
+    assert far == edge > 0.001  # both beyond three deviations of log(1 + sentences): clipped alike, not to 0
+
+
+def test_a_feature_that_never_varied_in_the_feedback_does_not_break_scoring():
+    """A constant feature (every judged match a title hit of salience 0.6, whose mean in floating
+    point is not exactly 0.6) has scale 1, not the rounding noise of its spread: scoring works."""
+    examples = [Example({"share": 0.1 * 3, "sentences": 4}, f"{ABOUT[i % 4]} {i % 3}", 1, 0.6) for i in range(8)]
+    examples += [Example({"share": 0.1 * 3, "sentences": 4}, f"{PASSING[i % 4]} {i % 3}", 0, 0.6) for i in range(4)]
+    model = learn.train(examples)
+    assert model.trained and 0.0 not in model.scale
+    assert 0 <= learn.score(model, {"share": 0.3, "sentences": 4}, ABOUT[0], 0.6)[0] <= 1
+
+
+def test_a_model_stored_before_the_scaled_inputs_is_applied_as_it_was_trained():
+    """No "inputs" key: raw features, one unit per present word, the salience among the features."""
+    stored = ('{"version":1,"examples":12,"positives":8,"trained":true,"prior":"plain salience",'
+              '"names":["plain salience","sentences"],"mean":[0.5,10.0],"scale":[0.1,5.0],"weights":[0.5,0.2],'
+              '"words":["kursk","liveblog"],"word_weights":[0.3,-0.4],"intercept":0.1}')
+    model = Model.loads(stored)
+    assert not model.scaled and model.prior
+    got, _ = learn.score(model, {"sentences": 20}, "Kursk liveblog", 0.6)
+    z = 0.1 + 0.5 * (0.6 - 0.5) / 0.1 + 0.2 * (20 - 10) / 5 + 0.3 - 0.4 + learn._logit(0.6)
+    assert got == round(learn._sigmoid(z), 4)
+    assert Model.loads(model.dumps()) == model

@@ -181,3 +181,56 @@ def test_the_daemons_learn_job_trains_off_the_loop_and_stores_the_model(tmp_path
     assert stored["kursk"][1:4] == (22, 14, 1) and learn.Model.loads(stored["kursk"][4]).trained
     assert run_cli("rules", "learn", "kursk", "--config", str(cfg_path)).returncode == 0
     assert {r[0]: r for r in models(db)}["kursk"][4] == stored["kursk"][4]  # same feedback, same bytes
+
+
+def judged_matches(db: Path, recalibrated: bool) -> list:
+    """Twelve matches of kursk stored by Store.record, judged by the team (8 relevant, 4 not), as a
+    rule without a model stores them (``recalibrated`` False) or as pipeline._recalibrated does
+    once the rule has one: the learned salience in the match, the plain one among its features."""
+    from monitor import learn
+
+    now = time.time()
+    store = Store(db)
+    try:
+        store.sync_feeds([("https://news.example/rss", "News", None, ())], now)
+        feed = store.feeds()[0]
+        new = []
+        for i in range(12):
+            about = i < 8
+            text = f"{ABOUT[i % 4]} report {i}" if about else f"{PASSING[i % 4]} item {i}"
+            plain = 0.55 + 0.03 * (i % 5)
+            features = (("title", int(about)), ("sentences", 6 + i % 3 if about else 1), ("of", 20 + i))
+            salience = (0.9 if about else 0.2) if recalibrated else plain
+            if recalibrated:
+                features = (*features, (learn.PLAIN, plain))
+            link = f"https://example.org/{i}"
+            entry = Entry(uid=str(i), title=text[:40], link=link, summary="", content="", published=None)
+            match = Match("kursk", "Kursk", ("Kursk",), "body", text, ("ops",), salience=salience,
+                          tier="alert" if salience >= 0.5 else "store", features=features)
+            new.append((entry, Article(title=text[:40], text=text, url=link, language="en", source="page"),
+                        (match,)))
+        store.record(feed, now=now - 3600, update=FeedUpdate(), new=new, baseline=False)
+        for match_id, uid in store.db.execute("SELECT m.id, e.uid FROM matches m JOIN entries e "
+                                              "ON e.id = m.entry_id ORDER BY m.id").fetchall():
+            store.judge_match(match_id, "relevant" if int(uid) < 8 else "not", "ana", now - 60 + int(uid))
+        return store.judged("kursk")
+    finally:
+        store.close()
+
+
+def test_a_recalibrated_match_trains_on_its_plain_salience(tmp_path):
+    """A rule with a model stores each new match with the learned salience and keeps the plain one
+    among its features; retraining on those matches starts from the plain salience, as scoring a new
+    match does, so the same verdicts train the same model whether or not a model scored them first
+    (an earlier model's output is never the next one's starting point, and no feature appears in
+    training that a new match does not carry)."""
+    from monitor import learn, training
+
+    plain_rows = judged_matches(tmp_path / "plain.db", recalibrated=False)
+    learned_rows = judged_matches(tmp_path / "learned.db", recalibrated=True)
+    examples = training.examples(learned_rows)
+    assert len(examples) == 12 and all(learn.PLAIN not in e.features for e in examples)
+    assert [e.salience for e in examples] == [e.salience for e in training.examples(plain_rows)]
+    model = training.fit(learned_rows)
+    assert model.trained and learn.PLAIN not in model.names
+    assert model.dumps() == training.fit(plain_rows).dumps()
