@@ -430,7 +430,7 @@ class Nodes:
     in order (``ready``: waited for after each), stopped with SIGTERM; ``errs`` their logs, in order."""
 
     def __init__(self, tmp: Path, database: str, feeds: list[str], hook: str, nodes: dict[str, list[str]],
-                 poll: str = "", ready=None):  # type: ignore[no-untyped-def]
+                 poll: str = "", ready=None, channel: str = ""):  # type: ignore[no-untyped-def]
         self.procs: list[subprocess.Popen] = []
         self.errs: list[str] = []
         for name, args in nodes.items():
@@ -438,6 +438,8 @@ class Nodes:
             cfg = write_config(tmp / name, feeds=feeds, channels={"hook": [hook]}, database=database)
             if poll:
                 cfg.write_text(cfg.read_text().replace("[poll]\n", f"[poll]\n{poll}\n", 1))
+            if channel:
+                cfg.write_text(cfg.read_text().replace("[channels.hook]\n", f"[channels.hook]\n{channel}\n", 1))
             self.procs.append(subprocess.Popen([*monitor_cmd(), "run", "--config", str(cfg), *args],
                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
             if ready is not None:
@@ -513,3 +515,42 @@ def test_roles_split_the_work_between_nodes(pg_url, tmp_path, feed_server, webho
         front, worker = nodes.stop()
     assert "roles=scheduler,web" in front and "polled feed=" not in front and "alert sent" not in front, front
     assert "roles=worker" in worker and "polled feed=" in worker and "alert sent id=" in worker, worker
+
+
+KURSK_NEWS = ["Brücke über den Seim bei Kursk beschädigt", "Stromausfall in drei Bezirken von Kursk",
+              "Evakuierung im Gebiet Kursk verlängert", "Drohnenangriff auf den Bahnhof von Kursk",
+              "Schulen im Gebiet Kursk bleiben geschlossen"]
+
+
+def test_a_channels_rate_limit_and_order_hold_across_two_daemons(pg_url, tmp_path, feed_server, webhook):
+    """Issue 19: a channel's rate limit and its order are the cluster's, not each node's: five
+    stories of one rule, published at once in four feeds that two nodes share, leave a channel
+    limited to two an hour as two alerts, in the order they were queued; the other three wait
+    for the digest (held), whichever node polled or sends them."""
+    feeds = [feed_server.add(f"/{n}.xml", rss([{**OLD[i % 2], "guid": f"{n}-old",
+                                                 "link": feed_server.url(OLD[i % 2]["link"])}]))
+             for i, n in enumerate("abcd")]
+    _serve_pages(feed_server)
+    nodes = Nodes(tmp_path, pg_url, feeds, webhook.apprise_url, {"n1": [], "n2": []}, channel='rate_limit = "2/h"')
+    try:
+        _wait(lambda: present(pg_url) and db_rows(pg_url, "SELECT COUNT(*) FROM feeds WHERE baselined_at IS NOT NULL")
+              == [(4,)], "every feed's baseline")
+        for i, title in enumerate(KURSK_NEWS):
+            link = f"/a/k{i}"
+            text = f"{title}. Die Behörden im Gebiet Kursk meldeten am Morgen neue Schäden nach Angriffen."
+            feed_server.add(link, page(title, [text * 3]), content_type="text/html; charset=utf-8")
+        for i, n in enumerate("abcd"):
+            items = [{"title": t, "link": feed_server.url(f"/a/k{k}"), "guid": f"k{k}", "description": t}
+                     for k, t in enumerate(KURSK_NEWS) if k % 4 == i]
+            feed_server.add(f"/{n}.xml", rss([*items, {**OLD[i % 2], "guid": f"{n}-old",
+                                                        "link": feed_server.url(OLD[i % 2]["link"])}]))
+        _wait(lambda: db_rows(pg_url, "SELECT COUNT(*) FROM outbox WHERE state IN ('sent', 'held')") == [(5,)],
+              "five stories sent or held", timeout=60)
+        time.sleep(2)  # more sends due on both nodes, were the limit a node's own
+    finally:
+        errs = nodes.stop()
+    sent = db_rows(pg_url, "SELECT o.id, e.title FROM outbox o JOIN matches m ON m.id = o.match_id JOIN entries e "
+                           "ON e.id = m.entry_id WHERE o.state = 'sent' ORDER BY o.id")
+    assert len(sent) == 2 and db_rows(pg_url, "SELECT COUNT(*) FROM outbox WHERE state = 'held'") == [(3,)], errs
+    assert [doc["title"] for doc in webhook.received] == [title for _, title in sent], errs  # in queue order
+    assert all("started feeds=4" in e for e in errs), errs
