@@ -115,6 +115,14 @@ class _StoreCollector(Collector):
         for verdict in ("relevant", "not"):
             feedback.add_metric([verdict], snap.feedback.get(verdict, 0))
         yield feedback
+        if snap.cluster:  # PostgreSQL: the work queue every node shares (monitor/cluster.py)
+            jobs = GaugeMetricFamily("monitor_cluster_jobs", "Poll jobs in the cluster's work queue by state",
+                                     labels=["state"])
+            for state in ("todo", "doing", "failed"):
+                jobs.add_metric([state], snap.cluster.get(state, 0))
+            yield jobs
+            yield GaugeMetricFamily("monitor_cluster_workers", "Nodes whose work queue worker beat recently",
+                                    value=snap.cluster.get("workers", 0))
         if self.m.last_tick is not None:
             yield GaugeMetricFamily("monitor_last_tick_age_seconds", "Seconds since the scheduler last ticked",
                                     value=max(0.0, now - self.m.last_tick))

@@ -94,6 +94,7 @@ def test_due_feeds_become_poll_jobs_only_for_live_workers_and_a_worker_hands_bac
                 i for (i,) in _rows(pg_url, "SELECT id FROM feeds"))
             tokens = {args["token"] for (args,) in jobs}
             assert len(tokens) == 1 and {o for o, _, _ in _feeds(pg_url).values()} == tokens
+            assert await store.work_queue_counts() == {"todo": 3, "workers": 1}  # what /metrics shows
             started = time.time()
             await queue.app.run_worker_async(queues=[cluster.QUEUE], wait=False, install_signal_handlers=False,
                                              delete_jobs="successful")
@@ -177,3 +178,17 @@ def test_a_jobs_feeds_are_held_in_the_running_nodes_name_so_its_restart_frees_th
     assert leases.dead([held], is_alive=lambda pid: pid != 999999) == [held]
     assert leases.dead([held], is_alive=lambda pid: True) == []
     assert leases.dead([held.replace(leases.HOST, "elsewhere", 1)], is_alive=lambda pid: False) == []
+
+
+def test_metrics_show_the_work_queue(pg_url, store):
+    from monitor.metrics import Metrics
+    assert connect(pg_url).work_queue_counts() == {"workers": 0}
+    metrics = Metrics()
+    metrics.snapshot, metrics.database_up = store.store.snapshot()._replace(
+        cluster={"todo": 7, "doing": 2, "workers": 3}), True
+    text = metrics.render()[0].decode()
+    assert 'monitor_cluster_jobs{state="todo"} 7.0' in text and 'monitor_cluster_jobs{state="failed"} 0.0' in text
+    assert "monitor_cluster_workers 3.0" in text
+    sqlite = Metrics()
+    sqlite.snapshot, sqlite.database_up = store.store.snapshot()._replace(cluster={}), True
+    assert "monitor_cluster" not in sqlite.render()[0].decode()  # a single node has no work queue

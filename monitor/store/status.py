@@ -18,6 +18,7 @@ class Snapshot(NamedTuple):
     notices: dict[str, int]
     matches: dict[str, int]
     feedback: dict[str, int] = {}  # verdicts ever given, by verdict (issue 17)
+    cluster: dict[str, int] = {}  # PostgreSQL: poll jobs by state, and "workers" beating now (issue 19)
 
 
 class StatusQueries(Queries):
@@ -56,7 +57,25 @@ class StatusQueries(Queries):
     # -- counts ------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         return Snapshot(self.status_counts(), self.health_rows(), self.outbox_by_channel(),
-                        self.notices_by_state(), self.matches_by_rule(), self.feedback_counts())
+                        self.notices_by_state(), self.matches_by_rule(), self.feedback_counts(),
+                        self.work_queue_counts())
+
+    def work_queue_counts(self) -> dict[str, int]:
+        """Cluster mode's work queue (monitor/cluster.py): poll jobs by state (todo, doing,
+        failed, ...) and the workers that beat within the last STALLED_AFTER seconds under
+        ``workers``. Empty on SQLite, or before the queue's tables exist."""
+        if self.dialect != "postgresql" or not self.db.execute(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+                "AND table_name = 'procrastinate_jobs'").fetchone()[0]:
+            return {}
+        from ..cluster import QUEUE, STALLED_AFTER
+        out = {str(r["status"]): int(r["n"]) for r in self._rows(
+            "SELECT status::text AS status, COUNT(*) AS n FROM procrastinate_jobs WHERE queue_name = ? "
+            "GROUP BY status", [QUEUE])}
+        out["workers"] = int(self.db.execute(
+            "SELECT COUNT(*) FROM procrastinate_workers WHERE last_heartbeat > NOW() - make_interval(secs => ?)",
+            [STALLED_AFTER]).fetchone()[0])
+        return out
 
     def status_counts(self) -> tuple[int, int, int]:
         """(active feeds, failing or gone feeds, pending alerts): systemd's STATUS line."""
