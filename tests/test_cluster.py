@@ -192,3 +192,28 @@ def test_metrics_show_the_work_queue(pg_url, store):
     sqlite = Metrics()
     sqlite.snapshot, sqlite.database_up = store.store.snapshot()._replace(cluster={}), True
     assert "monitor_cluster" not in sqlite.render()[0].decode()  # a single node has no work queue
+
+
+def test_status_names_the_clusters_workers_and_jobs(pg_url, store, tmp_path):
+    """``monitor status`` on a node of a cluster (the real CLI): the work queue's state."""
+    import json
+
+    from conftest import run_cli, write_config
+
+    cfg = write_config(tmp_path, feeds=[], channels={}, database=pg_url)
+
+    async def go():
+        queue = _queue(pg_url, store)
+        await queue.open()
+        try:
+            await _worker(queue)
+            assert await queue.enqueue() == 3
+        finally:
+            await queue.close()
+
+    asyncio.run(go())
+    out = run_cli("status", "--config", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert "cluster: workers=1 (beating in the last 20 s); poll jobs todo=3 doing=0 failed=0" in out.stdout, out.stdout
+    out = run_cli("status", "--config", str(cfg), "--json")
+    assert json.loads(out.stdout)["cluster"] == {"todo": 3, "workers": 1}

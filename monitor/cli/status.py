@@ -77,6 +77,7 @@ def status_cmd(config_path: str, as_json: bool) -> None:
         outbox = store.outbox_by_channel()
         notices = store.notices_by_state()
         state = store.daemon_state()
+        cluster = store.work_queue_counts()  # PostgreSQL: the nodes' shared work queue
     except MonitorError as e:
         fail(str(e))
     finally:
@@ -93,7 +94,7 @@ def status_cmd(config_path: str, as_json: bool) -> None:
             "feeds": {h: health.get(h, 0) for h in HEALTH},
             "outbox": dict(by_state), "outbox_by_channel": [
                 {"state": s, "channel": c, "alerts": n} for s, c, n in outbox],
-            "notices": notices}))
+            "notices": notices, **({"cluster": cluster} if cluster else {})}))
         return
     click.echo(sentence)
     click.echo("feeds: " + " ".join(f"{h}={health.get(h, 0)}" for h in HEALTH))
@@ -101,3 +102,8 @@ def status_cmd(config_path: str, as_json: bool) -> None:
     for s, c, n in sorted(outbox):
         click.echo(f"  {s:8} {c:20} {n}")
     click.echo("notices: " + (" ".join(f"{s}={n}" for s, n in sorted(notices.items())) or "none"))
+    if cluster:
+        jobs = " ".join(f"{s}={cluster.get(s, 0)}" for s in ("todo", "doing", "failed"))
+        from ..cluster import STALLED_AFTER
+        click.echo(f"cluster: workers={cluster.get('workers', 0)} (beating in the last {STALLED_AFTER:g} s); "
+                   f"poll jobs {jobs}")
