@@ -13,10 +13,11 @@ the database is the only moving part), not through a queue of our own:
   they have all finished, hands back what it still holds (``Store.hand_back``);
 - a node that dies stops its worker's heartbeat. After ``STALLED_AFTER`` seconds without one,
   the scheduler (``recover``) takes its jobs back: their feeds are due again one interval on
-  (they may have been fetched just before the death), the job is marked failed, and its feeds
-  go to the next jobs. A dead node on another machine costs ~20 s, not the 15-minute lease; one
-  restarted on its machine frees them at once (a job's feeds are held as ``OWNER:token``, which
-  ``leases.dead`` reads as the node's).
+  (they may have been fetched just before the death) and the job is marked failed. A dead node
+  on another machine costs ~20 s, not the 15-minute lease; one restarted on its machine frees
+  them at once (a job's feeds are held as ``OWNER:token``, which ``leases.dead`` reads as the
+  node's). Feeds claimed by a scheduler that died before it deferred their job are freed
+  ``ORPHAN_AFTER`` seconds after the claim.
 
 Procrastinate's tables are made by the store's migration, under its lock (store ``_work_queue``).
 A database that goes away stops the worker with an error; it is started again, with a warning,
@@ -47,6 +48,7 @@ HEARTBEAT = 5.0  # seconds between a worker's heartbeats
 STALLED_AFTER = 20.0  # seconds without a heartbeat (four missed) after which a node's jobs are taken back
 ENQUEUE_EVERY = 1.0  # seconds between enqueueing passes (cluster-wide)
 RECOVER_EVERY = 10.0  # seconds between looks for stalled jobs (cluster-wide)
+ORPHAN_AFTER = 60.0  # seconds after its claim a feed leased to a token no job carries is freed
 RESTART_WAIT, RESTART_WAIT_MAX = 1.0, 30.0  # after the worker stopped on a database error
 
 
@@ -188,6 +190,9 @@ class WorkQueue:
             await manager.finish_job(job, status=Status.FAILED, delete_job=False)
             log.warning("poll job of a stopped node taken back job=%s worker=%s feeds=%d", job.id, job.worker_id, n)
         await manager.prune_stalled_workers(STALLED_AFTER)
+        if orphans := await self.db.free_orphans(now, self.lease, ORPHAN_AFTER):
+            log.warning("feeds claimed for poll jobs never queued freed feeds=%d: a scheduler stopped between "
+                        "its claim and its defer", orphans)
         return len(stalled)
 
     async def prune(self, days: float) -> None:

@@ -217,3 +217,34 @@ def test_status_names_the_clusters_workers_and_jobs(pg_url, store, tmp_path):
     assert "cluster: workers=1 (beating in the last 20 s); poll jobs todo=3 doing=0 failed=0" in out.stdout, out.stdout
     out = run_cli("status", "--config", str(cfg), "--json")
     assert json.loads(out.stdout)["cluster"] == {"todo": 3, "workers": 1}
+
+
+def test_feeds_claimed_for_a_job_never_queued_are_freed_after_a_minute(pg_url, store):
+    """A scheduler that dies between its claim and its defer leaves feeds leased to a token no
+    job carries: the next recovery frees them once the claim is ORPHAN_AFTER old, not before
+    (an enqueue in progress), and leaves alone the feeds of jobs waiting or running."""
+    now = time.time()
+    ids = sorted(i for (i,) in _rows(pg_url, "SELECT id FROM feeds"))
+    lease = 900.0
+    _rows(pg_url, "UPDATE feeds SET lease_owner = 'job:gone:1:ab:cd', lease_until = %s WHERE id = ANY(%s)",
+          [now - cluster.ORPHAN_AFTER - 1 + lease, ids[:2]])  # claimed 61 s ago, never deferred
+    _rows(pg_url, "UPDATE feeds SET lease_owner = 'job:busy:1:ab:cd', lease_until = %s WHERE id = %s",
+          [now - 5 + lease, ids[2]])  # claimed 5 s ago: its enqueue may still be deferring
+    _rows(pg_url, "UPDATE feeds SET lease_owner = 'job:queued:1:ab:cd', lease_until = %s WHERE id = %s",
+          [now - 300 + lease, ids[3]])  # an old claim whose job waits for a worker
+    due = dict(_rows(pg_url, "SELECT id, next_check_at FROM feeds"))
+
+    async def go():
+        queue = _queue(pg_url, store)
+        await queue.open()
+        try:
+            await queue.app.tasks["poll"].defer_async(token="job:queued:1:ab:cd", feeds=[ids[3]])
+            return await queue.recover()
+        finally:
+            await queue.close()
+
+    assert asyncio.run(go()) == 0  # no stalled job
+    owners = dict(_rows(pg_url, "SELECT id, lease_owner FROM feeds"))
+    assert owners[ids[0]] is None and owners[ids[1]] is None
+    assert owners[ids[2]] == "job:busy:1:ab:cd" and owners[ids[3]] == "job:queued:1:ab:cd"
+    assert dict(_rows(pg_url, "SELECT id, next_check_at FROM feeds")) == due  # never started: due as before

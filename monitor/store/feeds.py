@@ -191,6 +191,15 @@ class FeedQueries(Queries):
                     f"WHERE {mine} AND id IN ({marks})", [now, poll_interval, *held, *started]).rowcount
         return n
 
+    def free_orphans(self, now: float, lease: float, grace: float) -> int:
+        """Cluster mode (PostgreSQL): free the feeds leased to a poll job's token that no job
+        waiting or running carries, claimed more than ``grace`` seconds ago (a scheduler that
+        died between its claim and its defer). Never started: due as they were."""
+        return int(self.db.execute(
+            f"UPDATE feeds SET {RELEASE} WHERE lease_owner LIKE 'job:%' AND lease_until < ? AND NOT EXISTS ("
+            "SELECT 1 FROM procrastinate_jobs j WHERE j.status IN ('todo', 'doing') "
+            "AND j.args->>'token' = feeds.lease_owner)", [now + lease - grace]).rowcount)
+
     def _feeds(self, due_at: float | None, default_interval: float, limit: int | None, after_id: int | None,
                free_for: tuple[str, float] | None = None) -> list[Feed]:
         sql = "SELECT * FROM feeds WHERE active = 1"
