@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
@@ -98,6 +99,25 @@ async def once(config: Config, ruleset: rules.RuleSet,
         finally:
             sender.close()
         return outcomes, sent, failed
+
+
+class Executor(AsyncIOExecutor):
+    """APScheduler's asyncio executor, whose running jobs a stop lets finish (``settle``): its own
+    ``shutdown`` cancels them, and a job cancelled mid-run is logged as a failure with a traceback
+    (the scale bench saw it on every other SIGTERM: the enqueue, a delivery pass, a tick)."""
+
+    async def settle(self, timeout: float) -> None:
+        running = [f for f in getattr(self, "_pending_futures", ()) if not f.done()]
+        if running:
+            await asyncio.wait(running, timeout=timeout)
+
+
+async def stop_scheduler(scheduler: AsyncIOScheduler, executor: Executor, grace: float) -> None:
+    """Start no job more, give the running ones ``grace`` seconds (a stop ends prune between
+    batches, the others take a moment), then shut the scheduler down."""
+    scheduler.pause()
+    await executor.settle(grace)
+    scheduler.shutdown(wait=False)
 
 
 ROLES = ("worker", "scheduler", "web")  # worker: polls, delivers; scheduler: periodic jobs; web: the console
@@ -316,6 +336,23 @@ class Daemon:
         if self.queue is not None and not self._stop.is_set():
             await self._queue_step("recover", self.queue.recover)
 
+    async def _queue_loop(self) -> None:
+        """Cluster mode's scheduler: enqueue every ENQUEUE_EVERY seconds (a pass that takes longer
+        under load delays the next rather than overlapping it), look for stalled jobs every
+        RECOVER_EVERY; until the stop, after the current step."""
+        recover_at = time.monotonic() + 1.0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            await self.enqueue()
+            if started >= recover_at:
+                await self.recover()
+                recover_at = started + cluster.RECOVER_EVERY
+            pause = max(0.05, cluster.ENQUEUE_EVERY - (time.monotonic() - started))
+            try:
+                await asyncio.wait_for(self._stop.wait(), pause)
+            except TimeoutError:
+                pass
+
     async def _queue_step(self, name: str, step: Callable[[], Awaitable[Any]]) -> None:
         try:
             await step()
@@ -365,7 +402,8 @@ class Daemon:
                 if self.queue is not None:
                     self.queue.dispatcher = self.dispatcher
                     self.queue.start_worker()
-            scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+            executor = Executor()
+            scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC", executors={"default": executor})
             scheduler.add_listener(_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             now = datetime.now().astimezone()
             common = {"max_instances": 1, "coalesce": True}
@@ -376,16 +414,14 @@ class Daemon:
             if "worker" in self.roles:
                 scheduler.add_job(self.drain, "interval", seconds=DELIVER_EVERY, id="deliver",
                                   next_run_time=now + timedelta(seconds=1), misfire_grace_time=30, **common)
+            queue_loop = None
+            if "scheduler" in self.roles and self.queue is not None:
+                queue_loop = asyncio.create_task(self._queue_loop())
             if "scheduler" in self.roles:
                 scheduler.add_job(self.prune, "interval", seconds=self.config.retention.every, id="prune",
                                   next_run_time=now + timedelta(seconds=60), misfire_grace_time=300, **common)
                 scheduler.add_job(self.learn, "interval", seconds=LEARN_EVERY, id="learn",
                                   next_run_time=now + timedelta(seconds=120), misfire_grace_time=3600, **common)
-                if self.queue is not None:
-                    scheduler.add_job(self.enqueue, "interval", seconds=cluster.ENQUEUE_EVERY, id="enqueue",
-                                      next_run_time=now, misfire_grace_time=5, **common)
-                    scheduler.add_job(self.recover, "interval", seconds=cluster.RECOVER_EVERY, id="recover",
-                                      next_run_time=now + timedelta(seconds=1), misfire_grace_time=30, **common)
             self.scheduler = scheduler
             self.digest_jobs()
             scheduler.start()
@@ -401,7 +437,9 @@ class Daemon:
                 await self._stop.wait()
                 beat.cancel()
             finally:
-                scheduler.shutdown(wait=False)
+                await stop_scheduler(scheduler, executor, self.config.monitor.stop_grace)
+                if queue_loop is not None:
+                    await asyncio.wait([queue_loop], timeout=self.config.monitor.stop_grace)
                 if self.loading is not None:
                     self.loading.cancel()  # its thread finishes alone; nobody will use the rules
                 if self.dispatcher is not None:

@@ -263,3 +263,37 @@ def test_secret_from_a_systemd_credential_when_no_variable_is_set(tmp_path, monk
     (creds / "HOOK_TOKEN").unlink()
     with pytest.raises(config.ConfigError, match="HOOK_TOKEN is not set and there is no credential"):
         config.load(cfg)
+
+
+def test_a_stop_lets_the_running_scheduler_jobs_finish_rather_than_cancel_them():
+    """APScheduler's asyncio executor cancels running jobs at shutdown, and a job cancelled
+    mid-run is logged as failed with a traceback (seen at SIGTERM under load: the enqueue, a
+    delivery pass, a tick). The daemon's stop lets them finish first."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from monitor.daemon import Executor, stop_scheduler
+
+    async def run(stop) -> list[int]:
+        events: list[int] = []
+        running = asyncio.Event()
+
+        async def job() -> None:
+            running.set()
+            await asyncio.sleep(0.3)
+
+        executor = Executor()
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), executors={"default": executor})
+        scheduler.add_listener(lambda e: events.append(e.code), EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
+        scheduler.add_job(job, "interval", seconds=0.1, max_instances=1, coalesce=True)
+        scheduler.start()
+        await running.wait()
+        await stop(scheduler, executor)
+        await asyncio.sleep(0.5)  # nothing runs after the stop
+        return events
+
+    async def cancelled(scheduler, executor):
+        scheduler.shutdown(wait=False)
+
+    assert asyncio.run(run(lambda s, e: stop_scheduler(s, e, 5.0))) == [EVENT_JOB_EXECUTED]
+    assert asyncio.run(run(cancelled)) == [EVENT_JOB_ERROR]  # APScheduler's own shutdown, as before
