@@ -72,7 +72,9 @@ def main() -> int:
             nodes.append(start(cfgs[-1], work / f"node{n}.log"))
         store = Store(server.url)
         deadline = time.monotonic() + 120
-        while store.db.execute("SELECT COUNT(*) FROM feeds WHERE baselined_at IS NULL").fetchone()[0]:
+        # every feed of the config in the store and baselined: counting the feeds not yet baselined
+        # finds none while the nodes are still starting (the store made the tables, no feed yet)
+        while store.db.execute("SELECT COUNT(*) FROM feeds WHERE baselined_at IS NOT NULL").fetchone()[0] < args.feeds:
             if time.monotonic() > deadline:
                 raise SystemExit("the nodes did not take every feed's baseline in 120 s")
             time.sleep(0.5)
