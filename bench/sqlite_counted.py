@@ -1,0 +1,75 @@
+"""``monitor`` with the statements and commits of its SQLite connections counted (the scale bench,
+bench/cluster_scale.py: PostgreSQL counts them at the server, SQLite has nobody to ask).
+
+    python bench/sqlite_counted.py COUNTS.json run --config node.toml
+
+Every ``sqlite3.connect`` of the process gets a trace callback (sqlite3_trace_v2: each
+statement SQLite runs, as the store sent it; a trigger's statements, reported as ``-- name``,
+are part of the statement that fired them and not counted). Commits are counted as PostgreSQL's
+``xact_commit`` counts them: each COMMIT, and each statement run outside a transaction (SQLite
+and PostgreSQL alike run it as a transaction of its own). The totals are written to COUNTS.json
+five times a second (replaced whole, never half-written), for the bench to read at the start and
+the end of its window.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import threading
+import time
+
+counts = {"statements": 0, "commits": 0}
+_connect = sqlite3.connect
+
+
+def connect(*args, **kwargs):  # type: ignore[no-untyped-def]
+    conn = _connect(*args, **kwargs)
+    in_tx = [False]
+
+    def seen(sql: str) -> None:
+        text = sql.lstrip()
+        if text.startswith("--"):
+            return
+        head = text[:8].upper()
+        counts["statements"] += 1
+        if head.startswith("BEGIN"):
+            in_tx[0] = True
+        elif head.startswith(("COMMIT", "END")):
+            in_tx[0] = False
+            counts["commits"] += 1
+        elif head.startswith("ROLLBACK"):
+            in_tx[0] = False
+        elif not in_tx[0]:
+            counts["commits"] += 1
+
+    conn.set_trace_callback(seen)
+    return conn
+
+
+def _write(path: str) -> None:
+    while True:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(counts, f)
+        os.replace(tmp, path)
+        time.sleep(0.2)
+
+
+def main() -> None:
+    path = sys.argv.pop(1)
+    # this script's folder (bench/) holds modules named like libraries' (console, alerts): not first
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    sqlite3.connect = connect  # type: ignore[assignment]
+    threading.Thread(target=_write, args=(path,), daemon=True, name="sqlite counts").start()
+    sys.argv[0] = "monitor"
+    from monitor.cli import main as monitor
+
+    monitor()
+
+
+if __name__ == "__main__":
+    main()
