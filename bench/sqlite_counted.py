@@ -4,10 +4,11 @@ bench/cluster_scale.py: PostgreSQL counts them at the server, SQLite has nobody 
     python bench/sqlite_counted.py COUNTS.json run --config node.toml
 
 Every ``sqlite3.connect`` of the process gets a trace callback (sqlite3_trace_v2: each
-statement SQLite runs, as the store sent it; a trigger's statements, reported as ``-- name``,
-are part of the statement that fired them and not counted). Commits are counted as PostgreSQL's
-``xact_commit`` counts them: each COMMIT, and each statement run outside a transaction (SQLite
-and PostgreSQL alike run it as a transaction of its own). The totals are written to COUNTS.json
+statement SQLite runs, as the store sent it; what SQLite runs for a statement, reported as
+``-- ...`` (triggers, FTS5's index writes), is part of that statement and not counted). Commits
+are counted as PostgreSQL's ``xact_commit`` counts them: each COMMIT, each RELEASE that ends a
+transaction its SAVEPOINT began (sqlite-utils' writes), and each statement run outside a
+transaction (SQLite and PostgreSQL alike run it as a transaction of its own). The totals are written to COUNTS.json
 five times a second (replaced whole, never half-written), for the bench to read at the start and
 the end of its window.
 """
@@ -27,22 +28,31 @@ _connect = sqlite3.connect
 
 def connect(*args, **kwargs):  # type: ignore[no-untyped-def]
     conn = _connect(*args, **kwargs)
-    in_tx = [False]
+    tx = {"open": False, "savepoints": 0}  # savepoints: the depth of a transaction a SAVEPOINT began
 
     def seen(sql: str) -> None:
         text = sql.lstrip()
         if text.startswith("--"):
             return
-        head = text[:8].upper()
+        head = text[:12].upper()
         counts["statements"] += 1
         if head.startswith("BEGIN"):
-            in_tx[0] = True
+            tx["open"] = True
         elif head.startswith(("COMMIT", "END")):
-            in_tx[0] = False
+            tx["open"], tx["savepoints"] = False, 0
             counts["commits"] += 1
-        elif head.startswith("ROLLBACK"):
-            in_tx[0] = False
-        elif not in_tx[0]:
+        elif head.startswith("ROLLBACK") and not head.startswith("ROLLBACK TO"):
+            tx["open"], tx["savepoints"] = False, 0
+        elif head.startswith("SAVEPOINT"):  # outside a transaction it begins one (sqlite-utils' writes)
+            if not tx["open"] or tx["savepoints"]:
+                tx["open"], tx["savepoints"] = True, tx["savepoints"] + 1
+        elif head.startswith("RELEASE"):  # the outermost one commits the transaction it began
+            if tx["savepoints"]:
+                tx["savepoints"] -= 1
+                if not tx["savepoints"]:
+                    tx["open"] = False
+                    counts["commits"] += 1
+        elif not tx["open"]:
             counts["commits"] += 1
 
     conn.set_trace_callback(seen)
