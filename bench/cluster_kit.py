@@ -39,10 +39,12 @@ def farm(feeds: int, hosts: int, latency_ms: str = "20,80",
 
 
 def config(folder: Path, url: str, feeds: list[str], hook: str, agent: str, *, interval: float = 5,
-           per_host: int = 2, concurrency: int = 8, tick: float = 0.5, log_level: str = "INFO") -> Path:
+           per_host: int = 2, concurrency: int = 8, workers: int = 1, tick: float = 0.5,
+           log_level: str = "INFO") -> Path:
     """A node's config: every feed polled every ``interval`` seconds exactly (no adaptive
     cadence, no server hint), no page fetches, one webhook channel; ``agent`` is its User-Agent,
-    which the farm counts requests by."""
+    which the farm counts requests by; ``workers`` the parse and match processes ([extract]
+    workers, 0: one per core)."""
     rules = folder / "rules"
     rules.mkdir(parents=True)
     (rules / "bench.yaml").write_text(RULE)
@@ -53,7 +55,7 @@ def config(folder: Path, url: str, feeds: list[str], hook: str, agent: str, *, i
         f"[poll]\ninterval = {interval}\nmin_interval = {interval}\nmax_interval = {interval}\nmax_hint = {interval}\n"
         f"per_host = {per_host}\n"
         f"concurrency = {concurrency}\n[fetch]\nallow_private = {json.dumps(hosts)}\nuser_agent = \"{agent}\"\n"
-        "[extract]\npages = false\nworkers = 1\n"
+        f"[extract]\npages = false\nworkers = {workers}\n"
         '[http]\nenabled = false\n[notify]\ndefault_channels = ["hook"]\nretry = 0.5\nmax_retry = 2\ntimeout = 10\n'
         f'[channels.hook]\nurls = ["{hook}"]\n' + "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds))
     return path

@@ -32,7 +32,7 @@ every backend, and would measure trafilatura. The nodes log at INFO, a line per 
 The bench's own queries carry a mark and are left out of the sums.
 
     .venv/bin/python bench/cluster_scale.py [--feeds 2000] [--hosts 20] [--nodes 1,2,4]
-        [--seconds 30] [--warmup 10] [--interval 2] [--concurrency 200] [--changed 0.1]
+        [--seconds 30] [--warmup 10] [--interval 2] [--concurrency 200] [--workers 0] [--changed 0.1]
 
 Exits 1 (FAIL) when a configuration did no work, a node died, or the farm's and the database's
 counts of polls disagree: then its figures prove nothing.
@@ -205,7 +205,8 @@ def run(kind: str, n: int, args: argparse.Namespace, pg: Postgres | None, work: 
     try:
         for i in range(n):
             cfg = cluster_kit.config(folder / f"node{i}", url, feeds, hook.apprise_url, f"{agents[i]}/1",
-                                     interval=args.interval, per_host=args.per_host, concurrency=args.concurrency)
+                                     interval=args.interval, per_host=args.per_host, concurrency=args.concurrency,
+                                     workers=args.workers)
             nodes.append(cluster_kit.start(cfg, logs[i], [*COUNTED, str(counts[i])]))
         began, deadline = time.monotonic(), time.monotonic() + 240
         while one(url, "SELECT COUNT(*) FROM feeds WHERE baselined_at IS NOT NULL") < len(feeds):
@@ -298,6 +299,8 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=2.0, help="every feed's poll interval, seconds")
     ap.add_argument("--concurrency", type=int, default=200, help="[poll] concurrency of each node")
     ap.add_argument("--per-host", type=int, default=4, help="[poll] per_host")
+    ap.add_argument("--workers", type=int, default=0, help="[extract] workers: parse and match processes per node "
+                    "(0, the default: one per core)")
     ap.add_argument("--latency-ms", default="5,30", help="the farm's hosts answer after LO..HI ms")
     ap.add_argument("--changed", type=float, default=0.1, help="share of polls that find 1-3 new items")
     ap.add_argument("--no-sqlite", action="store_true")
@@ -335,7 +338,8 @@ def report(r: dict) -> None:
 def table(rows: list[dict], args: argparse.Namespace, took: float, work: Path) -> int:
     load = os.getloadavg()
     print(f"\ncluster scale: {args.feeds:,} feeds on {args.hosts} hosts, every {args.interval:g} s, concurrency "
-          f"{args.concurrency}, per_host {args.per_host}, {args.changed:.0%} of polls find news, "
+          f"{args.concurrency}, per_host {args.per_host}, workers {args.workers or os.cpu_count()}, "
+          f"{args.changed:.0%} of polls find news, "
           f"{args.seconds:g} s measured after {args.warmup:g} s; {os.cpu_count()} cores, load "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {took:.0f} s in all")
     head = (f"{'backend':10} {'nodes':>5} {'polls/s':>8} {'(farm)':>7} {'node s/s':>8} {'node ms':>8} {'db ms':>6} "
@@ -382,7 +386,8 @@ def table(rows: list[dict], args: argparse.Namespace, took: float, work: Path) -
     print(f"\nlogs and databases: {work}")
     print(f"reproduce: {sys.executable} bench/cluster_scale.py --feeds {args.feeds} --hosts {args.hosts} "
           f"--nodes {args.nodes} --seconds {args.seconds:g} --warmup {args.warmup:g} --interval {args.interval:g} "
-          f"--concurrency {args.concurrency} --per-host {args.per_host} --latency-ms {args.latency_ms} "
+          f"--concurrency {args.concurrency} --per-host {args.per_host} --workers {args.workers} "
+          f"--latency-ms {args.latency_ms} "
           f"--changed {args.changed:g}" + (" --no-sqlite" if args.no_sqlite else ""))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
