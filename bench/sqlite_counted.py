@@ -4,13 +4,15 @@ bench/cluster_scale.py: PostgreSQL counts them at the server, SQLite has nobody 
     python bench/sqlite_counted.py COUNTS.json run --config node.toml
 
 Every ``sqlite3.connect`` of the process gets a trace callback (sqlite3_trace_v2: each
-statement SQLite runs, as the store sent it; what SQLite runs for a statement, reported as
-``-- ...`` (triggers, FTS5's index writes), is part of that statement and not counted). Commits
-are counted as PostgreSQL's ``xact_commit`` counts them: each COMMIT, each RELEASE that ends a
-transaction its SAVEPOINT began (sqlite-utils' writes), and each statement run outside a
-transaction (SQLite and PostgreSQL alike run it as a transaction of its own). The totals are written to COUNTS.json
-five times a second (replaced whole, never half-written), for the bench to read at the start and
-the end of its window.
+statement SQLite runs, as the store sent it). What SQLite runs for a statement is part of it and
+not counted: FTS5's index writes, reported as ``-- ...``, and each trigger the statement fires,
+which Python's sqlite3 reports as the statement again (its expanded SQL: the search index's
+triggers, the bench's poll counter), so a report equal to the one before on its connection is
+the same statement. Commits are counted as PostgreSQL's ``xact_commit`` counts them: each
+COMMIT, each RELEASE that ends a transaction its SAVEPOINT began (sqlite-utils' writes), and each
+statement run outside a transaction (SQLite and PostgreSQL alike run it as a transaction of its
+own). The totals are written to COUNTS.json five times a second (replaced whole, never
+half-written), for the bench to read at the start and the end of its window.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ _connect = sqlite3.connect
 def connect(*args, **kwargs):  # type: ignore[no-untyped-def]
     conn = _connect(*args, **kwargs)
     tx = {"open": False, "savepoints": 0}  # savepoints: the depth of a transaction a SAVEPOINT began
+    last = [""]
 
     def seen(sql: str) -> None:
         text = sql.lstrip()
-        if text.startswith("--"):
+        if text.startswith("--") or sql == last[0]:
             return
+        last[0] = sql
         head = text[:12].upper()
         counts["statements"] += 1
         if head.startswith("BEGIN"):
