@@ -225,6 +225,9 @@ def run(kind: str, n: int, args: argparse.Namespace, pg: Postgres | None, work: 
             with psycopg.connect(url, autocommit=True) as conn:
                 row["jobs"] = dict(conn.execute(f"{MARK} SELECT status::text, COUNT(*) FROM procrastinate_jobs "
                                                 "GROUP BY status").fetchall())
+                row["connections"] = int(conn.execute(  # the nodes' (this one left out)
+                    f"{MARK} SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid != pg_backend_pid()").fetchone()[0])
         row["died"] = [i for i, p in enumerate(nodes) if p.poll() is not None]
     finally:
         publisher.stop.set()
@@ -364,7 +367,8 @@ def table(rows: list[dict], args: argparse.Namespace, took: float, work: Path) -
     for r in rows:
         where = f"{r['backend']} x{r['nodes']}"
         print(f"\n{where}: polls per node at the farm {r['per_node']}; new entries per poll "
-              f"{r['new_per_poll']:.2f}; alerts {r['alerts']}" + (f"; jobs {r['jobs']}" if "jobs" in r else "")
+              f"{r['new_per_poll']:.2f}; alerts {r['alerts']}"
+              + (f"; jobs {r['jobs']}; connections {r['connections']}" if "jobs" in r else "")
               + (f"; pg_stat_statements evicted {r['evicted']}" if r.get("evicted") else ""))
         for per, q in r.get("top", []):
             print(f"  {per:6.2f}/poll  {' '.join(q.split())[:110]}")
