@@ -50,3 +50,13 @@ bench-polling: $(VENV)/.run-installed
 .PHONY: bench-matching
 bench-matching: $(VENV)/.run-installed
 	$(BIN)/python bench/matching.py $(ARGS)
+
+# Cluster scale benchmark (issue 19, bench/cluster_scale.py): whole daemons on a local feed farm,
+# SQLite's single node beside 1, 2 and 4 nodes on one throwaway PostgreSQL (pg_stat_statements
+# counts the queries); ~4-5 minutes. Exits 1 when a configuration did no work or the farm's and
+# the database's counts of polls disagree.
+.PHONY: bench-cluster-scale
+bench-cluster-scale: $(VENV)/.test-installed
+	$(BIN)/python -c "import psutil" 2>/dev/null || \
+		$(BIN)/python -m pip install -q --disable-pip-version-check psutil
+	$(BIN)/python bench/cluster_scale.py $(ARGS)

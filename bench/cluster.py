@@ -23,64 +23,25 @@ made or received, fewer requests than two rounds of the feeds): then nothing was
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench" / "polling")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench" / "polling")]
+import cluster_kit  # noqa: E402
 import pg_server  # noqa: E402
+from cluster_kit import config, farm_stats, publish, start  # noqa: E402
 from servers import Webhook  # noqa: E402
 
 from monitor.store import Store  # noqa: E402
 
-RULE = """id: bench-ports
-title: Ports and grain (benchmark)
-fields: [title, summary, body]
-any:
-  - grain shipments
-  - port expansion
-"""
 INTERVAL, PER_HOST = 5, 2
-
-
-def config(folder: Path, url: str, feeds: list[str], hook: str, agent: str) -> Path:
-    rules = folder / "rules"
-    rules.mkdir(parents=True)
-    (rules / "bench.yaml").write_text(RULE)
-    hosts = sorted({u.split("/")[2] for u in feeds})
-    path = folder / "config.toml"
-    path.write_text(
-        f'[monitor]\ndatabase = "{url}"\nrules = "{rules}"\ntick = 0.5\nlog_level = "INFO"\n'
-        f"[poll]\ninterval = {INTERVAL}\nmin_interval = {INTERVAL}\nmax_interval = {INTERVAL}\nmax_hint = {INTERVAL}\n"
-        f"per_host = {PER_HOST}\n"
-        f"concurrency = 8\n[fetch]\nallow_private = {json.dumps(hosts)}\nuser_agent = \"{agent}\"\n"
-        "[extract]\npages = false\nworkers = 1\n"
-        '[http]\nenabled = false\n[notify]\ndefault_channels = ["hook"]\nretry = 0.5\nmax_retry = 2\ntimeout = 10\n'
-        f'[channels.hook]\nurls = ["{hook}"]\n' + "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds))
-    return path
-
-
-def start(cfg: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(Path(sys.executable).with_name("monitor")), "run", "--config", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=log.open("a"))
-
-
-def farm_stats(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.2:{port}/_control/stats", timeout=10) as r:
-        return json.loads(r.read())
-
-
-def publish(port: int, seed: int, share: float) -> None:
-    req = urllib.request.Request(f"http://127.0.0.2:{port}/_control/advance?share={share}&seed={seed}", method="POST")
-    urllib.request.urlopen(req, timeout=10).read()
 
 
 def main() -> int:
@@ -96,14 +57,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     server = pg_server.Server(Path(tempfile.mkdtemp(prefix="cluster-bench-pg-")), port=5498)
     pg_server.prepare(server.url)
-    farm = subprocess.Popen([sys.executable, str(ROOT / "bench" / "polling" / "farm.py"), "--feeds", str(args.feeds),
-                             "--hosts", str(args.hosts), "--small", "--latency-ms", "20,80"],
-                            stdout=subprocess.PIPE, text=True)
-    port = json.loads(farm.stdout.readline())["port"]  # type: ignore[union-attr]
-    feeds = [f"http://127.0.0.{2 + i % args.hosts}:{port}/feeds/{i}.xml" for i in range(args.feeds)]
+    farm, port, feeds = cluster_kit.farm(args.feeds, args.hosts)
     hook = Webhook()
-    req = urllib.request.Request(f"http://127.0.0.2:{port}/_control/watch?limit={PER_HOST}", method="POST")
-    urllib.request.urlopen(req, timeout=10).read()
+    cluster_kit.control(port, f"watch?limit={PER_HOST}")
     killed_at: list[tuple[float, int]] = []  # (time, node)
     crashed_at = 0.0
     nodes: list[subprocess.Popen] = []
@@ -111,11 +67,14 @@ def main() -> int:
     kills = Counter()
     try:
         for n in range(args.nodes):
-            cfgs.append(config(work / f"node{n}", server.url, feeds, hook.apprise_url, f"node{n}/1"))
+            cfgs.append(config(work / f"node{n}", server.url, feeds, hook.apprise_url, f"node{n}/1",
+                               interval=INTERVAL, per_host=PER_HOST))
             nodes.append(start(cfgs[-1], work / f"node{n}.log"))
         store = Store(server.url)
         deadline = time.monotonic() + 120
-        while store.db.execute("SELECT COUNT(*) FROM feeds WHERE baselined_at IS NULL").fetchone()[0]:
+        # every feed of the config in the store and baselined: counting the feeds not yet baselined
+        # finds none while the nodes are still starting (the store made the tables, no feed yet)
+        while store.db.execute("SELECT COUNT(*) FROM feeds WHERE baselined_at IS NOT NULL").fetchone()[0] < args.feeds:
             if time.monotonic() > deadline:
                 raise SystemExit("the nodes did not take every feed's baseline in 120 s")
             time.sleep(0.5)

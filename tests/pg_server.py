@@ -48,7 +48,9 @@ def _account() -> str | None:
 class Server:
     """A PostgreSQL server made for the run; ``url`` reaches its database ``monitor``."""
 
-    def __init__(self, folder: Path, port: int = 5432):
+    def __init__(self, folder: Path, port: int = 5432, settings: dict[str, str] | None = None):
+        """``settings``: more server settings (``-c name=value``), e.g. the scale bench's
+        ``shared_preload_libraries=pg_stat_statements``."""
         initdb, pg_ctl = binary("initdb"), binary("pg_ctl")
         if not initdb or not pg_ctl:
             raise RuntimeError("PostgreSQL's initdb and pg_ctl are not installed: .ci/run installs Debian's "
@@ -65,7 +67,8 @@ class Server:
         # fsync off: the OS keeps what was written (a test server outlives no machine crash); commits
         # stay synchronous, so a committed row survives the server's own crash (``down``)
         self.options = (f"-k {folder} -p {port} -c listen_addresses='' -c fsync=off "
-                        "-c full_page_writes=off -c max_connections=200")
+                        "-c full_page_writes=off -c max_connections=200"
+                        + "".join(f" -c {k}={v}" for k, v in (settings or {}).items()))
         self.up()
         self.url = f"postgresql://monitor@/postgres?host={quote(str(folder))}&port={port}"
         with psycopg.connect(self.url, autocommit=True) as conn:
