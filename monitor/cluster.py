@@ -3,8 +3,9 @@
 On PostgreSQL the nodes share the work through Procrastinate (PostgreSQL-based task processing:
 the database is the only moving part), not through a queue of our own:
 
-- a node with the ``scheduler`` role enqueues (``enqueue``, once a second cluster-wide: the
-  store's ``periodic_turn``): it claims due feeds in the store, each leased to a token for
+- a node with the ``scheduler`` role enqueues (``enqueue``, once a second cluster-wide, ten
+  times a second while more feeds are due than the workers have room for: the store's
+  ``periodic_turn``): it claims due feeds in the store, each leased to a token for
   ``poll_lease``, and defers ``poll`` jobs of ``JOB_FEEDS`` feeds each, no more than the live
   workers can start soon (queued jobs <= live workers x ``SLOTS``);
 - a node with the ``worker`` role runs a Procrastinate worker in its event loop (async psycopg:
@@ -46,7 +47,8 @@ QUEUE = "polls"
 SLOTS = 4  # poll jobs a node's worker runs at once
 HEARTBEAT = 5.0  # seconds between a worker's heartbeats
 STALLED_AFTER = 20.0  # seconds without a heartbeat (four missed) after which a node's jobs are taken back
-ENQUEUE_EVERY = 1.0  # seconds between enqueueing passes (cluster-wide)
+ENQUEUE_EVERY = 1.0  # seconds between enqueueing passes (cluster-wide) ...
+ENQUEUE_BUSY = 0.1  # ... while more feeds are due than the workers have room for
 RECOVER_EVERY = 10.0  # seconds between looks for stalled jobs (cluster-wide)
 ORPHAN_AFTER = 60.0  # seconds after its claim a feed leased to a token no job carries is freed
 RESTART_WAIT, RESTART_WAIT_MAX = 1.0, 30.0  # after the worker stopped on a database error
@@ -75,6 +77,7 @@ class WorkQueue:
         self.size = job_size(concurrency)
         self.clock = clock
         self.stopping = False
+        self.backlog = False  # the last enqueue left due feeds behind (``enqueue``)
         self.worker: asyncio.Task[None] | None = None
         # a small pool: the worker's fetches and heartbeats, the scheduler's defers; LISTEN has its own
         _quiet_procrastinate()
@@ -146,20 +149,25 @@ class WorkQueue:
     # -- scheduler ------------------------------------------------------------------------------
     async def enqueue(self) -> int:
         """Claim due feeds and defer them as poll jobs, as many as the live workers can start
-        soon. The number of jobs deferred."""
+        soon. The number of jobs deferred; ``backlog`` says whether more feeds were due than
+        there was room for (the scheduler then comes back after ENQUEUE_BUSY, not ENQUEUE_EVERY:
+        jobs of 304s end in milliseconds, and a node waiting a second for its next jobs would
+        poll at most 2 x concurrency feeds a second, as the scale bench found at the default 50)."""
         now = self.clock()
-        if not await self.db.periodic_turn("enqueue", now, ENQUEUE_EVERY, leases.OWNER):
+        every = ENQUEUE_BUSY if self.backlog else ENQUEUE_EVERY
+        if not await self.db.periodic_turn("enqueue", now, every, leases.OWNER):
             return 0
         row = await self.app.connector.execute_query_one_async(
             "SELECT (SELECT COUNT(*) FROM procrastinate_jobs WHERE queue_name = %(queue)s AND status = 'todo') "
             "AS todo, (SELECT COUNT(*) FROM procrastinate_workers WHERE last_heartbeat > NOW() - "
             "make_interval(secs => %(stalled)s)) AS workers", queue=QUEUE, stalled=STALLED_AFTER)
         room = int(row["workers"]) * SLOTS - int(row["todo"])
-        if room <= 0:
+        if room <= 0:  # the workers have their next jobs waiting: the backlog stays as it was
             return 0
         token = f"job:{leases.OWNER}:{secrets.token_hex(6)}"
         feeds = await self.db.claim_feeds(owner=token, now=now, lease=self.lease, limit=room * self.size,
                                           default_interval=self.default_interval)
+        self.backlog = len(feeds) == room * self.size
         if not feeds:
             return 0
         ids = [f.id for f in feeds]

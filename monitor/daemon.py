@@ -337,9 +337,10 @@ class Daemon:
             await self._queue_step("recover", self.queue.recover)
 
     async def _queue_loop(self) -> None:
-        """Cluster mode's scheduler: enqueue every ENQUEUE_EVERY seconds (a pass that takes longer
-        under load delays the next rather than overlapping it), look for stalled jobs every
-        RECOVER_EVERY; until the stop, after the current step."""
+        """Cluster mode's scheduler: enqueue every ENQUEUE_EVERY seconds, ENQUEUE_BUSY while due
+        feeds wait for room (a pass that takes longer under load delays the next rather than
+        overlapping it), look for stalled jobs every RECOVER_EVERY; until the stop, after the
+        current step."""
         recover_at = time.monotonic() + 1.0
         while not self._stop.is_set():
             started = time.monotonic()
@@ -347,7 +348,8 @@ class Daemon:
             if started >= recover_at:
                 await self.recover()
                 recover_at = started + cluster.RECOVER_EVERY
-            pause = max(0.05, cluster.ENQUEUE_EVERY - (time.monotonic() - started))
+            every = cluster.ENQUEUE_BUSY if self.queue is not None and self.queue.backlog else cluster.ENQUEUE_EVERY
+            pause = max(0.01, every - (time.monotonic() - started))
             try:
                 await asyncio.wait_for(self._stop.wait(), pause)
             except TimeoutError:

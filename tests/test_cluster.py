@@ -248,3 +248,30 @@ def test_feeds_claimed_for_a_job_never_queued_are_freed_after_a_minute(pg_url, s
     assert owners[ids[0]] is None and owners[ids[1]] is None
     assert owners[ids[2]] == "job:busy:1:ab:cd" and owners[ids[3]] == "job:queued:1:ab:cd"
     assert dict(_rows(pg_url, "SELECT id, next_check_at FROM feeds")) == due  # never started: due as before
+
+
+def test_a_backlog_brings_the_next_enqueue_sooner(pg_url, store):
+    """While more feeds are due than the workers have room for, the next pass may come after
+    ENQUEUE_BUSY rather than a whole ENQUEUE_EVERY (jobs of 304s end in milliseconds: a node
+    would otherwise poll at most 2 x concurrency feeds a second); once the due feeds fit, the
+    pace is back to once a second."""
+    async def go():
+        queue = _queue(pg_url, store)
+        await queue.open()
+        try:
+            await _worker(queue)
+            for _ in range(3):  # the worker's room (SLOTS = 4 jobs) is taken but for one job
+                await queue.app.tasks["poll"].defer_async(token="job:other", feeds=[])
+            assert await queue.enqueue() == 1 and queue.backlog  # 2 of the 5 feeds: more are due
+            await asyncio.sleep(cluster.ENQUEUE_BUSY)
+            _rows(pg_url, "DELETE FROM procrastinate_jobs WHERE args->>'token' = 'job:other'")  # taken and done
+            assert await queue.enqueue() == 2 and not queue.backlog  # the other 3 fit: no backlog
+            await store.add_feeds([("https://h3.example/late", None, None)], time.time() - 1)  # due now
+            await asyncio.sleep(cluster.ENQUEUE_BUSY)
+            assert await queue.enqueue() == 0  # not its turn yet: a second between passes again
+            await asyncio.sleep(cluster.ENQUEUE_EVERY)
+            assert await queue.enqueue() == 1
+        finally:
+            await queue.close()
+
+    asyncio.run(go())
