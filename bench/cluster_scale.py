@@ -24,9 +24,8 @@ Last-Modified and answer 304 when unchanged, the others answer 200 with the same
 by its hash). Each second ``--changed`` of the last second's polls is given to feeds that get
 1-3 new items, so that share of the polls finds news whatever the rate (some match the rule and
 alert a webhook). Every feed's interval is ``--interval`` s, short enough that the nodes cannot
-keep up, and ``--concurrency`` 200, so that the work queue's own cap is above what a node does
-here (a PostgreSQL node is handed at most 4 jobs of concurrency/2 feeds a second, i.e. 2 x
-concurrency polls/s: monitor/cluster.py; the footnote prints it). Pages are not fetched
+keep up, and ``--concurrency`` 200 (a node's jobs are 4 of concurrency/2 feeds at a time,
+deferred again 0.1 s after while feeds wait: monitor/cluster.py; the footnote prints it). Pages are not fetched
 (``[extract] pages = false``): a page is a fetch and an extraction per new entry, the same on
 every backend, and would measure trafilatura. The nodes log at INFO, a line per poll, as deployed.
 The bench's own queries carry a mark and are left out of the sums.
@@ -357,12 +356,11 @@ def table(rows: list[dict], args: argparse.Namespace, took: float, work: Path) -
               f"{(format(r['procr_poll'], '.2f') if pg else '-'):>6} "
               f"{(format(r['tries_poll'], '.2f') if pg else '-'):>6} {r['due']:>5} {r['farm_busy']:>8.2f}")
     size = cluster.job_size(args.concurrency)
-    cap = cluster.SLOTS * size / cluster.ENQUEUE_EVERY
     print("(per poll: node ms = CPU of the nodes, db ms = CPU of PostgreSQL's processes, procr = Procrastinate's"
           "\n queries, slots = tries for a host slot; s/s = CPU seconds a second; SQLite's commits and queries are"
-          "\n counted at the node's connections, PostgreSQL's at the server. A PostgreSQL node polls at most"
-          f"\n {cap:g} feeds/s: {cluster.SLOTS} poll jobs of {size} feeds deferred per live worker every"
-          f" {cluster.ENQUEUE_EVERY:g} s, monitor/cluster.py)")
+          "\n counted at the node's connections, PostgreSQL's at the server. A PostgreSQL node runs"
+          f"\n {cluster.SLOTS} poll jobs of {size} feeds at a time, and more are deferred every"
+          f" {cluster.ENQUEUE_BUSY:g} s while feeds wait, monitor/cluster.py)")
     failed = []
     for r in rows:
         where = f"{r['backend']} x{r['nodes']}"
