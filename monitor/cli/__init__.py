@@ -246,7 +246,18 @@ def prune(config_path: str, dry_run: bool) -> None:
 @config_option
 def check(config_path: str) -> None:
     """Validate the config and every rule file; exit 2 if anything is wrong."""
-    cfg, ruleset = load_all(config_path)
+    # A one-off pass: the collector's runs while pydantic, apprise and the rules are imported and
+    # compiled find next to nothing to free and cost ~15 ms (issue 16: check under 0.3 s). What was
+    # built is then frozen (as main() does at exit), else the first collection after re-enabling
+    # would scan all of it at once.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        cfg, ruleset = load_all(config_path)
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
     if why := exposure(config_path, cfg.inline_secrets):
         click.echo(f"warning: {why}", err=True)
     click.echo(f"ok: {config_path}: {len(cfg.feeds)} feeds, {len(cfg.channels)} channels; "
