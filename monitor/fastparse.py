@@ -285,10 +285,14 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
         guid = _uri(guid, url, based)
     elif guid and permalinks is None:
         raise Unsure  # a relative guid, and only some guids say whether they are permalinks
-    if replayed is not None:  # the dates feedparser keeps, read by its parser (parse._read_dates)
-        unread = {when: value for when, value in (("published", replayed.published), ("updated", replayed.updated))
-                  if value is not None}
-        parsed = dict.fromkeys(("published_parsed", "updated_parsed"))
+    if replayed is not None:  # the dates feedparser keeps, read by its parser (parse._read_dates) unless
+        # the fast parser read that same text, whose reading is taken as below (as for a feed not replayed)
+        unread, parsed = {}, {}
+        for when, value in (("published", replayed.published), ("updated", replayed.updated)):
+            read = e.get(f"{when}_parsed") if value is not None and value == e.get(when) else None
+            parsed[f"{when}_parsed"] = read
+            if value is not None and read is None:
+                unread[when] = value
     else:
         unread = {when: e.get(when) for when in ("published", "updated") if e.get(when) and not e.get(f"{when}_parsed")}
         parsed = {"published_parsed": e.get("published_parsed"), "updated_parsed": e.get("updated_parsed")}
