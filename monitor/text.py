@@ -29,6 +29,7 @@ _TAG = re.compile(r"</?[A-Za-z][^>]*>|<!\[CDATA\[|\]\]>|<![A-Za-z][^>]*>|<\?[^>]
 _TAG_PLAIN = re.compile(r"<(?:/?[A-Za-z][^>]*>|!\[CDATA\[|![A-Za-z][^>]*>|\?[^>]*>)")
 _ODD_SPACES = "\t\r\f\v\u00a0"
 _SPACES = re.compile("  +")  # starts with a literal: the scan skips to each "  " at C speed
+_NEWLINES = re.compile("\n[ \n]*")  # likewise to each newline
 
 
 def html_to_text(fragment: str) -> str:
@@ -55,6 +56,8 @@ def squeeze(text: str) -> str:
             text = text.replace(odd, " ")
     if "  " in text:
         text = _SPACES.sub(" ", text)
-    if "\n" in text:  # the (single) spaces around each newline, and blank lines, dropped
-        text = "\n".join(filter(None, text.replace(" \n", "\n").replace("\n ", "\n").split("\n")))
+    if "\n" in text:  # the (single) spaces around each newline, and blank lines, dropped: once the
+        # space before each newline is gone, every run of spaces and newlines starts with a newline
+        # and becomes one (a split into lines and a join cost 1.3x as much)
+        text = _NEWLINES.sub("\n", text.replace(" \n", "\n"))
     return text.strip(" \n")
