@@ -180,9 +180,12 @@ def _permalinks(body: bytes, lower: bytes) -> bool | None:
     said = lower.count(b"ispermalink")
     if not said:
         return True
-    tight = lower.count(b'ispermalink="') + lower.count(b"ispermalink='")
+    tight = lower.count(b'ispermalink="')
+    double = tight == said  # all double-quoted (as feeds write it): none to count single-quoted
+    if not double:
+        tight += lower.count(b"ispermalink='")
     if tight == said:
-        false = lower.count(b'ispermalink="false"') + lower.count(b"ispermalink='false'")
+        false = lower.count(b'ispermalink="false"') + (0 if double else lower.count(b"ispermalink='false'"))
     else:
         said, false = len(_PERMALINK.findall(body)), len(_NOT_PERMALINK.findall(body))
     return False if said == false == body.count(b"<guid") else None
