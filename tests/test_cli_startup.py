@@ -1,6 +1,6 @@
 """Commands start at once (issue 16): ``monitor --help`` imports none of the heavy libraries and
-``monitor check`` only those of what it checks, ``parse``/``extract`` on one input start no worker pool, and workers load
-neither the CLI nor what only the daemon's own process uses. Each runs a fresh interpreter:
+``monitor check`` only those of what it checks, ``parse``/``extract`` on one input start no worker
+pool, and workers load neither the CLI nor what only the daemon's own process uses. Each runs a fresh interpreter:
 what a module imports at its top shows only there. Timings are bench/startup.py's job."""
 
 from __future__ import annotations
