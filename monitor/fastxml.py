@@ -167,6 +167,7 @@ class _Pass:
         self.mode = self.context = ""
         self.prefixes: dict[str, str] = {}
         self.bound: set[str] = set()
+        self.declared: set[tuple[str | None, str]] = set()
         self.keys: dict[str, tuple[str, bool]] = {}  # expat's name -> _key's, and whether it is _PUSHED
         # expat's name -> (_key's, whether it is _PUSHED, whether start_replay has more to do than
         # push it: an item or entry, a feedparser-only element, one with a role or a structure)
@@ -176,22 +177,25 @@ class _Pass:
         """feedparser names an unknown namespace's elements by the first prefix bound to it:
         one prefix per namespace (the default one included) and one namespace per prefix, or
         this is not replayed."""
-        if not uri:
+        if not uri or (prefix, uri) in self.declared:  # feeds may declare them again on every item
             return
         unknown = uri.lower() not in _PREFIX
         if not prefix:
             if unknown and uri in self.bound:
                 raise NotReplayed
             self.defaults.add(uri)
-            return
-        bound = self.prefixes.get(prefix)
-        if bound is None:
-            if unknown and (uri in self.bound or uri in self.defaults):
+        else:
+            bound = self.prefixes.get(prefix)
+            if bound is None:
+                if unknown and (uri in self.bound or uri in self.defaults):
+                    raise NotReplayed
+                self.prefixes[prefix] = uri
+                self.bound.add(uri)
+            elif bound != uri:
                 raise NotReplayed
-            self.prefixes[prefix] = uri
-            self.bound.add(uri)
-        elif bound != uri:
-            raise NotReplayed
+        # a declaration that passed passes again: a namespace bound to a prefix never becomes
+        # the default one, nor the reverse, without this raising
+        self.declared.add((prefix, uri))
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
         """The pass without replay: entries counted, what feedparser alone reads refused."""
@@ -267,14 +271,13 @@ class _Pass:
             raise NotReplayed
 
     def end(self, name: str) -> None:
-        depth = len(self.stack)
         key = self.stack.pop()
-        if key in ("item", "entry") and self.in_item:
-            self.items.append(Item(self.summary, self.content, self.has_id, self.published, self.updated))
-            self.in_item = self.has_content = False
+        if self.text is None:  # (an item ends outside any text: markup inside one raised)
+            if self.in_item and (key == "item" or key == "entry"):
+                self.items.append(Item(self.summary, self.content, self.has_id, self.published, self.updated))
+                self.in_item = self.has_content = False
             return
-        if self.text is None:
-            return
+        depth = len(self.stack) + 1
         self.parser.CharacterDataHandler = None
         value, self.text = reread("".join(self.text).strip(), self.c1), None
         if self.mode in _DATES or not self.mode:
