@@ -88,6 +88,11 @@ def timestamp(value: Moment) -> float | None:
 
 def stamp(value: Moment) -> str | None:
     """``2026-11-01T08:00:00Z``: the storage form, UTC to the second."""
+    if type(value) is time.struct_time:  # feedparser's, in UTC: every parsed entry's date (issue 16)
+        try:  # a date that exists is written as it stands, ~4x cheaper than through a timestamp
+            return datetime(*value[:6]).isoformat() + "Z"
+        except _BAD:  # a leap second, Feb 30, ...: rolled over as timegm does, below
+            pass
     moment = utc(value)
     return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z" if moment is not None else None
 

@@ -95,14 +95,16 @@ def parse(body: bytes, replay: bool, c1: bool = True) -> Scan | None:
     feedparser reads them (``c1``: the feed may hold C1 controls). Raises NotReplayed for what
     feedparser reads and this does not."""
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-    state = _Pass(replay, c1)
+    state = _Pass(replay, c1, parser)
     parser.namespace_prefixes = True
     parser.StartNamespaceDeclHandler = state.declare
-    parser.StartElementHandler = state.start
     if replay:
+        parser.StartElementHandler = state.start_replay
         parser.buffer_text = True
         parser.EndElementHandler = state.end
-        parser.CharacterDataHandler = state.chars
+        # the CharacterDataHandler is set only while a text this replays is read (start_replay)
+    else:
+        parser.StartElementHandler = state.start
     try:
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError:
@@ -148,8 +150,8 @@ def reread(text: str, c1: bool = True) -> str:
 
 
 class _Pass:
-    def __init__(self, replay: bool, c1: bool) -> None:
-        self.replay, self.c1 = replay, c1
+    def __init__(self, replay: bool, c1: bool, parser: xml.parsers.expat.XMLParserType) -> None:
+        self.replay, self.c1, self.parser = replay, c1, parser
         self.count = 0
         self.defaults: set[str] = set()
         self.stack: list[str] = []
@@ -165,46 +167,71 @@ class _Pass:
         self.mode = self.context = ""
         self.prefixes: dict[str, str] = {}
         self.bound: set[str] = set()
+        self.declared: set[tuple[str | None, str]] = set()
         self.keys: dict[str, tuple[str, bool]] = {}  # expat's name -> _key's, and whether it is _PUSHED
+        # expat's name -> (_key's, whether it is _PUSHED, whether start_replay has more to do than
+        # push it: an item or entry, a feedparser-only element, one with a role or a structure)
+        self.replay_keys: dict[str, tuple[str, bool, bool]] = {}
 
     def declare(self, prefix: str | None, uri: str | None) -> None:
         """feedparser names an unknown namespace's elements by the first prefix bound to it:
         one prefix per namespace (the default one included) and one namespace per prefix, or
         this is not replayed."""
-        if not uri:
+        if not uri or (prefix, uri) in self.declared:  # feeds may declare them again on every item
             return
         unknown = uri.lower() not in _PREFIX
         if not prefix:
             if unknown and uri in self.bound:
                 raise NotReplayed
             self.defaults.add(uri)
-            return
-        bound = self.prefixes.get(prefix)
-        if bound is None:
-            if unknown and (uri in self.bound or uri in self.defaults):
+        else:
+            bound = self.prefixes.get(prefix)
+            if bound is None:
+                if unknown and (uri in self.bound or uri in self.defaults):
+                    raise NotReplayed
+                self.prefixes[prefix] = uri
+                self.bound.add(uri)
+            elif bound != uri:
                 raise NotReplayed
-            self.prefixes[prefix] = uri
-            self.bound.add(uri)
-        elif bound != uri:
-            raise NotReplayed
+        # a declaration that passed passes again: a namespace bound to a prefix never becomes
+        # the default one, nor the reverse, without this raising
+        self.declared.add((prefix, uri))
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        """The pass without replay: entries counted, what feedparser alone reads refused."""
         known = self.keys.get(name)
         if known is None:
             key = _key(name)
             known = self.keys[name] = (key, key.rpartition(":")[2] in _PUSHED)
         key, pushed = known
-        if key in _FEEDPARSER_ONLY and not (self.replay and key.startswith("dcterms:")):
-            raise NotReplayed  # (dates feedparser reads are replayed)
+        if key in _FEEDPARSER_ONLY:
+            raise NotReplayed
         if attrs and pushed:
             _attributes(key, attrs)
         if key in ("item", "entry"):
             self.count += 1
-        if not self.replay:
-            return
+
+    def start_replay(self, name: str, attrs: dict[str, str]) -> None:
+        """``start``, and the replay: most elements of an item are none of its summary, content,
+        dates or structure, and are only pushed (a third of this pass's cost was asking each one)."""
+        known = self.replay_keys.get(name)
+        if known is None:
+            key = _key(name)
+            known = self.replay_keys[name] = (key, key.rpartition(":")[2] in _PUSHED,
+                                              key in ("item", "entry") or key in _FEEDPARSER_ONLY
+                                              or key in _ROLE or key in _STRUCTURE)
+        key, pushed, special = known
+        if attrs and pushed:
+            _attributes(key, attrs)
         if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
             raise NotReplayed
         self.stack.append(key)
+        if not special:
+            return
+        if key in _FEEDPARSER_ONLY and not key.startswith("dcterms:"):
+            raise NotReplayed  # (dates feedparser reads are replayed)
+        if key in ("item", "entry"):
+            self.count += 1
         role = _ROLE.get(key)
         if role is None:
             if key in _STRUCTURE:
@@ -213,7 +240,7 @@ class _Pass:
         context = next((c for c in _CONTEXTS if c in self.stack), "")
         if role in _DATES:  # no content params; in a source or outside items, not the item's
             self.mode = role if self.in_item and not context and "source" not in self.stack else ""
-            self.text = []
+            self._read_text()
             return
         if ((attrs and any(k != _XML_LANG and (k != "type" or v.lower() not in _PLAIN_TYPES) for k, v in attrs.items()))
                 or "source" in self.stack or (context and self.in_item)):
@@ -224,7 +251,14 @@ class _Pass:
             self.mode, self.has_content = "content", True
         else:
             self.mode = role
+        self._read_text()
+
+    def _read_text(self) -> None:
+        """Collect the element's text until it ends: expat calls Python for text only then, not
+        for the white space between the other elements (setting the handler flushes nothing: expat
+        has just flushed its buffered text to call start)."""
         self.text = []
+        self.parser.CharacterDataHandler = self.text.append
 
     def structure(self, key: str, attrs: dict[str, str]) -> None:
         if key in ("item", "entry"):
@@ -236,19 +270,15 @@ class _Pass:
         else:
             raise NotReplayed
 
-    def chars(self, data: str) -> None:
-        if self.text is not None:
-            self.text.append(data)
-
     def end(self, name: str) -> None:
-        depth = len(self.stack)
         key = self.stack.pop()
-        if key in ("item", "entry") and self.in_item:
-            self.items.append(Item(self.summary, self.content, self.has_id, self.published, self.updated))
-            self.in_item = self.has_content = False
+        if self.text is None:  # (an item ends outside any text: markup inside one raised)
+            if self.in_item and (key == "item" or key == "entry"):
+                self.items.append(Item(self.summary, self.content, self.has_id, self.published, self.updated))
+                self.in_item = self.has_content = False
             return
-        if self.text is None:
-            return
+        depth = len(self.stack) + 1
+        self.parser.CharacterDataHandler = None
         value, self.text = reread("".join(self.text).strip(), self.c1), None
         if self.mode in _DATES or not self.mode:
             if self.mode == "published":

@@ -19,8 +19,16 @@ _DROP = re.compile(r"<(script|style|noscript|template|head)\b[^>]*>.*?(?:</\1\s*
 # Case-blind by character classes: re.I would double the cost of the scan. The classes hold every
 # character re.I lets match a letter (U+0130/U+0131 for i, the Kelvin sign for k, the long s).
 _FOLDS = {"i": "iI\u0130\u0131", "k": "kK\u212a", "s": "sS\u017f"}
-_BLOCK_TAG = re.compile("</?(?:" + re.sub("[a-z]", lambda m: f"[{_FOLDS.get(m[0], m[0] + m[0].upper())}]", _BLOCK)
-                        + r")\b[^>]*>")
+
+
+def _fold(letters: str) -> str:
+    return re.sub("[a-z]", lambda m: f"[{_FOLDS.get(m[0], m[0] + m[0].upper())}]", letters)
+
+
+# The lookahead on the names' first letters turns most other tags (<a>, <img>, <span>) away before
+# the ~20 alternatives are tried one by one: the same matches, ~12 % less time.
+_FIRST = "".join(_FOLDS.get(c, c + c.upper()) for c in sorted({name[0] for name in _BLOCK.split("|")}))
+_BLOCK_TAG = re.compile(f"</?(?=[{_FIRST}])(?:" + _fold(_BLOCK) + r")\b[^>]*>")
 # A tag starts with "<" and a letter ("a < b" is text), or is a declaration / processing
 # instruction; CDATA markers are dropped and their content kept.
 _TAG = re.compile(r"</?[A-Za-z][^>]*>|<!\[CDATA\[|\]\]>|<![A-Za-z][^>]*>|<\?[^>]*>")
@@ -29,6 +37,7 @@ _TAG = re.compile(r"</?[A-Za-z][^>]*>|<!\[CDATA\[|\]\]>|<![A-Za-z][^>]*>|<\?[^>]
 _TAG_PLAIN = re.compile(r"<(?:/?[A-Za-z][^>]*>|!\[CDATA\[|![A-Za-z][^>]*>|\?[^>]*>)")
 _ODD_SPACES = "\t\r\f\v\u00a0"
 _SPACES = re.compile("  +")  # starts with a literal: the scan skips to each "  " at C speed
+_NEWLINES = re.compile("\n[ \n]*")  # likewise to each newline
 
 
 def html_to_text(fragment: str) -> str:
@@ -55,6 +64,8 @@ def squeeze(text: str) -> str:
             text = text.replace(odd, " ")
     if "  " in text:
         text = _SPACES.sub(" ", text)
-    if "\n" in text:  # the (single) spaces around each newline, and blank lines, dropped
-        text = "\n".join(filter(None, text.replace(" \n", "\n").replace("\n ", "\n").split("\n")))
+    if "\n" in text:  # the (single) spaces around each newline, and blank lines, dropped: once the
+        # space before each newline is gone, every run of spaces and newlines starts with a newline
+        # and becomes one (a split into lines and a join cost 1.3x as much)
+        text = _NEWLINES.sub("\n", text.replace(" \n", "\n"))
     return text.strip(" \n")

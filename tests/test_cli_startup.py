@@ -1,6 +1,6 @@
-"""Commands start at once (issue 16): ``monitor --help`` and ``monitor check`` import none of the
-heavy libraries, ``parse``/``extract`` on one input start no worker pool, and workers load
-neither the CLI nor what only the daemon's own process uses. Each runs a fresh interpreter:
+"""Commands start at once (issue 16): ``monitor --help`` imports none of the heavy libraries and
+``monitor check`` only those of what it checks, ``parse``/``extract`` on one input start no worker
+pool, and workers load neither the CLI nor what only the daemon's own process uses. Each runs a fresh interpreter:
 what a module imports at its top shows only there. Timings are bench/startup.py's job."""
 
 from __future__ import annotations
@@ -63,11 +63,30 @@ def test_check_imports_only_what_it_checks(tmp_path):
     cfg.chmod(0o600)
     loaded, stdout = loaded_by(["check", "--config", str(cfg)], tmp_path)
     assert stdout.startswith(f"ok: {cfg}: 1 feeds, 1 channels")
-    # what it checks: the config (pydantic), the rules (yaml, re2), the channels (apprise, jinja2)
-    assert {"pydantic", "yaml", "apprise", "jinja2"} <= loaded
+    # what it checks: the config (pydantic), the rules (yaml, re2), the channels (apprise); the
+    # built-in templates are not checked at start, so without a templates folder no jinja2
+    assert {"pydantic", "yaml", "apprise"} <= loaded
     unused = {"sqlite_utils", "aiohttp", "apscheduler", "trafilatura", "feedparser", "numpy", "py3langid",
-              "prometheus_client", "monitor.daemon", "monitor.store", "monitor.fetch"}
+              "prometheus_client", "monitor.daemon", "monitor.store", "monitor.fetch", "jinja2"}
     assert not loaded & unused, f"`monitor check` imports {sorted(loaded & unused)}"
+
+
+def test_check_still_renders_a_templates_folder(tmp_path):
+    """Jinja2 is loaded when a channel has templates of its own, and a broken one fails check."""
+    folder = tmp_path / "tpl"
+    folder.mkdir()
+    (folder / "text.j2").write_text("{{ alert.title }}\n")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\nrules = "{ROOT / "rules"}"\n'
+                   '[notify]\ndefault_channels = ["console"]\n'
+                   f'[channels.console]\nurls = ["log://"]\ntag = "console"\ntemplates = "{folder}"\n')
+    cfg.chmod(0o600)
+    loaded, _ = loaded_by(["check", "--config", str(cfg)], tmp_path)
+    assert "jinja2" in loaded
+    (folder / "text.j2").write_text("{{ alert.title \n")
+    p = subprocess.run([sys.executable, "-m", "monitor.cli", "check", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert p.returncode == 2 and "text.j2:1" in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
 @pytest.mark.parametrize("command", ["parse", "extract"])

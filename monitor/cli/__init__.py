@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
+import stat
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
@@ -56,6 +58,29 @@ def setup_logging(level: str = "INFO", fmt: str = "text", channel_urls: Iterable
     apprise_log.propagate = False
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
+
+# here, not in doctor.py: `check` and `run` call it, and doctor's imports cost `check` ~5 ms (issue 16)
+def exposure(path: str | os.PathLike[str], inline: Sequence[str]) -> str | None:
+    """Why the config file at ``path`` should change, or None: it holds a secret written out
+    (``inline``: Config.inline_secrets) and group or others can read it. Pure but for one stat().
+
+    The fix it names is the README's recipe, ${NAME} from the unit's EnvironmentFile= or a
+    LoadCredential= file: it works whoever runs the daemon. "chmod 600" would not: under the
+    unit's DynamicUser= the service's user is not the file's owner and could no longer read it."""
+    if not inline:
+        return None
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+    who = " and ".join(w for w, bits in (("group", 0o040), ("others", 0o004)) if mode & bits)
+    if not who:
+        return None
+    return (f"{path} holds a secret inline ({'; '.join(inline)}) and is readable by {who} "
+            f"(mode {mode:04o}): write ${{NAME}} in its place and put NAME=... in the service's "
+            f"EnvironmentFile (/etc/rss-monitor/env, mode 0600) or a LoadCredential= file "
+            f"(README: Running under systemd)")
 
 
 def load_config(config_path: str) -> Config:
@@ -156,7 +181,6 @@ def run(config_path: str, log_json: bool, roles: tuple[str, ...]) -> None:
     import logging
 
     from ..daemon import Daemon
-    from .doctor import exposure
 
     cfg, ruleset = load_all(config_path)
     logging_for(cfg, log_json)
@@ -222,9 +246,18 @@ def prune(config_path: str, dry_run: bool) -> None:
 @config_option
 def check(config_path: str) -> None:
     """Validate the config and every rule file; exit 2 if anything is wrong."""
-    from .doctor import exposure
-
-    cfg, ruleset = load_all(config_path)
+    # A one-off pass: the collector's runs while pydantic, apprise and the rules are imported and
+    # compiled find next to nothing to free and cost ~15 ms (issue 16: check under 0.3 s). What was
+    # built is then frozen (as main() does at exit), else the first collection after re-enabling
+    # would scan all of it at once.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        cfg, ruleset = load_all(config_path)
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
     if why := exposure(config_path, cfg.inline_secrets):
         click.echo(f"warning: {why}", err=True)
     click.echo(f"ok: {config_path}: {len(cfg.feeds)} feeds, {len(cfg.channels)} channels; "

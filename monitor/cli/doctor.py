@@ -19,7 +19,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,34 +28,12 @@ import click
 from .. import dates, urlsecrets
 from ..errors import MonitorError
 from ..models import Alert
-from . import cli, config_option
+from . import cli, config_option, exposure
 
 if TYPE_CHECKING:
     from ..config import Config
 
 Result = tuple[str, str, str]  # (ok | warn | fail, check, detail)
-
-
-def exposure(path: str | os.PathLike[str], inline: Sequence[str]) -> str | None:
-    """Why the config file at ``path`` should change, or None: it holds a secret written out
-    (``inline``: Config.inline_secrets) and group or others can read it. Pure but for one stat().
-
-    The fix it names is the README's recipe, ${NAME} from the unit's EnvironmentFile= or a
-    LoadCredential= file: it works whoever runs the daemon. "chmod 600" would not: under the
-    unit's DynamicUser= the service's user is not the file's owner and could no longer read it."""
-    if not inline:
-        return None
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        return None
-    who = " and ".join(w for w, bits in (("group", 0o040), ("others", 0o004)) if mode & bits)
-    if not who:
-        return None
-    return (f"{path} holds a secret inline ({'; '.join(inline)}) and is readable by {who} "
-            f"(mode {mode:04o}): write ${{NAME}} in its place and put NAME=... in the service's "
-            f"EnvironmentFile (/etc/rss-monitor/env, mode 0600) or a LoadCredential= file "
-            f"(README: Running under systemd)")
 
 
 def _config(path: str) -> tuple[list[Result], Config | None]:
