@@ -275,3 +275,17 @@ def test_a_backlog_brings_the_next_enqueue_sooner(pg_url, store):
             await queue.close()
 
     asyncio.run(go())
+
+
+def test_a_feed_removed_or_paused_after_its_claim_is_let_go_not_polled(pg_url, store):
+    urls = sorted(_feeds(pg_url))
+    ids = dict(_rows(pg_url, "SELECT url, id FROM feeds"))
+    token = "job:test:1:ab:cd"
+    _rows(pg_url, "UPDATE feeds SET lease_owner = %s, lease_until = 1e12", [token])
+    store.store.sync_feeds([(u, None, None) for u in urls[1:]], now=time.time())  # the first left the config
+    store.store.pause_feed(urls[1], True, time.time())
+    got = store.store.job_feeds(token, [ids[u] for u in urls], "host:1:ef")
+    assert sorted(f.url for f in got) == urls[2:]
+    owners = {u: o for u, (o, _, _) in _feeds(pg_url).items()}
+    assert owners[urls[0]] is None and owners[urls[1]] is None
+    assert all(owners[u] == f"host:1:ef:{token}" for u in urls[2:])

@@ -154,11 +154,14 @@ class FeedQueries(Queries):
         """Of a poll job's feeds (cluster mode, monitor/cluster.py), those still leased to its
         ``token``, now held by the node that runs it as ``holder:token`` (so that the node's
         death is seen on its host at once, ``leases.dead``): a feed recorded or handed back
-        meanwhile is no longer the job's."""
+        meanwhile is no longer the job's; one removed or paused since the claim is let go."""
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
         with self._transaction():
+            # removed from the config or paused since the claim: not polled, and free at once
+            self.db.execute(f"UPDATE feeds SET {RELEASE} WHERE lease_owner = ? AND id IN ({marks}) "
+                            "AND (active = 0 OR paused_at IS NOT NULL)", [token, *ids])
             self.db.execute(f"UPDATE feeds SET lease_owner = ? WHERE lease_owner = ? AND id IN ({marks})",
                             [f"{holder}:{token}", token, *ids])
             return [feed_of(r, default_interval) for r in self._rows(
