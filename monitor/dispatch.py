@@ -265,7 +265,7 @@ class Dispatcher:
             if slot is not None:
                 self.held[feed.host].discard(slot)
                 try:
-                    await self.ctx.db.free_host_slot(feed.host, slot)
+                    await self.ctx.db.free_host_slot(feed.host, slot, leases.OWNER)
                 except StoreError:  # the connection went, and its locks with it
                     pass
         if out.kind == "http-429":
@@ -282,7 +282,8 @@ class Dispatcher:
             # one try at a time per host on this node: a session may take again a lock it holds, so
             # two polls asking at once could both get the slot the first is still being given
             async with self.asking.setdefault(host, asyncio.Lock()):
-                slot = await self.ctx.db.take_host_slot(host, [k for k in range(self.per_host) if k not in mine])
+                slot = await self.ctx.db.take_host_slot(host, [k for k in range(self.per_host) if k not in mine],
+                                                        leases.OWNER, self.ctx.clock(), self.ctx.config.fetch.timeout)
                 if slot is not None:
                     mine.add(slot)
                     return int(slot)

@@ -289,3 +289,24 @@ def test_a_feed_removed_or_paused_after_its_claim_is_let_go_not_polled(pg_url, s
     owners = {u: o for u, (o, _, _) in _feeds(pg_url).items()}
     assert owners[urls[0]] is None and owners[urls[1]] is None
     assert all(owners[u] == f"host:1:ef:{token}" for u in urls[2:])
+
+
+def test_a_host_slot_whose_holder_died_waits_out_the_fetch_timeout(pg_url, store):
+    """per_host across nodes: a slot is an advisory lock (freed the moment its node's connection
+    ends) and a row that keeps the slot of a node that died from being taken for the fetch
+    timeout after it took it, since that node's request may still be at the host; a slot freed
+    by its holder is free at once."""
+    a, b, c, d = connect(pg_url), connect(pg_url), connect(pg_url), connect(pg_url)
+    try:
+        now = time.time()
+        assert a.take_host_slot("h.example", [0, 1], "A", now, 30.0) == 0
+        assert b.take_host_slot("h.example", [0, 1], "B", now, 30.0) == 1  # the other one
+        assert c.take_host_slot("h.example", [0, 1], "C", now, 30.0) is None  # both held
+        a.close()  # node A dies with its request in flight: its lock goes with its connection
+        assert c.take_host_slot("h.example", [0], "C", now + 1, 30.0) is None  # its request may still be there
+        assert c.take_host_slot("h.example", [0], "C", now + 31, 30.0) == 0  # not after the fetch timeout
+        b.free_host_slot("h.example", 1, "B")
+        assert d.take_host_slot("h.example", [1], "D", now + 2, 30.0) == 1  # at once
+    finally:
+        for s in (b, c, d):
+            s.close()

@@ -45,7 +45,8 @@ def _pg_schema(url: str) -> tuple[dict[str, dict[str, tuple]], set[str]]:
                 "SELECT table_name, column_name, data_type, is_nullable, column_default "
                 "FROM information_schema.columns WHERE table_schema = %s AND table_name != 'schema_version' "
                 "AND table_name NOT LIKE 'search%%' "  # search: FTS5 there, a tsvector here (own tests)
-                "AND table_name NOT LIKE 'procrastinate%%'",  # the work queue's own (tests/test_cluster.py)
+                "AND table_name NOT LIKE 'procrastinate%%' "  # the work queue's own (tests/test_cluster.py)
+                "AND table_name NOT LIKE 'cluster%%'",  # the cluster's host slots (PostgreSQL only)
                 [schema]):
             kind = "text" if kind == "USER-DEFINED" else kind  # CITEXT: text whatever its case
             text = None if default is None else default.split("::")[0].strip("'")

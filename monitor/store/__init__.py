@@ -141,23 +141,32 @@ class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQ
             self._work_queue()
 
     def _work_queue(self) -> None:
-        """Cluster mode's work queue (monitor/cluster.py): Procrastinate's own schema, made once
-        beside the store's, under the same lock. Without the ``cluster`` extra installed it is
-        made by the first version that has it."""
+        """Cluster mode's machinery (monitor/cluster.py), PostgreSQL only, made once beside the
+        store's tables under the same lock: Procrastinate's own schema (without the ``cluster``
+        extra installed, made by the first version that has it) and ``cluster_host_slots``
+        (``take_host_slot``), unlogged: slots are gone with a server crash anyway."""
         # the catalog read as a table (each statement sees what committed before it), not through
         # to_regclass, whose cache may keep the answer it gave before the lock was taken
-        made = ("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() "
-                "AND table_name = 'procrastinate_jobs'")
-        if self.db.execute(made).fetchone()[0]:
+        def made(table: str) -> bool:
+            return bool(self.db.execute(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+                "AND table_name = ?", [table]).fetchone()[0])
+
+        if made("procrastinate_jobs") and made("cluster_host_slots"):
             return
+        schema: str | None = None
         try:
             from procrastinate.schema import SchemaManager
+            schema = SchemaManager.get_schema()
         except ImportError:
-            return
+            pass
         with self._transaction():
             self.db.execute("SELECT pg_advisory_xact_lock(19190019)")
-            if not self.db.execute(made).fetchone()[0]:
-                self.db.script(SchemaManager.get_schema())  # type: ignore[attr-defined]
+            if not made("cluster_host_slots"):
+                self.db.execute("CREATE UNLOGGED TABLE cluster_host_slots (host TEXT NOT NULL, slot BIGINT NOT NULL, "
+                                "owner TEXT NOT NULL, until DOUBLE PRECISION NOT NULL, PRIMARY KEY (host, slot))")
+            if schema is not None and not made("procrastinate_jobs"):
+                self.db.script(schema)  # type: ignore[attr-defined]
 
     def _newest(self) -> int:
         """The database's schema version; StoreError if this program is older than it."""

@@ -277,21 +277,35 @@ class FeedQueries(Queries):
                         (new_url, host_of(new_url), feed.url, feed.id))
         log.warning("feed moved permanently (301/308); address updated feed=%s to=%s", feed.url, new_url)
 
-    def take_host_slot(self, host: str, slots: Sequence[int]) -> int | None:
+    def take_host_slot(self, host: str, slots: Sequence[int], owner: str = "", now: float = 0.0,
+                       cool: float = 0.0) -> int | None:
         """One of ``slots`` (numbers below ``poll.per_host`` that this process does not hold) of
         ``host`` that no other process holds, now held by this one; None when the others hold
         them all. ``per_host`` is then the cluster's: on PostgreSQL a slot is a session advisory
-        lock, which the server frees the moment a node's connection ends (a node killed with its
-        polls in flight frees its slots at once). SQLite has one daemon: the first slot is its own."""
+        lock, which the server frees the moment a node's connection ends, and a row of
+        ``cluster_host_slots`` (an unlogged table: no WAL flush) that keeps a slot whose holder
+        died from being taken for ``cool`` seconds after it was taken (the fetch timeout): its
+        request may still be at the host (the chaos bench saw 3 requests at once at a host with
+        per_host 2, each time with one from a node killed meanwhile). SQLite has one daemon: the
+        first slot is its own."""
         if self.dialect != "postgresql":
             return slots[0] if slots else None
         for slot in slots:
-            if self.db.execute("SELECT pg_try_advisory_lock(hashtext(?), ?)", [f"host:{host}", slot]).fetchone()[0]:
+            if not self.db.execute("SELECT pg_try_advisory_lock(hashtext(?), ?)", [f"host:{host}", slot]).fetchone()[0]:
+                continue
+            if self.db.execute(
+                    "INSERT INTO cluster_host_slots (host, slot, owner, until) VALUES (?, ?, ?, ?) ON CONFLICT "
+                    "(host, slot) DO UPDATE SET owner = excluded.owner, until = excluded.until "
+                    "WHERE cluster_host_slots.until <= ? OR cluster_host_slots.owner = excluded.owner",
+                    [host, slot, owner, now + cool, now]).rowcount:
                 return slot
+            self.db.execute("SELECT pg_advisory_unlock(hashtext(?), ?)", [f"host:{host}", slot])  # cooling down
         return None
 
-    def free_host_slot(self, host: str, slot: int) -> None:
+    def free_host_slot(self, host: str, slot: int, owner: str = "") -> None:
         if self.dialect == "postgresql":
+            self.db.execute("DELETE FROM cluster_host_slots WHERE host = ? AND slot = ? AND owner = ?",
+                            [host, slot, owner])
             self.db.execute("SELECT pg_advisory_unlock(hashtext(?), ?)", [f"host:{host}", slot])
 
     def throttle_host(self, host: str, until: float, spread: float) -> int:
