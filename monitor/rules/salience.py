@@ -122,7 +122,6 @@ class Layout:
         self._on_list: dict[int, bool] = {}  # line start -> a list line
         self._listed: dict[int, bool] = {}  # sentence -> on a list line
         self._lines: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]], bool]] = {}  # line -> ``_line``
-        self._placed: dict[int, tuple[int, bool, bool]] = {}  # offset -> ``place``
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -132,20 +131,24 @@ class Layout:
         return max(0, bisect_right(self.starts, offset) - 1)
 
     def place(self, offset: int) -> tuple[int, bool, bool]:
-        """The sentence holding ``offset``, and whether it is in a quote, in an aside (remembered
-        per offset: the terms of the rules that fire on an article share their hits)."""
-        got = self._placed.get(offset)
-        if got is not None:
-            return got
+        """The sentence holding ``offset``, and whether it is in a quote, in an aside."""
+        return self.spot(offset)[:3]
+
+    def spot(self, offset: int) -> tuple[int, bool, bool, bool]:
+        """``place`` and whether the sentence is on a list line (``listed_at``), at once: a
+        sentence never spans a line end, so its list test is the line's, found with the line's
+        quotes and asides and remembered per line."""
         start = self.text.rfind("\n", 0, offset) + 1
         quotes, asides, listed = self._lines.get(start) or self._line(start)
         starts = self.starts
-        k = max(0, bisect_right(starts, offset) - 1)
+        k = bisect_right(starts, offset) - 1
+        if k < 0:
+            k = 0
         if starts and start <= starts[k] <= offset:  # the sentence starts on this line: its list test is the line's
             self._listed[k] = listed
-        got = self._placed[offset] = (k, bool(quotes) and _inside(quotes, offset),
-                                      bool(asides) and _inside(asides, offset))
-        return got
+        else:  # an offset outside any sentence (before the first): the sentence's own line
+            listed = self.listed_at(k) if starts else False
+        return (k, bool(quotes) and _inside(quotes, offset), bool(asides) and _inside(asides, offset), listed)
 
     def _line(self, start: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]], bool]:
         """The quotes and the asides on the line at ``start``, and whether it is a list line, all
@@ -301,11 +304,11 @@ def weigh(layouts: dict[str, Layout], found: Iterable[tuple[Place, tuple[bool, b
             prose += 1
     if not total:
         total = sum(len(lay.starts) for lay in (layouts.get("body"), layouts.get("summary")) if lay is not None) or 1
-    return _weighed(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, total, together)
+    return weigh_counts(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, total, together)
 
 
 @lru_cache(maxsize=4096)
-def _weighed(in_title: bool, lead: bool, seen: int, prose: int, quoted: bool, aside: bool, listed: bool,
+def weigh_counts(in_title: bool, lead: bool, seen: int, prose: int, quoted: bool, aside: bool, listed: bool,
              total: int, together: bool | None) -> Salience:
     """``score`` from its counts: few distinct counts recur across articles (most evidence is one
     sentence), so each is worked out once and remembered (issue 17: a third of what score cost)."""
