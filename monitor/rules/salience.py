@@ -33,9 +33,8 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from functools import lru_cache
-from itertools import compress, count, repeat
+from itertools import compress, count
 from math import sqrt
-from operator import add
 from typing import NamedTuple
 
 from ..models import LONG_ARTICLE, why
@@ -74,35 +73,35 @@ def sentence_starts(text: str) -> list[int]:
     """Where each sentence of ``text`` starts: the pieces between sentence ends and line ends
     that hold a word. In C but for a loop over the line ends (finditer, map, sort, compress): an
     article has a hundred pieces, and a Python loop over them cost more than the rest of
-    salience; the line ends are found by str.find (a third of splitting the text into lines)."""
-    stops, find = [], text.find
+    salience; the line ends are found by str.find (a third of splitting the text into lines).
+    Only where the pieces begin is kept: an end holds no word character (marks, closers, white
+    space), so a piece holds a word when the text from its start to the next piece's does."""
+    begins, find = [0], text.find
     at = find("\n")
     while at >= 0:
-        stops.append(at)
-        at = find("\n", at + 1)
-    # ends never overlap, so their starts and their ends sort apart (ints: quicker than pairs)
-    begins = list(map(add, stops, repeat(1)))
+        at += 1
+        begins.append(at)
+        at = find("\n", at)
     for mark, rx in _MARKS:
         if mark in text:
-            found = list(rx.finditer(text))
-            stops += map(_START, found)
-            begins += map(_STOP, found)
-    stops.sort()
-    begins.sort()
-    begins.insert(0, 0)
-    stops.append(len(text))
+            begins += map(_STOP, rx.finditer(text))
+    begins.sort()  # ends never overlap, so neither do their ends
     # a piece holds a word when its first character is one (most do: str.isalnum is \w but
-    # "_"), else, unless it is empty (a blank line), when the regex finds one before its end
-    if begins[-1] == len(text):  # the last piece is empty
+    # "_"), else, unless it is empty (a blank line, or the end of the text), when the regex
+    # finds one before the next piece starts
+    n = len(text)
+    if begins[-1] == n:  # the last piece is empty
         has = list(map(str.isalnum, map(text.__getitem__, begins[:-1])))
         has.append(False)
     else:
         has = list(map(str.isalnum, map(text.__getitem__, begins)))
     if not all(has):
         search = _WORD.search
+        last = len(begins) - 1
         for i in compress(count(), map(operator.not_, has)):
-            if begins[i] < stops[i]:
-                has[i] = search(text, begins[i], stops[i]) is not None
+            b = begins[i]
+            if b < n and text[b] != "\n":
+                has[i] = search(text, b, begins[i + 1] if i < last else n) is not None
     return list(compress(begins, has))
 
 
