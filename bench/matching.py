@@ -194,8 +194,9 @@ def in_turns(rows: list[Row], sets: list[rules.RuleSet], items: list[Item], roun
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="rule counts, comma-separated")
-    ap.add_argument("--rounds", type=int, default=5,
-                    help="timed rounds of the engine (of the regex loop: as fit its budget); the best is kept")
+    ap.add_argument("--rounds", type=int, default=6,
+                    help="timed rounds of the engine (of the regex loop: as fit its budget); the best is kept "
+                         "(goal 4: the median of the rounds; an even count lets find and match go first alike)")
     ap.add_argument("--quick", action="store_true", help="one round, a 1 s regex-loop budget (a smoke run)")
     ap.add_argument("--peer-seconds", type=float, default=PEER_SECONDS,
                     help="regex loop: articles are taken (nearest the mean size first) until this is spent")
@@ -245,7 +246,8 @@ def report(rows: list[Row], items: list[Item]) -> None:
               f"{r.speedup:>7,.0f}x")
     print("\nregex loop, speed-up: on the articles nearest the mean size (sample), the engine timed on the same")
     print("\nwith salience: rules.match, what the daemon runs (salience only for the rules that fired); wall clock,")
-    print("and the thread's CPU time (CPU: find and match each the best of the rounds)\n")
+    print("and the thread's CPU time (CPU: find and match each the best of the rounds; goal 4 below: the")
+    print("median of the rounds' CPU ratios)\n")
     print(f"{'rules':>6} | {'art/s':>6} | {'µs/article':>10} | {'match/find':>10} | {'CPU µs/article':>14} | "
           f"{'CPU match/find':>14} | {'articles fired':>14} | {'salience CPU µs per article fired':>33}")
     for r in rows:
@@ -275,13 +277,15 @@ def report(rows: list[Row], items: list[Item]) -> None:
         sp = by_n[1000].speedup
         print(f"{'PASS' if sp >= GOAL_SPEEDUP else 'FAIL'} goal 3: {sp:,.0f}x as fast as the per-rule regex loop "
               f"at 1,000 rules (goal >= {GOAL_SPEEDUP:g}x)")
-    # goal 4 on CPU time: the work's own cost; the wall clock (beside it) adds whatever else the
-    # shared machine ran in the meantime
-    worst = max(r.sal_cpu / r.eng_cpu for r in rows)
-    ratios = ", ".join(f"{r.n:,}: {r.sal_cpu / r.eng_cpu:.3f} (median of rounds {statistics.median(r.ratios_cpu):.3f}, "
+    # goal 4 on CPU time, the work's own cost (the wall clock adds whatever else the shared machine
+    # ran meanwhile), as the median of the rounds' ratios: a round's find and match passes run one
+    # after the other, so they share the machine's state, where the best passes of each may not
+    worst = max(statistics.median(r.ratios_cpu) for r in rows)
+    ratios = ", ".join(f"{r.n:,}: {statistics.median(r.ratios_cpu):.3f} (best passes {r.sal_cpu / r.eng_cpu:.3f}, "
                        f"wall {r.sal_s / r.eng_s:.3f})" for r in rows)
     print(f"{'PASS' if worst <= GOAL_SALIENCE else 'FAIL'} goal 4 (issue 17): rules.match / rules.find <= "
-          f"{GOAL_SALIENCE:.2f} at every size, on the thread's CPU time, best of the rounds ({ratios})")
+          f"{GOAL_SALIENCE:.2f} at every size, on the thread's CPU time, median of {len(rows[0].ratios_cpu)} rounds "
+          f"({ratios})")
     if not {10, 1000, 10_000} <= set(by_n):
         print("(goals need rule counts 10, 1000 and 10000 in --sizes)")
     print("\nreproduce: .venv/bin/python bench/matching.py" + "".join(f" {a}" for a in sys.argv[1:]))
