@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..models import Article
 from . import morph
 from .explain import Field, Hit
-from .salience import Layout, Place, Salience
+from .salience import Layout, Place, Salience, weigh_counts
 from .tree import Term
 
 if TYPE_CHECKING:
@@ -152,10 +152,46 @@ class Doc:
                 lay = lays.get(f.name) if h.field else self.layout(f)
                 at = f.span(h.start)
                 if at is not None and lay is not None:
-                    k, quoted, aside = lay.place(at[0])
+                    k, quoted, aside, _listed = lay.spot(at[0])
                     out.append(((f.name, k), (quoted, aside)))
             got = self._places[term] = tuple(out)
         return got
+
+    def weigh_term(self, term: int) -> Salience:
+        """``salience.weigh`` of ``places_of(term)``, in one pass over the term's hits with nothing
+        built between (most rules that fire are one term's hits, bench/matching.py): a title hit
+        needs no layout, only its offsets; a sentence's list test comes with its place."""
+        lays = self.layouts
+        fields = self.fields
+        in_title = lead = False
+        seen = prose = quoted = aside = listed = 0
+        done: set[tuple[int, int]] = set()
+        for h in self.hits.get(term, ()):
+            fi = h[0]
+            f = fields[fi]
+            if not fi:  # the title: whether a hit there has offsets (its layout would, a title with a hit has text)
+                if not in_title and f.span(h[1]) is not None:
+                    in_title = True
+                continue
+            lay = lays.get(f.name)
+            if lay is None or not lay.starts:
+                continue
+            at = f.span(h[1])
+            if at is None:
+                continue
+            k, q, a, on_list = lay.spot(at[0])
+            if (fi, k) in done:
+                continue
+            done.add((fi, k))
+            seen += 1
+            if fi == 1 or (k < lay.lead_sentences and not on_list):
+                lead = True
+            listed += on_list
+            quoted += q
+            aside += a
+            if not (on_list or q or a):
+                prose += 1
+        return weigh_counts(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, self.total, None)
 
     def sentence_of(self, hit: Hit) -> Place:
         """The sentence holding ``hit`` (the first, when its offsets are unknown)."""

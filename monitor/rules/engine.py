@@ -29,7 +29,7 @@ from .document import FIELD_NAMES, CTerm, Doc
 from .explain import Hit, context_of, evidence
 from .filters import passes
 from .operators import Operator, of
-from .salience import Place, Salience, score, weigh
+from .salience import Place, Salience, score
 from .tree import Node, Ref, Rule, Term, Word
 
 _TITLE = 0
@@ -337,7 +337,7 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
             words = ("at", tuple(map(_AT, doc.hits.get(term, ()))))
             got = doc.scored.get(words)
             if got is None:
-                got = doc.scored[words] = weigh(doc.layouts, doc.places_of(term), None, doc.total)
+                got = doc.scored[words] = doc.weigh_term(term)
             doc.scored[one] = got
         return got
     if around:

@@ -33,9 +33,8 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from functools import lru_cache
-from itertools import compress, count, repeat
+from itertools import compress, count
 from math import sqrt
-from operator import add
 from typing import NamedTuple
 
 from ..models import LONG_ARTICLE, why
@@ -74,35 +73,35 @@ def sentence_starts(text: str) -> list[int]:
     """Where each sentence of ``text`` starts: the pieces between sentence ends and line ends
     that hold a word. In C but for a loop over the line ends (finditer, map, sort, compress): an
     article has a hundred pieces, and a Python loop over them cost more than the rest of
-    salience; the line ends are found by str.find (a third of splitting the text into lines)."""
-    stops, find = [], text.find
+    salience; the line ends are found by str.find (a third of splitting the text into lines).
+    Only where the pieces begin is kept: an end holds no word character (marks, closers, white
+    space), so a piece holds a word when the text from its start to the next piece's does."""
+    begins, find = [0], text.find
     at = find("\n")
     while at >= 0:
-        stops.append(at)
-        at = find("\n", at + 1)
-    # ends never overlap, so their starts and their ends sort apart (ints: quicker than pairs)
-    begins = list(map(add, stops, repeat(1)))
+        at += 1
+        begins.append(at)
+        at = find("\n", at)
     for mark, rx in _MARKS:
         if mark in text:
-            found = list(rx.finditer(text))
-            stops += map(_START, found)
-            begins += map(_STOP, found)
-    stops.sort()
-    begins.sort()
-    begins.insert(0, 0)
-    stops.append(len(text))
+            begins += map(_STOP, rx.finditer(text))
+    begins.sort()  # ends never overlap, so neither do their ends
     # a piece holds a word when its first character is one (most do: str.isalnum is \w but
-    # "_"), else, unless it is empty (a blank line), when the regex finds one before its end
-    if begins[-1] == len(text):  # the last piece is empty
+    # "_"), else, unless it is empty (a blank line, or the end of the text), when the regex
+    # finds one before the next piece starts
+    n = len(text)
+    if begins[-1] == n:  # the last piece is empty
         has = list(map(str.isalnum, map(text.__getitem__, begins[:-1])))
         has.append(False)
     else:
         has = list(map(str.isalnum, map(text.__getitem__, begins)))
     if not all(has):
         search = _WORD.search
+        last = len(begins) - 1
         for i in compress(count(), map(operator.not_, has)):
-            if begins[i] < stops[i]:
-                has[i] = search(text, begins[i], stops[i]) is not None
+            b = begins[i]
+            if b < n and text[b] != "\n":
+                has[i] = search(text, b, begins[i + 1] if i < last else n) is not None
     return list(compress(begins, has))
 
 
@@ -122,7 +121,6 @@ class Layout:
         self._on_list: dict[int, bool] = {}  # line start -> a list line
         self._listed: dict[int, bool] = {}  # sentence -> on a list line
         self._lines: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]], bool]] = {}  # line -> ``_line``
-        self._placed: dict[int, tuple[int, bool, bool]] = {}  # offset -> ``place``
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -132,20 +130,24 @@ class Layout:
         return max(0, bisect_right(self.starts, offset) - 1)
 
     def place(self, offset: int) -> tuple[int, bool, bool]:
-        """The sentence holding ``offset``, and whether it is in a quote, in an aside (remembered
-        per offset: the terms of the rules that fire on an article share their hits)."""
-        got = self._placed.get(offset)
-        if got is not None:
-            return got
+        """The sentence holding ``offset``, and whether it is in a quote, in an aside."""
+        return self.spot(offset)[:3]
+
+    def spot(self, offset: int) -> tuple[int, bool, bool, bool]:
+        """``place`` and whether the sentence is on a list line (``listed_at``), at once: a
+        sentence never spans a line end, so its list test is the line's, found with the line's
+        quotes and asides and remembered per line."""
         start = self.text.rfind("\n", 0, offset) + 1
         quotes, asides, listed = self._lines.get(start) or self._line(start)
         starts = self.starts
-        k = max(0, bisect_right(starts, offset) - 1)
+        k = bisect_right(starts, offset) - 1
+        if k < 0:
+            k = 0
         if starts and start <= starts[k] <= offset:  # the sentence starts on this line: its list test is the line's
             self._listed[k] = listed
-        got = self._placed[offset] = (k, bool(quotes) and _inside(quotes, offset),
-                                      bool(asides) and _inside(asides, offset))
-        return got
+        else:  # an offset outside any sentence (before the first): the sentence's own line
+            listed = self.listed_at(k) if starts else False
+        return (k, bool(quotes) and _inside(quotes, offset), bool(asides) and _inside(asides, offset), listed)
 
     def _line(self, start: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]], bool]:
         """The quotes and the asides on the line at ``start``, and whether it is a list line, all
@@ -301,11 +303,11 @@ def weigh(layouts: dict[str, Layout], found: Iterable[tuple[Place, tuple[bool, b
             prose += 1
     if not total:
         total = sum(len(lay.starts) for lay in (layouts.get("body"), layouts.get("summary")) if lay is not None) or 1
-    return _weighed(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, total, together)
+    return weigh_counts(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, total, together)
 
 
 @lru_cache(maxsize=4096)
-def _weighed(in_title: bool, lead: bool, seen: int, prose: int, quoted: bool, aside: bool, listed: bool,
+def weigh_counts(in_title: bool, lead: bool, seen: int, prose: int, quoted: bool, aside: bool, listed: bool,
              total: int, together: bool | None) -> Salience:
     """``score`` from its counts: few distinct counts recur across articles (most evidence is one
     sentence), so each is worked out once and remembered (issue 17: a third of what score cost)."""
