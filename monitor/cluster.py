@@ -31,6 +31,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import leases
@@ -43,10 +44,10 @@ if TYPE_CHECKING:
     from .store.aio import AsyncStore
 
 log = logging.getLogger(__name__)
-QUEUE = "polls"
+QUEUE = leases.POLL_QUEUE
 SLOTS = 4  # poll jobs a node's worker runs at once
 HEARTBEAT = 5.0  # seconds between a worker's heartbeats
-STALLED_AFTER = 20.0  # seconds without a heartbeat (four missed) after which a node's jobs are taken back
+STALLED_AFTER = leases.STALLED_AFTER  # seconds without a heartbeat after which a node's jobs are taken back
 ENQUEUE_EVERY = 1.0  # seconds between enqueueing passes (cluster-wide) ...
 ENQUEUE_BUSY = 0.1  # ... while more feeds are due than the workers have room for
 RECOVER_EVERY = 10.0  # seconds between looks for stalled jobs (cluster-wide)
@@ -147,6 +148,33 @@ class WorkQueue:
                 wait = min(wait * 2, RESTART_WAIT_MAX)
 
     # -- scheduler ------------------------------------------------------------------------------
+    async def schedule(self, stop: asyncio.Event) -> None:
+        """A scheduler node's part: enqueue every ENQUEUE_EVERY seconds, ENQUEUE_BUSY while due
+        feeds wait for room (a pass that takes longer under load delays the next rather than
+        overlapping it), look for stalled jobs every RECOVER_EVERY; until ``stop``, after the
+        current step."""
+        recover_at = time.monotonic() + 1.0
+        while not stop.is_set():
+            started = time.monotonic()
+            await self.step("enqueue", self.enqueue)
+            if started >= recover_at:
+                await self.step("recover", self.recover)
+                recover_at = started + RECOVER_EVERY
+            pause = max(0.01, (ENQUEUE_BUSY if self.backlog else ENQUEUE_EVERY) - (time.monotonic() - started))
+            try:
+                await asyncio.wait_for(stop.wait(), pause)
+            except TimeoutError:
+                pass
+
+    async def step(self, name: str, step: Callable[[], Awaitable[Any]]) -> None:
+        """One scheduler step; the database away is a warning, and the next period tries again."""
+        try:
+            await step()
+        except StoreError as e:
+            log.warning("%s skipped reason=%r: the next period tries again", name, str(e))
+        except Exception as e:  # the work queue's own connection: procrastinate's errors, the pool's timeout
+            log.warning("%s skipped reason=%r: the next period tries again", name, _why(e))
+
     async def enqueue(self) -> int:
         """Claim due feeds and defer them as poll jobs, as many as the live workers can start
         soon. The number of jobs deferred; ``backlog`` says whether more feeds were due than

@@ -17,12 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from . import cluster, delivery, dispatch, leases, links, pipeline, rules, training
 from . import config as config_mod
@@ -30,6 +27,7 @@ from . import store as store_mod
 from .config import Config
 from .errors import ConfigError, MonitorError
 from .fetch import Client, Limits
+from .jobs import Executor, check_digests, digest_trigger, job_event, stop_scheduler
 from .loading import load_rules, mask_channel_urls, notifier_for
 from .lockfile import DaemonLock
 from .notify import Notifier
@@ -46,17 +44,6 @@ WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "mon
                   "monitor.fastparse", "monitor.language")
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
-
-
-def check_digests(config: Config) -> None:
-    """Every channel's digest cron parsed by APScheduler's own parser, which will run it; a bad
-    one is a ConfigError naming the channel (``monitor check``, start and reload)."""
-    for name, ch in config.channels.items():
-        try:
-            if ch.digest:
-                CronTrigger.from_crontab(ch.digest, timezone=ZoneInfo(ch.timezone))
-        except ValueError as e:
-            raise ConfigError(f"{config.path}: channels.{name}.digest: {e} (got {ch.digest!r})") from None
 
 
 @asynccontextmanager
@@ -99,25 +86,6 @@ async def once(config: Config, ruleset: rules.RuleSet,
         finally:
             sender.close()
         return outcomes, sent, failed
-
-
-class Executor(AsyncIOExecutor):
-    """APScheduler's asyncio executor, whose running jobs a stop lets finish (``settle``): its own
-    ``shutdown`` cancels them, and a job cancelled mid-run is logged as a failure with a traceback
-    (the scale bench saw it on every other SIGTERM: the enqueue, a delivery pass, a tick)."""
-
-    async def settle(self, timeout: float) -> None:
-        running = [f for f in getattr(self, "_pending_futures", ()) if not f.done()]
-        if running:
-            await asyncio.wait(running, timeout=timeout)
-
-
-async def stop_scheduler(scheduler: AsyncIOScheduler, executor: Executor, grace: float) -> None:
-    """Start no job more, give the running ones ``grace`` seconds (a stop ends prune between
-    batches, the others take a moment), then shut the scheduler down."""
-    scheduler.pause()
-    await executor.settle(grace)
-    scheduler.shutdown(wait=False)
 
 
 ROLES = ("worker", "scheduler", "web")  # worker: polls, delivers; scheduler: periodic jobs; web: the console
@@ -274,7 +242,7 @@ class Daemon:
                 job.remove()
         for name, ch in self.config.channels.items():
             if ch.digest:
-                trigger = CronTrigger.from_crontab(ch.digest, timezone=ZoneInfo(ch.timezone))
+                trigger = digest_trigger(ch.digest, ch.timezone)
                 self.scheduler.add_job(self.digest, trigger, args=[name], id=f"digest:{name}", max_instances=1,
                                        coalesce=True, misfire_grace_time=3600)
 
@@ -307,7 +275,7 @@ class Daemon:
         except StoreError as e:
             log.warning("retention pass stopped reason=%r: the next pass goes on", str(e))
         if self.queue is not None:
-            await self._queue_step("job retention", lambda: self.queue.prune(days))  # type: ignore[union-attr]
+            await self.queue.step("job retention", lambda: self.queue.prune(days))  # type: ignore[union-attr]
         log.info("pruned entries=%d articles=%d alerts=%d notices=%d tombstones=%d ms=%.0f", n.entries,
                  n.articles, n.alerts, n.notices, n.tombstones, (time.monotonic() - started) * 1000)
 
@@ -325,43 +293,6 @@ class Daemon:
         except StoreError as e:
             log.warning("%s skipped reason=%r: the next period tries again", job, str(e))
             return False
-
-    async def enqueue(self) -> None:
-        """Cluster mode: due feeds become poll jobs (cluster.py), once a second cluster-wide."""
-        if self.queue is not None and not self._stop.is_set():
-            await self._queue_step("enqueue", self.queue.enqueue)
-
-    async def recover(self) -> None:
-        """Cluster mode: the poll jobs of nodes that stopped beating are taken back."""
-        if self.queue is not None and not self._stop.is_set():
-            await self._queue_step("recover", self.queue.recover)
-
-    async def _queue_loop(self) -> None:
-        """Cluster mode's scheduler: enqueue every ENQUEUE_EVERY seconds, ENQUEUE_BUSY while due
-        feeds wait for room (a pass that takes longer under load delays the next rather than
-        overlapping it), look for stalled jobs every RECOVER_EVERY; until the stop, after the
-        current step."""
-        recover_at = time.monotonic() + 1.0
-        while not self._stop.is_set():
-            started = time.monotonic()
-            await self.enqueue()
-            if started >= recover_at:
-                await self.recover()
-                recover_at = started + cluster.RECOVER_EVERY
-            every = cluster.ENQUEUE_BUSY if self.queue is not None and self.queue.backlog else cluster.ENQUEUE_EVERY
-            pause = max(0.01, every - (time.monotonic() - started))
-            try:
-                await asyncio.wait_for(self._stop.wait(), pause)
-            except TimeoutError:
-                pass
-
-    async def _queue_step(self, name: str, step: Callable[[], Awaitable[Any]]) -> None:
-        try:
-            await step()
-        except StoreError as e:
-            log.warning("%s skipped reason=%r: the next period tries again", name, str(e))
-        except Exception as e:  # the work queue's own connection: procrastinate's errors, the pool's timeout
-            log.warning("%s skipped reason=%r: the next period tries again", name, cluster._why(e))
 
     async def _models(self) -> None:
         """The trained models the pipeline recalibrates matches with (at start, after each pass)."""
@@ -406,7 +337,7 @@ class Daemon:
                     self.queue.start_worker()
             executor = Executor()
             scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC", executors={"default": executor})
-            scheduler.add_listener(_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+            scheduler.add_listener(job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             now = datetime.now().astimezone()
             common = {"max_instances": 1, "coalesce": True}
             # misfire_grace_time defaults to 1 s and silently skips runs (../shared/LIBRARY-NOTES.md).
@@ -418,7 +349,7 @@ class Daemon:
                                   next_run_time=now + timedelta(seconds=1), misfire_grace_time=30, **common)
             queue_loop = None
             if "scheduler" in self.roles and self.queue is not None:
-                queue_loop = asyncio.create_task(self._queue_loop())
+                queue_loop = asyncio.create_task(self.queue.schedule(self._stop))
             if "scheduler" in self.roles:
                 scheduler.add_job(self.prune, "interval", seconds=self.config.retention.every, id="prune",
                                   next_run_time=now + timedelta(seconds=60), misfire_grace_time=300, **common)
@@ -466,14 +397,3 @@ class Daemon:
         if pending:
             log.warning("abandoned in-flight work tasks=%d after %gs", len(pending), grace)
             await asyncio.wait(pending, timeout=5)
-
-
-def _job_event(event: JobExecutionEvent) -> None:
-    if event.code == EVENT_JOB_ERROR:
-        log.error("job failed job=%s error=%r", event.job_id, event.exception, exc_info=event.exception)
-    elif event.code == EVENT_JOB_MISSED:
-        log.warning("job missed job=%s scheduled=%s", event.job_id, event.scheduled_run_time)
-    else:
-        # Expected when an outbox drain outlasts its 5 s interval (apprise paces email at
-        # 5.5 s a message): the running drain carries on with the backlog; not worth a warning.
-        log.debug("job still running, run skipped job=%s", event.job_id)

@@ -46,3 +46,9 @@ def dead(owners: Iterable[str], host: str = HOST, me: str = OWNER,
         if pid == me.split(":")[1] or not is_alive(int(pid)):
             gone.append(owner)
     return gone
+
+
+# Cluster mode (monitor/cluster.py): the work queue's queue of poll jobs, and how long a node's
+# worker may go without a heartbeat before the node counts as gone (here: the store's status reads them).
+POLL_QUEUE = "polls"
+STALLED_AFTER = 20.0  # seconds: four missed heartbeats

@@ -14,7 +14,7 @@ from .notify import Notifier, channels_from
 
 def notifier_for(config: Config) -> Notifier:
     """The Notifier of the config's channels, every URL and template checked. Raises ConfigError.
-    (The digest crons are APScheduler's to parse: daemon.check_digests, which ``monitor check``
+    (The digest crons are APScheduler's to parse: jobs.check_digests, which ``monitor check``
     and every start and reload run too.)"""
     return Notifier(channels_from(config.channels))
 

@@ -18,13 +18,15 @@ ROOT = PKG.parent
 OWNERS = {
     "feedparser": "parse", "trafilatura": "extract", "apprise": ("notify", "plugins"),
     "sqlite_utils": "store", "psycopg": "store",
-    "apscheduler": "daemon",
+    "apscheduler": ("daemon", "jobs"),
     "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
     "prometheus_client": "metrics", "jinja2": ("render", "web"), "markupsafe": ("render", "web"),
     "tqdm": "cli", "scipy": "learn", "feedparser_rs": "fastparse",
     "numpy": ("learn", "language"),  # language: py3langid's numpy tables, memory-mapped
     "argon2": "passwords",
+    # cluster mode's work queue; the store makes its schema under the store's migration lock
+    "procrastinate": ("cluster", "store"),
 }
 # a module may import only modules of a strictly lower level
 LEVEL = {
@@ -50,6 +52,8 @@ LEVEL = {
     "loading": 3,  # the checked notifier and rules (config, notify, rules): check, start, reload
     "finding": 3,  # the feed a page or feed URL stands for: `feeds add` and the console
     "metrics": 3, "dispatch": 4,
+    "cluster": 5,  # cluster mode's work queue (Procrastinate): enqueue, poll jobs, stalled nodes' jobs
+    "jobs": 2,  # the daemon's APScheduler: executor, stop, job events, digest crons
     "web": 4,  # the HTTP endpoint and the console (issue 18): renders what the store answers
     "service": 5, "daemon": 6, "cli": 7,
 }

@@ -104,6 +104,6 @@ def status_cmd(config_path: str, as_json: bool) -> None:
     click.echo("notices: " + (" ".join(f"{s}={n}" for s, n in sorted(notices.items())) or "none"))
     if cluster:
         jobs = " ".join(f"{s}={cluster.get(s, 0)}" for s in ("todo", "doing", "failed"))
-        from ..cluster import STALLED_AFTER
+        from ..leases import STALLED_AFTER
         click.echo(f"cluster: workers={cluster.get('workers', 0)} (beating in the last {STALLED_AFTER:g} s); "
                    f"poll jobs {jobs}")

@@ -68,7 +68,8 @@ class StatusQueries(Queries):
                 "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() "
                 "AND table_name = 'procrastinate_jobs'").fetchone()[0]:
             return {}
-        from ..cluster import QUEUE, STALLED_AFTER
+        from ..leases import POLL_QUEUE as QUEUE
+        from ..leases import STALLED_AFTER
         out = {str(r["status"]): int(r["n"]) for r in self._rows(
             "SELECT status::text AS status, COUNT(*) AS n FROM procrastinate_jobs WHERE queue_name = ? "
             "GROUP BY status", [QUEUE])}
