@@ -115,13 +115,7 @@ def main() -> int:
         rows = store.db.execute("SELECT id, state FROM outbox").fetchall()
         stats = farm_stats(port)
     finally:
-        for p in nodes:
-            p.send_signal(signal.SIGTERM)
-        for p in nodes:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        cluster_kit.stop(nodes)
         farm.terminate()
         hook.close()
         server.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -67,6 +68,17 @@ def start(cfg: Path, log: Path, launcher: list[str] | None = None) -> subprocess
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen([sys.executable, *(launcher or ["-m", "monitor.cli"]), "run", "--config", str(cfg)],
                             stdout=subprocess.DEVNULL, stderr=log.open("a"), env=env)
+
+
+def stop(nodes: list[subprocess.Popen], wait: float = 30) -> None:
+    """SIGTERM to every node, then wait for each (a node that outlives ``wait`` is killed)."""
+    for p in nodes:
+        p.send_signal(signal.SIGTERM)
+    for p in nodes:
+        try:
+            p.wait(wait)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def control(port: int, path: str) -> dict:

@@ -43,7 +43,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -230,13 +229,7 @@ def run(kind: str, n: int, args: argparse.Namespace, pg: Postgres | None, work: 
         row["died"] = [i for i, p in enumerate(nodes) if p.poll() is not None]
     finally:
         publisher.stop.set()
-        for p in nodes:
-            p.send_signal(signal.SIGTERM)
-        for p in nodes:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        cluster_kit.stop(nodes)
     wall = after["at"] - before["at"]
     per_node = [after["farm"][a] - before["farm"][a] for a in agents]
     farm_polls, db_polls = sum(per_node), after["db_polls"] - before["db_polls"]
