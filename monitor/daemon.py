@@ -64,6 +64,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str
     """Everything a poll needs, opened in order and closed in reverse (alerts carry ``link_maker``'s links)."""
     notifier = notifier_for(config)
     db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
+    written = pipeline.WriteBehind(db)  # unchanged polls' updates, batched; drained before the db closes
     if (link_maker := link_maker or links.of(config)) is not None:
         notifier.links = link_maker.urls
     pool = Pool(config.extract.workers, preload=WORKER_PRELOAD)
@@ -74,8 +75,9 @@ async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str
     try:
         await db.sync_feeds(config.feed_specs, time.time())
         async with Client(limits, observe) as http:
-            yield pipeline.Context(config, db, http, pool, notifier, ruleset)
+            yield pipeline.Context(config, db, http, pool, notifier, ruleset, behind=written)
     finally:
+        await written.drain()
         pool.close()
         db.close()
 

@@ -26,8 +26,9 @@ from .errors import ExtractError, FetchError, MonitorError, NotModified, ParseEr
 from .fetch import Client, body_hash
 from .models import Article, Entry, Feed, FeedUpdate, Match
 from .notify import Notifier
-from .store import StoreError
+from .store import StoreError, behind
 from .store.aio import AsyncStore
+from .store.behind import WriteBehind
 from .workers import Pool, WorkerError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class Context:
     clock: Callable[[], float] = time.time  # every decision that depends on the time asks it
     # rule id -> its trained model (learn.py), loaded at start and after each retraining
     models: dict[str, learn.Model] = field(default_factory=dict)
+    # unchanged polls' feed updates, written in batches (store/behind.py); None: each at once
+    behind: WriteBehind | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,10 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         )
     except NotModified as e:
         update = health.decide(feed, health.Unchanged(e.headers, moved=e.moved), now, _settings(ctx))
-        await ctx.db.save_poll(feed, update, now=now)
+        if ctx.behind is not None and behind.plain(feed, update):
+            ctx.behind.save(feed, update)  # the lease ends when it is written (store/behind.py)
+        else:
+            await ctx.db.save_poll(feed, update, now=now)
         return _done(feed, started, Outcome(feed.url, "not-modified", error=e.detail))
     except (FetchError, ParseError, WorkerError) as e:
         return _done(feed, started, await _failed(ctx, feed, e, now))

@@ -243,6 +243,27 @@ class FeedQueries(Queries):
         with self._transaction():
             self._save_poll(feed, update, now)
 
+    def save_polls(self, polls: Sequence[tuple[Feed, FeedUpdate]], *, now: float) -> None:
+        """Store many polls' effects on their feeds in ONE transaction: all or none (the
+        write-behind of unchanged polls, store/behind.py). Each ends its feed's lease, as
+        ``save_poll`` does; rows setting the same columns go in one ``executemany``."""
+        if not polls:
+            return
+        plain: dict[tuple[str, ...], list[list[Any]]] = {}
+        other = []
+        for feed, update in polls:
+            if update.notices or (update.moved and update.moved != feed.url):
+                other.append((feed, update))
+                continue
+            changes = _columns(update)
+            plain.setdefault(tuple(changes), []).append([*changes.values(), feed.id])
+        with self._transaction():
+            for cols, rows in plain.items():
+                sets = "".join(f"{k} = ?, " for k in cols)
+                self.db.conn.executemany(f"UPDATE feeds SET {sets}{RELEASE} WHERE id = ?", rows)
+            for feed, update in other:
+                self._save_poll(feed, update, now)
+
     def _save_poll(self, feed: Feed, update: FeedUpdate, now: float) -> None:
         changes = _columns(update)
         if changes:
