@@ -52,6 +52,7 @@ class Context:
     models: dict[str, learn.Model] = field(default_factory=dict)
     # unchanged polls' feed updates, written in batches (store/behind.py); None: each at once
     behind: WriteBehind | None = None
+    settings: tuple[Config, health.Settings] | None = field(default=None, repr=False)  # (of config, _settings)
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,15 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
 
 
 def _settings(ctx: Context) -> health.Settings:
-    """What feed health needs of the config (read at each poll: a reload may change it)."""
-    p = ctx.config.poll
-    return health.Settings(adaptive=p.adaptive, min_interval=p.min_interval, max_interval=p.max_interval,
-                           max_hint=p.max_hint, max_backoff=p.max_backoff, failing_alert_after=p.failing_alert_after,
-                           ops_channels=tuple(ctx.config.notify.ops_channels))
+    """What feed health needs of the config, made again when a reload replaced the config."""
+    made = ctx.settings
+    if made is None or made[0] is not ctx.config:
+        p = ctx.config.poll
+        made = ctx.settings = (ctx.config, health.Settings(
+            adaptive=p.adaptive, min_interval=p.min_interval, max_interval=p.max_interval, max_hint=p.max_hint,
+            max_backoff=p.max_backoff, failing_alert_after=p.failing_alert_after,
+            ops_channels=tuple(ctx.config.notify.ops_channels)))
+    return made[1]
 
 
 async def _failed(ctx: Context, feed: Feed, e: FetchError | ParseError | WorkerError, now: float) -> Outcome:

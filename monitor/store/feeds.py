@@ -319,7 +319,7 @@ def _columns(update: FeedUpdate) -> dict[str, Any]:
 
 
 def feed_of(r: Mapping[str, Any], default_interval: float) -> Feed:
-    return Feed(
+    feed = Feed(
         id=r["id"], url=r["url"], title=r["title"], etag=r["etag"],
         last_modified=r["last_modified"], body_hash=r["body_hash"],
         interval=float(r["interval_s"] or default_interval), error_count=r["error_count"],
@@ -328,6 +328,9 @@ def feed_of(r: Mapping[str, Any], default_interval: float) -> Feed:
         cadence=r["cadence_s"], last_new_at=r["last_new_at"], failing_since=r["failing_since"],
         gone=r["gone_at"] is not None, alerted_failing=bool(r["alerted_failing"]),
     )
+    if r["host"]:  # host_of(url), kept with the URL (``_move``): Feed.host's value, not parsed again
+        feed.__dict__["host"] = r["host"]
+    return feed
 
 
 def _tags(text: str | None) -> tuple[str, ...]:
