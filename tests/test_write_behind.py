@@ -190,3 +190,30 @@ def test_a_cluster_poll_job_returns_after_its_feeds_updates_are_written(tmp_path
     started, waiting, writing, written = asyncio.run(go())
     assert started == 3 and not waiting and not writing
     assert {s for s, _, _ in written.values()} == {"not-modified"}
+
+
+def test_a_feed_made_due_while_its_update_waits_stays_due(tmp_path, feed_server, pool):
+    """``monitor feeds poll`` (store ``poll_now``, another process) given after an unchanged poll
+    and before its batch is written: the batch writes the poll but keeps the request's time."""
+    urls = [feed_server.add("/asked.xml", rss(OLD)), feed_server.add("/other.xml", rss(OLD))]
+    clock = Clock()
+
+    async def go():
+        async with context(write(tmp_path), pool, clock) as ctx:
+            add(ctx, *urls)
+            await claim_and_poll(ctx)
+            clock.now += 200
+            assert await claim_and_poll(ctx) == ["not-modified", "not-modified"]
+            other = Store(ctx.config.database)  # the command line's own connection
+            try:
+                asked = clock.now + 0.5  # after the poll (the test's clock runs ahead of time.time)
+                assert other.poll_now(urls[0], asked) == urls[0]
+            finally:
+                other.close()
+            clock.now += 1  # the batch is written after the request
+            await ctx.behind.drain()
+            return asked, rows(ctx)
+
+    asked, written = asyncio.run(go())
+    assert written[urls[0]] == ("not-modified", None, asked)  # polled, released, and due as asked
+    assert written[urls[1]][:2] == ("not-modified", None) and written[urls[1]][2] > asked + 10  # its schedule

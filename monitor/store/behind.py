@@ -19,6 +19,10 @@ What it keeps of a poll's guarantees:
   again within their interval (``holds``), as after any poll the database did not take;
 - a crash loses at most the last ``DELAY`` seconds of schedule updates: those feeds' leases are
   freed as a dead owner's (``expire_leases``: due again one ``poll.min_interval`` on).
+- a feed made due while its update waited (``monitor feeds poll``, the console's button) keeps
+  that time: the batch does not overwrite a ``next_check_at`` set after the poll and before the
+  batch (``Store.save_polls``). So only due feeds' polls may be written behind (the daemon's
+  and a cluster's claims); ``monitor once`` polls every feed, due or not, and saves each at once.
 Updates that raise ops notices or move the feed are not written behind (``plain``).
 """
 

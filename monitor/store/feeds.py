@@ -32,6 +32,8 @@ class FeedSpec(NamedTuple):
 
 
 RELEASE = "lease_owner = NULL, lease_until = NULL"  # a poll's record ends its feed's lease
+# next_check_at of a batched poll (params: polled at, batch written at, the poll's next time)
+NEWER = "CASE WHEN next_check_at > ? AND next_check_at <= ? THEN next_check_at ELSE ? END"
 
 
 class FeedQueries(Queries):
@@ -246,20 +248,29 @@ class FeedQueries(Queries):
     def save_polls(self, polls: Sequence[tuple[Feed, FeedUpdate]], *, now: float) -> None:
         """Store many polls' effects on their feeds in ONE transaction: all or none (the
         write-behind of unchanged polls, store/behind.py). Each ends its feed's lease, as
-        ``save_poll`` does; rows setting the same columns go in one ``executemany``."""
+        ``save_poll`` does; rows setting the same columns go in one ``executemany``. A feed
+        made due after its poll and before ``now`` (``poll_now``: ``monitor feeds poll`` while
+        the update waited) keeps that time: the newer request wins over the poll's schedule."""
         if not polls:
             return
-        plain: dict[tuple[str, ...], list[list[Any]]] = {}
+        plain: dict[tuple[tuple[str, ...], bool], list[list[Any]]] = {}
         other = []
         for feed, update in polls:
             if update.notices or (update.moved and update.moved != feed.url):
                 other.append((feed, update))
                 continue
             changes = _columns(update)
-            plain.setdefault(tuple(changes), []).append([*changes.values(), feed.id])
+            newer = "next_check_at" in changes and "last_polled_at" in changes
+            if newer:  # next_check_at last, with its three parameters (NEWER)
+                next_at = changes.pop("next_check_at")
+                values = [*changes.values(), changes["last_polled_at"], now, next_at]
+                changes["next_check_at"] = next_at
+            else:
+                values = list(changes.values())
+            plain.setdefault((tuple(changes), newer), []).append([*values, feed.id])
         with self._transaction():
-            for cols, rows in plain.items():
-                sets = "".join(f"{k} = ?, " for k in cols)
+            for (cols, newer), rows in plain.items():
+                sets = "".join(f"{k} = {NEWER if newer and k == 'next_check_at' else '?'}, " for k in cols)
                 self.db.conn.executemany(f"UPDATE feeds SET {sets}{RELEASE} WHERE id = ?", rows)
             for feed, update in other:
                 self._save_poll(feed, update, now)
