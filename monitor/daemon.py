@@ -88,8 +88,7 @@ async def once(config: Config, ruleset: rules.RuleSet,
     """One pass over every active feed, due or not, then the outbox. ``progress``: given the
     number of feeds, what to call after each poll (``monitor once``'s bar on a terminal)."""
     async with runtime(config, ruleset) as ctx:
-        # every feed, due or not: each poll saved at once (a batch keeps a later next_check_at, store/behind.py)
-        ctx.models, ctx.behind = await training.models(ctx.db), None
+        ctx.models, ctx.behind = await training.models(ctx.db), None  # feeds not due too: no write-behind
         dispatcher = dispatch.Dispatcher(ctx, dispatch.every_feed(ctx))
         if progress is not None:
             dispatcher.on_outcome = progress(await ctx.db.active_feeds())
