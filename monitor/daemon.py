@@ -52,6 +52,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str
     """Everything a poll needs, opened in order and closed in reverse (alerts carry ``link_maker``'s links)."""
     notifier = notifier_for(config)
     db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
+    written = pipeline.WriteBehind(db)  # unchanged polls' updates, batched; drained before the db closes
     if (link_maker := link_maker or links.of(config)) is not None:
         notifier.links = link_maker.urls
     pool = Pool(config.extract.workers, preload=WORKER_PRELOAD)
@@ -62,8 +63,9 @@ async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str
     try:
         await db.sync_feeds(config.feed_specs, time.time())
         async with Client(limits, observe) as http:
-            yield pipeline.Context(config, db, http, pool, notifier, ruleset)
+            yield pipeline.Context(config, db, http, pool, notifier, ruleset, behind=written)
     finally:
+        await written.drain()
         pool.close()
         db.close()
 
@@ -74,7 +76,7 @@ async def once(config: Config, ruleset: rules.RuleSet,
     """One pass over every active feed, due or not, then the outbox. ``progress``: given the
     number of feeds, what to call after each poll (``monitor once``'s bar on a terminal)."""
     async with runtime(config, ruleset) as ctx:
-        ctx.models = await training.models(ctx.db)
+        ctx.models, ctx.behind = await training.models(ctx.db), None  # feeds not due too: no write-behind
         dispatcher = dispatch.Dispatcher(ctx, dispatch.every_feed(ctx))
         if progress is not None:
             dispatcher.on_outcome = progress(await ctx.db.active_feeds())
@@ -259,9 +261,8 @@ class Daemon:
     async def prune(self) -> None:
         """Retention (store/retention.py): one batch of deletes per transaction, and the event
         loop runs polls and sends between batches. A stop ends it after the current batch."""
-        days = self.config.retention.days
-        if self._stop.is_set() or self.ctx is None or not days or not await self._turn("prune",
-                                                                                     self.config.retention.every):
+        days, every = self.config.retention.days, self.config.retention.every
+        if self._stop.is_set() or self.ctx is None or not days or not await self._turn("prune", every):
             return
         started = time.monotonic()
         n = Pruned()

@@ -147,7 +147,14 @@ class Dispatcher:
                     del self.jobs[feed.id]
                 job.settle(feed.id)
         self.fill()
-        await job.done
+        try:
+            await job.done
+        finally:
+            # The unchanged polls' updates are sent now, even if the job is cancelled: whatever
+            # the caller asks next (cluster ``hand_back``) is queued after them (store/behind.py).
+            sent = self.ctx.behind.flush() if self.ctx.behind is not None and job.started else None
+        if sent is not None and not sent.done():
+            await asyncio.wait([sent])
         return job.started
 
     def _settle(self, feed_id: int) -> None:
@@ -160,6 +167,8 @@ class Dispatcher:
         self.keep_outcomes = True
         self.fill()
         await self._idle.wait()
+        if self.ctx.behind is not None:  # every poll recorded when this returns
+            await self.ctx.behind.drain()
         return self.outcomes
 
     def _offer(self, feeds: Iterable[Feed]) -> int:
@@ -168,6 +177,8 @@ class Dispatcher:
             if feed.id in self.queued or feed.id in self.tasks:
                 continue
             if self.resting.get(feed.id, 0.0) > now:  # polled, not recorded: not again within its interval
+                continue
+            if self.ctx.behind is not None and self.ctx.behind.holds(feed.id, now):  # its update not written yet
                 continue
             self.resting.pop(feed.id, None)
             host = feed.host
@@ -190,6 +201,8 @@ class Dispatcher:
 
     async def _ask(self) -> None:
         known = self.queued | set(self.tasks)
+        if self.ctx.behind is not None:  # still due in the database until their batch is written
+            known |= self.ctx.behind.held(self.ctx.clock())
         try:
             got = await self.source(known, self.batch)
         except StoreError as e:  # the database is locked or full: the next tick asks again

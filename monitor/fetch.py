@@ -193,6 +193,8 @@ async def _read_capped(resp: aiohttp.ClientResponse, url: str, cap: int) -> byte
     length = resp.content_length
     if length is not None and length > cap and "gzip" not in resp.headers.get("Content-Encoding", ""):
         raise FetchError(url, "too-large", f"Content-Length {length} > {cap} bytes")
+    if length is not None and "Content-Encoding" not in resp.headers:
+        return await resp.read()  # what is read stops at Content-Length: no chunk bookkeeping
     chunks, size = [], 0
     async for chunk in resp.content.iter_chunked(65536):
         size += len(chunk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlsplit
 
 
@@ -30,7 +31,7 @@ class Feed:
     gone: bool = False  # answered 410
     alerted_failing: bool = False  # an ops alert went out for the current failure streak
 
-    @property
+    @cached_property  # asked several times a poll by the dispatcher; frozen: the URL never changes
     def host(self) -> str:
         return (urlsplit(self.url).hostname or "").lower()
 

@@ -26,8 +26,9 @@ from .errors import ExtractError, FetchError, MonitorError, NotModified, ParseEr
 from .fetch import Client, body_hash
 from .models import Article, Entry, Feed, FeedUpdate, Match
 from .notify import Notifier
-from .store import StoreError
+from .store import StoreError, behind
 from .store.aio import AsyncStore
+from .store.behind import WriteBehind
 from .workers import Pool, WorkerError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class Context:
     clock: Callable[[], float] = time.time  # every decision that depends on the time asks it
     # rule id -> its trained model (learn.py), loaded at start and after each retraining
     models: dict[str, learn.Model] = field(default_factory=dict)
+    # unchanged polls' feed updates, written in batches (store/behind.py); None: each at once
+    behind: WriteBehind | None = None
+    settings: tuple[Config, health.Settings] | None = field(default=None, repr=False)  # (of config, _settings)
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,10 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         )
     except NotModified as e:
         update = health.decide(feed, health.Unchanged(e.headers, moved=e.moved), now, _settings(ctx))
-        await ctx.db.save_poll(feed, update, now=now)
+        if ctx.behind is not None and behind.plain(feed, update):
+            ctx.behind.save(feed, update)  # the lease ends when it is written (store/behind.py)
+        else:
+            await ctx.db.save_poll(feed, update, now=now)
         return _done(feed, started, Outcome(feed.url, "not-modified", error=e.detail))
     except (FetchError, ParseError, WorkerError) as e:
         return _done(feed, started, await _failed(ctx, feed, e, now))
@@ -119,11 +126,15 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
 
 
 def _settings(ctx: Context) -> health.Settings:
-    """What feed health needs of the config (read at each poll: a reload may change it)."""
-    p = ctx.config.poll
-    return health.Settings(adaptive=p.adaptive, min_interval=p.min_interval, max_interval=p.max_interval,
-                           max_hint=p.max_hint, max_backoff=p.max_backoff, failing_alert_after=p.failing_alert_after,
-                           ops_channels=tuple(ctx.config.notify.ops_channels))
+    """What feed health needs of the config, made again when a reload replaced the config."""
+    made = ctx.settings
+    if made is None or made[0] is not ctx.config:
+        p = ctx.config.poll
+        made = ctx.settings = (ctx.config, health.Settings(
+            adaptive=p.adaptive, min_interval=p.min_interval, max_interval=p.max_interval, max_hint=p.max_hint,
+            max_backoff=p.max_backoff, failing_alert_after=p.failing_alert_after,
+            ops_channels=tuple(ctx.config.notify.ops_channels)))
+    return made[1]
 
 
 async def _failed(ctx: Context, feed: Feed, e: FetchError | ParseError | WorkerError, now: float) -> Outcome:

@@ -100,8 +100,10 @@ def server_hint(headers: Mapping[str, str], ttl: float | None, now: float) -> fl
     """Seconds the server asks us to wait before polling again: the largest of the feed's
     <ttl> (already in seconds), Cache-Control max-age and Expires (against the response's own
     Date, so clock skew does not matter). None when it says nothing usable."""
-    hints = [ttl] if ttl is not None else []
     cc = headers.get("cache-control", "")
+    if not cc and "expires" not in headers:  # most answers (every 304 of many servers): no regex
+        return ttl
+    hints = [ttl] if ttl is not None else []
     if not re.search(r"no-store|no-cache", cc, re.I):
         ages = [float(a) for a in _MAX_AGE.findall(cc)]
         if ages:

@@ -239,6 +239,25 @@ def test_save_poll_writes_what_the_update_sets_keeps_the_rest_and_queues_its_not
     assert raw(database, "SELECT next_check_at FROM feeds WHERE url = ?", (A,)) == [(9000.0,)]
 
 
+def test_save_polls_writes_many_polls_in_one_transaction_and_ends_their_leases(store, database):
+    """The write-behind of unchanged polls (store/behind.py): each update as save_poll writes
+    it, its feed's lease ended in the same UPDATE; one that raises a notice goes with them."""
+    two_feeds(store)
+    a, b = store.claim_feeds(owner="host:1:a", now=1000.0, lease=900.0)
+    assert raw(database, "SELECT lease_owner FROM feeds ORDER BY id") == [("host:1:a",), ("host:1:a",)]
+    recovered = dataclasses.replace(b, alerted_failing=True)
+    store.save_polls([
+        (a, FeedUpdate(last_polled_at=1000.0, last_status="not-modified", error_count=0, next_check_at=1900.0)),
+        (recovered, FeedUpdate(last_polled_at=1000.0, last_status="not-modified", alerted_failing=False,
+                               next_check_at=1600.0, notices=(Notice("recovered", "ops", "Feed recovered", "ok"),))),
+    ], now=1000.0)
+
+    assert raw(database, "SELECT url, last_status, next_check_at, lease_owner, lease_until FROM feeds ORDER BY id") == [
+        (A, "not-modified", 1900.0, None, None), (B, "not-modified", 1600.0, None, None)]
+    assert raw(database, "SELECT kind, channel FROM notices") == [("recovered", "ops")]
+    store.save_polls([], now=2000.0)  # nothing to write: no transaction
+
+
 # -- entries --------------------------------------------------------------------------------
 
 def test_unseen_filters_known_uids_and_dedups_the_batch(store):

@@ -61,6 +61,12 @@ class AsyncStore:
         return await loop.run_in_executor(self._thread, functools.partial(
             self._run, "next", next, (iterator, None), {}, self.clock()))
 
+    def submit(self, name: str, *args: Any, **kw: Any) -> asyncio.Future[Any]:
+        """Queue ``store.NAME(*args)`` NOW (not when a coroutine first runs) and return its
+        future: calls submitted later, from anywhere, run after it (store/behind.py)."""
+        return asyncio.get_running_loop().run_in_executor(self._thread, functools.partial(
+            self._run, name, getattr(self.store, name), args, kw, self.clock()))
+
     def post(self, name: str, *args: Any) -> Future[Any]:
         """Queue ``store.NAME(*args)`` without waiting; a failure is logged, not raised."""
         future = self._thread.submit(self._run, name, getattr(self.store, name), args, {}, self.clock())
