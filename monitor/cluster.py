@@ -124,12 +124,14 @@ class WorkQueue:
         """The ``poll`` job: the feeds still leased to ``token``, polled by this node's dispatcher;
         then what the job still holds is handed back (``hand_back``). The number polled."""
         assert self.dispatcher is not None, "a poll job runs on a worker node"
-        got = await self.db.job_feeds(token, feeds, leases.OWNER, self.default_interval)
+        got: list[Any] | None = None
         started: set[int] = set()
         try:
+            got = await self.db.job_feeds(token, feeds, leases.OWNER, self.default_interval)
             started = await self.dispatcher.poll_these(got)
-        finally:
-            await self._hand_back(token, [f.id for f in got], [f.id for f in got if f.id not in started])
+        finally:  # (the database refused the job's start: its feeds are free at once, none started)
+            ids = [f.id for f in got] if got is not None else list(feeds)
+            await self._hand_back(token, ids, [i for i in ids if i not in started])
         return len(started)
 
     async def _hand_back(self, token: str, ids: list[int], untouched: list[int]) -> None:

@@ -310,3 +310,23 @@ def test_a_host_slot_whose_holder_died_waits_out_the_fetch_timeout(pg_url, store
     finally:
         for s in (b, c, d):
             s.close()
+
+
+def test_a_node_starting_with_the_clusters_config_locks_no_feed_row(pg_url, store):
+    """A node's start registers the config's feeds (``sync_feeds``); a row already as the config
+    says is not written, so a starting node does not wait for (or deadlock with) the rows the
+    other nodes' poll jobs hold: the scale bench saw that deadlock when a fourth node started."""
+    import threading
+
+    specs = [(u, None, None) for u in sorted(_feeds(pg_url))]
+    with psycopg.connect(pg_url) as other:  # another node's job holds every feed row
+        other.execute("UPDATE feeds SET lease_owner = 'job:x'")
+        done = threading.Event()
+        starting = connect(pg_url)
+        worker = threading.Thread(target=lambda: (starting.sync_feeds(specs, time.time()), done.set()), daemon=True)
+        worker.start()
+        finished = done.wait(5)
+        other.rollback()
+    worker.join(10)
+    starting.close()
+    assert finished  # it did not wait for the rows another transaction holds

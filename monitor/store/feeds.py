@@ -50,7 +50,7 @@ class FeedQueries(Queries):
             self.db.conn.executemany("INSERT OR IGNORE INTO config_urls VALUES (?)",
                                      [(s.url,) for s in specs])
             self.db.execute(
-                "UPDATE feeds SET active = 0 WHERE origin = 'config' "
+                "UPDATE feeds SET active = 0 WHERE origin = 'config' AND active = 1 "
                 "AND source_url NOT IN (SELECT url FROM config_urls)")
 
     def add_feeds(self, feeds: Sequence[Sequence[Any]], now: float) -> tuple[int, int]:
@@ -69,8 +69,8 @@ class FeedQueries(Queries):
 
     def _upsert(self, spec: FeedSpec, origin: str, now: float) -> bool:
         """Insert a feed or refresh the known one; True if it was new (or had been removed)."""
-        rows = self._rows("SELECT id, origin, active, tags FROM feeds WHERE source_url = ? OR url = ? "
-                          "ORDER BY source_url = ? DESC LIMIT 1", [spec.url, spec.url, spec.url])
+        rows = self._rows("SELECT id, origin, active, tags, interval_s, title FROM feeds WHERE source_url = ? "
+                          "OR url = ? ORDER BY source_url = ? DESC LIMIT 1", [spec.url, spec.url, spec.url])
         tags = json.dumps(list(spec.tags), ensure_ascii=False)
         if not rows:
             self.db.execute(
@@ -80,7 +80,11 @@ class FeedQueries(Queries):
             return True
         row = rows[0]
         revived = row["origin"] == "removed" or not row["active"]
-        if origin == "config":  # the config is the truth for its own feeds
+        now_as = (row["origin"], row["active"], row["interval_s"], row["tags"])
+        unchanged = now_as == ("config", 1, spec.interval, tags) and (not spec.title or row["title"] == spec.title)
+        if origin == "config" and not unchanged:  # the config is the truth for its own feeds
+            # (a row already as the config says is not written: a node starting with the cluster's
+            # config must not lock every feed row while the other nodes' poll jobs take theirs)
             self.db.execute(
                 "UPDATE feeds SET active = 1, origin = 'config', interval_s = ?, tags = ?, "
                 "title = COALESCE(?, title) WHERE id = ?",
