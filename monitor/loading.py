@@ -1,5 +1,5 @@
 """The config's notifier and rules, checked: what ``monitor check``, the daemon's start and its
-SIGHUP reload all run. Kept out of daemon.py so that ``monitor check`` does not import the
+SIGHUP reload all run. Kept out of the daemon so that ``monitor check`` does not import the
 scheduler, the HTTP client, the store and the extraction stack (issue 16: check under 0.3 s).
 """
 
@@ -14,7 +14,7 @@ from .notify import Notifier, channels_from
 
 def notifier_for(config: Config) -> Notifier:
     """The Notifier of the config's channels, every URL and template checked. Raises ConfigError.
-    (The digest crons are APScheduler's to parse: jobs.check_digests, which ``monitor check``
+    (The digest crons are APScheduler's to parse: daemon.jobs.check_digests, which ``monitor check``
     and every start and reload run too.)"""
     return Notifier(channels_from(config.channels))
 

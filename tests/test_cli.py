@@ -257,7 +257,7 @@ def test_rules_check_prints_each_problem_once(tmp_path):
 
 
 def test_a_bad_digest_cron_is_named_by_check_and_refused_by_run(tmp_path):
-    """The digest crons are APScheduler's to parse (jobs.check_digests): `monitor check` and
+    """The digest crons are APScheduler's to parse (daemon.jobs.check_digests): `monitor check` and
     `monitor run` name the channel and exit 2, without a traceback."""
     cfg = write_config(tmp_path, feeds=[], channels={"mail": ["log://"]})
     cfg.write_text(cfg.read_text().replace('[channels.mail]\nurls = ["log://"]',

@@ -11,6 +11,7 @@ import time
 
 import psycopg
 import pytest
+from conftest import Clock
 
 from monitor import cluster
 from monitor.models import Feed
@@ -57,9 +58,9 @@ def store(pg_url):
     db.close()
 
 
-def _queue(pg_url, store, dispatcher=None) -> cluster.WorkQueue:
+def _queue(pg_url, store, dispatcher=None, clock=None) -> cluster.WorkQueue:
     return cluster.WorkQueue(pg_url, store, concurrency=4, lease=900.0, poll_interval=INTERVAL,
-                             default_interval=INTERVAL, dispatcher=dispatcher)
+                             default_interval=INTERVAL, dispatcher=dispatcher, clock=clock or time.time)
 
 
 async def _worker(queue: cluster.WorkQueue):
@@ -78,15 +79,16 @@ def test_the_work_queue_tables_are_made_once_by_the_migration(pg_url, store):
 def test_due_feeds_become_poll_jobs_only_for_live_workers_and_a_worker_hands_back_what_it_holds(pg_url, store):
     urls = sorted(_feeds(pg_url))
     recorder = Recorder(store, start=set(urls[:3]), record=set(urls[:2]))
+    clock = Clock(time.time())
 
     async def go():
-        queue = _queue(pg_url, store, recorder)
+        queue = _queue(pg_url, store, recorder, clock)
         await queue.open()
         try:
             assert await queue.enqueue() == 0  # no worker beats: nothing is claimed
             assert all(owner is None for owner, _, _ in _feeds(pg_url).values())
             await _worker(queue)
-            await asyncio.sleep(1.0)  # the next period (one enqueue per second, cluster-wide)
+            clock.advance(cluster.ENQUEUE_EVERY)  # the next period (one enqueue per second, cluster-wide)
             assert await queue.enqueue() == 3  # 5 feeds, 2 a job (half the concurrency)
             assert await queue.enqueue() == 0  # not its turn again within the second
             jobs = _rows(pg_url, "SELECT args FROM procrastinate_jobs WHERE status = 'todo' ORDER BY id")
@@ -95,7 +97,7 @@ def test_due_feeds_become_poll_jobs_only_for_live_workers_and_a_worker_hands_bac
             tokens = {args["token"] for (args,) in jobs}
             assert len(tokens) == 1 and {o for o, _, _ in _feeds(pg_url).values()} == tokens
             assert await store.work_queue_counts() == {"todo": 3, "workers": 1}  # what /metrics shows
-            started = time.time()
+            started = clock()
             await queue.app.run_worker_async(queues=[cluster.QUEUE], wait=False, install_signal_handlers=False,
                                              delete_jobs="successful")
             return started
@@ -113,8 +115,10 @@ def test_due_feeds_become_poll_jobs_only_for_live_workers_and_a_worker_hands_bac
 
 
 def test_the_jobs_of_a_node_that_stopped_beating_are_taken_back(pg_url, store):
+    clock = Clock(time.time())
+
     async def go():
-        queue = _queue(pg_url, store)
+        queue = _queue(pg_url, store, clock=clock)
         await queue.open()
         try:
             manager = queue.app.job_manager
@@ -125,10 +129,10 @@ def test_the_jobs_of_a_node_that_stopped_beating_are_taken_back(pg_url, store):
             assert await queue.recover() == 0  # ... and beats: nothing to take back
             _rows(pg_url, "UPDATE procrastinate_workers SET last_heartbeat = NOW() - INTERVAL '1 minute' "
                           "WHERE id = %s", [dead])  # ... then dies: its heartbeat stops
-            await asyncio.sleep(0.1)
-            before = time.time()
+            clock.advance(1.0)
+            before = clock()
             assert await queue.recover() == 0  # one look per RECOVER_EVERY, cluster-wide
-            _rows(pg_url, "UPDATE periodic_runs SET last_at = 0 WHERE name = 'recover'")  # its next period
+            clock.advance(cluster.RECOVER_EVERY)  # its next period
             assert await queue.recover() == 1
             return job, before
         finally:
@@ -255,21 +259,23 @@ def test_a_backlog_brings_the_next_enqueue_sooner(pg_url, store):
     ENQUEUE_BUSY rather than a whole ENQUEUE_EVERY (jobs of 304s end in milliseconds: a node
     would otherwise poll at most 2 x concurrency feeds a second); once the due feeds fit, the
     pace is back to once a second."""
+    clock = Clock(time.time())
+
     async def go():
-        queue = _queue(pg_url, store)
+        queue = _queue(pg_url, store, clock=clock)
         await queue.open()
         try:
             await _worker(queue)
             for _ in range(3):  # the worker's room (SLOTS = 4 jobs) is taken but for one job
                 await queue.app.tasks["poll"].defer_async(token="job:other", feeds=[])
             assert await queue.enqueue() == 1 and queue.backlog  # 2 of the 5 feeds: more are due
-            await asyncio.sleep(cluster.ENQUEUE_BUSY)
+            clock.advance(cluster.ENQUEUE_BUSY)
             _rows(pg_url, "DELETE FROM procrastinate_jobs WHERE args->>'token' = 'job:other'")  # taken and done
             assert await queue.enqueue() == 2 and not queue.backlog  # the other 3 fit: no backlog
-            await store.add_feeds([("https://h3.example/late", None, None)], time.time() - 1)  # due now
-            await asyncio.sleep(cluster.ENQUEUE_BUSY)
+            await store.add_feeds([("https://h3.example/late", None, None)], clock() - 1)  # due now
+            clock.advance(cluster.ENQUEUE_BUSY)
             assert await queue.enqueue() == 0  # not its turn yet: a second between passes again
-            await asyncio.sleep(cluster.ENQUEUE_EVERY)
+            clock.advance(cluster.ENQUEUE_EVERY)
             assert await queue.enqueue() == 1
         finally:
             await queue.close()

@@ -272,7 +272,7 @@ def test_a_stop_lets_the_running_scheduler_jobs_finish_rather_than_cancel_them()
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from monitor.jobs import Executor, stop_scheduler
+    from monitor.daemon.jobs import Executor, stop_scheduler
 
     async def run(stop) -> list[int]:
         events: list[int] = []

@@ -18,7 +18,7 @@ ROOT = PKG.parent
 OWNERS = {
     "feedparser": "parse", "trafilatura": "extract", "apprise": ("notify", "plugins"),
     "sqlite_utils": "store", "psycopg": "store",
-    "apscheduler": ("daemon", "jobs"),
+    "apscheduler": "daemon",
     "aiohttp": ("fetch", "web"), "click": "cli",
     "yaml": "rules", "pydantic": "config", "tomllib": "config", "py3langid": "language",
     "prometheus_client": "metrics", "jinja2": ("render", "web"), "markupsafe": ("render", "web"),
@@ -53,7 +53,6 @@ LEVEL = {
     "finding": 3,  # the feed a page or feed URL stands for: `feeds add` and the console
     "metrics": 3, "dispatch": 4,
     "cluster": 5,  # cluster mode's work queue (Procrastinate): enqueue, poll jobs, stalled nodes' jobs
-    "jobs": 2,  # the daemon's APScheduler: executor, stop, job events, digest crons
     "web": 4,  # the HTTP endpoint and the console (issue 18): renders what the store answers
     "service": 5, "daemon": 6, "cli": 7,
 }

@@ -101,7 +101,7 @@ def load_all(config_path: str) -> tuple[Config, rules.RuleSet]:
     try:
         cfg = config_mod.load(config_path)
         if any(ch.digest for ch in cfg.channels.values()):  # APScheduler parses them: loaded only then
-            from ..jobs import check_digests
+            from ..daemon.jobs import check_digests
 
             check_digests(cfg)
         return cfg, load_rules(cfg, notifier_for(cfg))

@@ -1,4 +1,4 @@
-"""The daemon's APScheduler (issue 19 split it from daemon.py): its executor, the way a stop
+"""The daemon's APScheduler (issue 19 split it from the daemon's module): its executor, the way a stop
 ends its jobs, what a job's failure or miss logs, and the channels' digest crons, parsed here
 by the parser that runs them (``monitor check`` needs no more than this of the daemon)."""
 
@@ -13,8 +13,8 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from .config import Config
-from .errors import ConfigError
+from ..config import Config
+from ..errors import ConfigError
 
 log = logging.getLogger("monitor.daemon")  # the daemon's own lines, as before the split
 

@@ -21,21 +21,21 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import cluster, delivery, dispatch, leases, links, pipeline, rules, training
-from . import config as config_mod
-from . import store as store_mod
-from .config import Config
-from .errors import ConfigError, MonitorError
-from .fetch import Client, Limits
+from .. import cluster, delivery, dispatch, leases, links, pipeline, rules, training
+from .. import config as config_mod
+from .. import store as store_mod
+from ..config import Config
+from ..errors import ConfigError, MonitorError
+from ..fetch import Client, Limits
+from ..loading import load_rules, mask_channel_urls, notifier_for
+from ..lockfile import DaemonLock
+from ..notify import Notifier
+from ..service import Service
+from ..store import Pruned, StoreError
+from ..store.aio import AsyncStore
+from ..web.console import Hooks
+from ..workers import Pool, in_thread
 from .jobs import Executor, check_digests, digest_trigger, job_event, stop_scheduler
-from .loading import load_rules, mask_channel_urls, notifier_for
-from .lockfile import DaemonLock
-from .notify import Notifier
-from .service import Service
-from .store import Pruned, StoreError
-from .store.aio import AsyncStore
-from .web.console import Hooks
-from .workers import Pool, in_thread
 
 log = logging.getLogger(__name__)
 # What the workers run (parse, extract, language detection, their libraries, the language model), imported once in
