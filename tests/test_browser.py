@@ -140,6 +140,15 @@ def test_an_alert_arrives_while_the_inbox_is_open_then_its_story_and_a_verdict(b
     pg.wait_for_selector("p.note")
     assert "Recorded: not relevant" in pg.inner_text("p.note")
     assert "not by ana" in pg.inner_text("ul.verdicts")
+    # the story is about North Korean troops too: relevant to that rule, while kursk keeps "not"
+    pg.click("form.rule-verdict[data-rule='north-korean-troops'] button[value=relevant]")
+    pg.wait_for_selector("p.note:has-text('for north-korean-troops')")
+    assert "Recorded: relevant for north-korean-troops" in pg.inner_text("p.note")
+    nk = pg.locator("form.rule-verdict[data-rule='north-korean-troops'] button[value=relevant]")
+    assert "chosen" in (nk.get_attribute("class") or "")
+    kursk = pg.locator("form.rule-verdict[data-rule='kursk'] button[value=not]")
+    assert "chosen" in (kursk.get_attribute("class") or "")
+    assert "(not, kept)" in pg.inner_text("ul.verdicts")
     _done(pg, "story")
 
 

@@ -103,6 +103,33 @@ def test_a_viewer_reads_and_gives_feedback_but_cannot_edit(seeded):
         assert "Add feed" not in c.get("/feeds")[2]
 
 
+def test_a_verdict_on_one_rule_of_a_story_from_its_page(seeded):
+    """The seeded story fired kursk and north-korean-troops: each rule has its own buttons, and a
+    verdict on one keeps the person's verdict on the other."""
+    add_user(seeded, "vic", "viewer", "viewer password 1")
+    with Web(seeded) as web:
+        c = Client(web.url)
+        assert c.login("vic", "viewer password 1") == 303
+        alert_id = _story_id(c)
+        text = c.get(f"/story/{alert_id}")[2]
+        assert 'data-rule="kursk"' in text and 'data-rule="north-korean-troops"' in text
+        assert c.post(f"/story/{alert_id}/feedback", {"verdict": "relevant"})[0] == 303
+        status, head, _ = c.post(f"/story/{alert_id}/feedback", {"verdict": "not", "rule": "north-korean-troops"})
+        assert status == 303 and "for%20north-korean-troops" in head.get("Location", ""), head
+        status, data = c.json(f"/story/{alert_id}.json")
+        assert data["rule_verdicts"] == {"kursk": [{"verdict": "relevant", "given_by": "vic"}],
+                                         "north-korean-troops": [{"verdict": "not", "given_by": "vic"}]}
+        assert data["verdicts"][-1]["kept"] == [["kursk", "relevant"]]
+        page = c.get(f"/story/{alert_id}")[2]
+        nk = page[page.index('data-rule="north-korean-troops"'):]
+        assert 'value="not" class="no chosen"' in nk[:nk.index("</form>")]
+        kursk = page[page.index('data-rule="kursk"'):]
+        assert 'value="relevant" class="yes chosen"' in kursk[:kursk.index("</form>")]
+        status, _, text = c.post(f"/story/{alert_id}/feedback", {"verdict": "not", "rule": "weather"})
+        assert status == 400 and "rule 'weather' did not fire on this story" in text, text
+        assert c.json(f"/story/{alert_id}.json")[1]["rule_verdicts"] == data["rule_verdicts"]
+
+
 def test_login_attempts_are_rate_limited(seeded):
     add_user(seeded, "ana", "editor", "correct horse battery")
     with Web(seeded) as web:

@@ -427,8 +427,8 @@ def test_migration_18_keeps_every_verdict_and_its_rules(tmp_path):
         assert store.version == len(MIGRATIONS)
         assert store.db.execute("SELECT id, alert_id, verdict, replaced_at FROM feedback ORDER BY id").fetchall() == \
             [(2, 5, "relevant", 10.0), (3, 5, "not", None)]
-        assert store.db.execute("SELECT * FROM feedback_rules ORDER BY feedback_id").fetchall() == \
-            [(2, "kursk", 7), (3, "kursk", 7)]
+        kept = "SELECT feedback_id, rule_id, match_id, verdict FROM feedback_rules ORDER BY feedback_id"
+        assert store.db.execute(kept).fetchall() == [(2, "kursk", 7, None), (3, "kursk", 7, None)]
         assert [(f.match_id, f.verdict) for f in store.feedback_for_rule("kursk")] == [(7, "not")]
         assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
         store.db.execute("DELETE FROM feedback WHERE id = 3")  # the cascade still holds

@@ -158,6 +158,46 @@ def test_a_later_verdict_of_the_same_person_replaces_theirs_and_history_stays(da
     store.close()
 
 
+def test_a_verdict_on_one_rule_keeps_the_persons_verdicts_on_the_others(database):
+    """A story about one topic that names the other in passing: relevant to one rule, not to the
+    other. The person keeps one current row; learners read each rule's own verdict."""
+    store = Store(database)
+    _story(store)
+    matches = dict(db_rows(database, "SELECT rule_id, id FROM matches"))
+    assert store.give_feedback(1, "relevant", "alice", NOW + 1) is not None
+    one = store.give_feedback(1, "not", "alice", NOW + 2, "only names r's topic", rule="s")
+    assert one is not None and (one.outcome, one.rules, one.earlier) == ("replaced", ("s",), "relevant")
+    assert [(f.verdict, f.given_by) for f in store.feedback_for_rule("r")] == [("relevant", "alice")]
+    assert [(f.verdict, f.given_by) for f in store.feedback_for_rule("s")] == [("not", "alice")]
+    assert [(j.match_id, [v for v, _ in j.verdicts]) for j in store.judged("r")] == [(matches["r"], ["relevant"])]
+    assert [(j.match_id, [v for v, _ in j.verdicts]) for j in store.judged("s")] == [(matches["s"], ["not"])]
+    # bob judges one rule and no other: the other rule has no verdict of his
+    bob = store.give_feedback(2, "not", "bob", NOW + 3, rule="r")
+    assert bob is not None and (bob.outcome, bob.rules) == ("recorded", ("r",))
+    assert [f.given_by for f in store.feedback_for_rule("s")] == ["alice"]
+    assert [(f.verdict, f.given_by) for f in store.feedback_for_rule("r")] == [("relevant", "alice"), ("not", "bob")]
+    # a rule that did not fire on the story records nothing and names those that did
+    wrong = store.give_feedback(1, "relevant", "alice", NOW + 4, rule="kursk")
+    assert wrong is not None and (wrong.outcome, wrong.rules) == ("no-rule", ("r", "s"))
+    history = store.feedback(1)
+    assert [(v.verdict, v.given_by, v.rules, v.kept, v.replaced_at) for v in history] == [
+        ("relevant", "alice", ("r", "s"), (), NOW + 2),
+        ("not", "alice", ("r", "s"), (("r", "relevant"),), None),
+        ("not", "bob", ("r",), (), None)]
+    assert store.feedback_counts() == {"relevant": 1, "not": 2}  # each verdict given once
+    stats = store.rule_stats(0.0)
+    assert (stats["r"]["relevant"], stats["r"]["not"], stats["s"]["relevant"], stats["s"]["not"]) == (1, 1, 0, 1)
+    # a verdict on the whole story again covers every rule
+    again = store.give_feedback(1, "relevant", "alice", NOW + 5)
+    assert again is not None and again.rules == ("r", "s")
+    assert [f.verdict for f in store.feedback_for_rule("s") if f.given_by == "alice"] == ["relevant"]
+    assert store.feedback(1)[-1].kept == ()
+    # on a story that did not alert, through one of its matches, the same
+    assert store.judge_match(matches["s"], "not", "carol", NOW + 6, rule="s").rules == ("s",)
+    assert [f.given_by for f in store.feedback_for_rule("r")] == ["bob", "alice"]
+    store.close()
+
+
 # -- the real daemon, its real endpoint, a real webhook receiver ---------------------------------
 def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_replayed_unknown(
         tmp_path, feed_server, webhook, database):
@@ -266,3 +306,17 @@ def test_feedback_cli_bad_input_is_one_line_and_exit_2(tmp_path, database):
     ok = run_cli("feedback", "2", "not", "--config", str(cfg), env={"USER": "carol", "LOGNAME": "carol"})
     assert ok.returncode == 0 and "by carol recorded" in ok.stdout, ok.stdout + ok.stderr
     assert db_rows(database, "SELECT given_by, via FROM feedback") == [("carol", "cli")]
+    # --rule: one rule of the story; a rule that did not fire there is one line naming those that did
+    for args, needle in [(["1", "not", "--rule", "kursk"], "--rule kursk: that rule did not fire on alert 1's "
+                                                           "story (its rules: r, s)"),
+                         (["1", "not", "--rule", " "], "--rule: expected a rule ID")]:
+        res = run_cli("feedback", *args, "--config", str(cfg), "--by", "carol")
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and needle in res.stderr, res.stderr
+    one = run_cli("feedback", "1", "relevant", "--rule", "r", "--config", str(cfg), "--by", "carol")
+    assert one.returncode == 0 and "replaced your 'not' (rules: r)" in one.stdout, one.stdout + one.stderr
+    shown = run_cli("alerts", "show", "1", "--config", str(cfg))
+    assert shown.returncode == 0, shown.stderr
+    lines = [line for line in shown.stdout.splitlines() if "by carol" in line]
+    assert len(lines) == 2 and "on r" not in lines[0] and "on r, s (not, kept)" in lines[1], shown.stdout
+    assert db_rows(database, "SELECT rule_id, verdict FROM feedback_rules WHERE feedback_id = "
+                             "(SELECT MAX(id) FROM feedback) ORDER BY rule_id") == [("r", None), ("s", "not")]

@@ -124,8 +124,12 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
             click.echo(f"  {m.id:>6}  {m.held or '-':8}  {m.rule_id}: {m.title[:60]}")
     if verdicts:  # on the story, from any of its alerts; a replaced verdict is history
         click.echo(f"{'feedback:':14} {sum(v.replaced_at is None for v in verdicts)} verdicts")
+        story_rules = {r.rule_id for r in a.rules} or {a.rule_id}
         for v in verdicts:
-            click.echo(f"  {_when(v.at)}  {v.verdict:8}  by {v.given_by} ({v.via})"
+            kept = dict(v.kept)
+            on = "" if set(v.rules) == story_rules and not kept else \
+                "  on " + ", ".join(f"{r} ({kept[r]}, kept)" if r in kept else r for r in v.rules)
+            click.echo(f"  {_when(v.at)}  {v.verdict:8}  by {v.given_by} ({v.via})" + on
                        + (f"  replaced {_when(v.replaced_at)}" if v.replaced_at else "")
                        + (f"  note: {v.note}" if v.note else ""))
 
@@ -138,12 +142,16 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
 @click.option("--by", "given_by", help="Who gives it (default: your login name).")
 @click.option("--match", "on_match", is_flag=True,
               help="ALERT is a match ID (the console's search shows them): judge a story that did not alert.")
+@click.option("--rule", "rule", metavar="RULE",
+              help="Judge the story for this rule only (one of the rules that fired on it); your verdicts on "
+                   "its other rules stay.")
 def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None, given_by: str | None,
-                 on_match: bool) -> None:
+                 on_match: bool, rule: str | None) -> None:
     """Mark an alert (its ID from 'monitor alerts') relevant or not. The verdict applies to the
-    alert's story and every rule that fired on it; a later verdict of yours on the same story
-    replaces yours (the earlier one is kept as history). With --match, a story that matched but
-    never alerted (stored only, or held for the digest): 'relevant' says it should have alerted."""
+    alert's story and every rule that fired on it, or with --rule to that rule only (a story
+    about one topic that mentions another); a later verdict of yours on the same story replaces
+    yours (the earlier one is kept as history). With --match, a story that matched but never
+    alerted (stored only, or held for the digest): 'relevant' says it should have alerted."""
     if verdict not in ("relevant", "not"):
         fail(f"verdict must be 'relevant' or 'not', got {verdict!r}")
     number = _id(alert_id)
@@ -153,16 +161,21 @@ def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None
         fail("cannot tell who you are: name yourself with --by NAME")
     if not by.strip():
         fail("--by: expected a name, got an empty one")
+    if rule is not None and not rule.strip():
+        fail("--rule: expected a rule ID, got an empty one")
     store = _store(config_path)
     try:
         judge = store.judge_match if on_match else store.give_feedback
-        given = judge(number, verdict, by.strip(), time.time(), note or None)
+        given = judge(number, verdict, by.strip(), time.time(), note or None, rule=rule and rule.strip())
     except MonitorError as e:
         fail(str(e))
     finally:
         store.close()
     if given is None:
         fail(f"no {'match' if on_match else 'alert'} with ID {alert_id}")
+    if given.outcome == "no-rule":
+        fail(f"--rule {rule}: that rule did not fire on {'match' if on_match else 'alert'} {number}'s story "
+             f"(its rules: {', '.join(given.rules)})")
     what = f"replaced your {given.earlier!r}" if given.outcome == "replaced" else "recorded"
     where = f"match {number} (alert {given.alert_id})" if on_match and given.alert_id is not None else \
         f"match {number} (no alert)" if on_match else f"alert {number}"

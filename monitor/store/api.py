@@ -110,13 +110,16 @@ class StoreAPI(Protocol):
     # give_feedback: a verdict (relevant | not) on the alert's story and every rule of it, by a
     # person (a later one of theirs replaces theirs, kept as history); with ``token`` (a link's
     # hash) that link is marked used in the same transaction and a second use records nothing
-    # (outcome "used"). None when there is no such alert.
+    # (outcome "used"). ``rule``: the verdict is on that rule of the story only (the person's
+    # verdicts on its other rules are kept; outcome "no-rule" when it did not fire there). None
+    # when there is no such alert.
     def give_feedback(self, alert_id: int, verdict: str, given_by: str, now: float, note: str | None = None, *,
-                      via: str = "cli", token: str | None = None, token_expires: float = 0.0) -> Given | None: ...
+                      via: str = "cli", token: str | None = None, token_expires: float = 0.0,
+                      rule: str | None = None) -> Given | None: ...
     # judge_match: the same on the story of a match, whether or not it alerted ("this should
     # have alerted", on a match stored only or held for the digest); None for no such match.
     def judge_match(self, match_id: int, verdict: str, given_by: str, now: float, note: str | None = None, *,
-                    via: str = "cli") -> Given | None: ...
+                    via: str = "cli", rule: str | None = None) -> Given | None: ...
     def feedback(self, alert_id: int) -> list[Verdict]: ...  # every verdict on its story, replaced ones too
     # feedback_for_rule: what a learner trains a rule on: the current verdict of each person on
     # each story the rule fired on, as RuleFeedback(match_id (the rule's own match; None once

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..models import SEVERITIES
 from .base import Queries
+from .feedback import RULE_VERDICT
 
 if TYPE_CHECKING:
     from .feedback import Verdict
@@ -200,9 +201,18 @@ class ConsoleQueries(Queries):
             "e.first_seen_at, e.id AS entry_id FROM entries e JOIN feeds f ON f.id = e.feed_id WHERE e.id IN "
             "(SELECT entry_id FROM matches WHERE id = ? OR lead_id = ?) ORDER BY e.first_seen_at, e.id",
             [root, root])
+        given = self.feedback(s["alert_id"]) if s["alert_id"] is not None else []
         s["verdicts"] = [{"verdict": v.verdict, "given_by": v.given_by, "via": v.via, "at": v.at, "note": v.note,
-                          "rules": list(v.rules), "replaced_at": v.replaced_at}
-                         for v in (self.feedback(s["alert_id"]) if s["alert_id"] is not None else [])]
+                          "rules": list(v.rules), "kept": [list(k) for k in v.kept], "replaced_at": v.replaced_at}
+                         for v in given]
+        # each rule's current verdicts, person by person (a verdict may name one rule: feedback.py)
+        s["rule_verdicts"] = {}
+        for v in given:
+            if v.replaced_at is None:
+                kept = dict(v.kept)
+                for rule_id in v.rules:
+                    s["rule_verdicts"].setdefault(rule_id, []).append(
+                        {"verdict": kept.get(rule_id, v.verdict), "given_by": v.given_by})
         s["matches"] = [
             {**r, "terms": _json(r["terms"], []), "context": _json(r["context"], []),
              "features": _json(r["features"], []), "followup": r["match_id"] != root and r["lead_id"] is not None}
@@ -244,8 +254,9 @@ class ConsoleQueries(Queries):
             out[str(rule_id)] = {"alerts": int(recent), "alerts_total": int(total), "relevant": 0, "not": 0,
                                  "last_alert_at": last}
         for rule_id, verdict, n in self.db.execute(
-                "SELECT r.rule_id, f.verdict, COUNT(*) FROM feedback_rules r JOIN feedback f ON f.id = r.feedback_id "
-                "WHERE f.replaced_at IS NULL GROUP BY r.rule_id, f.verdict").fetchall():
+                f"SELECT r.rule_id, {RULE_VERDICT}, COUNT(*) FROM feedback_rules r "
+                "JOIN feedback f ON f.id = r.feedback_id "
+                f"WHERE f.replaced_at IS NULL GROUP BY r.rule_id, {RULE_VERDICT}").fetchall():
             stats = out.setdefault(str(rule_id), {"alerts": 0, "alerts_total": 0, "relevant": 0, "not": 0,
                                                   "last_alert_at": None})
             if verdict in ("relevant", "not"):

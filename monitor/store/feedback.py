@@ -1,5 +1,6 @@
 """The team's feedback on alerts (issue 17): a verdict, relevant or not, on an alert's story and
-every rule of it, from ``monitor feedback`` or a signed link (links.py, feedback.py).
+every rule of it, or on one rule of it, from ``monitor feedback`` (``--rule``), the console or a
+signed link (links.py, feedback.py).
 
 A verdict belongs to the story, not to the outbox row it was given on: the same story sent to
 two channels is one story to judge. A story that never alerted (its matches stored only, or held
@@ -8,6 +9,12 @@ alerted", the misses a learner needs most; migration 18), with no alert. One per
 current verdict per story; a later one replaces theirs, and the replaced row stays with
 ``replaced_at`` set (the history; counted by ``monitor_feedback_total``). Learners read current
 verdicts per rule (``feedback_for_rule``).
+
+A verdict on one rule of a story (a story about North Korean troops that names Kursk once is
+relevant to one topic and not to the other) keeps that person's single current row: the new row
+carries the new verdict for that rule and, in ``feedback_rules.verdict`` (migration 20), the
+person's earlier verdicts on the story's other rules; a rule the person never judged is not in
+it. A rule's verdict is ``COALESCE(feedback_rules.verdict, feedback.verdict)`` (``RULE_VERDICT``).
 """
 
 from __future__ import annotations
@@ -17,11 +24,20 @@ from typing import NamedTuple
 
 from .base import Queries
 
+RULE_VERDICT = "COALESCE(r.verdict, f.verdict)"  # a rule's verdict: feedback_rules r, feedback f
+
+
+def _pair(kept: str) -> tuple[str, str]:
+    """"rule:verdict" as the feedback query gives a kept verdict (a rule ID may hold a colon)."""
+    rule, verdict = kept.rsplit(":", 1)
+    return rule, verdict
+
 
 class Given(NamedTuple):
     """What ``give_feedback`` did. ``outcome``: recorded | replaced (an earlier verdict of the
     same person on the story, ``earlier``) | used (the link's token was used before, at ``at``:
-    nothing recorded)."""
+    nothing recorded) | no-rule (the verdict named a rule that did not fire on the story:
+    nothing recorded; ``rules`` are those that did). ``rules``: the rules the verdict applies to."""
 
     outcome: str
     alert_id: int | None  # None: given on a story that did not alert
@@ -41,6 +57,8 @@ class Verdict(NamedTuple):
     note: str | None
     rules: tuple[str, ...]
     replaced_at: float | None
+    kept: tuple[tuple[str, str], ...] = ()  # rules whose verdict in this row is not ``verdict``: an
+                                            # earlier one kept when a later verdict named one rule
 
 
 class RuleFeedback(NamedTuple):
@@ -59,21 +77,24 @@ _STORY = ("SELECT o.match_id, m.story FROM outbox o JOIN matches m ON m.id = o.m
 
 class FeedbackQueries(Queries):
     def give_feedback(self, alert_id: int, verdict: str, given_by: str, now: float, note: str | None = None, *,
-                      via: str = "cli", token: str | None = None, token_expires: float = 0.0) -> Given | None:
-        """Record a verdict on the alert's story and every rule of it, in one transaction; None
-        when there is no such alert. ``token``: the hash of the link that gave it, recorded
-        as used in the same transaction, so a link records once (outcome ``used`` otherwise)."""
+                      via: str = "cli", token: str | None = None, token_expires: float = 0.0,
+                      rule: str | None = None) -> Given | None:
+        """Record a verdict on the alert's story and every rule of it (``rule``: that rule of it
+        only), in one transaction; None when there is no such alert. ``token``: the hash of the
+        link that gave it, recorded as used in the same transaction, so a link records once
+        (outcome ``used`` otherwise)."""
         with self._transaction():
             row = self.db.execute(_STORY, (alert_id,)).fetchone()
             if row is None:
                 return None
             return self._judge(int(row[0]), str(row[1]), alert_id, verdict, given_by, now, note, via, token,
-                               token_expires)
+                               token_expires, rule)
 
     def judge_match(self, match_id: int, verdict: str, given_by: str, now: float, note: str | None = None, *,
-                    via: str = "cli") -> Given | None:
-        """A verdict on the story of match ``match_id`` and every rule of it, whether or not the
-        story alerted (its alert's, when it did); None when there is no such match."""
+                    via: str = "cli", rule: str | None = None) -> Given | None:
+        """A verdict on the story of match ``match_id`` and every rule of it (``rule``: that rule
+        only), whether or not the story alerted (its alert's, when it did); None when there is
+        no such match."""
         with self._transaction():
             row = self.db.execute("SELECT COALESCE(p.id, m.id), COALESCE(p.story, m.story) FROM matches m "
                                   "LEFT JOIN matches p ON p.id = m.primary_id WHERE m.id = ?", (match_id,)).fetchone()
@@ -82,14 +103,16 @@ class FeedbackQueries(Queries):
             primary, story = int(row[0]), str(row[1])
             alert = self.db.execute("SELECT MIN(id) FROM outbox WHERE match_id = ?", (primary,)).fetchone()[0]
             return self._judge(primary, story, None if alert is None else int(alert), verdict, given_by, now,
-                               note, via, None, 0.0)
+                               note, via, None, 0.0, rule)
 
     def _judge(self, primary: int, story: str, alert_id: int | None, verdict: str, given_by: str, now: float,
-               note: str | None, via: str, token: str | None, token_expires: float) -> Given:
+               note: str | None, via: str, token: str | None, token_expires: float, rule: str | None) -> Given:
         """give_feedback and judge_match, inside their transaction."""
         rules = self.db.execute("SELECT rule_id, id FROM matches WHERE id = ? OR primary_id = ? ORDER BY id",
                                 (primary, primary)).fetchall()
         rule_ids = tuple(str(r) for r, _ in rules)
+        if rule is not None and rule not in rule_ids:
+            return Given("no-rule", alert_id, story, rule_ids, now)
         if token is not None:
             cur = self.db.execute(
                 "INSERT INTO feedback_links (token, alert_id, verdict, used_at, expires_at) VALUES (?, ?, ?, ?, ?) "
@@ -99,31 +122,46 @@ class FeedbackQueries(Queries):
                 return Given("used", alert_id, story, rule_ids, float(used[0]))
         earlier = self.db.execute("SELECT id, verdict FROM feedback WHERE story = ? AND given_by = ? "
                                   "AND replaced_at IS NULL", (story, given_by)).fetchone()
+        kept: dict[str, str] = {}  # a one-rule verdict keeps the person's verdicts on the other rules
         if earlier is not None:
             self.db.execute("UPDATE feedback SET replaced_at = ? WHERE id = ?", (now, earlier[0]))
+            if rule is not None:
+                kept = {str(r): str(v) for r, v in self.db.execute(
+                    f"SELECT r.rule_id, {RULE_VERDICT} FROM feedback_rules r JOIN feedback f ON f.id = r.feedback_id "
+                    "WHERE r.feedback_id = ?", (earlier[0],)).fetchall()}
         cur = self.db.execute(
             "INSERT INTO feedback (story, match_id, alert_id, verdict, given_by, via, note, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (story, primary, alert_id, verdict, given_by, via, note, now))
-        self.db.conn.executemany("INSERT INTO feedback_rules (feedback_id, rule_id, match_id) VALUES (?, ?, ?) "
-                                 "ON CONFLICT DO NOTHING", [(cur.lastrowid, r, m) for r, m in rules])
-        return Given("replaced" if earlier else "recorded", alert_id, story, rule_ids, now,
-                     str(earlier[1]) if earlier else None)
+        rows: list[tuple[int | None, str, int, str | None]]
+        if rule is None:
+            rows = [(cur.lastrowid, r, m, None) for r, m in rules]
+        else:
+            rows = [(cur.lastrowid, r, m, None if r == rule or kept[r] == verdict else kept[r])
+                    for r, m in rules if r == rule or r in kept]
+        self.db.conn.executemany("INSERT INTO feedback_rules (feedback_id, rule_id, match_id, verdict) "
+                                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+        return Given("replaced" if earlier else "recorded", alert_id, story, rule_ids if rule is None else (rule,),
+                     now, str(earlier[1]) if earlier else None)
 
     def feedback(self, alert_id: int) -> list[Verdict]:
         """Every verdict on the alert's story, oldest first, replaced ones included."""
         rows = self._rows(
             "SELECT f.verdict, f.given_by, f.via, f.created_at, f.note, f.replaced_at, "
-            "(SELECT json_group_array(rule_id) FROM feedback_rules r WHERE r.feedback_id = f.id) AS rules "
+            "(SELECT json_group_array(rule_id) FROM feedback_rules r WHERE r.feedback_id = f.id) AS rules, "
+            "(SELECT json_group_array(rule_id || ':' || verdict) FROM feedback_rules r WHERE r.feedback_id = f.id "
+            "AND verdict IS NOT NULL) AS kept "
             "FROM feedback f WHERE f.story = (SELECT m.story FROM outbox o JOIN matches m ON m.id = o.match_id "
             "WHERE o.id = ?) ORDER BY f.id", [alert_id])
         return [Verdict(r["verdict"], r["given_by"], r["via"], r["created_at"], r["note"],
-                        tuple(sorted(json.loads(r["rules"] or "[]"))), r["replaced_at"]) for r in rows]
+                        tuple(sorted(json.loads(r["rules"] or "[]"))), r["replaced_at"],
+                        tuple(sorted(_pair(k) for k in json.loads(r["kept"] or "[]"))))
+                for r in rows]
 
     def feedback_for_rule(self, rule_id: str) -> list[RuleFeedback]:
         """The current verdicts (not replaced) on every story the rule fired on, oldest first:
         what a learner trains that rule on."""
         rows = self.db.execute(
-            "SELECT r.match_id, f.story, f.verdict, f.created_at, f.given_by FROM feedback_rules r "
+            f"SELECT r.match_id, f.story, {RULE_VERDICT}, f.created_at, f.given_by FROM feedback_rules r "
             "JOIN feedback f ON f.id = r.feedback_id WHERE r.rule_id = ? AND f.replaced_at IS NULL ORDER BY f.id",
             (rule_id,)).fetchall()
         return [RuleFeedback(m, str(s), str(v), float(at), str(by)) for m, s, v, at, by in rows]

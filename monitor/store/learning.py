@@ -12,6 +12,7 @@ import json
 from typing import Any, NamedTuple
 
 from .base import Queries
+from .feedback import RULE_VERDICT
 
 
 class Judged(NamedTuple):
@@ -51,7 +52,7 @@ class LearnQueries(Queries):
         salience = "m.salience" if "salience" in cols else "NULL"
         features = "m.features" if "features" in cols else "NULL"
         rows = self.db.execute(
-            f"SELECT m.id, m.entry_id, f.verdict, f.created_at, {salience}, {features}, "
+            f"SELECT m.id, m.entry_id, {RULE_VERDICT}, f.created_at, {salience}, {features}, "
             "COALESCE(a.title, e.title, ''), COALESCE(a.text, e.summary, ''), m.field, m.terms "
             "FROM feedback_rules r JOIN feedback f ON f.id = r.feedback_id JOIN matches m ON m.id = r.match_id "
             "JOIN entries e ON e.id = m.entry_id LEFT JOIN articles a ON a.entry_id = m.entry_id "

@@ -386,4 +386,11 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         node TEXT                                   -- the daemon (leases.OWNER) that took the last turn
     );
     """,
+    # 20: a verdict on one rule of a story (issue 17: a story about North Korean troops that
+    # mentions Kursk in passing is relevant to one rule and not to the other). A person still
+    # has one current feedback row per story; a verdict given on one rule replaces it with a row
+    # that carries the earlier verdicts of the story's other rules here. NULL: the row's verdict.
+    """
+    ALTER TABLE feedback_rules ADD COLUMN verdict TEXT;  -- relevant | not | NULL
+    """,
 ]

@@ -215,18 +215,23 @@ class Views(Base):
         if verdict not in VERDICTS:
             raise web.HTTPBadRequest(text="verdict: expected relevant or not")
         note = str(form.get("note", "")).strip()[:500] or None
+        rule = str(form.get("rule", "")).strip() or None  # a verdict on one rule of the story
         viewer = request["viewer"]
         who = viewer.name if viewer.mode != "open" else "console"
         judge = self.env.db.give_feedback if on == "alert" else self.env.db.judge_match
-        given = await judge(number, verdict, who, self.env.clock(), note, via="console")
+        given = await judge(number, verdict, who, self.env.clock(), note, via="console", rule=rule)
         if given is None:
             raise web.HTTPNotFound(text=f"There is no {on} {number}.")
-        log.info("feedback recorded %s=%d%s verdict=%s by=%s via=console", on, number,
-                 f" alert={given.alert_id}" if on == "match" else "", verdict, who)
+        if given.outcome == "no-rule":
+            raise web.HTTPBadRequest(text=f"rule {rule!r} did not fire on this story (its rules: "
+                                          f"{', '.join(given.rules)})")
+        log.info("feedback recorded %s=%d%s verdict=%s%s by=%s via=console", on, number,
+                 f" alert={given.alert_id}" if on == "match" else "", verdict, f" rule={rule}" if rule else "", who)
         if self.wants_json(request):
             return web.json_response({"outcome": given.outcome, f"{on}_id": number, "alert_id": given.alert_id,
                                       "verdict": verdict, "rules": list(given.rules)})
-        raise self.back(request, f"/story/{number}" if on == "alert" else "/search", f"Recorded: {VERDICTS[verdict]}")
+        done = f"Recorded: {VERDICTS[verdict]}" + (f" for {rule}" if rule else "")
+        raise self.back(request, f"/story/{number}" if on == "alert" else "/search", done)
 
     # -- search -------------------------------------------------------------------------------
     async def search(self, request: web.Request) -> web.Response:
