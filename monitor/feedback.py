@@ -76,6 +76,11 @@ class Desk:
         if used is not None:
             return Page(409, "Link already used", f"This link recorded its verdict at {_when(used)}; "
                         "it works once. Nothing was recorded again.")
+        if claim.rule is not None:  # judges one rule of the story: its other rules keep their verdicts
+            return Page(200, f"Mark as {WORDS[claim.verdict]} for {claim.rule}?",
+                        f"Alert {alert.id}: {alert.title} (for rule {claim.rule} only; its other rules: "
+                        f"{', '.join(r.rule_id for r in alert.rules if r.rule_id != claim.rule) or 'none'})",
+                        button=f"Record: {WORDS[claim.verdict]} for {claim.rule}")
         return Page(200, f"Mark as {WORDS[claim.verdict]}?",
                     f"Alert {alert.id}: {alert.title} ({', '.join(r.rule_id for r in alert.rules) or alert.rule_id})",
                     button=f"Record: {WORDS[claim.verdict]}")
@@ -89,16 +94,20 @@ class Desk:
         alert = await self.db.alert(claim.alert_id)
         given = None if alert is None else await self.db.give_feedback(
             claim.alert_id, claim.verdict, f"link:{alert.channel}", time.time(), via="link",
-            token=claim.token_id, token_expires=claim.expires)
+            token=claim.token_id, token_expires=claim.expires, rule=claim.rule)
         if given is None:
             log.info("feedback link refused reason=unknown-alert alert=%d", claim.alert_id)
             return Page(404, "Unknown alert", f"There is no alert {claim.alert_id} (pruned, or never sent). "
                         "Nothing was recorded.")
+        if given.outcome == "no-rule":  # signed for a rule the story no longer has (a rule renamed since)
+            log.info("feedback link refused reason=unknown-rule alert=%d", claim.alert_id)
+            return Page(404, "Unknown rule", f"Rule {claim.rule} is not among alert {claim.alert_id}'s rules "
+                        f"({', '.join(given.rules)}). Nothing was recorded.")
         if given.outcome == "used":
             log.info("feedback link refused reason=replayed alert=%d", claim.alert_id)
             return Page(409, "Link already used", f"This link recorded its verdict at {_when(given.at)}; "
                         "it works once. Nothing was recorded again.")
         log.info("feedback recorded alert=%d verdict=%s by=link:%s rules=%s", claim.alert_id, claim.verdict,
                  alert.channel if alert else "", ",".join(given.rules))
-        return Page(200, "Thank you", f"Recorded: alert {claim.alert_id} is {WORDS[claim.verdict]} "
-                    f"(rules: {', '.join(given.rules)}).")
+        return Page(200, "Thank you", f"Recorded: alert {claim.alert_id} is {WORDS[claim.verdict]}"
+                    + (f" for {claim.rule} only." if claim.rule else f" (rules: {', '.join(given.rules)})."))

@@ -3,7 +3,9 @@
 A token is ``ALERT.VERDICT.EXPIRES.SIGNATURE``: the outbox id, ``relevant`` or ``not``, the Unix
 time it stops working, and an HMAC-SHA256 of the three under the link key (the standard
 library's ``hmac``: three fields need no serialisation library, and ``compare_digest`` is the
-constant-time check). It is readable on purpose, so a person can see what a link will do. Minting
+constant-time check); ``ALERT.VERDICT.RULE.EXPIRES.SIGNATURE`` judges the story for one of its
+rules only (a rule ID holds no dot). It is readable on purpose, so a person can see what a link
+will do. Minting
 and checking are pure: data and a key in, a token or a ``Claim`` out; the one I/O here is
 ``key``, which reads the configured secret or creates the key file once.
 
@@ -19,15 +21,17 @@ import functools
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import MonitorError
 
 VERDICTS = ("relevant", "not")
+_RULE = re.compile(r"[a-z0-9][a-z0-9_-]*")  # a rule ID (rules/tree.py): no dot, so a token splits on dots
 _DOMAIN = b"rss-monitor/feedback/1:"  # a key used for something else one day cannot mint these
 
 
@@ -48,6 +52,7 @@ class Claim(NamedTuple):
     verdict: str
     expires: float
     token_id: str  # sha256 of the whole token: what the store records once it is used
+    rule: str | None = None  # the one rule of the story it judges; None: every rule
 
 
 def _sign(key: bytes, payload: str) -> str:
@@ -55,11 +60,14 @@ def _sign(key: bytes, payload: str) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
-def mint(key: bytes, alert_id: int, verdict: str, expires: float) -> str:
-    """The token for a verdict on an alert, good until ``expires`` (Unix time). Pure."""
+def mint(key: bytes, alert_id: int, verdict: str, expires: float, rule: str | None = None) -> str:
+    """The token for a verdict on an alert (``rule``: on that rule of its story only), good
+    until ``expires`` (Unix time). Pure."""
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
-    payload = f"{int(alert_id)}.{verdict}.{int(expires)}"
+    if rule is not None and not _RULE.fullmatch(rule):
+        raise ValueError(f"not a rule ID: {rule!r}")
+    payload = f"{int(alert_id)}.{verdict}.{'' if rule is None else rule + '.'}{int(expires)}"
     return f"{payload}.{_sign(key, payload)}"
 
 
@@ -71,9 +79,11 @@ def check(key: bytes, token: str, now: float) -> Claim:
     """The claim of a token made with ``key`` and not expired at ``now``; else BadLink saying
     why. The signature is checked before anything it signs is believed. Pure."""
     parts = token.split(".")
-    if len(parts) != 4 or not parts[0].isdigit() or not parts[2].isdigit():
+    rule = parts.pop(2) if len(parts) == 5 else None
+    if len(parts) != 4 or not parts[0].isdigit() or not parts[2].isdigit() or \
+            (rule is not None and not _RULE.fullmatch(rule)):
         raise BadLink("malformed", "This is not a feedback link of this monitor (malformed). Nothing was recorded.")
-    payload = ".".join(parts[:3])
+    payload = ".".join(parts[:2] + ([rule] if rule is not None else []) + parts[2:3])
     if not hmac.compare_digest(parts[3].encode(), _sign(key, payload).encode()) or parts[1] not in VERDICTS:
         raise BadLink("forged", "This link's signature does not match: it was changed, or not made by this "
                       "monitor. Nothing was recorded.")
@@ -82,7 +92,7 @@ def check(key: bytes, token: str, now: float) -> Claim:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires))
         raise BadLink("expired", f"This link expired on {when}. Nothing was recorded; "
                       "use 'monitor feedback' instead.")
-    return Claim(int(parts[0]), parts[1], expires, token_id(token))
+    return Claim(int(parts[0]), parts[1], expires, token_id(token), rule)
 
 
 class Links:
@@ -100,10 +110,16 @@ class Links:
     def key(self) -> bytes:
         return self._key()
 
-    def urls(self, alert_id: int) -> dict[str, str]:
-        """{"relevant": URL, "not": URL} for an alert."""
+    def urls(self, alert_id: int, rules: Sequence[str] = ()) -> dict[str, Any]:
+        """{"relevant": URL, "not": URL} for an alert; when its story fired more than one rule
+        (``rules``), also "rules": [{"rule": ID, "relevant": URL, "not": URL}, ...], links that
+        judge the story for that rule only (a story about one topic that names another)."""
         expires = self.clock() + self.ttl
-        return {v: f"{self.base}/feedback/{mint(self.key, alert_id, v, expires)}" for v in VERDICTS}
+        out: dict[str, Any] = {v: f"{self.base}/feedback/{mint(self.key, alert_id, v, expires)}" for v in VERDICTS}
+        if len(rules) > 1:
+            out["rules"] = [{"rule": r, **{v: f"{self.base}/feedback/{mint(self.key, alert_id, v, expires, r)}"
+                                          for v in VERDICTS}} for r in rules if _RULE.fullmatch(r)]
+        return out
 
     def check(self, token: str) -> Claim:
         return check(self.key, token, self.clock())

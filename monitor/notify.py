@@ -33,7 +33,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -215,9 +215,11 @@ def _accepted(answer: Answer) -> Answer:
 
 
 class Notifier:
-    def __init__(self, channels: Mapping[str, Channel], links: Callable[[int], dict[str, str]] | None = None):
-        """``links``: an alert id -> its two feedback links (links.Links.urls), minted as each
-        message is rendered; None: messages carry no links (``[web] public_url`` is off)."""
+    def __init__(self, channels: Mapping[str, Channel],
+                 links: Callable[[int, Sequence[str]], dict[str, Any]] | None = None):
+        """``links``: an alert id and its story's rules -> its feedback links (links.Links.urls),
+        minted as each message is rendered; None: messages carry no links (``[web] public_url``
+        is off)."""
         self.channels = dict(channels)
         self.links = links
         self._apprise: dict[str, apprise.Apprise] = {}
@@ -287,7 +289,7 @@ class Notifier:
         renderer = self._renderers[self.channels[alert.channel].templates]
         level = apprise.NotifyType.WARNING if alert.severity == "urgent" else apprise.NotifyType.INFO
         results: list[Any] = []
-        links = self.links(alert.id) if self.links is not None else None
+        links = self.links(alert.id, [r.rule_id for r in alert.rules]) if self.links is not None else None
         with self._locks[alert.channel], _recording(dry_run) as ex:
             for k, a in kinds.items():
                 title, body, fmt = renderer.render(alert, k, links)

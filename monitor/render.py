@@ -64,8 +64,12 @@ SAMPLE = Alert(id=0, channel="sample", rule_id="sample", rule_title="Sample <rul
 
 
 SAMPLE_LINKS = {"relevant": "https://monitor.example/feedback/0.relevant.1.<x>&y",
-                "not": "https://monitor.example/feedback/0.not.1.<x>&y"}
-Links = Mapping[str, str]  # {"relevant": URL, "not": URL}: an alert's feedback links (links.py)
+                "not": "https://monitor.example/feedback/0.not.1.<x>&y",
+                "rules": [{"rule": r, "relevant": f"https://monitor.example/feedback/0.relevant.{r}.1.<x>&y",
+                           "not": f"https://monitor.example/feedback/0.not.{r}.1.<x>&y"} for r in ("sample", "other")]}
+# {"relevant": URL, "not": URL}: an alert's feedback links (links.py); with "rules", when its
+# story fired several: [{"rule": ID, "relevant": URL, "not": URL}], each judging that rule only
+Links = Mapping[str, Any]
 
 
 class Message(NamedTuple):

@@ -64,6 +64,30 @@ def test_a_token_carries_alert_verdict_expiry_and_any_changed_byte_is_forged():
         assert e.value.kind == "malformed"
 
 
+def test_a_token_may_judge_one_rule_and_its_rule_is_signed_too():
+    token = links.mint(KEY, 12, "not", NOW + 60, rule="north-korean-troops")
+    assert token.startswith("12.not.north-korean-troops.1790000060.")
+    claim = links.check(KEY, token, NOW)
+    assert (claim.alert_id, claim.verdict, claim.rule, claim.expires) == (12, "not", "north-korean-troops", NOW + 60)
+    assert links.check(KEY, links.mint(KEY, 12, "not", NOW + 60), NOW).rule is None
+    for bad in (token.replace("north-korean-troops", "kursk"), token.replace(".north-korean-troops", ""),
+                links.mint(KEY, 12, "not", NOW + 60).replace(".1790000060.", ".kursk.1790000060.")):
+        with pytest.raises(links.BadLink) as e:
+            links.check(KEY, bad, NOW)
+        assert e.value.kind == "forged", bad
+    for junk in ("12.not.Kursk!.1790000060.sig", "12.not..1790000060.sig"):
+        with pytest.raises(links.BadLink) as e:
+            links.check(KEY, junk, NOW)
+        assert e.value.kind == "malformed", junk
+    with pytest.raises(ValueError, match="not a rule ID"):
+        links.mint(KEY, 12, "not", NOW + 60, rule="a.b")
+    made = links.Links("https://m.example/", lambda: KEY, 60, clock=lambda: NOW)
+    assert "rules" not in made.urls(3, ["kursk"])  # one rule: the story's links are that rule's
+    both = made.urls(3, ["kursk", "north-korean-troops"])
+    assert [r["rule"] for r in both["rules"]] == ["kursk", "north-korean-troops"]
+    assert links.check(KEY, both["rules"][1]["not"].rsplit("/", 1)[1], NOW).rule == "north-korean-troops"
+
+
 def test_the_page_escapes_everything_and_has_no_script():
     out = web.html(web.Page(200, "<b>T</b>", "Alert 1: <script>alert(1)</script> & co", "Record: <i>"))
     assert "<script" not in out and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in out
@@ -93,6 +117,15 @@ def test_every_message_kind_carries_the_two_links_only_when_given():
         assert "feedback/" not in r.render(render.SAMPLE, kind).body, kind
     assert json.loads(r.render(render.SAMPLE, "json", urls).body)["feedback"] == urls
     assert json.loads(r.render(render.SAMPLE, "json").body)["feedback"] is None
+    # a story that fired two rules: a pair of links for each rule too
+    per = {**urls, "rules": [{"rule": x, "relevant": f"https://m.example/feedback/7.relevant.{x}.9.s",
+                              "not": f"https://m.example/feedback/7.not.{x}.9.s"}
+                             for x in ("kursk", "north-korean-troops")]}
+    for kind in ("slack", "text", "email"):
+        body = r.render(render.SAMPLE, kind, per).body
+        assert all(u[v] in body for u in per["rules"] for v in ("relevant", "not")), kind
+        assert "north-korean-troops" not in r.render(render.SAMPLE, kind, urls).body, kind
+    assert json.loads(r.render(render.SAMPLE, "json", per).body)["feedback"]["rules"] == per["rules"]
 
 
 def test_web_config_secret_from_the_environment_and_public_url_needs_http(tmp_path, monkeypatch):
@@ -260,6 +293,17 @@ def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_rep
         assert status == 200 and "not relevant" in body, body
         _wait(lambda: 'monitor_feedback_total{verdict="relevant"} 1.0' in _http(f"{base}/metrics")[1]
               and 'monitor_feedback_total{verdict="not"} 1.0' in _http(f"{base}/metrics")[1], "feedback counted")
+        # the story fired two rules: the message has a pair of links for each; one judges that rule only
+        assert [r["rule"] for r in doc["feedback"]["rules"]] == ["kursk", "north-korean-troops"]
+        nk = doc["feedback"]["rules"][1]["relevant"]
+        status, body = _http(nk)
+        assert status == 200 and "Record: relevant for north-korean-troops" in body and "other rules: kursk" in body
+        status, body = _http(nk, post=True)
+        assert status == 200 and "Recorded: alert 1 is relevant for north-korean-troops only." in body, body
+        assert sorted(db_rows(db, "SELECT r.rule_id, COALESCE(r.verdict, f.verdict) FROM feedback_rules r JOIN "
+                                  "feedback f ON f.id = r.feedback_id WHERE f.replaced_at IS NULL")) == [
+            ("kursk", "not"), ("north-korean-troops", "relevant")]
+        assert _http(nk, post=True)[0] == 409
 
         by_cli = run_cli("feedback", "1", "not", "--note", "background mention", "--by", "alice",
                          "--config", str(cfg))
@@ -283,11 +327,13 @@ def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_rep
     assert head in lines, shown.stdout
     verdicts = [line.split() for line in lines[lines.index(head) + 1:]]
     assert [(v[2], v[4]) for v in verdicts] == [("relevant", "link:hook"), ("not", "link:hook"),
-                                                ("not", "alice"), ("relevant", "alice")], shown.stdout
-    assert "replaced" in lines[-4] and "replaced" in lines[-2] and "note: background mention" in lines[-2]
-    assert "replaced" not in lines[-1] and "replaced" not in lines[-3]
+                                                ("relevant", "link:hook"), ("not", "alice"),
+                                                ("relevant", "alice")], shown.stdout
+    assert "replaced" in lines[-5] and "replaced" in lines[-4] and "replaced" in lines[-2]
+    assert "note: background mention" in lines[-2] and "replaced" not in lines[-1] and "replaced" not in lines[-3]
+    assert "on kursk (not, kept), north-korean-troops" in lines[-3], shown.stdout
     as_json = json.loads(run_cli("alerts", "show", "1", "--json", "--config", str(cfg)).stdout)
-    assert [(f["verdict"], f["given_by"], f["note"]) for f in as_json["feedback"]][2] == (
+    assert [(f["verdict"], f["given_by"], f["note"]) for f in as_json["feedback"]][3] == (
         "not", "alice", "background mention")
 
 
