@@ -8,8 +8,8 @@ import json
 import re
 
 import pytest
-from conftest import run_cli
-from console_kit import HOSTILE_TITLE, Client, Web, add_user, seed, store_only_match
+from conftest import page, rss, run_cli
+from console_kit import HOSTILE_TITLE, KURSK, OLD, Client, Web, add_user, seed, store_only_match
 
 from monitor import config
 
@@ -300,6 +300,64 @@ def test_the_playground_runs_a_draft_on_text_and_on_history(seeded):
         status, _, text = c.request("POST", "/playground.json", data={
             "csrf": c.csrf, "draft": "rules: [", "source": "text", "text": "x"})
         assert status == 400 and "line" in json.loads(text)["error"]
+
+
+def test_a_story_no_rule_matched_is_reported_missed_and_the_playground_says_if_a_draft_catches_it(seeded,
+                                                                                                  feed_server):
+    """'Find what it missed': a stored story that no rule matched is reported from the search
+    (rule chosen, by the signed-in user), counted on the rules page and by `rules test`, and the
+    playground tells which reported misses a draft of the rule would catch."""
+    storm = {"title": "Sturm über der Grenzregion", "link": "/a/sturm", "guid": "s-1",
+             "description": "Der Wetterdienst warnt vor Orkan im Grenzgebiet."}
+    feed_server.add(storm["link"], page(storm["title"], [storm["description"] * 3]),
+                    content_type="text/html; charset=utf-8")
+    feed_server.add("/feed.xml", rss([{**it, "link": feed_server.url(it["link"])} for it in [storm, KURSK, *OLD]]))
+    assert run_cli("once", "--config", str(seeded)).returncode == 0
+    add_user(seeded, "vic", "viewer", "viewer password 1")
+    with Web(seeded) as web:
+        c = Client(web.url)
+        assert c.login("vic", "viewer password 1") == 303
+        (hit,) = c.json("/search.json?q=Orkan")[1]["hits"]  # type: ignore[index]
+        assert hit["rules"] == [] and hit["misses"] == []
+        text = c.get("/search?q=Orkan")[2]
+        assert f'action="/entry/{hit["entry_id"]}/miss?next=' in text and "Should have matched" in text
+        assert c.post(f"/entry/{hit['entry_id']}/miss", {"rule": "kursk"}, csrf=False)[0] == 403
+        assert c.post(f"/entry/{hit['entry_id']}/miss", {"rule": "weather"})[0] == 400
+        assert c.post("/entry/999999/miss", {"rule": "kursk"})[0] == 404
+        status, head, _ = c.post(f"/entry/{hit['entry_id']}/miss?next=%2Fsearch", {"rule": "kursk"})
+        assert status == 303 and "Recorded:%20kursk%20should%20have%20matched%20it" in head["Location"], head
+        assert c.json("/search.json?q=Orkan")[1]["hits"][0]["misses"] == [  # type: ignore[index]
+            {"rule_id": "kursk", "given_by": "vic"}]
+        text = c.get("/search?q=Orkan")[2]
+        assert "vic says kursk should have matched it" in text and "Withdraw my report" in text
+        kursk = [r for r in c.json("/rules.json")[1]["rules"] if r["id"] == "kursk"]  # type: ignore[index]
+        assert kursk[0]["misses"] == 1
+        (story,) = c.json("/search.json?q=Gefechte")[1]["hits"]  # type: ignore[index]
+        status, _, text = c.post(f"/entry/{story['entry_id']}/miss", {"rule": "kursk"})
+        assert status == 409 and "did match" in text  # a match is judged, not reported missed
+        runs = {}
+        for name, form in [("saved", {"rule": "kursk"}),
+                           ("draft", {"draft": "rules:\n  - id: kursk\n    title: Kursk\n    any: [Kursk, Orkan]\n"})]:
+            status, _, text = c.request("POST", "/playground.json", data={"csrf": c.csrf, "source": "history",
+                                                                         "since": "30d", **form})
+            assert status == 200, text
+            runs[name] = json.loads(text)["result"]["misses"]
+        assert [(m["entry_id"], m["caught"], m["in_period"]) for m in runs["saved"]] == [(hit["entry_id"], False, True)]
+        assert [(m["entry_id"], m["caught"]) for m in runs["draft"]] == [(hit["entry_id"], True)]
+        status, _, text = c.request("POST", "/playground", data={"csrf": c.csrf, "source": "history", "since": "30d",
+                                                                 "rule": "kursk"})
+        assert status == 200 and "still missed" in text and "reported by vic" in text
+    tested = run_cli("rules", "test", "kursk", "--since", "30d", "--config", str(seeded))
+    assert tested.returncode == 0, tested.stderr
+    assert "reported misses: 1 in this window" in tested.stdout and "0 of them matched now, 1 still missed" in \
+        tested.stdout, tested.stdout
+    assert "FN 1" in tested.stdout, tested.stdout  # the miss counts against the rule's recall
+    with Web(seeded) as web:
+        c = Client(web.url)
+        assert c.login("vic", "viewer password 1") == 303
+        assert "Withdraw my report" in c.get("/search?q=Orkan")[2]  # and the page's form token
+        assert c.post(f"/entry/{hit['entry_id']}/miss", {"rule": "kursk", "withdraw": "1"})[0] == 303
+        assert c.json("/search.json?q=Orkan")[1]["hits"][0]["misses"] == []  # type: ignore[index]
 
 
 def test_a_story_that_did_not_alert_is_marked_from_the_search(seeded):

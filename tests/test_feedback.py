@@ -231,6 +231,51 @@ def test_a_verdict_on_one_rule_keeps_the_persons_verdicts_on_the_others(database
     store.close()
 
 
+def test_a_story_a_rule_missed_is_reported_once_per_person_and_withdrawn(tmp_path, database):
+    store = Store(database)
+    _story(store)
+    [feed] = store.feeds()
+    other = Entry(uid="guid:w", title="Weather", link="http://example.org/w", summary="", content="",
+                  published=None, guid="w", content_hash="w")
+    update = FeedUpdate(last_ok_at=NOW, last_status="ok", error_count=0, next_check_at=NOW + 900)
+    store.record(feed, now=NOW + 1, update=update, new=[(other, None, [])], baseline=False)
+    (missed,) = [e for (e,) in db_rows(database, "SELECT id FROM entries WHERE uid = 'guid:w'")]
+    (matched,) = [e for (e,) in db_rows(database, "SELECT id FROM entries WHERE uid = 'guid:k'")]
+    assert store.report_miss(missed, "kursk", "alice", NOW + 2, "the storm hit Kursk") == "recorded"
+    assert store.report_miss(missed, "kursk", "alice", NOW + 3) == "again"
+    assert store.report_miss(missed, "kursk", "bob", NOW + 4, via="console") == "recorded"
+    assert store.report_miss(matched, "r", "alice", NOW + 5) == "matched"  # r matched it: judge that match
+    assert store.report_miss(999, "kursk", "alice", NOW) is None
+    assert [(m.entry_id, m.rule_id, m.title, m.given_by, m.via, m.note, m.at) for m in store.misses("kursk")] == [
+        (missed, "kursk", "Weather", "bob", "console", None, NOW + 4),
+        (missed, "kursk", "Weather", "alice", "cli", None, NOW + 3)]
+    assert store.misses("r") == [] and len(store.misses()) == 2
+    assert store.withdraw_miss(missed, "kursk", "alice") and not store.withdraw_miss(missed, "kursk", "alice")
+    assert [m.given_by for m in store.misses()] == ["bob"]
+    assert store.judged("kursk") == []  # nothing for a learner: the rule's words never met it
+    store.close()
+    cfg = write_config(tmp_path, feeds=[], channels={"hook": ["json://127.0.0.1:9/x"]}, database=database)
+    for args, needle in [(["--entry"], "--entry needs --rule RULE"),
+                         (["--entry", "--match", "--rule", "kursk"], "--entry and --match: choose one"),
+                         (["--entry", "--rule", "weather"], "--rule weather: no such rule (rules: kursk"),
+                         ([], None)]:
+        if needle is None:
+            continue
+        res = run_cli("feedback", str(missed), "relevant", *args, "--config", str(cfg), "--by", "carol")
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and needle in res.stderr, res.stderr
+    res = run_cli("feedback", "999", "relevant", "--entry", "--rule", "kursk", "--config", str(cfg), "--by", "carol")
+    assert res.returncode == 2 and "no entry with ID 999" in res.stderr, res.stderr
+    res = run_cli("feedback", str(matched), "relevant", "--entry", "--rule", "north-korean-troops",
+                  "--config", str(cfg), "--by", "carol")
+    assert res.returncode == 0 and "north-korean-troops should have matched it, says carol (recorded)" in res.stdout
+    res = run_cli("feedback", str(matched), "not", "--entry", "--rule", "north-korean-troops", "--config", str(cfg),
+                  "--by", "carol")
+    assert res.returncode == 0 and "withdrawn" in res.stdout, res.stdout + res.stderr
+    res = run_cli("feedback", str(matched), "not", "--entry", "--rule", "north-korean-troops", "--config", str(cfg),
+                  "--by", "carol")
+    assert res.returncode == 2 and "carol had not reported that north-korean-troops missed it" in res.stderr
+
+
 # -- the real daemon, its real endpoint, a real webhook receiver ---------------------------------
 def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_replayed_unknown(
         tmp_path, feed_server, webhook, database):

@@ -19,7 +19,7 @@ NOW = 1_790_000_000.0
 def _filled(path: Path) -> Store:
     """A store holding feeds, entries (one without an article), articles, matches (a follow-up
     and a rule travelling with its primary), outbox rows, a notice, feedback with its rules, a
-    used link, a rule model, a user and the heartbeat."""
+    used link, a rule model, a user, the heartbeat and a reported miss."""
     store = Store(path)
     store.sync_feeds([("https://a.example/feed", "Feed A", None), ("https://b.example/feed", None, 600)], now=NOW)
     a, b = store.feeds()
@@ -50,6 +50,9 @@ def _filled(path: Path) -> Store:
     store.add_user("Alice", "editor", "$argon2id$x", NOW)
     store.daemon_started(4242, NOW)
     store.periodic_turn("prune", NOW, 3600, "node1")
+    one = store.give_feedback(alert, "not", "bob", NOW + 12, rule="kursk")  # a verdict on one rule of the story
+    assert one is not None and one.outcome == "recorded"
+    assert store.report_miss(2, "kursk", "alice", NOW + 13, "the rule missed it") == "recorded"
     return store
 
 

@@ -15,7 +15,8 @@ from monitor.store import MIGRATIONS, Store, StoreError, baseline, connect
 from monitor.store.pg import redacted, translate
 
 # SQLite's declared types and what the baseline makes of them (store/baseline.py says why)
-TYPES = {"INTEGER": "bigint", "REAL": "double precision", "TEXT": "text", "DOUBLE PRECISION": "double precision"}
+TYPES = {"INTEGER": "bigint", "BIGINT": "bigint", "REAL": "double precision", "TEXT": "text",
+         "DOUBLE PRECISION": "double precision"}
 
 
 def _sqlite_schema(path: Path) -> tuple[dict[str, dict[str, tuple]], set[str]]:

@@ -17,7 +17,7 @@ import click
 from .. import dates
 from ..errors import MonitorError, NotifyError
 from ..models import Alert
-from . import cli, config_option, fail
+from . import cli, config_option, fail, load_config
 
 if TYPE_CHECKING:
     from ..notify import Preview
@@ -145,8 +145,11 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
 @click.option("--rule", "rule", metavar="RULE",
               help="Judge the story for this rule only (one of the rules that fired on it); your verdicts on "
                    "its other rules stay.")
+@click.option("--entry", "on_entry", is_flag=True,
+              help="ALERT is a stored entry's ID (the console's search gives them) that RULE (--rule) did not "
+                   "match: 'relevant' reports that it should have, 'not' takes your report back.")
 def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None, given_by: str | None,
-                 on_match: bool, rule: str | None) -> None:
+                 on_match: bool, rule: str | None, on_entry: bool) -> None:
     """Mark an alert (its ID from 'monitor alerts') relevant or not. The verdict applies to the
     alert's story and every rule that fired on it, or with --rule to that rule only (a story
     about one topic that mentions another); a later verdict of yours on the same story replaces
@@ -163,6 +166,9 @@ def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None
         fail("--by: expected a name, got an empty one")
     if rule is not None and not rule.strip():
         fail("--rule: expected a rule ID, got an empty one")
+    if on_entry:
+        _report_miss(config_path, number, verdict, by.strip(), (rule or "").strip(), note, on_match)
+        return
     store = _store(config_path)
     try:
         judge = store.judge_match if on_match else store.give_feedback
@@ -180,6 +186,41 @@ def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None
     where = f"match {number} (alert {given.alert_id})" if on_match and given.alert_id is not None else \
         f"match {number} (no alert)" if on_match else f"alert {number}"
     click.echo(f"{where}: {verdict} by {by.strip()} {what} (rules: {', '.join(given.rules)})")
+
+
+def _report_miss(config_path: str, entry_id: int, verdict: str, by: str, rule: str, note: str | None,
+                 on_match: bool) -> None:
+    """``feedback ENTRY relevant|not --entry --rule RULE``: a story RULE should have matched."""
+    from .. import rules
+
+    if on_match:
+        fail("--entry and --match: choose one (an entry ID, or a match ID)")
+    if not rule:
+        fail("--entry needs --rule RULE: the rule that should have matched the entry")
+    try:
+        ids = [r.id for r in rules.load(load_config(config_path).rules_dir).rules]
+    except MonitorError as e:
+        fail(str(e))
+    if rule not in ids:
+        fail(f"--rule {rule}: no such rule (rules: {', '.join(ids)})")
+    store = _store(config_path)
+    try:
+        if verdict == "not":
+            if not store.withdraw_miss(entry_id, rule, by):
+                fail(f"entry {entry_id}: {by} had not reported that {rule} missed it")
+            click.echo(f"entry {entry_id}: {by}'s report that {rule} missed it withdrawn")
+            return
+        outcome = store.report_miss(entry_id, rule, by, time.time(), note or None)
+    except MonitorError as e:
+        fail(str(e))
+    finally:
+        store.close()
+    if outcome is None:
+        fail(f"no entry with ID {entry_id}")
+    if outcome == "matched":
+        fail(f"{rule} did match entry {entry_id}: judge that match instead (--match with its ID, from the search)")
+    click.echo(f"entry {entry_id}: {rule} should have matched it, says {by} "
+               f"({'recorded' if outcome == 'recorded' else 'your earlier report updated'})")
 
 
 @alerts_cmd.command("retry")

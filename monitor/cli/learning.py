@@ -63,6 +63,11 @@ class Tally:
         self.model = learn.Model.loads(stored.model) if stored is not None else None
         self.labels = {j.entry_id: lab for j in store.judged(rule.id)
                        if (lab := learn.label(j.verdicts)) is not None}
+        # stories the team said the rule missed (migration 21): relevant, whether it matches them now or not
+        self.misses = {m.entry_id for m in store.misses(rule.id)}
+        for entry_id in self.misses:
+            self.labels.setdefault(entry_id, True)
+        self.matched: set[int] = set()
         self.tiers: dict[str, dict[str, int]] = {"plain": {}, "learned": {}}
         self.alerted: dict[str, set[int]] = {"plain": set(), "learned": set()}
         self.seen: set[int] = set()
@@ -75,6 +80,7 @@ class Tally:
     def add(self, entry_id: int, hit: Any, title: str, text: str) -> None:
         from .. import learn, training
 
+        self.matched.add(entry_id)
         plain = getattr(hit, "salience", None)
         kinds = {"plain": self.tier(plain, getattr(hit, "tier", None))}
         if self.model is not None and self.model.trained:
@@ -99,6 +105,11 @@ class Tally:
         out = [f"thresholds alert_at {self.alert_at:g}, digest_at {self.digest_at:g}: plain salience: "
                f"{counts('plain')}" + (f"; learned: {counts('learned')}" if self.tiers["learned"] else "")]
         judged = {e: lab for e, lab in self.labels.items() if e in self.seen}
+        missed = self.misses & self.seen
+        if missed:
+            caught = len(missed & self.matched)
+            out.append(f"reported misses: {len(missed)} in this window (stories the team said the rule should have "
+                       f"matched); {caught} of them matched now, {len(missed) - caught} still missed")
         if not judged:
             out.append("feedback: no judged stories in this window")
             return out

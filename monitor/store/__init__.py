@@ -40,7 +40,7 @@ from .api import StoreAPI  # noqa: E402
 from .base import StoreError, UnknownFeed, guard, is_postgresql, pg_version  # noqa: E402
 from .console import ConsoleQueries  # noqa: E402
 from .entries import EntryQueries  # noqa: E402
-from .feedback import FeedbackQueries, Given, RuleFeedback, Verdict  # noqa: E402
+from .feedback import FeedbackQueries, Given, Miss, RuleFeedback, Verdict  # noqa: E402
 from .feeds import FeedSpec  # noqa: E402
 from .learning import Judged, LearnQueries, StoredModel  # noqa: E402
 from .noise import NoiseQueries  # noqa: E402
@@ -52,8 +52,8 @@ from .status import Snapshot, StatusQueries  # noqa: E402
 from .steps import statements  # noqa: E402
 from .users import UserQueries  # noqa: E402
 
-__all__ = ["MIGRATIONS", "FeedSpec", "Given", "Judged", "Pruned", "RuleFeedback", "Snapshot", "Store", "StoreAPI",
-           "StoreError", "StoredModel", "UnknownFeed", "Verdict", "connect"]
+__all__ = ["MIGRATIONS", "FeedSpec", "Given", "Judged", "Miss", "Pruned", "RuleFeedback", "Snapshot", "Store",
+           "StoreAPI", "StoreError", "StoredModel", "UnknownFeed", "Verdict", "connect"]
 
 
 @guard

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..leases import OWNER
 from ..models import Alert, Article, Digest, Entry, Feed, FeedUpdate, Match
-from .feedback import Given, RuleFeedback, Verdict
+from .feedback import Given, Miss, RuleFeedback, Verdict
 from .learning import Judged, StoredModel
 from .outbox import PendingNotice
 from .retention import Pruned
@@ -121,6 +121,13 @@ class StoreAPI(Protocol):
     def judge_match(self, match_id: int, verdict: str, given_by: str, now: float, note: str | None = None, *,
                     via: str = "cli", rule: str | None = None) -> Given | None: ...
     def feedback(self, alert_id: int) -> list[Verdict]: ...  # every verdict on its story, replaced ones too
+    # report_miss: a stored entry that ``rule_id`` did not match and should have (migration 21):
+    # "recorded" | "again" (theirs, updated) | "matched" (the rule did match it: judge that
+    # match) | None (no such entry); withdraw_miss takes a person's report back; misses lists them.
+    def report_miss(self, entry_id: int, rule_id: str, given_by: str, now: float, note: str | None = None, *,
+                    via: str = "cli") -> str | None: ...
+    def withdraw_miss(self, entry_id: int, rule_id: str, given_by: str) -> bool: ...
+    def misses(self, rule_id: str | None = None) -> list[Miss]: ...
     # feedback_for_rule: what a learner trains a rule on: the current verdict of each person on
     # each story the rule fired on, as RuleFeedback(match_id (the rule's own match; None once
     # pruned), story, verdict, at, given_by), oldest first.

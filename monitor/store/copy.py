@@ -22,7 +22,8 @@ from .base import StoreError
 # In the order that foreign keys allow, with each table's key (keyset paging)
 TABLES = (("feeds", "id"), ("entries", "id"), ("articles", "entry_id"), ("matches", "id"), ("outbox", "id"),
           ("notices", "id"), ("daemon", "id"), ("feedback", "id"), ("feedback_rules", "feedback_id, rule_id"),
-          ("feedback_links", "token"), ("rule_models", "rule_id"), ("users", "id"), ("periodic_runs", "name"))
+          ("feedback_links", "token"), ("rule_models", "rule_id"), ("users", "id"), ("periodic_runs", "name"),
+          ("misses", "entry_id, rule_id, given_by"))
 PAGE = 1000
 
 

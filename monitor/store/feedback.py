@@ -61,6 +61,19 @@ class Verdict(NamedTuple):
                                             # earlier one kept when a later verdict named one rule
 
 
+class Miss(NamedTuple):
+    """A story a rule did not match and, someone said, should have (migration 21)."""
+
+    entry_id: int
+    rule_id: str
+    title: str
+    link: str | None
+    given_by: str
+    via: str
+    note: str | None
+    at: float
+
+
 class RuleFeedback(NamedTuple):
     """One current verdict on a story a rule fired on: the rule's own match (None once pruned),
     the story's key, the verdict, when, and who."""
@@ -165,6 +178,45 @@ class FeedbackQueries(Queries):
             "JOIN feedback f ON f.id = r.feedback_id WHERE r.rule_id = ? AND f.replaced_at IS NULL ORDER BY f.id",
             (rule_id,)).fetchall()
         return [RuleFeedback(m, str(s), str(v), float(at), str(by)) for m, s, v, at, by in rows]
+
+    def report_miss(self, entry_id: int, rule_id: str, given_by: str, now: float, note: str | None = None, *,
+                    via: str = "cli") -> str | None:
+        """Say that ``rule_id`` should have matched stored entry ``entry_id``: "recorded", "again"
+        (this person had reported it: note and time updated), or "matched" when the rule did
+        match it (nothing recorded: judge that match instead, ``judge_match``); None when there is
+        no such entry. Whether ``rule_id`` is a rule is the caller's to check (the rule files)."""
+        with self._transaction():
+            if self.db.execute("SELECT 1 FROM entries WHERE id = ?", (entry_id,)).fetchone() is None:
+                return None
+            if self.db.execute("SELECT 1 FROM matches WHERE entry_id = ? AND rule_id = ?",
+                               (entry_id, rule_id)).fetchone() is not None:
+                return "matched"
+            cur = self.db.execute("UPDATE misses SET note = ?, created_at = ?, via = ? WHERE entry_id = ? "
+                                  "AND rule_id = ? AND given_by = ?", (note, now, via, entry_id, rule_id, given_by))
+            if cur.rowcount:
+                return "again"
+            self.db.execute("INSERT INTO misses (entry_id, rule_id, given_by, via, note, created_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", (entry_id, rule_id, given_by, via, note, now))
+            return "recorded"
+
+    def withdraw_miss(self, entry_id: int, rule_id: str, given_by: str) -> bool:
+        """Take back this person's report that ``rule_id`` missed ``entry_id``; False if there was none."""
+        with self._transaction():
+            cur = self.db.execute("DELETE FROM misses WHERE entry_id = ? AND rule_id = ? AND given_by = ?",
+                                  (entry_id, rule_id, given_by))
+            return bool(cur.rowcount)
+
+    def misses(self, rule_id: str | None = None) -> list[Miss]:
+        """Reported misses (of one rule, or of all), newest first; [] before migration 21."""
+        if not self._column_names("misses"):
+            return []
+        where, args = ("WHERE m.rule_id = ?", [rule_id]) if rule_id is not None else ("", [])
+        rows = self.db.execute(
+            "SELECT m.entry_id, m.rule_id, COALESCE(e.title, ''), e.link, m.given_by, m.via, m.note, m.created_at "
+            f"FROM misses m JOIN entries e ON e.id = m.entry_id {where} ORDER BY m.created_at DESC, m.entry_id",
+            args).fetchall()
+        return [Miss(int(e), str(r), str(t), link, str(by), str(via), note, float(at))
+                for e, r, t, link, by, via, note, at in rows]
 
     def link_used(self, token: str) -> float | None:
         """When the link token with this hash recorded its verdict; None if it never did."""

@@ -393,4 +393,21 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     ALTER TABLE feedback_rules ADD COLUMN verdict TEXT;  -- relevant | not | NULL
     """,
+    # 21: a story a rule did not match at all and should have (issue 17: "find what it missed"):
+    # reported from the console's search or `monitor feedback ENTRY relevant --entry --rule RULE`.
+    # No salience to recalibrate (the rule's words never met it), so no learner reads it; `rules
+    # test` counts it as a miss and the playground says which reported misses a draft catches.
+    # One row per person, entry and rule; withdrawn by deleting it. Written once for both engines.
+    """
+    CREATE TABLE misses (
+        entry_id BIGINT NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+        rule_id TEXT NOT NULL,
+        given_by TEXT NOT NULL,
+        via TEXT NOT NULL,                          -- cli | console
+        note TEXT,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (entry_id, rule_id, given_by)
+    );
+    CREATE INDEX misses_rule ON misses(rule_id);
+    """,
 ]

@@ -186,13 +186,19 @@ class SearchQueries(Queries):
     def _stories_of(self, hits: list[dict[str, Any]]) -> None:
         """Each hit's story alert id (None: no alert), the rules that matched its entry, its
         first match (``match_id``, what a verdict on a story that did not alert is given on: None
-        when no rule matched) and the story's latest current verdict (``verdict``, or None)."""
+        when no rule matched), the story's latest current verdict (``verdict``, or None) and the
+        reports that a rule should have matched it (``misses``: rule_id, given_by)."""
         for h in hits:
-            h["alert_id"], h["rules"], h["match_id"], h["verdict"] = None, [], None, None
+            h["alert_id"], h["rules"], h["match_id"], h["verdict"], h["misses"] = None, [], None, None, []
         if not hits:
             return
         by_entry = {h["entry_id"]: h for h in hits}
         marks = ",".join("?" * len(by_entry))
+        if self._column_names("misses"):  # the rules someone said should have matched it (migration 21)
+            for entry_id, rule_id, given_by in self.db.execute(
+                    f"SELECT entry_id, rule_id, given_by FROM misses WHERE entry_id IN ({marks}) "
+                    "ORDER BY created_at, rule_id", list(by_entry)).fetchall():
+                by_entry[entry_id]["misses"].append({"rule_id": str(rule_id), "given_by": str(given_by)})
         roots: dict[int, list[dict[str, Any]]] = {}
         stories: dict[str, list[dict[str, Any]]] = {}
         for entry_id, rule_id, root, match_id, story in self.db.execute(

@@ -89,17 +89,29 @@ def run_rules(ruleset: Any, articles: Any, now: float, feed_of: Any = None) -> d
 
     tiers = {"alert": 0, "digest": 0, "store": 0}
     shown: list[dict[str, Any]] = []
+    matched: set[tuple[Any, str]] = set()  # (entry id, rule id) of every match, for the reported misses
+    ran: set[Any] = set()  # the stored entries run on
     seen = 0
     for row, article in articles:
         seen += 1
+        if row:
+            ran.add(row.get("id"))
         feed = feed_of(row) if feed_of else None
         for m in rules.match(ruleset, article, feed, now):
+            matched.add((row.get("id") if row else None, m.rule_id))
             tiers[m.tier] = tiers.get(m.tier, 0) + 1
             if len(shown) < SHOWN:
                 shown.append({"entry_id": row.get("id") if row else None, "title": article.title,
                               "url": article.url, "rule_id": m.rule_id, "tier": m.tier, "salience": m.salience,
                               "terms": list(m.terms), "snippet": m.snippet, "features": dict(m.features)})
-    return {"articles": seen, "tiers": tiers, "matches": shown}
+    return {"articles": seen, "tiers": tiers, "matches": shown, "matched": matched, "ran": ran}
+
+
+def _plain(result: dict[str, Any]) -> dict[str, Any]:
+    """A run on a text or a page: no stored entries, so no reported misses to look at."""
+    result.pop("matched", None)
+    result.pop("ran", None)
+    return result
 
 
 def history(database: Path | str, since: float, until: float | None) -> Any:
@@ -204,6 +216,9 @@ class Admin(Base):
     async def rules(self, request: web.Request) -> web.Response:
         cfg, now = self.env.config(), self.env.clock()
         stats = await self.env.db.rule_stats(now - 30 * 86400)
+        missed: dict[str, int] = {}  # stories reported as missed, per rule (migration 21)
+        for m in await self.env.db.misses():
+            missed[m.rule_id] = missed.get(m.rule_id, 0) + 1
         folder = cfg.rules_dir
         rows = []
         for r in self.env.ruleset().rules:
@@ -214,7 +229,7 @@ class Admin(Base):
                          "digest_at": r.digest_at, "alerts_per_day": round(s.get("alerts", 0) / 30, 2),
                          "alerts_total": s.get("alerts_total", 0), "relevant": s.get("relevant", 0),
                          "not": s.get("not", 0), "precision": s.get("relevant", 0) / judged if judged else None,
-                         "last_alert_at": s.get("last_alert_at")})
+                         "last_alert_at": s.get("last_alert_at"), "misses": missed.get(r.id, 0)})
         files = [p.name for p in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])] if folder.is_dir() else []
         data = {"rules": rows, "files": files, "problems": self.env.rule_problems()}
         return self.page(request, "rules.html", data, note=request.query.get("note", ""))
@@ -295,7 +310,7 @@ class Admin(Base):
                 raise ValueError("paste a text to run the rule on")
             title, _, body = text.partition("\n")
             articles: Any = [({}, Article(title=title.strip(), text=body.strip() or title.strip()))]
-            return await asyncio.to_thread(run_rules, chosen, articles, now)
+            return _plain(await asyncio.to_thread(run_rules, chosen, articles, now))
         if source == "url":
             return await self._play_url(chosen, data["url"].strip(), now)
         since = now - dates.duration(data["since"] or "7d")
@@ -313,6 +328,14 @@ class Admin(Base):
         result = await asyncio.to_thread(run_rules, chosen, history(database, since, until), now, feed_of)
         result["seconds"] = round(time.monotonic() - started, 2)
         result["capped"] = result["articles"] >= HISTORY_CAP
+        # the stories the team said these rules missed: which of them this run matches (a draft
+        # that fixes a rule catches them); only those first seen in the period were run on
+        ids = {r.id for r in chosen.rules}
+        caught, ran = result.pop("matched"), result.pop("ran")
+        result["misses"] = [{"entry_id": m.entry_id, "rule_id": m.rule_id, "title": m.title, "link": m.link,
+                             "given_by": m.given_by, "caught": (m.entry_id, m.rule_id) in caught,
+                             "in_period": m.entry_id in ran}
+                            for m in await self.env.db.misses() if m.rule_id in ids]
         return result
 
     async def _play_url(self, chosen: Any, url: str, now: float) -> dict[str, Any]:
@@ -325,6 +348,6 @@ class Admin(Base):
         async with Client(limits_of(self.env.config().fetch)) as http:
             res = await http.page(url)
         article = await asyncio.to_thread(extract.page, res.body, res.url)
-        result = await asyncio.to_thread(run_rules, chosen, [({}, article)], now)
+        result = _plain(await asyncio.to_thread(run_rules, chosen, [({}, article)], now))
         result["extracted"] = {"title": article.title, "chars": len(article.text), "language": article.language}
         return result

@@ -122,6 +122,7 @@ class Views(Base):
         r.add_get(r"/story/{id:\d+}.json", self.story)
         r.add_post(r"/story/{id:\d+}/feedback", self.feedback)
         r.add_post(r"/match/{id:\d+}/feedback", self.judge_match)
+        r.add_post(r"/entry/{id:\d+}/miss", self.report_miss)
         r.add_get("/search", self.search)
         r.add_get("/search.json", self.search)
         r.add_get("/channels", self.channels)
@@ -232,6 +233,34 @@ class Views(Base):
                                       "verdict": verdict, "rules": list(given.rules)})
         done = f"Recorded: {VERDICTS[verdict]}" + (f" for {rule}" if rule else "")
         raise self.back(request, f"/story/{number}" if on == "alert" else "/search", done)
+
+    async def report_miss(self, request: web.Request) -> web.StreamResponse:
+        """A stored story that a rule did not match and should have, from a search hit: what
+        ``monitor feedback ENTRY relevant --entry --rule RULE`` records ("withdraw": takes the
+        signed-in user's report back), by the signed-in user."""
+        number = int(request.match_info["id"])
+        form = await request.post()
+        rule = str(form.get("rule", "")).strip()
+        ids = [r.id for r in self.env.ruleset().rules]
+        if rule not in ids:
+            raise web.HTTPBadRequest(text=f"rule: expected one of {', '.join(ids)}")
+        viewer = request["viewer"]
+        who = viewer.name if viewer.mode != "open" else "console"
+        if form.get("withdraw"):
+            done = await self.env.db.withdraw_miss(number, rule, who)
+            note = f"Withdrawn: {rule} should have matched it" if done else "There was no report of yours to withdraw"
+        else:
+            outcome = await self.env.db.report_miss(number, rule, who, self.env.clock(),
+                                                    str(form.get("note", "")).strip()[:500] or None, via="console")
+            if outcome is None:
+                raise web.HTTPNotFound(text=f"There is no stored entry {number}.")
+            if outcome == "matched":
+                raise web.HTTPConflict(text=f"{rule} did match this story: judge that match instead.")
+            note = f"Recorded: {rule} should have matched it"
+            log.info("miss reported entry=%d rule=%s by=%s via=console", number, rule, who)
+        if self.wants_json(request):
+            return web.json_response({"entry_id": number, "rule": rule, "note": note})
+        raise self.back(request, "/search", note)
 
     # -- search -------------------------------------------------------------------------------
     async def search(self, request: web.Request) -> web.Response:
