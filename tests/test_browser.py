@@ -227,6 +227,31 @@ def test_a_story_that_did_not_alert_is_marked_should_have_alerted(browser, daemo
     _done(pg, "missed")
 
 
+def test_a_story_no_rule_matched_is_reported_and_the_playground_shows_it_still_missed(browser, daemon, request):
+    storm = {"title": "Sturm über der Grenzregion", "link": "/a/sturm", "guid": "s-1",
+             "description": "Der Wetterdienst warnt vor Orkan im Grenzgebiet."}
+    daemon.feed_server.add(storm["link"], page(storm["title"], [storm["description"] * 3]), content_type=HTML)
+    daemon.publish([storm, KURSK, *OLD])
+    pg = _page(browser, daemon, request)
+    pg.wait_for_selector("#inbox article.alert", timeout=45000)  # the same poll stored the storm, unmatched
+    pg.goto("/search?q=Orkan")
+    hit = pg.locator("li.hit", has_text="Sturm über der Grenzregion")
+    hit.locator("select[name=rule]").select_option("north-korean-troops")
+    hit.get_by_role("button", name="Should have matched").click()
+    pg.wait_for_selector("p.note")
+    assert pg.inner_text("p.note") == "Recorded: north-korean-troops should have matched it"
+    assert "ana says north-korean-troops should have matched it" in pg.locator("li.hit").first.inner_text()
+    pg.goto("/rules")
+    assert "1 missed" in pg.locator("tr", has_text="north-korean-troops").inner_text()
+    pg.goto("/playground")
+    pg.select_option("select[name=rule]", "north-korean-troops")
+    pg.check("input[name=source][value=history]")
+    pg.click("form.playground button[type=submit]")
+    pg.wait_for_selector("ul.misses")
+    assert "still missed" in pg.inner_text("ul.misses") and "Sturm über der Grenzregion" in pg.inner_text("ul.misses")
+    _done(pg, "reported-miss")
+
+
 def test_a_hostile_feed_executes_nothing_and_calls_nowhere(browser, daemon, request):
     pg = _page(browser, daemon, request)
     hostile = {**KURSK, "title": escape(HOSTILE_TITLE), "description": escape(HOSTILE_TEXT), "link": "/a/hostile",
