@@ -360,6 +360,30 @@ def test_a_story_no_rule_matched_is_reported_missed_and_the_playground_says_if_a
         assert c.json("/search.json?q=Orkan")[1]["hits"][0]["misses"] == []  # type: ignore[index]
 
 
+def test_the_rules_page_says_how_each_rule_learns(seeded):
+    """Plain salience and how far the feedback is from a model; once trained, what weighs most."""
+    from monitor import learn
+    from monitor.store import connect
+
+    with Web(seeded) as web:
+        rows = {r["id"]: r for r in Client(web.url).json("/rules.json")[1]["rules"]}  # type: ignore[index]
+    assert rows["kursk"]["learning"] == {"trained": False, "text": "plain salience: 0 relevant and 0 not of the "
+                                         "10 verdicts, 3 of each, that train a model"}
+    examples = [learn.Example({"title": 1, "sentences": 5 + i % 3}, f"Kursk report {i}", 1, 0.6) for i in range(8)]
+    examples += [learn.Example({"title": 0, "sentences": 1 + i % 2}, f"liveblog item {i}", 0, 0.5) for i in range(4)]
+    model = learn.train(examples)
+    assert model.trained
+    store = connect(config.load(seeded).database)
+    store.save_rule_model("kursk", 1_790_000_000.0, model.examples, model.positives, True, model.dumps())
+    store.close()
+    with Web(seeded) as web:
+        c = Client(web.url)
+        row = {r["id"]: r for r in c.json("/rules.json")[1]["rules"]}["kursk"]  # type: ignore[index]
+        assert row["learning"]["trained"] and row["learning"]["text"].startswith(
+            "learned from 12 verdicts (8 relevant): "), row
+        assert "learned from 12 verdicts" in c.get("/rules")[2]
+
+
 def test_a_story_that_did_not_alert_is_marked_from_the_search(seeded):
     """'Should have alerted': a match stored only (below its rule's digest_at) shows on the search
     with its rule and two buttons; a viewer's verdict records with no alert, CSRF checked, and

@@ -107,6 +107,25 @@ def run_rules(ruleset: Any, articles: Any, now: float, feed_of: Any = None) -> d
     return {"articles": seen, "tiers": tiers, "matches": shown, "matched": matched, "ran": ran}
 
 
+def learning(stored: Any, relevant: int, not_relevant: int) -> dict[str, Any]:
+    """What the rules page says of a rule's learning (issue 17): the model it scores with and
+    what weighs most in it, or how far its feedback is from the minimum that trains one."""
+    from .. import learn
+
+    if stored is not None and stored.trained:
+        try:
+            top = learn.top(learn.Model.loads(stored.model), 3)
+        except ValueError as e:  # a damaged model: the pipeline keeps the plain salience too
+            return {"trained": False, "text": f"model unreadable ({e}): plain salience"}
+        weights = ", ".join(f"{w:+.2f} {name}" for name, w in top)
+        return {"trained": True, "examples": stored.examples, "trained_at": stored.trained_at,
+                "text": f"learned from {stored.examples} verdicts ({stored.positives} relevant): {weights}"}
+    if stored is not None:  # trained on its last run with too little: the counts it had then
+        relevant, not_relevant = stored.positives, stored.examples - stored.positives
+    return {"trained": False, "text": f"plain salience: {relevant} relevant and {not_relevant} not of the "
+            f"{learn.MIN_VERDICTS} verdicts, {learn.MIN_EACH} of each, that train a model"}
+
+
 def _plain(result: dict[str, Any]) -> dict[str, Any]:
     """A run on a text or a page: no stored entries, so no reported misses to look at."""
     result.pop("matched", None)
@@ -219,6 +238,7 @@ class Admin(Base):
         missed: dict[str, int] = {}  # stories reported as missed, per rule (migration 21)
         for m in await self.env.db.misses():
             missed[m.rule_id] = missed.get(m.rule_id, 0) + 1
+        models = await self.env.db.rule_models()
         folder = cfg.rules_dir
         rows = []
         for r in self.env.ruleset().rules:
@@ -229,7 +249,8 @@ class Admin(Base):
                          "digest_at": r.digest_at, "alerts_per_day": round(s.get("alerts", 0) / 30, 2),
                          "alerts_total": s.get("alerts_total", 0), "relevant": s.get("relevant", 0),
                          "not": s.get("not", 0), "precision": s.get("relevant", 0) / judged if judged else None,
-                         "last_alert_at": s.get("last_alert_at"), "misses": missed.get(r.id, 0)})
+                         "last_alert_at": s.get("last_alert_at"), "misses": missed.get(r.id, 0),
+                         "learning": learning(models.get(r.id), s.get("relevant", 0), s.get("not", 0))})
         files = [p.name for p in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])] if folder.is_dir() else []
         data = {"rules": rows, "files": files, "problems": self.env.rule_problems()}
         return self.page(request, "rules.html", data, note=request.query.get("note", ""))
