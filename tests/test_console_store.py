@@ -130,6 +130,13 @@ def test_inbox_filters(store):
     assert titles(state="sent") == []
     assert titles(feedback="relevant") == ["3"] and titles(feedback="not") == ["0"]
     assert titles(feedback="none") == ["D", "2", "1"]
+    # a verdict on one rule of the drones story: with a rule filter, that rule's own verdict counts
+    assert store.give_feedback(drones["alert_id"], "relevant", "ana", T0 + 970) is not None
+    assert store.give_feedback(drones["alert_id"], "not", "ana", T0 + 980, rule="kursk").rules == ("kursk",)
+    assert titles(feedback="not") == ["D", "0"]  # the story's latest verdict: the one on kursk
+    assert titles(rule="drones", feedback="relevant") == ["D"] and titles(rule="drones", feedback="not") == []
+    assert titles(rule="kursk", feedback="not") == ["D", "0"] and titles(rule="kursk", feedback="relevant") == ["3"]
+    assert titles(rule="kursk", feedback="none") == ["2", "1"]
     assert titles(since=T0 + 60, until=T0 + 180) == ["2", "1"]
     assert store.inbox(feedback="relevant")[0]["feedback"] == {"verdict": "relevant", "given_by": "ana",
                                                               "at": T0 + 950, "note": None}

@@ -30,6 +30,10 @@ FEEDBACK = ("relevant", "not", "none")
 ROOT = "m.lead_id IS NULL AND m.primary_id IS NULL AND EXISTS (SELECT 1 FROM outbox o WHERE o.match_id = m.id)"
 CURRENT = ("(SELECT f.verdict FROM feedback f WHERE f.story = m.story AND f.replaced_at IS NULL "
            "ORDER BY f.created_at DESC, f.id DESC LIMIT 1)")
+# the same for one rule of the story (a verdict may name one rule: feedback.py): its parameter is the rule
+RULE_CURRENT = (f"(SELECT {RULE_VERDICT} FROM feedback f JOIN feedback_rules r ON r.feedback_id = f.id "
+                "WHERE f.story = m.story AND r.rule_id = ? AND f.replaced_at IS NULL "
+                "ORDER BY f.created_at DESC, f.id DESC LIMIT 1)")
 
 
 def story_filter(*, rule: str | None = None, channel: str | None = None, state: str | None = None,
@@ -64,7 +68,16 @@ def story_filter(*, rule: str | None = None, channel: str | None = None, state: 
     if feedback is not None:
         if feedback not in FEEDBACK:
             raise ValueError(f"feedback {feedback!r}: expected one of {', '.join(FEEDBACK)}")
-        if feedback == "none":
+        if rule is not None:  # with a rule: that rule's own verdict, which a verdict on one rule sets
+            if feedback == "none":
+                where.append(f"{RULE_CURRENT} IS NULL")
+                args.append(rule)
+            else:
+                where.append(f"m.story IN (SELECT f.story FROM feedback f JOIN feedback_rules r ON r.feedback_id "
+                             f"= f.id WHERE r.rule_id = ? AND {RULE_VERDICT} = ? AND f.replaced_at IS NULL) "
+                             f"AND {RULE_CURRENT} = ?")
+                args += [rule, feedback, rule, feedback]
+        elif feedback == "none":
             where.append(f"{CURRENT} IS NULL")
         else:  # the few stories with a verdict of that kind first, then the current one checked
             where.append(f"m.story IN (SELECT f.story FROM feedback f WHERE f.verdict = ? AND f.replaced_at IS NULL) "
