@@ -70,6 +70,7 @@ EDGE = 0.02  # the plain salience is kept within [EDGE, 1 - EDGE] for its log-od
 TOP = 3  # features named in an explanation
 SALIENCE = "plain salience"  # the rule's own salience: a feature of models stored before INPUTS
 PLAIN = "plain"  # the feature a recalibrated match keeps its plain salience in (pipeline._recalibrated)
+LEARNED = "learned"  # and the model's explanation of its score (``score``), shown by models.why
 _WORD = re.compile(r"[^\W\d_]{3,}")  # letters only, three or more: numbers and dates are not topics
 
 

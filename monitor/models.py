@@ -151,6 +151,11 @@ class Article:
     alternate: str | None = None  # the page's AMP version, or an AMP page's canonical URL
 
 
+# a match's salience features, (name, value): numbers (rules/salience.py), and for a match a
+# rule's model recalibrated, its plain salience ("plain") and the model's words ("learned")
+Features = tuple[tuple[str, float | int | str | None], ...]
+
+
 @dataclass(frozen=True)
 class Match:
     rule_id: str
@@ -166,7 +171,7 @@ class Match:
     # tier follows from the rule's alert_at and digest_at: alert | digest | store
     salience: float = 1.0
     tier: str = "alert"
-    features: tuple[tuple[str, float | int | None], ...] = ()
+    features: Features = ()
 
 
 TIERS = ("store", "digest", "alert")  # lowest first
@@ -175,7 +180,7 @@ TIERS = ("store", "digest", "alert")  # lowest first
 LONG_ARTICLE = 80  # sentences: past this salience calls an article long (rules/salience.py LONG)
 
 
-def why(features: tuple[tuple[str, float | int | None], ...] | dict) -> str:
+def why(features: Features | dict) -> str:
     """A match's salience features in words (rules/salience.py names them): "title and lead;
     6 of 14 sentences; parts in one sentence". Here, not in rules/, so that messages and the
     CLI can word stored features without importing the matcher."""
@@ -193,8 +198,12 @@ def why(features: tuple[tuple[str, float | int | None], ...] | dict) -> str:
             for w in ("quoted", "aside", "listed") if f.get(w)]
     if only:
         out.append("only " + " / ".join(only))
-    if (f.get("of") or 0) > LONG_ARTICLE:
+    of = f.get("of")
+    if isinstance(of, (int, float)) and of > LONG_ARTICLE:
         out.append("long article")
+    plain, learned = f.get("plain"), f.get("learned")
+    if isinstance(plain, (int, float)) and isinstance(learned, str):  # recalibrated by the rule's model
+        out.append(f"plain {plain:.2f}, {learned}")
     return "; ".join(out)
 
 
@@ -212,7 +221,7 @@ class AlertRule:
     severity: str = "normal"
     salience: float = 1.0
     tier: str = "alert"
-    features: tuple[tuple[str, float | int | None], ...] = ()
+    features: Features = ()
 
 
 @dataclass(frozen=True)
@@ -251,7 +260,7 @@ class Alert:
     context: tuple[str, ...] = ()  # the lead rule's context words (see AlertRule)
     salience: float = 1.0  # the lead rule's salience, tier and features (see Match)
     tier: str = "alert"
-    features: tuple[tuple[str, float | int | None], ...] = ()
+    features: Features = ()
 
 
 @dataclass(frozen=True)

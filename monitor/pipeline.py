@@ -189,7 +189,7 @@ def _recalibrated(ctx: Context, article: Article, matches: list[Match]) -> list[
                                  rule.digest_at)
         log.info("recalibrated rule=%s plain=%.2f learned=%.2f why=%r", m.rule_id, m.salience, value, why)
         out.append(dataclasses.replace(m, salience=value, tier=rules.tier(value, rule.alert_at, rule.digest_at),
-                                       features=(*m.features, (learn.PLAIN, m.salience))))
+                                       features=(*m.features, (learn.PLAIN, m.salience), (learn.LEARNED, why))))
     return out
 
 

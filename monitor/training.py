@@ -45,6 +45,7 @@ def examples(judged: Iterable[Any]) -> list[learn.Example]:
         # as it does when it scores a new match, never from an earlier model's output (which would
         # compound each retraining on the last) nor with a feature new matches do not have
         plain = features.pop(learn.PLAIN, None)
+        features.pop(learn.LEARNED, None)  # an earlier model's words, not a feature of the match
         salience = plain if isinstance(plain, (int, float)) else j.salience
         out.append(learn.Example(features, j.text, label, NEUTRAL if salience is None or not j.features
                                  else float(salience)))

@@ -138,6 +138,12 @@ def test_the_pipeline_recalibrates_a_match_of_a_rule_with_a_trained_model():
     assert got_other == other
     assert got_kursk.salience < 0.5 and got_kursk.tier == "digest"  # learned: the team calls these "not"
     assert ("plain", 0.6) in got_kursk.features
+    learned = dict(got_kursk.features)["learned"]  # what moved it, kept with the match and shown with its why
+    assert isinstance(learned, str) and learned.startswith("learned 0.") and " from 24 verdicts: " in learned
+    assert "'liveblog'" in learned and "kept in the digest (plain 0.60)" in learned, learned
+    from monitor.models import why
+    assert why(got_kursk.features).endswith(f"plain 0.60, {learned}")
+    assert learn.numeric(got_kursk.features, 0.6) == {"title": 0.0, "plain": 0.6, learn.SALIENCE: 0.6}
     assert pipeline._recalibrated(SimpleNamespace(models={}, ruleset=ruleset), liveblog, [kursk]) == [kursk]  # type: ignore[arg-type]
 
 
