@@ -125,10 +125,10 @@ class WorkQueue:
         then what the job still holds is handed back (``hand_back``). The number polled."""
         assert self.dispatcher is not None, "a poll job runs on a worker node"
         got: list[Any] | None = None
-        started: set[int] = set()
+        started: set[int] = set()  # filled as polls start: a job cancelled meanwhile hands back the truth
         try:
             got = await self.db.job_feeds(token, feeds, leases.OWNER, self.default_interval)
-            started = await self.dispatcher.poll_these(got)
+            await self.dispatcher.poll_these(got, started)
         finally:  # (the database refused the job's start: its feeds are free at once, none started)
             ids = [f.id for f in got] if got is not None else list(feeds)
             await self._hand_back(token, ids, [i for i in ids if i not in started])

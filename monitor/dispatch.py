@@ -68,9 +68,9 @@ class _Job:
     """The feeds one call of ``poll_these`` waits for: done when each is settled (polled, or
     not to be started here); ``started`` the ones whose poll began."""
 
-    def __init__(self, ids: Iterable[int]):
+    def __init__(self, ids: Iterable[int], started: set[int] | None = None):
         self.left = set(ids)
-        self.started: set[int] = set()
+        self.started: set[int] = started if started is not None else set()
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.settle()
 
@@ -130,13 +130,14 @@ class Dispatcher:
         self.rotating.clear()
         self.queued.clear()
 
-    async def poll_these(self, feeds: Iterable[Feed]) -> set[int]:
+    async def poll_these(self, feeds: Iterable[Feed], started: set[int] | None = None) -> set[int]:
         """Poll the given feeds among the others, politely (a cluster node's poll job,
         monitor/cluster.py), and return once each has finished or will not be started here
         (already queued or running, resting, its host throttled, the dispatcher stopping).
-        The ids of those whose poll started."""
+        The ids of those whose poll started, added to ``started`` as each starts: a caller
+        cancelled while it waits still knows which feeds may have been fetched."""
         feeds = list(feeds)
-        job = _Job(f.id for f in feeds)
+        job = _Job((f.id for f in feeds), started)
         fresh = [f for f in feeds if f.id not in self.jobs] if not self.stopped else []
         for feed in fresh:
             self.jobs[feed.id] = job

@@ -30,13 +30,14 @@ class Recorder:
         self.store, self.start, self.record = store, start, record
         self.given: list[list[str]] = []
 
-    async def poll_these(self, feeds: list[Feed]) -> set[int]:
+    async def poll_these(self, feeds: list[Feed], started: set[int]) -> set[int]:
         from monitor.models import FeedUpdate
         self.given.append(sorted(f.url for f in feeds))
+        started.update(f.id for f in feeds if f.url in self.start)
         for f in feeds:
             if f.url in self.record:
                 await self.store.save_poll(f, FeedUpdate(next_check_at=time.time() + INTERVAL), now=time.time())
-        return {f.id for f in feeds if f.url in self.start}
+        return started
 
 
 def _rows(url: str, sql: str, params=()) -> list[tuple]:
@@ -172,6 +173,40 @@ def test_a_database_that_is_away_when_a_job_ends_gets_its_feeds_back_once_it_ret
     asyncio.run(queue._hand_back(token, ids, ids))
     assert len(calls) == 3
     assert all(owner is None for owner, _, _ in _feeds(pg_url).values())
+
+
+def test_a_poll_job_cancelled_while_its_polls_run_hands_back_the_started_ones_as_started(pg_url, store):
+    """A worker shutting down cancels its jobs: the feeds whose polls had begun may have been
+    fetched, so they wait one interval, as after any poll; only those never started are free."""
+    urls = sorted(_feeds(pg_url))
+    polling = asyncio.Event()
+
+    class Slow:
+        async def poll_these(self, feeds: list[Feed], started: set[int]) -> set[int]:
+            started.update(f.id for f in feeds if f.url in urls[:2])
+            polling.set()
+            await asyncio.sleep(3600)  # the polls run on when the job is cancelled
+            return started
+
+    queue = _queue(pg_url, store, Slow())
+    token = "job:test"
+    _rows(pg_url, "UPDATE feeds SET lease_owner = %s, lease_until = 1e12", [token])  # claimed for the job
+    ids = [i for (i,) in _rows(pg_url, "SELECT id FROM feeds ORDER BY url")]
+
+    async def go() -> float:
+        job = asyncio.create_task(queue.poll(token, ids))
+        await polling.wait()
+        started = time.time()
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        return started
+
+    started = asyncio.run(go())
+    after = _feeds(pg_url)
+    assert all(owner is None for owner, _, _ in after.values()), after
+    assert all(after[u][2] >= started + INTERVAL - 1 for u in urls[:2]), after  # begun: one interval on
+    assert all(after[u][2] <= started for u in urls[2:]), after  # never started: due as before
 
 
 def test_a_jobs_feeds_are_held_in_the_running_nodes_name_so_its_restart_frees_them():
