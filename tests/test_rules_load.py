@@ -161,12 +161,17 @@ def test_healthz_and_polls_go_on_while_a_large_rule_set_loads(tmp_path, feed_ser
         code = stop(proc)
     err = log.read_text()
     assert code == 0, err
-    slowest = max(seconds for _status, seconds in answers)
-    assert all(status == 200 for status, _ in answers), answers
-    assert len(answers) >= 5 and slowest < 1.0, f"{len(answers)} answers, the slowest in {slowest:.2f}s"
-    assert polled_during >= 1, "the feed was not polled while the rules loaded"
     loading = next(ln for ln in err.splitlines() if "rules loading" in ln and "files=4" in ln)
     loaded = next(ln for ln in err.splitlines() if "rules reloaded rules=25002" in ln)
     ms = float(loaded.rsplit("ms=", 1)[1].split()[0])
     assert ms > 1000, f"the load took {ms:.0f} ms: too quick to show that the loop went on meanwhile"
+    slowest = max(seconds for _status, seconds in answers)
+    assert all(status == 200 for status, _ in answers), answers
+    # A loop that waited on the load would answer no sooner than the load ends: the slowest answer
+    # stays under 1 s, or under half the load on a machine so busy that the load itself took long
+    # (a run beside benchmarks: 1.07 s for a load that took several seconds)
+    bound = max(1.0, ms / 2000)
+    assert len(answers) >= 5 and slowest < bound, f"{len(answers)} answers, the slowest in {slowest:.2f}s " \
+        f"(bound {bound:.2f}s, load {ms:.0f} ms)"
+    assert polled_during >= 1, "the feed was not polled while the rules loaded"
     assert "bytes=" in loading and "Traceback" not in err

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from .schema_shared import SHARED
 from .steps import fill_hosts, group_stories
 
 MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
@@ -375,39 +376,5 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX feedback_rules_rule ON feedback_rules(rule_id);
     CREATE INDEX feedback_rules_match ON feedback_rules(match_id);
     """,
-    # 19: periodic work once per period however many daemons run it (issue 19, cluster mode): a
-    # job's last run, taken by the one daemon whose conditional upsert moves it (store/status.py
-    # ``periodic_turn``). The first migration written once for both engines: DOUBLE PRECISION is
-    # SQLite's REAL and PostgreSQL's 64-bit float (PostgreSQL's REAL has 24 bits).
-    """
-    CREATE TABLE periodic_runs (
-        name TEXT PRIMARY KEY,
-        last_at DOUBLE PRECISION NOT NULL,
-        node TEXT                                   -- the daemon (leases.OWNER) that took the last turn
-    );
-    """,
-    # 20: a verdict on one rule of a story (issue 17: a story about North Korean troops that
-    # mentions Kursk in passing is relevant to one rule and not to the other). A person still
-    # has one current feedback row per story; a verdict given on one rule replaces it with a row
-    # that carries the earlier verdicts of the story's other rules here. NULL: the row's verdict.
-    """
-    ALTER TABLE feedback_rules ADD COLUMN verdict TEXT;  -- relevant | not | NULL
-    """,
-    # 21: a story a rule did not match at all and should have (issue 17: "find what it missed"):
-    # reported from the console's search or `monitor feedback ENTRY relevant --entry --rule RULE`.
-    # No salience to recalibrate (the rule's words never met it), so no learner reads it; `rules
-    # test` counts it as a miss and the playground says which reported misses a draft catches.
-    # One row per person, entry and rule; withdrawn by deleting it. Written once for both engines.
-    """
-    CREATE TABLE misses (
-        entry_id BIGINT NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
-        rule_id TEXT NOT NULL,
-        given_by TEXT NOT NULL,
-        via TEXT NOT NULL,                          -- cli | console
-        note TEXT,
-        created_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (entry_id, rule_id, given_by)
-    );
-    CREATE INDEX misses_rule ON misses(rule_id);
-    """,
+    *SHARED,  # 19 on: written once for both engines (schema_shared.py)
 ]

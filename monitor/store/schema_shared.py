@@ -1,0 +1,44 @@
+"""The migrations from 19 on (issue 19, cluster mode): each written once for both engines,
+SQLite and PostgreSQL (``DOUBLE PRECISION``, ``BIGINT``, no engine's own syntax), and appended
+to ``schema.MIGRATIONS`` after the SQLite-only ones that ``baseline.py`` stands in for on
+PostgreSQL. Never edit a released migration; append a new one."""
+
+from __future__ import annotations
+
+SHARED: list[str] = [
+    # 19: periodic work once per period however many daemons run it (issue 19, cluster mode): a
+    # job's last run, taken by the one daemon whose conditional upsert moves it (store/status.py
+    # ``periodic_turn``). The first migration written once for both engines: DOUBLE PRECISION is
+    # SQLite's REAL and PostgreSQL's 64-bit float (PostgreSQL's REAL has 24 bits).
+    """
+    CREATE TABLE periodic_runs (
+        name TEXT PRIMARY KEY,
+        last_at DOUBLE PRECISION NOT NULL,
+        node TEXT                                   -- the daemon (leases.OWNER) that took the last turn
+    );
+    """,
+    # 20: a verdict on one rule of a story (issue 17: a story about North Korean troops that
+    # mentions Kursk in passing is relevant to one rule and not to the other). A person still
+    # has one current feedback row per story; a verdict given on one rule replaces it with a row
+    # that carries the earlier verdicts of the story's other rules here. NULL: the row's verdict.
+    """
+    ALTER TABLE feedback_rules ADD COLUMN verdict TEXT;  -- relevant | not | NULL
+    """,
+    # 21: a story a rule did not match at all and should have (issue 17: "find what it missed"):
+    # reported from the console's search or `monitor feedback ENTRY relevant --entry --rule RULE`.
+    # No salience to recalibrate (the rule's words never met it), so no learner reads it; `rules
+    # test` counts it as a miss and the playground says which reported misses a draft catches.
+    # One row per person, entry and rule; withdrawn by deleting it. Written once for both engines.
+    """
+    CREATE TABLE misses (
+        entry_id BIGINT NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+        rule_id TEXT NOT NULL,
+        given_by TEXT NOT NULL,
+        via TEXT NOT NULL,                          -- cli | console
+        note TEXT,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (entry_id, rule_id, given_by)
+    );
+    CREATE INDEX misses_rule ON misses(rule_id);
+    """,
+]
