@@ -212,6 +212,10 @@ def test_a_verdict_on_one_rule_keeps_the_persons_verdicts_on_the_others(database
     # a rule that did not fire on the story records nothing and names those that did
     wrong = store.give_feedback(1, "relevant", "alice", NOW + 4, rule="kursk")
     assert wrong is not None and (wrong.outcome, wrong.rules) == ("no-rule", ("r", "s"))
+    # a link signed for a rule the story no longer has (renamed since): refused, the link not burnt
+    renamed = store.give_feedback(1, "not", "link:hook", NOW + 4, via="link", token="t1", token_expires=NOW + 9,
+                                  rule="old-name")
+    assert renamed is not None and renamed.outcome == "no-rule" and store.link_used("t1") is None
     history = store.feedback(1)
     assert [(v.verdict, v.given_by, v.rules, v.kept, v.replaced_at) for v in history] == [
         ("relevant", "alice", ("r", "s"), (), NOW + 2),
