@@ -5,8 +5,8 @@ are right after a restart and a scrape never waits on the database.
 Counted in process: polls by outcome, new entries, alerts queued, fetch latency, ticks,
 reloads. From the snapshot: feeds by health, outbox alerts by state and channel, outbox depth,
 ops notices by state, stored matches by rule, the team's verdicts (``monitor_feedback_total``),
-seconds since the last tick. The process collector adds resident memory, CPU time and open file
-descriptors (``process_*``).
+reported misses (``monitor_misses_reported``), seconds since the last tick. The process
+collector adds resident memory, CPU time and open file descriptors (``process_*``).
 """
 
 from __future__ import annotations
@@ -115,6 +115,11 @@ class _StoreCollector(Collector):
         for verdict in ("relevant", "not"):
             feedback.add_metric([verdict], snap.feedback.get(verdict, 0))
         yield feedback
+        misses = GaugeMetricFamily("monitor_misses_reported", "Stories the team reported a rule should have "
+                                   "matched, by rule (issue 17)", labels=["rule"])
+        for rule, n in sorted(snap.misses.items()):
+            misses.add_metric([rule], n)
+        yield misses
         if snap.cluster:  # PostgreSQL: the work queue every node shares (monitor/cluster.py)
             jobs = GaugeMetricFamily("monitor_cluster_jobs", "Poll jobs in the cluster's work queue by state",
                                      labels=["state"])

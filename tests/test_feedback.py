@@ -257,6 +257,11 @@ def test_a_story_a_rule_missed_is_reported_once_per_person_and_withdrawn(tmp_pat
     assert store.withdraw_miss(missed, "kursk", "alice") and not store.withdraw_miss(missed, "kursk", "alice")
     assert [m.given_by for m in store.misses()] == ["bob"]
     assert store.judged("kursk") == []  # nothing for a learner: the rule's words never met it
+    from monitor.metrics import Metrics
+    metrics = Metrics()
+    metrics.snapshot, metrics.database_up = store.snapshot(), True
+    assert metrics.snapshot.misses == {"kursk": 1}  # bob's: one story, however many report it
+    assert 'monitor_misses_reported{rule="kursk"} 1.0' in metrics.render()[0].decode()
     store.close()
     cfg = write_config(tmp_path, feeds=[], channels={"hook": ["json://127.0.0.1:9/x"]}, database=database)
     for args, needle in [(["--entry"], "--entry needs --rule RULE"),

@@ -218,6 +218,13 @@ class FeedbackQueries(Queries):
         return [Miss(int(e), str(r), str(t), link, str(by), str(via), note, float(at))
                 for e, r, t, link, by, via, note, at in rows]
 
+    def misses_by_rule(self) -> dict[str, int]:
+        """Stories reported as missed, by rule (``monitor_misses_reported``); {} before migration 21."""
+        if not self._column_names("misses"):
+            return {}
+        return {str(r): int(n) for r, n in self.db.execute("SELECT rule_id, COUNT(DISTINCT entry_id) FROM misses "
+                                                           "GROUP BY rule_id").fetchall()}
+
     def link_used(self, token: str) -> float | None:
         """When the link token with this hash recorded its verdict; None if it never did."""
         row = self.db.execute("SELECT used_at FROM feedback_links WHERE token = ?", (token,)).fetchone()

@@ -19,11 +19,13 @@ class Snapshot(NamedTuple):
     matches: dict[str, int]
     feedback: dict[str, int] = {}  # verdicts ever given, by verdict (issue 17)
     cluster: dict[str, int] = {}  # PostgreSQL: poll jobs by state, and "workers" beating now (issue 19)
+    misses: dict[str, int] = {}  # stories reported as missed, by rule (issue 17, migration 21)
 
 
 class StatusQueries(Queries):
     if TYPE_CHECKING:
         def feedback_counts(self) -> dict[str, int]: ...  # store/feedback.py
+        def misses_by_rule(self) -> dict[str, int]: ...  # store/feedback.py
 
     # -- the daemon's heartbeat ---------------------------------------------------------------
     def daemon_started(self, pid: int, now: float) -> None:
@@ -58,7 +60,7 @@ class StatusQueries(Queries):
     def snapshot(self) -> Snapshot:
         return Snapshot(self.status_counts(), self.health_rows(), self.outbox_by_channel(),
                         self.notices_by_state(), self.matches_by_rule(), self.feedback_counts(),
-                        self.work_queue_counts())
+                        self.work_queue_counts(), self.misses_by_rule())
 
     def work_queue_counts(self) -> dict[str, int]:
         """Cluster mode's work queue (monitor/cluster.py): poll jobs by state (todo, doing,
