@@ -178,8 +178,8 @@ class EntryQueries(FeedQueries, Queries):
         if self.dialect != "sqlite":  # PostgreSQL's adapter hands back one id per INSERT (pg.py)
             for row in rows:
                 cur = self.db.execute(_INSERT_ENTRY.format(values=_ENTRY_VALUES), row)
-                if cur.rowcount == 1:
-                    ids.setdefault(row[1], cur.lastrowid)
+                if cur.rowcount == 1 and cur.lastrowid is not None:
+                    ids.setdefault(str(row[1]), cur.lastrowid)
             return ids
         for i in range(0, len(rows), ENTRY_ROWS):
             chunk = rows[i:i + ENTRY_ROWS]
