@@ -338,6 +338,37 @@ def test_record_is_all_or_nothing(store, database):
     assert counts(database)["outbox"] == 2
 
 
+def test_record_of_many_entries_gives_each_article_and_match_its_own_entry(store, database):
+    """SQLite inserts a poll's entries many to a statement (store/entries.py ENTRY_ROWS): every
+    article and match still lands on its own entry, entries stored before and a uid twice in
+    one poll are skipped, and the search index holds exactly the stored text."""
+    from test_console_store import fts_ok
+
+    from monitor.store import entries as entries_module
+
+    a, _ = two_feeds(store)
+    old = [entry(f"guid:a-{i}", f"https://a.example/{i}") for i in range(0, 1200, 300)]
+    record(store, a, [(e, None, []) for e in old], now=900.0)
+    many = [entry(f"guid:a-{i}", f"https://a.example/{i}", title=f"Meldung {i} aus Kursk") for i in range(1200)]
+    items = [(e, article(e, text=f"Volltext {i}") if i % 97 == 0 else None,
+              [match(f"r{i}")] if i % 97 == 0 else []) for i, e in enumerate(many)]
+    items.append((many[5], article(many[5], text="twice"), [match("r-twice")]))  # the same uid again
+    assert len(items) > 2 * entries_module.ENTRY_ROWS
+
+    queued = record(store, a, items, now=1000.0)
+
+    fresh = [i for i in range(1200) if i % 300]
+    assert queued == len([i for i in fresh if i % 97 == 0])
+    assert raw(database, "SELECT COUNT(*) FROM entries")[0][0] == 1200
+    assert raw(database, "SELECT e.uid, a.text FROM articles a JOIN entries e ON e.id = a.entry_id ORDER BY e.id") \
+        == [(f"guid:a-{i}", f"Volltext {i}") for i in fresh if i % 97 == 0]
+    assert raw(database, "SELECT e.uid, m.rule_id FROM matches m JOIN entries e ON e.id = m.entry_id ORDER BY m.id") \
+        == [(f"guid:a-{i}", f"r{i}") for i in fresh if i % 97 == 0]
+    assert raw(database, "SELECT uid, title FROM entries WHERE uid IN ('guid:a-300', 'guid:a-301') ORDER BY uid") \
+        == [("guid:a-300", "Kämpfe im Gebiet Kursk"), ("guid:a-301", "Meldung 301 aus Kursk")]
+    fts_ok(store)
+
+
 def test_record_waits_for_another_writer(sqlite_store, db_path):
     store = sqlite_store
     a, _ = two_feeds(store)

@@ -20,6 +20,10 @@ _INSERT_MATCH = ("INSERT INTO matches (entry_id, rule_id, rule_title, story, ter
                  "created_at, simhash, text_hash, primary_id, lead_id, salience, tier, features) "
                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                  "ON CONFLICT(rule_id, story) DO NOTHING")
+_INSERT_ENTRY = ("INSERT INTO entries (feed_id, uid, guid, link, title, summary, published, content_hash, baseline, "
+                 "first_seen_at, last_seen_at) VALUES {values} ON CONFLICT(feed_id, uid) DO NOTHING")
+_ENTRY_VALUES = "(?,?,?,?,?,?,?,?,?,?,?)"
+ENTRY_ROWS = 500  # entries per INSERT on SQLite: 5,500 bound parameters, well under its limit of 32,766
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _TIER = {t: i for i, t in enumerate(TIERS)}
 log = logging.getLogger(__name__)
@@ -135,17 +139,12 @@ class EntryQueries(FeedQueries, Queries):
                     "UPDATE entries SET title = ?, summary = ?, link = ?, published = ?, content_hash = ?, "
                     "updated_at = ? WHERE feed_id = ? AND uid = ?",
                     (e.title, e.summary, e.link, e.published, e.content_hash, now, feed.id, e.uid))
+            uids = list(dict.fromkeys(seen))
+            ids = self._insert_entries(feed, new, baseline, now, set(uids))
             for entry, article, matches in new:
-                cur = self.db.execute(
-                    "INSERT INTO entries (feed_id, uid, guid, link, title, summary, published, "
-                    "content_hash, baseline, first_seen_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT(feed_id, uid) DO NOTHING",
-                    (feed.id, entry.uid, entry.guid, entry.link, entry.title, entry.summary,
-                     entry.published, entry.content_hash, int(baseline and article is None), now),
-                )
-                if cur.rowcount != 1:
+                entry_id = ids.pop(entry.uid, None)
+                if entry_id is None:  # stored already (another process, or twice in ``new``)
                     continue
-                entry_id = cur.lastrowid
                 if article is not None:
                     self.db.execute(
                         "INSERT INTO articles (entry_id, url, title, text, language, author, "
@@ -156,12 +155,37 @@ class EntryQueries(FeedQueries, Queries):
                 alerts += self._matches(entry_id, entry.story, matches, now, feed.id,
                                         article.text if article is not None and matches else "",
                                         hold="backlog" if baseline else None)
-            uids = list(dict.fromkeys(seen))
             for i in range(0, len(uids), 500):  # well under SQLite's bound-parameter limit
                 chunk = uids[i:i + 500]
+                # the entries inserted above are stamped already: not written twice
                 self.db.execute(f"UPDATE entries SET last_seen_at = ? WHERE feed_id = ? AND uid IN "
-                                f"({','.join('?' * len(chunk))})", [now, feed.id, *chunk])
+                                f"({','.join('?' * len(chunk))}) AND (last_seen_at IS NULL OR last_seen_at != ?)",
+                                [now, feed.id, *chunk, now])
         return alerts
+
+    def _insert_entries(self, feed: Feed, new: Sequence[tuple[Entry, Article | None, Sequence[Match]]],
+                        baseline: bool, now: float, seen: set[str]) -> dict[str, int]:
+        """Insert the poll's new entries; uid -> id of each row this call made (an entry stored
+        already is skipped: ON CONFLICT DO NOTHING). On SQLite, ENTRY_ROWS rows per statement:
+        the full-text index's insert trigger then runs inside one statement for all of them, and
+        FTS5's cost is mostly per statement (a first poll of 1,000 feeds, 59,000 entries: 2.2 s
+        of database work one row per statement, 1.2 s in batches; issue 16, G2). An entry the
+        poll served (``seen``) is stamped ``last_seen_at`` as it is inserted."""
+        rows = [(feed.id, entry.uid, entry.guid, entry.link, entry.title, entry.summary, entry.published,
+                 entry.content_hash, int(baseline and article is None), now, now if entry.uid in seen else None)
+                for entry, article, _ in new]
+        ids: dict[str, int] = {}
+        if self.dialect != "sqlite":  # PostgreSQL's adapter hands back one id per INSERT (pg.py)
+            for row in rows:
+                cur = self.db.execute(_INSERT_ENTRY.format(values=_ENTRY_VALUES), row)
+                if cur.rowcount == 1 and cur.lastrowid is not None:
+                    ids.setdefault(str(row[1]), cur.lastrowid)
+            return ids
+        for i in range(0, len(rows), ENTRY_ROWS):
+            chunk = rows[i:i + ENTRY_ROWS]
+            sql = _INSERT_ENTRY.format(values=",".join([_ENTRY_VALUES] * len(chunk))) + " RETURNING uid, id"
+            ids.update(self.db.execute(sql, [v for row in chunk for v in row]).fetchall())
+        return ids
 
     def _matches(self, entry_id: int | None, story: str, matches: Sequence[Match], now: float,
                  feed_id: int = 0, text: str = "", hold: str | None = None) -> int:
