@@ -154,7 +154,9 @@ def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None
     alert's story and every rule that fired on it, or with --rule to that rule only (a story
     about one topic that mentions another); a later verdict of yours on the same story replaces
     yours (the earlier one is kept as history). With --match, a story that matched but never
-    alerted (stored only, or held for the digest): 'relevant' says it should have alerted."""
+    alerted (stored only, or held for the digest): 'relevant' says it should have alerted. With
+    --entry --rule RULE, a stored story that RULE did not match at all: 'relevant' reports that
+    it should have (the rules page, 'rules test' and the playground count it)."""
     if verdict not in ("relevant", "not"):
         fail(f"verdict must be 'relevant' or 'not', got {verdict!r}")
     number = _id(alert_id)
