@@ -139,7 +139,9 @@ def test_inbox_filters(store):
     assert titles(rule="kursk", feedback="none") == ["2", "1"]
     assert titles(since=T0 + 60, until=T0 + 180) == ["2", "1"]
     assert store.inbox(feedback="relevant")[0]["feedback"] == {"verdict": "relevant", "given_by": "ana",
-                                                              "at": T0 + 950, "note": None}
+                                                              "at": T0 + 950, "note": None, "only": []}
+    drones_now = [r for r in store.inbox(rule="drones")][0]["feedback"]
+    assert (drones_now["verdict"], drones_now["only"]) == ("not", ["kursk"])  # said of one of its two rules
     assert drones["deliveries"][0]["channel"] == "hook" and len(drones["rules"]) == 2
     with pytest.raises(ValueError):
         store.inbox(state="bogus")

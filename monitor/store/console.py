@@ -36,6 +36,15 @@ RULE_CURRENT = (f"(SELECT {RULE_VERDICT} FROM feedback f JOIN feedback_rules r O
                 "ORDER BY f.created_at DESC, f.id DESC LIMIT 1)")
 
 
+def _latest(verdict: dict | None, own: dict[int, list[str]], rules: int) -> dict | None:
+    """A story's latest current verdict for the inbox, with ``only``: the rules it holds for
+    when that is not every rule of the story (a verdict on one rule, feedback.py), else []."""
+    if verdict is None:
+        return None
+    held = own.get(verdict["id"], [])
+    return {**{k: v for k, v in verdict.items() if k != "id"}, "only": held if len(held) < rules else []}
+
+
 def story_filter(*, rule: str | None = None, channel: str | None = None, state: str | None = None,
                  feedback: str | None = None, since: float | None = None, until: float | None = None
                  ) -> tuple[list[str], list[Any]]:
@@ -154,9 +163,16 @@ class ConsoleQueries(Queries):
             ids).fetchall()}
         stories = list({b["story"] for b in base.values()})
         verdicts: dict[str, dict] = {}
-        for r in self._rows(f"SELECT story, verdict, given_by, created_at AS at, note FROM feedback WHERE story IN "
-                            f"({_marks(stories)}) AND replaced_at IS NULL ORDER BY created_at, id", stories):
+        for r in self._rows(f"SELECT story, verdict, given_by, created_at AS at, note, id FROM feedback WHERE story "
+                            f"IN ({_marks(stories)}) AND replaced_at IS NULL ORDER BY created_at, id", stories):
             verdicts[r.pop("story")] = r  # the latest current verdict wins
+        own: dict[int, list[str]] = {}  # the rules each of those verdicts holds for as given
+        fids = [v["id"] for v in verdicts.values()]
+        if fids:
+            for fid, rule_id in self.db.execute(
+                    f"SELECT feedback_id, rule_id FROM feedback_rules WHERE feedback_id IN ({_marks(fids)}) "
+                    "AND verdict IS NULL ORDER BY rule_id", fids).fetchall():
+                own.setdefault(int(fid), []).append(str(rule_id))
         out = []
         for i in ids:
             b = base.get(i)
@@ -175,7 +191,8 @@ class ConsoleQueries(Queries):
                            "terms": _json(r["terms"], []), "context": _json(r["context"], []),
                            "severity": r["severity"], "salience": r["salience"], "tier": r["tier"]}
                           for r in story_rules],
-                "deliveries": deliveries[i], "followups": followups.get(i, 0), "feedback": verdicts.get(b["story"]),
+                "deliveries": deliveries[i], "followups": followups.get(i, 0),
+                "feedback": _latest(verdicts.get(b["story"]), own, len(story_rules)),
                 "entry_id": b["entry_id"],
             })
         return out
