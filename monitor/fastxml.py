@@ -86,16 +86,35 @@ class Item:
 
 
 
-Scan = tuple[int, list[Item] | None]  # feedparser's entries; the replayed items, None without
+# feedparser's entries; the replayed items, None without; whether an RSS feed holds an empty-element
+# tag feedparser-rs may misread (below)
+Scan = tuple[int, list[Item] | None, bool]
+# feedparser-rs 0.7.1's RSS 2.0 parser reads an element it takes text from up to the next end tag, and
+# an empty-element tag has none: <category domain="x"/>, <comments/> or <dc:creator /> takes the next
+# element's text and that element is lost (its <description>, silently), or the feed is "truncated".
+# Its Atom and RSS 1.0 parsers do not. The empty elements it was seen to read right in RSS, as
+# (namespace, local name); any other one in an RSS feed is flagged, and fastparse hands
+# feedparser-rs the feed with start and end tags instead (the same XML).
+_SAFE_EMPTY = {("", "enclosure"), ("", "cloud"), ("", "image"), ("", "textinput"), ("", "br"), ("", "img"),
+               ("http://www.w3.org/2005/atom", "link"), ("http://www.w3.org/2005/atom", "category"),
+               ("http://search.yahoo.com/mrss/", "thumbnail"), ("http://search.yahoo.com/mrss/", "content"),
+               ("http://search.yahoo.com/mrss/", "credit"), ("http://search.yahoo.com/mrss", "thumbnail"),
+               ("http://search.yahoo.com/mrss", "content"), ("http://search.yahoo.com/mrss", "credit"),
+               ("http://www.itunes.com/dtds/podcast-1.0.dtd", "image"),
+               ("http://www.itunes.com/dtds/podcast-1.0.dtd", "category"),
+               ("http://www.itunes.com/dtds/podcast-1.0.dtd", "owner"),
+               ("http://rssnamespace.org/feedburner/ext/1.0", "info")}
+_XHTML = "http://www.w3.org/1999/xhtml"
 
 
-def parse(body: bytes, replay: bool, c1: bool = True) -> Scan | None:
+def parse(body: bytes, replay: bool, c1: bool = True, empties: bool = False) -> Scan | None:
     """None when expat (as feedparser's strict pass runs it) rejects ``body``; else how many
     entries feedparser makes and, with ``replay``, each item's (summary, contents, has an id) as
-    feedparser reads them (``c1``: the feed may hold C1 controls). Raises NotReplayed for what
-    feedparser reads and this does not."""
+    feedparser reads them (``c1``: the feed may hold C1 controls), and, with ``empties`` (an RSS
+    feed with "/>" in it), whether an empty-element tag outside ``_SAFE_EMPTY`` is in it. Raises
+    NotReplayed for what feedparser reads and this does not."""
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-    state = _Pass(replay, c1, parser)
+    state = _Pass(replay, c1, parser, body if empties else b"")
     parser.namespace_prefixes = True
     parser.StartNamespaceDeclHandler = state.declare
     if replay:
@@ -105,11 +124,13 @@ def parse(body: bytes, replay: bool, c1: bool = True) -> Scan | None:
         # the CharacterDataHandler is set only while a text this replays is read (start_replay)
     else:
         parser.StartElementHandler = state.start
+        if empties:
+            parser.EndElementHandler = state.end_plain
     try:
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError:
         return None
-    return state.count, state.items if replay else None
+    return state.count, state.items if replay else None, state.empty
 
 
 def _key(name: str) -> str:
@@ -150,9 +171,12 @@ def reread(text: str, c1: bool = True) -> str:
 
 
 class _Pass:
-    def __init__(self, replay: bool, c1: bool, parser: xml.parsers.expat.XMLParserType) -> None:
+    def __init__(self, replay: bool, c1: bool, parser: xml.parsers.expat.XMLParserType, body: bytes) -> None:
         self.replay, self.c1, self.parser = replay, c1, parser
         self.count = 0
+        self.body = body  # empty: no empty-element tag is looked for
+        self.leaf = self.empty = False  # leaf: no element started since the last start
+        self.safe_empty: dict[str, bool] = {}  # expat's name -> whether it is in _SAFE_EMPTY
         self.defaults: set[str] = set()
         self.stack: list[str] = []
         self.items: list[Item] = []
@@ -204,6 +228,7 @@ class _Pass:
             key = _key(name)
             known = self.keys[name] = (key, key.rpartition(":")[2] in _PUSHED)
         key, pushed = known
+        self.leaf = True
         if key in _FEEDPARSER_ONLY:
             raise NotReplayed
         if attrs and pushed:
@@ -221,6 +246,7 @@ class _Pass:
                                               key in ("item", "entry") or key in _FEEDPARSER_ONLY
                                               or key in _ROLE or key in _STRUCTURE)
         key, pushed, special = known
+        self.leaf = True
         if attrs and pushed:
             _attributes(key, attrs)
         if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
@@ -270,7 +296,26 @@ class _Pass:
         else:
             raise NotReplayed
 
+    def end_plain(self, name: str) -> None:
+        """Whether an element with nothing in it was written as an empty-element tag: its end
+        event comes right after its start, and expat's index is then just after the "/>" (that of
+        an end tag is its "<"; a text ending in "/>" is taken for one too, which only costs time)."""
+        if self.leaf:
+            self.leaf = False
+            i = self.parser.CurrentByteIndex
+            if self.body[i - 2:i] == b"/>":
+                safe = self.safe_empty.get(name)
+                if safe is None:
+                    uri, _, rest = name.partition(" ")
+                    local = rest.partition(" ")[0] if rest else uri
+                    uri = uri.lower() if rest else ""
+                    safe = self.safe_empty[name] = uri == _XHTML or (uri, local.lower()) in _SAFE_EMPTY
+                if not safe:
+                    self.empty = True
+
     def end(self, name: str) -> None:
+        if self.body:
+            self.end_plain(name)
         key = self.stack.pop()
         if self.text is None:  # (an item ends outside any text: markup inside one raised)
             if self.in_item and (key == "item" or key == "entry"):
