@@ -87,12 +87,6 @@ _CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
 # feedparser-rs's complaint about a date it cannot read: it reads the rest, and parse reads the
 # date as feedparser does (a feed's own dates are not used)
 _DATE_BOZO = re.compile(r"Invalid \w+ format\Z")
-# An RSS feed with an empty-element tag feedparser-rs misreads (fastxml._SAFE_EMPTY) goes to it
-# with every empty-element tag written as a start and an end tag (the same XML, XML 1.0 section
-# 3.1; expat found the feed well-formed); CDATA sections, comments and processing instructions
-# are matched first so that nothing inside them changes.
-_EMPTY_ELEMENT = re.compile(rb"""<!\[CDATA\[.*?\]\]>|<!--.*?-->|<\?.*?\?>"""
-                            rb"""|<([A-Za-z_][\w.:-]*)((?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*/>""", re.S)
 # C1 controls, as UTF-8 or as references (in the lower-cased body); two regexes, each led by a
 # literal its scan skips to (one with both alternatives took 6x as long)
 _C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
@@ -137,8 +131,8 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return None
     if scan is None:
         return None
-    count, items, empty = scan
-    d = feedparser_rs.parse(_EMPTY_ELEMENT.sub(_start_end, body) if empty else body,
+    count, items, empty = scan  # empty: feedparser-rs misreads these empty-element tags (fastxml._SAFE_EMPTY)
+    d = feedparser_rs.parse(fastxml.start_end(body, empty) if empty else body,
                             sanitize_html=False, resolve_relative_uris=False)
     version = d.version
     bozo = d.bozo and not _DATE_BOZO.match(str(d.get("bozo_exception")))
@@ -164,12 +158,6 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
             "feed": {"title": reread(feed.get("title")) or "",
                      "link": feed.get("link") if family == "atom" else reread(feed.get("link")),
                      "ttl": feed.get("ttl")}}
-
-
-def _start_end(m: re.Match[bytes]) -> bytes:
-    """An empty-element tag as a start and an end tag; anything else as it is."""
-    name = m.group(1)
-    return m.group() if name is None else b"<" + name + m.group(2) + b"></" + name + b">"
 
 
 @functools.cache

@@ -86,15 +86,15 @@ class Item:
 
 
 
-# feedparser's entries; the replayed items, None without; whether an RSS feed holds an empty-element
-# tag feedparser-rs may misread (below)
-Scan = tuple[int, list[Item] | None, bool]
+# feedparser's entries; the replayed items, None without; where an RSS feed's empty-element tags
+# that feedparser-rs may misread (below) end
+Scan = tuple[int, list[Item] | None, list[int]]
 # feedparser-rs 0.7.1's RSS 2.0 parser reads an element it takes text from up to the next end tag, and
 # an empty-element tag has none: <category domain="x"/>, <comments/> or <dc:creator /> takes the next
 # element's text and that element is lost (its <description>, silently), or the feed is "truncated".
 # Its Atom and RSS 1.0 parsers do not. The empty elements it was seen to read right in RSS, as
-# (namespace, local name); any other one in an RSS feed is flagged, and fastparse hands
-# feedparser-rs the feed with start and end tags instead (the same XML).
+# (namespace, local name); any other one in an RSS feed is noted, and fastparse hands feedparser-rs
+# the feed with those written as start and end tags (the same XML).
 _SAFE_EMPTY = {("", "enclosure"), ("", "cloud"), ("", "image"), ("", "textinput"), ("", "br"), ("", "img"),
                ("http://www.w3.org/2005/atom", "link"), ("http://www.w3.org/2005/atom", "category"),
                ("http://search.yahoo.com/mrss/", "thumbnail"), ("http://search.yahoo.com/mrss/", "content"),
@@ -103,7 +103,9 @@ _SAFE_EMPTY = {("", "enclosure"), ("", "cloud"), ("", "image"), ("", "textinput"
                ("http://www.itunes.com/dtds/podcast-1.0.dtd", "image"),
                ("http://www.itunes.com/dtds/podcast-1.0.dtd", "category"),
                ("http://www.itunes.com/dtds/podcast-1.0.dtd", "owner"),
-               ("http://rssnamespace.org/feedburner/ext/1.0", "info")}
+               ("http://www.itunes.com/dtds/podcast-1.0.dtd", "keywords"), ("", "docs"),
+               ("http://rssnamespace.org/feedburner/ext/1.0", "info"), ("http://podlove.org/simple-chapters", "chapter"),
+               ("http://www.google.com/schemas/play-podcasts/1.0", "image")}
 _XHTML = "http://www.w3.org/1999/xhtml"
 
 
@@ -111,7 +113,7 @@ def parse(body: bytes, replay: bool, c1: bool = True, empties: bool = False) -> 
     """None when expat (as feedparser's strict pass runs it) rejects ``body``; else how many
     entries feedparser makes and, with ``replay``, each item's (summary, contents, has an id) as
     feedparser reads them (``c1``: the feed may hold C1 controls), and, with ``empties`` (an RSS
-    feed with "/>" in it), whether an empty-element tag outside ``_SAFE_EMPTY`` is in it. Raises
+    feed with "/>" in it), where its empty-element tags outside ``_SAFE_EMPTY`` end. Raises
     NotReplayed for what feedparser reads and this does not."""
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
     state = _Pass(replay, c1, parser, body if empties else b"")
@@ -155,6 +157,20 @@ def _attributes(key: str, attrs: dict[str, str]) -> None:
             raise NotReplayed
 
 
+def start_end(body: bytes, ends: list[int]) -> bytes:
+    """``body`` with the empty-element tags ending at ``ends`` (expat's indexes, after "/>")
+    written as start and end tags: the same XML (XML 1.0 section 3.1). A tag starts at the last
+    "<" before its end: an attribute value holds none."""
+    out, pos = [], 0
+    for end in ends:
+        start = body.rfind(b"<", pos, end)
+        name = re.match(rb"[^\s/>]+", body[start + 1:end]).group()  # type: ignore[union-attr]
+        out += (body[pos:end - 2], b"></", name, b">")
+        pos = end
+    out.append(body[pos:])
+    return b"".join(out)
+
+
 def reread(text: str, c1: bool = True) -> str:
     """An element's text as feedparser's pop leaves it (its strict parser always thinks it reads
     UTF-8, whatever the feed was decoded from): UTF-8 that was read as ISO-8859-1 read again as
@@ -175,7 +191,8 @@ class _Pass:
         self.replay, self.c1, self.parser = replay, c1, parser
         self.count = 0
         self.body = body  # empty: no empty-element tag is looked for
-        self.leaf = self.empty = False  # leaf: no element started since the last start
+        self.leaf = False  # no element started since the last start
+        self.empty: list[int] = []  # where the empty-element tags to rewrite end
         self.safe_empty: dict[str, bool] = {}  # expat's name -> whether it is in _SAFE_EMPTY
         self.defaults: set[str] = set()
         self.stack: list[str] = []
@@ -311,7 +328,7 @@ class _Pass:
                     uri = uri.lower() if rest else ""
                     safe = self.safe_empty[name] = uri == _XHTML or (uri, local.lower()) in _SAFE_EMPTY
                 if not safe:
-                    self.empty = True
+                    self.empty.append(i)
 
     def end(self, name: str) -> None:
         if self.body:
