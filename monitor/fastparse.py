@@ -60,11 +60,6 @@ _UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
     ((b"<title", b"<description", b"<summary", b"<content"),
      re.compile(rb"<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])")),
 )
-# A second summary-like element becomes feedparser's content, in document order, feedparser
-# never reads dc:identifier, and reads dcterms:issued: fastxml replays them where the body may
-# hold them (and then every item's summary, content, id and dates).
-_REPLAYED = ((b":summary", b":description", b"abstract", b":identifier", b":issued", b":created"),
-             re.compile(rb"<(?:\w+:(?:summary|description|abstract|identifier|issued|created)|abstract)\b"))
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
@@ -74,7 +69,6 @@ _VERSION_LITERALS = {"rss20": (b"<rss",), "atom10": (b"http://www.w3.org/2005/At
                      "rss10": (b"http://purl.org/rss/1.0/", b"http://my.netscape.com/rdf/simple/0.9/")}
 _RSS090_LITERAL = b"http://my.netscape.com/rdf/simple/0.9/"
 _RSS090 = re.compile(rb"[\"']http://my\.netscape\.com/rdf/simple/0\.9/[\"']")
-_ATOM03 = b"purl.org/atom/ns"  # in the lower-cased body
 # Per format: Atom elements in RSS (feedparser reads <summary>, <id>, <link href> there) and
 # Atom links carrying their URL as text.
 _FORMAT_UNSURE = {
@@ -116,9 +110,8 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     prolog = lower[:root.start()] if root else lower  # all feedparser reads a doctype from
     if b"<!doctype" in prolog or b"<!entity" in prolog:
         return None  # Netscape RSS 0.91 entities, internal subsets
-    if _ATOM03 in lower or any(_found(literals, regex, lower, lower) for literals, regex in _UNSURE):
-        return None
-    replay = _found(*_REPLAYED, lower, lower)
+    if any(_found(literals, regex, lower, lower) for literals, regex in _UNSURE):
+        return None  # (Atom 0.3 is refused where its namespace is declared: fastxml)
     # else no text needs its C1 controls translated
     c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
 
@@ -126,7 +119,7 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return fastxml.reread(text, c1) if text else text
     empties = root is not None and lower.startswith(b"<rss", root.start()) and b"/>" in body
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
-        scan = fastxml.parse(body, replay, c1, empties)  # feedparser's strict pass: expat, namespaces on
+        scan = fastxml.parse(body, c1, empties)  # feedparser's strict pass: expat, namespaces on
     except fastxml.NotReplayed:
         return None
     if scan is None:
