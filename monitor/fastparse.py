@@ -54,12 +54,11 @@ _XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-externa
 # Each regex runs on the lower-cased body (case-blind without re.I, which would cost the scan its
 # literal prefix) and only when one of its literals is there (a whole-body regex scan costs
 # ~1 ms per 100 KB; a literal search a tenth of that). No regex: the literal alone.
-_UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
-    # markup as child elements of a text element: feedparser keeps it as HTML
-    # (Atom's type="xhtml" excepted: both give its inner markup)
-    ((b"<title", b"<description", b"<summary", b"<content"),
-     re.compile(rb"<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])")),
-)
+#
+# Markup as child elements of a text element: feedparser keeps it as HTML (Atom's type="xhtml"
+# excepted: both give its inner markup); fastxml replays it in an RSS <description>.
+_MARKUP_LITERALS = (b"<title", b"<description", b"<summary", b"<content")
+_MARKUP = re.compile(rb"<(title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])")
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
@@ -110,16 +109,21 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     prolog = lower[:root.start()] if root else lower  # all feedparser reads a doctype from
     if b"<!doctype" in prolog or b"<!entity" in prolog:
         return None  # Netscape RSS 0.91 entities, internal subsets
-    if any(_found(literals, regex, lower, lower) for literals, regex in _UNSURE):
-        return None  # (Atom 0.3 is refused where its namespace is declared: fastxml)
+    rss = root is not None and lower.startswith(b"<rss", root.start())
+    markup = False  # (Atom 0.3 is refused where its namespace is declared: fastxml)
+    if any(literal in lower for literal in _MARKUP_LITERALS):
+        for m in _MARKUP.finditer(lower):
+            if m.group(1) != b"description" or not rss:
+                return None
+            markup = True
     # else no text needs its C1 controls translated
     c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
 
     def reread(text: str | None) -> str | None:
         return fastxml.reread(text, c1) if text else text
-    empties = root is not None and lower.startswith(b"<rss", root.start()) and b"/>" in body
+    empties = rss and b"/>" in body
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
-        scan = fastxml.parse(body, c1, empties)  # feedparser's strict pass: expat, namespaces on
+        scan = fastxml.parse(body, c1, empties, markup)  # feedparser's strict pass: expat, namespaces on
     except fastxml.NotReplayed:
         return None
     if scan is None:

@@ -46,6 +46,17 @@ _ROLE = {"description": "description", "dc:description": "description", "media:d
          **dict.fromkeys(("updated", "modified", "lastbuilddate", "dc:date", "dcterms:modified"), "updated"),
          "dcterms:created": "created"}
 _DATES = {"published", "updated", "created"}
+# HTML elements inside an RSS <description> (reddit's): feedparser keeps them as markup, "<tag>" and
+# "</tag>" among the text, which it escapes from the first such element on (its contentparams type
+# becomes application/xhtml+xml); a <div> before that is dropped (typepad's, 10/2007). Only names
+# none of its handlers knows (a test checks): at an element's end feedparser calls _end_<name>.
+# Their attributes are left out: feedparser writes them escaped, no ">" in them, so html_to_text
+# drops each such tag whole either way and the text is the same.
+_HTML = frozenset(
+    "a abbr acronym address article aside audio b bdi bdo big blockquote br caption center cite code col "
+    "colgroup dd del details dfn div dl dt em figcaption figure font footer h1 h2 h3 h4 h5 h6 header hr i "
+    "iframe img ins kbd label li main mark nav ol p picture pre q s samp section small span strike strong "
+    "sub sup table tbody td tfoot th thead time tr tt u ul var video wbr".split())
 _XML_LANG = "http://www.w3.org/XML/1998/namespace lang xml"  # with expat's namespace_prefixes
 _CP1252 = {i: bytes([i]).decode("cp1252") for i in range(0x80, 0xA0) if i not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
 _C1 = re.compile("[\x80-\x9f]")
@@ -120,24 +131,28 @@ _SAFE_EMPTY = {("", "enclosure"), ("", "cloud"), ("", "image"), ("", "textinput"
 _XHTML = "http://www.w3.org/1999/xhtml"
 
 
-def parse(body: bytes, c1: bool = True, empties: bool = False) -> Scan | None:
+def parse(body: bytes, c1: bool = True, empties: bool = False, markup: bool = False) -> Scan | None:
     """None when expat (as feedparser's strict pass runs it) rejects ``body``; else how many
     entries feedparser makes and, where an element needs it (``_REPLAYED``), each item's (summary,
     contents, has an id, dates) as feedparser reads them (``c1``: the feed may hold C1 controls),
     and, with ``empties`` (an RSS feed with "/>" in it), where its empty-element tags outside
-    ``_SAFE_EMPTY`` end. Raises NotReplayed for what feedparser reads and this does not.
+    ``_SAFE_EMPTY`` end. With ``markup`` (an RSS feed with HTML elements in a <description>),
+    the pass replays from the start and keeps those as feedparser does (``_HTML``). Raises
+    NotReplayed for what feedparser reads and this does not.
 
     The pass starts without replay, which costs about half as much (no end events, no text), and
     starts again replaying at the first element that needs it (most often in the first item)."""
+    if markup:
+        return _parse(body, True, c1, empties, True)
     try:
         return _parse(body, False, c1, empties)
     except _Replay:
         return _parse(body, True, c1, empties)
 
 
-def _parse(body: bytes, replay: bool, c1: bool, empties: bool) -> Scan | None:
+def _parse(body: bytes, replay: bool, c1: bool, empties: bool, markup: bool = False) -> Scan | None:
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-    state = _Pass(replay, c1, parser, body if empties else b"")
+    state = _Pass(replay, c1, parser, body if empties else b"", markup)
     parser.namespace_prefixes = True
     parser.StartNamespaceDeclHandler = state.declare
     if replay:
@@ -223,8 +238,12 @@ def reread(text: str, c1: bool = True) -> str:
 
 
 class _Pass:
-    def __init__(self, replay: bool, c1: bool, parser: xml.parsers.expat.XMLParserType, body: bytes) -> None:
+    def __init__(self, replay: bool, c1: bool, parser: xml.parsers.expat.XMLParserType, body: bytes,
+                 markup: bool = False) -> None:
         self.replay, self.c1, self.parser = replay, c1, parser
+        self.markup = markup  # HTML elements in RSS descriptions are replayed
+        self.markup_ok = self.escaping = False  # in a text that may hold them; one did (feedparser escapes)
+        self.inner = 0  # how many of them are open
         self.count = 0
         self.body = body  # empty: no empty-element tag is looked for
         self.leaf = False  # no element started since the last start
@@ -310,7 +329,8 @@ class _Pass:
         if attrs and pushed:
             _attributes(key, attrs)
         if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
-            raise NotReplayed
+            self.child(name)
+            return
         self.stack.append(key)
         if not special:
             return
@@ -326,8 +346,10 @@ class _Pass:
         context = next((c for c in _CONTEXTS if c in self.stack), "")
         if role in _DATES:  # no content params; in a source or outside items, not the item's
             self.mode = role if self.in_item and not context and "source" not in self.stack else ""
+            self.markup_ok = False
             self._read_text()
             return
+        self.markup_ok = self.markup and key == "description"
         if ((attrs and any(k != _XML_LANG and (k != "type" or v.lower() not in _PLAIN_TYPES) for k, v in attrs.items()))
                 or "source" in self.stack or (context and self.in_item)):
             raise NotReplayed  # base64, XHTML, or a context whose text feedparser stores elsewhere
@@ -338,6 +360,26 @@ class _Pass:
         else:
             self.mode = role
         self._read_text()
+
+    def child(self, name: str) -> None:
+        """An element inside a text this replays: an HTML element of an RSS <description> is
+        kept as feedparser keeps it (``_HTML``), anything else is not replayed."""
+        tag = name.lower()  # (a namespaced one is "uri local ...", in no _HTML)
+        if not self.markup_ok or tag not in _HTML:
+            raise NotReplayed
+        self.leaf = True
+        self.inner += 1
+        if not self.escaping:
+            if tag == "div":
+                return
+            self.escaping = True
+            self.parser.CharacterDataHandler = self.escaped
+        self.text.append(f"<{tag}>")  # type: ignore[union-attr]
+
+    def escaped(self, data: str) -> None:
+        """Text after the first HTML element of a description, as feedparser's handle_data
+        escapes it then (xml.sax.saxutils.escape)."""
+        self.text.append(data.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;"))  # type: ignore[union-attr]
 
     def _read_text(self) -> None:
         """Collect the element's text until it ends: expat calls Python for text only then, not
@@ -376,6 +418,12 @@ class _Pass:
     def end(self, name: str) -> None:
         if self.body:
             self.end_plain(name)
+        if self.inner:  # an HTML element of a description ends
+            self.inner -= 1
+            tag = name.lower()
+            if self.escaping or tag != "div":
+                self.text.append(f"</{tag}>")  # type: ignore[union-attr]
+            return
         key = self.stack.pop()
         if self.text is None:  # (an item ends outside any text: markup inside one raised)
             if self.in_item and (key == "item" or key == "entry"):
@@ -384,6 +432,7 @@ class _Pass:
             return
         depth = len(self.stack) + 1
         self.parser.CharacterDataHandler = None
+        self.escaping = False
         value, self.text = reread("".join(self.text).strip(), self.c1), None
         if self.mode in _DATES or not self.mode:
             if self.mode == "published":
