@@ -48,8 +48,10 @@ _ROLE = {"description": "description", "dc:description": "description", "media:d
 _DATES = {"published", "updated", "created"}
 # HTML elements inside an RSS <description> (reddit's): feedparser keeps them as markup, "<tag>" and
 # "</tag>" among the text, which it escapes from the first such element on (its contentparams type
-# becomes application/xhtml+xml); a <div> before that is dropped (typepad's, 10/2007). Only names
-# none of its handlers knows (a test checks): at an element's end feedparser calls _end_<name>.
+# becomes application/xhtml+xml). A <div> before that it drops (typepad's, 10/2007), and at the
+# div's end it returns before its depth and base stacks are popped: every later element sits one
+# level deeper, which changes which summary or title it keeps; such a feed is not replayed. Only
+# names none of its handlers knows (a test checks): at an element's end feedparser calls _end_<name>.
 # Their attributes are left out: feedparser writes them escaped, no ">" in them, so html_to_text
 # drops each such tag whole either way and the text is the same.
 _HTML = frozenset(
@@ -370,8 +372,8 @@ class _Pass:
         self.leaf = True
         self.inner += 1
         if not self.escaping:
-            if tag == "div":
-                return
+            if tag == "div":  # dropped by feedparser, whose depth then drifts (_HTML)
+                raise NotReplayed
             self.escaping = True
             self.parser.CharacterDataHandler = self.escaped
         self.text.append(f"<{tag}>")  # type: ignore[union-attr]
@@ -418,11 +420,9 @@ class _Pass:
     def end(self, name: str) -> None:
         if self.body:
             self.end_plain(name)
-        if self.inner:  # an HTML element of a description ends
+        if self.inner:  # an HTML element of a description ends (after the first, so escaping)
             self.inner -= 1
-            tag = name.lower()
-            if self.escaping or tag != "div":
-                self.text.append(f"</{tag}>")  # type: ignore[union-attr]
+            self.text.append(f"</{name.lower()}>")  # type: ignore[union-attr]
             return
         key = self.stack.pop()
         if self.text is None:  # (an item ends outside any text: markup inside one raised)

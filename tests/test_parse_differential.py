@@ -194,16 +194,19 @@ EMPTY_ELEMENTS = _rss("", ["<title>1</title><link>https://e.example/1</link><com
                            "<description><![CDATA[One<br/>two]]></description>",
                            "<title>2</title><link>https://e.example/2</link><description>Two</description>"])
 # HTML elements in an RSS description (reddit's): feedparser keeps them as markup, the text after the
-# first one escaped, a <div> before it dropped; one its handlers know (<source>) is not replayed
+# first one escaped; one its handlers know (<source>) is not replayed, nor a <div> before the first
+# (feedparser drops it and its depth drifts)
 DESCRIPTION_MARKUP = _rss("<description>About <b>us</b></description>", [
     "<title>1</title><link>https://h.example/1</link><description><table><tr><td><a href='https://h.example/x'>"
     "<img src='https://h.example/i.png' alt='a &amp; b'/></a></td><td>by<a href='https://h.example/u'>u</a><br/>"
     "<a href='https://h.example/l'>[link]</a></td></tr></table></description>",
-    "<title>2</title><link>https://h.example/2</link><description>a &amp;lt; b &lt; c <div><p>x &amp; y</p>"
-    "<DIV>z &gt; w</DIV></div> tail</description><itunes:summary>Then</itunes:summary>",
-    "<title>3</title><link>https://h.example/3</link><description><div>Only a div &amp; text</div></description>",
+    "<title>2</title><link>https://h.example/2</link><description>a &amp;lt; b &lt; c <p>x &amp; y</p>"
+    "<DIV>z &gt; w<div>in</div></DIV> tail</description><itunes:summary>Then</itunes:summary>",
+    "<title>3</title><link>https://h.example/3</link><description><span>Only a span &amp; text</span></description>",
     "<title>4</title><link>https://h.example/4</link><description>One<br/>two<![CDATA[ <i>three</i> ]]>"
     "<p>four &#233;</p></description>"])
+DESCRIPTION_DIV = _rss("", ["<title>1</title><link>https://h.example/1</link>"
+                            "<description><div><p>In a div</p></div></description>"])
 DESCRIPTION_SOURCE = _rss("", ["<title>1</title><link>https://h.example/1</link>"
                                "<description><video><source src='v.mp4'/></video></description>"])
 TITLE_MARKUP = _rss("", ["<title>A <b>bold</b> title</title><link>https://h.example/1</link>"])
@@ -234,7 +237,8 @@ def _test_data() -> dict[str, bytes]:
                  LATIN1_C1=LATIN1_C1, C1_PADDED=C1_PADDED, ATOM_DECLARED_LATIN1=ATOM_DECLARED_LATIN1,
                  SPLIT_DECLARATION=SPLIT_DECLARATION, UNDECLARED_1252=UNDECLARED_1252,
                  UNDECLARED_8859_2=UNDECLARED_8859_2, EMPTY_ELEMENTS=EMPTY_ELEMENTS,
-                 DESCRIPTION_MARKUP=DESCRIPTION_MARKUP, DESCRIPTION_SOURCE=DESCRIPTION_SOURCE, TITLE_MARKUP=TITLE_MARKUP)
+                 DESCRIPTION_MARKUP=DESCRIPTION_MARKUP, DESCRIPTION_SOURCE=DESCRIPTION_SOURCE, TITLE_MARKUP=TITLE_MARKUP,
+                 DESCRIPTION_DIV=DESCRIPTION_DIV)
     return feeds
 
 
