@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
-from . import fastxml
+from . import fastmarkup, fastxml
 
 try:  # a missing or broken install means no fast path, never a failed poll
     import feedparser_rs
@@ -128,8 +128,8 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
         return None
     if scan is None:
         return None
-    count, items, empty = scan  # empty: feedparser-rs misreads these empty-element tags (fastxml._SAFE_EMPTY)
-    d = feedparser_rs.parse(fastxml.start_end(body, empty) if empty else body,
+    count, items, empty = scan  # empty: feedparser-rs misreads these empty-element tags (fastmarkup)
+    d = feedparser_rs.parse(fastmarkup.start_end(body, empty) if empty else body,
                             sanitize_html=False, resolve_relative_uris=False)
     version = d.version
     bozo = d.bozo and not _DATE_BOZO.match(str(d.get("bozo_exception")))

@@ -14,8 +14,9 @@ become the item's content when the item already has a summary and no ``content:e
 other content) came before, in the item or, until the first item ends, in the channel; otherwise
 they are its summary and replace the one before unless it sits shallower (feedparser's
 ``property_depth_map``). Every content is also the summary when the item has none yet.
-Anything this does not replay (markup inside such an element, a ``type`` other than text or
-HTML, one in an image, text input or source, Atom content) raises NotReplayed: feedparser answers.
+Anything this does not replay (markup inside such an element, but for the HTML of an RSS
+description, fastmarkup.HTML; a ``type`` other than text or HTML; one in an image, text input or
+source; Atom content) raises NotReplayed: feedparser answers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from __future__ import annotations
 import re
 import xml.parsers.expat
 from dataclasses import dataclass
+
+from . import fastmarkup
 
 # feedparser's prefix for a namespace (feedparser.mixin.XMLParserMixin.namespaces, lower-cased)
 # wherever it leads to a handler of summaries or content ("" for the feed formats' own); for any
@@ -46,19 +49,6 @@ _ROLE = {"description": "description", "dc:description": "description", "media:d
          **dict.fromkeys(("updated", "modified", "lastbuilddate", "dc:date", "dcterms:modified"), "updated"),
          "dcterms:created": "created"}
 _DATES = {"published", "updated", "created"}
-# HTML elements inside an RSS <description> (reddit's): feedparser keeps them as markup, "<tag>" and
-# "</tag>" among the text, which it escapes from the first such element on (its contentparams type
-# becomes application/xhtml+xml). A <div> before that it drops (typepad's, 10/2007), and at the
-# div's end it returns before its depth and base stacks are popped: every later element sits one
-# level deeper, which changes which summary or title it keeps; such a feed is not replayed. Only
-# names none of its handlers knows (a test checks): at an element's end feedparser calls _end_<name>.
-# Their attributes are left out: feedparser writes them escaped, no ">" in them, so html_to_text
-# drops each such tag whole either way and the text is the same.
-_HTML = frozenset(
-    "a abbr acronym address article aside audio b bdi bdo big blockquote br caption center cite code col "
-    "colgroup dd del details dfn div dl dt em figcaption figure font footer h1 h2 h3 h4 h5 h6 header hr i "
-    "iframe img ins kbd label li main mark nav ol p picture pre q s samp section small span strike strong "
-    "sub sup table tbody td tfoot th thead time tr tt u ul var video wbr".split())
 _XML_LANG = "http://www.w3.org/XML/1998/namespace lang xml"  # with expat's namespace_prefixes
 _CP1252 = {i: bytes([i]).decode("cp1252") for i in range(0x80, 0xA0) if i not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
 _C1 = re.compile("[\x80-\x9f]")
@@ -94,8 +84,6 @@ class _Replay(Exception):  # noqa: N818 - a signal, not an error
     """The pass without replay met an element that needs it: the pass starts again, replaying."""
 
 
-
-
 @dataclass(slots=True)
 class Item:
     """One item as feedparser reads it: its summary (None: none), contents, whether it has an id,
@@ -109,28 +97,9 @@ class Item:
     updated: str | None
 
 
-
 # feedparser's entries; the replayed items, None without; where an RSS feed's empty-element tags
-# that feedparser-rs may misread (below) end
+# that feedparser-rs may misread (fastmarkup) end
 Scan = tuple[int, list[Item] | None, list[int]]
-# feedparser-rs 0.7.1's RSS 2.0 parser reads an element it takes text from up to the next end tag, and
-# an empty-element tag has none: <category domain="x"/>, <comments/> or <dc:creator /> takes the next
-# element's text and that element is lost (its <description>, silently), or the feed is "truncated".
-# Its Atom and RSS 1.0 parsers do not. The empty elements it was seen to read right in RSS, as
-# (namespace, local name); any other one in an RSS feed is noted, and fastparse hands feedparser-rs
-# the feed with those written as start and end tags (the same XML).
-_SAFE_EMPTY = {("", "enclosure"), ("", "cloud"), ("", "image"), ("", "textinput"), ("", "br"), ("", "img"),
-               ("http://www.w3.org/2005/atom", "link"), ("http://www.w3.org/2005/atom", "category"),
-               ("http://search.yahoo.com/mrss/", "thumbnail"), ("http://search.yahoo.com/mrss/", "content"),
-               ("http://search.yahoo.com/mrss/", "credit"), ("http://search.yahoo.com/mrss", "thumbnail"),
-               ("http://search.yahoo.com/mrss", "content"), ("http://search.yahoo.com/mrss", "credit"),
-               ("http://www.itunes.com/dtds/podcast-1.0.dtd", "image"),
-               ("http://www.itunes.com/dtds/podcast-1.0.dtd", "category"),
-               ("http://www.itunes.com/dtds/podcast-1.0.dtd", "owner"),
-               ("http://www.itunes.com/dtds/podcast-1.0.dtd", "keywords"), ("", "docs"),
-               ("http://rssnamespace.org/feedburner/ext/1.0", "info"), ("http://podlove.org/simple-chapters", "chapter"),
-               ("http://www.google.com/schemas/play-podcasts/1.0", "image")}
-_XHTML = "http://www.w3.org/1999/xhtml"
 
 
 def parse(body: bytes, c1: bool = True, empties: bool = False, markup: bool = False) -> Scan | None:
@@ -138,8 +107,8 @@ def parse(body: bytes, c1: bool = True, empties: bool = False, markup: bool = Fa
     entries feedparser makes and, where an element needs it (``_REPLAYED``), each item's (summary,
     contents, has an id, dates) as feedparser reads them (``c1``: the feed may hold C1 controls),
     and, with ``empties`` (an RSS feed with "/>" in it), where its empty-element tags outside
-    ``_SAFE_EMPTY`` end. With ``markup`` (an RSS feed with HTML elements in a <description>),
-    the pass replays from the start and keeps those as feedparser does (``_HTML``). Raises
+    ``fastmarkup.SAFE`` end. With ``markup`` (an RSS feed with HTML elements in a <description>),
+    the pass replays from the start and keeps those as feedparser does (``fastmarkup.HTML``). Raises
     NotReplayed for what feedparser reads and this does not.
 
     The pass starts without replay, which costs about half as much (no end events, no text), and
@@ -210,20 +179,6 @@ def _attributes(key: str, attrs: dict[str, str]) -> None:
             raise NotReplayed
 
 
-def start_end(body: bytes, ends: list[int]) -> bytes:
-    """``body`` with the empty-element tags ending at ``ends`` (expat's indexes, after "/>")
-    written as start and end tags: the same XML (XML 1.0 section 3.1). A tag starts at the last
-    "<" before its end: an attribute value holds none."""
-    out, pos = [], 0
-    for end in ends:
-        start = body.rfind(b"<", pos, end)
-        name = re.match(rb"[^\s/>]+", body[start + 1:end]).group()  # type: ignore[union-attr]
-        out += (body[pos:end - 2], b"></", name, b">")
-        pos = end
-    out.append(body[pos:])
-    return b"".join(out)
-
-
 def reread(text: str, c1: bool = True) -> str:
     """An element's text as feedparser's pop leaves it (its strict parser always thinks it reads
     UTF-8, whatever the feed was decoded from): UTF-8 that was read as ISO-8859-1 read again as
@@ -250,7 +205,6 @@ class _Pass:
         self.body = body  # empty: no empty-element tag is looked for
         self.leaf = False  # no element started since the last start
         self.empty: list[int] = []  # where the empty-element tags to rewrite end
-        self.safe_empty: dict[str, bool] = {}  # expat's name -> whether it is in _SAFE_EMPTY
         self.defaults: set[str] = set()
         self.stack: list[str] = []
         self.items: list[Item] = []
@@ -365,14 +319,14 @@ class _Pass:
 
     def child(self, name: str) -> None:
         """An element inside a text this replays: an HTML element of an RSS <description> is
-        kept as feedparser keeps it (``_HTML``), anything else is not replayed."""
-        tag = name.lower()  # (a namespaced one is "uri local ...", in no _HTML)
-        if not self.markup_ok or tag not in _HTML:
+        kept as feedparser keeps it (``fastmarkup.HTML``), anything else is not replayed."""
+        tag = name.lower()  # (a namespaced one is "uri local ...", in no fastmarkup.HTML)
+        if not self.markup_ok or tag not in fastmarkup.HTML:
             raise NotReplayed
         self.leaf = True
         self.inner += 1
         if not self.escaping:
-            if tag == "div":  # dropped by feedparser, whose depth then drifts (_HTML)
+            if tag == "div":  # dropped by feedparser, whose depth then drifts (fastmarkup.HTML)
                 raise NotReplayed
             self.escaping = True
             self.parser.CharacterDataHandler = self.escaped
@@ -407,15 +361,8 @@ class _Pass:
         if self.leaf:
             self.leaf = False
             i = self.parser.CurrentByteIndex
-            if self.body[i - 2:i] == b"/>":
-                safe = self.safe_empty.get(name)
-                if safe is None:
-                    uri, _, rest = name.partition(" ")
-                    local = rest.partition(" ")[0] if rest else uri
-                    uri = uri.lower() if rest else ""
-                    safe = self.safe_empty[name] = uri == _XHTML or (uri, local.lower()) in _SAFE_EMPTY
-                if not safe:
-                    self.empty.append(i)
+            if self.body[i - 2:i] == b"/>" and not fastmarkup.safe(name):
+                self.empty.append(i)
 
     def end(self, name: str) -> None:
         if self.body:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import fastparse, fastxml, parse
+from monitor import fastmarkup, fastparse, parse
 from monitor.errors import ParseError
 from monitor.models import ParsedFeed
 from tests import test_parse
@@ -237,8 +237,8 @@ def _test_data() -> dict[str, bytes]:
                  LATIN1_C1=LATIN1_C1, C1_PADDED=C1_PADDED, ATOM_DECLARED_LATIN1=ATOM_DECLARED_LATIN1,
                  SPLIT_DECLARATION=SPLIT_DECLARATION, UNDECLARED_1252=UNDECLARED_1252,
                  UNDECLARED_8859_2=UNDECLARED_8859_2, EMPTY_ELEMENTS=EMPTY_ELEMENTS,
-                 DESCRIPTION_MARKUP=DESCRIPTION_MARKUP, DESCRIPTION_SOURCE=DESCRIPTION_SOURCE, TITLE_MARKUP=TITLE_MARKUP,
-                 DESCRIPTION_DIV=DESCRIPTION_DIV)
+                 DESCRIPTION_MARKUP=DESCRIPTION_MARKUP, DESCRIPTION_SOURCE=DESCRIPTION_SOURCE,
+                 TITLE_MARKUP=TITLE_MARKUP, DESCRIPTION_DIV=DESCRIPTION_DIV)
     return feeds
 
 
@@ -317,9 +317,9 @@ def test_encodings_are_chosen_as_feedparser_chooses(name, content_type, url):
 
 
 @needs_fast
-@pytest.mark.parametrize(("namespace", "name"), sorted(fastxml._SAFE_EMPTY))
+@pytest.mark.parametrize(("namespace", "name"), sorted(fastmarkup.SAFE))
 def test_the_empty_elements_left_as_they_are_are_read_right(namespace, name):
-    """fastxml._SAFE_EMPTY: feedparser-rs reads these as empty-element tags in RSS, in the channel
+    """fastmarkup.SAFE: feedparser-rs reads these as empty-element tags in RSS, in the channel
     and in an item, with or without attributes, and the next element is not lost (a newer
     feedparser-rs that misreads one fails here: take it out of the set)."""
     tag = f"e:{name}" if namespace else name
@@ -334,9 +334,9 @@ def test_the_empty_elements_left_as_they_are_are_read_right(namespace, name):
         assert (d.feed.get("subtitle"), d.entries[0].title, d.entries[0].get("summary")) == ("C", "A", "D"), empty
 
 
-@pytest.mark.parametrize("name", sorted(fastxml._HTML))
+@pytest.mark.parametrize("name", sorted(fastmarkup.HTML))
 def test_the_html_kept_in_descriptions_is_no_element_feedparser_handles(name):
-    """fastxml._HTML: feedparser calls _end_<name> at the end of an element inside a description
+    """fastmarkup.HTML: feedparser calls _end_<name> at the end of an element inside a description
     (and _start_<name> outside one); none of these may be one it has."""
     from feedparser.api import StrictFeedParser
 
