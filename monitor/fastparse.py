@@ -110,18 +110,18 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     if b"<!doctype" in prolog or b"<!entity" in prolog:
         return None  # Netscape RSS 0.91 entities, internal subsets
     rss = root is not None and lower.startswith(b"<rss", root.start())
-    markup = False  # (Atom 0.3 is refused where its namespace is declared: fastxml)
+    markup = None  # (Atom 0.3 is refused where its namespace is declared: fastxml)
     if any(literal in lower for literal in _MARKUP_LITERALS):
         for m in _MARKUP.finditer(lower):
             if m.group(1) != b"description" or not rss:
                 return None
-            markup = True
+            markup = fastmarkup.HTML
     # else no text needs its C1 controls translated
     c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
 
     def reread(text: str | None) -> str | None:
         return fastxml.reread(text, c1) if text else text
-    empties = rss and b"/>" in body
+    empties = fastmarkup.safe if rss and b"/>" in body else None
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
         scan = fastxml.parse(body, c1, empties, markup)  # feedparser's strict pass: expat, namespaces on
     except fastxml.NotReplayed:

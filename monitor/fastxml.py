@@ -14,18 +14,16 @@ become the item's content when the item already has a summary and no ``content:e
 other content) came before, in the item or, until the first item ends, in the channel; otherwise
 they are its summary and replace the one before unless it sits shallower (feedparser's
 ``property_depth_map``). Every content is also the summary when the item has none yet.
-Anything this does not replay (markup inside such an element, but for the HTML of an RSS
-description, fastmarkup.HTML; a ``type`` other than text or HTML; one in an image, text input or
-source; Atom content) raises NotReplayed: feedparser answers.
+Anything this does not replay (markup in such an element but an RSS description's HTML, a ``type``
+other than text or HTML, one in an image, text input or source, Atom content) raises NotReplayed.
 """
 
 from __future__ import annotations
 
 import re
 import xml.parsers.expat
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-
-from . import fastmarkup
 
 # feedparser's prefix for a namespace (feedparser.mixin.XMLParserMixin.namespaces, lower-cased)
 # wherever it leads to a handler of summaries or content ("" for the feed formats' own); for any
@@ -102,28 +100,31 @@ class Item:
 Scan = tuple[int, list[Item] | None, list[int]]
 
 
-def parse(body: bytes, c1: bool = True, empties: bool = False, markup: bool = False) -> Scan | None:
+def parse(body: bytes, c1: bool = True, empties: Callable[[str], bool] | None = None,
+          markup: Collection[str] | None = None) -> Scan | None:
     """None when expat (as feedparser's strict pass runs it) rejects ``body``; else how many
     entries feedparser makes and, where an element needs it (``_REPLAYED``), each item's (summary,
     contents, has an id, dates) as feedparser reads them (``c1``: the feed may hold C1 controls),
-    and, with ``empties`` (an RSS feed with "/>" in it), where its empty-element tags outside
-    ``fastmarkup.SAFE`` end. With ``markup`` (an RSS feed with HTML elements in a <description>),
-    the pass replays from the start and keeps those as feedparser does (``fastmarkup.HTML``). Raises
-    NotReplayed for what feedparser reads and this does not.
+    and, with ``empties`` (an RSS feed with "/>" in it: fastmarkup.safe), where its empty-element
+    tags that it does not call safe end. With ``markup`` (an RSS feed with HTML elements in a
+    <description>: fastmarkup.HTML), the pass replays from the start and keeps the elements of
+    those names as feedparser does (fastparse hands both in: a level-0 module imports none of
+    ours). Raises NotReplayed for what feedparser reads and this does not.
 
     The pass starts without replay, which costs about half as much (no end events, no text), and
     starts again replaying at the first element that needs it (most often in the first item)."""
     if markup:
-        return _parse(body, True, c1, empties, True)
+        return _parse(body, True, c1, empties, markup)
     try:
         return _parse(body, False, c1, empties)
     except _Replay:
         return _parse(body, True, c1, empties)
 
 
-def _parse(body: bytes, replay: bool, c1: bool, empties: bool, markup: bool = False) -> Scan | None:
+def _parse(body: bytes, replay: bool, c1: bool, empties: Callable[[str], bool] | None,
+           markup: Collection[str] | None = None) -> Scan | None:
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-    state = _Pass(replay, c1, parser, body if empties else b"", markup)
+    state = _Pass(replay, c1, parser, body if empties else b"", empties, markup)
     parser.namespace_prefixes = True
     parser.StartNamespaceDeclHandler = state.declare
     if replay:
@@ -196,9 +197,10 @@ def reread(text: str, c1: bool = True) -> str:
 
 class _Pass:
     def __init__(self, replay: bool, c1: bool, parser: xml.parsers.expat.XMLParserType, body: bytes,
-                 markup: bool = False) -> None:
+                 safe: Callable[[str], bool] | None = None, markup: Collection[str] | None = None) -> None:
         self.replay, self.c1, self.parser = replay, c1, parser
-        self.markup = markup  # HTML elements in RSS descriptions are replayed
+        self.safe = safe  # whether feedparser-rs reads an element's empty-element tag right
+        self.markup = markup or ()  # the HTML elements of RSS descriptions that are replayed
         self.markup_ok = self.escaping = False  # in a text that may hold them; one did (feedparser escapes)
         self.inner = 0  # how many of them are open
         self.count = 0
@@ -305,7 +307,7 @@ class _Pass:
             self.markup_ok = False
             self._read_text()
             return
-        self.markup_ok = self.markup and key == "description"
+        self.markup_ok = bool(self.markup) and key == "description"
         if ((attrs and any(k != _XML_LANG and (k != "type" or v.lower() not in _PLAIN_TYPES) for k, v in attrs.items()))
                 or "source" in self.stack or (context and self.in_item)):
             raise NotReplayed  # base64, XHTML, or a context whose text feedparser stores elsewhere
@@ -319,9 +321,9 @@ class _Pass:
 
     def child(self, name: str) -> None:
         """An element inside a text this replays: an HTML element of an RSS <description> is
-        kept as feedparser keeps it (``fastmarkup.HTML``), anything else is not replayed."""
-        tag = name.lower()  # (a namespaced one is "uri local ...", in no fastmarkup.HTML)
-        if not self.markup_ok or tag not in fastmarkup.HTML:
+        kept as feedparser keeps it (``markup``), anything else is not replayed."""
+        tag = name.lower()  # (a namespaced one is "uri local ...", in no markup)
+        if not self.markup_ok or tag not in self.markup:
             raise NotReplayed
         self.leaf = True
         self.inner += 1
@@ -361,7 +363,7 @@ class _Pass:
         if self.leaf:
             self.leaf = False
             i = self.parser.CurrentByteIndex
-            if self.body[i - 2:i] == b"/>" and not fastmarkup.safe(name):
+            if self.body[i - 2:i] == b"/>" and not self.safe(name):  # type: ignore[misc]
                 self.empty.append(i)
 
     def end(self, name: str) -> None:
