@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
-from . import fastxml
+from . import fastmarkup, fastxml
 
 try:  # a missing or broken install means no fast path, never a failed poll
     import feedparser_rs
@@ -54,17 +54,11 @@ _XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-externa
 # Each regex runs on the lower-cased body (case-blind without re.I, which would cost the scan its
 # literal prefix) and only when one of its literals is there (a whole-body regex scan costs
 # ~1 ms per 100 KB; a literal search a tenth of that). No regex: the literal alone.
-_UNSURE: tuple[tuple[tuple[bytes, ...], re.Pattern[bytes] | None], ...] = (
-    # markup as child elements of a text element: feedparser keeps it as HTML
-    # (Atom's type="xhtml" excepted: both give its inner markup)
-    ((b"<title", b"<description", b"<summary", b"<content"),
-     re.compile(rb"<(?:title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])")),
-)
-# A second summary-like element becomes feedparser's content, in document order, feedparser
-# never reads dc:identifier, and reads dcterms:issued: fastxml replays them where the body may
-# hold them (and then every item's summary, content, id and dates).
-_REPLAYED = ((b":summary", b":description", b"abstract", b":identifier", b":issued", b":created"),
-             re.compile(rb"<(?:\w+:(?:summary|description|abstract|identifier|issued|created)|abstract)\b"))
+#
+# Markup as child elements of a text element: feedparser keeps it as HTML (Atom's type="xhtml"
+# excepted: both give its inner markup); fastxml replays it in an RSS <description>.
+_MARKUP_LITERALS = (b"<title", b"<description", b"<summary", b"<content")
+_MARKUP = re.compile(rb"<(title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])")
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
@@ -74,7 +68,6 @@ _VERSION_LITERALS = {"rss20": (b"<rss",), "atom10": (b"http://www.w3.org/2005/At
                      "rss10": (b"http://purl.org/rss/1.0/", b"http://my.netscape.com/rdf/simple/0.9/")}
 _RSS090_LITERAL = b"http://my.netscape.com/rdf/simple/0.9/"
 _RSS090 = re.compile(rb"[\"']http://my\.netscape\.com/rdf/simple/0\.9/[\"']")
-_ATOM03 = b"purl.org/atom/ns"  # in the lower-cased body
 # Per format: Atom elements in RSS (feedparser reads <summary>, <id>, <link href> there) and
 # Atom links carrying their URL as text.
 _FORMAT_UNSURE = {
@@ -116,22 +109,28 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     prolog = lower[:root.start()] if root else lower  # all feedparser reads a doctype from
     if b"<!doctype" in prolog or b"<!entity" in prolog:
         return None  # Netscape RSS 0.91 entities, internal subsets
-    if _ATOM03 in lower or any(_found(literals, regex, lower, lower) for literals, regex in _UNSURE):
-        return None
-    replay = _found(*_REPLAYED, lower, lower)
+    rss = root is not None and lower.startswith(b"<rss", root.start())
+    markup = None  # (Atom 0.3 is refused where its namespace is declared: fastxml)
+    if any(literal in lower for literal in _MARKUP_LITERALS):
+        for m in _MARKUP.finditer(lower):
+            if m.group(1) != b"description" or not rss:
+                return None
+            markup = fastmarkup.HTML
     # else no text needs its C1 controls translated
     c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
 
     def reread(text: str | None) -> str | None:
         return fastxml.reread(text, c1) if text else text
+    empties = fastmarkup.safe if rss and b"/>" in body else None
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
-        scan = fastxml.parse(body, replay, c1)  # feedparser's strict pass: expat, namespaces on
+        scan = fastxml.parse(body, c1, empties, markup)  # feedparser's strict pass: expat, namespaces on
     except fastxml.NotReplayed:
         return None
     if scan is None:
         return None
-    count, items = scan
-    d = feedparser_rs.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    count, items, empty = scan  # empty: feedparser-rs misreads these empty-element tags (fastmarkup)
+    d = feedparser_rs.parse(fastmarkup.start_end(body, empty) if empty else body,
+                            sanitize_html=False, resolve_relative_uris=False)
     version = d.version
     bozo = d.bozo and not _DATE_BOZO.match(str(d.get("bozo_exception")))
     if bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body, body):

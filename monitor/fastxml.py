@@ -14,14 +14,15 @@ become the item's content when the item already has a summary and no ``content:e
 other content) came before, in the item or, until the first item ends, in the channel; otherwise
 they are its summary and replace the one before unless it sits shallower (feedparser's
 ``property_depth_map``). Every content is also the summary when the item has none yet.
-Anything this does not replay (markup inside such an element, a ``type`` other than text or
-HTML, one in an image, text input or source, Atom content) raises NotReplayed: feedparser answers.
+Anything this does not replay (markup in such an element but an RSS description's HTML, a ``type``
+other than text or HTML, one in an image, text input or source, Atom content) raises NotReplayed.
 """
 
 from __future__ import annotations
 
 import re
 import xml.parsers.expat
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 # feedparser's prefix for a namespace (feedparser.mixin.XMLParserMixin.namespaces, lower-cased)
@@ -64,12 +65,21 @@ _PUSHED = {"title", "description", "summary", "content", "encoded", "body", "ful
 # elements whose type= feedparser reads: any other type it decodes as base64 (_is_base64)
 _TYPED = {"title", "summary", "content", "description"}
 _TEXT_TYPES = {"text", "plain", "html", "xhtml", "text/plain", "text/html", "application/xhtml+xml"}
+# The elements whose reading is replayed (feedparser's summary/content rule, its ids and dates): a
+# second summary-like element, dc:identifier, dcterms:issued/created, under a prefix in the
+# document (or abstract under none). Elements are met in the pass, not searched for in the bytes
+# (six literal scans of every body cost ~3 % of the parse stage).
+_REPLAYED = {"summary", "description", "abstract", "identifier", "issued", "created"}
+_COUNT, _REFUSE, _REPLAY = 1, 2, 3  # what the pass without replay does at an element
+_ATOM03 = "purl.org/atom/ns"  # its namespace, lower-cased
 
 
 class NotReplayed(Exception):
     """The feed holds what this replay does not cover: feedparser answers."""
 
 
+class _Replay(Exception):  # noqa: N818 - a signal, not an error
+    """The pass without replay met an element that needs it: the pass starts again, replaying."""
 
 
 @dataclass(slots=True)
@@ -85,17 +95,36 @@ class Item:
     updated: str | None
 
 
+# feedparser's entries; the replayed items, None without; where an RSS feed's empty-element tags
+# that feedparser-rs may misread (fastmarkup) end
+Scan = tuple[int, list[Item] | None, list[int]]
 
-Scan = tuple[int, list[Item] | None]  # feedparser's entries; the replayed items, None without
 
-
-def parse(body: bytes, replay: bool, c1: bool = True) -> Scan | None:
+def parse(body: bytes, c1: bool = True, empties: Callable[[str], bool] | None = None,
+          markup: Collection[str] | None = None) -> Scan | None:
     """None when expat (as feedparser's strict pass runs it) rejects ``body``; else how many
-    entries feedparser makes and, with ``replay``, each item's (summary, contents, has an id) as
-    feedparser reads them (``c1``: the feed may hold C1 controls). Raises NotReplayed for what
-    feedparser reads and this does not."""
+    entries feedparser makes and, where an element needs it (``_REPLAYED``), each item's (summary,
+    contents, has an id, dates) as feedparser reads them (``c1``: the feed may hold C1 controls),
+    and, with ``empties`` (an RSS feed with "/>" in it: fastmarkup.safe), where its empty-element
+    tags that it does not call safe end. With ``markup`` (an RSS feed with HTML elements in a
+    <description>: fastmarkup.HTML), the pass replays from the start and keeps the elements of
+    those names as feedparser does (fastparse hands both in: a level-0 module imports none of
+    ours). Raises NotReplayed for what feedparser reads and this does not.
+
+    The pass starts without replay, which costs about half as much (no end events, no text), and
+    starts again replaying at the first element that needs it (most often in the first item)."""
+    if markup:
+        return _parse(body, True, c1, empties, markup)
+    try:
+        return _parse(body, False, c1, empties)
+    except _Replay:
+        return _parse(body, True, c1, empties)
+
+
+def _parse(body: bytes, replay: bool, c1: bool, empties: Callable[[str], bool] | None,
+           markup: Collection[str] | None = None) -> Scan | None:
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-    state = _Pass(replay, c1, parser)
+    state = _Pass(replay, c1, parser, body if empties else b"", empties, markup)
     parser.namespace_prefixes = True
     parser.StartNamespaceDeclHandler = state.declare
     if replay:
@@ -105,11 +134,28 @@ def parse(body: bytes, replay: bool, c1: bool = True) -> Scan | None:
         # the CharacterDataHandler is set only while a text this replays is read (start_replay)
     else:
         parser.StartElementHandler = state.start
+        if empties:
+            parser.EndElementHandler = state.end_plain
     try:
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError:
         return None
-    return state.count, state.items if replay else None
+    return state.count, state.items if replay else None, state.empty
+
+
+def _plain(name: str) -> tuple[str, bool, int]:
+    """What the pass without replay does with an element (``_Pass.keys``)."""
+    key = _key(name)
+    uri, _, rest = name.partition(" ")
+    local, _, prefix = rest.partition(" ")
+    local = (local if rest else uri).lower()
+    if local in _REPLAYED if prefix else local == "abstract":
+        does = _REPLAY
+    elif key in _FEEDPARSER_ONLY:
+        does = _REFUSE
+    else:
+        does = _COUNT if key in ("item", "entry") else 0
+    return key, key.rpartition(":")[2] in _PUSHED, does
 
 
 def _key(name: str) -> str:
@@ -150,9 +196,17 @@ def reread(text: str, c1: bool = True) -> str:
 
 
 class _Pass:
-    def __init__(self, replay: bool, c1: bool, parser: xml.parsers.expat.XMLParserType) -> None:
+    def __init__(self, replay: bool, c1: bool, parser: xml.parsers.expat.XMLParserType, body: bytes,
+                 safe: Callable[[str], bool] | None = None, markup: Collection[str] | None = None) -> None:
         self.replay, self.c1, self.parser = replay, c1, parser
+        self.safe = safe  # whether feedparser-rs reads an element's empty-element tag right
+        self.markup = markup or ()  # the HTML elements of RSS descriptions that are replayed
+        self.markup_ok = self.escaping = False  # in a text that may hold them; one did (feedparser escapes)
+        self.inner = 0  # how many of them are open
         self.count = 0
+        self.body = body  # empty: no empty-element tag is looked for
+        self.leaf = False  # no element started since the last start
+        self.empty: list[int] = []  # where the empty-element tags to rewrite end
         self.defaults: set[str] = set()
         self.stack: list[str] = []
         self.items: list[Item] = []
@@ -168,7 +222,8 @@ class _Pass:
         self.prefixes: dict[str, str] = {}
         self.bound: set[str] = set()
         self.declared: set[tuple[str | None, str]] = set()
-        self.keys: dict[str, tuple[str, bool]] = {}  # expat's name -> _key's, and whether it is _PUSHED
+        # expat's name -> (_key's, whether it is _PUSHED, what start does: _COUNT, _REFUSE, _REPLAY or 0)
+        self.keys: dict[str, tuple[str, bool, int]] = {}
         # expat's name -> (_key's, whether it is _PUSHED, whether start_replay has more to do than
         # push it: an item or entry, a feedparser-only element, one with a role or a structure)
         self.replay_keys: dict[str, tuple[str, bool, bool]] = {}
@@ -179,7 +234,10 @@ class _Pass:
         this is not replayed."""
         if not uri or (prefix, uri) in self.declared:  # feeds may declare them again on every item
             return
-        unknown = uri.lower() not in _PREFIX
+        lowered = uri.lower()
+        if _ATOM03 in lowered:  # Atom 0.3, which feedparser-rs does not read as feedparser does
+            raise NotReplayed
+        unknown = lowered not in _PREFIX
         if not prefix:
             if unknown and uri in self.bound:
                 raise NotReplayed
@@ -198,18 +256,22 @@ class _Pass:
         self.declared.add((prefix, uri))
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
-        """The pass without replay: entries counted, what feedparser alone reads refused."""
+        """The pass without replay: entries counted, what feedparser alone reads refused, and a
+        restart replaying at the first element that needs it."""
         known = self.keys.get(name)
         if known is None:
-            key = _key(name)
-            known = self.keys[name] = (key, key.rpartition(":")[2] in _PUSHED)
-        key, pushed = known
-        if key in _FEEDPARSER_ONLY:
-            raise NotReplayed
+            known = self.keys[name] = _plain(name)
+        key, pushed, does = known
+        self.leaf = True
         if attrs and pushed:
             _attributes(key, attrs)
-        if key in ("item", "entry"):
-            self.count += 1
+        if does:
+            if does == _COUNT:
+                self.count += 1
+            elif does == _REPLAY:
+                raise _Replay
+            else:
+                raise NotReplayed
 
     def start_replay(self, name: str, attrs: dict[str, str]) -> None:
         """``start``, and the replay: most elements of an item are none of its summary, content,
@@ -221,10 +283,12 @@ class _Pass:
                                               key in ("item", "entry") or key in _FEEDPARSER_ONLY
                                               or key in _ROLE or key in _STRUCTURE)
         key, pushed, special = known
+        self.leaf = True
         if attrs and pushed:
             _attributes(key, attrs)
         if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
-            raise NotReplayed
+            self.child(name)
+            return
         self.stack.append(key)
         if not special:
             return
@@ -240,8 +304,10 @@ class _Pass:
         context = next((c for c in _CONTEXTS if c in self.stack), "")
         if role in _DATES:  # no content params; in a source or outside items, not the item's
             self.mode = role if self.in_item and not context and "source" not in self.stack else ""
+            self.markup_ok = False
             self._read_text()
             return
+        self.markup_ok = bool(self.markup) and key == "description"
         if ((attrs and any(k != _XML_LANG and (k != "type" or v.lower() not in _PLAIN_TYPES) for k, v in attrs.items()))
                 or "source" in self.stack or (context and self.in_item)):
             raise NotReplayed  # base64, XHTML, or a context whose text feedparser stores elsewhere
@@ -252,6 +318,26 @@ class _Pass:
         else:
             self.mode = role
         self._read_text()
+
+    def child(self, name: str) -> None:
+        """An element inside a text this replays: an HTML element of an RSS <description> is
+        kept as feedparser keeps it (``markup``), anything else is not replayed."""
+        tag = name.lower()  # (a namespaced one is "uri local ...", in no markup)
+        if not self.markup_ok or tag not in self.markup:
+            raise NotReplayed
+        self.leaf = True
+        self.inner += 1
+        if not self.escaping:
+            if tag == "div":  # dropped by feedparser, whose depth then drifts (fastmarkup.HTML)
+                raise NotReplayed
+            self.escaping = True
+            self.parser.CharacterDataHandler = self.escaped
+        self.text.append(f"<{tag}>")  # type: ignore[union-attr]
+
+    def escaped(self, data: str) -> None:
+        """Text after the first HTML element of a description, as feedparser's handle_data
+        escapes it then (xml.sax.saxutils.escape)."""
+        self.text.append(data.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;"))  # type: ignore[union-attr]
 
     def _read_text(self) -> None:
         """Collect the element's text until it ends: expat calls Python for text only then, not
@@ -270,7 +356,23 @@ class _Pass:
         else:
             raise NotReplayed
 
+    def end_plain(self, name: str) -> None:
+        """Whether an element with nothing in it was written as an empty-element tag: its end
+        event comes right after its start, and expat's index is then just after the "/>" (that of
+        an end tag is its "<"; a text ending in "/>" is taken for one too, which only costs time)."""
+        if self.leaf:
+            self.leaf = False
+            i = self.parser.CurrentByteIndex
+            if self.body[i - 2:i] == b"/>" and not self.safe(name):  # type: ignore[misc]
+                self.empty.append(i)
+
     def end(self, name: str) -> None:
+        if self.body:
+            self.end_plain(name)
+        if self.inner:  # an HTML element of a description ends (after the first, so escaping)
+            self.inner -= 1
+            self.text.append(f"</{name.lower()}>")  # type: ignore[union-attr]
+            return
         key = self.stack.pop()
         if self.text is None:  # (an item ends outside any text: markup inside one raised)
             if self.in_item and (key == "item" or key == "entry"):
@@ -279,6 +381,7 @@ class _Pass:
             return
         depth = len(self.stack) + 1
         self.parser.CharacterDataHandler = None
+        self.escaping = False
         value, self.text = reread("".join(self.text).strip(), self.c1), None
         if self.mode in _DATES or not self.mode:
             if self.mode == "published":

@@ -46,6 +46,9 @@ _XML_ENCODING = re.compile(rb"""^(\s*<\?xml[^>]*?encoding=)(["'])[^"']*\2""")
 # http(s), a lower-case host without port or user, a path without spaces, no query, no fragment:
 # what the full canonicalisation below leaves as it is (an empty path becomes "/")
 _PLAIN_URL = re.compile(r"https?://[a-z0-9.-]+(?:/[^?#\s]*)?\Z")
+# hashlib.sha256() looks OpenSSL's digest up by name at every call (EVP_MD_fetch in OpenSSL 3):
+# a copy of an empty one does not, ~1/3 cheaper for a summary's text (issue 16)
+_SHA256 = hashlib.sha256()
 _TRACKING = re.compile(
     r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|_hsenc|_hsmi)$", re.I
 )
@@ -367,7 +370,9 @@ def _make_entry(*, title: str, summary: str, content: str, link: str | None, gui
         link = None
     link = canonical_url(unwrap(link)) if link else None
     guid = (guid.strip() or None) if guid else None
-    digest = hashlib.sha256(f"{title}\n{summary}\n{content}".encode()).hexdigest()[:32]
+    sha = _SHA256.copy()
+    sha.update(f"{title}\n{summary}\n{content}".encode())
+    digest = sha.hexdigest()[:32]
     if not (title or summary or content or link):
         return None
     uid = f"guid:{guid}" if guid else f"link:{link}" if link else f"hash:{digest}"
