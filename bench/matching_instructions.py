@@ -1,0 +1,132 @@
+"""Issue 17's speed goal in instructions, not seconds: what salience costs matching, counted by
+valgrind's callgrind, so that two runs on a busy machine agree within 0.2 % (string hashing and
+the collector's timing still vary a little) where CPU times differ by 5 %.
+
+For each rule count, one process per engine runs ``bench/matching.py``'s workload (its generated
+rules, the corpus' news texts, every word stemmed once before counting starts) and counts only
+one pass over the articles: instrumentation is switched on (``callgrind_control -i on``) once the
+rules are loaded and warm, and collection is limited to the pass (``--toggle-collect`` on the C
+function that runs it). Printed per rule count: today's ``rules.match`` and ``rules.find`` (the
+same engine without salience), the engine of the commit before salience (``--base``, taken out
+of git as bench/matching_before.py does), and the two ratios the goal is read by:
+match/find and now/before, each <= 1.10.
+
+    .venv/bin/python bench/matching_instructions.py [--sizes 1000,10000] [--base abcd830]
+
+Needs valgrind (``apt-get install valgrind``); without it, or without the corpus, it says so and
+exits 0. About 1.5 minutes for 1,000 rules, 3 for 10,000 (the rules load under valgrind too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from matching import CORPUS, GOAL_SALIENCE, MIN_BYTES
+from matching_before import BASE, old_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST, SECOND = "functools_reduce", "builtin_max"  # the C functions the counted passes run inside
+
+
+def child(n: int, engine: str, flag: str) -> None:
+    """Under valgrind: load and warm, say so, wait, then run the counted passes."""
+    from matching_rules import COMMON_SHARE, generate, load, pages, to_yaml, vocabulary
+
+    every = load(CORPUS)
+    items = [it for it in every if len(it.text.encode()) >= MIN_BYTES]
+    specs, concepts = generate(n, vocabulary(pages(CORPUS) or every, every, COMMON_SHARE), 1)
+    text = to_yaml(specs[:n], concepts)
+    if engine == "before":
+        rules = old_engine(sys.argv[sys.argv.index("--base") + 1], Path(tempfile.mkdtemp(prefix="mi-")))
+        from monitor_before.models import Article  # type: ignore[import-not-found]
+        first = second = rules.match
+    else:
+        from monitor import rules  # type: ignore[no-redef]
+        from monitor.models import Article
+        first, second = rules.find, rules.match
+    rs = rules.parse(text, f"<{n} rules>")
+    arts = [Article(title=it.title, text=it.text, language=it.lang) for it in items]
+    for a in arts:  # every word stemmed once, every cache warm
+        first(rs, a)
+        second(rs, a)
+    Path(flag).write_text("ready")
+    while os.path.exists(flag):
+        time.sleep(0.1)
+    functools.reduce(lambda acc, a: acc + len(first(rs, a)), arts, 0)
+    max(map(lambda a: len(second(rs, a)), arts))
+
+
+def count(n: int, engine: str, base: str) -> tuple[int, int]:
+    """Instructions of the first and the second counted pass (find and match; before: match twice)."""
+    with tempfile.TemporaryDirectory(prefix="matching-instructions-") as tmp:
+        flag, out = Path(tmp) / "ready", Path(tmp) / "callgrind.out"
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
+             f"--toggle-collect={FIRST}", f"--toggle-collect={SECOND}", f"--callgrind-out-file={out}",
+             sys.executable, __file__, "--child", str(n), engine, str(flag), "--base", base],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")])})
+        while not flag.exists():
+            if proc.poll() is not None:
+                raise SystemExit(f"{engine} at {n} rules ended before counting: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
+        flag.unlink()
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"{engine} at {n} rules failed: {err[-2000:]}")
+        report = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)], check=True,
+                                capture_output=True, text=True).stdout
+    got = {}
+    for name in (FIRST, SECOND):
+        m = re.search(rf"^\s*([\d,]+) .*:{name}\b", report, re.M)
+        if m is None:
+            raise SystemExit(f"{engine} at {n} rules: no count for {name} in callgrind's report")
+        got[name] = int(m.group(1).replace(",", ""))
+    return got[FIRST], got[SECOND]
+
+
+def main() -> int:
+    if "--child" in sys.argv:
+        i = sys.argv.index("--child")
+        child(int(sys.argv[i + 1]), sys.argv[i + 2], sys.argv[i + 3])
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1000,10000", help="rule counts, comma-separated")
+    ap.add_argument("--base", default=BASE, help="the commit whose engine is 'before'")
+    args = ap.parse_args()
+    if not (CORPUS / "topics" / "dev.jsonl").exists():
+        print(f"corpus not found at {CORPUS}; nothing to measure")
+        return 0
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        print("valgrind not found (apt-get install valgrind); nothing measured")
+        return 0
+    print(f"instructions of one pass over the texts of {CORPUS / 'topics' / 'dev.jsonl'} (>= {MIN_BYTES} B), "
+          f"callgrind, rules generated as bench/matching.py; before = {args.base}", flush=True)
+    print(f"\n{'rules':>6} | {'before match':>14} | {'now find':>14} | {'now match':>14} | "
+          f"{'match/find':>10} | {'now/before':>10}")
+    worst = 0.0
+    for n in sorted({int(x) for x in args.sizes.split(",")}):
+        before, _ = count(n, "before", args.base)
+        find, match = count(n, "now", args.base)
+        worst = max(worst, match / find, match / before)
+        print(f"{n:>6,} | {before:>14,} | {find:>14,} | {match:>14,} | {match / find:>10.3f} | "
+              f"{match / before:>10.3f}", flush=True)
+    print(f"\n{'PASS' if worst <= GOAL_SALIENCE else 'FAIL'} issue 17 speed, in instructions: rules.match "
+          f"<= {GOAL_SALIENCE:.2f}x rules.find and <= {GOAL_SALIENCE:.2f}x the engine before salience "
+          f"(worst {worst:.3f})")
+    print("reproduce: .venv/bin/python bench/matching_instructions.py" + "".join(f" {a}" for a in sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
