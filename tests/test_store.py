@@ -258,6 +258,21 @@ def test_save_polls_writes_many_polls_in_one_transaction_and_ends_their_leases(s
     store.save_polls([], now=2000.0)  # nothing to write: no transaction
 
 
+def test_feeds_are_read_as_the_row_says(store, database):
+    """``feeds`` reads its columns by position (issue 16, G3): each Feed field from its column."""
+    from monitor.store.feeds import feed_of
+    two_feeds(store)
+    store.db.execute("UPDATE feeds SET etag = 'e', last_modified = 'lm', body_hash = 'h', error_count = 2, "
+                     "baselined_at = 5, tags = '[\"x\"]', cadence_s = 60, last_new_at = 7, failing_since = 8, "
+                     "gone_at = 9, alerted_failing = 1 WHERE url = ?", [A])
+    rows = list(store.db.query("SELECT * FROM feeds WHERE active = 1 ORDER BY next_check_at, id"))
+    assert store.feeds(default_interval=300) == [feed_of(r, 300) for r in rows]
+    assert store.feeds(default_interval=300)[0] == Feed(
+        id=rows[0]["id"], url=A, title="Feed A", etag="e", last_modified="lm", body_hash="h", interval=300.0,
+        error_count=2, baselined=True, source_url=A, tags=("x",), pinned=False, cadence=60.0, last_new_at=7.0,
+        failing_since=8.0, gone=True, alerted_failing=True)
+
+
 # -- entries --------------------------------------------------------------------------------
 
 def test_unseen_filters_known_uids_and_dedups_the_batch(store):
