@@ -258,6 +258,27 @@ def test_save_polls_writes_many_polls_in_one_transaction_and_ends_their_leases(s
     store.save_polls([], now=2000.0)  # nothing to write: no transaction
 
 
+def test_unchanged_polls_written_together_store_what_each_writes_alone(store, database):
+    """save_polls writes the common 304 update with a statement of its own (issue 16, G3): the
+    rows must hold what save_poll writes for the same update, a past failure cleared included,
+    and a feed made due while the update waited keeps that time."""
+    from monitor import health
+    two_feeds(store)
+    a, b = store.claim_feeds(owner="host:1:a", now=1000.0, lease=900.0)
+    store.save_poll(a, health.decide(a, health.Failed("timeout", "slow"), 1000.0, health.Settings()), now=1000.0)
+    a, b = sorted(store.claim_feeds(owner="host:1:a", now=90000.0, lease=900.0), key=lambda f: f.id)
+    assert a.error_count == 1 and a.failing_since == 1000.0
+    ups = [(f, health.decide(f, health.Unchanged({}), 90000.0, health.Settings())) for f in (a, b)]
+    assert not any(u.notices for _, u in ups)
+    store.poll_now(B, 90001.0)  # made due after the poll, before the batch: kept
+    store.save_polls(ups, now=90002.0)
+    cols = ("last_polled_at, last_ok_at, last_status, last_error_kind, last_error, error_count, failing_since, "
+            "gone_at, alerted_failing, lease_owner, lease_until")
+    want = (90000.0, 90000.0, "not-modified", None, None, 0, None, None, 0, None, None)
+    assert raw(database, f"SELECT {cols} FROM feeds ORDER BY id") == [want, want]
+    assert raw(database, "SELECT next_check_at FROM feeds ORDER BY id") == [(ups[0][1].next_check_at,), (90001.0,)]
+
+
 def test_feeds_are_read_as_the_row_says(store, database):
     """``feeds`` reads its columns by position (issue 16, G3): each Feed field from its column."""
     from monitor.store.feeds import feed_of
