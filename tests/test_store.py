@@ -281,7 +281,7 @@ def test_unchanged_polls_written_together_store_what_each_writes_alone(store, da
 
 def test_feeds_are_read_as_the_row_says(store, database):
     """``feeds`` reads its columns by position (issue 16, G3): each Feed field from its column."""
-    from monitor.store.feeds import feed_of
+    from monitor.store.feed_rows import feed_of
     two_feeds(store)
     store.db.execute("UPDATE feeds SET etag = 'e', last_modified = 'lm', body_hash = 'h', error_count = 2, "
                      "baselined_at = 5, tags = '[\"x\"]', cadence_s = 60, last_new_at = 7, failing_since = 8, "

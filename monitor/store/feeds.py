@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from ..models import KEEP, Feed, FeedUpdate
 from .base import Queries, UnknownFeed
+from .feed_rows import FEED_COLUMNS, feed_of, feeds_of
 from .steps import host_of
 
 log = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ class FeedQueries(Queries):
             # many nodes claim at once: each takes rows no other transaction holds (SQLite's
             # BEGIN IMMEDIATE serialises the claims instead); the lease is set before COMMIT
             sql += " FOR UPDATE SKIP LOCKED"
-        return _feeds_of(self.db.execute(sql, params).fetchall(), default_interval)
+        return feeds_of(self.db.execute(sql, params).fetchall(), default_interval)
 
     def active_feeds(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM feeds WHERE active = 1").fetchone()[0])
@@ -378,43 +379,3 @@ class FeedQueries(Queries):
 def _columns(update: FeedUpdate) -> dict[str, Any]:
     """The columns ``update`` sets, with their values (KEEP: left out)."""
     return {k: v for k in POLL_COLUMNS if (v := getattr(update, k)) is not KEEP}
-
-
-def feed_of(r: Mapping[str, Any], default_interval: float) -> Feed:
-    feed = Feed(
-        id=r["id"], url=r["url"], title=r["title"], etag=r["etag"],
-        last_modified=r["last_modified"], body_hash=r["body_hash"],
-        interval=float(r["interval_s"] or default_interval), error_count=r["error_count"],
-        baselined=r["baselined_at"] is not None, source_url=r["source_url"] or r["url"],
-        tags=_tags(r["tags"]), pinned=r["interval_s"] is not None,
-        cadence=r["cadence_s"], last_new_at=r["last_new_at"], failing_since=r["failing_since"],
-        gone=r["gone_at"] is not None, alerted_failing=bool(r["alerted_failing"]),
-    )
-    if r["host"]:  # host_of(url), kept with the URL (``_move``): Feed.host's value, not parsed again
-        feed.__dict__["host"] = r["host"]
-    return feed
-
-
-# What ``_feeds_of`` reads, in its order.
-FEED_COLUMNS = ("id, url, title, etag, last_modified, body_hash, interval_s, error_count, baselined_at, source_url, "
-                "tags, cadence_s, last_new_at, failing_since, gone_at, alerted_failing, host")
-
-
-def _feeds_of(rows: Sequence[Sequence[Any]], default_interval: float) -> list[Feed]:
-    """``feed_of`` for rows of FEED_COLUMNS as tuples, the fields given by position."""
-    out = []
-    for (id_, url, title, etag, last_modified, body_hash, interval_s, error_count, baselined_at, source_url, tags,
-         cadence, last_new_at, failing_since, gone_at, alerted_failing, host) in rows:
-        feed = Feed(id_, url, title, etag, last_modified, body_hash, float(interval_s or default_interval),
-                    error_count, baselined_at is not None, source_url or url, _tags(tags), interval_s is not None,
-                    cadence, last_new_at, failing_since, gone_at is not None, bool(alerted_failing))
-        if host:  # as in feed_of
-            feed.__dict__["host"] = host
-        out.append(feed)
-    return out
-
-
-def _tags(text: str | None) -> tuple[str, ...]:
-    """The tags column (JSON); most feeds have none, and a JSON parse per feed claimed cost more
-    than the rest of the row (bench/polling, issue 16)."""
-    return tuple(json.loads(text)) if text and text != "[]" else ()
