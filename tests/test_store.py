@@ -258,6 +258,42 @@ def test_save_polls_writes_many_polls_in_one_transaction_and_ends_their_leases(s
     store.save_polls([], now=2000.0)  # nothing to write: no transaction
 
 
+def test_unchanged_polls_written_together_store_what_each_writes_alone(store, database):
+    """save_polls writes the common 304 update with a statement of its own (issue 16, G3): the
+    rows must hold what save_poll writes for the same update, a past failure cleared included,
+    and a feed made due while the update waited keeps that time."""
+    from monitor import health
+    two_feeds(store)
+    a, b = store.claim_feeds(owner="host:1:a", now=1000.0, lease=900.0)
+    store.save_poll(a, health.decide(a, health.Failed("timeout", "slow"), 1000.0, health.Settings()), now=1000.0)
+    a, b = sorted(store.claim_feeds(owner="host:1:a", now=90000.0, lease=900.0), key=lambda f: f.id)
+    assert a.error_count == 1 and a.failing_since == 1000.0
+    ups = [(f, health.decide(f, health.Unchanged({}), 90000.0, health.Settings())) for f in (a, b)]
+    assert not any(u.notices for _, u in ups)
+    store.poll_now(B, 90001.0)  # made due after the poll, before the batch: kept
+    store.save_polls(ups, now=90002.0)
+    cols = ("last_polled_at, last_ok_at, last_status, last_error_kind, last_error, error_count, failing_since, "
+            "gone_at, alerted_failing, lease_owner, lease_until")
+    want = (90000.0, 90000.0, "not-modified", None, None, 0, None, None, 0, None, None)
+    assert raw(database, f"SELECT {cols} FROM feeds ORDER BY id") == [want, want]
+    assert raw(database, "SELECT next_check_at FROM feeds ORDER BY id") == [(ups[0][1].next_check_at,), (90001.0,)]
+
+
+def test_feeds_are_read_as_the_row_says(store, database):
+    """``feeds`` reads its columns by position (issue 16, G3): each Feed field from its column."""
+    from monitor.store.feed_rows import feed_of
+    two_feeds(store)
+    store.db.execute("UPDATE feeds SET etag = 'e', last_modified = 'lm', body_hash = 'h', error_count = 2, "
+                     "baselined_at = 5, tags = '[\"x\"]', cadence_s = 60, last_new_at = 7, failing_since = 8, "
+                     "gone_at = 9, alerted_failing = 1 WHERE url = ?", [A])
+    rows = list(store.db.query("SELECT * FROM feeds WHERE active = 1 ORDER BY next_check_at, id"))
+    assert store.feeds(default_interval=300) == [feed_of(r, 300) for r in rows]
+    assert store.feeds(default_interval=300)[0] == Feed(
+        id=rows[0]["id"], url=A, title="Feed A", etag="e", last_modified="lm", body_hash="h", interval=300.0,
+        error_count=2, baselined=True, source_url=A, tags=("x",), pinned=False, cadence=60.0, last_new_at=7.0,
+        failing_since=8.0, gone=True, alerted_failing=True)
+
+
 # -- entries --------------------------------------------------------------------------------
 
 def test_unseen_filters_known_uids_and_dedups_the_batch(store):
