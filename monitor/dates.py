@@ -27,6 +27,7 @@ import re
 import time
 from datetime import UTC, datetime
 from datetime import time as clock_time
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 Moment = str | int | float | time.struct_time | datetime | None
@@ -82,6 +83,17 @@ def utc(value: Moment) -> datetime | None:
 
 def timestamp(value: Moment) -> float | None:
     """Seconds since the epoch; None when unknown."""
+    if value.__class__ is str:
+        return _text_timestamp(value)  # type: ignore[arg-type]
+    moment = utc(value)
+    return moment.timestamp() if moment is not None else None
+
+
+@lru_cache(maxsize=4096)
+def _text_timestamp(value: str) -> float | None:
+    """``timestamp`` of a text, remembered: a poll reads each entry's stored date three times
+    (is it recent, the feed's cadence, its newest entry), ~1.1 us each; a repeat costs 0.05 us
+    (issue 16: a first pass over 1,000 feeds reads 59,000 dates)."""
     moment = utc(value)
     return moment.timestamp() if moment is not None else None
 

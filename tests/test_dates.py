@@ -126,3 +126,15 @@ def test_wall_clock_follows_daylight_saving_time(utc, zone, wall):
     assert dates.wall_clock(ts, zone) == wall
     quiet = noise.policy(quiet_hours="01:00-02:00", timezone=zone)
     assert noise.quiet(quiet, ts) == (clock_time(1) <= wall < clock_time(2))
+
+
+@pytest.mark.parametrize("text", ["2026-11-01T08:00:00Z", "Sun, 01 Nov 2026 09:00:00 +0100", "2026-11-01",
+                                  "not a date", "   ", "0001-01-01T00:00:00+01:00"])
+def test_a_text_read_again_is_the_same_moment(text):
+    """timestamp remembers what a text means (a poll reads each entry's date three times): a
+    repeat answers what the first reading did, which is what reading it afresh gives."""
+    fresh = dates.utc(text)
+    want = fresh.timestamp() if fresh is not None else None
+    assert dates.timestamp(text) == want
+    assert dates.timestamp(text) == want
+    assert dates.timestamp(str(text)) == want  # another object with the same text
