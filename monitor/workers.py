@@ -25,17 +25,47 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from multiprocessing import reduction
 from typing import Any, TypeVar
 
 from .serve import WorkerError, serve
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_ForkingPickler = reduction.ForkingPickler
+
+
+def _framed(obj: Any) -> bytes:
+    """``obj`` pickled as ``Connection.send`` writes it: its length, then the pickle."""
+    data = _ForkingPickler.dumps(obj)
+    n = len(data)
+    return b"".join((struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!iQ", -1, n), data))
+
+
+async def _receive(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytearray:
+    """One message as ``Connection.recv`` reads it (``_framed``), awaited piece by piece."""
+    (size,) = struct.unpack("!i", await _exactly(loop, sock, 4))
+    if size == -1:
+        (size,) = struct.unpack("!Q", await _exactly(loop, sock, 8))
+    return await _exactly(loop, sock, size)
+
+
+async def _exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int) -> bytearray:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = await loop.sock_recv_into(sock, view[got:])
+        if not k:
+            raise EOFError("the worker closed its end")
+        got += k
+    return buf
 
 
 @contextmanager
@@ -67,8 +97,19 @@ class _Worker:
         self.tasks = 0
         self.cpu = 0.0  # the worker's CPU seconds as of its last reply
         self.expiry: asyncio.TimerHandle | None = None  # when it exits if it stays idle
+        self._socket: socket.socket | None = None
+
+    def sock(self) -> socket.socket:
+        """The parent's end of the pipe as a non-blocking socket, for the event loop's
+        ``sock_*`` calls (a duplex Pipe is a socketpair on POSIX), made at the first task."""
+        if self._socket is None:
+            self._socket = socket.socket(fileno=os.dup(self.conn.fileno()))
+            self._socket.setblocking(False)
+        return self._socket
 
     def kill(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
         self.conn.close()
         if self.proc.is_alive():
             self.proc.kill()
@@ -116,27 +157,25 @@ class Pool:
 
     async def _call(self, loop: asyncio.AbstractEventLoop, worker: _Worker, fn: Callable[..., Any],
                     args: tuple, timeout: float) -> tuple[bool, Any]:
+        """Send the task and read the answer without blocking the loop (issue 16): a body of
+        200 KB does not fit the socket's buffer, and ``Connection.send`` then waited for the
+        worker to read it, ``recv`` for it to write the whole answer, with every other poll held
+        up meanwhile, and held for good if the worker stalled. Same framing as a
+        ``multiprocessing.Connection`` (a 4-byte length, -1 and 8 bytes past 2 GiB, then the
+        pickle), which the worker reads and writes with its own (``serve``)."""
         name = getattr(fn, "__name__", repr(fn))
-        ready: asyncio.Future[None] = loop.create_future()
-        fd = worker.conn.fileno()
-
-        def readable() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        loop.add_reader(fd, readable)
+        message = _framed((fn, args))
+        sock = worker.sock()
         try:
-            worker.conn.send((fn, args))
-            await asyncio.wait_for(ready, timeout)
-            ok, value, worker.cpu = worker.conn.recv()
+            async with asyncio.timeout(timeout):
+                await loop.sock_sendall(sock, message)
+                ok, value, worker.cpu = _ForkingPickler.loads(await _receive(loop, sock))
             return ok, value
         except TimeoutError:
             raise WorkerError(f"{name} ran over the time limit of {timeout:g}s") from None
         except (EOFError, OSError):
             worker.proc.join(1)
             raise WorkerError(f"{name}: worker died (exit code {worker.proc.exitcode})") from None
-        finally:
-            loop.remove_reader(fd)
 
     def _take(self) -> _Worker:
         """An idle worker that is still alive (one may have been killed while idle)."""

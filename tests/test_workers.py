@@ -4,14 +4,19 @@ limits, dead workers, recycling and concurrency."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
+import pickle
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import worker_tasks as tasks
 
+from monitor import workers
 from monitor.workers import Pool, WorkerError
 
 TESTS = Path(__file__).resolve().parent
@@ -266,3 +271,71 @@ def test_a_worker_idle_for_idle_exit_seconds_exits_and_the_next_task_forks_anoth
     first, again, exited, held, later, restarts = run(Pool(size=1, idle_exit=0.5), go)
     assert again == first and exited and held == 0
     assert later != first and restarts == 0
+
+
+def test_a_task_for_a_stalled_worker_does_not_hold_up_the_event_loop():
+    """Issue 16: a body bigger than the socket's buffer (8 MB here; a news feed is often
+    200 KB) used to be written with a blocking send, so while the worker did not read (busy on
+    a shared core; stopped here with SIGSTOP) every other poll of the daemon waited. Now the
+    loop keeps running; the task completes once the worker reads again. The timer thread lets
+    the worker go on after 2 s whatever happens, so a loop that blocks fails the test instead
+    of hanging it."""
+    async def go(pool: Pool):
+        worker = await pool.run(tasks.pid, timeout=10)
+        os.kill(worker, signal.SIGSTOP)
+        resume = threading.Timer(2.0, os.kill, (worker, signal.SIGCONT))
+        resume.start()
+        try:
+            task = asyncio.ensure_future(pool.run(tasks.size, b"x" * 8_000_000, timeout=30))
+            ticks, started = 0, time.monotonic()
+            while time.monotonic() - started < 0.5:
+                await asyncio.sleep(0.01)
+                ticks += 1
+            stalled = not task.done()
+            os.kill(worker, signal.SIGCONT)
+            return ticks, stalled, await asyncio.wait_for(task, 20)
+        finally:
+            resume.cancel()
+            os.kill(worker, signal.SIGCONT)
+
+    ticks, stalled, got = run(Pool(size=1), go)
+    assert stalled  # the worker had not read it all: the send was still under way
+    assert ticks >= 10  # ~50 at 10 ms; a blocked loop ticks once, after the worker went on
+    assert got == 8_000_000
+
+
+def test_an_answer_bigger_than_the_socket_buffer_arrives_whole():
+    assert run(Pool(size=1), lambda pool: pool.run(tasks.blob, 20_000_000, timeout=30)) == b"x" * 20_000_000
+
+
+def test_messages_are_framed_as_a_multiprocessing_connection_frames_them():
+    """The worker's side (serve.py) reads and writes with a Connection: what the pool writes
+    it must read, what it writes the pool must read, including a message that arrives in
+    pieces with the loop running between them."""
+    parent, child = multiprocessing.Pipe()
+    sock = socket.socket(fileno=os.dup(parent.fileno()))
+    sock.setblocking(False)
+    raw = socket.socket(fileno=os.dup(child.fileno()))  # the child's end, to write pieces of a message
+    big = {"text": "y" * 300_000, "n": 7}
+    try:
+        sock.sendall(workers._framed(("task", 1)))
+        assert child.recv() == ("task", 1)
+
+        async def read() -> tuple[object, object, bool]:
+            loop = asyncio.get_running_loop()
+            child.send(("answer", 2))  # written by Connection.send
+            first = pickle.loads(await workers._receive(loop, sock))
+            framed = workers._framed(big)
+            raw.sendall(framed[:10])
+            reading = asyncio.ensure_future(workers._receive(loop, sock))
+            await asyncio.sleep(0.05)
+            waited = not reading.done()
+            threading.Thread(target=raw.sendall, args=(framed[10:],)).start()  # more than the buffer holds
+            return first, pickle.loads(await asyncio.wait_for(reading, 10)), waited
+
+        first, second, waited = asyncio.run(read())
+        assert first == ("answer", 2)
+        assert waited and second == big
+    finally:
+        for s in (sock, raw, parent, child):
+            s.close()

@@ -60,3 +60,11 @@ def swallow_everything(seconds: float) -> str:
     except Exception:
         return "swallowed"
     return "finished"
+
+
+def size(data: bytes) -> int:
+    return len(data)
+
+
+def blob(n: int) -> bytes:
+    return b"x" * n
