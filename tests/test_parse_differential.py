@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import fastmarkup, fastparse, parse
+from monitor import fastmarkup, fastparse, fastxml, parse
 from monitor.errors import ParseError
 from monitor.models import ParsedFeed
 from tests import test_parse
@@ -388,3 +388,23 @@ def test_interrupts_are_not_swallowed(monkeypatch):
     monkeypatch.setattr(fastparse, "AVAILABLE", True)
     with pytest.raises(KeyboardInterrupt):
         parse.parse_bytes(test_parse.RSS20)
+
+
+_NOT_UTF8 = [b"\x80", b"\xc0\x80", b"\xc2", b"\xe0\x9f\xbf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xfe", b"\xe2\x82"]
+_PLACES = ["<item><title>A %s</title></item>", '<item><title x="%s">A</title></item>', "<item><title>A</title><!-- %s --></item>",
+           "<item><title><![CDATA[A %s]]></title></item>", "<item><title>A<?pi %s?></title></item>"]
+
+
+@needs_fast
+@pytest.mark.parametrize("place", _PLACES)
+@pytest.mark.parametrize("seq", _NOT_UTF8)
+def test_bytes_taken_for_utf8_on_trust_are_rejected_by_the_expat_pass_when_they_are_not(place, seq):
+    """fastparse takes a first choice of UTF-8 on trust (no decoding just to check it): expat rejects
+    any byte that is not UTF-8, wherever it stands, and the feed is then read as feedparser reads
+    it (here windows-1252 or ISO-8859-2) or left to feedparser."""
+    body = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+            + (place.encode() % seq) + b"</channel></rss>")
+    assert fastxml.parse(body) is None
+    fast = parse.parse_fast(body, "", URL)
+    if fast is not None:
+        assert _differences(fast, parse.parse_bytes(body, "", URL, fast=False)) == set()
