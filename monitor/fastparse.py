@@ -55,10 +55,9 @@ _XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-externa
 # literal prefix) and only when one of its literals is there (a whole-body regex scan costs
 # ~1 ms per 100 KB; a literal search a tenth of that). No regex: the literal alone.
 #
-# Markup as child elements of a text element: feedparser keeps it as HTML (Atom's type="xhtml"
-# excepted: both give its inner markup); fastxml replays it in an RSS <description>.
-_MARKUP_LITERALS = (b"<title", b"<description", b"<summary", b"<content")
-_MARKUP = re.compile(rb"<(title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])")
+# Markup as child elements of a text element (feedparser keeps it as HTML; Atom's type="xhtml"
+# excepted: both give its inner markup) is found during the expat pass, which replays it in an
+# RSS <description> (fastxml._TEXT_NAME).
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
@@ -123,12 +122,7 @@ def _read(body: bytes, content_type: str, url: str, validate: bool) -> dict[str,
     if b"<!doctype" in prolog or b"<!entity" in prolog:
         return None  # Netscape RSS 0.91 entities, internal subsets
     rss = root is not None and lower.startswith(b"<rss", root.start())
-    markup = None  # (Atom 0.3 is refused where its namespace is declared: fastxml)
-    if any(literal in lower for literal in _MARKUP_LITERALS):
-        for m in _MARKUP.finditer(lower):
-            if m.group(1) != b"description" or not rss:
-                return None
-            markup = fastmarkup.HTML
+    markup = fastmarkup.HTML if rss else None  # (Atom 0.3 is refused where its namespace is declared: fastxml)
     # else no text needs its C1 controls translated
     c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
 

@@ -71,6 +71,11 @@ _TEXT_TYPES = {"text", "plain", "html", "xhtml", "text/plain", "text/html", "app
 # (six literal scans of every body cost ~3 % of the parse stage).
 _REPLAYED = {"summary", "description", "abstract", "identifier", "issued", "created"}
 _COUNT, _REFUSE, _REPLAY = 1, 2, 3  # what the pass without replay does at an element
+# The elements that may hold markup feedparser keeps as HTML: a start tag written (whatever its
+# namespace) title, description, summary or content, followed by a word boundary (content:encoded
+# too), as fastparse's regex over the whole body found them before (it cost ~3.5 % of the parse
+# stage: tried at every "<"); 1 for a description, 2 for the others.
+_TEXT_NAME = re.compile(rb"(title|description|summary|content)\b")
 _ATOM03 = "purl.org/atom/ns"  # its namespace, lower-cased
 
 
@@ -80,6 +85,10 @@ class NotReplayed(Exception):
 
 class _Replay(Exception):  # noqa: N818 - a signal, not an error
     """The pass without replay met an element that needs it: the pass starts again, replaying."""
+
+
+class _Markup(Exception):  # noqa: N818 - a signal, not an error
+    """An RSS description holds HTML elements: the pass starts again, replaying them."""
 
 
 @dataclass(slots=True)
@@ -109,22 +118,26 @@ def parse(body: bytes, c1: bool = True, empties: Callable[[str], bool] | None = 
     tags that it does not call safe end. With ``markup`` (an RSS feed with HTML elements in a
     <description>: fastmarkup.HTML), the pass replays from the start and keeps the elements of
     those names as feedparser does (fastparse hands both in: a level-0 module imports none of
-    ours). Raises NotReplayed for what feedparser reads and this does not.
+    ours). Raises NotReplayed for what feedparser reads and this does not, and for markup in a
+    title, summary or content element (or in a description without ``markup``): what the
+    element's start tag is followed by is read in the bytes (``_Pass.text_start``).
 
     The pass starts without replay, which costs about half as much (no end events, no text), and
-    starts again replaying at the first element that needs it (most often in the first item)."""
-    if markup:
-        return _parse(body, True, c1, empties, markup)
+    starts again replaying at the first element that needs it (most often in the first item), or
+    at the first description that holds markup, replaying it from the start."""
     try:
-        return _parse(body, False, c1, empties)
-    except _Replay:
-        return _parse(body, True, c1, empties)
+        try:
+            return _parse(body, False, c1, empties, markup)
+        except _Replay:
+            return _parse(body, True, c1, empties, markup)
+    except _Markup:
+        return _parse(body, True, c1, empties, markup, True)
 
 
 def _parse(body: bytes, replay: bool, c1: bool, empties: Callable[[str], bool] | None,
-           markup: Collection[str] | None = None) -> Scan | None:
+           markup: Collection[str] | None = None, keep: bool = False) -> Scan | None:
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
-    state = _Pass(replay, c1, parser, body if empties else b"", empties, markup)
+    state = _Pass(replay, c1, parser, body, empties, markup, keep)
     parser.namespace_prefixes = True
     parser.StartNamespaceDeclHandler = state.declare
     if replay:
@@ -143,7 +156,7 @@ def _parse(body: bytes, replay: bool, c1: bool, empties: Callable[[str], bool] |
     return state.count, state.items if replay else None, state.empty
 
 
-def _plain(name: str) -> tuple[str, bool, int]:
+def _plain(name: str) -> tuple[str, bool, int, int]:
     """What the pass without replay does with an element (``_Pass.keys``)."""
     key = _key(name)
     uri, _, rest = name.partition(" ")
@@ -155,7 +168,17 @@ def _plain(name: str) -> tuple[str, bool, int]:
         does = _REFUSE
     else:
         does = _COUNT if key in ("item", "entry") else 0
-    return key, key.rpartition(":")[2] in _PUSHED, does
+    return key, key.rpartition(":")[2] in _PUSHED, does, _text(name)
+
+
+def _text(name: str) -> int:
+    """Whether an element is one that may hold markup (``_TEXT_NAME``, on its name as written):
+    0 no, else the length of "<" and its name in the bytes, negative for a description."""
+    uri, _, rest = name.partition(" ")
+    local, _, prefix = rest.partition(" ")
+    written = (f"{prefix}:{local}" if prefix else local if rest else uri).encode("utf-8")
+    m = _TEXT_NAME.match(written.lower())
+    return 0 if m is None else -1 - len(written) if m.group(1) == b"description" else 1 + len(written)
 
 
 def _key(name: str) -> str:
@@ -197,14 +220,17 @@ def reread(text: str, c1: bool = True) -> str:
 
 class _Pass:
     def __init__(self, replay: bool, c1: bool, parser: xml.parsers.expat.XMLParserType, body: bytes,
-                 safe: Callable[[str], bool] | None = None, markup: Collection[str] | None = None) -> None:
+                 safe: Callable[[str], bool] | None = None, markup: Collection[str] | None = None,
+                 keep: bool = False) -> None:
         self.replay, self.c1, self.parser = replay, c1, parser
         self.safe = safe  # whether feedparser-rs reads an element's empty-element tag right
-        self.markup = markup or ()  # the HTML elements of RSS descriptions that are replayed
+        self.doc = body  # where a text element's start tag is followed by markup is read
+        self.html = markup  # the HTML elements an RSS description may hold (None: not RSS)
+        self.markup = markup if keep and markup else ()  # those replayed (a description held one)
         self.markup_ok = self.escaping = False  # in a text that may hold them; one did (feedparser escapes)
         self.inner = 0  # how many of them are open
         self.count = 0
-        self.body = body  # empty: no empty-element tag is looked for
+        self.body = body if safe else b""  # empty: no empty-element tag is looked for
         self.leaf = False  # no element started since the last start
         self.empty: list[int] = []  # where the empty-element tags to rewrite end
         self.defaults: set[str] = set()
@@ -222,11 +248,12 @@ class _Pass:
         self.prefixes: dict[str, str] = {}
         self.bound: set[str] = set()
         self.declared: set[tuple[str | None, str]] = set()
-        # expat's name -> (_key's, whether it is _PUSHED, what start does: _COUNT, _REFUSE, _REPLAY or 0)
-        self.keys: dict[str, tuple[str, bool, int]] = {}
+        # expat's name -> (_key's, whether it is _PUSHED, what start does: _COUNT, _REFUSE, _REPLAY or
+        # 0, _text's)
+        self.keys: dict[str, tuple[str, bool, int, int]] = {}
         # expat's name -> (_key's, whether it is _PUSHED, whether start_replay has more to do than
-        # push it: an item or entry, a feedparser-only element, one with a role or a structure)
-        self.replay_keys: dict[str, tuple[str, bool, bool]] = {}
+        # push it: an item or entry, a feedparser-only element, one with a role or a structure, _text's)
+        self.replay_keys: dict[str, tuple[str, bool, bool, int]] = {}
 
     def declare(self, prefix: str | None, uri: str | None) -> None:
         """feedparser names an unknown namespace's elements by the first prefix bound to it:
@@ -261,8 +288,13 @@ class _Pass:
         known = self.keys.get(name)
         if known is None:
             known = self.keys[name] = _plain(name)
-        key, pushed, does = known
+        key, pushed, does, text = known
         self.leaf = True
+        if text:  # (what text_start reads first, inline: ~30k elements a pass)
+            doc = self.doc
+            end = self.parser.CurrentByteIndex + abs(text)
+            if doc[end:end + 1] != b">" or doc[end + 1:end + 3] not in (b"</", b"<!"):
+                self.text_start(text)
         if attrs and pushed:
             _attributes(key, attrs)
         if does:
@@ -281,9 +313,14 @@ class _Pass:
             key = _key(name)
             known = self.replay_keys[name] = (key, key.rpartition(":")[2] in _PUSHED,
                                               key in ("item", "entry") or key in _FEEDPARSER_ONLY
-                                              or key in _ROLE or key in _STRUCTURE)
-        key, pushed, special = known
+                                              or key in _ROLE or key in _STRUCTURE, _text(name))
+        key, pushed, special, text = known
         self.leaf = True
+        if text and self.text is None:  # (inside a text this replays, child() decides)
+            doc = self.doc
+            end = self.parser.CurrentByteIndex + abs(text)
+            if doc[end:end + 1] != b">" or doc[end + 1:end + 3] not in (b"</", b"<!"):
+                self.text_start(text)
         if attrs and pushed:
             _attributes(key, attrs)
         if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
@@ -318,6 +355,27 @@ class _Pass:
         else:
             self.mode = role
         self._read_text()
+
+    def text_start(self, text: int) -> None:
+        """A title, description, summary or content starts: whether its start tag (expat's index
+        is at its "<") is followed by text and then an element (or a processing instruction),
+        read in the bytes as fastparse's regex over the body read it before (no comment or CDATA
+        section first, a start tag that does not hold "xhtml" and is no empty-element tag).
+        Markup in a description of an RSS feed is replayed (from the start: _Markup); any other is
+        not (feedparser keeps it as HTML). (The callers skip the commonest tags, "<title>" right
+        before an end tag, a comment or CDATA, whose answer is no.)"""
+        doc, i = self.doc, self.parser.CurrentByteIndex
+        end = doc.find(b">", i)
+        if end < 0 or doc[end - 1] == 47 or b"xhtml" in doc[i:end].lower():  # 47: "/"
+            return
+        lt = doc.find(b"<", end)
+        if lt < 0 or doc[lt + 1:lt + 2] in (b"!", b"/"):
+            return
+        if text < 0 and self.html:
+            if not self.markup:
+                raise _Markup
+            return
+        raise NotReplayed
 
     def child(self, name: str) -> None:
         """An element inside a text this replays: an HTML element of an RSS <description> is
