@@ -67,10 +67,9 @@ _VERSION_LITERALS = {"rss20": (b"<rss",), "atom10": (b"http://www.w3.org/2005/At
                      "rss10": (b"http://purl.org/rss/1.0/", b"http://my.netscape.com/rdf/simple/0.9/")}
 _RSS090_LITERAL = b"http://my.netscape.com/rdf/simple/0.9/"
 _RSS090 = re.compile(rb"[\"']http://my\.netscape\.com/rdf/simple/0\.9/[\"']")
-# Per format: Atom elements in RSS (feedparser reads <summary>, <id>, <link href> there) and
-# Atom links carrying their URL as text.
+# Atom links carrying their URL as text. (Atom elements in RSS, which feedparser reads there,
+# <summary>, <id>, <link href>, are noted by the expat pass: fastxml._mark.)
 _FORMAT_UNSURE = {
-    "rss": re.compile(rb"<(?:summary|id|updated)\b|<link\s[^>]*\bhref"),
     "atom": re.compile(rb"<(?:\w+:)?link\b(?![^>]*\bhref)[^>]*>\s*[^<\s]"),
 }
 # xml:base on a content element only: what feedparser reads inside content is its text, so no
@@ -84,7 +83,6 @@ _DATE_BOZO = re.compile(r"Invalid \w+ format\Z")
 _C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
 _C1_REFERENCE = re.compile(rb"&#(?:0*(?:12[89]|1[3-5]\d)|x0*[89][0-9a-f]);")
 _ELEMENT = re.compile(rb"<\w")  # the first ends the prolog (feedparser.encodings.replace_doctype)
-_ITEM = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _REFERENCE = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
@@ -135,7 +133,8 @@ def _read(body: bytes, content_type: str, url: str, validate: bool) -> dict[str,
         return None
     if scan is None:  # ill-formed, or (taken on trust) not UTF-8: expat rejects any byte that is not
         return _NOT_UTF8 if trusted and not _utf8(original) else None
-    count, items, empty = scan  # empty: feedparser-rs misreads these empty-element tags (fastmarkup)
+    # empty: feedparser-rs misreads these empty-element tags (fastmarkup); atomish, image: fastxml._mark
+    count, items, empty, atomish, image = scan
     d = feedparser_rs.parse(fastmarkup.start_end(body, empty) if empty else body,
                             sanitize_html=False, resolve_relative_uris=False)
     version = d.version
@@ -143,8 +142,7 @@ def _read(body: bytes, content_type: str, url: str, validate: bool) -> dict[str,
     if bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body, body):
         return None
     family = "atom" if version.startswith("atom") else "rss"
-    first = _ITEM.search(body)
-    if _FORMAT_UNSURE[family].search(body) or (first and body.find(b"<image", first.start()) >= 0):
+    if (atomish if family == "rss" else _FORMAT_UNSURE[family].search(body)) or image:
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
     if len(d.entries) != count:  # feedparser-rs dropped or added an entry
         return None

@@ -76,6 +76,15 @@ _COUNT, _REFUSE, _REPLAY = 1, 2, 3  # what the pass without replay does at an el
 # too), as fastparse's regex over the whole body found them before (it cost ~3.5 % of the parse
 # stage: tried at every "<"); 1 for a description, 2 for the others.
 _TEXT_NAME = re.compile(rb"(title|description|summary|content)\b")
+# Elements fastparse's regexes looked for in the whole body before (~2 % of the parse stage), now
+# noted as the pass meets them, by their names as written (case-sensitive, as those regexes were):
+# an item or entry start tag (a prefix of word characters or none), Atom's summary, id or updated
+# in RSS (feedparser reads them there), an RSS <link> with an href, and an <image...> after the
+# first item started (feedparser reads an image's title, link and id as the item's).
+_ITEM_NAME = re.compile(rb"(?:\w+:)?(?:item|entry)\Z")
+_ATOM_NAME = re.compile(rb"(?:summary|id|updated)\b")
+_HREF = re.compile(rb"\bhref")
+_ITEM_MARK, _ATOM_MARK, _LINK_MARK, _IMAGE_MARK = 1, 2, 3, 4
 _ATOM03 = "purl.org/atom/ns"  # its namespace, lower-cased
 
 
@@ -106,7 +115,8 @@ class Item:
 
 # feedparser's entries; the replayed items, None without; where an RSS feed's empty-element tags
 # that feedparser-rs may misread (fastmarkup) end
-Scan = tuple[int, list[Item] | None, list[int]]
+Scan = tuple[int, list[Item] | None, list[int], bool, bool]  # and whether it met Atom's elements as RSS
+# does not have them (_ATOM_NAME, an href on <link>), and an <image...> after the first item
 
 
 def parse(body: bytes, c1: bool = True, empties: Callable[[str], bool] | None = None,
@@ -153,7 +163,7 @@ def _parse(body: bytes, replay: bool, c1: bool, empties: Callable[[str], bool] |
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError:
         return None
-    return state.count, state.items if replay else None, state.empty
+    return state.count, state.items if replay else None, state.empty, state.atomish, state.image
 
 
 def _plain(name: str) -> tuple[str, bool, int, int]:
@@ -168,7 +178,22 @@ def _plain(name: str) -> tuple[str, bool, int, int]:
         does = _REFUSE
     else:
         does = _COUNT if key in ("item", "entry") else 0
-    return key, key.rpartition(":")[2] in _PUSHED, does, _text(name)
+    return key, key.rpartition(":")[2] in _PUSHED, does, _text(name), _mark(name)
+
+
+def _mark(name: str) -> int:
+    """What the pass notes for fastparse at an element (its name as written): _ITEM_MARK,
+    _ATOM_MARK, _LINK_MARK, _IMAGE_MARK or 0."""
+    uri, _, rest = name.partition(" ")
+    local, _, prefix = rest.partition(" ")
+    written = (f"{prefix}:{local}" if prefix else local if rest else uri).encode("utf-8")
+    if _ITEM_NAME.match(written):
+        return _ITEM_MARK
+    if _ATOM_NAME.match(written):
+        return _ATOM_MARK
+    if written == b"link":
+        return _LINK_MARK
+    return _IMAGE_MARK if written.startswith(b"image") else 0
 
 
 def _text(name: str) -> int:
@@ -230,6 +255,7 @@ class _Pass:
         self.markup_ok = self.escaping = False  # in a text that may hold them; one did (feedparser escapes)
         self.inner = 0  # how many of them are open
         self.count = 0
+        self.items_started = self.atomish = self.image = False  # (_mark)
         self.body = body if safe else b""  # empty: no empty-element tag is looked for
         self.leaf = False  # no element started since the last start
         self.empty: list[int] = []  # where the empty-element tags to rewrite end
@@ -249,11 +275,12 @@ class _Pass:
         self.bound: set[str] = set()
         self.declared: set[tuple[str | None, str]] = set()
         # expat's name -> (_key's, whether it is _PUSHED, what start does: _COUNT, _REFUSE, _REPLAY or
-        # 0, _text's)
-        self.keys: dict[str, tuple[str, bool, int, int]] = {}
+        # 0, _text's, _mark's)
+        self.keys: dict[str, tuple[str, bool, int, int, int]] = {}
         # expat's name -> (_key's, whether it is _PUSHED, whether start_replay has more to do than
-        # push it: an item or entry, a feedparser-only element, one with a role or a structure, _text's)
-        self.replay_keys: dict[str, tuple[str, bool, bool, int]] = {}
+        # push it: an item or entry, a feedparser-only element, one with a role or a structure, _text's,
+        # _mark's)
+        self.replay_keys: dict[str, tuple[str, bool, bool, int, int]] = {}
 
     def declare(self, prefix: str | None, uri: str | None) -> None:
         """feedparser names an unknown namespace's elements by the first prefix bound to it:
@@ -288,8 +315,10 @@ class _Pass:
         known = self.keys.get(name)
         if known is None:
             known = self.keys[name] = _plain(name)
-        key, pushed, does, text = known
+        key, pushed, does, text, mark = known
         self.leaf = True
+        if mark:
+            self.marked(mark)
         if text:  # (what text_start reads first, inline: ~30k elements a pass)
             doc = self.doc
             end = self.parser.CurrentByteIndex + abs(text)
@@ -313,9 +342,11 @@ class _Pass:
             key = _key(name)
             known = self.replay_keys[name] = (key, key.rpartition(":")[2] in _PUSHED,
                                               key in ("item", "entry") or key in _FEEDPARSER_ONLY
-                                              or key in _ROLE or key in _STRUCTURE, _text(name))
-        key, pushed, special, text = known
+                                              or key in _ROLE or key in _STRUCTURE, _text(name), _mark(name))
+        key, pushed, special, text, mark = known
         self.leaf = True
+        if mark:
+            self.marked(mark)
         if text and self.text is None:  # (inside a text this replays, child() decides)
             doc = self.doc
             end = self.parser.CurrentByteIndex + abs(text)
@@ -355,6 +386,21 @@ class _Pass:
         else:
             self.mode = role
         self._read_text()
+
+    def marked(self, mark: int) -> None:
+        """Note an element _mark names (an RSS <link>: with an href in its start tag, read in the
+        bytes as fastparse's regex read it, "<link" and white space, then "href" at a word's start
+        before the first ">")."""
+        if mark == _ITEM_MARK:
+            self.items_started = True
+        elif mark == _ATOM_MARK:
+            self.atomish = True
+        elif mark == _IMAGE_MARK:
+            self.image = self.image or self.items_started
+        else:
+            doc, i = self.doc, self.parser.CurrentByteIndex
+            if doc[i + 5:i + 6] in (b" ", b"\t", b"\n", b"\r", b"\f", b"\v") and _HREF.search(doc, i + 5, doc.find(b">", i)):
+                self.atomish = True
 
     def text_start(self, text: int) -> None:
         """A title, description, summary or content starts: whether its start tag (expat's index
