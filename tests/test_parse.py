@@ -3,6 +3,7 @@ canonical URLs, and the hostile or broken inputs a feed server can send."""
 
 from __future__ import annotations
 
+import html
 import json
 import time
 import tracemalloc
@@ -491,3 +492,32 @@ def test_json_feed_with_lone_surrogate_escapes_parses_to_text_utf8_can_hold():
 def test_html_to_text(fragment, text):
     """Feed HTML as the text stored (monitor/text.py): one space per run, one newline per paragraph."""
     assert html_to_text(fragment) == text
+
+
+def test_the_block_tags_are_the_names_listed():
+    """text._BLOCK_TAG's tree of names matches the tags _BLOCK lists, in any case, and no other
+    (a name it lists with a letter more, or one letter less, is no block)."""
+    import re
+
+    from monitor import text
+
+    names = [n for n in text._BLOCK.split("|") if n != "h[1-6]"] + [f"h{i}" for i in range(1, 7)]
+    listed = re.compile(f"</?(?:{text._BLOCK})\\b[^>]*>", re.I)
+    for name in names + ["a", "span", "b", "i", "h7", "hx", "tbody", "th", "td", "dl", "pr", "fig", "lis", "headers",
+                         "footers", "figures", "section2", "articles", "h", "d", "s", "f", "t"]:
+        for tag in (name, name.upper(), name.title(), name + "x", name[:-1]):
+            for form in (f"<{tag}>", f"</{tag}>", f"<{tag} class='c'>", f"<{tag}/>", f"<{tag}-x>"):
+                assert bool(text._BLOCK_TAG.fullmatch(form)) == bool(listed.fullmatch(form)), form
+    assert text._BLOCK_TAG.fullmatch("<P>") and not text._BLOCK_TAG.fullmatch("<a>")
+
+
+@pytest.mark.parametrize("fragment", ["<SCRIPT src=x>y</script>z", "<Style>p{}</style>z", "a <!-- c -->b",
+                                      "<noscript>n</noscript>z", "<template>t</template>z", "<head><title>h</title></head>z",
+                                      "<scripts>kept</scripts>", "<heading>kept</heading>", "<\u017ftyle>s</style>z"])
+def test_dropped_elements_are_found_by_their_start(fragment):
+    """html_to_text runs _DROP only where _DROP_START finds where it could match: the same text."""
+    from monitor import text
+
+    assert bool(text._DROP_START.search(fragment)) == bool(text._DROP.search(fragment))
+    expected = text.squeeze(html.unescape(text._TAG_PLAIN.sub("", text._BLOCK_TAG.sub("\n", text._DROP.sub(" ", fragment)))))
+    assert html_to_text(fragment) == expected
