@@ -471,8 +471,11 @@ class _Pass:
                 self.empty.append(i)
 
     def end(self, name: str) -> None:
-        if self.body:
-            self.end_plain(name)
+        if self.body and self.leaf:  # end_plain, inline: a call less at every element (~2 % of the stage)
+            self.leaf = False
+            i = self.parser.CurrentByteIndex
+            if self.body[i - 2:i] == b"/>" and not self.safe(name):  # type: ignore[misc]
+                self.empty.append(i)
         if self.inner:  # an HTML element of a description ends (after the first, so escaping)
             self.inner -= 1
             self.text.append(f"</{name.lower()}>")  # type: ignore[union-attr]
