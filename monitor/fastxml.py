@@ -203,7 +203,9 @@ def _text(name: str) -> int:
     local, _, prefix = rest.partition(" ")
     written = (f"{prefix}:{local}" if prefix else local if rest else uri).encode("utf-8")
     m = _TEXT_NAME.match(written.lower())
-    return 0 if m is None else -1 - len(written) if m.group(1) == b"description" else 1 + len(written)
+    if m is None or b"xhtml" in written.lower():  # (such a name is followed by "xhtml" in its tag: no match)
+        return 0
+    return -1 - len(written) if m.group(1) == b"description" else 1 + len(written)
 
 
 def _key(name: str) -> str:
@@ -322,8 +324,12 @@ class _Pass:
         if text:  # (what text_start reads first, inline: ~30k elements a pass)
             doc = self.doc
             end = self.parser.CurrentByteIndex + abs(text)
-            if doc[end:end + 1] != b">" or doc[end + 1:end + 3] not in (b"</", b"<!"):
+            if doc[end:end + 1] != b">":  # attributes, white space or "/>"
                 self.text_start(text)
+            else:  # (text_start's answer for "<name>", inline: a title or description of every item)
+                lt = doc.find(b"<", end)
+                if lt >= 0 and doc[lt + 1:lt + 2] not in (b"!", b"/"):
+                    self.markup_found(text)
         if attrs and pushed:
             _attributes(key, attrs)
         if does:
@@ -350,8 +356,12 @@ class _Pass:
         if text and self.text is None:  # (inside a text this replays, child() decides)
             doc = self.doc
             end = self.parser.CurrentByteIndex + abs(text)
-            if doc[end:end + 1] != b">" or doc[end + 1:end + 3] not in (b"</", b"<!"):
+            if doc[end:end + 1] != b">":  # attributes, white space or "/>"
                 self.text_start(text)
+            else:  # (text_start's answer for "<name>", inline: a title or description of every item)
+                lt = doc.find(b"<", end)
+                if lt >= 0 and doc[lt + 1:lt + 2] not in (b"!", b"/"):
+                    self.markup_found(text)
         if attrs and pushed:
             _attributes(key, attrs)
         if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
@@ -408,8 +418,8 @@ class _Pass:
         read in the bytes as fastparse's regex over the body read it before (no comment or CDATA
         section first, a start tag that does not hold "xhtml" and is no empty-element tag).
         Markup in a description of an RSS feed is replayed (from the start: _Markup); any other is
-        not (feedparser keeps it as HTML). (The callers skip the commonest tags, "<title>" right
-        before an end tag, a comment or CDATA, whose answer is no.)"""
+        not (feedparser keeps it as HTML). (The callers read a start tag of the name alone,
+        "<title>", the commonest, inline.)"""
         doc, i = self.doc, self.parser.CurrentByteIndex
         end = doc.find(b">", i)
         if end < 0 or doc[end - 1] == 47 or b"xhtml" in doc[i:end].lower():  # 47: "/"
@@ -417,6 +427,10 @@ class _Pass:
         lt = doc.find(b"<", end)
         if lt < 0 or doc[lt + 1:lt + 2] in (b"!", b"/"):
             return
+        self.markup_found(text)
+
+    def markup_found(self, text: int) -> None:
+        """A title, description, summary or content holds markup (text_start)."""
         if text < 0 and self.html:
             if not self.markup:
                 raise _Markup
@@ -454,7 +468,7 @@ class _Pass:
         if key in ("item", "entry"):
             self.in_item, self.summary, self.summary_depth, self.content = True, None, None, []
             self.published = self.updated = None
-            self.has_id = any(k.startswith(_RDF_ABOUT) and v for k, v in attrs.items())  # RSS 1.0: feedparser's id
+            self.has_id = bool(attrs) and any(k.startswith(_RDF_ABOUT) and v for k, v in attrs.items())  # RSS 1.0's id
         elif key in ("guid", "id"):
             self.has_id = True
         else:
