@@ -95,26 +95,29 @@ class Unsure(Exception):
     """The fast parser's answer may differ from feedparser's: feedparser answers."""
 
 
-def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] | None:
-    """The feed as ``parse`` needs it, or None when feedparser must answer."""
+def read(body: bytes, content_type: str = "", url: str = "", lower: bytes | None = None) -> dict[str, Any] | None:
+    """The feed as ``parse`` needs it, or None when feedparser must answer. ``lower``:
+    ``body.lower()``, if the caller has it."""
     if feedparser_rs is None:
         return None
-    d = _read(body, content_type, url, False)
+    d = _read(body, content_type, url, False, lower)
     # UTF-8 was taken on trust, expat rejected the bytes and they are not UTF-8: feedparser would
     # have decoded them with a fallback encoding, which is read as it did
-    return _read(body, content_type, url, True) if d is _NOT_UTF8 else d  # type: ignore[return-value]
+    return _read(body, content_type, url, True, lower) if d is _NOT_UTF8 else d  # type: ignore[return-value]
 
 
 _NOT_UTF8 = object()  # _read's answer: the bytes taken for UTF-8 on trust are not
 
 
-def _read(body: bytes, content_type: str, url: str, validate: bool) -> dict[str, Any] | None | object:
+def _read(body: bytes, content_type: str, url: str, validate: bool,
+          lower: bytes | None) -> dict[str, Any] | None | object:
     original = body
-    decoded = _decoded(body, content_type, url, validate)
+    decoded = _decoded(body, content_type, url, validate, lower)
     if decoded is None:
         return None
-    body, trusted = decoded
-    lower = body.lower()  # once: the literal pre-checks of every scan below read it
+    body, trusted, lowered = decoded
+    # once: the literal pre-checks of every scan below read it
+    lower = lowered if lowered is not None else body.lower()
     root = _ELEMENT.search(lower)
     prolog = lower[:root.start()] if root else lower  # all feedparser reads a doctype from
     if b"<!doctype" in prolog or b"<!entity" in prolog:
@@ -203,7 +206,8 @@ def _utf8(body: bytes) -> bool:
     return True
 
 
-def _decoded(body: bytes, content_type: str, url: str, validate: bool = True) -> tuple[bytes, bool] | None:
+def _decoded(body: bytes, content_type: str, url: str, validate: bool = True,
+             lower: bytes | None = None) -> tuple[bytes, bool, bytes | None] | None:
     """``body`` as UTF-8, decoded as feedparser decodes it (feedparser.encodings.convert_to_utf8:
     its first choice, the HTTP charset, else the XML declaration's, else RFC 3023's default for
     the media type; then, where Python's codec for it fails, the declared encoding, a UTF-8 byte
@@ -212,10 +216,13 @@ def _decoded(body: bytes, content_type: str, url: str, validate: bool = True) ->
     choice, was taken on trust (``validate`` False): the bytes are not decoded, since the expat
     pass rejects any that are not UTF-8 (a test holds it to that); decoding every body only to
     check it cost ~2 % of the parse stage (issue 16). ``read`` asks again, validating, when expat
-    rejected such bytes and they are not UTF-8."""
+    rejected such bytes and they are not UTF-8. And, given ``lower`` (``body.lower()``), the
+    answer's lower-cased, where the bytes were kept but for a byte order mark or a declaration
+    (None where they were decoded)."""
     bom = ""
     if body[:3] == b"\xef\xbb\xbf":
         body, bom = body[3:], "utf-8"  # feedparser drops a UTF-8 byte order mark and tries it third
+        lower = lower[3:] if lower is not None else None
     elif body[:1] not in (b"<", b" ", b"\t", b"\r", b"\n") or body[1:2] == b"\x00":
         return None  # other byte order marks or sniffed encodings (UTF-16/32, EBCDIC)
     declared = _PI_ENCODING.match(body)
@@ -263,11 +270,13 @@ def _decoded(body: bytes, content_type: str, url: str, validate: bool = True) ->
     # declaration, which feedparser's regex may not even have read)
     if not utf8:
         decl = _XML_DECLARATION.match(text)
-        return (_NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)).encode("utf-8"), False
+        return (_NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)).encode("utf-8"), False, None
     decl_bytes = _XML_DECLARATION_BYTES.match(body)
     if decl_bytes and decl_bytes.group() != _NEW_DECLARATION_BYTES:
         body = _NEW_DECLARATION_BYTES + body[decl_bytes.end():]
-    return body, trusted
+        # (the new declaration is lower-case, and lower-casing keeps every byte's place)
+        lower = _NEW_DECLARATION_BYTES + lower[decl_bytes.end():] if lower is not None else None
+    return body, trusted, lower
 
 
 def _uri(value: str, url: str, based: bool) -> str:

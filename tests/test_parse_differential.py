@@ -347,7 +347,7 @@ def test_fast_off_never_asks_the_fast_path(monkeypatch):
     """[poll] fast_parse = false: the fast path is not asked; the answer is feedparser's."""
     asked = []
 
-    def recording(body: bytes, content_type: str = "", url: str = "") -> None:
+    def recording(body: bytes, content_type: str = "", url: str = "", lower: bytes | None = None) -> None:
         asked.append(url)
     monkeypatch.setattr(fastparse, "read", recording)
     monkeypatch.setattr(fastparse, "AVAILABLE", True)
@@ -365,7 +365,7 @@ class _Panic(BaseException):
 def test_a_failing_fast_parser_falls_back_to_feedparser(monkeypatch, failure, caplog):
     expected = parse.parse_bytes(test_parse.ATOM10, "", "https://h.example/f", fast=False)
 
-    def broken(body: bytes, content_type: str = "", url: str = "") -> None:
+    def broken(body: bytes, content_type: str = "", url: str = "", lower: bytes | None = None) -> None:
         raise failure
     monkeypatch.setattr(fastparse, "read", broken)
     monkeypatch.setattr(fastparse, "AVAILABLE", True)
@@ -382,7 +382,7 @@ def test_without_the_fast_parser_feedparser_answers(monkeypatch):
 
 
 def test_interrupts_are_not_swallowed(monkeypatch):
-    def interrupted(body: bytes, content_type: str = "", url: str = "") -> None:
+    def interrupted(body: bytes, content_type: str = "", url: str = "", lower: bytes | None = None) -> None:
         raise KeyboardInterrupt
     monkeypatch.setattr(fastparse, "read", interrupted)
     monkeypatch.setattr(fastparse, "AVAILABLE", True)
