@@ -55,7 +55,7 @@ _NOT_REPLAYED = {"content", "body", "xhtml:body"}  # Atom content and XHTML bodi
 _STRUCTURE = {"item", "entry", "guid", "id", *_NOT_REPLAYED}
 # type= values that change nothing here (feedparser decodes other types as base64, escapes XHTML)
 _PLAIN_TYPES = {"text", "plain", "text/plain", "html", "text/html"}
-_CONTEXTS = ("image", "textinput")  # feedparser's own places for their text, outside items
+_CONTEXTS = ("image", "textinput")  # feedparser's own places for their text, outside items (start_replay)
 # content and dates only feedparser reads (feedparser-rs ignores them)
 _FEEDPARSER_ONLY = {"body", "xhtml:body", "fullitem", "dcterms:issued", "dcterms:created"}
 # the local names of the elements feedparser reads as text with content params (push_content):
@@ -71,6 +71,7 @@ _TEXT_TYPES = {"text", "plain", "html", "xhtml", "text/plain", "text/html", "app
 # (six literal scans of every body cost ~3 % of the parse stage).
 _REPLAYED = {"summary", "description", "abstract", "identifier", "issued", "created"}
 _COUNT, _REFUSE, _REPLAY = 1, 2, 3  # what the pass without replay does at an element
+_ITEMS = frozenset(("item", "entry"))
 # The elements that may hold markup feedparser keeps as HTML: a start tag written (whatever its
 # namespace) title, description, summary or content, followed by a word boundary (content:encoded
 # too), as fastparse's regex over the whole body found them before (it cost ~3.5 % of the parse
@@ -379,7 +380,8 @@ class _Pass:
             if key in _STRUCTURE:
                 self.structure(key, attrs)
             return
-        context = next((c for c in _CONTEXTS if c in self.stack), "")
+        stack = self.stack  # (the first of _CONTEXTS in it)
+        context = "image" if "image" in stack else "textinput" if "textinput" in stack else ""
         if role in _DATES:  # no content params; in a source or outside items, not the item's
             self.mode = role if self.in_item and not context and "source" not in self.stack else ""
             self.markup_ok = False
@@ -485,18 +487,20 @@ class _Pass:
                 self.empty.append(i)
 
     def end(self, name: str) -> None:
-        if self.body and self.leaf:  # end_plain, inline: a call less at every element (~2 % of the stage)
+        if self.leaf:  # end_plain, inline: a call less at every element (~2 % of the stage)
             self.leaf = False
-            i = self.parser.CurrentByteIndex
-            if self.body[i - 2:i] == b"/>" and not self.safe(name):  # type: ignore[misc]
-                self.empty.append(i)
+            body = self.body
+            if body:
+                i = self.parser.CurrentByteIndex
+                if body[i - 1] == 62 and body[i - 2] == 47 and not self.safe(name):  # type: ignore[misc]  # "/>"
+                    self.empty.append(i)
         if self.inner:  # an HTML element of a description ends (after the first, so escaping)
             self.inner -= 1
             self.text.append(f"</{name.lower()}>")  # type: ignore[union-attr]
             return
         key = self.stack.pop()
         if self.text is None:  # (an item ends outside any text: markup inside one raised)
-            if self.in_item and (key == "item" or key == "entry"):
+            if key in _ITEMS and self.in_item:
                 self.items.append(Item(self.summary, self.content, self.has_id, self.published, self.updated))
                 self.in_item = self.has_content = False
             return
