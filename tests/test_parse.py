@@ -521,3 +521,23 @@ def test_dropped_elements_are_found_by_their_start(fragment):
     assert bool(text._DROP_START.search(fragment)) == bool(text._DROP.search(fragment))
     expected = text.squeeze(html.unescape(text._TAG_PLAIN.sub("", text._BLOCK_TAG.sub("\n", text._DROP.sub(" ", fragment)))))
     assert html_to_text(fragment) == expected
+
+
+def test_squeeze_is_one_space_per_run_and_one_newline_per_run_with_a_newline():
+    """text.squeeze against its rule written plainly: white space (\\t \\r \\f \\v and no-break
+    spaces are spaces) in runs; a run holding a newline becomes one newline, any other one space;
+    none at either end. (The implementation does it in an order that costs less.)"""
+    import random
+    import re
+
+    from monitor.text import squeeze
+
+    def rule(text: str) -> str:
+        text = re.sub("[\t\r\f\v\u00a0]", " ", text)
+        return re.sub("[ \n]+", lambda m: "\n" if "\n" in m.group() else " ", text).strip(" \n")
+    rng = random.Random(16)
+    for _ in range(20000):
+        text = "".join(rng.choice(" \n\t\r\u00a0ab.") for _ in range(rng.randint(0, 14)))
+        assert squeeze(text) == rule(text), repr(text)
+    long = "  <p>\n    One  two\n\n   </p>\n \n\tThree \u00a0 four  \n"
+    assert squeeze(long) == rule(long) == "<p>\nOne two\n</p>\nThree four"
