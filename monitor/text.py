@@ -56,11 +56,25 @@ def html_to_text(fragment: str) -> str:
         if "&" not in fragment:
             return squeeze(fragment)
         if "]]>" not in fragment:
-            return squeeze(html.unescape(fragment))
+            return squeeze(unescape(fragment))
     text = _DROP.sub(" ", fragment) if _DROP_START.search(fragment) else fragment
     text = _BLOCK_TAG.sub("\n", text)
     text = (_TAG if "]]>" in text else _TAG_PLAIN).sub("", text)
-    return squeeze(html.unescape(text))
+    return squeeze(unescape(text))
+
+
+def unescape(text: str) -> str:
+    """``html.unescape``, with the two references feeds hold most (6 in 10 on the dev corpus)
+    replaced first by string methods, not one Python call each. The same text: what they become
+    (a no-break space, a space) is no part of a reference's name, number or ";", so a reference
+    before one is read as before (its name's longest known prefix and the rest as they were)."""
+    if "&" not in text:
+        return text
+    if "&nbsp;" in text:
+        text = text.replace("&nbsp;", "\u00a0")
+    if "&#32;" in text:
+        text = text.replace("&#32;", " ")
+    return html.unescape(text) if "&" in text else text
 
 
 def squeeze(text: str) -> str:

@@ -541,3 +541,20 @@ def test_squeeze_is_one_space_per_run_and_one_newline_per_run_with_a_newline():
         assert squeeze(text) == rule(text), repr(text)
     long = "  <p>\n    One  two\n\n   </p>\n \n\tThree \u00a0 four  \n"
     assert squeeze(long) == rule(long) == "<p>\nOne two\n</p>\nThree four"
+
+
+def test_unescape_is_html_unescape():
+    """text.unescape replaces "&nbsp;" and "&#32;" before html.unescape reads the rest: the same
+    text, whatever stands around them (references cut short, names that are a known one's prefix,
+    numbers, ";")."""
+    import html
+    import random
+
+    from monitor.text import unescape
+
+    parts = ["&nbsp;", "&#32;", "&amp", "&amp;", "&not", "&notit;", "&#39", "&#x", "&", ";", "#", "a", "1", " ",
+             "\u00a0", "&nbsp", "&#32", "x;", "&lt;", "nbsp;"]
+    rng = random.Random(16)
+    for _ in range(20000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 8)))
+        assert unescape(text) == html.unescape(text), repr(text)
