@@ -246,6 +246,17 @@ def reread(text: str, c1: bool = True) -> str:
     return text.translate(_CP1252) if c1 and _C1.search(text) else text
 
 
+# What each element name is to the passes, asked once per process (once per pass, it cost ~1,400
+# names a pass over the dev corpus, ~3 % of the expat pass): a name's answers depend on it alone.
+# expat's name -> (_key's, whether it is _PUSHED, what start does: _COUNT, _REFUSE, _REPLAY or 0,
+# _text's, _mark's)
+_KEYS: dict[str, tuple[str, bool, int, int, int]] = {}
+# expat's name -> (_key's, whether it is _PUSHED, whether start_replay has more to do than push it:
+# an item or entry, a feedparser-only element, one with a role or a structure, _text's, _mark's)
+_REPLAY_KEYS: dict[str, tuple[str, bool, bool, int, int]] = {}
+_NAMES = 20_000
+
+
 class _Pass:
     def __init__(self, replay: bool, c1: bool, parser: xml.parsers.expat.XMLParserType, body: bytes,
                  safe: Callable[[str], bool] | None = None, markup: Collection[str] | None = None,
@@ -277,13 +288,10 @@ class _Pass:
         self.prefixes: dict[str, str] = {}
         self.bound: set[str] = set()
         self.declared: set[tuple[str | None, str]] = set()
-        # expat's name -> (_key's, whether it is _PUSHED, what start does: _COUNT, _REFUSE, _REPLAY or
-        # 0, _text's, _mark's)
-        self.keys: dict[str, tuple[str, bool, int, int, int]] = {}
-        # expat's name -> (_key's, whether it is _PUSHED, whether start_replay has more to do than
-        # push it: an item or entry, a feedparser-only element, one with a role or a structure, _text's,
-        # _mark's)
-        self.replay_keys: dict[str, tuple[str, bool, bool, int, int]] = {}
+        self.keys, self.replay_keys = _KEYS, _REPLAY_KEYS
+        if len(_KEYS) + len(_REPLAY_KEYS) > _NAMES:  # a bound on what feeds' names may hold in memory
+            _KEYS.clear()
+            _REPLAY_KEYS.clear()
 
     def declare(self, prefix: str | None, uri: str | None) -> None:
         """feedparser names an unknown namespace's elements by the first prefix bound to it:

@@ -408,3 +408,19 @@ def test_bytes_taken_for_utf8_on_trust_are_rejected_by_the_expat_pass_when_they_
     fast = parse.parse_fast(body, "", URL)
     if fast is not None:
         assert _differences(fast, parse.parse_bytes(body, "", URL, fast=False)) == set()
+
+
+def test_the_names_the_expat_pass_keeps_are_bounded(monkeypatch):
+    """fastxml keeps what each element name is to it for the process (names repeat from feed to
+    feed), but a feed of ever new names cannot make that grow without bound: past _NAMES it starts
+    again, and the answer is the same."""
+    monkeypatch.setattr(fastxml, "_NAMES", 50)
+    fastxml._KEYS.update({f"junk {i}": ("junk", False, 0, 0, 0) for i in range(1000)})  # names of other feeds
+    items = "".join(f"<item><title>{i}</title><x{i}>v</x{i}><y{i}/></item>" for i in range(80))
+    body = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>{items}</channel></rss>'
+    first = fastxml.parse(body.encode())
+    assert first is not None and first[0] == 80
+    assert len(fastxml._KEYS) + len(fastxml._REPLAY_KEYS) <= 50 + 3 * 80 + 10  # cleared at the pass's start
+    for _ in range(3):
+        assert fastxml.parse(body.encode()) == first
+        assert len(fastxml._KEYS) + len(fastxml._REPLAY_KEYS) <= 50 + 3 * 80 + 10
