@@ -424,3 +424,17 @@ def test_the_names_the_expat_pass_keeps_are_bounded(monkeypatch):
     for _ in range(3):
         assert fastxml.parse(body.encode()) == first
         assert len(fastxml._KEYS) + len(fastxml._REPLAY_KEYS) <= 50 + 3 * 80 + 10
+
+
+@pytest.mark.parametrize(("guids", "expected"), [
+    ("<guid>a</guid><guid>b</guid>", True),
+    ('<guid isPermaLink="false">a</guid><guid isPermaLink="false">b</guid>', False),
+    ("<guid ISPERMALINK='FALSE'>a</guid><guid isPermaLink=\"false\">b</guid>", False),
+    ('<guid isPermaLink = "false">a</guid><guid isPermaLink="false">b</guid>', False),
+    ('<guid isPermaLink="false">a</guid><guid isPermaLink="true">b</guid>', None),
+    ('<guid isPermaLink="false">a</guid><guid>b</guid>', None),
+    ('<guid isPermaLink="falsey">a</guid>', None),
+])
+def test_whether_guids_are_permalinks_is_read_from_every_attribute(guids, expected):
+    body = f"<rss><channel><item>{guids}</item></channel></rss>".encode()
+    assert fastparse._permalinks(body, body.lower()) is expected
