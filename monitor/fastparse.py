@@ -127,8 +127,8 @@ def _read(body: bytes, content_type: str, url: str, validate: bool,
     # else no text needs its C1 controls translated
     c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
 
-    def reread(text: str | None) -> str | None:
-        return fastxml.reread(text, c1) if text else text
+    def reread(text: str | None) -> str | None:  # (an ASCII text, most, is as it was: no second call)
+        return fastxml.reread(text, c1) if text and not text.isascii() else text
     empties = fastmarkup.safe if rss and b"/>" in body else None
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
         scan = fastxml.parse(body, c1, empties, markup)  # feedparser's strict pass: expat, namespaces on
