@@ -544,7 +544,7 @@ def test_squeeze_is_one_space_per_run_and_one_newline_per_run_with_a_newline():
 
 
 def test_unescape_is_html_unescape():
-    """text.unescape replaces "&nbsp;" and "&#32;" before html.unescape reads the rest: the same
+    """text.unescape replaces "&nbsp;", "&#32;" and "&#39;" before html.unescape reads the rest: the same
     text, whatever stands around them (references cut short, names that are a known one's prefix,
     numbers, ";")."""
     import html
@@ -552,7 +552,7 @@ def test_unescape_is_html_unescape():
 
     from monitor.text import unescape
 
-    parts = ["&nbsp;", "&#32;", "&amp", "&amp;", "&not", "&notit;", "&#39", "&#x", "&", ";", "#", "a", "1", " ",
+    parts = ["&nbsp;", "&#32;", "&#39;", "&amp", "&amp;", "&not", "&notit;", "&#39", "&#x", "&", ";", "#", "a", "1", " ",
              "\u00a0", "&nbsp", "&#32", "x;", "&lt;", "nbsp;"]
     rng = random.Random(16)
     for _ in range(20000):
