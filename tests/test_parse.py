@@ -530,14 +530,16 @@ def test_squeeze_is_one_space_per_run_and_one_newline_per_run_with_a_newline():
     import random
     import re
 
-    from monitor.text import squeeze
+    from monitor.text import _ODD_SPACES, squeeze
+
+    assert _ODD_SPACES == "\t\r\f\v\u00a0"  # what squeeze folds, unrolled
 
     def rule(text: str) -> str:
         text = re.sub("[\t\r\f\v\u00a0]", " ", text)
         return re.sub("[ \n]+", lambda m: "\n" if "\n" in m.group() else " ", text).strip(" \n")
     rng = random.Random(16)
     for _ in range(20000):
-        text = "".join(rng.choice(" \n\t\r\u00a0ab.") for _ in range(rng.randint(0, 14)))
+        text = "".join(rng.choice(" \n\t\r\f\v\u00a0ab.\u2019") for _ in range(rng.randint(0, 14)))
         assert squeeze(text) == rule(text), repr(text)
     long = "  <p>\n    One  two\n\n   </p>\n \n\tThree \u00a0 four  \n"
     assert squeeze(long) == rule(long) == "<p>\nOne two\n</p>\nThree four"
