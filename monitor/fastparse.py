@@ -67,11 +67,8 @@ _VERSION_LITERALS = {"rss20": (b"<rss",), "atom10": (b"http://www.w3.org/2005/At
                      "rss10": (b"http://purl.org/rss/1.0/", b"http://my.netscape.com/rdf/simple/0.9/")}
 _RSS090_LITERAL = b"http://my.netscape.com/rdf/simple/0.9/"
 _RSS090 = re.compile(rb"[\"']http://my\.netscape\.com/rdf/simple/0\.9/[\"']")
-# Atom links carrying their URL as text. (Atom elements in RSS, which feedparser reads there,
-# <summary>, <id>, <link href>, are noted by the expat pass: fastxml._mark.)
-_FORMAT_UNSURE = {
-    "atom": re.compile(rb"<(?:\w+:)?link\b(?![^>]*\bhref)[^>]*>\s*[^<\s]"),
-}
+# (Atom elements in RSS, which feedparser reads there, <summary>, <id>, <link href>, and Atom links
+# carrying their URL as text are noted by the expat pass: fastxml._mark.)
 # xml:base on a content element only: what feedparser reads inside content is its text, so no
 # link or id is joined against that base (feedparser's base stack pops at the element's end)
 _CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
@@ -136,8 +133,8 @@ def _read(body: bytes, content_type: str, url: str, validate: bool,
         return None
     if scan is None:  # ill-formed, or (taken on trust) not UTF-8: expat rejects any byte that is not
         return _NOT_UTF8 if trusted and not _utf8(original) else None
-    # empty: feedparser-rs misreads these empty-element tags (fastmarkup); atomish, image: fastxml._mark
-    count, items, empty, atomish, image = scan
+    # empty: feedparser-rs misreads these empty-element tags (fastmarkup); atomish, image, linktext: fastxml._mark
+    count, items, empty, atomish, image, linktext = scan
     d = feedparser_rs.parse(fastmarkup.start_end(body, empty) if empty else body,
                             sanitize_html=False, resolve_relative_uris=False)
     version = d.version
@@ -145,7 +142,7 @@ def _read(body: bytes, content_type: str, url: str, validate: bool,
     if bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body, body):
         return None
     family = "atom" if version.startswith("atom") else "rss"
-    if (atomish if family == "rss" else _FORMAT_UNSURE[family].search(body)) or image:
+    if (atomish if family == "rss" else linktext) or image:
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
     if len(d.entries) != count:  # feedparser-rs dropped or added an entry
         return None

@@ -80,12 +80,16 @@ _TEXT_NAME = re.compile(rb"(title|description|summary|content)\b")
 # Elements fastparse's regexes looked for in the whole body before (~2 % of the parse stage), now
 # noted as the pass meets them, by their names as written (case-sensitive, as those regexes were):
 # an item or entry start tag (a prefix of word characters or none), Atom's summary, id or updated
-# in RSS (feedparser reads them there), an RSS <link> with an href, and an <image...> after the
-# first item started (feedparser reads an image's title, link and id as the item's).
+# in RSS (feedparser reads them there), an RSS <link> with an href, an <image...> after the first
+# item started (feedparser reads an image's title, link and id as the item's), and an Atom link
+# without an href but with text (its URL written as text).
 _ITEM_NAME = re.compile(rb"(?:\w+:)?(?:item|entry)\Z")
 _ATOM_NAME = re.compile(rb"(?:summary|id|updated)\b")
+_ATOM_LINK = re.compile(rb"(?:\w+:)?link\b")
 _HREF = re.compile(rb"\bhref")
-_ITEM_MARK, _ATOM_MARK, _LINK_MARK, _IMAGE_MARK = 1, 2, 3, 4
+_TEXT_AFTER = re.compile(rb"\s*[^<\s]")
+# _mark's bits (a name may be more than one); the length of "<" and the name as written above them
+_ITEM_MARK, _ATOM_MARK, _LINK_MARK, _IMAGE_MARK, _ATOM_LINK_MARK = 1, 2, 4, 8, 16
 _ATOM03 = "purl.org/atom/ns"  # its namespace, lower-cased
 
 
@@ -116,8 +120,9 @@ class Item:
 
 # feedparser's entries; the replayed items, None without; where an RSS feed's empty-element tags
 # that feedparser-rs may misread (fastmarkup) end
-Scan = tuple[int, list[Item] | None, list[int], bool, bool]  # and whether it met Atom's elements as RSS
-# does not have them (_ATOM_NAME, an href on <link>), and an <image...> after the first item
+Scan = tuple[int, list[Item] | None, list[int], bool, bool, bool]  # and whether it met Atom's elements
+# as RSS does not have them (_ATOM_NAME, an href on <link>), an <image...> after the first item,
+# and an Atom link with its URL as text
 
 
 def parse(body: bytes, c1: bool = True, empties: Callable[[str], bool] | None = None,
@@ -166,7 +171,7 @@ def _parse(body: bytes, replay: bool, c1: bool, empties: Callable[[str], bool] |
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError:
         return None
-    return state.count, state.items if replay else None, state.empty, state.atomish, state.image
+    return state.count, state.items if replay else None, state.empty, state.atomish, state.image, state.linktext
 
 
 def _plain(name: str) -> tuple[str, bool, int, int]:
@@ -185,18 +190,15 @@ def _plain(name: str) -> tuple[str, bool, int, int]:
 
 
 def _mark(name: str) -> int:
-    """What the pass notes for fastparse at an element (its name as written): _ITEM_MARK,
-    _ATOM_MARK, _LINK_MARK, _IMAGE_MARK or 0."""
+    """What the pass notes for fastparse at an element (its name as written): the _MARK bits
+    that apply, with 256 times the length of "<" and the name (where its start tag goes on); or 0."""
     uri, _, rest = name.partition(" ")
     local, _, prefix = rest.partition(" ")
     written = (f"{prefix}:{local}" if prefix else local if rest else uri).encode("utf-8")
-    if _ITEM_NAME.match(written):
-        return _ITEM_MARK
-    if _ATOM_NAME.match(written):
-        return _ATOM_MARK
-    if written == b"link":
-        return _LINK_MARK
-    return _IMAGE_MARK if written.startswith(b"image") else 0
+    mark = ((_ITEM_MARK if _ITEM_NAME.match(written) else 0) | (_ATOM_MARK if _ATOM_NAME.match(written) else 0)
+            | (_LINK_MARK if written == b"link" else 0) | (_IMAGE_MARK if written.startswith(b"image") else 0)
+            | (_ATOM_LINK_MARK if _ATOM_LINK.match(written) else 0))
+    return mark | (1 + len(written)) << 8 if mark else 0
 
 
 def _text(name: str) -> int:
@@ -271,7 +273,7 @@ class _Pass:
         self.markup_ok = self.escaping = False  # in a text that may hold them; one did (feedparser escapes)
         self.inner = 0  # how many of them are open
         self.count = 0
-        self.items_started = self.atomish = self.image = False  # (_mark)
+        self.items_started = self.atomish = self.image = self.linktext = False  # (_mark)
         self.body = body if safe else b""  # empty: no empty-element tag is looked for
         self.leaf = False  # no element started since the last start
         self.empty: list[int] = []  # where the empty-element tags to rewrite end
@@ -412,17 +414,22 @@ class _Pass:
     def marked(self, mark: int) -> None:
         """Note an element _mark names (an RSS <link>: with an href in its start tag, read in the
         bytes as fastparse's regex read it, "<link" and white space, then "href" at a word's start
-        before the first ">")."""
-        if mark == _ITEM_MARK:
+        before the first ">"; an Atom link: no "href" at a word's start after its name and before
+        the first ">", then text, white space aside, before any "<")."""
+        if mark & _ITEM_MARK:
             self.items_started = True
-        elif mark == _ATOM_MARK:
+        if mark & _ATOM_MARK:
             self.atomish = True
-        elif mark == _IMAGE_MARK:
+        if mark & _IMAGE_MARK:
             self.image = self.image or self.items_started
-        else:
+        if mark & (_LINK_MARK | _ATOM_LINK_MARK):
             doc, i = self.doc, self.parser.CurrentByteIndex
-            if doc[i + 5:i + 6] in (b" ", b"\t", b"\n", b"\r", b"\f", b"\v") and _HREF.search(doc, i + 5, doc.find(b">", i)):
+            end = doc.find(b">", i)
+            if (mark & _LINK_MARK and doc[i + 5:i + 6] in (b" ", b"\t", b"\n", b"\r", b"\f", b"\v")
+                    and _HREF.search(doc, i + 5, end)):
                 self.atomish = True
+            if mark & _ATOM_LINK_MARK and not _HREF.search(doc, i + (mark >> 8), end) and _TEXT_AFTER.match(doc, end + 1):
+                self.linktext = True
 
     def text_start(self, text: int) -> None:
         """A title, description, summary or content starts: whether its start tag (expat's index

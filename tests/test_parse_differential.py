@@ -438,3 +438,22 @@ def test_the_names_the_expat_pass_keeps_are_bounded(monkeypatch):
 def test_whether_guids_are_permalinks_is_read_from_every_attribute(guids, expected):
     body = f"<rss><channel><item>{guids}</item></channel></rss>".encode()
     assert fastparse._permalinks(body, body.lower()) is expected
+
+
+@needs_fast
+@pytest.mark.parametrize(("link", "fast"), [
+    ('<link href="https://a.example/1"/>', True),
+    ('<link rel="alternate" href="https://a.example/1"></link>', True),
+    ("<link>https://a.example/1</link>", False),  # its URL as text: feedparser answers
+    ('<link rel="alternate">\n  https://a.example/1</link>', False),
+    ('<atom:link xmlns:atom="http://www.w3.org/2005/Atom">https://a.example/1</atom:link>', False),
+    ('<link href="https://a.example/1"/><summary><![CDATA[<link>in a text</link>]]></summary>', True),
+])
+def test_an_atom_link_with_its_url_as_text_is_left_to_feedparser(link, fast):
+    body = (b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>T</title>'
+            b'<id>urn:f</id><updated>2026-11-01T08:00:00Z</updated><entry><title>A</title><id>urn:a</id>'
+            b"<updated>2026-11-01T08:00:00Z</updated>" + link.encode() + b"</entry></feed>")
+    answer = parse.parse_fast(body, "", URL)
+    assert (answer is not None) == fast
+    if answer is not None:
+        assert _differences(answer, parse.parse_bytes(body, "", URL, fast=False)) == set()
