@@ -12,7 +12,7 @@ returns None for everything else, which feedparser then parses:
 - a format and elements both parsers read alike (``_VERSION``; the differential test
   tests/test_parse_differential.py and the README's table list what is not), or whose reading
   by feedparser is replayed: its summary/content rule and ids (fastxml), its re-reading of each
-  element's text (fastxml.reread), its date parser (parse._read_dates).
+  element's text (_reread), its date parser (parse._read_dates).
 
 The answer has the shape ``parse._entry`` reads from feedparser (``title``, ``summary``,
 ``content``, ``link``, ``id``, ``published_parsed``, ``updated_parsed``), so both paths share
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
-from . import fastmarkup, fastxml
+from . import fastmarkup, fastnames, fastxml
 
 try:  # a missing or broken install means no fast path, never a failed poll
     import feedparser_rs
@@ -75,6 +75,8 @@ _CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
 # feedparser-rs's complaint about a date it cannot read: it reads the rest, and parse reads the
 # date as feedparser does (a feed's own dates are not used)
 _DATE_BOZO = re.compile(r"Invalid \w+ format\Z")
+_CP1252 = {i: bytes([i]).decode("cp1252") for i in range(0x80, 0xA0) if i not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+_C1 = re.compile("[\x80-\x9f]")
 # C1 controls, as UTF-8 or as references (in the lower-cased body); two regexes, each led by a
 # literal its scan skips to (one with both alternatives took 6x as long)
 _C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
@@ -125,10 +127,10 @@ def _read(body: bytes, content_type: str, url: str, validate: bool,
     c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
 
     def reread(text: str | None) -> str | None:  # (an ASCII text, most, is as it was: no second call)
-        return fastxml.reread(text, c1) if text and not text.isascii() else text
+        return _reread(text, c1) if text and not text.isascii() else text
     empties = fastmarkup.safe if rss and b"/>" in body else None
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
-        scan = fastxml.parse(body, c1, empties, markup)  # feedparser's strict pass: expat, namespaces on
+        scan = fastxml.parse(body, fastnames, reread, empties, markup)  # feedparser's strict pass: expat, namespaces on
     except fastxml.NotReplayed:
         return None
     if scan is None:  # ill-formed, or (taken on trust) not UTF-8: expat rejects any byte that is not
@@ -274,6 +276,21 @@ def _decoded(body: bytes, content_type: str, url: str, validate: bool = True,
         # (the new declaration is lower-case, and lower-casing keeps every byte's place)
         lower = _NEW_DECLARATION_BYTES + lower[decl_bytes.end():] if lower is not None else None
     return body, trusted, lower
+
+
+def _reread(text: str, c1: bool = True) -> str:
+    """An element's text as feedparser's pop leaves it (its strict parser always thinks it reads
+    UTF-8, whatever the feed was decoded from): UTF-8 that was read as ISO-8859-1 read again as
+    UTF-8 ("CafÃ©" -> "Café"), then C1 controls read as windows-1252 ("\x93" -> "\u201c",
+    feedparser.html._cp1252)."""
+    if text.isascii():
+        return text
+    try:
+        text = text.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    # (translate costs ~40 ns a character; c1 False: the feed has no C1 control at all)
+    return text.translate(_CP1252) if c1 and _C1.search(text) else text
 
 
 def _uri(value: str, url: str, based: bool) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import fastmarkup, fastparse, fastxml, parse
+from monitor import fastmarkup, fastnames, fastparse, fastxml, parse
 from monitor.errors import ParseError
 from monitor.models import ParsedFeed
 from tests import test_parse
@@ -404,26 +404,26 @@ def test_bytes_taken_for_utf8_on_trust_are_rejected_by_the_expat_pass_when_they_
     it (here windows-1252 or ISO-8859-2) or left to feedparser."""
     body = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
             + (place.encode() % seq) + b"</channel></rss>")
-    assert fastxml.parse(body) is None
+    assert fastxml.parse(body, fastnames, str) is None
     fast = parse.parse_fast(body, "", URL)
     if fast is not None:
         assert _differences(fast, parse.parse_bytes(body, "", URL, fast=False)) == set()
 
 
 def test_the_names_the_expat_pass_keeps_are_bounded(monkeypatch):
-    """fastxml keeps what each element name is to it for the process (names repeat from feed to
+    """fastnames keeps what each element name is to the expat pass for the process (names repeat from feed to
     feed), but a feed of ever new names cannot make that grow without bound: past _NAMES it starts
     again, and the answer is the same."""
-    monkeypatch.setattr(fastxml, "_NAMES", 50)
-    fastxml._KEYS.update({f"junk {i}": ("junk", False, 0, 0, 0) for i in range(1000)})  # names of other feeds
+    monkeypatch.setattr(fastnames, "NAMES", 50)
+    fastnames.PLAIN.update({f"junk {i}": ("junk", False, 0, 0, 0) for i in range(1000)})  # names of other feeds
     items = "".join(f"<item><title>{i}</title><x{i}>v</x{i}><y{i}/></item>" for i in range(80))
     body = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>{items}</channel></rss>'
-    first = fastxml.parse(body.encode())
+    first = fastxml.parse(body.encode(), fastnames, str)
     assert first is not None and first[0] == 80
-    assert len(fastxml._KEYS) + len(fastxml._REPLAY_KEYS) <= 50 + 3 * 80 + 10  # cleared at the pass's start
+    assert len(fastnames.PLAIN) + len(fastnames.REPLAYS) <= 50 + 3 * 80 + 10  # cleared at the pass's start
     for _ in range(3):
-        assert fastxml.parse(body.encode()) == first
-        assert len(fastxml._KEYS) + len(fastxml._REPLAY_KEYS) <= 50 + 3 * 80 + 10
+        assert fastxml.parse(body.encode(), fastnames, str) == first
+        assert len(fastnames.PLAIN) + len(fastnames.REPLAYS) <= 50 + 3 * 80 + 10
 
 
 @pytest.mark.parametrize(("guids", "expected"), [
@@ -457,3 +457,9 @@ def test_an_atom_link_with_its_url_as_text_is_left_to_feedparser(link, fast):
     assert (answer is not None) == fast
     if answer is not None:
         assert _differences(answer, parse.parse_bytes(body, "", URL, fast=False)) == set()
+
+
+def test_the_pass_reads_fastnames_codes_as_fastnames_writes_them():
+    """fastxml compares fastnames.plain's codes with its own constants (a module of level 0
+    imports none of ours): they must be the same."""
+    assert (fastxml._COUNT, fastxml._REFUSE, fastxml._REPLAY) == (fastnames.COUNT, fastnames.REFUSE, fastnames.REPLAY)
