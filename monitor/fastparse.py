@@ -50,14 +50,14 @@ _XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-externa
               "text/xml-external-parsed-entity"}
 # Markup feedparser reads in ways the fast parser does not, found by the differential test
 # (tests/test_parse_differential.py) on the corpus; each is a reason to let feedparser answer.
-# (Elements and attributes are checked during the expat pass: fastxml._FEEDPARSER_ONLY.)
+# (Elements and attributes are checked during the expat pass: fastnames.FEEDPARSER_ONLY.)
 # Each regex runs on the lower-cased body (case-blind without re.I, which would cost the scan its
 # literal prefix) and only when one of its literals is there (a whole-body regex scan costs
 # ~1 ms per 100 KB; a literal search a tenth of that). No regex: the literal alone.
 #
 # Markup as child elements of a text element (feedparser keeps it as HTML; Atom's type="xhtml"
 # excepted: both give its inner markup) is found during the expat pass, which replays it in an
-# RSS <description> (fastxml._TEXT_NAME).
+# RSS <description> (fastnames.text).
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
@@ -68,7 +68,7 @@ _VERSION_LITERALS = {"rss20": (b"<rss",), "atom10": (b"http://www.w3.org/2005/At
 _RSS090_LITERAL = b"http://my.netscape.com/rdf/simple/0.9/"
 _RSS090 = re.compile(rb"[\"']http://my\.netscape\.com/rdf/simple/0\.9/[\"']")
 # (Atom elements in RSS, which feedparser reads there, <summary>, <id>, <link href>, and Atom links
-# carrying their URL as text are noted by the expat pass: fastxml._mark.)
+# carrying their URL as text are noted by the expat pass: fastnames.mark.)
 # xml:base on a content element only: what feedparser reads inside content is its text, so no
 # link or id is joined against that base (feedparser's base stack pops at the element's end)
 _CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
@@ -135,7 +135,7 @@ def _read(body: bytes, content_type: str, url: str, validate: bool,
         return None
     if scan is None:  # ill-formed, or (taken on trust) not UTF-8: expat rejects any byte that is not
         return _NOT_UTF8 if trusted and not _utf8(original) else None
-    # empty: feedparser-rs misreads these empty-element tags (fastmarkup); atomish, image, linktext: fastxml._mark
+    # empty: feedparser-rs misreads these empty-element tags (fastmarkup); atomish, image, linktext: fastnames.mark
     count, items, empty, atomish, image, linktext = scan
     d = feedparser_rs.parse(fastmarkup.start_end(body, empty) if empty else body,
                             sanitize_html=False, resolve_relative_uris=False)

@@ -127,7 +127,7 @@ class _Pass:
         self.markup = markup if keep and markup else ()  # those replayed (a description held one)
         self.markup_ok = self.escaping = False  # in a text that may hold them; one did (feedparser escapes)
         self.inner = self.count = 0  # how many of them are open; the entries
-        self.items_started = self.atomish = self.image = self.linktext = False  # (_mark)
+        self.items_started = self.atomish = self.image = self.linktext = False  # (fastnames.mark)
         self.body = body if safe else b""  # empty: no empty-element tag is looked for
         self.leaf = False  # no element started since the last start
         self.empty: list[int] = []  # where the empty-element tags to rewrite end
@@ -279,7 +279,8 @@ class _Pass:
             if (mark & names.LINK_MARK and doc[i + 5:i + 6] in (b" ", b"\t", b"\n", b"\r", b"\f", b"\v")
                     and _HREF.search(doc, i + 5, end)):
                 self.atomish = True
-            if mark & names.ATOM_LINK_MARK and not _HREF.search(doc, i + (mark >> 8), end) and _TEXT_AFTER.match(doc, end + 1):
+            if (mark & names.ATOM_LINK_MARK and not _HREF.search(doc, i + (mark >> 8), end)
+                    and _TEXT_AFTER.match(doc, end + 1)):
                 self.linktext = True
 
     def text_start(self, text: int) -> None:

@@ -391,8 +391,9 @@ def test_interrupts_are_not_swallowed(monkeypatch):
 
 
 _NOT_UTF8 = [b"\x80", b"\xc0\x80", b"\xc2", b"\xe0\x9f\xbf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xfe", b"\xe2\x82"]
-_PLACES = ["<item><title>A %s</title></item>", '<item><title x="%s">A</title></item>', "<item><title>A</title><!-- %s --></item>",
-           "<item><title><![CDATA[A %s]]></title></item>", "<item><title>A</title><?pi %s?></item>"]
+_PLACES = ["<item><title>A %s</title></item>", '<item><title x="%s">A</title></item>',
+           "<item><title>A</title><!-- %s --></item>", "<item><title><![CDATA[A %s]]></title></item>",
+           "<item><title>A</title><?pi %s?></item>"]
 
 
 @needs_fast
