@@ -130,7 +130,8 @@ def _read(body: bytes, content_type: str, url: str, validate: bool,
         return _reread(text, c1) if text and not text.isascii() else text
     empties = fastmarkup.safe if rss and b"/>" in body else None
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
-        scan = fastxml.parse(body, fastnames, reread, empties, markup)  # feedparser's strict pass: expat, namespaces on
+        # feedparser's strict pass: expat, namespaces on
+        scan = fastxml.parse(body, fastnames, functools.partial(_reread, c1=c1), empties, markup)
     except fastxml.NotReplayed:
         return None
     if scan is None:  # ill-formed, or (taken on trust) not UTF-8: expat rejects any byte that is not
