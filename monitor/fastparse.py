@@ -27,7 +27,7 @@ import html
 import importlib.util
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin
 
 from . import fastmarkup, fastnames, fastxml
@@ -131,7 +131,7 @@ def _read(body: bytes, content_type: str, url: str, validate: bool,
     empties = fastmarkup.safe if rss and b"/>" in body else None
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
         # feedparser's strict pass: expat, namespaces on
-        scan = fastxml.parse(body, fastnames, functools.partial(_reread, c1=c1), empties, markup)
+        scan = fastxml.parse(body, fastnames, cast(Callable[[str], str], reread), empties, markup)  # (str in, str out)
     except fastxml.NotReplayed:
         return None
     if scan is None:  # ill-formed, or (taken on trust) not UTF-8: expat rejects any byte that is not
