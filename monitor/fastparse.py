@@ -12,7 +12,7 @@ returns None for everything else, which feedparser then parses:
 - a format and elements both parsers read alike (``_VERSION``; the differential test
   tests/test_parse_differential.py and the README's table list what is not), or whose reading
   by feedparser is replayed: its summary/content rule and ids (fastxml), its re-reading of each
-  element's text (fastxml.reread), its date parser (parse._read_dates).
+  element's text (_reread), its date parser (parse._read_dates).
 
 The answer has the shape ``parse._entry`` reads from feedparser (``title``, ``summary``,
 ``content``, ``link``, ``id``, ``published_parsed``, ``updated_parsed``), so both paths share
@@ -27,10 +27,10 @@ import html
 import importlib.util
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin
 
-from . import fastmarkup, fastxml
+from . import fastmarkup, fastnames, fastxml
 
 try:  # a missing or broken install means no fast path, never a failed poll
     import feedparser_rs
@@ -50,15 +50,14 @@ _XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-externa
               "text/xml-external-parsed-entity"}
 # Markup feedparser reads in ways the fast parser does not, found by the differential test
 # (tests/test_parse_differential.py) on the corpus; each is a reason to let feedparser answer.
-# (Elements and attributes are checked during the expat pass: fastxml._FEEDPARSER_ONLY.)
+# (Elements and attributes are checked during the expat pass: fastnames.FEEDPARSER_ONLY.)
 # Each regex runs on the lower-cased body (case-blind without re.I, which would cost the scan its
 # literal prefix) and only when one of its literals is there (a whole-body regex scan costs
 # ~1 ms per 100 KB; a literal search a tenth of that). No regex: the literal alone.
 #
-# Markup as child elements of a text element: feedparser keeps it as HTML (Atom's type="xhtml"
-# excepted: both give its inner markup); fastxml replays it in an RSS <description>.
-_MARKUP_LITERALS = (b"<title", b"<description", b"<summary", b"<content")
-_MARKUP = re.compile(rb"<(title|description|summary|content|content:encoded)\b(?![^>]*xhtml)[^>]*(?<!/)>[^<]*<(?![!/])")
+# Markup as child elements of a text element (feedparser keeps it as HTML; Atom's type="xhtml"
+# excepted: both give its inner markup) is found during the expat pass, which replays it in an
+# RSS <description> (fastnames.text).
 _VERSION = {  # what feedparser needs to see to give the version the fast parser gave
     "rss20": re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']"),
     "atom10": re.compile(rb"[\"']http://www\.w3\.org/2005/Atom[\"']"),
@@ -68,24 +67,21 @@ _VERSION_LITERALS = {"rss20": (b"<rss",), "atom10": (b"http://www.w3.org/2005/At
                      "rss10": (b"http://purl.org/rss/1.0/", b"http://my.netscape.com/rdf/simple/0.9/")}
 _RSS090_LITERAL = b"http://my.netscape.com/rdf/simple/0.9/"
 _RSS090 = re.compile(rb"[\"']http://my\.netscape\.com/rdf/simple/0\.9/[\"']")
-# Per format: Atom elements in RSS (feedparser reads <summary>, <id>, <link href> there) and
-# Atom links carrying their URL as text.
-_FORMAT_UNSURE = {
-    "rss": re.compile(rb"<(?:summary|id|updated)\b|<link\s[^>]*\bhref"),
-    "atom": re.compile(rb"<(?:\w+:)?link\b(?![^>]*\bhref)[^>]*>\s*[^<\s]"),
-}
+# (Atom elements in RSS, which feedparser reads there, <summary>, <id>, <link href>, and Atom links
+# carrying their URL as text are noted by the expat pass: fastnames.mark.)
 # xml:base on a content element only: what feedparser reads inside content is its text, so no
 # link or id is joined against that base (feedparser's base stack pops at the element's end)
 _CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
 # feedparser-rs's complaint about a date it cannot read: it reads the rest, and parse reads the
 # date as feedparser does (a feed's own dates are not used)
 _DATE_BOZO = re.compile(r"Invalid \w+ format\Z")
+_CP1252 = {i: bytes([i]).decode("cp1252") for i in range(0x80, 0xA0) if i not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+_C1 = re.compile("[\x80-\x9f]")
 # C1 controls, as UTF-8 or as references (in the lower-cased body); two regexes, each led by a
 # literal its scan skips to (one with both alternatives took 6x as long)
 _C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
 _C1_REFERENCE = re.compile(rb"&#(?:0*(?:12[89]|1[3-5]\d)|x0*[89][0-9a-f]);")
 _ELEMENT = re.compile(rb"<\w")  # the first ends the prolog (feedparser.encodings.replace_doctype)
-_ITEM = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _REFERENCE = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
@@ -98,37 +94,50 @@ class Unsure(Exception):
     """The fast parser's answer may differ from feedparser's: feedparser answers."""
 
 
-def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] | None:
-    """The feed as ``parse`` needs it, or None when feedparser must answer."""
-    decoded = _decoded(body, content_type, url) if feedparser_rs is not None else None
+def read(body: bytes, content_type: str = "", url: str = "", lower: bytes | None = None) -> dict[str, Any] | None:
+    """The feed as ``parse`` needs it, or None when feedparser must answer. ``lower``:
+    ``body.lower()``, if the caller has it."""
+    if feedparser_rs is None:
+        return None
+    d = _read(body, content_type, url, False, lower)
+    # UTF-8 was taken on trust, expat rejected the bytes and they are not UTF-8: feedparser would
+    # have decoded them with a fallback encoding, which is read as it did
+    return _read(body, content_type, url, True, lower) if d is _NOT_UTF8 else d  # type: ignore[return-value]
+
+
+_NOT_UTF8 = object()  # _read's answer: the bytes taken for UTF-8 on trust are not
+
+
+def _read(body: bytes, content_type: str, url: str, validate: bool,
+          lower: bytes | None) -> dict[str, Any] | None | object:
+    original = body
+    decoded = _decoded(body, content_type, url, validate, lower)
     if decoded is None:
         return None
-    body = decoded
-    lower = body.lower()  # once: the literal pre-checks of every scan below read it
+    body, trusted, lowered = decoded
+    # once: the literal pre-checks of every scan below read it
+    lower = lowered if lowered is not None else body.lower()
     root = _ELEMENT.search(lower)
     prolog = lower[:root.start()] if root else lower  # all feedparser reads a doctype from
     if b"<!doctype" in prolog or b"<!entity" in prolog:
         return None  # Netscape RSS 0.91 entities, internal subsets
     rss = root is not None and lower.startswith(b"<rss", root.start())
-    markup = None  # (Atom 0.3 is refused where its namespace is declared: fastxml)
-    if any(literal in lower for literal in _MARKUP_LITERALS):
-        for m in _MARKUP.finditer(lower):
-            if m.group(1) != b"description" or not rss:
-                return None
-            markup = fastmarkup.HTML
+    markup = fastmarkup.HTML if rss else None  # (Atom 0.3 is refused where its namespace is declared: fastxml)
     # else no text needs its C1 controls translated
     c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
 
-    def reread(text: str | None) -> str | None:
-        return fastxml.reread(text, c1) if text else text
+    def reread(text: str | None) -> str | None:  # (an ASCII text, most, is as it was: no second call)
+        return _reread(text, c1) if text and not text.isascii() else text
     empties = fastmarkup.safe if rss and b"/>" in body else None
     try:  # before feedparser-rs: an ill-formed feed is feedparser's anyway
-        scan = fastxml.parse(body, c1, empties, markup)  # feedparser's strict pass: expat, namespaces on
+        # feedparser's strict pass: expat, namespaces on
+        scan = fastxml.parse(body, fastnames, cast(Callable[[str], str], reread), empties, markup)  # (str in, str out)
     except fastxml.NotReplayed:
         return None
-    if scan is None:
-        return None
-    count, items, empty = scan  # empty: feedparser-rs misreads these empty-element tags (fastmarkup)
+    if scan is None:  # ill-formed, or (taken on trust) not UTF-8: expat rejects any byte that is not
+        return _NOT_UTF8 if trusted and not _utf8(original) else None
+    # empty: feedparser-rs misreads these empty-element tags (fastmarkup); atomish, image, linktext: fastnames.mark
+    count, items, empty, atomish, image, linktext = scan
     d = feedparser_rs.parse(fastmarkup.start_end(body, empty) if empty else body,
                             sanitize_html=False, resolve_relative_uris=False)
     version = d.version
@@ -136,8 +145,7 @@ def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] |
     if bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body, body):
         return None
     family = "atom" if version.startswith("atom") else "rss"
-    first = _ITEM.search(body)
-    if _FORMAT_UNSURE[family].search(body) or (first and body.find(b"<image", first.start()) >= 0):
+    if (atomish if family == "rss" else linktext) or image:
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
     if len(d.entries) != count:  # feedparser-rs dropped or added an entry
         return None
@@ -190,15 +198,31 @@ def _permalinks(body: bytes, lower: bytes) -> bool | None:
     return False if said == false == body.count(b"<guid") else None
 
 
-def _decoded(body: bytes, content_type: str, url: str) -> bytes | None:
+def _utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _decoded(body: bytes, content_type: str, url: str, validate: bool = True,
+             lower: bytes | None = None) -> tuple[bytes, bool, bytes | None] | None:
     """``body`` as UTF-8, decoded as feedparser decodes it (feedparser.encodings.convert_to_utf8:
     its first choice, the HTTP charset, else the XML declaration's, else RFC 3023's default for
     the media type; then, where Python's codec for it fails, the declared encoding, a UTF-8 byte
     order mark's, UTF-8, windows-1252, ISO-8859-2); None where chardet would be asked, or a
-    byte order mark or another sniffed encoding comes into play."""
+    byte order mark or another sniffed encoding comes into play. And whether UTF-8, the first
+    choice, was taken on trust (``validate`` False): the bytes are not decoded, since the expat
+    pass rejects any that are not UTF-8 (a test holds it to that); decoding every body only to
+    check it cost ~2 % of the parse stage (issue 16). ``read`` asks again, validating, when expat
+    rejected such bytes and they are not UTF-8. And, given ``lower`` (``body.lower()``), the
+    answer's lower-cased, where the bytes were kept but for a byte order mark or a declaration
+    (None where they were decoded)."""
     bom = ""
     if body[:3] == b"\xef\xbb\xbf":
         body, bom = body[3:], "utf-8"  # feedparser drops a UTF-8 byte order mark and tries it third
+        lower = lower[3:] if lower is not None else None
     elif body[:1] not in (b"<", b" ", b"\t", b"\r", b"\n") or body[1:2] == b"\x00":
         return None  # other byte order marks or sniffed encodings (UTF-16/32, EBCDIC)
     declared = _PI_ENCODING.match(body)
@@ -234,8 +258,9 @@ def _decoded(body: bytes, content_type: str, url: str) -> bytes | None:
             continue
         tried.append(encoding)
         try:
-            text = body.decode(encoding)
             utf8 = codecs.lookup(encoding).name == "utf-8"
+            trusted = utf8 and not validate and encoding == first
+            text = "" if trusted else body.decode(encoding)
             break
         except (UnicodeDecodeError, LookupError):
             continue
@@ -245,11 +270,28 @@ def _decoded(body: bytes, content_type: str, url: str) -> bytes | None:
     # declaration, which feedparser's regex may not even have read)
     if not utf8:
         decl = _XML_DECLARATION.match(text)
-        return (_NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)).encode("utf-8")
+        return (_NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)).encode("utf-8"), False, None
     decl_bytes = _XML_DECLARATION_BYTES.match(body)
     if decl_bytes and decl_bytes.group() != _NEW_DECLARATION_BYTES:
         body = _NEW_DECLARATION_BYTES + body[decl_bytes.end():]
-    return body
+        # (the new declaration is lower-case, and lower-casing keeps every byte's place)
+        lower = _NEW_DECLARATION_BYTES + lower[decl_bytes.end():] if lower is not None else None
+    return body, trusted, lower
+
+
+def _reread(text: str, c1: bool = True) -> str:
+    """An element's text as feedparser's pop leaves it (its strict parser always thinks it reads
+    UTF-8, whatever the feed was decoded from): UTF-8 that was read as ISO-8859-1 read again as
+    UTF-8 ("CafÃ©" -> "Café"), then C1 controls read as windows-1252 ("\x93" -> "\u201c",
+    feedparser.html._cp1252)."""
+    if text.isascii():
+        return text
+    try:
+        text = text.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    # (translate costs ~40 ns a character; c1 False: the feed has no C1 control at all)
+    return text.translate(_CP1252) if c1 and _C1.search(text) else text
 
 
 def _uri(value: str, url: str, based: bool) -> str:
@@ -300,8 +342,10 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
             parsed[f"{when}_parsed"] = read
             if value is not None and read is None:
                 unread[when] = value
+    elif (first := e.published_parsed):  # parse stores the published date, or else the updated one:
+        parsed, unread = {"published_parsed": first, "updated_parsed": None}, {}  # (this is not read: ~1 us)
     else:
-        parsed = {"published_parsed": e.published_parsed, "updated_parsed": e.updated_parsed}
+        parsed = {"published_parsed": None, "updated_parsed": e.updated_parsed}
         unread = {when: value for when, value in (("published", published), ("updated", updated))
                   if value and not parsed[f"{when}_parsed"]}
     if replayed is not None:  # feedparser's summary and contents, replayed in document order

@@ -136,8 +136,11 @@ def parse_bytes(body: bytes, content_type: str = "", url: str = "", fast: bool =
         raise ParseError("not a feed (empty body)", kind="not-a-feed")
     if "json" in content_type.lower() or body[:256].lstrip()[:1] == b"{":
         return _json_feed(body, url)
-    body = _defuse(_trim(body))
-    d = _fast(body, content_type, url) if fast else None
+    if fast:
+        body, lower = _defused(_trim(body))
+        d = _fast(body, content_type, url, lower)
+    else:
+        body, d = _defuse(_trim(body)), None
     if d is None:
         d = _feedparser(body, content_type, url)
     # bozo feeds usually still have good entries; fail only when nothing is usable.
@@ -152,19 +155,20 @@ def parse_fast(body: bytes, content_type: str = "", url: str = "") -> ParsedFeed
     differential test and the bench, which compare the two paths."""
     if not body.strip() or "json" in content_type.lower() or body[:256].lstrip()[:1] == b"{":
         return None
-    d = _fast(_defuse(_trim(body)), content_type, url)
+    body, lower = _defused(_trim(body))
+    d = _fast(body, content_type, url, lower)
     return None if d is None or not (d.get("version") or d["entries"]) else _parsed(d)
 
 
-def _fast(body: bytes, content_type: str, url: str) -> Mapping[str, Any] | None:
+def _fast(body: bytes, content_type: str, url: str, lower: bytes | None = None) -> Mapping[str, Any] | None:
     """fastparse's answer; None when it is unsure, missing, or fails in any way: a bad release
-    of the fast parser costs speed, never a poll (issue 16)."""
+    of the fast parser costs speed, never a poll (issue 16). ``lower``: ``body.lower()``."""
     from . import fastparse
 
     if not fastparse.AVAILABLE:
         return None
     try:
-        d = fastparse.read(body, content_type, url)
+        d = fastparse.read(body, content_type, url, lower=lower)
         if d is not None:
             _read_dates(d["entries"])
         return d
@@ -267,6 +271,21 @@ def _defuse(body: bytes) -> bytes:
     if _ENTITY_START.search(body):
         body = _strip_entity_decls(body)
     return body
+
+
+def _defused(body: bytes) -> tuple[bytes, bytes]:
+    """``_defuse``'s answer and its lower-cased bytes, which the fast path reads: with them at
+    hand, a literal search finds where a declaration may be (a regex search cost ~1.5 % of the
+    parse stage)."""
+    for bom in _UTF16_32:
+        if body.startswith(bom):
+            body = _defuse(body)
+            return body, body.lower()
+    lower = body.lower()
+    if b"<!entity" in lower:  # where _ENTITY_START may match
+        body = _strip_entity_decls(body)
+        lower = body.lower()
+    return body, lower
 
 
 def _strip_entity_decls(body: bytes) -> bytes:

@@ -3,6 +3,7 @@ canonical URLs, and the hostile or broken inputs a feed server can send."""
 
 from __future__ import annotations
 
+import html
 import json
 import time
 import tracemalloc
@@ -491,3 +492,73 @@ def test_json_feed_with_lone_surrogate_escapes_parses_to_text_utf8_can_hold():
 def test_html_to_text(fragment, text):
     """Feed HTML as the text stored (monitor/text.py): one space per run, one newline per paragraph."""
     assert html_to_text(fragment) == text
+
+
+def test_the_block_tags_are_the_names_listed():
+    """text._BLOCK_TAG's tree of names matches the tags _BLOCK lists, in any case, and no other
+    (a name it lists with a letter more, or one letter less, is no block)."""
+    import re
+
+    from monitor import text
+
+    names = [n for n in text._BLOCK.split("|") if n != "h[1-6]"] + [f"h{i}" for i in range(1, 7)]
+    listed = re.compile(f"</?(?:{text._BLOCK})\\b[^>]*>", re.I)
+    for name in names + ["a", "span", "b", "i", "h7", "hx", "tbody", "th", "td", "dl", "pr", "fig", "lis", "headers",
+                         "footers", "figures", "section2", "articles", "h", "d", "s", "f", "t"]:
+        for tag in (name, name.upper(), name.title(), name + "x", name[:-1]):
+            for form in (f"<{tag}>", f"</{tag}>", f"<{tag} class='c'>", f"<{tag}/>", f"<{tag}-x>"):
+                assert bool(text._BLOCK_TAG.fullmatch(form)) == bool(listed.fullmatch(form)), form
+    assert text._BLOCK_TAG.fullmatch("<P>") and not text._BLOCK_TAG.fullmatch("<a>")
+
+
+@pytest.mark.parametrize("fragment", ["<SCRIPT src=x>y</script>z", "<Style>p{}</style>z", "a <!-- c -->b",
+                                      "<noscript>n</noscript>z", "<template>t</template>z",
+                                      "<head><title>h</title></head>z", "<scripts>kept</scripts>",
+                                      "<heading>kept</heading>", "<\u017ftyle>s</style>z"])
+def test_dropped_elements_are_found_by_their_start(fragment):
+    """html_to_text runs _DROP only where _DROP_START finds where it could match: the same text."""
+    from monitor import text
+
+    assert bool(text._DROP_START.search(fragment)) == bool(text._DROP.search(fragment))
+    dropped = text._DROP.sub(" ", fragment)
+    expected = text.squeeze(html.unescape(text._TAG_PLAIN.sub("", text._BLOCK_TAG.sub("\n", dropped))))
+    assert html_to_text(fragment) == expected
+
+
+def test_squeeze_is_one_space_per_run_and_one_newline_per_run_with_a_newline():
+    """text.squeeze against its rule written plainly: white space (\\t \\r \\f \\v and no-break
+    spaces are spaces) in runs; a run holding a newline becomes one newline, any other one space;
+    none at either end. (The implementation does it in an order that costs less.)"""
+    import random
+    import re
+
+    from monitor.text import _ODD_SPACES, squeeze
+
+    assert _ODD_SPACES == "\t\r\f\v\u00a0"  # what squeeze folds, unrolled
+
+    def rule(text: str) -> str:
+        text = re.sub("[\t\r\f\v\u00a0]", " ", text)
+        return re.sub("[ \n]+", lambda m: "\n" if "\n" in m.group() else " ", text).strip(" \n")
+    rng = random.Random(16)
+    for _ in range(20000):
+        text = "".join(rng.choice(" \n\t\r\f\v\u00a0ab.\u2019") for _ in range(rng.randint(0, 14)))
+        assert squeeze(text) == rule(text), repr(text)
+    long = "  <p>\n    One  two\n\n   </p>\n \n\tThree \u00a0 four  \n"
+    assert squeeze(long) == rule(long) == "<p>\nOne two\n</p>\nThree four"
+
+
+def test_unescape_is_html_unescape():
+    """text.unescape replaces "&nbsp;", "&#32;" and "&#39;" before html.unescape reads the rest: the same
+    text, whatever stands around them (references cut short, names that are a known one's prefix,
+    numbers, ";")."""
+    import html
+    import random
+
+    from monitor.text import unescape
+
+    parts = ["&nbsp;", "&#32;", "&#39;", "&amp", "&amp;", "&not", "&notit;", "&#39", "&#x", "&", ";", "#", "a", "1",
+             " ", "\u00a0", "&nbsp", "&#32", "x;", "&lt;", "nbsp;"]
+    rng = random.Random(16)
+    for _ in range(20000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 8)))
+        assert unescape(text) == html.unescape(text), repr(text)

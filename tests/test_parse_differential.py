@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import fastmarkup, fastparse, parse
+from monitor import fastmarkup, fastnames, fastparse, fastxml, parse
 from monitor.errors import ParseError
 from monitor.models import ParsedFeed
 from tests import test_parse
@@ -347,7 +347,7 @@ def test_fast_off_never_asks_the_fast_path(monkeypatch):
     """[poll] fast_parse = false: the fast path is not asked; the answer is feedparser's."""
     asked = []
 
-    def recording(body: bytes, content_type: str = "", url: str = "") -> None:
+    def recording(body: bytes, content_type: str = "", url: str = "", lower: bytes | None = None) -> None:
         asked.append(url)
     monkeypatch.setattr(fastparse, "read", recording)
     monkeypatch.setattr(fastparse, "AVAILABLE", True)
@@ -365,7 +365,7 @@ class _Panic(BaseException):
 def test_a_failing_fast_parser_falls_back_to_feedparser(monkeypatch, failure, caplog):
     expected = parse.parse_bytes(test_parse.ATOM10, "", "https://h.example/f", fast=False)
 
-    def broken(body: bytes, content_type: str = "", url: str = "") -> None:
+    def broken(body: bytes, content_type: str = "", url: str = "", lower: bytes | None = None) -> None:
         raise failure
     monkeypatch.setattr(fastparse, "read", broken)
     monkeypatch.setattr(fastparse, "AVAILABLE", True)
@@ -382,9 +382,85 @@ def test_without_the_fast_parser_feedparser_answers(monkeypatch):
 
 
 def test_interrupts_are_not_swallowed(monkeypatch):
-    def interrupted(body: bytes, content_type: str = "", url: str = "") -> None:
+    def interrupted(body: bytes, content_type: str = "", url: str = "", lower: bytes | None = None) -> None:
         raise KeyboardInterrupt
     monkeypatch.setattr(fastparse, "read", interrupted)
     monkeypatch.setattr(fastparse, "AVAILABLE", True)
     with pytest.raises(KeyboardInterrupt):
         parse.parse_bytes(test_parse.RSS20)
+
+
+_NOT_UTF8 = [b"\x80", b"\xc0\x80", b"\xc2", b"\xe0\x9f\xbf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xfe", b"\xe2\x82"]
+_PLACES = ["<item><title>A %s</title></item>", '<item><title x="%s">A</title></item>',
+           "<item><title>A</title><!-- %s --></item>", "<item><title><![CDATA[A %s]]></title></item>",
+           "<item><title>A</title><?pi %s?></item>"]
+
+
+@needs_fast
+@pytest.mark.parametrize("place", _PLACES)
+@pytest.mark.parametrize("seq", _NOT_UTF8)
+def test_bytes_taken_for_utf8_on_trust_are_rejected_by_the_expat_pass_when_they_are_not(place, seq):
+    """fastparse takes a first choice of UTF-8 on trust (no decoding just to check it): expat rejects
+    any byte that is not UTF-8, wherever it stands, and the feed is then read as feedparser reads
+    it (here windows-1252 or ISO-8859-2) or left to feedparser."""
+    body = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+            + (place.encode() % seq) + b"</channel></rss>")
+    assert fastxml.parse(body, fastnames, str) is None
+    fast = parse.parse_fast(body, "", URL)
+    if fast is not None:
+        assert _differences(fast, parse.parse_bytes(body, "", URL, fast=False)) == set()
+
+
+def test_the_names_the_expat_pass_keeps_are_bounded(monkeypatch):
+    """fastnames keeps what each element name is to the expat pass for the process (names repeat from feed to
+    feed), but a feed of ever new names cannot make that grow without bound: past _NAMES it starts
+    again, and the answer is the same."""
+    monkeypatch.setattr(fastnames, "NAMES", 50)
+    fastnames.PLAIN.update({f"junk {i}": ("junk", False, 0, 0, 0) for i in range(1000)})  # names of other feeds
+    items = "".join(f"<item><title>{i}</title><x{i}>v</x{i}><y{i}/></item>" for i in range(80))
+    body = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>{items}</channel></rss>'
+    first = fastxml.parse(body.encode(), fastnames, str)
+    assert first is not None and first[0] == 80
+    assert len(fastnames.PLAIN) + len(fastnames.REPLAYS) <= 50 + 3 * 80 + 10  # cleared at the pass's start
+    for _ in range(3):
+        assert fastxml.parse(body.encode(), fastnames, str) == first
+        assert len(fastnames.PLAIN) + len(fastnames.REPLAYS) <= 50 + 3 * 80 + 10
+
+
+@pytest.mark.parametrize(("guids", "expected"), [
+    ("<guid>a</guid><guid>b</guid>", True),
+    ('<guid isPermaLink="false">a</guid><guid isPermaLink="false">b</guid>', False),
+    ("<guid ISPERMALINK='FALSE'>a</guid><guid isPermaLink=\"false\">b</guid>", False),
+    ('<guid isPermaLink = "false">a</guid><guid isPermaLink="false">b</guid>', False),
+    ('<guid isPermaLink="false">a</guid><guid isPermaLink="true">b</guid>', None),
+    ('<guid isPermaLink="false">a</guid><guid>b</guid>', None),
+    ('<guid isPermaLink="falsey">a</guid>', None),
+])
+def test_whether_guids_are_permalinks_is_read_from_every_attribute(guids, expected):
+    body = f"<rss><channel><item>{guids}</item></channel></rss>".encode()
+    assert fastparse._permalinks(body, body.lower()) is expected
+
+
+@needs_fast
+@pytest.mark.parametrize(("link", "fast"), [
+    ('<link href="https://a.example/1"/>', True),
+    ('<link rel="alternate" href="https://a.example/1"></link>', True),
+    ("<link>https://a.example/1</link>", False),  # its URL as text: feedparser answers
+    ('<link rel="alternate">\n  https://a.example/1</link>', False),
+    ('<atom:link xmlns:atom="http://www.w3.org/2005/Atom">https://a.example/1</atom:link>', False),
+    ('<link href="https://a.example/1"/><summary><![CDATA[<link>in a text</link>]]></summary>', True),
+])
+def test_an_atom_link_with_its_url_as_text_is_left_to_feedparser(link, fast):
+    body = (b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>T</title>'
+            b'<id>urn:f</id><updated>2026-11-01T08:00:00Z</updated><entry><title>A</title><id>urn:a</id>'
+            b"<updated>2026-11-01T08:00:00Z</updated>" + link.encode() + b"</entry></feed>")
+    answer = parse.parse_fast(body, "", URL)
+    assert (answer is not None) == fast
+    if answer is not None:
+        assert _differences(answer, parse.parse_bytes(body, "", URL, fast=False)) == set()
+
+
+def test_the_pass_reads_fastnames_codes_as_fastnames_writes_them():
+    """fastxml compares fastnames.plain's codes with its own constants (a module of level 0
+    imports none of ours): they must be the same."""
+    assert (fastxml._COUNT, fastxml._REFUSE, fastxml._REPLAY) == (fastnames.COUNT, fastnames.REFUSE, fastnames.REPLAY)

@@ -48,6 +48,7 @@ LEVEL = {
     "fastparse": 1,  # parse's fast path (feedparser-rs), answering in feedparser's shape
     "fastxml": 0,  # the fast path's expat pass: well-formed as feedparser sees it, its summary rule replayed
     "fastmarkup": 0,  # markup the fast path reads around feedparser-rs: empty-element tags, description HTML
+    "fastnames": 0,  # what each element name is to the expat pass (feedparser's name for it, its role), per process
     "fetch": 2, "parse": 2, "extract": 2, "rules": 2, "store": 2, "notify": 2,
     "pipeline": 3, "training": 3, "delivery": 3,
     "loading": 3,  # the checked notifier and rules (config, notify, rules): check, start, reload
