@@ -9,6 +9,7 @@ where the database says (../shared/LIBRARY-NOTES.md: persisted job stores keep s
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -46,6 +47,23 @@ DELIVER_EVERY = 5.0  # seconds between outbox drains
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
 
 
+def settle_heap() -> None:
+    """Move what start-up built (libraries, config, rules, clients: ~80,000 objects) into the
+    collector's permanent generation (``gc.freeze``), after one collection so that no garbage is
+    kept. The polls' own objects are collected as before; a full collection then scans the
+    ~20,000 that polling keeps instead of ~100,000 (at 10,000 feeds the unchanged pass spent
+    ~5.5 us a poll in the collector, ~2.8 after; issue 16, G3). Frozen objects are still freed
+    by their reference counts; only cycles among them wait for ``gc.unfreeze`` (``refreeze``)."""
+    gc.collect()
+    gc.freeze()
+
+
+def refreeze() -> None:
+    """After a reload: what the old config and rules held in cycles can go, then freeze again."""
+    gc.unfreeze()
+    settle_heap()
+
+
 @asynccontextmanager
 async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str, float], None] | None = None,
                   link_maker: links.Links | None = None) -> AsyncIterator[pipeline.Context]:
@@ -63,8 +81,11 @@ async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str
     try:
         await db.sync_feeds(config.feed_specs, time.time())
         async with Client(limits, observe) as http:
-            yield pipeline.Context(config, db, http, pool, notifier, ruleset, behind=written)
+            ctx = pipeline.Context(config, db, http, pool, notifier, ruleset, behind=written)
+            settle_heap()
+            yield ctx
     finally:
+        gc.unfreeze()  # a process that goes on (a test, a command) collects all again
         await written.drain()
         pool.close()
         db.close()
@@ -175,6 +196,7 @@ class Daemon:
         if self.sender:
             self.sender.notifier, self.sender.cfg = notifier, config.notify
         self.digest_jobs()
+        refreeze()
         log.info("config reloaded feeds=%d channels=%s", len(config.feeds), ",".join(config.channels) or "none")
         return True
 
@@ -185,6 +207,7 @@ class Daemon:
             self.ruleset = ruleset
             if self.ctx:
                 self.ctx.ruleset = ruleset
+            refreeze()
 
     async def _load(self, config: Config, notifier: Notifier, kept: str = "") -> rules.RuleSet | None:
         """The folder's rules, loaded off the loop; None (logged) when they cannot be used."""
@@ -364,6 +387,7 @@ class Daemon:
                               lambda: ctx.notifier)
                 await self.service.start(ctx.db, hooks if "web" in self.roles else None)  # no console without web
                 await self._models()
+                settle_heap()  # what the scheduler, sender and console built too
                 log.info("started feeds=%d rules=%d channels=%s database=%s roles=%s", await ctx.db.active_feeds(),
                          len(self.ruleset), ",".join(self.config.channels) or "none", self.config.database,
                          ",".join(self.roles))
