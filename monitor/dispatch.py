@@ -322,17 +322,21 @@ class Dispatcher:
 
     def _done(self, feed_id: int, host: str, interval: float, task: asyncio.Task[pipeline.Outcome]) -> None:
         self.tasks.pop(feed_id, None)
-        self._settle(feed_id)
-        if not task.cancelled() and task.exception() is None and task.result().kind == "database":
+        if self.jobs:
+            self._settle(feed_id)
+        out = None if task.cancelled() or task.exception() is not None else task.result()
+        if out is not None and out.kind == "database":
             self.resting[feed_id] = self.ctx.clock() + interval
-        self.inflight[host] -= 1
-        if not self.inflight[host]:
+        left = self.inflight[host] - 1
+        if left:
+            self.inflight[host] = left
+        else:
             del self.inflight[host]
-        if not task.cancelled() and task.exception() is None:
+        if out is not None:
             if self.keep_outcomes:
-                self.outcomes.append(task.result())
+                self.outcomes.append(out)
             if self.on_outcome is not None:
-                self.on_outcome(task.result())
+                self.on_outcome(out)
         if host in self.queues:
             self._rotate(host)
         if not self.stopped:

@@ -290,12 +290,11 @@ class FeedQueries(Queries):
             if update.notices or (update.moved and update.moved != feed.url):
                 other.append((feed, update))
                 continue
-            changes = _columns(update)
-            if tuple(changes.items())[2:9] == UNCHANGED_SET and len(changes) == 10 \
-                    and changes["last_ok_at"] == changes["last_polled_at"]:
-                at = changes["last_polled_at"]
-                unchanged.append((at, at, at, now, changes["next_check_at"], feed.id))
+            if _unchanged(update):
+                at = update.last_polled_at
+                unchanged.append((at, at, at, now, update.next_check_at, feed.id))
                 continue
+            changes = _columns(update)
             newer = "next_check_at" in changes and "last_polled_at" in changes
             if newer:  # next_check_at last, with its three parameters (NEWER)
                 next_at = changes.pop("next_check_at")
@@ -374,6 +373,19 @@ class FeedQueries(Queries):
             "WHERE host = ? AND active = 1 AND next_check_at < ?",
             (until, max(0.0, spread), host, until))
         return cur.rowcount
+
+
+_UNCHANGED_VALUES = tuple(v for _, v in UNCHANGED_SET)
+_KEPT = (KEEP,) * 6
+
+
+def _unchanged(u: FeedUpdate) -> bool:
+    """Does ``u`` set exactly UNCHANGED's columns, to its constants, with last_ok_at = last_polled_at?
+    The fields read directly: building ``_columns`` first cost the database thread ~1 us a row."""
+    return ((u.last_status, u.last_error_kind, u.last_error, u.error_count, u.failing_since, u.gone_at,
+             u.alerted_failing) == _UNCHANGED_VALUES
+            and (u.etag, u.last_modified, u.body_hash, u.cadence_s, u.last_new_at, u.baselined_at) == _KEPT
+            and u.last_polled_at is not KEEP and u.last_ok_at == u.last_polled_at and u.next_check_at is not KEEP)
 
 
 def _columns(update: FeedUpdate) -> dict[str, Any]:
