@@ -572,6 +572,22 @@ def test_a_dead_owners_feeds_are_freed_but_not_polled_again_within_an_interval(s
     assert [f.url for f in store.claim_feeds(owner="here:33:c", now=1070.0, lease=900.0)] == [A]
 
 
+def test_a_claim_leaves_the_feeds_its_owner_holds_already_as_they_are(store):
+    """``skip``: what the daemon holds already (queued, polling, its record waiting to be written)
+    is neither handed out again nor leased again: its lease stays the first claim's."""
+    store.sync_feeds([(A, "Feed A", None), (B, "", None), (C, "", None)], now=100.0)
+    first = store.claim_feeds(owner="here:11:a", now=1000.0, lease=900.0, limit=2)
+    held = {f.id for f in first}
+    again = store.claim_feeds(owner="here:11:a", now=1100.0, lease=900.0, skip=held)
+    leases = dict(store.db.execute("SELECT id, lease_until FROM feeds").fetchall())
+
+    assert [f.url for f in again] == [C] and C not in {f.url for f in first}
+    assert {i: leases[i] for i in held} == {i: 1900.0 for i in held}  # not rewritten by the second claim
+    assert leases[again[0].id] == 2000.0
+    assert [f.url for f in store.claim_feeds(owner="here:11:a", now=1100.0, lease=900.0, skip={again[0].id})] == \
+        sorted((f.url for f in first), key=[A, B, C].index)  # its own, not skipped: claimed again
+
+
 def raw_next(store: Store, url: str) -> float:
     return float(store.db.execute("SELECT next_check_at FROM feeds WHERE url = ?", [url]).fetchone()[0])
 

@@ -9,13 +9,11 @@ where the database says (../shared/LIBRARY-NOTES.md: persisted job stores keep s
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,71 +22,21 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .. import cluster, delivery, dispatch, leases, links, pipeline, rules, training
 from .. import config as config_mod
-from .. import store as store_mod
 from ..config import Config
 from ..errors import ConfigError, MonitorError
-from ..fetch import Client, Limits
 from ..loading import load_rules, mask_channel_urls, notifier_for
 from ..lockfile import DaemonLock
 from ..notify import Notifier
 from ..service import Service
 from ..store import Pruned, StoreError
-from ..store.aio import AsyncStore
 from ..web.console import Hooks
-from ..workers import Pool, in_thread
+from ..workers import in_thread
+from .context import WORKER_PRELOAD, refreeze, runtime, settle_heap  # noqa: F401 (WORKER_PRELOAD: its name here)
 from .jobs import Executor, check_digests, digest_trigger, job_event, stop_scheduler
 
 log = logging.getLogger(__name__)
-# What the workers run (parse, extract, language detection, their libraries, the language model), imported once in
-# the forkserver, shared by the workers it forks (issue 16); libraries named: the daemon's process never loads them.
-WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "monitor.parse", "feedparser",
-                  "monitor.fastparse", "monitor.language")
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
-
-
-def settle_heap() -> None:
-    """Move what start-up built (libraries, config, rules, clients: ~80,000 objects) into the
-    collector's permanent generation (``gc.freeze``), after one collection so that no garbage is
-    kept. The polls' own objects are collected as before; a full collection then scans the
-    ~20,000 that polling keeps instead of ~100,000 (at 10,000 feeds the unchanged pass spent
-    ~5.5 us a poll in the collector, ~2.8 after; issue 16, G3). Frozen objects are still freed
-    by their reference counts; only cycles among them wait for ``gc.unfreeze`` (``refreeze``)."""
-    gc.collect()
-    gc.freeze()
-
-
-def refreeze() -> None:
-    """After a reload: what the old config and rules held in cycles can go, then freeze again."""
-    gc.unfreeze()
-    settle_heap()
-
-
-@asynccontextmanager
-async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str, float], None] | None = None,
-                  link_maker: links.Links | None = None) -> AsyncIterator[pipeline.Context]:
-    """Everything a poll needs, opened in order and closed in reverse (alerts carry ``link_maker``'s links)."""
-    notifier = notifier_for(config)
-    db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
-    written = pipeline.WriteBehind(db)  # unchanged polls' updates, batched; drained before the db closes
-    if (link_maker := link_maker or links.of(config)) is not None:
-        notifier.links = link_maker.urls
-    pool = Pool(config.extract.workers, preload=WORKER_PRELOAD)
-    f, p = config.fetch, config.poll
-    limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
-                    concurrency=p.concurrency, per_host=p.per_host,
-                    user_agent=f.user_agent or Limits.user_agent, allow_private=tuple(f.allow_private))
-    try:
-        await db.sync_feeds(config.feed_specs, time.time())
-        async with Client(limits, observe) as http:
-            ctx = pipeline.Context(config, db, http, pool, notifier, ruleset, behind=written)
-            settle_heap()
-            yield ctx
-    finally:
-        gc.unfreeze()  # a process that goes on (a test, a command) collects all again
-        await written.drain()
-        pool.close()
-        db.close()
 
 
 async def once(config: Config, ruleset: rules.RuleSet,
