@@ -288,6 +288,8 @@ def test_feeds_are_read_as_the_row_says(store, database):
                      "gone_at = 9, alerted_failing = 1 WHERE url = ?", [A])
     rows = list(store.db.query("SELECT * FROM feeds WHERE active = 1 ORDER BY next_check_at, id"))
     assert store.feeds(default_interval=300) == [feed_of(r, 300) for r in rows]
+    # built without Feed's __init__: the same fields, nothing more (host: the row's, as feed_of's)
+    assert [vars(f) for f in store.feeds(default_interval=300)] == [vars(feed_of(r, 300)) for r in rows]
     assert store.feeds(default_interval=300)[0] == Feed(
         id=rows[0]["id"], url=A, title="Feed A", etag="e", last_modified="lm", body_hash="h", interval=300.0,
         error_count=2, baselined=True, source_url=A, tags=("x",), pinned=False, cadence=60.0, last_new_at=7.0,
