@@ -229,9 +229,12 @@ def test_the_runtime_freezes_what_start_up_built_and_thaws_it_at_exit(tmp_path):
     async def go():
         async with daemon.runtime(cfg, daemon.load_rules(cfg, daemon.notifier_for(cfg))) as ctx:
             tracked = {id(o) for o in gc.get_objects()}  # the frozen generation is not listed
-            return gc.get_freeze_count(), id(ctx.config) in tracked, id(ctx.config.poll) in tracked
+            return (gc.get_freeze_count(), id(ctx.config) in tracked, id(ctx.config.poll) in tracked,
+                    gc.get_threshold())
 
-    frozen, config_tracked, poll_tracked = asyncio.run(go())
+    before = gc.get_threshold()
+    frozen, config_tracked, poll_tracked, during = asyncio.run(go())
     assert frozen > 10_000
     assert not config_tracked and not poll_tracked
-    assert gc.get_freeze_count() == 0
+    assert during == (max(before[0], daemon.context.YOUNG), *before[1:])
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
