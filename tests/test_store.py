@@ -140,6 +140,11 @@ def test_unopenable_path_is_store_error(tmp_path):
         Store(tmp_path / "a-file" / "monitor.db")
 
 
+def test_the_page_cache_holds_the_feeds_of_a_large_install(sqlite_store):
+    """8 MiB, not SQLite's 2 (issue 16, G3): the feeds table and its indexes at 10,000 feeds."""
+    assert sqlite_store.db.execute("PRAGMA cache_size").fetchone()[0] == -8192
+
+
 def test_wal_mode_is_on(sqlite_store, db_path):
     store = sqlite_store
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
