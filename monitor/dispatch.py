@@ -323,16 +323,17 @@ class Dispatcher:
     def _done(self, feed_id: int, host: str, interval: float, task: asyncio.Task[pipeline.Outcome]) -> None:
         self.tasks.pop(feed_id, None)
         self._settle(feed_id)
-        if not task.cancelled() and task.exception() is None and task.result().kind == "database":
+        out = None if task.cancelled() or task.exception() is not None else task.result()
+        if out is not None and out.kind == "database":
             self.resting[feed_id] = self.ctx.clock() + interval
         self.inflight[host] -= 1
         if not self.inflight[host]:
             del self.inflight[host]
-        if not task.cancelled() and task.exception() is None:
+        if out is not None:
             if self.keep_outcomes:
-                self.outcomes.append(task.result())
+                self.outcomes.append(out)
             if self.on_outcome is not None:
-                self.on_outcome(task.result())
+                self.on_outcome(out)
         if host in self.queues:
             self._rotate(host)
         if not self.stopped:
@@ -373,12 +374,12 @@ def every_feed(ctx: pipeline.Context) -> Source:
 
 
 def due_feeds(ctx: pipeline.Context) -> Source:
-    """Feeds due now, soonest first, skipping those already queued or running here and those
-    another process holds (the daemon); each is leased to this process while it is polled."""
+    """Feeds due now, soonest first, skipping those another process holds and those held here (queued,
+    running, written behind: not claimed again, a row write each); each leased here while polled."""
 
     async def take(known: set[int], n: int) -> list[Feed]:
         got = await ctx.db.claim_feeds(owner=leases.OWNER, now=ctx.clock(), lease=poll_lease(ctx),
-                                       limit=n + len(known), default_interval=ctx.config.poll.interval)
+                                       limit=n, default_interval=ctx.config.poll.interval, skip=known)
         return [f for f in got if f.id not in known][:n]
 
     return take

@@ -19,11 +19,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from . import schedule
 from .models import Feed, FeedUpdate, Notice
 
+# A success's FeedUpdate but for its times, status, move and notices: every other field as
+# ``_ok`` sets it (the streak cleared) or KEEP. Copied into each new update's __dict__ (``_ok``).
+_OK_FIELDS = {f.name: f.default for f in fields(FeedUpdate)} | {
+    "last_error_kind": None, "last_error": None, "error_count": 0, "failing_since": None, "gone_at": None,
+    "alerted_failing": False}
 GONE_ERRORS = 61  # a 410 backs off as if it had failed this often: straight to the cap
 MAX_ERROR_TEXT = 500  # characters of the error kept in the feed's row
 
@@ -119,9 +124,15 @@ def _ok(feed: Feed, now: float, settings: Settings, status: str, next_at: float,
         down = duration(now - (feed.failing_since or now))
         notices = _notices(settings, "recovered", f"Feed recovered: {feed.title or feed.url}",
                            f"{feed.url}\nPolled successfully again after {down} of errors.")
-    return FeedUpdate(last_polled_at=now, last_ok_at=now, last_status=status, last_error_kind=None, last_error=None,
-                      error_count=0, failing_since=None, gone_at=None, alerted_failing=False, next_check_at=next_at,
-                      moved=moved, notices=notices)
+    # The frozen dataclass's __init__ sets its 19 fields one object.__setattr__ at a time (~1.9 us);
+    # one dict update makes the same object (~0.5 us). Every poll that succeeds comes here (issue 16,
+    # G3); test_health holds the two equal.
+    update = object.__new__(FeedUpdate)
+    state = update.__dict__
+    state.update(_OK_FIELDS)
+    state["last_polled_at"] = state["last_ok_at"] = now
+    state["last_status"], state["next_check_at"], state["moved"], state["notices"] = status, next_at, moved, notices
+    return update
 
 
 def _failed(feed: Feed, r: Failed, now: float, settings: Settings, rng: random.Random | None) -> FeedUpdate:

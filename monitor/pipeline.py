@@ -266,6 +266,8 @@ async def _fetch_extract(http: Client, pool: Pool, link: str,
 
 
 def _done(feed: Feed, started: float, out: Outcome) -> Outcome:
+    if not log.isEnabledFor(logging.INFO):  # the daemon's default level logs every poll; a quiet one skips the work
+        return out
     ms = int((time.monotonic() - started) * 1000)
     log.info("polled feed=%s status=%s new=%d alerts=%d ms=%d%s", feed.url, out.status, out.new,
              out.alerts, ms, f" error={out.error!r}" if out.status == "error" else "")

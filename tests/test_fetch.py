@@ -464,3 +464,26 @@ def test_304_not_modified_carries_response_headers(feed_server):
 
     assert err.value.headers["etag"] == etag  # the loopback server's 304 sends the ETag
     assert all(k == k.lower() for k in err.value.headers)
+
+
+def test_every_feed_request_is_timed_for_the_metrics_304_and_failures_too(feed_server):
+    """``observe`` (the daemon's fetch-time histogram) hears of every feed request, whatever
+    its end: a body, a 304, an error."""
+    url = feed_server.add("/feed.xml", FEED)
+    seen: list[tuple[str, float]] = []
+
+    async def go() -> list[str]:
+        ends = []
+        async with Client(FAST, observe=lambda kind, s: seen.append((kind, s))) as http:
+            etag = (await http.feed(Feed(id=1, url=url))).etag
+            for feed in (Feed(id=1, url=url, etag=etag), Feed(id=2, url=url.replace("feed.xml", "missing.xml"))):
+                try:
+                    await http.feed(feed)
+                except FetchError as e:
+                    ends.append(e.kind)
+            await http.page(url)
+        return ends
+
+    assert asyncio.run(go()) == ["not-modified", "http-404"]
+    assert [kind for kind, _ in seen] == ["feed", "feed", "feed", "page"]
+    assert all(0 <= s < 10 for _, s in seen)

@@ -154,3 +154,21 @@ def test_the_interval_follows_the_learned_cadence_unless_pinned():
 
 def test_same_inputs_same_update():
     assert decide(FAILING, health.Failed("dns", "x")) == decide(FAILING, health.Failed("dns", "x"))
+
+
+@pytest.mark.parametrize("result", [health.Unchanged({}), health.Unchanged({}, moved="https://news.example/new.xml"),
+                                    fetched()], ids=["304", "304 moved", "new body"])
+@pytest.mark.parametrize("feed", [FEED, ALERTED], ids=["healthy", "recovering"])
+def test_a_success_is_the_update_its_constructor_makes(feed, result):
+    """``_ok`` builds its FeedUpdate without the dataclass's __init__ (a hot path): the object
+    must be the one the constructor makes, every field, its hash and its replacements too."""
+    u = decide(feed, result)
+    made = FeedUpdate(**{f: getattr(u, f) for f in FeedUpdate.__dataclass_fields__})
+
+    assert u == made and hash(u) == hash(made) and vars(u) == vars(made)
+    assert (u.last_error_kind, u.last_error, u.error_count, u.failing_since, u.gone_at, u.alerted_failing) == \
+        (None, None, 0, None, None, False)
+    assert u.last_polled_at == u.last_ok_at == NOW and u.next_check_at > NOW
+    assert replace(u, etag="x").etag == "x" and replace(u, etag="x").last_polled_at == NOW
+    with pytest.raises(AttributeError):
+        u.last_status = "error"  # type: ignore[misc]

@@ -140,6 +140,11 @@ def test_unopenable_path_is_store_error(tmp_path):
         Store(tmp_path / "a-file" / "monitor.db")
 
 
+def test_the_page_cache_holds_the_feeds_of_a_large_install(sqlite_store):
+    """8 MiB, not SQLite's 2 (issue 16, G3): the feeds table and its indexes at 10,000 feeds."""
+    assert sqlite_store.db.execute("PRAGMA cache_size").fetchone()[0] == -8192
+
+
 def test_wal_mode_is_on(sqlite_store, db_path):
     store = sqlite_store
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -288,6 +293,8 @@ def test_feeds_are_read_as_the_row_says(store, database):
                      "gone_at = 9, alerted_failing = 1 WHERE url = ?", [A])
     rows = list(store.db.query("SELECT * FROM feeds WHERE active = 1 ORDER BY next_check_at, id"))
     assert store.feeds(default_interval=300) == [feed_of(r, 300) for r in rows]
+    # built without Feed's __init__: the same fields, nothing more (host: the row's, as feed_of's)
+    assert [vars(f) for f in store.feeds(default_interval=300)] == [vars(feed_of(r, 300)) for r in rows]
     assert store.feeds(default_interval=300)[0] == Feed(
         id=rows[0]["id"], url=A, title="Feed A", etag="e", last_modified="lm", body_hash="h", interval=300.0,
         error_count=2, baselined=True, source_url=A, tags=("x",), pinned=False, cadence=60.0, last_new_at=7.0,
@@ -570,6 +577,22 @@ def test_a_dead_owners_feeds_are_freed_but_not_polled_again_within_an_interval(s
     assert raw_next(store, A) == 1070.0 and raw_next(store, B) == 1610.0
     assert store.claim_feeds(owner="here:33:c", now=1069.0, lease=900.0) == []  # A not yet; C leased to 22
     assert [f.url for f in store.claim_feeds(owner="here:33:c", now=1070.0, lease=900.0)] == [A]
+
+
+def test_a_claim_leaves_the_feeds_its_owner_holds_already_as_they_are(store):
+    """``skip``: what the daemon holds already (queued, polling, its record waiting to be written)
+    is neither handed out again nor leased again: its lease stays the first claim's."""
+    store.sync_feeds([(A, "Feed A", None), (B, "", None), (C, "", None)], now=100.0)
+    first = store.claim_feeds(owner="here:11:a", now=1000.0, lease=900.0, limit=2)
+    held = {f.id for f in first}
+    again = store.claim_feeds(owner="here:11:a", now=1100.0, lease=900.0, skip=held)
+    leases = dict(store.db.execute("SELECT id, lease_until FROM feeds").fetchall())
+
+    assert [f.url for f in again] == [C] and C not in {f.url for f in first}
+    assert {i: leases[i] for i in held} == {i: 1900.0 for i in held}  # not rewritten by the second claim
+    assert leases[again[0].id] == 2000.0
+    assert [f.url for f in store.claim_feeds(owner="here:11:a", now=1100.0, lease=900.0, skip={again[0].id})] == \
+        sorted((f.url for f in first), key=[A, B, C].index)  # its own, not skipped: claimed again
 
 
 def raw_next(store: Store, url: str) -> float:

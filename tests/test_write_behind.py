@@ -7,6 +7,7 @@ Against the loopback feed server, the daemon's own pipeline and dispatcher, a re
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import time
 from contextlib import asynccontextmanager
@@ -217,3 +218,23 @@ def test_a_feed_made_due_while_its_update_waits_stays_due(tmp_path, feed_server,
     asked, written = asyncio.run(go())
     assert written[urls[0]] == ("not-modified", None, asked)  # polled, released, and due as asked
     assert written[urls[1]][:2] == ("not-modified", None) and written[urls[1]][2] > asked + 10  # its schedule
+
+
+def test_the_runtime_freezes_what_start_up_built_and_thaws_it_at_exit(tmp_path):
+    """``daemon.runtime`` moves the start-up objects (config, rules, clients) out of the
+    collector's way while polls run (gc.freeze: a full collection scans only what polling made,
+    issue 16 G3), and gives them back when it ends, so a process that goes on collects them."""
+    cfg = write(tmp_path)
+
+    async def go():
+        async with daemon.runtime(cfg, daemon.load_rules(cfg, daemon.notifier_for(cfg))) as ctx:
+            tracked = {id(o) for o in gc.get_objects()}  # the frozen generation is not listed
+            return (gc.get_freeze_count(), id(ctx.config) in tracked, id(ctx.config.poll) in tracked,
+                    gc.get_threshold())
+
+    before = gc.get_threshold()
+    frozen, config_tracked, poll_tracked, during = asyncio.run(go())
+    assert frozen > 10_000
+    assert not config_tracked and not poll_tracked
+    assert during == (max(before[0], daemon.context.YOUNG), *before[1:])
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before

@@ -13,8 +13,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,51 +22,21 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .. import cluster, delivery, dispatch, leases, links, pipeline, rules, training
 from .. import config as config_mod
-from .. import store as store_mod
 from ..config import Config
 from ..errors import ConfigError, MonitorError
-from ..fetch import Client, Limits
 from ..loading import load_rules, mask_channel_urls, notifier_for
 from ..lockfile import DaemonLock
 from ..notify import Notifier
 from ..service import Service
 from ..store import Pruned, StoreError
-from ..store.aio import AsyncStore
 from ..web.console import Hooks
-from ..workers import Pool, in_thread
+from ..workers import in_thread
+from .context import WORKER_PRELOAD, refreeze, runtime, settle_heap  # noqa: F401 (WORKER_PRELOAD: its name here)
 from .jobs import Executor, check_digests, digest_trigger, job_event, stop_scheduler
 
 log = logging.getLogger(__name__)
-# What the workers run (parse, extract, language detection, their libraries, the language model), imported once in
-# the forkserver, shared by the workers it forks (issue 16); libraries named: the daemon's process never loads them.
-WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "monitor.parse", "feedparser",
-                  "monitor.fastparse", "monitor.language")
 DELIVER_EVERY = 5.0  # seconds between outbox drains
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
-
-
-@asynccontextmanager
-async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str, float], None] | None = None,
-                  link_maker: links.Links | None = None) -> AsyncIterator[pipeline.Context]:
-    """Everything a poll needs, opened in order and closed in reverse (alerts carry ``link_maker``'s links)."""
-    notifier = notifier_for(config)
-    db = AsyncStore(store_mod.connect(config.database, busy_timeout=config.monitor.busy_timeout))
-    written = pipeline.WriteBehind(db)  # unchanged polls' updates, batched; drained before the db closes
-    if (link_maker := link_maker or links.of(config)) is not None:
-        notifier.links = link_maker.urls
-    pool = Pool(config.extract.workers, preload=WORKER_PRELOAD)
-    f, p = config.fetch, config.poll
-    limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
-                    concurrency=p.concurrency, per_host=p.per_host,
-                    user_agent=f.user_agent or Limits.user_agent, allow_private=tuple(f.allow_private))
-    try:
-        await db.sync_feeds(config.feed_specs, time.time())
-        async with Client(limits, observe) as http:
-            yield pipeline.Context(config, db, http, pool, notifier, ruleset, behind=written)
-    finally:
-        await written.drain()
-        pool.close()
-        db.close()
 
 
 async def once(config: Config, ruleset: rules.RuleSet,
@@ -175,6 +144,7 @@ class Daemon:
         if self.sender:
             self.sender.notifier, self.sender.cfg = notifier, config.notify
         self.digest_jobs()
+        refreeze()
         log.info("config reloaded feeds=%d channels=%s", len(config.feeds), ",".join(config.channels) or "none")
         return True
 
@@ -185,6 +155,7 @@ class Daemon:
             self.ruleset = ruleset
             if self.ctx:
                 self.ctx.ruleset = ruleset
+            refreeze()
 
     async def _load(self, config: Config, notifier: Notifier, kept: str = "") -> rules.RuleSet | None:
         """The folder's rules, loaded off the loop; None (logged) when they cannot be used."""
@@ -364,6 +335,7 @@ class Daemon:
                               lambda: ctx.notifier)
                 await self.service.start(ctx.db, hooks if "web" in self.roles else None)  # no console without web
                 await self._models()
+                settle_heap()  # what the scheduler, sender and console built too
                 log.info("started feeds=%d rules=%d channels=%s database=%s roles=%s", await ctx.db.active_feeds(),
                          len(self.ruleset), ",".join(self.config.channels) or "none", self.config.database,
                          ",".join(self.roles))

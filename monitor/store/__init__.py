@@ -56,6 +56,9 @@ __all__ = ["MIGRATIONS", "FeedSpec", "Given", "Judged", "Miss", "Pruned", "RuleF
            "StoreAPI", "StoreError", "StoredModel", "UnknownFeed", "Verdict", "connect"]
 
 
+CACHE_KIB = 8192  # the writer's and each reader's SQLite page cache
+
+
 @guard
 class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQueries,  # Entry: on FeedQueries
             FeedbackQueries, LearnQueries, ConsoleQueries, SearchQueries, UserQueries):
@@ -77,6 +80,11 @@ class Store(EntryQueries, OutboxQueries, NoiseQueries, RetentionQueries, StatusQ
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            # 8 MiB of page cache, not SQLite's 2: the feeds table and its indexes at 10,000 feeds
+            # (~750 pages) stay in it, so a pass's claims and schedule UPDATEs stop asking the OS
+            # for pages (database thread ~14.5 -> ~12.5 us an unchanged poll; issue 16, G3).
+            # Pages are taken as they are used: a small database costs what it did.
+            self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"{self.path}: cannot open database: {e}") from None
         self.migrate()

@@ -17,7 +17,7 @@ What every implementation guarantees, whatever its SQL:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Protocol
 
 from ..leases import OWNER
@@ -48,7 +48,7 @@ class StoreAPI(Protocol):
     def feeds(self, *, due_at: float | None = None, default_interval: float = 900, limit: int | None = None,
               after_id: int | None = None) -> list[Feed]: ...
     def claim_feeds(self, *, owner: str, now: float, lease: float, due: bool = True, default_interval: float = 900,
-                    limit: int | None = None, after_id: int | None = None) -> list[Feed]: ...
+                    limit: int | None = None, after_id: int | None = None, skip: Collection[int] = ()) -> list[Feed]: ...
     def active_feeds(self) -> int: ...
     def feed_table(self) -> list[dict]: ...
     # pause_feed: paused (never due, never claimed; sync_feeds leaves it paused) or resumed (due
