@@ -138,7 +138,8 @@ class Views(Base):
         rows = await self.env.db.inbox(**chosen, before=before, limit=self.page_size + 1)
         more = len(rows) > self.page_size
         rows = rows[: self.page_size]
-        data = {"alerts": rows, "filters": chosen, "next": rows[-1]["id"] if more and rows else None}
+        data = {"alerts": rows, "filters": chosen, "next": rows[-1]["id"] if more and rows else None,
+                "newest": max((r["id"] for r in rows), default=0)}  # where the page's live stream starts
         cfg = self.env.config()
         return self.page(request, "inbox.html", data, rules=[r.id for r in self.env.ruleset().rules],
                          channels=sorted(cfg.channels), states=STATES, live=not before,
