@@ -22,19 +22,16 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import callgrind
 from matching import CORPUS, GOAL_SALIENCE, MIN_BYTES
 from matching_before import BASE, old_engine
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST, SECOND = "functools_reduce", "builtin_max"  # the C functions the counted passes run inside
 
 
 def child(n: int, engine: str, flag: str) -> None:
@@ -69,33 +66,11 @@ def child(n: int, engine: str, flag: str) -> None:
 def count(n: int, engine: str, base: str) -> tuple[int, int, int]:
     """Instructions of the first and the second counted pass (find and match; before: match
     twice), and the matches the first pass found."""
-    with tempfile.TemporaryDirectory(prefix="matching-instructions-") as tmp:
-        flag, out = Path(tmp) / "ready", Path(tmp) / "callgrind.out"
-        proc = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-             f"--toggle-collect={FIRST}", f"--toggle-collect={SECOND}", f"--callgrind-out-file={out}",
-             sys.executable, __file__, "--child", str(n), engine, str(flag), "--base", base],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")])})
-        while not flag.exists():
-            if proc.poll() is not None:
-                raise SystemExit(f"{engine} at {n} rules ended before counting: {proc.stderr.read()[-2000:]}")
-            time.sleep(0.5)
-        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
-        flag.unlink()
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"{engine} at {n} rules failed: {err[-2000:]}")
-        found = int(Path(f"{flag}.found").read_text())
-        report = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)], check=True,
-                                capture_output=True, text=True).stdout
-    got = {}
-    for name in (FIRST, SECOND):
-        m = re.search(rf"^\s*([\d,]+) .*:{name}\b", report, re.M)
-        if m is None:
-            raise SystemExit(f"{engine} at {n} rules: no count for {name} in callgrind's report")
-        got[name] = int(m.group(1).replace(",", ""))
-    return got[FIRST], got[SECOND], found
+    first, second, found = callgrind.count(
+        lambda flag: [sys.executable, __file__, "--child", str(n), engine, flag, "--base", base],
+        {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")])},
+        f"{engine} at {n} rules", ".found")
+    return first, second, int(found)
 
 
 def main() -> int:
@@ -110,7 +85,7 @@ def main() -> int:
     if not (CORPUS / "topics" / "dev.jsonl").exists():
         print(f"corpus not found at {CORPUS}; nothing to measure")
         return 0
-    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+    if not callgrind.available():
         print("valgrind not found (apt-get install valgrind); nothing measured")
         return 0
     print(f"instructions of one pass over the texts of {CORPUS / 'topics' / 'dev.jsonl'} (>= {MIN_BYTES} B), "

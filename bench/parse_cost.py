@@ -25,15 +25,12 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import callgrind
 import feedparser
 
 from monitor import parse
@@ -42,7 +39,6 @@ from monitor.errors import ParseError
 GOAL = 0.2
 DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds" / "real"
 ROOT = Path(__file__).resolve().parent.parent
-RAW, OURS = "functools_reduce", "builtin_max"  # the C functions the counted passes run inside (neither side calls them)
 
 
 def feeds(folder: Path) -> list[bytes]:
@@ -80,36 +76,12 @@ def child(folder: Path, flag: str) -> None:
 
 def instructions(folder: Path) -> int:
     """Count one pass of each side with callgrind; print both, the ratio and the command."""
-    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+    if not callgrind.available():
         print("valgrind not found (apt-get install valgrind); nothing measured")
         return 0
-    with tempfile.TemporaryDirectory(prefix="parse-instructions-") as tmp:
-        flag, out = Path(tmp) / "ready", Path(tmp) / "callgrind.out"
-        proc = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-             f"--toggle-collect={RAW}", f"--toggle-collect={OURS}", f"--callgrind-out-file={out}",
-             sys.executable, __file__, str(folder), "--child", str(flag)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)})
-        while not flag.exists():
-            if proc.poll() is not None:
-                raise SystemExit(f"the counted process ended before counting: {proc.stderr.read()[-2000:]}")
-            time.sleep(0.5)
-        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
-        flag.unlink()
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"the counted process failed: {err[-2000:]}")
-        raw_n, ours_n = map(int, Path(f"{flag}.entries").read_text().split())
-        report = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)], check=True,
-                                capture_output=True, text=True).stdout
-    got = {}
-    for name in (RAW, OURS):
-        m = re.search(rf"^\s*([\d,]+) .*:{name}\b", report, re.M)
-        if m is None:
-            raise SystemExit(f"no count for {name} in callgrind's report")
-        got[name] = int(m.group(1).replace(",", ""))
-    raw, ours = got[RAW], got[OURS]
+    raw, ours, done = callgrind.count(lambda flag: [sys.executable, __file__, str(folder), "--child", flag],
+                                      {**os.environ, "PYTHONPATH": str(ROOT)}, "the counted process", ".entries")
+    raw_n, ours_n = map(int, done.split())
     print(f"feeds={len(feeds(folder))} one pass each, callgrind instructions")
     print(f"entries: feedparser={raw_n} ours={ours_n}")
     print(f"raw feedparser.parse   {raw / 1e6:10,.0f} M instructions")
