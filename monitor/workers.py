@@ -107,13 +107,36 @@ class _Worker:
             self._socket.setblocking(False)
         return self._socket
 
-    def kill(self) -> None:
+    def kill(self, wait: float = 0.0) -> None:
+        """Close the pipe and SIGKILL the worker if it still runs. With ``wait`` (at close),
+        wait that long for it to go; else not at all: the event loop calls this for a worker
+        that timed out, died or was recycled, and a process can take seconds to go (its exit
+        finalisers, a big heap to free, a disk that does not answer). It is the forkserver's
+        child, so the forkserver reaps it, and multiprocessing forgets it at the next
+        ``Process.start`` (issue 16: an event loop that never waits)."""
         if self._socket is not None:
             self._socket.close()
         self.conn.close()
         if self.proc.is_alive():
             self.proc.kill()
-        self.proc.join(5)
+        if wait:
+            self.proc.join(wait)
+
+
+async def _exit_code(loop: asyncio.AbstractEventLoop, proc: Any, within: float) -> int | None:
+    """``proc``'s exit code once it has exited, waited for on the loop (its sentinel becomes
+    readable when it goes) for at most ``within`` seconds; None if it is still there."""
+    if proc.exitcode is None:  # a poll, it does not wait
+        gone = loop.create_future()
+        fd = proc.sentinel
+        loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+        try:
+            await asyncio.wait_for(gone, within)
+        except TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)
+    return proc.exitcode
 
 
 IDLE_EXIT = 60.0  # seconds a worker waits for its next task before it exits (0: never)
@@ -174,8 +197,8 @@ class Pool:
         except TimeoutError:
             raise WorkerError(f"{name} ran over the time limit of {timeout:g}s") from None
         except (EOFError, OSError):
-            worker.proc.join(1)
-            raise WorkerError(f"{name}: worker died (exit code {worker.proc.exitcode})") from None
+            code = await _exit_code(loop, worker.proc, 1.0)
+            raise WorkerError(f"{name}: worker died (exit code {code})") from None
 
     def _take(self) -> _Worker:
         """An idle worker that is still alive (one may have been killed while idle)."""
@@ -207,7 +230,7 @@ class Pool:
             self.restarts += 1
             log.warning("worker replaced pid=%s tasks=%d", worker.proc.pid, worker.tasks)
         self._retire(worker)
-        worker.kill()  # a recycled worker has already exited; this only reaps it
+        worker.kill()  # a recycled worker is on its way out: not waited for
 
     def _expire(self, worker: _Worker) -> None:
         """A worker idle for ``idle_exit`` seconds exits: an idle daemon then holds only the
@@ -234,7 +257,7 @@ class Pool:
                 worker.expiry.cancel()
         for worker in list(self._all):
             self._retire(worker)
-            worker.kill()
+            worker.kill(wait=5)
         self._all.clear()
         self._idle.clear()
 

@@ -304,6 +304,55 @@ def test_a_task_for_a_stalled_worker_does_not_hold_up_the_event_loop():
     assert got == 8_000_000
 
 
+
+async def ticking(within: float) -> int:
+    """Ticks of 10 ms the event loop makes in ``within`` seconds (a blocked loop: a few)."""
+    ticks, started = 0, time.monotonic()
+    while time.monotonic() - started < within:
+        await asyncio.sleep(0.01)
+        ticks += 1
+    return ticks
+
+
+def test_workers_the_pool_no_longer_waits_for_are_reaped_and_leave_nothing_open():
+    """Issue 16: a worker that is recycled, timed out or dead is killed and not waited for (a
+    join on the event loop's thread held up every poll while a process took its time to go).
+    Nothing piles up for it: the forkserver, its parent, reaps it (no zombie), and
+    multiprocessing drops it, and closes its pipe and sentinel, by the next worker's start.
+    Forty workers of one task each, the first slow to exit (a finaliser that sleeps 1.5 s)."""
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def go(pool: Pool):
+        first = await pool.run(tasks.slow_exit, 1.5, timeout=10)
+        before = fds()
+        pids = [await pool.run(tasks.pid, timeout=10) for _ in range(40)]
+        return first, pids, before, fds(), len(multiprocessing.active_children())
+
+    first, pids, before, after, children = run(Pool(size=1, max_tasks=1), go)
+    assert len(set(pids)) == 40 and first not in pids
+    assert after <= before + 4  # the living worker's pipe and sentinel; not forty workers' worth
+    assert children <= 2
+    assert all(gone(pid, within=5) for pid in [first, *pids[:-1]])
+
+
+def test_a_worker_that_hangs_up_and_lingers_does_not_hold_up_the_event_loop():
+    """A worker whose pipe closed is dead to the pool, but its process may take a while to
+    go; the pool waits up to a second for its exit code (for the message), without blocking
+    the loop, and says so when it is not there yet."""
+    async def go(pool: Pool):
+        task = asyncio.ensure_future(pool.run(tasks.hang_up_then_linger, 3.0, timeout=10))
+        ticks = await ticking(0.8)  # the hang-up comes at once; the exit code is waited for 1 s
+        with pytest.raises(WorkerError) as died:
+            await asyncio.wait_for(task, 20)
+        return str(died.value), ticks, await pool.run(tasks.add, 1, 1, timeout=10)
+
+    error, ticks, after = run(Pool(size=1), go)
+    assert error == "hang_up_then_linger: worker died (exit code None)"  # still there after 1 s
+    assert ticks >= 10  # ~60; a loop blocked in join ticks once or twice
+    assert after == 2
+
+
 def test_an_answer_bigger_than_the_socket_buffer_arrives_whole():
     assert run(Pool(size=1), lambda pool: pool.run(tasks.blob, 20_000_000, timeout=30)) == b"x" * 20_000_000
 

@@ -68,3 +68,24 @@ def size(data: bytes) -> int:
 
 def blob(n: int) -> bytes:
     return b"x" * n
+
+
+def slow_exit(seconds: float) -> int:
+    """Make this worker's exit take ``seconds`` (a finaliser that sleeps, run as the process
+    ends), as a big heap to free or a slow disk would."""
+    from multiprocessing import util
+
+    util.Finalize(None, time.sleep, (seconds,), exitpriority=100)
+    return os.getpid()
+
+
+def hang_up_then_linger(seconds: float) -> None:
+    """Close this worker's end of the pipe, as a dying process does, and stay for ``seconds``."""
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                os.close(fd)
+        except OSError:
+            pass
+    time.sleep(seconds)
+    os._exit(5)
