@@ -595,6 +595,20 @@ def test_a_claim_leaves_the_feeds_its_owner_holds_already_as_they_are(store):
         sorted((f.url for f in first), key=[A, B, C].index)  # its own, not skipped: claimed again
 
 
+
+def test_a_claim_skips_any_number_of_held_feeds(store):
+    """A daemon may hold tens of thousands of feeds (50,000 due at start, their updates waiting
+    behind a slow disk): ``skip`` is sent as one value, not one bound parameter an id (SQLite
+    3.40 refuses more than 32,766, PostgreSQL's protocol 65,535)."""
+    if store.dialect == "sqlite":  # Debian's SQLite allows 250,000; SQLite's own default is 32,766
+        store.db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+    store.sync_feeds([(A, "Feed A", None), (B, "", None), (C, "", None)], now=100.0)
+    ids = dict(store.db.execute("SELECT url, id FROM feeds").fetchall())
+    held = set(range(10_000_000, 10_070_000)) | {ids[A]}
+    got = store.claim_feeds(owner="here:11:a", now=1000.0, lease=900.0, skip=held)
+    assert [f.url for f in got] == [B, C]
+    assert [f.url for f in store.claim_feeds(owner="here:11:a", now=1000.0, lease=900.0, skip=held | {ids[B]})] == [C]
+
 def raw_next(store: Store, url: str) -> float:
     return float(store.db.execute("SELECT next_check_at FROM feeds WHERE url = ?", [url]).fetchone()[0])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ..models import Feed
@@ -56,3 +56,17 @@ def tags_of(text: str | None) -> tuple[str, ...]:
     """The tags column (JSON); most feeds have none, and a JSON parse per feed claimed cost more
     than the rest of the row (bench/polling, issue 16)."""
     return tuple(json.loads(text)) if text and text != "[]" else ()
+
+
+MARKS = 500  # ids sent as parameters of their own; more go as one JSON array
+_JSON_IDS = {"sqlite": "SELECT value FROM json_each(?)",
+             "postgresql": "SELECT value::bigint FROM json_array_elements_text(?::json)"}
+
+
+def not_among(ids: Collection[int], dialect: str) -> tuple[str, list[Any]]:
+    """`` AND id NOT IN (...)`` for ``ids``, and its parameters: a few as parameters of their
+    own, more as one JSON array (a daemon may hold tens of thousands of feeds, and SQLite's
+    default limit is 32,766 parameters a statement)."""
+    if len(ids) > MARKS:
+        return f" AND id NOT IN ({_JSON_IDS[dialect]})", [json.dumps(sorted(ids))]
+    return f" AND id NOT IN ({','.join('?' * len(ids))})", sorted(ids)

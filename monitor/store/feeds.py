@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from ..models import KEEP, Feed, FeedUpdate
 from .base import Queries, UnknownFeed
-from .feed_rows import FEED_COLUMNS, feed_of, feeds_of
+from .feed_rows import FEED_COLUMNS, feed_of, feeds_of, not_among
 from .steps import host_of
 
 log = logging.getLogger(__name__)
@@ -238,8 +238,8 @@ class FeedQueries(Queries):
             sql += " AND next_check_at <= ?"
             params.append(due_at)
         if skip:
-            sql += f" AND id NOT IN ({','.join('?' * len(skip))})"
-            params += sorted(skip)
+            clause, values = not_among(skip, self.dialect)
+            sql, params = sql + clause, params + values
         if after_id is not None:
             sql += " AND id > ? ORDER BY id"
             params.append(after_id)
