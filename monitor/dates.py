@@ -84,7 +84,7 @@ def utc(value: Moment) -> datetime | None:
 def timestamp(value: Moment) -> float | None:
     """Seconds since the epoch; None when unknown."""
     if value.__class__ is str:
-        return _text_timestamp(value)  # type: ignore[arg-type]
+        return _text_timestamp(value)
     moment = utc(value)
     return moment.timestamp() if moment is not None else None
 

@@ -127,9 +127,14 @@ async def _exit_code(loop: asyncio.AbstractEventLoop, proc: Any, within: float) 
     """``proc``'s exit code once it has exited, waited for on the loop (its sentinel becomes
     readable when it goes) for at most ``within`` seconds; None if it is still there."""
     if proc.exitcode is None:  # a poll, it does not wait
-        gone = loop.create_future()
+        gone: asyncio.Future[None] = loop.create_future()
         fd = proc.sentinel
-        loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+
+        def went() -> None:
+            if not gone.done():
+                gone.set_result(None)
+
+        loop.add_reader(fd, went)
         try:
             await asyncio.wait_for(gone, within)
         except TimeoutError:
