@@ -46,8 +46,14 @@ _TEXT_TYPES = {"text", "plain", "html", "xhtml", "text/plain", "text/html", "app
 # second summary-like element, dc:identifier, dcterms:issued/created, under a prefix in the
 # document (or abstract under none). Elements are met in the pass, not searched for in the bytes
 # (six literal scans of every body cost ~3 % of the parse stage).
-REPLAYED = {"summary", "description", "abstract", "identifier", "issued", "created"}
-COUNT, REFUSE, REPLAY = 1, 2, 3  # what the pass without replay does at an element
+REPLAYED = {"summary", "description", "abstract", "identifier", "issued", "created", "published", "updated"}
+COUNT, REFUSE, REPLAY, ONCE, OUTSIDE = 1, 2, 3, 4, 5  # what the pass without replay does at an element
+# Elements an item holds once as feedparser-rs reads it: a second title or id (the same name twice)
+# is read by feedparser-rs another way (the last, not the first), so an item with one is
+# feedparser's; a second description or summary is feedparser's content, which the replay reads.
+# (An image or a text input, OUTSIDE, starts the titles of no item: RSS 1.0's follow the items.)
+ONCE_KEYS = {"title", "id"}
+TWICE_REPLAYED = {"description", "summary", "pubdate", "dc:date", "published", "updated"}  # (the last date counts)
 # The elements that may hold markup feedparser keeps as HTML: a start tag written (whatever its
 # namespace) title, description, summary or content, followed by a word boundary (content:encoded
 # too), as fastparse's regex over the whole body found them before (it cost ~3.5 % of the parse
@@ -63,7 +69,10 @@ _ITEM_NAME = re.compile(rb"(?:\w+:)?(?:item|entry)\Z")
 _ATOM_NAME = re.compile(rb"(?:summary|id|updated)\b")
 _ATOM_LINK = re.compile(rb"(?:\w+:)?link\b")
 # mark's bits (a name may be more than one); the length of "<" and the name as written above them
-ITEM_MARK, ATOM_MARK, LINK_MARK, IMAGE_MARK, ATOM_LINK_MARK = 1, 2, 4, 8, 16
+ITEM_MARK, ATOM_MARK, LINK_MARK, IMAGE_MARK, ATOM_LINK_MARK, ATOM_NS_LINK_MARK, ATOM_NS_MARK = 1, 2, 4, 8, 16, 32, 64
+# Atom's elements under a prefix (in an RSS item, "atom:link"), which feedparser reads as the
+# item's own and feedparser-rs does not: a link that may be the item's, and these
+_ATOM_IN_RSS = {"content", "summary", "id", "title"}  # (its dates the replay reads: REPLAYED)
 
 # The answers, kept for the process (once per pass, it cost ~1,400 names a pass over the dev
 # corpus, ~3 % of the expat pass). expat's name -> plain's, replay's
@@ -91,7 +100,8 @@ def plain(name: str) -> tuple[str, bool, int, int, int]:
     elif k in FEEDPARSER_ONLY:
         does = REFUSE
     else:
-        does = COUNT if k in ("item", "entry") else 0
+        does = (COUNT if k in ("item", "entry") else ONCE if k in ONCE_KEYS or k in TWICE_REPLAYED
+                else OUTSIDE if k in ("image", "textinput") else 0)
     answer = PLAIN[name] = (k, k.rpartition(":")[2] in PUSHED, does, text(name), mark(name))
     return answer
 
@@ -102,7 +112,8 @@ def replay(name: str) -> tuple[str, bool, bool, int, int]:
     text's, mark's); kept in REPLAYS."""
     k = key(name)
     answer = REPLAYS[name] = (k, k.rpartition(":")[2] in PUSHED,
-                              k in ("item", "entry") or k in FEEDPARSER_ONLY or k in ROLE or k in STRUCTURE,
+                              k in ("item", "entry") or k in FEEDPARSER_ONLY or k in ROLE or k in STRUCTURE
+                              or k in ONCE_KEYS,
                               text(name), mark(name))
     return answer
 
@@ -138,9 +149,11 @@ def mark(name: str) -> int:
     """What the pass notes for fastparse at an element (its name as written): the _MARK bits that
     apply, with 256 times the length of "<" and the name (where its start tag goes on); or 0."""
     w = written(name)
+    uri, _, rest = name.partition(" ")
     bits = ((ITEM_MARK if _ITEM_NAME.match(w) else 0) | (ATOM_MARK if _ATOM_NAME.match(w) else 0)
             | (LINK_MARK if w == b"link" else 0) | (IMAGE_MARK if w.startswith(b"image") else 0)
-            | (ATOM_LINK_MARK if _ATOM_LINK.match(w) else 0))
+            | (ATOM_LINK_MARK if _ATOM_LINK.match(w) else 0)
+            | _atom_prefixed(uri, rest))
     return bits | (1 + len(w)) << 8 if bits else 0
 
 
@@ -156,3 +169,13 @@ def refused(key: str, attrs: dict[str, str]) -> bool:
                 and value.lower() not in _TEXT_TYPES):
             return True
     return False
+
+
+def _atom_prefixed(uri: str, rest: str) -> int:
+    """ATOM_NS_LINK_MARK for a link of Atom's namespace (an Atom entry's, or one in an RSS item),
+    ATOM_NS_MARK for one of _ATOM_IN_RSS under a prefix (expat's "uri local prefix"; an Atom
+    feed's own elements have none), else 0."""
+    if uri.lower() != "http://www.w3.org/2005/atom":
+        return 0
+    local, _, prefix = rest.partition(" ")
+    return ATOM_NS_LINK_MARK if local == "link" else ATOM_NS_MARK if prefix and local in _ATOM_IN_RSS else 0

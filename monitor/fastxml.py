@@ -31,11 +31,15 @@ _RDF_ABOUT = "http://www.w3.org/1999/02/22-rdf-syntax-ns# about"
 # type= values that change nothing here (feedparser decodes other types as base64, escapes XHTML)
 _PLAIN_TYPES = {"text", "plain", "text/plain", "html", "text/html"}
 _CONTEXTS = ("image", "textinput")  # feedparser's own places for their text, outside items (start_replay)
-_COUNT, _REFUSE, _REPLAY = 1, 2, 3  # fastnames.COUNT, REFUSE, REPLAY (a test holds them alike)
+_COUNT, _REFUSE, _REPLAY, _ONCE, _OUTSIDE = 1, 2, 3, 4, 5  # fastnames' (a test holds them alike)
 _ITEMS = frozenset(("item", "entry"))
 _HREF = re.compile(rb"\bhref")  # (marked)
 _TEXT_AFTER = re.compile(rb"\s*[^<\s]")
 _ATOM03 = "purl.org/atom/ns"  # its namespace, lower-cased
+_ATOM10 = "http://www.w3.org/2005/atom"
+
+
+_LATER = object()  # _Pass.leaf, while a text's comment or CDATA section may be followed by markup
 
 
 class NotReplayed(Exception):
@@ -126,10 +130,14 @@ class _Pass:
         self.html = markup  # the HTML elements an RSS description may hold (None: not RSS)
         self.markup = markup if keep and markup else ()  # those replayed (a description held one)
         self.markup_ok = self.escaping = False  # in a text that may hold them; one did (feedparser escapes)
+        self.later: tuple[int, Callable[[str], None] | None] | None = None  # markup_later
         self.inner = self.count = 0  # how many of them are open; the entries
         self.items_started = self.atomish = self.image = self.linktext = False  # (fastnames.mark)
+        self.alternates = 0  # links in the Atom namespace an item may take for its link (marked)
+        self.atom = False  # Atom's namespace is the default one (declare)
+        self.seen: set[str] = set()  # the ONCE_KEYS elements of the item (fastnames)
         self.body = body if safe else b""  # empty: no empty-element tag is looked for
-        self.leaf = False  # no element started since the last start
+        self.leaf: object = False  # no element started since the last start (_LATER: markup_later)
         self.empty: list[int] = []  # where the empty-element tags to rewrite end
         self.defaults: set[str] = set()
         self.stack: list[str] = []
@@ -164,6 +172,7 @@ class _Pass:
             if unknown and uri in self.bound:
                 raise NotReplayed
             self.defaults.add(uri)
+            self.atom = self.atom or lowered == _ATOM10
         else:
             bound = self.prefixes.get(prefix)
             if bound is None:
@@ -186,7 +195,7 @@ class _Pass:
         key, pushed, does, text, mark = known
         self.leaf = True
         if mark:
-            self.marked(mark)
+            self.marked(mark, attrs)
         if text:  # (what text_start reads first, inline: ~30k elements a pass)
             doc = self.doc
             end = self.parser.CurrentByteIndex + abs(text)
@@ -194,15 +203,29 @@ class _Pass:
                 self.text_start(text)
             else:  # (text_start's answer for "<name>", inline: a title or description of every item)
                 lt = doc.find(b"<", end)
-                if lt >= 0 and doc[lt + 1:lt + 2] not in (b"!", b"/"):
-                    self.markup_found(text)
+                if lt >= 0 and (after := doc[lt + 1:lt + 2]) != b"/":
+                    if after == b"!":
+                        self.markup_later(text)
+                    else:
+                        self.markup_found(text)
         if attrs and pushed and self.names.refused(key, attrs):
             raise NotReplayed
         if does:
             if does == _COUNT:
                 self.count += 1
+                self.seen.clear()
+            elif does == _ONCE:
+                if self.items_started:  # (an item's; the channel's title and its image's are two)
+                    seen = self.seen
+                    if key in seen:
+                        raise NotReplayed if key in self.names.ONCE_KEYS else _Replay
+                    if key == "dc:date" and ("pubdate" in seen or not self._w3c_date()):
+                        raise _Replay  # feedparser-rs's published, or a date it does not read: its text lost
+                    seen.add(key)
             elif does == _REPLAY:
                 raise _Replay
+            elif does == _OUTSIDE:
+                self.seen.clear()
             else:
                 raise NotReplayed
 
@@ -215,7 +238,7 @@ class _Pass:
         key, pushed, special, text, mark = known
         self.leaf = True
         if mark:
-            self.marked(mark)
+            self.marked(mark, attrs)
         if text and self.text is None:  # (inside a text this replays, child() decides)
             doc = self.doc
             end = self.parser.CurrentByteIndex + abs(text)
@@ -223,8 +246,11 @@ class _Pass:
                 self.text_start(text)
             else:  # (text_start's answer for "<name>", inline: a title or description of every item)
                 lt = doc.find(b"<", end)
-                if lt >= 0 and doc[lt + 1:lt + 2] not in (b"!", b"/"):
-                    self.markup_found(text)
+                if lt >= 0 and (after := doc[lt + 1:lt + 2]) != b"/":
+                    if after == b"!":
+                        self.markup_later(text)
+                    else:
+                        self.markup_found(text)
         if attrs and pushed and self.names.refused(key, attrs):
             raise NotReplayed
         if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML
@@ -238,6 +264,10 @@ class _Pass:
             raise NotReplayed  # (dates feedparser reads are replayed)
         if key in ("item", "entry"):
             self.count += 1
+        elif key in names.ONCE_KEYS and self.in_item:  # (in a source too: feedparser's then, as can be)
+            if key in self.seen:
+                raise NotReplayed
+            self.seen.add(key)
         role = names.ROLE.get(key)
         if role is None:
             if key in names.STRUCTURE:
@@ -262,13 +292,28 @@ class _Pass:
             self.mode = role
         self._read_text()
 
-    def marked(self, mark: int) -> None:
+    def marked(self, mark: int, attrs: dict[str, str]) -> None:
         """Note what fastnames.mark names, read in the bytes as fastparse's regexes read them: an RSS
         "<link" and white space, then "href" at a word's start before the first ">"; an Atom link:
-        no such "href" after its name, then text (white space aside) before any "<"."""
+        no such "href" after its name, then text (white space aside) before any "<". And, read in
+        its attributes, a link in the Atom namespace that feedparser may take for the item's link:
+        in an RSS item (feedparser-rs reads none), or a second one in an Atom entry (feedparser
+        takes the last, feedparser-rs the first)."""
         names = self.names
         if mark & names.ITEM_MARK:
             self.items_started = True
+            self.alternates = 0
+        if mark & names.ATOM_NS_MARK and self.items_started:
+            self.atomish = True
+        if mark & names.ATOM_NS_LINK_MARK and self.items_started:
+            rel = attrs.get("rel")
+            if "href" not in attrs:  # its text is the link (feedparser's; "" if none)
+                self.atomish = self.linktext = True
+            elif rel is None or rel.strip().lower() == "alternate":
+                self.atomish = True  # (an RSS feed's answer; an Atom feed's is ``linktext``)
+                self.alternates += 1
+                if self.alternates > 1:
+                    self.linktext = True
         if mark & names.ATOM_MARK:
             self.atomish = True
         if mark & names.IMAGE_MARK:
@@ -291,12 +336,53 @@ class _Pass:
         "<title>", the commonest, inline.)"""
         doc, i = self.doc, self.parser.CurrentByteIndex
         end = doc.find(b">", i)
-        if end < 0 or doc[end - 1] == 47 or b"xhtml" in doc[i:end].lower():  # 47: "/"
+        if end < 0 or b"xhtml" in doc[i:end].lower():
+            return
+        if doc[end - 1] == 47:  # "/": an empty-element tag, which feedparser-rs reads as the next
+            if self.atom:  # element's text in RSS (fastmarkup rewrites them) and Atom (an Atom
+                raise NotReplayed  # <summary/> took its <content>): an Atom feed's is feedparser's
             return
         lt = doc.find(b"<", end)
-        if lt < 0 or doc[lt + 1:lt + 2] in (b"!", b"/"):
+        if lt < 0 or (after := doc[lt + 1:lt + 2]) == b"/":
             return
-        self.markup_found(text)
+        if after == b"!":
+            self.markup_later(text)
+        else:
+            self.markup_found(text)
+
+    def _w3c_date(self) -> bool:
+        """Whether the text of the dc:date starting here starts as a W3C date ("2026-"), which
+        feedparser-rs reads as feedparser does; it reads a dc:date after a pubDate as the item's
+        published date (feedparser: updated) and drops one written otherwise ("Tue, 3 Nov
+        2026 ..."), where feedparser reads it."""
+        doc = self.doc
+        gt = doc.find(b">", self.parser.CurrentByteIndex)
+        head = doc[gt + 1:gt + 6].lstrip()
+        return head[:4].isdigit() and head[4:5] in (b"-", b"")
+
+    def markup_later(self, text: int) -> None:
+        """A text's start tag is followed by a comment or a CDATA section: whether an element
+        follows them inside it, expat says as it reads on: "<title><!-- c -->a<b>b</b>c" holds
+        markup as "<title>a<b>b</b>c" does (feedparser-rs read "a" of it, and the content hash
+        and the uid followed). ``leaf``, which every start sets, is marked here: at the next end,
+        the text's own or a child's, it is still the mark unless an element started meanwhile.
+        One handler changes for that text only (a scan of the bytes ahead read every CDATA
+        section twice, a full article in content:encoded; two handlers more cost twice this)."""
+        p = self.parser
+        self.later = (text, p.EndElementHandler)
+        p.EndElementHandler = self._later_end
+        self.leaf = _LATER
+
+    def _later_end(self, name: str) -> None:
+        later, self.later = self.later, None
+        text, end = later  # type: ignore[misc]
+        self.parser.EndElementHandler = end
+        if self.leaf is _LATER:  # nothing started inside: the text's own end, right after its start
+            self.leaf = True
+        else:
+            self.markup_found(text)  # raises, or (a description whose markup is replayed) goes on
+        if end is not None:
+            end(name)
 
     def markup_found(self, text: int) -> None:
         """A title, description, summary or content holds markup (text_start)."""
@@ -335,6 +421,7 @@ class _Pass:
 
     def structure(self, key: str, attrs: dict[str, str]) -> None:
         if key in ("item", "entry"):
+            self.seen.clear()
             self.in_item, self.summary, self.summary_depth, self.content = True, None, None, []
             self.published = self.updated = None
             self.has_id = bool(attrs) and any(k.startswith(_RDF_ABOUT) and v for k, v in attrs.items())  # RSS 1.0's id
