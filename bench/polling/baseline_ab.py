@@ -76,7 +76,8 @@ def main() -> int:
                       f"{r['cpu_workers']:.2f} entries {r['entries']}", file=sys.stderr, flush=True)
         for i, tree in enumerate(trees):
             cpus = " ".join(f"{r['cpu']:.2f}" for r in runs[i])
-            med = {key: statistics.median(r[key] for r in runs[i]) for key in ("wall", "cpu_main", "cpu_workers", "cpu")}
+            med = {key: statistics.median(r[key] for r in runs[i])
+                   for key in ("wall", "cpu_main", "cpu_workers", "cpu")}
             print(f"tree {i} {str(tree)[-30:]:30s} median wall {med['wall']:.2f} s  cpu {med['cpu']:.2f} s "
                   f"(main {med['cpu_main']:.2f}, workers {med['cpu_workers']:.2f})  entries "
                   f"{runs[i][0]['entries']}  cpu runs {cpus}")
