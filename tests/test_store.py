@@ -106,6 +106,11 @@ def test_fresh_database_is_migrated_to_the_latest_version(sqlite_store, db_path)
     assert TABLES <= tables
 
 
+def test_full_text_index_merges_16_segments_at_a_time(sqlite_store, db_path):
+    """Migration 22 (issue 16, G1): FTS5's automerge at its maximum, kept in the index's config."""
+    assert ("automerge", 16) in raw(db_path, "SELECT k, v FROM search_fts_config")
+
+
 def test_reopening_is_a_no_op_and_keeps_data(database):
     first = Store(database)
     first.sync_feeds([(A, "Feed A", None)], now=1.0)
