@@ -16,15 +16,18 @@ they are its summary and replace the one before unless it sits shallower (feedpa
 ``property_depth_map``). Every content is also the summary when the item has none yet.
 Anything this does not replay (markup in such an element but an RSS description's HTML, a ``type``
 other than text or HTML, one in an image, text input or source, Atom content) raises NotReplayed.
+What the pass looks at in the bytes and attributes around an element (``checks``) is a module of
+its own.
 """
 
 from __future__ import annotations
 
-import re
 import xml.parsers.expat
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import ModuleType
+
+from .checks import NotReplayed, _Checks, _Markup, _Replay
 
 _XML_LANG = "http://www.w3.org/XML/1998/namespace lang xml"  # with expat's namespace_prefixes
 _RDF_ABOUT = "http://www.w3.org/1999/02/22-rdf-syntax-ns# about"
@@ -33,25 +36,8 @@ _PLAIN_TYPES = {"text", "plain", "text/plain", "html", "text/html"}
 _CONTEXTS = ("image", "textinput")  # feedparser's own places for their text, outside items (start_replay)
 _COUNT, _REFUSE, _REPLAY, _ONCE, _OUTSIDE = 1, 2, 3, 4, 5  # fastnames' (a test holds them alike)
 _ITEMS = frozenset(("item", "entry"))
-_HREF = re.compile(rb"\bhref")  # (marked)
-_TEXT_AFTER = re.compile(rb"\s*[^<\s]")
 _ATOM03 = "purl.org/atom/ns"  # its namespace, lower-cased
 _ATOM10 = "http://www.w3.org/2005/atom"
-
-
-_LATER = object()  # _Pass.leaf, while a text's comment or CDATA section may be followed by markup
-
-
-class NotReplayed(Exception):
-    """The feed holds what this replay does not cover: feedparser answers."""
-
-
-class _Replay(Exception):  # noqa: N818 - a signal, not an error
-    """The pass without replay met an element that needs it: the pass starts again, replaying."""
-
-
-class _Markup(Exception):  # noqa: N818 - a signal, not an error
-    """An RSS description holds HTML elements: the pass starts again, replaying them."""
 
 
 @dataclass(slots=True)
@@ -119,7 +105,7 @@ def _parse(body: bytes, names: ModuleType, replay: bool, reread: Callable[[str],
     return state.count, state.items if replay else None, state.empty, state.atomish, state.image, state.linktext
 
 
-class _Pass:
+class _Pass(_Checks):
     def __init__(self, names: ModuleType, replay: bool, reread: Callable[[str], str],
                  parser: xml.parsers.expat.XMLParserType, body: bytes,
                  safe: Callable[[str], bool] | None = None, markup: Collection[str] | None = None,
@@ -291,106 +277,6 @@ class _Pass:
         else:
             self.mode = role
         self._read_text()
-
-    def marked(self, mark: int, attrs: dict[str, str]) -> None:
-        """Note what fastnames.mark names, read in the bytes as fastparse's regexes read them: an RSS
-        "<link" and white space, then "href" at a word's start before the first ">"; an Atom link:
-        no such "href" after its name, then text (white space aside) before any "<". And, read in
-        its attributes, a link in the Atom namespace that feedparser may take for the item's link:
-        in an RSS item (feedparser-rs reads none), or a second one in an Atom entry (feedparser
-        takes the last, feedparser-rs the first)."""
-        names = self.names
-        if mark & names.ITEM_MARK:
-            self.items_started = True
-            self.alternates = 0
-        if mark & names.ATOM_NS_MARK and self.items_started:
-            self.atomish = True
-        if mark & names.ATOM_NS_LINK_MARK and self.items_started:
-            rel = attrs.get("rel")
-            if "href" not in attrs:  # its text is the link (feedparser's; "" if none)
-                self.atomish = self.linktext = True
-            elif rel is None or rel.strip().lower() == "alternate":
-                self.atomish = True  # (an RSS feed's answer; an Atom feed's is ``linktext``)
-                self.alternates += 1
-                if self.alternates > 1:
-                    self.linktext = True
-        if mark & names.ATOM_MARK:
-            self.atomish = True
-        if mark & names.IMAGE_MARK:
-            self.image = self.image or self.items_started
-        if mark & (names.LINK_MARK | names.ATOM_LINK_MARK):
-            doc, i = self.doc, self.parser.CurrentByteIndex
-            end = doc.find(b">", i)
-            if (mark & names.LINK_MARK and doc[i + 5:i + 6] in (b" ", b"\t", b"\n", b"\r", b"\f", b"\v")
-                    and _HREF.search(doc, i + 5, end)):
-                self.atomish = True
-            if (mark & names.ATOM_LINK_MARK and not _HREF.search(doc, i + (mark >> 8), end)
-                    and _TEXT_AFTER.match(doc, end + 1)):
-                self.linktext = True
-
-    def text_start(self, text: int) -> None:
-        """A title, description, summary or content starts: whether its start tag (expat's index is
-        at its "<"; no "xhtml" in it, no "/>") is followed by text, then an element (or a processing
-        instruction), read in the bytes as fastparse's regex over the body read it before. Markup in
-        an RSS description is replayed (from the start: _Markup), any other not. (Callers read a
-        "<title>", the commonest, inline.)"""
-        doc, i = self.doc, self.parser.CurrentByteIndex
-        end = doc.find(b">", i)
-        if end < 0 or b"xhtml" in doc[i:end].lower():
-            return
-        if doc[end - 1] == 47:  # "/": an empty-element tag, which feedparser-rs reads as the next
-            if self.atom:  # element's text in RSS (fastmarkup rewrites them) and Atom (an Atom
-                raise NotReplayed  # <summary/> took its <content>): an Atom feed's is feedparser's
-            return
-        lt = doc.find(b"<", end)
-        if lt < 0 or (after := doc[lt + 1:lt + 2]) == b"/":
-            return
-        if after == b"!":
-            self.markup_later(text)
-        else:
-            self.markup_found(text)
-
-    def _w3c_date(self) -> bool:
-        """Whether the text of the dc:date starting here starts as a W3C date ("2026-"), which
-        feedparser-rs reads as feedparser does; it reads a dc:date after a pubDate as the item's
-        published date (feedparser: updated) and drops one written otherwise ("Tue, 3 Nov
-        2026 ..."), where feedparser reads it."""
-        doc = self.doc
-        gt = doc.find(b">", self.parser.CurrentByteIndex)
-        head = doc[gt + 1:gt + 6].lstrip()
-        return head[:4].isdigit() and head[4:5] in (b"-", b"")
-
-    def markup_later(self, text: int) -> None:
-        """A text's start tag is followed by a comment or a CDATA section: whether an element
-        follows them inside it, expat says as it reads on: "<title><!-- c -->a<b>b</b>c" holds
-        markup as "<title>a<b>b</b>c" does (feedparser-rs read "a" of it, and the content hash
-        and the uid followed). ``leaf``, which every start sets, is marked here: at the next end,
-        the text's own or a child's, it is still the mark unless an element started meanwhile.
-        One handler changes for that text only (a scan of the bytes ahead read every CDATA
-        section twice, a full article in content:encoded; two handlers more cost twice this)."""
-        p = self.parser
-        self.later = (text, p.EndElementHandler)
-        p.EndElementHandler = self._later_end
-        self.leaf = _LATER
-
-    def _later_end(self, name: str) -> None:
-        later, self.later = self.later, None
-        text, end = later  # type: ignore[misc]
-        self.parser.EndElementHandler = end
-        if self.leaf is _LATER:  # nothing started inside: the text's own end, right after its start
-            self.leaf = True
-        else:
-            self.markup_found(text)  # raises, or (a description whose markup is replayed) goes on
-        if end is not None:
-            end(name)
-
-    def markup_found(self, text: int) -> None:
-        """A title, description, summary or content holds markup (text_start)."""
-        if text < 0 and self.html:
-            if not self.markup:
-                raise _Markup
-            return
-        raise NotReplayed
 
     def child(self, name: str) -> None:
         """An element inside a text this replays: an HTML element of an RSS <description> is
