@@ -15,33 +15,19 @@ same bytes.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+import ab
+
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("trees", nargs="+", type=Path, help="source trees whose daemons are compared")
-    ap.add_argument("--feeds", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=5)
-    args = ap.parse_args()
-    trees = [t.resolve() for t in args.trees]
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | {"NO_PROXY": "*", "no_proxy": "*"}
-    work = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
-    farm = subprocess.Popen([sys.executable, str(HERE / "farm.py"), "--feeds", str(args.feeds), "--seed", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    port = json.loads(farm.stdout.readline())["port"]  # type: ignore[union-attr]
-    urls = work / "urls.txt"
-    urls.write_text("\n".join(f"http://127.0.0.{2 + i % 20}:{port}/feeds/{i}.xml" for i in range(args.feeds)))
+    args, trees, env, work, farm, urls = ab.setup(__doc__, 1000, 5, "bench-baseline-")
     runs: dict[int, list[dict]] = {i: [] for i in range(len(trees))}
 
     def one(i: int, k: int) -> dict:

@@ -15,32 +15,18 @@ checked here (run.py checks that the work was done); a pass whose polls are not 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+import ab
+
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("trees", nargs="+", type=Path, help="source trees whose daemons are compared")
-    ap.add_argument("--feeds", type=int, default=500)
-    ap.add_argument("--rounds", type=int, default=10)
-    args = ap.parse_args()
-    trees = [t.resolve() for t in args.trees]
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | {"NO_PROXY": "*", "no_proxy": "*"}
-    work = Path(tempfile.mkdtemp(prefix="bench-unchanged-"))
-    farm = subprocess.Popen([sys.executable, str(HERE / "farm.py"), "--feeds", str(args.feeds), "--seed", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    port = json.loads(farm.stdout.readline())["port"]  # type: ignore[union-attr]
-    urls = work / "urls.txt"
-    urls.write_text("\n".join(f"http://127.0.0.{2 + i % 20}:{port}/feeds/{i}.xml" for i in range(args.feeds)))
+    args, trees, env, work, farm, urls = ab.setup(__doc__, 500, 10, "bench-unchanged-")
     procs: dict[str, subprocess.Popen[str]] = {}
 
     def start(name: str, tree: Path, mode: str) -> None:
