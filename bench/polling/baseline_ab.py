@@ -20,10 +20,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import ab
-
 
 
 def main() -> int:

@@ -24,7 +24,6 @@ from pathlib import Path
 import ab
 
 
-
 def main() -> int:
     args, trees, env, work, farm, urls = ab.setup(__doc__, 500, 10, "bench-unchanged-")
     procs: dict[str, subprocess.Popen[str]] = {}
