@@ -69,7 +69,8 @@ _ITEM_NAME = re.compile(rb"(?:\w+:)?(?:item|entry)\Z")
 _ATOM_NAME = re.compile(rb"(?:summary|id|updated)\b")
 _ATOM_LINK = re.compile(rb"(?:\w+:)?link\b")
 # mark's bits (a name may be more than one); the length of "<" and the name as written above them
-ITEM_MARK, ATOM_MARK, LINK_MARK, IMAGE_MARK, ATOM_LINK_MARK, ATOM_NS_LINK_MARK, ATOM_NS_MARK = 1, 2, 4, 8, 16, 32, 64
+ITEM_MARK, ATOM_MARK, LINK_MARK, IMAGE_MARK, ATOM_LINK_MARK, ATOM_NS_LINK_MARK, ATOM_NS_MARK, GUID_MARK = \
+    1, 2, 4, 8, 16, 32, 64, 128
 # Atom's elements under a prefix (in an RSS item, "atom:link"), which feedparser reads as the
 # item's own and feedparser-rs does not: a link that may be the item's, and these
 _ATOM_IN_RSS = {"content", "summary", "id", "title"}  # (its dates the replay reads: REPLAYED)
@@ -152,6 +153,7 @@ def mark(name: str) -> int:
     uri, _, rest = name.partition(" ")
     bits = ((ITEM_MARK if _ITEM_NAME.match(w) else 0) | (ATOM_MARK if _ATOM_NAME.match(w) else 0)
             | (LINK_MARK if w == b"link" else 0) | (IMAGE_MARK if w.startswith(b"image") else 0)
+            | (GUID_MARK if w == b"guid" else 0)
             | (ATOM_LINK_MARK if _ATOM_LINK.match(w) else 0)
             | _atom_prefixed(uri, rest))
     return bits | (1 + len(w)) << 8 if bits else 0

@@ -77,16 +77,14 @@ _CONTENT_BASE = re.compile(rb"<content\s[^>]*\bxml:base\s*=")
 _DATE_BOZO = re.compile(r"Invalid \w+ format\Z")
 _CP1252 = {i: bytes([i]).decode("cp1252") for i in range(0x80, 0xA0) if i not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
 _C1 = re.compile("[\x80-\x9f]")
-# C1 controls, as UTF-8 or as references (in the lower-cased body); two regexes, each led by a
+# C1 controls, as UTF-8 or as references (either case of hex); two regexes, each led by a
 # literal its scan skips to (one with both alternatives took 6x as long)
 _C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
-_C1_REFERENCE = re.compile(rb"&#(?:0*(?:12[89]|1[3-5]\d)|x0*[89][0-9a-f]);")
+_C1_REFERENCE = re.compile(rb"&#(?:0*(?:12[89]|1[3-5]\d)|[xX]0*[89][0-9a-fA-F]);")
 _ELEMENT = re.compile(rb"<\w")  # the first ends the prolog (feedparser.encodings.replace_doctype)
 _URIFIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _REFERENCE = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|\w+);")
-_PERMALINK = re.compile(rb"\bisPermaLink\s*=", re.I)
-_NOT_PERMALINK = re.compile(rb"\bisPermaLink\s*=\s*[\"']false[\"']", re.I)
 _SUMMARY_TYPES = {"text/plain", "text/html", "application/xhtml+xml"}
 
 
@@ -94,37 +92,34 @@ class Unsure(Exception):
     """The fast parser's answer may differ from feedparser's: feedparser answers."""
 
 
-def read(body: bytes, content_type: str = "", url: str = "", lower: bytes | None = None) -> dict[str, Any] | None:
-    """The feed as ``parse`` needs it, or None when feedparser must answer. ``lower``:
-    ``body.lower()``, if the caller has it."""
+def read(body: bytes, content_type: str = "", url: str = "") -> dict[str, Any] | None:
+    """The feed as ``parse`` needs it, or None when feedparser must answer."""
     if feedparser_rs is None:
         return None
-    d = _read(body, content_type, url, False, lower)
+    d = _read(body, content_type, url, False)
     # UTF-8 was taken on trust, expat rejected the bytes and they are not UTF-8: feedparser would
     # have decoded them with a fallback encoding, which is read as it did
-    return _read(body, content_type, url, True, lower) if d is _NOT_UTF8 else d  # type: ignore[return-value]
+    return _read(body, content_type, url, True) if d is _NOT_UTF8 else d  # type: ignore[return-value]
 
 
 _NOT_UTF8 = object()  # _read's answer: the bytes taken for UTF-8 on trust are not
 
 
-def _read(body: bytes, content_type: str, url: str, validate: bool,
-          lower: bytes | None) -> dict[str, Any] | None | object:
+def _read(body: bytes, content_type: str, url: str, validate: bool) -> dict[str, Any] | None | object:
     original = body
-    decoded = _decoded(body, content_type, url, validate, lower)
+    decoded = _decoded(body, content_type, url, validate)
     if decoded is None:
         return None
-    body, trusted, lowered = decoded
-    # once: the literal pre-checks of every scan below read it
-    lower = lowered if lowered is not None else body.lower()
-    root = _ELEMENT.search(lower)
-    prolog = lower[:root.start()] if root else lower  # all feedparser reads a doctype from
+    body, trusted = decoded
+    # (nothing here reads the whole body lower-cased: body.lower() was ~3 % of the parse stage)
+    root = _ELEMENT.search(body)
+    prolog = (body[:root.start()] if root else body).lower()  # all feedparser reads a doctype from
     if b"<!doctype" in prolog or b"<!entity" in prolog:
         return None  # Netscape RSS 0.91 entities, internal subsets
-    rss = root is not None and lower.startswith(b"<rss", root.start())
+    rss = root is not None and body[root.start():root.start() + 4].lower() == b"<rss"
     markup = fastmarkup.HTML if rss else None  # (Atom 0.3 is refused where its namespace is declared: fastxml)
     # else no text needs its C1 controls translated
-    c1 = _found((b"\xc2",), _C1_UTF8, lower, lower) or _found((b"&#",), _C1_REFERENCE, lower, lower)
+    c1 = _found((b"\xc2",), _C1_UTF8, body, body) or _found((b"&#",), _C1_REFERENCE, body, body)
 
     def reread(text: str | None) -> str | None:  # (an ASCII text, most, is as it was: no second call)
         return _reread(text, c1) if text and not text.isascii() else text
@@ -137,7 +132,7 @@ def _read(body: bytes, content_type: str, url: str, validate: bool,
     if scan is None:  # ill-formed, or (taken on trust) not UTF-8: expat rejects any byte that is not
         return _NOT_UTF8 if trusted and not _utf8(original) else None
     # empty: feedparser-rs misreads these empty-element tags (fastmarkup); atomish, image, linktext: fastnames.mark
-    count, items, empty, atomish, image, linktext = scan
+    count, items, empty, atomish, image, linktext, permalinks = scan
     given = fastmarkup.start_end(body, empty) if empty else body
     if b"\r" in given:  # XML's line ends (2.11), as expat reads them and feedparser-rs does not (an id, a link)
         given = given.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -155,7 +150,6 @@ def _read(body: bytes, content_type: str, url: str, validate: bool,
         version = "rss090"  # the RDF of RSS 0.90 under its own namespace, which feedparser names
     based = b"xml:base" in body and body.count(b"xml:base") != len(_CONTENT_BASE.findall(body))
     try:
-        permalinks = _permalinks(body, lower)  # once: a scan of the whole body
         entries = [_entry(e, url, version, based, permalinks, items[i] if items is not None else None, reread)
                    for i, e in enumerate(d.entries)]
     except Unsure:
@@ -181,25 +175,6 @@ def _found(literals: tuple[bytes, ...], regex: re.Pattern[bytes] | None, text: b
     return regex is None or regex.search(text) is not None
 
 
-def _permalinks(body: bytes, lower: bytes) -> bool | None:
-    """Whether the RSS guids are permalinks: True if no guid says, False if every guid says
-    isPermaLink="false", None when it varies (the fast parser does not report it per item).
-    Literal counts on the lower-cased body; the regexes only for an attribute spaced around
-    its "=" (~5x faster than regexes over every body)."""
-    said = lower.count(b"ispermalink")
-    if not said:
-        return True
-    tight = lower.count(b'ispermalink="')
-    double = tight == said  # all double-quoted (as feeds write it): none to count single-quoted
-    if not double:
-        tight += lower.count(b"ispermalink='")
-    if tight == said:
-        false = lower.count(b'ispermalink="false"') + (0 if double else lower.count(b"ispermalink='false'"))
-    else:
-        said, false = len(_PERMALINK.findall(body)), len(_NOT_PERMALINK.findall(body))
-    return False if said == false == body.count(b"<guid") else None
-
-
 def _utf8(body: bytes) -> bool:
     try:
         body.decode("utf-8")
@@ -208,8 +183,7 @@ def _utf8(body: bytes) -> bool:
     return True
 
 
-def _decoded(body: bytes, content_type: str, url: str, validate: bool = True,
-             lower: bytes | None = None) -> tuple[bytes, bool, bytes | None] | None:
+def _decoded(body: bytes, content_type: str, url: str, validate: bool = True) -> tuple[bytes, bool] | None:
     """``body`` as UTF-8, decoded as feedparser decodes it (feedparser.encodings.convert_to_utf8:
     its first choice, the HTTP charset, else the XML declaration's, else RFC 3023's default for
     the media type; then, where Python's codec for it fails, the declared encoding, a UTF-8 byte
@@ -218,13 +192,10 @@ def _decoded(body: bytes, content_type: str, url: str, validate: bool = True,
     choice, was taken on trust (``validate`` False): the bytes are not decoded, since the expat
     pass rejects any that are not UTF-8 (a test holds it to that); decoding every body only to
     check it cost ~2 % of the parse stage (issue 16). ``read`` asks again, validating, when expat
-    rejected such bytes and they are not UTF-8. And, given ``lower`` (``body.lower()``), the
-    answer's lower-cased, where the bytes were kept but for a byte order mark or a declaration
-    (None where they were decoded)."""
+    rejected such bytes and they are not UTF-8."""
     bom = ""
     if body[:3] == b"\xef\xbb\xbf":
         body, bom = body[3:], "utf-8"  # feedparser drops a UTF-8 byte order mark and tries it third
-        lower = lower[3:] if lower is not None else None
     elif body[:1] not in (b"<", b" ", b"\t", b"\r", b"\n") or body[1:2] == b"\x00":
         return None  # other byte order marks or sniffed encodings (UTF-16/32, EBCDIC)
     declared = _PI_ENCODING.match(body)
@@ -272,13 +243,11 @@ def _decoded(body: bytes, content_type: str, url: str, validate: bool = True,
     # declaration, which feedparser's regex may not even have read)
     if not utf8:
         decl = _XML_DECLARATION.match(text)
-        return (_NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)).encode("utf-8"), False, None
+        return (_NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)).encode("utf-8"), False
     decl_bytes = _XML_DECLARATION_BYTES.match(body)
     if decl_bytes and decl_bytes.group() != _NEW_DECLARATION_BYTES:
         body = _NEW_DECLARATION_BYTES + body[decl_bytes.end():]
-        # (the new declaration is lower-case, and lower-casing keeps every byte's place)
-        lower = _NEW_DECLARATION_BYTES + lower[decl_bytes.end():] if lower is not None else None
-    return body, trusted, lower
+    return body, trusted
 
 
 def _reread(text: str, c1: bool = True) -> str:

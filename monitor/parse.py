@@ -137,8 +137,8 @@ def parse_bytes(body: bytes, content_type: str = "", url: str = "", fast: bool =
     if "json" in content_type.lower() or body[:256].lstrip()[:1] == b"{":
         return _json_feed(body, url)
     if fast:
-        body, lower = _defused(_trim(body))
-        d = _fast(body, content_type, url, lower)
+        body = _defused(_trim(body))
+        d = _fast(body, content_type, url)
     else:
         body, d = _defuse(_trim(body)), None
     if d is None:
@@ -155,20 +155,20 @@ def parse_fast(body: bytes, content_type: str = "", url: str = "") -> ParsedFeed
     differential test and the bench, which compare the two paths."""
     if not body.strip() or "json" in content_type.lower() or body[:256].lstrip()[:1] == b"{":
         return None
-    body, lower = _defused(_trim(body))
-    d = _fast(body, content_type, url, lower)
+    body = _defused(_trim(body))
+    d = _fast(body, content_type, url)
     return None if d is None or not (d.get("version") or d["entries"]) else _parsed(d)
 
 
-def _fast(body: bytes, content_type: str, url: str, lower: bytes | None = None) -> Mapping[str, Any] | None:
+def _fast(body: bytes, content_type: str, url: str) -> Mapping[str, Any] | None:
     """fastparse's answer; None when it is unsure, missing, or fails in any way: a bad release
-    of the fast parser costs speed, never a poll (issue 16). ``lower``: ``body.lower()``."""
+    of the fast parser costs speed, never a poll (issue 16)."""
     from . import fastparse
 
     if not fastparse.AVAILABLE:
         return None
     try:
-        d = fastparse.read(body, content_type, url, lower=lower)
+        d = fastparse.read(body, content_type, url)
         if d is not None:
             _read_dates(d["entries"])
         return d
@@ -273,19 +273,19 @@ def _defuse(body: bytes) -> bytes:
     return body
 
 
-def _defused(body: bytes) -> tuple[bytes, bytes]:
-    """``_defuse``'s answer and its lower-cased bytes, which the fast path reads: with them at
-    hand, a literal search finds where a declaration may be (a regex search cost ~1.5 % of the
-    parse stage)."""
+def _defused(body: bytes) -> bytes:
+    """``_defuse``'s answer, found without a regex scan of every body (~1.5 % of the parse
+    stage) nor a lower-cased copy of it (~3 %): a declaration starts with "<!", and most of the
+    "<!" in a feed open a CDATA section or a comment, told apart by the bytes after them."""
     for bom in _UTF16_32:
         if body.startswith(bom):
-            body = _defuse(body)
-            return body, body.lower()
-    lower = body.lower()
-    if b"<!entity" in lower:  # where _ENTITY_START may match
-        body = _strip_entity_decls(body)
-        lower = body.lower()
-    return body, lower
+            return _defuse(body)
+    at = body.find(b"<!")
+    while at >= 0:
+        if body[at + 2:at + 8].lower() == b"entity":  # where _ENTITY_START may match
+            return _strip_entity_decls(body)
+        at = body.find(b"<!", at + 2)
+    return body
 
 
 def _strip_entity_decls(body: bytes) -> bytes:

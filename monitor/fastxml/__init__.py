@@ -56,7 +56,7 @@ class Item:
 # feedparser's entries; the replayed items, None without; where an RSS feed's empty-element tags
 # that feedparser-rs may misread (fastmarkup) end; what the pass noted (fastnames.mark): Atom's
 # elements as RSS does not have them, an <image...> after the first item, an Atom link's URL as text
-Scan = tuple[int, list[Item] | None, list[int], bool, bool, bool]
+Scan = tuple[int, list[Item] | None, list[int], bool, bool, bool, bool | None]
 
 
 def parse(body: bytes, names: ModuleType, reread: Callable[[str], str], empties: Callable[[str], bool] | None = None,
@@ -102,7 +102,8 @@ def _parse(body: bytes, names: ModuleType, replay: bool, reread: Callable[[str],
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError:
         return None
-    return state.count, state.items if replay else None, state.empty, state.atomish, state.image, state.linktext
+    return (state.count, state.items if replay else None, state.empty, state.atomish, state.image, state.linktext,
+            state.permalinks())
 
 
 class _Pass(_Checks):
@@ -120,6 +121,7 @@ class _Pass(_Checks):
         self.inner = self.count = 0  # how many of them are open; the entries
         self.items_started = self.atomish = self.image = self.linktext = False  # (fastnames.mark)
         self.alternates = 0  # links in the Atom namespace an item may take for its link (marked)
+        self.guids = self.said = self.false = 0  # guids; those with isPermaLink; those saying false
         self.atom = False  # Atom's namespace is the default one (declare)
         self.seen: set[str] = set()  # the ONCE_KEYS elements of the item (fastnames)
         self.body = body if safe else b""  # empty: no empty-element tag is looked for

@@ -44,6 +44,9 @@ class _Checks:
     alternates: int
     atom: bool
     leaf: object
+    guids: int
+    said: int
+    false: int
 
     def marked(self, mark: int, attrs: dict[str, str]) -> None:
         """Note what fastnames.mark names, read in the bytes as fastparse's regexes read them: an RSS
@@ -53,6 +56,13 @@ class _Checks:
         in an RSS item (feedparser-rs reads none), or a second one in an Atom entry (feedparser
         takes the last, feedparser-rs the first)."""
         names = self.names
+        if mark & names.GUID_MARK:  # whether it says it is a permalink, and whether it says false
+            self.guids += 1
+            for name, value in attrs.items():
+                if name.lower() == "ispermalink":
+                    self.said += 1
+                    self.false += value.lower() == "false"
+                    break
         if mark & names.ITEM_MARK:
             self.items_started = True
             self.alternates = 0
@@ -144,3 +154,12 @@ class _Checks:
                 raise _Markup
             return
         raise NotReplayed
+
+    def permalinks(self) -> bool | None:
+        """Whether the RSS guids are permalinks: True if no guid says, False if every guid says
+        isPermaLink="false", None when it varies (feedparser-rs does not report it per item).
+        Counted at the guids (``marked``), where four literal counts over the whole body were
+        ~1 % of the parse stage."""
+        if not self.said:
+            return True
+        return False if self.said == self.false == self.guids else None
