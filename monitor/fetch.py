@@ -133,7 +133,7 @@ class Client:
         finally:
             if self.observe is not None:
                 self.observe("feed", time.monotonic() - started)
-        if feed.body_hash and body_hash(result.body) == feed.body_hash:
+        if feed.body_hash and result.digest == feed.body_hash:
             raise NotModified(feed.url, "same body", moved=result.moved, headers=result.headers)
         return result
 

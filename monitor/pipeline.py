@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from . import extract, health, learn, parse, rules, schedule
 from .config import Config
 from .errors import ExtractError, FetchError, MonitorError, NotModified, ParseError
-from .fetch import Client, body_hash
+from .fetch import Client
 from .models import Article, Entry, Feed, FeedUpdate, Match
 from .notify import Notifier
 from .store import StoreError, behind
@@ -108,7 +108,7 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         items = await _each(ctx, feed, new, [e.uid not in reposts for e in new])
         for changed in edited:
             log.info("entry edited feed=%s entry=%r (no new alert)", feed.url, changed.title[:80])
-    fetched = health.Fetched(result.headers, result.etag, result.last_modified, body_hash(result.body),
+    fetched = health.Fetched(result.headers, result.etag, result.last_modified, result.digest,
                              ttl=parsed.ttl, published=tuple(e.published for e in parsed.entries), new=len(new),
                              reposts=len(reposts), baseline=baseline, moved=result.moved)
     update = _warned(health.decide(feed, fetched, now, _settings(ctx)))

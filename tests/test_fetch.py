@@ -147,6 +147,8 @@ def test_different_body_hash_returns_the_new_body(feed_server):
     result = fetch_feed(Feed(id=1, url=url, body_hash=stale))
 
     assert result.body == FEED.encode()
+    # hashed once: the fetch's comparison left the digest the poll stores (pipeline.poll)
+    assert result.__dict__.get("digest") == body_hash(FEED.encode())
 
 
 def test_gzip_body_is_decompressed(feed_server):
