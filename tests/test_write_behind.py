@@ -18,6 +18,7 @@ from test_polling import OLD, CountingPool, add, write
 
 from monitor import daemon, dispatch, leases, pipeline
 from monitor.fetch import Client, Limits
+from monitor.models import Feed, FeedUpdate
 from monitor.store import Store
 from monitor.store.aio import AsyncStore
 from monitor.store.behind import WriteBehind
@@ -103,6 +104,36 @@ def test_unchanged_polls_wait_leased_and_are_written_in_one_transaction(tmp_path
     assert {(s, owner) for s, owner, _ in written.values()} == {("not-modified", None)}  # lease ended with it
     assert all(next_at > waiting[url][2] for url, (_, _, next_at) in written.items())
 
+
+
+def test_a_batch_holding_a_feed_due_soon_is_written_by_half_the_time_to_it():
+    """A feed polled every second must not wait the batch's 5 s: ``holds`` keeps it from being
+    polled until its update is written, and it would be polled every 5 s. The batch goes by
+    half the time to the soonest due feed it holds; one of far-off feeds waits its ``delay``."""
+    clock = Clock()
+    sent: list[tuple[float, list[int]]] = []
+
+    class Database:
+        def submit(self, name: str, batch: list, now: float) -> asyncio.Future[None]:
+            sent.append((time.monotonic(), [f.id for f, _ in batch]))
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    async def go() -> tuple[float, int]:
+        behind = WriteBehind(Database(), clock, delay=5.0)  # type: ignore[arg-type]
+        behind.save(Feed(id=1, url="https://a.example/1"), FeedUpdate(next_check_at=clock.now + 60))
+        await asyncio.sleep(0.8)
+        far = len(sent)  # none yet: its feed is due in 60 s, the batch may wait 5 s
+        start = time.monotonic()
+        behind.save(Feed(id=2, url="https://a.example/2"), FeedUpdate(next_check_at=clock.now + 1))
+        await asyncio.sleep(1.0)
+        return start, far
+
+    start, far = asyncio.run(go())
+    assert far == 0
+    assert [ids for _, ids in sent] == [[1, 2]]  # one batch, both in it
+    assert sent[0][0] - start < 0.9  # by 0.5 s, not 5 s (a loaded machine may add some)
 
 def test_a_batch_the_database_refuses_loses_no_entry_and_polls_nothing_early(tmp_path, feed_server, pool):
     """A batch that fails (the database locked past its busy timeout): its feeds keep their

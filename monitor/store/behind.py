@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 # cut the database thread from ~20 to ~16 us a poll (issue 16, G3), and 5 s / 10,000 instead of
 # 1 s / 2,000 the daemon's CPU a poll by 7 us more (unchanged_ab.py, 10,000 feeds, 5 rounds: 0.171
 # -> 0.164 ms, lower in every round); the daemon's claims leave held feeds out (claim_feeds
-# skip=, one JSON value past 500), so the longer wait costs them nothing.
+# skip=, one JSON value past 500), so the longer wait costs them nothing, and a batch holding a
+# feed due sooner is written sooner (``save``).
 DELAY = 5.0  # seconds an update may wait for others to share its transaction
 MOST = 10_000  # updates written at once at the most
 
@@ -65,13 +66,24 @@ class WriteBehind:
         self._last: asyncio.Future[None] | None = None  # the newest batch sent
 
     def save(self, feed: Feed, update: FeedUpdate) -> None:
-        """Keep a plain update to write with the others; returns at once."""
+        """Keep a plain update to write with the others; returns at once. The batch is written
+        ``delay`` seconds after its first update, or sooner: by half the time to the soonest
+        next poll of a feed it holds (``holds`` keeps a feed from being polled until its update
+        is written: a feed polled every second would otherwise wait for the batch)."""
         self.waiting[feed.id] = (feed, update)
         self.resting.pop(feed.id, None)
         if len(self.waiting) >= self.most:
             self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.delay, self.flush)
+            return
+        wait = self.delay
+        due = update.next_check_at
+        if isinstance(due, float | int):
+            wait = min(wait, max(0.0, (due - self.clock()) / 2))
+        loop = asyncio.get_running_loop()
+        if self._timer is None or loop.time() + wait < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_later(wait, self.flush)
 
     def holds(self, feed_id: int, now: float) -> bool:
         """Is this feed not to be polled now? Its update waits or is being written, or writing it
