@@ -51,9 +51,9 @@ _XML_TYPES = {"application/xml", "application/xml-dtd", "application/xml-externa
 # Markup feedparser reads in ways the fast parser does not, found by the differential test
 # (tests/test_parse_differential.py) on the corpus; each is a reason to let feedparser answer.
 # (Elements and attributes are checked during the expat pass: fastnames.FEEDPARSER_ONLY.)
-# Each regex runs on the lower-cased body (case-blind without re.I, which would cost the scan its
-# literal prefix) and only when one of its literals is there (a whole-body regex scan costs
-# ~1 ms per 100 KB; a literal search a tenth of that). No regex: the literal alone.
+# Each regex runs only when one of its literals is in the body (a whole-body regex scan costs
+# ~1 ms per 100 KB; a literal search a tenth of that), written case-blind where it must be
+# (re.I would cost the scan its literal prefix). No regex: the literal alone.
 #
 # Markup as child elements of a text element (feedparser keeps it as HTML; Atom's type="xhtml"
 # excepted: both give its inner markup) is found during the expat pass, which replays it in an
@@ -119,7 +119,7 @@ def _read(body: bytes, content_type: str, url: str, validate: bool) -> dict[str,
     rss = root is not None and body[root.start():root.start() + 4].lower() == b"<rss"
     markup = fastmarkup.HTML if rss else None  # (Atom 0.3 is refused where its namespace is declared: fastxml)
     # else no text needs its C1 controls translated
-    c1 = _found((b"\xc2",), _C1_UTF8, body, body) or _found((b"&#",), _C1_REFERENCE, body, body)
+    c1 = _found((b"\xc2",), _C1_UTF8, body) or _found((b"&#",), _C1_REFERENCE, body)
 
     def reread(text: str | None) -> str | None:  # (an ASCII text, most, is as it was: no second call)
         return _reread(text, c1) if text and not text.isascii() else text
@@ -139,14 +139,14 @@ def _read(body: bytes, content_type: str, url: str, validate: bool) -> dict[str,
     d = feedparser_rs.parse(given, sanitize_html=False, resolve_relative_uris=False)
     version = d.version
     bozo = d.bozo and not _DATE_BOZO.match(str(d.get("bozo_exception")))
-    if bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body, body):
+    if bozo or version not in _VERSION or not _found(_VERSION_LITERALS[version], _VERSION[version], body):
         return None
     family = "atom" if version.startswith("atom") else "rss"
     if (atomish if family == "rss" else linktext) or image:
         return None  # an <image> in an item: feedparser reads its title, link and id as the item's
     if len(d.entries) != count:  # feedparser-rs dropped or added an entry
         return None
-    if version == "rss10" and _found((_RSS090_LITERAL,), _RSS090, body, body):
+    if version == "rss10" and _found((_RSS090_LITERAL,), _RSS090, body):
         version = "rss090"  # the RDF of RSS 0.90 under its own namespace, which feedparser names
     based = b"xml:base" in body and body.count(b"xml:base") != len(_CONTENT_BASE.findall(body))
     try:
@@ -167,10 +167,10 @@ def _chardet_installed() -> bool:
     return any(importlib.util.find_spec(name) is not None for name in ("cchardet", "chardet"))
 
 
-def _found(literals: tuple[bytes, ...], regex: re.Pattern[bytes] | None, text: bytes, lower: bytes) -> bool:
+def _found(literals: tuple[bytes, ...], regex: re.Pattern[bytes] | None, text: bytes) -> bool:
     """Whether ``regex`` matches ``text``, searched only when one of ``literals`` (which every
-    match contains) is in ``lower``; with no regex, whether a literal is."""
-    if not any(literal in lower for literal in literals):
+    match contains) is in it; with no regex, whether a literal is."""
+    if not any(literal in text for literal in literals):
         return False
     return regex is None or regex.search(text) is not None
 
