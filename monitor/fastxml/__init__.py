@@ -192,10 +192,7 @@ class _Pass(_Checks):
             else:  # (text_start's answer for "<name>", inline: a title or description of every item)
                 lt = doc.find(b"<", end)
                 if lt >= 0 and (after := doc[lt + 1:lt + 2]) != b"/":
-                    if after == b"!":
-                        self.markup_later(text)
-                    else:
-                        self.markup_found(text)
+                    self.followed(text, after)
         if attrs and pushed and self.names.refused(key, attrs):
             raise NotReplayed
         if does:
@@ -235,10 +232,7 @@ class _Pass(_Checks):
             else:  # (text_start's answer for "<name>", inline: a title or description of every item)
                 lt = doc.find(b"<", end)
                 if lt >= 0 and (after := doc[lt + 1:lt + 2]) != b"/":
-                    if after == b"!":
-                        self.markup_later(text)
-                    else:
-                        self.markup_found(text)
+                    self.followed(text, after)
         if attrs and pushed and self.names.refused(key, attrs):
             raise NotReplayed
         if self.text is not None:  # markup inside a text element: feedparser keeps it as HTML

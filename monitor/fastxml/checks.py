@@ -106,8 +106,12 @@ class _Checks:
                 raise NotReplayed  # <summary/> took its <content>): an Atom feed's is feedparser's
             return
         lt = doc.find(b"<", end)
-        if lt < 0 or (after := doc[lt + 1:lt + 2]) == b"/":
-            return
+        if lt >= 0 and (after := doc[lt + 1:lt + 2]) != b"/":
+            self.followed(text, after)
+
+    def followed(self, text: int, after: bytes) -> None:
+        """A text's first "<" is not its end tag: ``after``, the byte past it, says whether a
+        comment or CDATA section comes first (markup may follow them) or markup does."""
         if after == b"!":
             self.markup_later(text)
         else:
