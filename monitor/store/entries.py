@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .. import noise
 from ..models import SEVERITIES, TIERS, Article, Entry, Feed, FeedUpdate, Match
-from .base import Queries
+from .base import ERRORS, Queries, StoreError, environmental
 from .feeds import FeedQueries
 
 _INSERT_MATCH = ("INSERT INTO matches (entry_id, rule_id, rule_title, story, terms, context, field, snippet, severity, "
@@ -167,6 +168,37 @@ class EntryQueries(FeedQueries, Queries):
                                 f"({','.join('?' * len(chunk))}) AND (last_seen_at IS NULL OR last_seen_at != ?)",
                                 [now, feed.id, *chunk, now])
         return alerts
+
+    def record_many(self, polls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[int | Exception]:
+        """``record`` for each of several polls, ``(args, kwargs)``, in ONE transaction: a group
+        commit (the database thread records the polls that queued while it wrote the last group,
+        store/aio.py). Each poll's alerts, or the exception its ``record`` raised. A failure of the
+        database (locked, full) raises StoreError for the whole group, none of it written, as
+        ``record`` would for one poll; a bug in one poll's ``record`` rolls the group back and
+        the polls are recorded again one by one, so that only that poll fails. Why: at a first
+        poll of 1,000 feeds, a commit per poll was a quarter of the database thread's time, and
+        every commit wrote a new full-text index segment to merge later (issue 16, G1)."""
+        if len(polls) == 1:  # its failure, whatever it is, is raised as ``record`` raises it
+            args, kw = polls[0]
+            return [self.record(*args, **kw)]
+        try:
+            with self._transaction():
+                self._grouped = True
+                try:
+                    return [self.record(*args, **kw) for args, kw in polls]
+                finally:
+                    self._grouped = False
+        except Exception as e:
+            if isinstance(e, StoreError) or isinstance(e, ERRORS) and environmental(e):
+                raise  # the database failed (the COMMIT too may fail on a full disk): all of it
+            log.debug("group of polls rolled back, recorded one by one", exc_info=True)
+        done: list[int | Exception] = []
+        for args, kw in polls:
+            try:
+                done.append(self.record(*args, **kw))
+            except Exception as e:  # noqa: BLE001 - handed to that poll's caller
+                done.append(e)
+        return done
 
     def _insert_entries(self, feed: Feed, new: Sequence[tuple[Entry, Article | None, Sequence[Match]]],
                         baseline: bool, now: float, seen: set[str]) -> dict[str, int]:
