@@ -92,8 +92,8 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
     except (FetchError, ParseError, WorkerError) as e:
         return _done(feed, started, await _failed(ctx, feed, e, now))
 
-    new, edited = await ctx.db.sort_entries(feed, parsed.entries)
-    baseline = not feed.baselined
+    baseline = not feed.baselined  # as claimed: a first poll has nothing stored to look up
+    new, edited = await ctx.db.sort_entries(feed, parsed.entries, stored=not baseline)
     items: list[tuple[Entry, Article | None, list[Match]]]
     reposts: dict[str, str] = {}
     if baseline:
