@@ -199,3 +199,24 @@ def test_a_record_after_the_store_closed_fails_as_the_database_unavailable(tmp_p
             await db.record(*args, **kw)
 
     asyncio.run(go())
+
+
+def test_a_bug_handing_out_a_groups_answers_fails_its_callers_and_not_every_later_record(tmp_path, caplog):
+    async def go() -> None:
+        store = Store(tmp_path / "monitor.db")
+        db = AsyncStore(store)
+        try:
+            a, b, _ = three_feeds(store)
+            real = store.record_many
+            store.record_many = lambda polls: []  # type: ignore[method-assign]  # answers for none of them
+            args, kw = poll(a, 1)
+            with pytest.raises(ValueError):
+                await asyncio.wait_for(db.record(*args, **kw), 10)
+            store.record_many = real  # type: ignore[method-assign]
+            args, kw = poll(b, 2)
+            assert await asyncio.wait_for(db.record(*args, **kw), 10) == 2
+        finally:
+            db.close()
+
+    asyncio.run(go())
+    assert "BUG handing out a group's records" in caplog.text

@@ -89,19 +89,26 @@ class AsyncStore:
         done.add_done_callback(lambda f: self._recorded(loop, group, f))
 
     def _recorded(self, loop: asyncio.AbstractEventLoop, group: list[Any], done: asyncio.Future[Any]) -> None:
-        failed = StoreError("database call cancelled") if done.cancelled() else done.exception()
-        answers = [failed] * len(group) if failed else done.result()
-        for (_, _, waiter, _), answer in zip(group, answers, strict=True):
-            if waiter.done():  # its caller stopped waiting (cancelled)
-                continue
-            if isinstance(answer, BaseException):
-                waiter.set_exception(_own(answer))
+        try:
+            failed = StoreError("database call cancelled") if done.cancelled() else done.exception()
+            answers = [failed] * len(group) if failed else done.result()
+            for (_, _, waiter, _), answer in zip(group, answers, strict=True):
+                if waiter.done():  # its caller stopped waiting (cancelled)
+                    continue
+                if isinstance(answer, BaseException):
+                    waiter.set_exception(_own(answer))
+                else:
+                    waiter.set_result(answer)
+        except Exception as e:  # a bug here must neither hang these callers nor stop every later record
+            log.error("BUG handing out a group's records", exc_info=e)
+            for _, _, waiter, _ in group:
+                if not waiter.done():
+                    waiter.set_exception(e)
+        finally:
+            if self._records:
+                self._record_group(loop)
             else:
-                waiter.set_result(answer)
-        if self._records:
-            self._record_group(loop)
-        else:
-            self._recording = False
+                self._recording = False
 
     async def call_next(self, iterator: Iterator[Any]) -> Any:
         """The next item of a Store generator (``steps``, ``stored_articles``), read on the
