@@ -220,3 +220,21 @@ def test_a_bug_handing_out_a_groups_answers_fails_its_callers_and_not_every_late
 
     asyncio.run(go())
     assert "BUG handing out a group's records" in caplog.text
+
+
+def test_polls_waiting_for_a_group_are_written_when_the_store_closes(tmp_path):
+    """A stop closes the store while polls wait behind the group being written: they are
+    written before the connection closes, not dropped."""
+    async def go() -> list:
+        store = Store(tmp_path / "monitor.db")
+        db = AsyncStore(store)
+        feeds = three_feeds(store)
+        timer = locked_for(tmp_path / "monitor.db", 0.3)
+        calls = [asyncio.create_task(db.record(*args, **kw)) for args, kw in (poll(f, 1) for f in feeds)]
+        await asyncio.sleep(0)  # each has queued: the first is on the thread, the others wait
+        db.close()
+        timer.join()
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    assert asyncio.run(go()) == [1, 1, 1]
+    assert counts(tmp_path / "monitor.db")["entries"] == 3

@@ -16,6 +16,7 @@ timeout in turn. ``post`` queues a call without waiting for it (the heartbeat).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -165,7 +166,24 @@ class AsyncStore:
         return (running[0], self.clock() - running[1]) if running else None
 
     def close(self) -> None:
-        """Finish the queued calls, then close the connection on its own thread."""
+        """Finish the queued calls, then close the connection on its own thread. Polls waiting
+        for the group being written (``record``) are written first, as one more group."""
+        waiting, self._records = self._records, []
+        if waiting:
+            answers: list[Any] | BaseException
+            try:
+                answers = self._thread.submit(self._run, "record", self.store.record_many,
+                                              ([(a, k) for a, k, _, _ in waiting],), {}).result()
+            except Exception as e:  # noqa: BLE001 - each waiting caller gets it
+                answers = e
+            for i, (_, _, waiter, _) in enumerate(waiting):
+                answer = answers if isinstance(answers, BaseException) else answers[i]
+                with contextlib.suppress(RuntimeError):  # its loop may be closed: nobody waits
+                    if not waiter.done():
+                        if isinstance(answer, BaseException):
+                            waiter.set_exception(_own(answer))
+                        else:
+                            waiter.set_result(answer)
         self._thread.submit(self.store.close).result()
         self._thread.shutdown(wait=True)
 
