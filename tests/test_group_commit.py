@@ -68,11 +68,35 @@ def test_polls_recorded_together_are_stored_as_each_would_be_alone(database):
         store.close()
 
 
-def test_a_group_is_one_transaction(sqlite_store):
+def test_a_group_is_one_transaction_and_one_insert_of_entries(sqlite_store):
+    """One statement for every poll's entries: FTS5 writes an index segment at each."""
     a, b, c = three_feeds(sqlite_store)
     statements = commits(sqlite_store)
+    inserts: list[str] = []
+    sqlite_store.db.conn.set_trace_callback(
+        lambda sql: statements.append(sql) if sql.split()[0] in ("BEGIN", "COMMIT", "ROLLBACK")
+        else inserts.append(sql) if sql.startswith("INSERT INTO entries") else None)
     sqlite_store.record_many([poll(a, 1), poll(b, 2), poll(c, 3)])
     assert statements == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert len(set(inserts)) == 1  # the trace repeats a statement's text for each trigger step it runs
+
+
+def test_the_same_uid_in_two_feeds_of_a_group_is_two_entries_each_with_its_own_match(database):
+    store = Store(database)
+    try:
+        a, b, _ = three_feeds(store)
+        e = entry("guid:shared", "https://news.example/shared")
+        story_b = entry("guid:shared", "https://other.example/shared")
+        polls = [((f,), {"now": 1000.0, "update": FeedUpdate(last_ok_at=1000.0, last_status="ok", error_count=0,
+                                                             next_check_at=1900.0, baselined_at=1000.0),
+                         "new": [(x, None, [match(rule)])], "baseline": False, "seen": [x.uid]})
+                 for f, x, rule in ((a, e, "ra"), (b, story_b, "rb"))]
+        assert store.record_many(polls) == [1, 1]
+        assert raw(database, "SELECT f.url, e.uid, m.rule_id FROM matches m JOIN entries e ON e.id = m.entry_id "
+                             "JOIN feeds f ON f.id = e.feed_id ORDER BY f.url") == [
+            (A, "guid:shared", "ra"), (B, "guid:shared", "rb")]
+    finally:
+        store.close()
 
 
 def test_a_bug_in_one_poll_of_a_group_fails_that_poll_alone(database):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import noise
 from ..models import SEVERITIES, TIERS, Article, Entry, Feed, FeedUpdate, Match
@@ -28,6 +28,25 @@ ENTRY_ROWS = 500  # entries per INSERT on SQLite: 5,500 bound parameters, well u
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _TIER = {t: i for i, t in enumerate(TIERS)}
 log = logging.getLogger(__name__)
+
+
+class _Poll(NamedTuple):
+    """One poll as ``record`` takes it."""
+    feed: Feed
+    now: float
+    update: FeedUpdate
+    new: Sequence[tuple[Entry, Article | None, Sequence[Match]]]
+    baseline: bool
+    feed_title: str | None = None
+    edited: Sequence[Entry] = ()
+    seen: Sequence[str] = ()
+
+
+def _poll(feed: Feed, *, now: float, update: FeedUpdate, new: Sequence[tuple[Entry, Article | None, Sequence[Match]]],
+          baseline: bool, feed_title: str | None = None, edited: Sequence[Entry] = (),
+          seen: Sequence[str] = ()) -> _Poll:
+    """``record``'s arguments as one _Poll (a wrong one raises TypeError, as ``record`` would)."""
+    return _Poll(feed, now, update, new, baseline, feed_title, edited, seen)
 REPOST_MIN_TITLE = 25  # characters: shorter titles ("Live", "Morning briefing") recur honestly
 
 
@@ -135,64 +154,25 @@ class EntryQueries(FeedQueries, Queries):
         leaves nothing; a re-run finds the same entries unseen. ``seen``: the uids this poll
         served, stamped ``last_seen_at`` (retention keeps what the feed still serves). Returns
         the alerts queued."""
-        alerts = 0
         with self._transaction():
-            self._save_poll(feed, update, now)
-            if feed_title:
-                self.db.execute("UPDATE feeds SET title = COALESCE(title, ?) WHERE id = ?", (feed_title, feed.id))
-            for e in edited:
-                self.db.execute(
-                    "UPDATE entries SET title = ?, summary = ?, link = ?, published = ?, content_hash = ?, "
-                    "updated_at = ? WHERE feed_id = ? AND uid = ?",
-                    (e.title, e.summary, e.link, e.published, e.content_hash, now, feed.id, e.uid))
-            uids = list(dict.fromkeys(seen))
-            ids = self._insert_entries(feed, new, baseline, now, set(uids))
-            if ids:  # the entries inserted above are stamped already: not looked up again below
-                # (a feed's first poll: every uid it serves; 0.1 s of 1.2 s of database CPU over 1,000
-                # new feeds, issue 16 G1)
-                uids = [u for u in uids if u not in ids]
-            for entry, article, matches in new:
-                entry_id = ids.pop(entry.uid, None)
-                if entry_id is None:  # stored already (another process, or twice in ``new``)
-                    continue
-                if article is not None:
-                    self.db.execute(
-                        "INSERT INTO articles (entry_id, url, title, text, language, author, "
-                        "date, source, error, extracted_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        (entry_id, article.url, article.title, article.text, article.language,
-                         article.author, article.date, article.source, article.error, now),
-                    )
-                if matches:
-                    alerts += self._matches(entry_id, entry.story, matches, now, feed.id,
-                                            article.text if article is not None else "",
-                                            hold="backlog" if baseline else None)
-            for i in range(0, len(uids), 500):  # well under SQLite's bound-parameter limit
-                chunk = uids[i:i + 500]
-                # rows stamped already (last_seen_at = now) are not written twice
-                self.db.execute(f"UPDATE entries SET last_seen_at = ? WHERE feed_id = ? AND uid IN "
-                                f"({','.join('?' * len(chunk))}) AND (last_seen_at IS NULL OR last_seen_at != ?)",
-                                [now, feed.id, *chunk, now])
-        return alerts
+            return self._record([_Poll(feed, now, update, new, baseline, feed_title, edited, seen)])[0]
 
     def record_many(self, polls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[int | Exception]:
         """``record`` for each of several polls, ``(args, kwargs)``, in ONE transaction: a group
         commit (the database thread records the polls that queued while it wrote the last group,
-        store/aio.py). Each poll's alerts, or the exception its ``record`` raised. A failure of the
-        database (locked, full) raises StoreError for the whole group, none of it written, as
-        ``record`` would for one poll; a bug in one poll's ``record`` rolls the group back and
-        the polls are recorded again one by one, so that only that poll fails. Why: at a first
-        poll of 1,000 feeds, a commit per poll was a quarter of the database thread's time, and
-        every commit wrote a new full-text index segment to merge later (issue 16, G1)."""
+        store/aio.py), their new entries inserted together. Each poll's alerts, or the exception
+        its ``record`` raised. A failure of the database (locked, full) raises StoreError for the
+        whole group, none of it written, as ``record`` would for one poll; a bug in one poll
+        rolls the group back and the polls are recorded again one by one, so that only that
+        poll fails. Why: at a first poll of 1,000 feeds, a commit per poll was a quarter of the
+        database thread's time, and every commit, and every statement that inserts entries,
+        writes a new full-text index segment to merge later (issue 16, G1)."""
         if len(polls) == 1:  # its failure, whatever it is, is raised as ``record`` raises it
             args, kw = polls[0]
             return [self.record(*args, **kw)]
         try:
             with self._transaction():
-                self._grouped = True
-                try:
-                    return [self.record(*args, **kw) for args, kw in polls]
-                finally:
-                    self._grouped = False
+                return list(self._record([_poll(*args, **kw) for args, kw in polls]))
         except Exception as e:
             if isinstance(e, StoreError) or isinstance(e, ERRORS) and environmental(e):
                 raise  # the database failed (the COMMIT too may fail on a full disk): all of it
@@ -205,28 +185,77 @@ class EntryQueries(FeedQueries, Queries):
                 done.append(e)
         return done
 
-    def _insert_entries(self, feed: Feed, new: Sequence[tuple[Entry, Article | None, Sequence[Match]]],
-                        baseline: bool, now: float, seen: set[str]) -> dict[str, int]:
-        """Insert the poll's new entries; uid -> id of each row this call made (an entry stored
-        already is skipped: ON CONFLICT DO NOTHING). On SQLite, ENTRY_ROWS rows per statement:
-        the full-text index's insert trigger then runs inside one statement for all of them, and
-        FTS5's cost is mostly per statement (a first poll of 1,000 feeds, 59,000 entries: 2.2 s
-        of database work one row per statement, 1.2 s in batches; issue 16, G2). An entry the
-        poll served (``seen``) is stamped ``last_seen_at`` as it is inserted."""
-        rows = [(feed.id, entry.uid, entry.guid, entry.link, entry.title, entry.summary, entry.published,
-                 entry.content_hash, int(baseline and article is None), now, now if entry.uid in seen else None)
-                for entry, article, _ in new]
-        ids: dict[str, int] = {}
+    def _record(self, polls: Sequence[_Poll]) -> list[int]:
+        """``record``'s work for each of ``polls``, inside the caller's transaction: first each
+        feed's row, then every poll's new entries in as few statements as ENTRY_ROWS allows, then
+        each poll's articles, matches and outbox rows, in the polls' order. The alerts of each."""
+        for p in polls:
+            self._save_poll(p.feed, p.update, p.now)
+            if p.feed_title:
+                self.db.execute("UPDATE feeds SET title = COALESCE(title, ?) WHERE id = ?", (p.feed_title, p.feed.id))
+            for e in p.edited:
+                self.db.execute(
+                    "UPDATE entries SET title = ?, summary = ?, link = ?, published = ?, content_hash = ?, "
+                    "updated_at = ? WHERE feed_id = ? AND uid = ?",
+                    (e.title, e.summary, e.link, e.published, e.content_hash, p.now, p.feed.id, e.uid))
+        ids = self._insert_entries(polls)
+        out = []
+        for p in polls:
+            alerts = 0
+            fid = p.feed.id
+            # the entries inserted above are stamped already: not looked up again below (a feed's
+            # first poll: every uid it serves; 0.1 s of 1.2 s of database CPU over 1,000 new
+            # feeds, issue 16 G1)
+            uids = [u for u in dict.fromkeys(p.seen) if (fid, u) not in ids]
+            for entry, article, matches in p.new:
+                entry_id = ids.pop((fid, entry.uid), None)
+                if entry_id is None:  # stored already (another process, or twice in ``new``)
+                    continue
+                if article is not None:
+                    self.db.execute(
+                        "INSERT INTO articles (entry_id, url, title, text, language, author, "
+                        "date, source, error, extracted_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (entry_id, article.url, article.title, article.text, article.language,
+                         article.author, article.date, article.source, article.error, p.now),
+                    )
+                if matches:
+                    alerts += self._matches(entry_id, entry.story, matches, p.now, fid,
+                                            article.text if article is not None else "",
+                                            hold="backlog" if p.baseline else None)
+            for i in range(0, len(uids), 500):  # well under SQLite's bound-parameter limit
+                chunk = uids[i:i + 500]
+                # rows stamped already (last_seen_at = now) are not written twice
+                self.db.execute(f"UPDATE entries SET last_seen_at = ? WHERE feed_id = ? AND uid IN "
+                                f"({','.join('?' * len(chunk))}) AND (last_seen_at IS NULL OR last_seen_at != ?)",
+                                [p.now, fid, *chunk, p.now])
+            out.append(alerts)
+        return out
+
+    def _insert_entries(self, polls: Sequence[_Poll]) -> dict[tuple[int, str], int]:
+        """Insert the polls' new entries; (feed id, uid) -> id of each row this call made (an entry
+        stored already is skipped: ON CONFLICT DO NOTHING). On SQLite, ENTRY_ROWS rows per
+        statement, whatever poll they come from: the full-text index's insert trigger then runs
+        inside one statement for all of them, and FTS5's cost is mostly per statement (it writes
+        a segment at each; a first poll of 1,000 feeds, 59,000 entries: 2.2 s of database work one
+        row per statement, 1.2 s in batches; issue 16, G2). An entry its poll served (``seen``) is
+        stamped ``last_seen_at`` as it is inserted."""
+        rows = []
+        for p in polls:
+            seen = set(p.seen)
+            rows += [(p.feed.id, entry.uid, entry.guid, entry.link, entry.title, entry.summary, entry.published,
+                      entry.content_hash, int(p.baseline and article is None), p.now,
+                      p.now if entry.uid in seen else None) for entry, article, _ in p.new]
+        ids: dict[tuple[int, str], int] = {}
         if self.dialect != "sqlite":  # PostgreSQL's adapter hands back one id per INSERT (pg.py)
             for row in rows:
                 cur = self.db.execute(_INSERT_ENTRY.format(values=_ENTRY_VALUES), row)
                 if cur.rowcount == 1 and cur.lastrowid is not None:
-                    ids.setdefault(str(row[1]), cur.lastrowid)
+                    ids.setdefault((int(row[0]), str(row[1])), cur.lastrowid)
             return ids
         for i in range(0, len(rows), ENTRY_ROWS):
             chunk = rows[i:i + ENTRY_ROWS]
-            sql = _INSERT_ENTRY.format(values=",".join([_ENTRY_VALUES] * len(chunk))) + " RETURNING uid, id"
-            ids.update(self.db.execute(sql, [v for row in chunk for v in row]).fetchall())
+            sql = _INSERT_ENTRY.format(values=",".join([_ENTRY_VALUES] * len(chunk))) + " RETURNING feed_id, uid, id"
+            ids.update(((f, u), made) for f, u, made in self.db.execute(sql, [v for row in chunk for v in row]))
         return ids
 
     def _matches(self, entry_id: int | None, story: str, matches: Sequence[Match], now: float,
