@@ -169,6 +169,7 @@ class Pool:
         self._all: set[_Worker] = set()
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._starting = threading.Lock()
         self.restarts = 0  # workers killed for a timeout or found dead
         self._retired_cpu = 0.0  # CPU seconds of workers gone (recycled or killed)
 
@@ -179,7 +180,7 @@ class Pool:
         if self._slots is None or self._loop is not loop:
             self._slots, self._loop = asyncio.Semaphore(self.size), loop
         async with self._slots:
-            worker = self._take()
+            worker = self._take() or await self._spawn()
             keep = False
             try:
                 ok, value = await self._call(loop, worker, fn, args, timeout)
@@ -212,8 +213,8 @@ class Pool:
             code = await _exit_code(loop, worker.proc, 1.0)
             raise WorkerError(f"{name}: worker died (exit code {code})") from None
 
-    def _take(self) -> _Worker:
-        """An idle worker that is still alive (one may have been killed while idle)."""
+    def _take(self) -> _Worker | None:
+        """An idle worker that is still alive (one may have been killed while idle), or None."""
         while self._idle:
             worker = self._idle.pop()
             if worker.expiry is not None:
@@ -224,12 +225,25 @@ class Pool:
             self.restarts += 1
             self._retire(worker)
             worker.kill()
-        return self._spawn()
+        return None
 
-    def _spawn(self) -> _Worker:
-        worker = _Worker(self._ctx, self.max_tasks)
+    async def _spawn(self) -> _Worker:
+        """A new worker, started on a thread of its own: ``Process.start`` waits for the
+        forkserver's answer, and the first one waits for the forkserver to import its preload
+        (~0.2 s: the event loop stood still at a daemon's first poll, issue 16), a later one for
+        a fork (a few ms at each recycle). A worker whose caller stopped waiting is killed."""
+        started = asyncio.ensure_future(in_thread(self._start))
+        try:
+            worker = await asyncio.shield(started)
+        except asyncio.CancelledError:
+            started.add_done_callback(_kill_started)
+            raise
         self._all.add(worker)
         return worker
+
+    def _start(self) -> _Worker:
+        with self._starting:  # one at a time: _main_not_inherited edits the process's __main__
+            return _Worker(self._ctx, self.max_tasks)
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         worker.tasks += 1
@@ -272,6 +286,11 @@ class Pool:
             worker.kill(wait=5)
         self._all.clear()
         self._idle.clear()
+
+
+def _kill_started(started: asyncio.Future[_Worker]) -> None:
+    if not started.cancelled() and started.exception() is None:
+        started.result().kill()
 
 
 class _Overrun(BaseException):
