@@ -262,3 +262,31 @@ def test_polls_waiting_for_a_group_are_written_when_the_store_closes(tmp_path):
 
     assert asyncio.run(go()) == [1, 1, 1]
     assert counts(tmp_path / "monitor.db")["entries"] == 3
+
+
+def test_a_small_group_waits_a_moment_for_polls_that_finish_just_after(tmp_path, monkeypatch):
+    """Fewer than LINGER_BELOW polls waiting: the group waits LINGER for others (0.5 s here),
+    and a poll that finishes meanwhile shares its commit."""
+    from monitor.store import aio
+
+    monkeypatch.setattr(aio, "LINGER", 0.5)
+
+    async def go() -> tuple[list, list]:
+        store = Store(tmp_path / "monitor.db")
+        db = AsyncStore(store)
+        try:
+            a, b, c = three_feeds(store)
+            statements = commits(store)
+            timer = locked_for(tmp_path / "monitor.db", 0.2)
+            first = asyncio.create_task(db.record(*poll(a, 1)[0], **poll(a, 1)[1]))  # alone, waits for the lock
+            second = asyncio.create_task(db.record(*poll(b, 2)[0], **poll(b, 2)[1]))  # waits for the first
+            await first
+            third = await db.record(*poll(c, 3)[0], **poll(c, 3)[1])  # within the second's wait
+            timer.join()
+            return [await second, third], statements
+        finally:
+            db.close()
+
+    answers, statements = asyncio.run(go())
+    assert answers == [2, 3]
+    assert statements == ["BEGIN IMMEDIATE", "COMMIT", "BEGIN IMMEDIATE", "COMMIT"]
