@@ -236,6 +236,12 @@ TWO_DATES = _rss("", ["<title>1</title><link>https://d.example/1</link><dc:date>
                       "<dc:date>2026-11-02T08:00:00Z</dc:date>",
                       "<title>3</title><link>https://d.example/3</link>"
                       "<dc:date>Tue, 3 Nov 2026 8:00:00 +0100</dc:date>"])
+# the feed's own title twice (feedparser keeps the first, feedparser-rs the last), and once beside
+# its image's title (read alike, by the fast path)
+FEED_TWO_TITLES = _rss("<title>Second</title>", ["<title>1</title><link>https://d.example/1</link>"])
+ATOM_FEED_TWO_TITLES = _atom("<title>Second</title><entry><id>urn:t:1</id><title>1</title></entry>")
+FEED_IMAGE_TITLE = _rss("<image><url>https://s.example/i.png</url><title>Image</title><link>https://s.example/</link>"
+                        "</image>", ["<title>1</title><link>https://d.example/1</link>"])
 # Atom's elements in an RSS item (feedparser reads them as the item's, feedparser-rs does not):
 # a link is feedparser's, its dates are replayed
 ATOM_LINK_IN_ITEM = _rss("", ["<title>1</title><atom:link href='https://a.example/1' rel='alternate'/>"],
@@ -266,7 +272,7 @@ FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SU
         "DOCTYPE_IN_TEXT", "CONTENT_BASE", "BODY_IN_TEXT", "DCTERMS_PREFIX", "DATES_REPLAYED",
         "UTF8_BOM", "LATIN1_C1", "EMPTY_ELEMENTS", "DESCRIPTION_MARKUP", "C1_PADDED", "ATOM_DECLARED_LATIN1",
         "SPLIT_DECLARATION", "UNDECLARED_1252", "UNDECLARED_8859_2", "CR_LINE_ENDS", "TWO_DESCRIPTIONS", "TWO_DATES",
-        "ATOM_DATE_IN_ITEM", "RSS10_TEXTINPUT"}
+        "ATOM_DATE_IN_ITEM", "RSS10_TEXTINPUT", "FEED_IMAGE_TITLE"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -288,7 +294,8 @@ def _test_data() -> dict[str, bytes]:
                  COMMENT_THEN_MARKUP=COMMENT_THEN_MARKUP, CDATA_THEN_MARKUP=CDATA_THEN_MARKUP, ID_AS_LINK=ID_AS_LINK,
                  TWO_TITLES=TWO_TITLES, TWO_DESCRIPTIONS=TWO_DESCRIPTIONS, TWO_DATES=TWO_DATES,
                  ATOM_LINK_IN_ITEM=ATOM_LINK_IN_ITEM, ATOM_DATE_IN_ITEM=ATOM_DATE_IN_ITEM,
-                 TWO_ALTERNATES=TWO_ALTERNATES,
+                 TWO_ALTERNATES=TWO_ALTERNATES, FEED_TWO_TITLES=FEED_TWO_TITLES,
+                 ATOM_FEED_TWO_TITLES=ATOM_FEED_TWO_TITLES, FEED_IMAGE_TITLE=FEED_IMAGE_TITLE,
                  LINK_NO_HREF=LINK_NO_HREF, EMPTY_SUMMARY=EMPTY_SUMMARY, RSS10_TEXTINPUT=RSS10_TEXTINPUT)
     return feeds
 

@@ -207,6 +207,10 @@ class _Pass(_Checks):
                     if key == "dc:date" and ("pubdate" in seen or not self._w3c_date()):
                         raise _Replay  # feedparser-rs's published, or a date it does not read: its text lost
                     seen.add(key)
+                elif key == "title":  # the feed's own, twice: feedparser keeps the first, the fast parser
+                    if key in self.seen:  # the last (an image's or a text input's clears ``seen``: OUTSIDE)
+                        raise NotReplayed
+                    self.seen.add(key)
             elif does == _REPLAY:
                 raise _Replay
             elif does == _OUTSIDE:
