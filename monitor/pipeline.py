@@ -29,6 +29,7 @@ from .notify import Notifier
 from .store import StoreError, behind
 from .store.aio import AsyncStore
 from .store.behind import WriteBehind
+from .store.entries import distinct
 from .workers import Pool, WorkerError
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,8 @@ async def poll(ctx: Context, feed: Feed) -> Outcome:
         return _done(feed, started, await _failed(ctx, feed, e, now))
 
     baseline = not feed.baselined  # as claimed: a first poll has nothing stored to look up
-    new, edited = await ctx.db.sort_entries(feed, parsed.entries, stored=not baseline)
+    new, edited = (distinct(feed, parsed.entries), []) if baseline else \
+        await ctx.db.sort_entries(feed, parsed.entries)
     items: list[tuple[Entry, Article | None, list[Match]]]
     reposts: dict[str, str] = {}
     if baseline:

@@ -450,10 +450,10 @@ def test_a_bug_in_one_poll_backs_the_feed_off_instead_of_repolling_it(tmp_path, 
         async with context(write(tmp_path), pool) as ctx:
             add(ctx, url)
 
-            def broken(*args, **kw):  # a fault injected where a bug could be: after fetch and parse
+            def broken(*args):  # a fault injected where a bug could be: after fetch and parse
                 raise RuntimeError("injected")
 
-            monkeypatch.setattr(ctx.db.store, "sort_entries", broken)
+            monkeypatch.setattr(pipeline, "distinct", broken)  # a first poll sorts its entries with it
             out = await pipeline.poll_safely(ctx, feed(ctx, url))
             return out, row(ctx, url), ctx.db.store.feeds(due_at=time.time())
 

@@ -319,14 +319,18 @@ def test_unseen_filters_known_uids_and_dedups_the_batch(store):
     assert store.unseen(b, [e1, e1]) == [e1]
 
 
-def test_a_first_poll_looks_nothing_up_and_record_still_skips_what_is_stored(store, database):
-    """``stored=False`` (the pipeline's first poll of a feed): the batch is only deduplicated;
-    were the feed's entries stored meanwhile, ``record`` stores each of them once all the same."""
-    a, _ = two_feeds(store)
+def test_a_first_poll_is_sorted_without_the_database_and_record_still_skips_what_is_stored(store, database):
+    """``distinct`` (the pipeline's first poll of a feed, on the event loop): the batch is only
+    deduplicated, as ``sort_entries`` would for a feed with nothing stored; were the feed's
+    entries stored meanwhile, ``record`` stores each of them once all the same."""
+    from monitor.store.entries import distinct
+
+    a, b = two_feeds(store)
     e1, e2 = (entry(f"guid:a-{i}", f"https://a.example/{i}") for i in range(1, 3))
+    assert distinct(b, [e1, e2, e1]) == store.sort_entries(b, [e1, e2, e1])[0] == [e1, e2]
     record(store, a, [(e1, None, [])], baseline=True)
 
-    assert store.sort_entries(a, [e1, e2, e1], stored=False) == ([e1, e2], [])
+    assert distinct(a, [e1, e2, e1]) == [e1, e2]
     assert store.sort_entries(a, [e1, e2, e1]) == ([e2], [])
     assert record(store, a, [(e1, None, [match("r1")]), (e2, None, [match("r2")])]) == 1
     assert raw(database, "SELECT e.uid, m.rule_id FROM matches m JOIN entries e ON e.id = m.entry_id") == [

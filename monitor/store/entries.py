@@ -50,33 +50,41 @@ def _poll(feed: Feed, *, now: float, update: FeedUpdate, new: Sequence[tuple[Ent
 REPOST_MIN_TITLE = 25  # characters: shorter titles ("Live", "Morning briefing") recur honestly
 
 
+def distinct(feed: Feed, entries: Sequence[Entry]) -> list[Entry]:
+    """``entries`` in feed order without a uid twice (the first kept, the others logged): what a
+    feed that has stored nothing has new. Pure: the pipeline sorts a feed's first poll with it
+    on the event loop, without asking the database (the transaction that stores a feed's first
+    entries marks it baselined; a thousand first polls each waited ~7 ms behind the database
+    thread's writes to be told that nothing was stored; issue 16 G1). Were it stored meanwhile
+    by another process, ``record`` still skips what is stored."""
+    out: list[Entry] = []
+    seen: set[str] = set()
+    for e in entries:
+        if e.uid in seen:
+            log.info("item dropped feed=%s uid=%s title=%r reason=%r", feed.url, e.uid, e.title[:80],
+                     "the same item twice in one poll (same identity)")
+            continue
+        seen.add(e.uid)
+        out.append(e)
+    return out
+
+
 class EntryQueries(FeedQueries, Queries):
-    def sort_entries(self, feed: Feed, entries: Sequence[Entry], *,
-                     stored: bool = True) -> tuple[list[Entry], list[Entry]]:
+    def sort_entries(self, feed: Feed, entries: Sequence[Entry]) -> tuple[list[Entry], list[Entry]]:
         """(new, edited): entries this feed has not stored yet, and stored entries whose title
-        or text changed since; in feed order, without duplicates. Only this batch's uids are
-        looked up (the UNIQUE index serves it), not the feed's history. ``stored=False``: the
-        caller knows the feed has nothing stored (its first poll: the transaction that stores
-        a feed's first entries marks it baselined), so nothing is looked up (0.2 s of the
-        database thread over a first poll of 1,000 feeds, issue 16 G1); were it wrong (another
-        process recorded that poll meanwhile), ``record`` still skips what is stored."""
-        uids = list(dict.fromkeys(e.uid for e in entries)) if stored else []
+        or text changed since; in feed order, without duplicates (``distinct``). Only this
+        batch's uids are looked up (the UNIQUE index serves it), not the feed's history."""
+        entries = distinct(feed, entries)
         known: dict[str, str | None] = {}
-        for i in range(0, len(uids), 500):  # well under SQLite's bound-parameter limit
-            chunk = uids[i:i + 500]
+        for i in range(0, len(entries), 500):  # well under SQLite's bound-parameter limit
+            chunk = [e.uid for e in entries[i:i + 500]]
             marks = ",".join("?" * len(chunk))
             for r in self._rows(f"SELECT uid, content_hash, title IS NULL AS tomb FROM entries WHERE feed_id = ? "
                                 f"AND uid IN ({marks})", [feed.id, *chunk]):
                 known[r["uid"]] = None if r["tomb"] else r["content_hash"]  # a tombstone is never "edited"
         new: list[Entry] = []
         edited: list[Entry] = []
-        seen: set[str] = set()
         for e in entries:
-            if e.uid in seen:
-                log.info("item dropped feed=%s uid=%s title=%r reason=%r", feed.url, e.uid, e.title[:80],
-                         "the same item twice in one poll (same identity)")
-                continue
-            seen.add(e.uid)
             if e.uid not in known:
                 new.append(e)
             elif e.content_hash and known[e.uid] and e.content_hash != known[e.uid]:
