@@ -152,13 +152,8 @@ class Queries:
     path: Path
     dialect: str  # sqlite | postgresql
 
-    _grouped = False  # inside ``record_many``'s one transaction: a ``_transaction`` opens none
-
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        if self._grouped:  # part of the group's transaction: it commits or rolls back the whole
-            yield
-            return
         try:  # SQLite: take the write lock now (a deferred BEGIN fails at once on a busy database)
             self.db.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
         except ERRORS as e:  # "database is locked" after the busy timeout; PostgreSQL down

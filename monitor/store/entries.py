@@ -27,6 +27,7 @@ _ENTRY_VALUES = "(?,?,?,?,?,?,?,?,?,?,?)"
 ENTRY_ROWS = 500  # entries per INSERT on SQLite: 5,500 bound parameters, well under its limit of 32,766
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _TIER = {t: i for i, t in enumerate(TIERS)}
+REPOST_MIN_TITLE = 25  # characters: shorter titles ("Live", "Morning briefing") recur honestly
 log = logging.getLogger(__name__)
 
 
@@ -47,7 +48,6 @@ def _poll(feed: Feed, *, now: float, update: FeedUpdate, new: Sequence[tuple[Ent
           seen: Sequence[str] = ()) -> _Poll:
     """``record``'s arguments as one _Poll (a wrong one raises TypeError, as ``record`` would)."""
     return _Poll(feed, now, update, new, baseline, feed_title, edited, seen)
-REPOST_MIN_TITLE = 25  # characters: shorter titles ("Live", "Morning briefing") recur honestly
 
 
 def distinct(feed: Feed, entries: Sequence[Entry]) -> list[Entry]:
