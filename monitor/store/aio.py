@@ -102,12 +102,7 @@ class AsyncStore:
             failed = StoreError("database call cancelled") if done.cancelled() else done.exception()
             answers = [failed] * len(group) if failed else done.result()
             for (_, _, waiter, _), answer in zip(group, answers, strict=True):
-                if waiter.done():  # its caller stopped waiting (cancelled)
-                    continue
-                if isinstance(answer, BaseException):
-                    waiter.set_exception(_own(answer))
-                else:
-                    waiter.set_result(answer)
+                _settle(waiter, answer)
         except Exception as e:  # a bug here must neither hang these callers nor stop every later record
             log.error("BUG handing out a group's records", exc_info=e)
             for _, _, waiter, _ in group:
@@ -187,15 +182,21 @@ class AsyncStore:
             except Exception as e:  # noqa: BLE001 - each waiting caller gets it
                 answers = e
             for i, (_, _, waiter, _) in enumerate(waiting):
-                answer = answers if isinstance(answers, BaseException) else answers[i]
                 with contextlib.suppress(RuntimeError):  # its loop may be closed: nobody waits
-                    if not waiter.done():
-                        if isinstance(answer, BaseException):
-                            waiter.set_exception(_own(answer))
-                        else:
-                            waiter.set_result(answer)
+                    _settle(waiter, answers if isinstance(answers, BaseException) else answers[i])
         self._thread.submit(self.store.close).result()
         self._thread.shutdown(wait=True)
+
+
+def _settle(waiter: asyncio.Future[Any], answer: Any) -> None:
+    """Hand one poll's answer (its alerts, or its failure) to its caller, unless it stopped
+    waiting (cancelled)."""
+    if waiter.done():
+        return
+    if isinstance(answer, BaseException):
+        waiter.set_exception(_own(answer))
+    else:
+        waiter.set_result(answer)
 
 
 def _own(e: BaseException) -> BaseException:
