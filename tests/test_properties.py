@@ -238,3 +238,25 @@ def test_token_offsets_agree_with_the_regex_scan(text: str, shares: list[float])
     starts = [s for s, _e in spans]
     points = [round(share * len(text)) for share in shares]  # character offsets, the end included
     assert Field("body", text, tokens).starts_before(points) == [bisect_left(starts, p) for p in points]
+
+
+# URL-ish text: the characters _AS_JOINED takes and those it must refuse (query, fragment, params,
+# spaces, controls, brackets, a user, upper-case schemes, non-ASCII)
+url_texts = st.builds(
+    lambda scheme, rest: scheme + rest,
+    st.sampled_from(["http://", "https://", "HTTP://", "http:///", "ftp://", "", "//", "http:"]),
+    st.text(alphabet="abcAZ019.-_~/:@%!$&'()*+,=;?#[] \t\n\x00\u00e9\uff0e", max_size=30))
+bases = st.sampled_from(["http://127.0.0.2:8080/feeds/1.xml", "https://example.com/a/b/c.xml", "http://x",
+                         "https://example.com/feed?x=1#f", "", "file:///tmp/feed.xml"])
+
+
+@given(url_texts, bases)
+def test_links_taken_as_joined_are_what_urljoin_gives(value: str, base: str) -> None:
+    """fastparse skips urljoin for a link it can tell urljoin gives back unchanged (issue 16, G1)."""
+    from urllib.parse import urljoin
+
+    from monitor import fastparse
+
+    if fastparse._AS_JOINED.match(value):
+        assert urljoin(base, value) == value
+        assert fastparse._uri(value, base, False) == urljoin(base, value)
