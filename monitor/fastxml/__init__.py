@@ -95,9 +95,7 @@ def _parse(body: bytes, names: ModuleType, replay: bool, reread: Callable[[str],
         parser.EndElementHandler = state.end
         # the CharacterDataHandler is set only while a text this replays is read (start_replay)
     else:
-        parser.StartElementHandler = state.start
-        if empties:
-            parser.EndElementHandler = state.end_plain
+        parser.StartElementHandler = state.start  # (which sets end_plain where it is needed)
     try:
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError:
@@ -125,6 +123,8 @@ class _Pass(_Checks):
         self.atom = False  # Atom's namespace is the default one (declare)
         self.seen: set[str] = set()  # the ONCE_KEYS elements of the item (fastnames)
         self.body = body if safe else b""  # empty: no empty-element tag is looked for
+        self.ahead = self.body  # while a "/>" is ahead (start), and where the next one is
+        self.close = -1
         self.leaf: object = False  # no element started since the last start (_LATER: markup_later)
         self.empty: list[int] = []  # where the empty-element tags to rewrite end
         self.defaults: set[str] = set()
@@ -182,6 +182,16 @@ class _Pass(_Checks):
             known = self.names.plain(name)
         key, pushed, does, text, mark = known
         self.leaf = True
+        ahead = self.ahead
+        if ahead:  # end_plain for this element's end if its start tag may be an empty-element one
+            i = self.parser.CurrentByteIndex
+            close = self.close
+            if close < i:
+                close = self.close = ahead.find(b"/>", i)
+                if close < 0:  # none ahead: no start tag from here on is one
+                    self.ahead = b""
+            if close >= 0 and ahead.find(b"<", i + 1, close) < 0:
+                self.parser.EndElementHandler = self.end_plain
         if mark:
             self.marked(mark, attrs)
         if text:  # (what text_start reads first, inline: ~30k elements a pass)
@@ -319,7 +329,12 @@ class _Pass(_Checks):
     def end_plain(self, name: str) -> None:
         """Whether an element with nothing in it was written as an empty-element tag: its end
         event comes right after its start, and expat's index is then just after the "/>" (that of
-        an end tag is its "<"; a text ending in "/>" is taken for one too, which only costs time)."""
+        an end tag is its "<"; a text ending in "/>" is taken for one too, which only costs time).
+        Called at the first end after a start tag that may be one (a "/>" comes before the next
+        "<": an attribute value holds no "<"), and only then: expat calling Python at every end
+        was ~5 % of the parse stage on RSS feeds, most of which have a "/>" (an atom:link) but
+        none in their items."""
+        self.parser.EndElementHandler = None
         if self.leaf:
             self.leaf = False
             i = self.parser.CurrentByteIndex
