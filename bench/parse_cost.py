@@ -4,10 +4,10 @@ Runs, side by side in one process and on the same bytes, ``feedparser.parse(byte
 response_headers={"content-location": url}, sanitize_html=False, resolve_relative_uris=False)``
 (the raw library as the daemon would call it: its flags, and the URL the feed came from, which
 links and ids are resolved against) and ``monitor.parse.parse_bytes(bytes, "", url)`` with its
-fast path (feedparser-rs where it is sure, else
-feedparser; + entity guard + normalisation to Entry + identity + canonical URLs +
-HTML-to-text), over every captured real-world feed in
-``../shared/corpus/feeds/real`` (or the folder given), each taken to come from ``BASE``/its path. Prints feeds/s for both and the ratio.
+fast path (feedparser-rs where it is sure, else feedparser; + entity guard + normalisation to
+Entry + identity + canonical URLs + HTML-to-text), over every captured real-world feed in
+``../shared/corpus/feeds/real`` (or the folder given), each taken to come from ``BASE``/its
+path. Prints feeds/s for both and the ratio.
 
     .venv/bin/python bench/parse_cost.py [FOLDER] [--rounds N]
     .venv/bin/python bench/parse_cost.py [FOLDER] --instructions
