@@ -140,6 +140,48 @@ def test_workers_hold_neither_the_cli_nor_the_daemons_libraries(tmp_path):
     assert {"trafilatura", "feedparser", "py3langid", "monitor.extract", "monitor.parse", "monitor.language"} <= loaded
 
 
+def test_a_daemon_without_pages_preloads_no_trafilatura_and_still_extracts_a_page(tmp_path):
+    """``[extract] pages = false``: the forkserver does not import trafilatura (its workers never
+    use it; its import held up the first parse), and a page asked for after a reload turned
+    pages on is still extracted, the worker importing it then (issue 16, G1)."""
+    told = ("Nordkoreanische Soldaten sind nach Angaben aus Kiew im Gebiet Kursk eingetroffen, wo sie an der "
+            "Seite russischer Einheiten kämpfen sollen. ")
+    html = page("Truppen bei Kursk", [told * 3] * 4)
+    script = tmp_path / "no-pages"
+    script.write_text(textwrap.dedent(f"""
+        import asyncio, json, sys
+        sys.path[:0] = [{str(TESTS)!r}, {str(ROOT)!r}]
+        import worker_tasks
+        from monitor import extract
+        from monitor.config import Config, ExtractSection
+        from monitor.daemon.context import worker_preload
+        from monitor.workers import Pool
+
+        async def main():
+            preload = worker_preload(Config(extract=ExtractSection(pages=False)))
+            pool = Pool(1, preload=preload)
+            try:
+                before = await pool.run(worker_tasks.modules, timeout=60)
+                article = await pool.run(extract.page, {html!r}, "https://example.org/a", timeout=60)
+                return {{"preload": preload, "before": before, "title": article.title}}
+            finally:
+                pool.close()
+
+        if __name__ == "__main__":
+            print(json.dumps(asyncio.run(main())))
+    """))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])})
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert "trafilatura" not in got["preload"] and "trafilatura" not in got["before"]
+    assert {"monitor.parse", "monitor.fastparse", "monitor.language", "py3langid"} <= set(got["before"])
+    assert got["title"] == "Truppen bei Kursk"
+    from monitor.config import Config
+    from monitor.daemon.context import worker_preload
+    assert "trafilatura" in worker_preload(Config())  # pages are on by default: preloaded
+
+
 def test_help_lists_each_lazy_command_as_its_own_help_would():
     """``monitor --help`` names the commands of ``LAZY`` from a stored first sentence, without
     importing them: each sentence gives what the loaded command's help gives, at any width."""

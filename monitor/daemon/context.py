@@ -17,8 +17,17 @@ from ..workers import Pool
 
 # What the workers run (parse, extract, language detection, their libraries, the language model), imported once in
 # the forkserver, shared by the workers it forks (issue 16); libraries named: the daemon's process never loads them.
-WORKER_PRELOAD = ("monitor.extract", "trafilatura", "trafilatura.metadata", "monitor.parse", "feedparser",
-                  "monitor.fastparse", "monitor.language")
+# trafilatura only where pages are extracted ([extract] pages, as the daemon starts): it is ~0.2 s of the
+# forkserver's start, which a first parse waits for, and memory no worker of a feeds-only daemon uses. A reload
+# that turns pages on needs no restart: each worker then imports it at its first page (extract.page).
+PAGE_PRELOAD = ("trafilatura", "trafilatura.metadata")
+WORKER_PRELOAD = ("monitor.extract", *PAGE_PRELOAD, "monitor.parse", "feedparser", "monitor.fastparse",
+                  "monitor.language")
+
+
+def worker_preload(config: Config) -> tuple[str, ...]:
+    """WORKER_PRELOAD, less trafilatura when ``config`` extracts no pages."""
+    return WORKER_PRELOAD if config.extract.pages else tuple(m for m in WORKER_PRELOAD if m not in PAGE_PRELOAD)
 
 # Allocations (net of frees) between two collections of the youngest generation: CPython's 700
 # made a collection every ~10 polls, each scanning the objects of the ~40 polls in flight (at
@@ -55,7 +64,7 @@ async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str
     written = pipeline.WriteBehind(db)  # unchanged polls' updates, batched; drained before the db closes
     if (link_maker := link_maker or links.of(config)) is not None:
         notifier.links = link_maker.urls
-    pool = Pool(config.extract.workers, preload=WORKER_PRELOAD)
+    pool = Pool(config.extract.workers, preload=worker_preload(config))
     f, p = config.fetch, config.poll
     limits = Limits(connect_timeout=f.connect_timeout, timeout=f.timeout, max_bytes=f.max_bytes,
                     concurrency=p.concurrency, per_host=p.per_host,
