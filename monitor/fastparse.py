@@ -278,8 +278,8 @@ def _uri(value: str, url: str, based: bool) -> str:
     URL): extra slashes after the scheme dropped, joined, scheme lower-cased."""
     if _AS_JOINED.match(value):
         return value
-    if based and not _SCHEME.match(value):  # feedparser joins with xml:base, unknown here
-        raise Unsure
+    if based:  # feedparser joins with xml:base, unknown here: a relative URL, and an absolute one
+        raise Unsure  # urljoin rebuilds only under a base of its scheme ("HTTP://X/a?", "http://x/a?")
     try:
         return urljoin(url, _URIFIXER.sub(r"\1\3", value) if ":///" in value else value)
     except ValueError:

@@ -242,6 +242,12 @@ FEED_TWO_TITLES = _rss("<title>Second</title>", ["<title>1</title><link>https://
 ATOM_FEED_TWO_TITLES = _atom("<title>Second</title><entry><id>urn:t:1</id><title>1</title></entry>")
 FEED_IMAGE_TITLE = _rss("<image><url>https://s.example/i.png</url><title>Image</title><link>https://s.example/</link>"
                         "</image>", ["<title>1</title><link>https://d.example/1</link>"])
+# xml:base on an entry, of another scheme than the response URL's: an absolute link or id that
+# urljoin rebuilds ("HTTP://", an empty query or fragment) is rebuilt only under a base of its own
+# scheme, so feedparser's answer depends on a base the fast path does not know: feedparser's
+BASE_SCHEME = _atom("<entry xml:base='http://b.example/'><id>http://x.example/a?</id><title>1</title>"
+                    "<link href='HTTP://EXAMPLE.COM/a'/></entry><entry xml:base='http://b.example/'>"
+                    "<id>urn:b:2</id><title>2</title><link href='http://x.example/b#'/></entry>")
 # Atom's elements in an RSS item (feedparser reads them as the item's, feedparser-rs does not):
 # a link is feedparser's, its dates are replayed
 ATOM_LINK_IN_ITEM = _rss("", ["<title>1</title><atom:link href='https://a.example/1' rel='alternate'/>"],
@@ -296,7 +302,8 @@ def _test_data() -> dict[str, bytes]:
                  ATOM_LINK_IN_ITEM=ATOM_LINK_IN_ITEM, ATOM_DATE_IN_ITEM=ATOM_DATE_IN_ITEM,
                  TWO_ALTERNATES=TWO_ALTERNATES, FEED_TWO_TITLES=FEED_TWO_TITLES,
                  ATOM_FEED_TWO_TITLES=ATOM_FEED_TWO_TITLES, FEED_IMAGE_TITLE=FEED_IMAGE_TITLE,
-                 LINK_NO_HREF=LINK_NO_HREF, EMPTY_SUMMARY=EMPTY_SUMMARY, RSS10_TEXTINPUT=RSS10_TEXTINPUT)
+                 LINK_NO_HREF=LINK_NO_HREF, EMPTY_SUMMARY=EMPTY_SUMMARY, RSS10_TEXTINPUT=RSS10_TEXTINPUT,
+                 BASE_SCHEME=BASE_SCHEME)
     return feeds
 
 
