@@ -28,7 +28,7 @@ import importlib.util
 import re
 from collections.abc import Callable
 from typing import Any, cast
-from urllib.parse import urljoin
+from urllib.parse import urljoin, uses_relative
 
 from . import fastmarkup, fastnames, fastxml
 
@@ -278,8 +278,11 @@ def _uri(value: str, url: str, based: bool) -> str:
     URL): extra slashes after the scheme dropped, joined, scheme lower-cased."""
     if _AS_JOINED.match(value):
         return value
-    if based:  # feedparser joins with xml:base, unknown here: a relative URL, and an absolute one
-        raise Unsure  # urljoin rebuilds only under a base of its scheme ("HTTP://X/a?", "http://x/a?")
+    # Under an xml:base feedparser joins with it, unknown here: sure only of a scheme urljoin never
+    # joins (tag:, urn:, mailto:), given back as written whatever the base; not of a relative URL,
+    # nor of an absolute one urljoin rebuilds only under a base of its scheme ("HTTP://X/a", "http://x/a?").
+    if based and ((scheme := _SCHEME.match(value)) is None or scheme.group()[:-1].lower() in uses_relative):
+        raise Unsure
     try:
         return urljoin(url, _URIFIXER.sub(r"\1\3", value) if ":///" in value else value)
     except ValueError:

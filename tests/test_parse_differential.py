@@ -248,6 +248,9 @@ FEED_IMAGE_TITLE = _rss("<image><url>https://s.example/i.png</url><title>Image</
 BASE_SCHEME = _atom("<entry xml:base='http://b.example/'><id>http://x.example/a?</id><title>1</title>"
                     "<link href='HTTP://EXAMPLE.COM/a'/></entry><entry xml:base='http://b.example/'>"
                     "<id>urn:b:2</id><title>2</title><link href='http://x.example/b#'/></entry>")
+# ... where a tag: id (a scheme urljoin never joins) and a link it gives back as written are sure
+BASE_TAG_IDS = _atom("<entry xml:base='http://b.example/'><id>tag:b.example,2026:1</id><title>1</title>"
+                     "<link href='http://b.example/2026/one'/></entry>")
 # Atom's elements in an RSS item (feedparser reads them as the item's, feedparser-rs does not):
 # a link is feedparser's, its dates are replayed
 ATOM_LINK_IN_ITEM = _rss("", ["<title>1</title><atom:link href='https://a.example/1' rel='alternate'/>"],
@@ -278,7 +281,7 @@ FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SU
         "DOCTYPE_IN_TEXT", "CONTENT_BASE", "BODY_IN_TEXT", "DCTERMS_PREFIX", "DATES_REPLAYED",
         "UTF8_BOM", "LATIN1_C1", "EMPTY_ELEMENTS", "DESCRIPTION_MARKUP", "C1_PADDED", "ATOM_DECLARED_LATIN1",
         "SPLIT_DECLARATION", "UNDECLARED_1252", "UNDECLARED_8859_2", "CR_LINE_ENDS", "TWO_DESCRIPTIONS", "TWO_DATES",
-        "ATOM_DATE_IN_ITEM", "RSS10_TEXTINPUT", "FEED_IMAGE_TITLE"}
+        "ATOM_DATE_IN_ITEM", "RSS10_TEXTINPUT", "FEED_IMAGE_TITLE", "BASE_TAG_IDS"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -303,7 +306,7 @@ def _test_data() -> dict[str, bytes]:
                  TWO_ALTERNATES=TWO_ALTERNATES, FEED_TWO_TITLES=FEED_TWO_TITLES,
                  ATOM_FEED_TWO_TITLES=ATOM_FEED_TWO_TITLES, FEED_IMAGE_TITLE=FEED_IMAGE_TITLE,
                  LINK_NO_HREF=LINK_NO_HREF, EMPTY_SUMMARY=EMPTY_SUMMARY, RSS10_TEXTINPUT=RSS10_TEXTINPUT,
-                 BASE_SCHEME=BASE_SCHEME)
+                 BASE_SCHEME=BASE_SCHEME, BASE_TAG_IDS=BASE_TAG_IDS)
     return feeds
 
 

@@ -260,3 +260,21 @@ def test_links_taken_as_joined_are_what_urljoin_gives(value: str, base: str) -> 
     if fastparse._AS_JOINED.match(value):
         assert urljoin(base, value) == value
         assert fastparse._uri(value, base, False) == urljoin(base, value)
+
+
+@given(st.sampled_from(["tag:", "TAG:", "urn:", "mailto:", "x-y.z+w:", "data:", "news:"]),
+       st.text(alphabet="abcAZ019.-_~/:@%!$&'()*+,=;?#[] \t\n\x00\u00e9", max_size=30),
+       st.sampled_from(["http://127.0.0.2:8080/feeds/1.xml", "https://example.com/a/b/c.xml", "tag:x,2026:y",
+                        "urn:a:b", "", "mailto:a@b.example", "file:///tmp/feed.xml"]))
+def test_a_scheme_urljoin_never_joins_is_given_back_as_written(scheme: str, rest: str, base: str) -> None:
+    """Under an xml:base, which fastparse does not know, it answers such a link or id as
+    feedparser does (feedparser.urls._urljoin) whatever the base (issue 16)."""
+    from urllib.parse import uses_relative
+
+    from feedparser.urls import _urljoin
+
+    from monitor import fastparse
+
+    value = scheme + rest
+    assert scheme[:-1].lower() not in uses_relative
+    assert fastparse._uri(value, "https://example.org/feed/", True) == _urljoin(base, value)
