@@ -201,7 +201,7 @@ def _decoded(body: bytes, content_type: str, url: str, validate: bool = True) ->
     pass rejects any that are not UTF-8 (a test holds it to that); decoding every body only to
     check it cost ~2 % of the parse stage (issue 16). ``read`` asks again, validating, when expat
     rejected such bytes and they are not UTF-8."""
-    bom = ""
+    bom, whole = "", body
     if body[:3] == b"\xef\xbb\xbf":
         body, bom = body[3:], "utf-8"  # feedparser drops a UTF-8 byte order mark and tries it third
     elif body[:1] not in (b"<", b" ", b"\t", b"\r", b"\n") or body[1:2] == b"\x00":
@@ -254,6 +254,8 @@ def _decoded(body: bytes, content_type: str, url: str, validate: bool = True) ->
         return (_NEW_DECLARATION + (text[decl.end():] if decl else "\n" + text)).encode("utf-8"), False
     decl_bytes = _XML_DECLARATION_BYTES.match(body)
     if decl_bytes and decl_bytes.group() != _NEW_DECLARATION_BYTES:
+        if trusted and not decl_bytes.group().isascii():  # bytes the expat pass never sees, which
+            return _decoded(whole, content_type, url)  # may not be UTF-8: decoded to know (noticed at stop 27)
         body = _NEW_DECLARATION_BYTES + body[decl_bytes.end():]
     return body, trusted
 

@@ -44,6 +44,13 @@ ATOM_DECLARED_LATIN1 = test_parse.ATOM10.replace(b'encoding="utf-8"', b'encoding
     '<link href="https://c.example/caf\u00e9"/></entry></feed>'.encode())
 # a declaration feedparser's encoding regex does not read (on two lines): it still replaces it
 SPLIT_DECLARATION = ATOM_DECLARED_LATIN1.replace(b'version="1.0" encoding', b'version="1.0"\n encoding')
+# a declaration with a byte that is not UTF-8 in it, the rest UTF-8: the body is no UTF-8, and
+# feedparser decodes all of it as windows-1252 (the fast path, taking UTF-8 on trust, replaced
+# the declaration before expat could see the byte: noticed at stop 27); and one with UTF-8 in it
+DECLARATION_BYTE = (b'<?xml version="1.0" encoding="utf-8" \xe9?>'
+                    + test_parse.RSS20.split(b"?>", 1)[1].replace(b"</channel>", "<item><title>Caf\u00e9</title>"
+                    "<link>https://u.example/2</link><description>d\u00e9j\u00e0</description></item></channel>".encode()))
+DECLARATION_UTF8 = DECLARATION_BYTE.replace(b" \xe9?>", " \u00e9?>".encode(), 1)
 # no declaration and not UTF-8: feedparser falls back to windows-1252, then (a byte windows-1252
 # leaves undefined) ISO-8859-2
 UNDECLARED_1252 = LATIN1.split(b"?>", 1)[1].replace(b"Cr\xe8me", b"\x93Cr\xe8me\x94")
@@ -281,7 +288,8 @@ FAST = {"RSS20", "ATOM10", "RSS10", "LEADING_BLANKS", "RELATIVE", "PODCAST", "SU
         "DOCTYPE_IN_TEXT", "CONTENT_BASE", "BODY_IN_TEXT", "DCTERMS_PREFIX", "DATES_REPLAYED",
         "UTF8_BOM", "LATIN1_C1", "EMPTY_ELEMENTS", "DESCRIPTION_MARKUP", "C1_PADDED", "ATOM_DECLARED_LATIN1",
         "SPLIT_DECLARATION", "UNDECLARED_1252", "UNDECLARED_8859_2", "CR_LINE_ENDS", "TWO_DESCRIPTIONS", "TWO_DATES",
-        "ATOM_DATE_IN_ITEM", "RSS10_TEXTINPUT", "FEED_IMAGE_TITLE", "BASE_TAG_IDS"}
+        "ATOM_DATE_IN_ITEM", "RSS10_TEXTINPUT", "FEED_IMAGE_TITLE", "BASE_TAG_IDS",
+        "DECLARATION_BYTE", "DECLARATION_UTF8"}
 
 
 def _test_data() -> dict[str, bytes]:
@@ -306,7 +314,8 @@ def _test_data() -> dict[str, bytes]:
                  TWO_ALTERNATES=TWO_ALTERNATES, FEED_TWO_TITLES=FEED_TWO_TITLES,
                  ATOM_FEED_TWO_TITLES=ATOM_FEED_TWO_TITLES, FEED_IMAGE_TITLE=FEED_IMAGE_TITLE,
                  LINK_NO_HREF=LINK_NO_HREF, EMPTY_SUMMARY=EMPTY_SUMMARY, RSS10_TEXTINPUT=RSS10_TEXTINPUT,
-                 BASE_SCHEME=BASE_SCHEME, BASE_TAG_IDS=BASE_TAG_IDS)
+                 BASE_SCHEME=BASE_SCHEME, BASE_TAG_IDS=BASE_TAG_IDS, DECLARATION_BYTE=DECLARATION_BYTE,
+                 DECLARATION_UTF8=DECLARATION_UTF8)
     return feeds
 
 
