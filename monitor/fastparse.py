@@ -163,6 +163,8 @@ def _read(body: bytes, content_type: str, url: str, validate: bool) -> dict[str,
     except Unsure:
         return None
     feed = d.feed
+    if family == "atom" and _spaced(feed.get("link")):
+        return None
     return {"version": version, "entries": entries,
             "feed": {"title": reread(feed.get("title")) or "",
                      "link": feed.get("link") if family == "atom" else reread(feed.get("link")),
@@ -275,6 +277,13 @@ def _reread(text: str, c1: bool = True) -> str:
     return text.translate(_CP1252) if c1 and _C1.search(text) else text
 
 
+def _spaced(value: str | None) -> bool:
+    """Whether an attribute's value (an Atom href, an rdf:about) as the fast parser gives it holds a
+    tab or a line end, which expat reads as a space (XML's attribute-value normalization; one
+    written as a reference it keeps) and the fast parser leaves as written."""
+    return value is not None and ("\n" in value or "\t" in value or "\r" in value)
+
+
 def _uri(value: str, url: str, based: bool) -> str:
     """``value`` as feedparser's resolve_uri leaves it (feedparser.urls._urljoin on the response
     URL): extra slashes after the scheme dropped, joined, scheme lower-cased."""
@@ -299,6 +308,8 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
     # RSS 1.0's rdf:about) is not.
     link = e.link if version == "atom10" else reread(e.link)
     guid = e.id
+    if (version == "atom10" and _spaced(link)) or (version in ("rss10", "rss090") and _spaced(guid)):
+        raise Unsure
     if version == "atom10" and link == guid and link and ("&" in link or reread(link) != link):
         # an entry without a link has its id's text as its link (feedparser's too), read already,
         # where an href is as written: "a&#38;lt;b" or "a&amp;lt;b", a C1 control read or not
