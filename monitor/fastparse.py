@@ -278,9 +278,9 @@ def _reread(text: str, c1: bool = True) -> str:
 
 
 def _spaced(value: str | None) -> bool:
-    """Whether an attribute's value (an Atom href, an rdf:about) as the fast parser gives it holds a
-    tab or a line end, which expat reads as a space (XML's attribute-value normalization; one
-    written as a reference it keeps) and the fast parser leaves as written."""
+    """Whether an Atom href as the fast parser gives it holds a tab or a line end, which expat reads
+    as a space (XML's attribute-value normalization; one written as a reference it keeps) and the
+    fast parser leaves as written (an rdf:about it reads as expat does)."""
     return value is not None and ("\n" in value or "\t" in value or "\r" in value)
 
 
@@ -308,7 +308,7 @@ def _entry(e: Any, url: str, version: str, based: bool, permalinks: bool | None,
     # RSS 1.0's rdf:about) is not.
     link = e.link if version == "atom10" else reread(e.link)
     guid = e.id
-    if (version == "atom10" and _spaced(link)) or (version in ("rss10", "rss090") and _spaced(guid)):
+    if version == "atom10" and _spaced(link):
         raise Unsure
     if version == "atom10" and link == guid and link and ("&" in link or reread(link) != link):
         # an entry without a link has its id's text as its link (feedparser's too), read already,
