@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import page, rss
@@ -106,32 +107,35 @@ def test_one_input_runs_in_process_without_a_worker_pool(command, tmp_path):
     assert "aiohttp" not in loaded
 
 
+def _in_a_fresh_process(script: Path, imports: str, main: str) -> Any:
+    """The JSON answer of ``async def main()`` with body ``main``, after ``imports``, run as the
+    file ``script`` in a fresh Python: a process has one forkserver, whose preload the first
+    Pool of the process fixes, so a test of what workers hold needs a process of its own."""
+    script.write_text(f"import asyncio, json, sys\nsys.path[:0] = [{str(TESTS)!r}, {str(ROOT)!r}]\n"
+                      + textwrap.dedent(imports) + "\n\nasync def main():\n"
+                      + textwrap.indent(textwrap.dedent(main).strip("\n"), "    ")
+                      + "\n\n\nif __name__ == \"__main__\":\n    print(json.dumps(asyncio.run(main())))\n")
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])})
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
 def test_workers_hold_neither_the_cli_nor_the_daemons_libraries(tmp_path):
     """The daemon's worker, started from a ``monitor``-like script (a file whose ``__main__``
     imports the CLI), with the daemon's preload: what it has loaded."""
-    script = tmp_path / "monitor-like"
-    script.write_text(textwrap.dedent(f"""
-        import asyncio, json, sys
-        sys.path[:0] = [{str(TESTS)!r}, {str(ROOT)!r}]
+    mods = set(_in_a_fresh_process(tmp_path / "monitor-like", """
         import click, monitor.cli  # what the real entry point has loaded when the daemon starts
         import worker_tasks
         from monitor.daemon import WORKER_PRELOAD
         from monitor.workers import Pool
-
-        async def main():
-            pool = Pool(1, preload=WORKER_PRELOAD)
-            try:
-                return await pool.run(worker_tasks.modules, timeout=60)
-            finally:
-                pool.close()
-
-        if __name__ == "__main__":
-            print(json.dumps(asyncio.run(main())))
+    """, """
+        pool = Pool(1, preload=WORKER_PRELOAD)
+        try:
+            return await pool.run(worker_tasks.modules, timeout=60)
+        finally:
+            pool.close()
     """))
-    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])})
-    assert p.returncode == 0, p.stderr
-    mods = set(json.loads(p.stdout))
     loaded = {m.split(".")[0] for m in mods} | mods
     assert not loaded & NOT_IN_WORKERS, f"a worker holds {sorted(loaded & NOT_IN_WORKERS)}"
     assert not any(m.startswith(("monitor.cli", "monitor.store", "monitor.daemon", "monitor.notify", "monitor.workers"))
@@ -147,33 +151,22 @@ def test_a_daemon_without_pages_preloads_no_trafilatura_and_still_extracts_a_pag
     told = ("Nordkoreanische Soldaten sind nach Angaben aus Kiew im Gebiet Kursk eingetroffen, wo sie an der "
             "Seite russischer Einheiten kämpfen sollen. ")
     html = page("Truppen bei Kursk", [told * 3] * 4)
-    script = tmp_path / "no-pages"
-    script.write_text(textwrap.dedent(f"""
-        import asyncio, json, sys
-        sys.path[:0] = [{str(TESTS)!r}, {str(ROOT)!r}]
+    got = _in_a_fresh_process(tmp_path / "no-pages", """
         import worker_tasks
         from monitor import extract
         from monitor.config import Config, ExtractSection
         from monitor.daemon.context import worker_preload
         from monitor.workers import Pool
-
-        async def main():
-            preload = worker_preload(Config(extract=ExtractSection(pages=False)))
-            pool = Pool(1, preload=preload)
-            try:
-                before = await pool.run(worker_tasks.modules, timeout=60)
-                article = await pool.run(extract.page, {html!r}, "https://example.org/a", timeout=60)
-                return {{"preload": preload, "before": before, "title": article.title}}
-            finally:
-                pool.close()
-
-        if __name__ == "__main__":
-            print(json.dumps(asyncio.run(main())))
-    """))
-    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])})
-    assert p.returncode == 0, p.stderr
-    got = json.loads(p.stdout)
+    """, f"""
+        preload = worker_preload(Config(extract=ExtractSection(pages=False)))
+        pool = Pool(1, preload=preload)
+        try:
+            before = await pool.run(worker_tasks.modules, timeout=60)
+            article = await pool.run(extract.page, {html!r}, "https://example.org/a", timeout=60)
+            return {{"preload": preload, "before": before, "title": article.title}}
+        finally:
+            pool.close()
+    """)
     assert "trafilatura" not in got["preload"] and "trafilatura" not in got["before"]
     assert {"monitor.parse", "monitor.fastparse", "monitor.language", "py3langid"} <= set(got["before"])
     assert got["title"] == "Truppen bei Kursk"
