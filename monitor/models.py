@@ -87,7 +87,7 @@ class FeedUpdate:
 class FetchResult:
     url: str  # final URL after redirects
     status: int
-    headers: dict[str, str]
+    headers: dict[str, str]  # lower-case keys, the last of a repeated header
     body: bytes
     elapsed_ms: int = 0
 

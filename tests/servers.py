@@ -78,6 +78,9 @@ class _Handler(BaseHTTPRequestHandler):
             srv.answers.append((self.path, 304))
             self.send_response(304)
             self.send_header("ETag", tag)
+            for k, v in res.headers.items():  # RFC 9110 15.4.5: a 304 sends the caching headers a 200 would
+                if k.lower() in ("cache-control", "expires", "date", "vary"):
+                    self.send_header(k, v)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return

@@ -468,6 +468,26 @@ def test_304_not_modified_carries_response_headers(feed_server):
     assert all(k == k.lower() for k in err.value.headers)
 
 
+def test_check_says_unchanged_without_raising_and_keeps_a_304s_headers(feed_server):
+    """The poll's path (``Client.check``): the answer and why it is unchanged, no exception, and
+    a 304's headers as a 200's are kept (lower-case names), for the scheduler's hints."""
+    url = feed_server.add("/feed.xml", FEED, headers={"Cache-Control": "public, max-age=1800"})
+
+    async def go(feed: Feed) -> tuple[FetchResult, str | None]:
+        async with Client(FAST) as http:
+            return await http.check(feed)
+
+    first, why = asyncio.run(go(Feed(id=1, url=url)))
+    assert why is None and first.status == 200 and first.body == FEED.encode()
+    again, why = asyncio.run(go(Feed(id=1, url=url, etag=first.etag)))
+    assert why == "304" and again.status == 304 and again.body == b"" and again.moved is None
+    assert again.headers["etag"] == first.etag and all(k == k.lower() for k in again.headers)
+    assert schedule.server_hint(again.headers, None, time.time()) == 1800
+    same, why = asyncio.run(go(Feed(id=1, url=url, body_hash=body_hash(first.body))))
+    assert why == "same body" and same.status == 200
+    assert answers(feed_server, 3) == [("/feed.xml", 200), ("/feed.xml", 304), ("/feed.xml", 200)]
+
+
 def test_every_feed_request_is_timed_for_the_metrics_304_and_failures_too(feed_server):
     """``observe`` (the daemon's fetch-time histogram) hears of every feed request, whatever
     its end: a body, a 304, an error."""
