@@ -145,6 +145,36 @@ def test_unchanged_feed_never_reaches_the_parser_304_or_same_body(tmp_path, feed
     assert r_etag["last_status"] == r_plain["last_status"] == "not-modified"
 
 
+def test_a_poll_that_changed_nothing_logs_at_debug_one_that_found_something_at_info(tmp_path, feed_server, pool,
+                                                                                      caplog):
+    """The poll's line: INFO for a baseline, new entries and errors; DEBUG for a 304, the same
+    body, and a changed body with nothing new (a journal of 10,000 feeds' unchanged polls is
+    a million lines a day)."""
+    url = feed_server.add("/feed.xml", rss(OLD))
+    broken = feed_server.add("/broken.xml", b"gone", status=500)
+    story = {"title": "Hochwasser am Rhein", "link": "http://example.org/hw", "guid": "hw"}
+
+    async def go():
+        async with context(write(tmp_path), pool) as ctx:
+            add(ctx, url, broken)
+            out = [await poll(ctx, url)]  # baseline
+            out.append(await poll(ctx, url))  # 304
+            feed_server.add("/feed.xml", rss(list(reversed(OLD))))  # another body, the same entries
+            out.append(await poll(ctx, url))
+            feed_server.add("/feed.xml", rss([story, *OLD]))
+            out.append(await poll(ctx, url))  # a new entry
+            out.append(await poll(ctx, broken))
+            return out
+
+    with caplog.at_level("DEBUG", logger="monitor.pipeline"):
+        outs = asyncio.run(go())
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.getMessage().startswith("polled ")]
+    assert [(o.status, o.new) for o in outs] == [("baseline", 3), ("not-modified", 0), ("ok", 0), ("ok", 1),
+                                                 ("error", 0)]
+    assert [level for level, _ in lines] == ["INFO", "DEBUG", "DEBUG", "INFO", "INFO"], lines
+    assert all(f"status={o.status} new={o.new} " in msg for o, (_l, msg) in zip(outs, lines, strict=True))
+
+
 def test_429_with_retry_after_holds_the_feed_back_at_least_that_long(tmp_path, feed_server, pool):
     limited = feed_server.add("/limited.xml", b"slow down", status=429, headers={"Retry-After": "600"})
     unavailable = feed_server.add("/busy.xml", b"later", status=503, headers={"Retry-After": "400"})

@@ -130,7 +130,6 @@ def write_config(workdir: Path, urls: list[str]) -> Path:
         "[monitor]\n"
         f'database = "{workdir / "bench.db"}"\n'
         f'rules = "{workdir / "rules"}"\n'
-        'log_level = "WARNING"\n'
         "[poll]\n"
         f"concurrency = {CONCURRENCY}\n"
         f"per_host = {PER_HOST}\n"
@@ -148,11 +147,16 @@ def write_config(workdir: Path, urls: list[str]) -> Path:
     return path
 
 
-def _load(workdir: Path, urls: list[str]):
+def _load(workdir: Path, urls: list[str], log: Counter):
+    """The config and the rules, and the log set up as ``monitor run`` sets it up (the default
+    level, INFO, to stderr: the contender's stderr.log), ``log`` counting its warnings."""
     from monitor import config as configmod
     from monitor import daemon
+    from monitor.cli import logging_for
 
     cfg = configmod.load(write_config(workdir, urls))
+    logging_for(cfg)
+    logging.getLogger().addHandler(log)
     return cfg, daemon.load_rules(cfg, daemon.notifier_for(cfg))
 
 
@@ -180,7 +184,7 @@ async def run_daemon(workdir: Path, urls: list[str], log: Counter) -> None:
     from monitor import daemon
     from monitor.dispatch import poll_all
 
-    cfg, ruleset = _load(workdir, urls)
+    cfg, ruleset = _load(workdir, urls, log)
     async with daemon.runtime(cfg, ruleset) as ctx:
         await _register(ctx, urls)
         reply({"ready": True, "feeds": len(await ctx.db.feeds(default_interval=cfg.poll.interval)),
@@ -200,11 +204,11 @@ async def run_daemon(workdir: Path, urls: list[str], log: Counter) -> None:
     reply({"peak_rss_mb": peak_rss_mb(), "ru_maxrss_mb": ru_maxrss_mb()})
 
 
-def register(workdir: Path, urls: list[str]) -> None:
+def register(workdir: Path, urls: list[str], log: Counter) -> None:
     from monitor import daemon
 
     async def go() -> int:
-        cfg, ruleset = _load(workdir, urls)
+        cfg, ruleset = _load(workdir, urls, log)
         async with daemon.runtime(cfg, ruleset) as ctx:
             await _register(ctx, urls)
             return len(await ctx.db.feeds(default_interval=cfg.poll.interval))
@@ -218,7 +222,7 @@ def once(workdir: Path, urls: list[str], log: Counter) -> None:
     the daemon's polling at scale."""
     from monitor import daemon
 
-    cfg, ruleset = _load(workdir, urls)
+    cfg, ruleset = _load(workdir, urls, log)
     reply({"ready": True, "feeds": len(urls), "allow_private": cfg.fetch.allow_private})
 
     async def go() -> None:
@@ -332,7 +336,7 @@ def main() -> int:
     elif args.mode == "floor":
         asyncio.run(run_floor(urls))
     elif args.mode == "register":
-        register(args.workdir, urls)
+        register(args.workdir, urls, log)
     else:
         once(args.workdir, urls, log)
     return 0
