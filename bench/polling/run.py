@@ -4,7 +4,7 @@ local feed farm, side by side in one run. See README.md beside this file.
     .venv/bin/python bench/polling/run.py [--quick] [--feeds 10000] [--skip-rss2email] [--skip-50k] ...
 
 Scenarios (each on its own farm process, each contender in its own process):
-  A  --feeds (10,000) feeds: daemon vs floor; passes baseline, unchanged, mixed (--changed share)
+  A  --feeds (10,000) feeds: daemon vs floor; passes baseline, unchanged (3), mixed (--changed share)
   B  --compare-feeds (1,000) feeds: daemon vs floor vs rss2email; baseline, unchanged, mixed, changed
   C  --rss-feeds (50,000) small feeds: daemon.once() baseline + unchanged; peak PSS of the tree
 
@@ -689,6 +689,8 @@ def main() -> int:
     ap.add_argument("--rss-feeds", type=int, help="scenario C small feeds (default 50,000; quick 2,000)")
     ap.add_argument("--changed", type=float, default=0.1, help="share of feeds changed in a mixed pass")
     ap.add_argument("--repeat", type=int, help="mixed passes in A, median reported (default 2; quick 1)")
+    ap.add_argument("--unchanged", type=int, help="unchanged passes in A, median reported (default 3; quick 1):\n"
+                                                   "G3's figure; one pass moved by 0.1 from run to run")
     ap.add_argument("--changed-at-scale", action="store_true", help="also run a 100%%-changed pass in A")
     ap.add_argument("--hosts", type=int, default=20)
     ap.add_argument("--etag-share", type=float, default=0.7)
@@ -711,6 +713,7 @@ def main() -> int:
     n_b = args.compare_feeds or (100 if q else 1_000)
     n_c = args.rss_feeds or (2_000 if q else 50_000)
     repeat = args.repeat or (1 if q else 2)
+    unchanged = args.unchanged or (1 if q else 3)
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="bench-polling-"))
     log(f"work folder {workdir}")
@@ -725,7 +728,7 @@ def main() -> int:
     def scenario_a(sc: Scenario, wd: Path) -> None:
         farm = Farm(wd, n_a, args)
         try:
-            phases = [("baseline", None), ("unchanged", None)] + [("mixed", args.changed)] * repeat
+            phases = [("baseline", None)] + [("unchanged", None)] * unchanged + [("mixed", args.changed)] * repeat
             if args.changed_at_scale:
                 phases.append(("changed", 1.0))
             lockstep(sc, farm, wd, phases, contenders, None, floor_parses_baseline=False)
