@@ -89,7 +89,7 @@ def decide(feed: Feed, result: Result, now: float, settings: Settings,
     if isinstance(result, Failed):
         return _failed(feed, result, now, settings, rng)
     if isinstance(result, Unchanged):
-        hint = schedule.server_hint(result.headers, None, now)
+        hint = schedule.server_hint(result.headers, feed.ttl, now)  # the body's <ttl>, as last parsed
         next_at = schedule.next_poll(now, interval(feed, feed.cadence, settings), hint=hint,
                                      max_hint=settings.max_hint, rng=rng)
         return _ok(feed, now, settings, "not-modified", next_at, result.moved)
@@ -114,7 +114,7 @@ def _fetched(feed: Feed, r: Fetched, now: float, settings: Settings, rng: random
     next_at = schedule.next_poll(now, interval(feed, cadence, settings), hint=hint, max_hint=settings.max_hint,
                                  rng=rng)
     update = replace(_ok(feed, now, settings, "ok", next_at, r.moved), etag=r.etag, last_modified=r.last_modified,
-                     body_hash=r.body_hash, cadence_s=cadence, last_new_at=last_new)
+                     body_hash=r.body_hash, cadence_s=cadence, last_new_at=last_new, ttl_s=r.ttl)
     return replace(update, baselined_at=now) if r.baseline else update
 
 

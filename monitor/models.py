@@ -31,6 +31,7 @@ class Feed:
     failing_since: float | None = None
     gone: bool = False  # answered 410
     alerted_failing: bool = False  # an ops alert went out for the current failure streak
+    ttl: float | None = None  # seconds its last parsed body asked to be cached (RSS <ttl>): a 304 keeps it
 
     @cached_property  # asked several times a poll by the dispatcher; frozen: the URL never changes
     def host(self) -> str:
@@ -78,6 +79,7 @@ class FeedUpdate:
     cadence_s: float | None | Keep = KEEP
     last_new_at: float | None | Keep = KEEP
     baselined_at: float | Keep = KEEP
+    ttl_s: float | None | Keep = KEEP  # the parsed body's <ttl>, None for none (a 304 keeps the last)
     moved: str | None = None  # its new address after permanent redirects only (301/308)
     notices: tuple[Notice, ...] = ()  # ops messages to queue with the update
     warning: str = ""  # the one log line the change deserves (gone, failing); "" for none

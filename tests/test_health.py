@@ -42,8 +42,8 @@ def wait(u: FeedUpdate) -> float:
 
 RESET = {"last_polled_at": NOW, "last_ok_at": NOW, "last_error_kind": None, "last_error": None, "error_count": 0,
          "failing_since": None, "gone_at": None, "alerted_failing": False}
-VALIDATORS_KEPT = dict.fromkeys(("etag", "last_modified", "body_hash", "cadence_s", "last_new_at", "baselined_at"),
-                                KEEP)
+VALIDATORS_KEPT = dict.fromkeys(("etag", "last_modified", "body_hash", "cadence_s", "last_new_at", "baselined_at",
+                                 "ttl_s"), KEEP)
 ERROR_KEEPS = dict.fromkeys(("last_ok_at", "etag", "last_modified", "body_hash", "cadence_s", "last_new_at",
                              "baselined_at"), KEEP)
 
@@ -53,6 +53,13 @@ CASES = {
         FEED, health.Unchanged({}), {**RESET, **VALIDATORS_KEPT, "last_status": "not-modified"}, [], (810, 990)),
     "304 with max-age: never sooner than the server asks": (
         FEED, health.Unchanged({"cache-control": "max-age=7200"}), {"last_status": "not-modified"}, [], (7200, 7200)),
+    "304 of a feed whose body gave a ttl: the ttl holds, the body being the same": (
+        replace(FEED, ttl=3000.0), health.Unchanged({}), {**VALIDATORS_KEPT, "last_status": "not-modified"}, [],
+        (3000, 3000)),
+    "200 with a ttl: kept for the 304s after it": (
+        FEED, fetched(ttl=3000.0), {"ttl_s": 3000.0}, [], (3000, 3000)),
+    "200 without a ttl: the last one cleared": (
+        replace(FEED, ttl=3000.0), fetched(), {"ttl_s": None}, [], (810, 990)),
     "200: validators, and news seen now": (
         FEED, fetched(new=2), {**RESET, "last_status": "ok", "etag": '"v2"', "last_modified": "Tue",
                                "body_hash": "h2", "last_new_at": NOW, "baselined_at": KEEP}, [], (810, 990)),

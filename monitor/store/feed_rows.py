@@ -17,7 +17,7 @@ def feed_of(r: Mapping[str, Any], default_interval: float) -> Feed:
         baselined=r["baselined_at"] is not None, source_url=r["source_url"] or r["url"],
         tags=tags_of(r["tags"]), pinned=r["interval_s"] is not None,
         cadence=r["cadence_s"], last_new_at=r["last_new_at"], failing_since=r["failing_since"],
-        gone=r["gone_at"] is not None, alerted_failing=bool(r["alerted_failing"]),
+        gone=r["gone_at"] is not None, alerted_failing=bool(r["alerted_failing"]), ttl=r["ttl_s"],
     )
     if r["host"]:  # host_of(url), kept with the URL (``_move``): Feed.host's value, not parsed again
         feed.__dict__["host"] = r["host"]
@@ -26,7 +26,7 @@ def feed_of(r: Mapping[str, Any], default_interval: float) -> Feed:
 
 # What ``feeds_of`` reads, in its order.
 FEED_COLUMNS = ("id, url, title, etag, last_modified, body_hash, interval_s, error_count, baselined_at, source_url, "
-                "tags, cadence_s, last_new_at, failing_since, gone_at, alerted_failing, host")
+                "tags, cadence_s, last_new_at, failing_since, gone_at, alerted_failing, host, ttl_s")
 
 
 def feeds_of(rows: Sequence[Sequence[Any]], default_interval: float) -> list[Feed]:
@@ -37,14 +37,14 @@ def feeds_of(rows: Sequence[Sequence[Any]], default_interval: float) -> list[Fee
     out = []
     new, set_ = object.__new__, object.__setattr__
     for (id_, url, title, etag, last_modified, body_hash, interval_s, error_count, baselined_at, source_url, tags,
-         cadence, last_new_at, failing_since, gone_at, alerted_failing, host) in rows:
+         cadence, last_new_at, failing_since, gone_at, alerted_failing, host, ttl) in rows:
         feed = new(Feed)
         fields = {"id": id_, "url": url, "title": title, "etag": etag, "last_modified": last_modified,
                   "body_hash": body_hash, "interval": float(interval_s or default_interval),
                   "error_count": error_count, "baselined": baselined_at is not None, "source_url": source_url or url,
                   "tags": tags_of(tags), "pinned": interval_s is not None, "cadence": cadence,
                   "last_new_at": last_new_at, "failing_since": failing_since, "gone": gone_at is not None,
-                  "alerted_failing": bool(alerted_failing)}
+                  "alerted_failing": bool(alerted_failing), "ttl": ttl}
         if host:  # as in feed_of
             fields["host"] = host
         set_(feed, "__dict__", fields)

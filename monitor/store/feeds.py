@@ -381,7 +381,7 @@ class FeedQueries(Queries):
 
 
 _UNCHANGED_VALUES = tuple(v for _, v in UNCHANGED_SET)
-_KEPT = (KEEP,) * 6
+_KEPT = (KEEP,) * 7
 
 
 def _unchanged(u: FeedUpdate) -> bool:
@@ -389,7 +389,7 @@ def _unchanged(u: FeedUpdate) -> bool:
     The fields read directly: building ``_columns`` first cost the database thread ~1 us a row."""
     return ((u.last_status, u.last_error_kind, u.last_error, u.error_count, u.failing_since, u.gone_at,
              u.alerted_failing) == _UNCHANGED_VALUES
-            and (u.etag, u.last_modified, u.body_hash, u.cadence_s, u.last_new_at, u.baselined_at) == _KEPT
+            and (u.etag, u.last_modified, u.body_hash, u.cadence_s, u.last_new_at, u.baselined_at, u.ttl_s) == _KEPT
             and u.last_polled_at is not KEEP and u.last_ok_at == u.last_polled_at and u.next_check_at is not KEEP)
 
 

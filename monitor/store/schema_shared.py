@@ -64,4 +64,10 @@ SHARED: list[str | Callable[[Any], None]] = [
     """,
     # 22: full-text index segments merged 16 at a time, not 4 (SQLite only; fts_automerge above)
     fts_automerge,
+    # 23: the feed's own <ttl> (RSS; in seconds) as its last parsed body gave it, NULL for none.
+    # A 304 has no body: without the column, the polls after the first 304 forgot the feed's ttl
+    # and came back at the plain interval, sooner than the feed asked (health.decide).
+    """
+    ALTER TABLE feeds ADD COLUMN ttl_s DOUBLE PRECISION;
+    """,
 ]
