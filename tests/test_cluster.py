@@ -332,6 +332,15 @@ def test_a_feed_removed_or_paused_after_its_claim_is_let_go_not_polled(pg_url, s
     assert all(owners[u] == f"host:1:ef:{token}" for u in urls[2:])
 
 
+def _gone(store, pid: int, within: float = 10.0) -> None:
+    """Wait until the server process ``pid`` has ended (with it, its session's advisory locks):
+    the server ends a closed connection's process after the client has gone, not before."""
+    deadline = time.monotonic() + within
+    while store.db.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ?", [pid]).fetchone()[0]:
+        assert time.monotonic() < deadline, f"server process {pid} still there {within:g} s after its connection closed"
+        time.sleep(0.01)
+
+
 def test_a_host_slot_whose_holder_died_waits_out_the_fetch_timeout(pg_url, store):
     """per_host across nodes: a slot is an advisory lock (freed the moment its node's connection
     ends) and a row that keeps the slot of a node that died from being taken for the fetch
@@ -343,7 +352,9 @@ def test_a_host_slot_whose_holder_died_waits_out_the_fetch_timeout(pg_url, store
         assert a.take_host_slot("h.example", [0, 1], "A", now, 30.0) == 0
         assert b.take_host_slot("h.example", [0, 1], "B", now, 30.0) == 1  # the other one
         assert c.take_host_slot("h.example", [0, 1], "C", now, 30.0) is None  # both held
+        pid = a.db.execute("SELECT pg_backend_pid()").fetchone()[0]
         a.close()  # node A dies with its request in flight: its lock goes with its connection
+        _gone(d, pid)  # ... once its server process has ended: a moment after the close (it failed once here)
         assert c.take_host_slot("h.example", [0], "C", now + 1, 30.0) is None  # its request may still be there
         assert c.take_host_slot("h.example", [0], "C", now + 31, 30.0) == 0  # not after the fetch timeout
         b.free_host_slot("h.example", 1, "B")
