@@ -1,4 +1,4 @@
-"""apprise loads only the plugins of the schemes the channels use (monitor/plugins.py), and reads
+"""apprise loads only the plugins of the schemes the channels use (monitor/notify/plugins.py), and reads
 each URL exactly as with all its plugins loaded. Each case runs a fresh interpreter: apprise's
 plugin manager is process-wide."""
 
@@ -47,11 +47,11 @@ def loaded():
 
 
 def test_every_scheme_is_found_where_apprise_finds_it():
-    """The table of plugins.py against apprise's own full load: each scheme's first candidate
+    """The table of notify/plugins.py against apprise's own full load: each scheme's first candidate
     module that claims it is the module apprise maps it to, and no two plugins claim one scheme."""
     out = fresh("""
         from apprise.plugins import N_MGR
-        from monitor import plugins
+        from monitor.notify import plugins
         N_MGR.load_modules()
         claims = {}
         for name, meta in N_MGR._module_map.items():

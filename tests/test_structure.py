@@ -16,7 +16,7 @@ ROOT = PKG.parent
 
 # library -> the only module allowed to import it (aiohttp: its client in fetch, its server in web)
 OWNERS = {
-    "feedparser": "parse", "trafilatura": "extract", "apprise": ("notify", "plugins"),
+    "feedparser": "parse", "trafilatura": "extract", "apprise": "notify",
     "sqlite_utils": "store", "psycopg": "store",
     "apscheduler": "daemon",
     "aiohttp": ("fetch", "web"), "click": "cli",
@@ -36,8 +36,7 @@ LEVEL = {
     "links": 1,  # signed feedback links: mint and check, stdlib hmac
     "feedback": 3,  # what /feedback/<token> does, on the store and links
     "dates": 0,  # every date/time parse; imports nothing of ours, so even level 0 may use it
-    "webhook": 1,  # the JSON poster notify.py hands json:// channels to
-    "plugins": 1,  # which apprise plugins notify.py has apprise load: those of the schemes used
+    "webhook": 1,  # the JSON poster notify hands json:// channels to
     "serve": 1,  # the workers' loop, in the worker processes
     "forkfreeze": 0,  # imported by the workers' forkserver alone: gc.freeze() before it forks
     "workers": 2, "config": 1, "language": 1, "opml": 1, "render": 1,

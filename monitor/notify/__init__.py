@@ -42,10 +42,11 @@ from urllib.parse import parse_qsl, urlsplit
 import apprise
 from apprise.decorators import notify as apprise_plugin
 
-from . import plugins, schedule, webhook
-from .errors import ConfigError, NotifyError
-from .models import Alert, Answer, Channel, Digest
-from .render import Renderer, builtin, kind
+from .. import schedule, webhook
+from ..errors import ConfigError, NotifyError
+from ..models import Alert, Answer, Channel, Digest
+from ..render import Renderer, builtin, kind
+from . import plugins
 
 if TYPE_CHECKING:
     import requests
