@@ -230,3 +230,55 @@ def test_slack_payload_as_apprise_builds_it_without_reaching_slack():
     assert bot.url == "https://slack.com/api/chat.postMessage"
     assert bot.headers["Authorization"] == "Bearer xoxb-1234-1234-4ddbc191d40ee098cbaae6f3523ada2d"
     assert json.loads(bot.body)["channel"] == "#ops"
+
+
+def test_a_poll_that_queues_an_alert_sends_it_at_once_not_at_the_next_drain(tmp_path, feed_server, webhook,
+                                                                              monkeypatch):
+    """The daemon in this process, its timed outbox drain pushed an hour out: the alert of a
+    story found by a poll still reaches the webhook, because the poll that queued it starts a
+    delivery pass itself (before, it waited for the next drain, up to 5 s)."""
+    import threading
+
+    from conftest import page, rss, wait_for
+    from test_end_to_end import ARTICLE, NEW, OLD
+
+    from monitor import config as config_mod
+    from monitor import daemon as daemon_mod
+    from monitor import rules
+
+    monkeypatch.setattr(daemon_mod, "DELIVER_EVERY", 3600.0)  # the first timed drain runs 1 s after start, no other
+
+    def serve(items: list[dict]) -> str:
+        return feed_server.add("/feed.xml", rss([{**it, "link": feed_server.url(it["link"])} for it in items]))
+
+    url = serve(OLD)
+    feed_server.add(NEW["link"], ARTICLE, content_type="text/html; charset=utf-8")
+    for it in OLD:
+        feed_server.add(it["link"], page(it["title"], [it["description"]]), content_type="text/html; charset=utf-8")
+    cfg = config_mod.load(write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]}))
+    d = daemon_mod.Daemon(cfg, rules.load(cfg.rules_dir))
+    db = str(cfg.database)
+    loop = asyncio.new_event_loop()
+    failed: list[BaseException] = []
+
+    def drive() -> None:  # the test's side, while the daemon runs on this process' main thread
+        try:
+            wait_for(lambda: db_rows(db, "SELECT baselined_at FROM feeds")[0][0] is not None, "baseline")
+            wait_for(lambda: d.scheduler is not None and d.scheduler.get_job("deliver").next_run_time.timestamp()
+                     > time.time() + 600, "the first timed drain done")
+            serve([NEW, *OLD])
+            wait_for(lambda: len(webhook.received) == 1, "the alert sent by the poll's own drain", timeout=30)
+        except BaseException as e:  # noqa: BLE001 (handed to the main thread)
+            failed.append(e)
+        finally:
+            loop.call_soon_threadsafe(d.stop, "test done")
+
+    threading.Thread(target=drive, daemon=True).start()
+    try:
+        loop.run_until_complete(d.run())
+    finally:
+        loop.close()
+    if failed:
+        raise failed[0]
+    assert webhook.received[0]["title"] == NEW["title"]
+    assert db_rows(db, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == [(1,)]

@@ -139,7 +139,10 @@ def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(database, tmp_path, fe
               if present(database) else False, "baseline")
         _feed(feed_server, [NEW, *OLD])
         _wait(lambda: len(webhook.received) == 1, "the story's one alert delivered")
-        time.sleep(1.5)  # a few more ticks: 304s, nothing delivered twice
+        # the poll that found it sent it at once; two more polls (304s), nothing sent twice
+        unchanged = lambda: sum(a == ("/feed.xml", 304) for a in feed_server.answers)  # noqa: E731
+        before = unchanged()
+        _wait(lambda: unchanged() >= before + 2, "two more polls after the alert")
         assert len(webhook.received) == 1
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

@@ -35,7 +35,7 @@ from .context import WORKER_PRELOAD, refreeze, runtime, settle_heap  # noqa: F40
 from .jobs import Executor, check_digests, digest_trigger, job_event, stop_scheduler
 
 log = logging.getLogger(__name__)
-DELIVER_EVERY = 5.0  # seconds between outbox drains
+DELIVER_EVERY = 5.0  # seconds between outbox drains (retries, held alerts); a new alert starts one at once
 LEARN_EVERY = 6 * 3600.0  # seconds between retrainings on the feedback (issue 17); `rules learn` for now
 
 
@@ -80,6 +80,8 @@ class Daemon:
         self.service = Service(config, self.lock, self.links)
         self.scheduler: AsyncIOScheduler | None = None
         self.queue: cluster.WorkQueue | None = None  # PostgreSQL: the polls go through Procrastinate
+        self._kick: asyncio.Future[None] | None = None  # the drain a poll's new alerts started
+        self._again = False  # more alerts came while it ran
 
     def stop(self, why: str = "stop requested") -> None:
         if not self._stop.is_set():
@@ -198,6 +200,29 @@ class Daemon:
         if self.dispatcher is not None:  # a worker
             self.dispatcher.more()
 
+    def _polled(self, outcome: pipeline.Outcome) -> None:
+        """A poll ended: counted; when it queued alerts, they are sent now, not at the next drain
+        (DELIVER_EVERY: a story reached its channel up to 5 s later)."""
+        self.service.metrics.polled(outcome)
+        if outcome.alerts:
+            self._deliver_now()
+
+    def _deliver_now(self) -> None:
+        """A drain now; one at a time: alerts queued while one starts get another after it."""
+        if self._kick is not None or self._stop.is_set():
+            self._again = self._kick is not None
+            return
+        self._kick = asyncio.ensure_future(self.drain())
+        self._kick.add_done_callback(self._kicked)
+
+    def _kicked(self, task: asyncio.Future[None]) -> None:
+        self._kick = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery pass failed to start error=%r", task.exception())
+        if self._again:
+            self._again = False
+            self._deliver_now()
+
     async def drain(self) -> None:
         """Start a delivery pass for each channel with alerts to send and none running, without
         waiting for them (delivery.py): a slow or failing channel holds back only itself."""
@@ -303,7 +328,7 @@ class Daemon:
                 # on PostgreSQL the feeds come as poll jobs (cluster.py), not from the dispatcher's own claims
                 source = dispatch.from_list([]) if self.queue is not None else dispatch.due_feeds(ctx)
                 self.dispatcher = dispatch.Dispatcher(ctx, source)
-                self.dispatcher.on_outcome = self.service.metrics.polled
+                self.dispatcher.on_outcome = self._polled
                 if self.queue is not None:
                     self.queue.dispatcher = self.dispatcher
                     self.queue.start_worker()
@@ -359,6 +384,8 @@ class Daemon:
     async def _finish(self) -> None:
         """Give in-flight polls and sends ``monitor.stop_grace`` seconds, then cancel them.
         Every database write is one transaction, so a cancelled poll leaves nothing half-done."""
+        if self._kick is not None:  # a drain a poll started may still be starting its passes
+            await asyncio.wait([self._kick], timeout=self.config.monitor.stop_grace)
         busy: list[asyncio.Task[Any]] = list(self.dispatcher.tasks.values()) if self.dispatcher else []
         busy += list(self.sender.tasks.values()) if self.sender else []
         if not busy:
