@@ -239,8 +239,8 @@ def test_a_poll_that_queues_an_alert_sends_it_at_once_not_at_the_next_drain(tmp_
     delivery pass itself (before, it waited for the next drain, up to 5 s)."""
     import threading
 
-    from conftest import page, rss, wait_for
-    from test_end_to_end import ARTICLE, NEW, OLD
+    from conftest import wait_for
+    from test_end_to_end import NEW, OLD, _feed, _serve_pages
 
     from monitor import config as config_mod
     from monitor import daemon as daemon_mod
@@ -248,13 +248,8 @@ def test_a_poll_that_queues_an_alert_sends_it_at_once_not_at_the_next_drain(tmp_
 
     monkeypatch.setattr(daemon_mod, "DELIVER_EVERY", 3600.0)  # the first timed drain runs 1 s after start, no other
 
-    def serve(items: list[dict]) -> str:
-        return feed_server.add("/feed.xml", rss([{**it, "link": feed_server.url(it["link"])} for it in items]))
-
-    url = serve(OLD)
-    feed_server.add(NEW["link"], ARTICLE, content_type="text/html; charset=utf-8")
-    for it in OLD:
-        feed_server.add(it["link"], page(it["title"], [it["description"]]), content_type="text/html; charset=utf-8")
+    url = _feed(feed_server, OLD)
+    _serve_pages(feed_server)
     cfg = config_mod.load(write_config(tmp_path, feeds=[url], channels={"hook": [webhook.apprise_url]}))
     d = daemon_mod.Daemon(cfg, rules.load(cfg.rules_dir))
     db = str(cfg.database)
@@ -266,7 +261,7 @@ def test_a_poll_that_queues_an_alert_sends_it_at_once_not_at_the_next_drain(tmp_
             wait_for(lambda: db_rows(db, "SELECT baselined_at FROM feeds")[0][0] is not None, "baseline")
             wait_for(lambda: d.scheduler is not None and d.scheduler.get_job("deliver").next_run_time.timestamp()
                      > time.time() + 600, "the first timed drain done")
-            serve([NEW, *OLD])
+            _feed(feed_server, [NEW, *OLD])
             wait_for(lambda: len(webhook.received) == 1, "the alert sent by the poll's own drain", timeout=30)
         except BaseException as e:  # noqa: BLE001 (handed to the main thread)
             failed.append(e)
