@@ -20,6 +20,7 @@ with valid figures makes it 3.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -31,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -405,29 +407,19 @@ def lockstep(sc: Scenario, farm: Farm, workdir: Path, phases: list[tuple[str, fl
                 log(f"{sc.key}: farm advanced {change['changed']} feeds ({share:.0%}), {change['new_items']} new items")
             turn = order if k % 2 == 0 else order[::-1]
             for name in turn:
-                farm.reset_stats()
                 parses = True
                 if name == "rss2email":
                     assert r2e is not None
-                    res = r2e.run_pass(phase, len(urls), no_send=(phase == "baseline"))
+                    run = functools.partial(r2e.run_pass, phase, len(urls), no_send=(phase == "baseline"))
                 else:
                     parses = not (name == "floor" and phase == "baseline" and not floor_parses_baseline)
-                    res = procs[name].run_pass(phase, "pass" if parses else "prime")
-                stats = farm.stats()
-                res["farm"] = {k2: stats[k2] for k2 in ("requests", "200", "304", "404", "bytes")}
-                res["change"] = change
-                res["checks"] = check_pass(name, phase, res, stats, change, parses)
-                record(sc, name, phase, res, stats)
+                    run = functools.partial(procs[name].run_pass, phase, "pass" if parses else "prime")
+                turn_of(sc, farm, name, phase, run, change, parses)
                 if name == "daemon" and phase == "baseline":
                     for j in range(2, first_passes + 1):  # a fresh daemon, a fresh database, the same farm
                         again = Contender(f"daemon-{j}", "daemon", workdir, urls_file, DAEMON_EXTRA)
                         try:
-                            farm.reset_stats()
-                            res = again.run_pass(phase)
-                            stats = farm.stats()
-                            res.update(farm={k2: stats[k2] for k2 in ("requests", "200", "304", "404", "bytes")},
-                                       change=change, checks=check_pass(name, phase, res, stats, change, True))
-                            record(sc, name, phase, res, stats)
+                            turn_of(sc, farm, name, phase, functools.partial(again.run_pass, phase), change, True)
                             again.quit()
                         finally:
                             if again.proc.poll() is None:
@@ -442,8 +434,15 @@ def lockstep(sc: Scenario, farm: Farm, workdir: Path, phases: list[tuple[str, fl
                 proc.proc.kill()
 
 
-def record(sc: Scenario, name: str, phase: str, res: dict, stats: dict) -> None:
-    """Keep a checked pass's result and log it."""
+def turn_of(sc: Scenario, farm: Farm, name: str, phase: str, run: Callable[[], dict], change: dict,
+            parses: bool) -> None:
+    """One contender's pass: the farm's counters zeroed, ``run``, the counters read and checked
+    against what the pass must have done; the result kept and logged."""
+    farm.reset_stats()
+    res = run()
+    stats = farm.stats()
+    res.update(farm={k: stats[k] for k in ("requests", "200", "304", "404", "bytes")}, change=change,
+               checks=check_pass(name, phase, res, stats, change, parses))
     sc.results.setdefault(name, {}).setdefault(phase, []).append(res)
     bad = [c for c in res["checks"] if not c[1]]
     log(f"{sc.key}: {name:9s} {phase:9s} wall {res['wall']:7.2f}s cpu {res['cpu']:7.2f}s "
