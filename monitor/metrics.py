@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter as Tally
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +22,6 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from . import schedule
-from .config import PollSection
 from .store import Snapshot
 
 log = logging.getLogger(__name__)
@@ -47,7 +45,6 @@ class Metrics:
                                registry=r)
         self.snapshot: Snapshot | None = None  # the last one the database answered
         self.database_up = False
-        self.poll_config = PollSection()
         self.last_tick: float | None = None  # time.time() of the last tick
         r.register(_StoreCollector(self))
 
@@ -83,14 +80,10 @@ class _StoreCollector(Collector):
             yield from self._from(snap)
 
     def _from(self, snap: Snapshot) -> Iterator[Metric]:
-        now, p = time.time(), self.m.poll_config
-        health = Tally(schedule.status(
-            active=bool(r["active"]), gone=r["gone_at"] is not None, error_count=r["error_count"],
-            baselined=r["baselined_at"] is not None, cadence=r["cadence_s"], last_new_at=r["last_new_at"],
-            now=now, silent_after=p.silent_after, silent_min=p.silent_min) for r in snap.health)
+        now = time.time()
         feeds = GaugeMetricFamily("monitor_feeds", "Feeds by health status", labels=["status"])
-        for status in ("ok", "new", "failing", "silent", "gone", "inactive"):
-            feeds.add_metric([status], health.get(status, 0))
+        for status in schedule.HEALTH:
+            feeds.add_metric([status], snap.health.get(status, 0))
         yield feeds
         alerts = GaugeMetricFamily("monitor_alerts", "Alerts in the outbox by state and channel",
                                    labels=["state", "channel"])

@@ -145,6 +145,10 @@ def newest(published: Sequence[str | None], now: float) -> float | None:
     return min(max(times), now) if times else None
 
 
+# Every answer of ``status``, in the order /metrics and ``monitor status`` list them.
+HEALTH = ("ok", "new", "failing", "silent", "paused", "gone", "inactive")
+
+
 def status(*, active: bool = True, gone: bool = False, error_count: int = 0, baselined: bool = True,
            cadence: float | None = None, last_new_at: float | None = None, now: float,
            silent_after: float = 10, silent_min: float = 43200, paused: bool = False) -> str:

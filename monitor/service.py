@@ -49,7 +49,6 @@ class Service:
         self.config = config
         self.links = links  # with [web] public_url: /feedback/<token> is served (monitor/feedback.py)
         self.metrics = Metrics()
-        self.metrics.poll_config = config.poll
         self.db: AsyncStore | None = None
         self.lock = lock
         self.started_at = time.monotonic()
@@ -66,7 +65,6 @@ class Service:
     def configure(self, config: Config) -> None:
         """After a reload: the thresholds that may change at run time."""
         self.config = config
-        self.metrics.poll_config = config.poll
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self, db: AsyncStore, hooks: web_console.Hooks | None = None) -> None:
@@ -74,7 +72,7 @@ class Service:
         ``[web] console`` and the daemon's ``hooks``), then READY=1."""
         self.db = db
         await db.daemon_started(os.getpid(), time.time())
-        self.metrics.snapshot, self.metrics.database_up = await db.snapshot(), True
+        self.metrics.snapshot, self.metrics.database_up = await db.snapshot(*self._health_terms()), True
         h = self.config.http
         if h.enabled:
             if self.config.web.console and hooks is not None:
@@ -149,8 +147,12 @@ class Service:
         """Read the counts behind STATUS and /metrics on the database thread, without waiting."""
         if self.db is None or (self._refresh is not None and not self._refresh.done()):
             return
-        self._refresh = self.db.post("snapshot")
+        self._refresh = self.db.post("snapshot", *self._health_terms())
         self._refresh.add_done_callback(self._took)
+
+    def _health_terms(self) -> tuple[float, float, float]:
+        """What feed health is counted at: now, and when a feed counts as silent."""
+        return time.time(), self.config.poll.silent_after, self.config.poll.silent_min
 
     def _took(self, future: Future[Any]) -> None:
         ok = not future.cancelled() and future.exception() is None

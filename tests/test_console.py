@@ -233,6 +233,8 @@ def test_feed_actions_call_what_the_commands_call(seeded, feed_server):
         url = json.loads(c.get("/feeds.json")[2])["feeds"][0]["url"]
         assert c.post("/feeds/pause", {"url": url})[0] == 303
         assert json.loads(c.get("/feeds.json")[2])["feeds"][0]["status"] == "paused"
+        counted = json.loads(run_cli("status", "--json", "--config", str(seeded)).stdout)["feeds"]
+        assert counted["paused"] == 1 and counted["ok"] == 0, counted  # as the feeds page says
         assert c.post("/feeds/resume", {"url": url})[0] == 303
         status, head, _ = c.post("/feeds/poll", {"url": url})
         assert status == 303 and "Due%20now" in head["Location"]

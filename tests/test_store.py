@@ -656,6 +656,34 @@ def test_dead_alert_is_kept_with_its_ops_notice_and_can_be_revived(outbox, datab
     assert [a.id for a in outbox.alerts()] == [3, 2, 1]
 
 
+def test_feeds_by_health_are_counted_as_schedule_status_tells_each_feed(store):
+    """The daemon's /metrics and `monitor status` count feeds by health in one query: the same
+    answer as schedule.status feed by feed, every branch and the silent boundary, paused too
+    (a paused feed had been counted as ok)."""
+    import itertools
+
+    from monitor import schedule
+
+    now, after, least = 1_800_000_000.0, 10.0, 43_200.0
+    news = [(None, None), (0, now - 90_000), (3600, None), (3600, now - 50_000), (3600, now - 40_000),
+            (5000, now - 50_000), (5000, now - 50_001)]  # 5000 s: silent only past 50,000 s
+    flags = list(itertools.product((1, 0), (None, now), (None, now), (0, 2), (None, now)))
+    store.add_feeds([(f"https://h/{i}", None, None, ()) for i in range(len(flags) * len(news))], now)
+    want = {}
+    for i, ((active, paused, gone, errors, baselined), (cadence, last_new)) in enumerate(
+            itertools.product(flags, news)):
+        store.db.execute("UPDATE feeds SET active = ?, paused_at = ?, gone_at = ?, error_count = ?, baselined_at = ?, "
+                         "cadence_s = ?, last_new_at = ? WHERE url = ?",
+                         [active, paused, gone, errors, baselined, cadence, last_new, f"https://h/{i}"])
+        health = schedule.status(active=bool(active), paused=paused is not None, gone=gone is not None,
+                                 error_count=errors, baselined=baselined is not None, cadence=cadence,
+                                 last_new_at=last_new, now=now, silent_after=after, silent_min=least)
+        want[health] = want.get(health, 0) + 1
+    assert set(want) == set(schedule.HEALTH)  # every answer is met
+    assert store.health_counts(now, after, least) == want
+    assert store.snapshot(now, after, least).health == want
+
+
 def test_outbox_counts_empty(store):
     assert store.outbox_counts() == {}
     assert store.count("outbox") == 0

@@ -15,7 +15,7 @@ from .. import dates, lockfile, schedule
 from ..errors import MonitorError
 from . import cli, config_option, fail
 
-HEALTH = ("ok", "new", "failing", "silent", "gone", "inactive")
+HEALTH = schedule.HEALTH
 
 
 def _when(ts: float | None) -> str:
@@ -70,10 +70,7 @@ def status_cmd(config_path: str, as_json: bool) -> None:
     alive, beat = lockfile.read(cfg.node_file)
     try:
         now, p = time.time(), cfg.poll
-        health = Counter(schedule.status(
-            active=bool(r["active"]), gone=r["gone_at"] is not None, error_count=r["error_count"],
-            baselined=r["baselined_at"] is not None, cadence=r["cadence_s"], last_new_at=r["last_new_at"],
-            now=now, silent_after=p.silent_after, silent_min=p.silent_min) for r in store.health_rows())
+        health = store.health_counts(now, p.silent_after, p.silent_min)
         outbox = store.outbox_by_channel()
         notices = store.notices_by_state()
         state = store.daemon_state()

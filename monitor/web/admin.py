@@ -33,10 +33,10 @@ NEW_FILE = "rules:\n  - id: my-topic\n    title: My topic\n    any: [\"a word\",
 
 def feed_row(r: dict[str, Any], poll: Any, now: float) -> dict[str, Any]:
     """A feed_table row as the page and its JSON twin show it (the fields of ``monitor feeds --json``)."""
-    status = "paused" if r.get("paused_at") else schedule.status(
+    status = schedule.status(
         active=bool(r["active"]), gone=r["gone_at"] is not None, error_count=r["error_count"],
         baselined=r["baselined_at"] is not None, cadence=r["cadence_s"], last_new_at=r["last_new_at"],
-        now=now, silent_after=poll.silent_after, silent_min=poll.silent_min)
+        now=now, silent_after=poll.silent_after, silent_min=poll.silent_min, paused=r.get("paused_at") is not None)
     try:
         tags = json.loads(r.get("tags") or "[]")
     except ValueError:
