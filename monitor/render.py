@@ -170,13 +170,21 @@ def alert_document(alert: Alert, links: Links | None = None) -> dict[str, Any]:
         "language": alert.language,
         "severity": highest(alert),
         "rules": [{"id": r.rule_id, "title": r.title, "terms": list(r.terms), "context": list(r.context),
-                   "severity": r.severity} for r in rules_of(alert)],
+                   "severity": r.severity, **_salience(r)} for r in rules_of(alert)],
         "terms": list(terms),
         "context": list(context),
         "snippet": plain(alert.snippet),
         "snippet_marked": alert.snippet,
         "feedback": dict(links) if links else None,
     }
+
+
+def _salience(r: AlertRule) -> dict[str, Any]:
+    """How much the story is about the rule's topic (issue 17): its salience, tier, the features
+    in words and as they are; nulls for a story matched before salience (migration 13)."""
+    if not r.features:
+        return {"salience": None, "tier": None, "why": None, "features": None}
+    return {"salience": r.salience, "tier": r.tier, "why": why(r.features), "features": dict(r.features)}
 
 
 def _item(item: DigestItem) -> dict[str, Any]:

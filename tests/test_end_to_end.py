@@ -5,6 +5,7 @@ crashing under a running daemon, and two daemons on one database."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -81,6 +82,11 @@ def test_baseline_then_new_story_delivered_once_everywhere(database, tmp_path, f
     assert "**Kursk**" in hook["snippet_marked"] and "gehen die Kämpfe" in hook["snippet_marked"]  # from the page
     shown = run_cli("alerts", "show", "1", "--config", str(cfg)).stdout
     assert "Kursk region (kursk)" in shown and "North Korean troops (north-korean-troops)" in shown, shown
+    # why each rule alerted, as the webhook's document says it
+    assert re.search(r"^why: +kursk: alert · salience [01]\.\d\d · title and lead; \d+ of \d+ sentences$", shown,
+                     re.M), shown
+    assert re.search(r"^ +north-korean-troops: \w+ · salience [01]\.\d\d · ", shown, re.M), shown
+    assert hook["rules"][0]["why"] and hook["rules"][0]["why"] in shown
 
     source = db_rows(database, "SELECT source, language FROM articles")
     assert source == [("page", "de")]

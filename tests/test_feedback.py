@@ -310,6 +310,11 @@ def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_rep
         serve([NEW, *OLD])
         _wait(lambda: len(webhook.received) == 1, "the alert delivered")
         [doc] = webhook.received
+        # why it came, rule by rule, as the Slack and mail messages' "Why:" line says it (issue 17)
+        assert [(r["id"], r["tier"]) for r in doc["rules"]] == [("kursk", "alert"), ("north-korean-troops", "alert")]
+        assert [r["why"] for r in doc["rules"]] == ["title and lead; 2 of 6 sentences",
+                                                    "2 of 6 sentences; parts in one sentence"]
+        assert all(0.5 <= r["salience"] <= 1 and r["features"]["of"] == 6 for r in doc["rules"]), doc["rules"]
         good, other = doc["feedback"]["relevant"], doc["feedback"]["not"]
         assert good.startswith(f"{base}/feedback/{doc['id']}.relevant.") and "/feedback/" in other
         # no [web] secret: generated beside the SQLite database, or the config on PostgreSQL

@@ -28,9 +28,11 @@ TWO = Alert(id=9, channel="x", rule_id="kursk", rule_title="Kursk region", title
             link="https://example.org/nk", feed_title="Test feed", published="2026-11-01T08:00:00Z",
             terms=("Kursk",), snippet="**Nordkoreanische Soldaten** bei **Kursk** in **Russland**", language="de",
             created_at=1793520000.0, rules=(
-                AlertRule("kursk", "Kursk region", ("Kursk",), (), "normal"),
+                AlertRule("kursk", "Kursk region", ("Kursk",), (), "normal", 0.62, "alert", (
+                    ("title", 1), ("lead", 0), ("sentences", 2), ("of", 14), ("together", None), ("quoted", 0),
+                    ("aside", 0), ("listed", 0))),
                 AlertRule("north-korean-troops", "North Korean troops", ("nordkoreanisch", "Soldat"),
-                          ("Russland", "Kursk"), "urgent")))
+                          ("Russland", "Kursk"), "urgent")))  # stored before salience: none
 
 
 @pytest.mark.parametrize("url,expected", [
@@ -101,7 +103,8 @@ def test_json_is_the_alert_in_its_schema_without_outbox_state():
     assert (data["snippet"], data["snippet_marked"]) == ("a <b> & Kursk > *c*", HOSTILE.snippet)
     # an old row lists no rules: its lead rule is the one
     assert data["rules"] == [{"id": "kursk", "title": "Kursk & <region>", "terms": ["Kursk", "<b>"],
-                              "context": [], "severity": "urgent"}]
+                              "context": [], "severity": "urgent", "salience": None, "tier": None, "why": None,
+                              "features": None}]  # nor salience: matched before it
     assert data["severity"] == "urgent" and data["language"] == "de"
 
 
@@ -136,10 +139,13 @@ def test_a_two_rule_story_names_both_rules_the_same_way_on_every_kind():
             "Russland</p>\n<blockquote") in email.body
     data = json.loads(r.render(TWO, "json").body)
     assert data["severity"] == "urgent" and data["detected"] == "2026-11-01T08:00:00Z"
-    assert data["rules"] == [
-        {"id": "kursk", "title": "Kursk region", "terms": ["Kursk"], "context": [], "severity": "normal"},
+    assert data["rules"] == [  # each rule with how much the story is about its topic (issue 17)
+        {"id": "kursk", "title": "Kursk region", "terms": ["Kursk"], "context": [], "severity": "normal",
+         "salience": 0.62, "tier": "alert", "why": "title; 2 of 14 sentences", "features": {
+             "title": 1, "lead": 0, "sentences": 2, "of": 14, "together": None, "quoted": 0, "aside": 0, "listed": 0}},
         {"id": "north-korean-troops", "title": "North Korean troops", "terms": ["nordkoreanisch", "Soldat"],
-         "context": ["Russland", "Kursk"], "severity": "urgent"}]
+         "context": ["Russland", "Kursk"], "severity": "urgent", "salience": None, "tier": None, "why": None,
+         "features": None}]
     assert (data["terms"], data["context"]) == (["Kursk", "nordkoreanisch", "Soldat"], ["Russland"])
 
 

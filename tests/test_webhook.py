@@ -46,7 +46,8 @@ def test_the_receiver_gets_one_object_whose_fields_are_the_alert(tmp_path):
     assert got["schema"] == "rss-monitor.alert/1"
     assert not OUTBOX_STATE & set(got) and "message" not in got and "version" not in got  # not apprise's envelope
     assert (got["title"], got["link"], got["feed"]) == ("Gefechte bei Kursk", "http://example.org/0", "Seed feed")
-    assert got["rules"] == [{"id": "r", "title": "Rule r", "terms": ["Kursk"], "context": [], "severity": "normal"}]
+    assert got["rules"] == [{"id": "r", "title": "Rule r", "terms": ["Kursk"], "context": [], "severity": "normal",
+                             "salience": None, "tier": None, "why": None, "features": None}]  # seeded without
     assert (got["terms"], got["context"], got["severity"]) == (["Kursk"], [], "normal")
     assert (got["snippet"], got["snippet_marked"]) == ("… Kursk …", "… Kursk …")
     assert got["published"] is None and got["language"] is None  # the seed entry has neither

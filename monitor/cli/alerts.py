@@ -16,7 +16,7 @@ import click
 
 from .. import dates
 from ..errors import MonitorError, NotifyError
-from ..models import Alert
+from ..models import Alert, why
 from . import cli, config_option, fail, load_config
 
 if TYPE_CHECKING:
@@ -110,6 +110,8 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
         ("last status", a.last_status if a.last_status is not None else "-"), ("last error", a.last_error or "-"),
     ]:
         click.echo(f"{label + ':':14} {value}")
+    for k, r in enumerate(r for r in a.rules if r.features):  # how much the story is about each rule's topic
+        click.echo(f"{'' if k else 'why:':14} {r.rule_id}: {r.tier} · salience {r.salience:.2f} · {why(r.features)}")
     if a.snippet:
         click.echo(f"{'snippet:':14} {a.snippet}")
     if a.held:
