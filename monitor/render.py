@@ -187,15 +187,16 @@ def _salience(r: AlertRule) -> dict[str, Any]:
     return {"salience": r.salience, "tier": r.tier, "why": why(r.features), "features": dict(r.features)}
 
 
-def _item(item: DigestItem) -> dict[str, Any]:
-    doc = alert_document(item.alert)
-    del doc["schema"], doc["channel"], doc["feedback"]  # the digest's; a digest carries no links
+def _item(item: DigestItem, links: Links | None) -> dict[str, Any]:
+    doc = alert_document(item.alert, links)
+    del doc["schema"], doc["channel"]  # the digest's
     return {**doc, "reason": item.reason, "sources": [{"feed": f, "link": link} for f, link in item.sources]}
 
 
-def digest_document(digest: Digest, title: str, count: int) -> dict[str, Any]:
+def digest_document(digest: Digest, title: str, count: int, links: Mapping[int, Links] | None = None) -> dict[str, Any]:
     """A digest as one JSON object (schema ``rss-monitor.digest/1``): its items are alerts in
-    the alert schema's fields, each with why it was held (``reason``) and its other sources."""
+    the alert schema's fields, each with why it was held (``reason``), its other sources and its
+    feedback links (``links``: by alert id; null for a follow-up, or without ``[web] public_url``)."""
     return {
         "schema": DIGEST_SCHEMA,
         "id": digest.id,
@@ -204,7 +205,7 @@ def digest_document(digest: Digest, title: str, count: int) -> dict[str, Any]:
         "count": count,
         "held_back": digest.held_back,
         "rate_limit": digest.rate_limit or None,
-        "items": [_item(i) for i in digest.items],
+        "items": [_item(i, None if i.reason == "followup" else (links or {}).get(i.alert.id)) for i in digest.items],
     }
 
 
@@ -280,7 +281,8 @@ class Renderer:
                 raise ConfigError(f"{self._where(e, k)}: template error: {type(e).__name__}: {e}") from None
         try:
             self._digest(Digest(0, "sample", (DigestItem(SAMPLE, "rate", (("Feed <b>", "https://x/?a=<1>"),)),
-                                              DigestItem(SAMPLE, "backlog")), held_back=1, rate_limit="5/h"))
+                                              DigestItem(SAMPLE, "backlog")), held_back=1, rate_limit="5/h"),
+                         {SAMPLE.id: SAMPLE_LINKS})
         except Exception as e:
             where = self._filename(DIGEST) or DIGEST
             raise ConfigError(f"{where}: template error: {type(e).__name__}: {e}") from None
@@ -324,19 +326,20 @@ class Renderer:
                 raise ConfigError(f"{self._filename(template)}: does not render valid JSON: {e}") from None
         return Message(title, body, fmt)
 
-    def digest(self, d: Digest) -> tuple[str, str]:
-        """Title and plain-text body of a digest, its alerts grouped by rule, then story. A user
-        template failing on it is logged and the built-in one used."""
+    def digest(self, d: Digest, links: Mapping[int, Links] | None = None) -> tuple[str, str]:
+        """Title and plain-text body of a digest, its alerts grouped by rule, then story, each
+        with why it came and its feedback ``links`` (by alert id) when given. A user template
+        failing on it is logged and the built-in one used."""
         try:
-            return self._digest(d)
+            return self._digest(d, links or {})
         except Exception as e:
             if self._builtin is self:
                 raise
             log.error("template failed kind=digest digest=%d error=%r; using the built-in one", d.id,
                       f"{type(e).__name__}: {e}")
-            return self._builtin._digest(d)
+            return self._builtin._digest(d, links or {})
 
-    def _digest(self, d: Digest) -> tuple[str, str]:
+    def _digest(self, d: Digest, links: Mapping[int, Links]) -> tuple[str, str]:
         rules: dict[str, list[DigestItem]] = {}
         backlog: dict[str, list[DigestItem]] = {}  # a feed's first poll (issue 14): its own section
         mentions: dict[str, list[DigestItem]] = {}  # below the rules' alert_at (issue 17): "Also mentioned"
@@ -345,12 +348,13 @@ class Renderer:
             into.setdefault(names(item.alert), []).append(item)
         count = sum(1 for i in d.items if i.reason != "followup")
         body = self.env.get_template(DIGEST).render({"digest": d, "rules": rules, "backlog": backlog,
-                                                     "mentions": mentions, "count": count}).strip()
+                                                     "mentions": mentions, "count": count,
+                                                     "feedback": links}).strip()
         return digest_title(d), body
 
-    def digest_json(self, d: Digest) -> dict[str, Any]:
+    def digest_json(self, d: Digest, links: Mapping[int, Links] | None = None) -> dict[str, Any]:
         """A digest as one JSON object for a webhook (``digest_document``)."""
-        return digest_document(d, digest_title(d), sum(1 for i in d.items if i.reason != "followup"))
+        return digest_document(d, digest_title(d), sum(1 for i in d.items if i.reason != "followup"), links)
 
     def render(self, alert: Alert, kind: str, links: Links | None = None) -> Message:
         """The alert as a message of this kind, with its feedback ``links`` when given. A user

@@ -13,7 +13,7 @@ from conftest import write_config
 from servers import Webhook
 from test_alerts_cli import cli_run
 
-from monitor import noise
+from monitor import links, noise
 from monitor.config import NotifySection
 from monitor.delivery import Sender
 from monitor.models import Article, Channel, Entry, FeedUpdate, Match
@@ -181,6 +181,8 @@ def test_quiet_hours_across_the_end_of_daylight_saving_time_defer_then_release_o
 
 def test_digest_channel_sends_one_message_grouped_by_rule_and_story_at_least_once(rig, tmp_path, database):
     r = rig(digest="0 8 * * *")
+    signer = links.Links("https://monitor.example.org", lambda: b"k" * 32, 3600, clock=r.clock)
+    r.sender.notifier.links = signer.urls  # [web] public_url set: every story of the digest carries its links
     r.match("Kursk 1", "https://example.org/k1", rule="kursk")
     r.match("Troops 1", "https://example.org/t1", rule="troops")
     r.match("Kursk 1 elsewhere", "https://example.org/k1", feed=2, rule="kursk")  # a follow-up of Kursk 1
@@ -197,6 +199,10 @@ def test_digest_channel_sends_one_message_grouped_by_rule_and_story_at_least_onc
          [{"feed": "Feed 2", "link": "https://example.org/k1"}]),
         ("Rule troops", "Troops 1", "Feed 0", "https://example.org/t1", []),
         ("Rule kursk", "Kursk 2", "Feed 0", "https://example.org/k2", [])]  # in outbox order: the text groups
+    for item in digest["items"]:  # each link judges its own story: an alert's verdict, from the digest
+        for verdict in ("relevant", "not"):
+            claim = signer.check(item["feedback"][verdict].rsplit("/", 1)[1])
+            assert (claim.alert_id, claim.verdict) == (item["id"], verdict)
     assert r.states() == {"sent": 4}
     cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]}, database=database)
     shown = cli_run("alerts", "show", "1", "--config", str(cfg))

@@ -306,7 +306,7 @@ def test_an_alert_says_why_in_every_kind_and_an_old_one_says_nothing():
 
 def test_digest_lists_mentions_under_also_mentioned():
     quoted = dict(FEATURES) | {"title": 0, "lead": 0, "sentences": 1, "of": 90, "together": None, "quoted": 1}
-    mention = dataclasses.replace(TWO, title="Haushalt beschlossen", salience=0.25, tier="digest",
+    mention = dataclasses.replace(TWO, id=10, title="Haushalt beschlossen", salience=0.25, tier="digest",
                                   features=tuple(quoted.items()))
     title, body = Renderer().digest(_digest(DigestItem(TWO, "digest"), DigestItem(mention, "mention")))
     assert title == "Digest: 2 alerts"
@@ -317,6 +317,17 @@ def test_digest_lists_mentions_under_also_mentioned():
     assert "Haushalt" not in "\n".join(lines[:at])
     only = Renderer().digest(_digest(DigestItem(mention, "mention")))[1]
     assert only.startswith("Also mentioned (below the rules' alert_at):")
+    # why it is only a mention, and, with [web] public_url, its own links: judged where it is read
+    assert "  Why: digest · salience 0.25 · 1 of 90 sentences; only in quotes; long article" in lines
+    links = {mention.id: {"relevant": "https://m/feedback/r", "not": "https://m/feedback/n"}}
+    digest = _digest(DigestItem(TWO, "followup"), DigestItem(mention, "mention"))
+    links[TWO.id] = {"relevant": "https://m/feedback/x", "not": "https://m/feedback/y"}  # not shown: a follow-up
+    lines = Renderer().digest(digest, links)[1].split("\n")
+    at = lines.index("- Haushalt beschlossen [urgent]")
+    assert lines[at + 4:at + 6] == ["  Relevant: https://m/feedback/r", "  Not relevant: https://m/feedback/n"]
+    assert sum("feedback" in line for line in lines) == 2  # a follow-up has none
+    items = Renderer().digest_json(digest, links)["items"]
+    assert [i["feedback"] for i in items] == [None, links[mention.id]]
 
 
 def test_the_built_in_templates_pass_the_check_a_users_folder_gets(tmp_path):

@@ -318,12 +318,15 @@ class Notifier:
         if kinds is None:
             raise NotifyError(f"channel {digest.channel!r} is no longer in the config")
         renderer = self._renderers[self.channels[digest.channel].templates]
-        title, body = renderer.digest(digest)
+        # every story's own feedback links: a mention listed below alert_at is judged where it is read
+        links = {i.alert.id: self.links(i.alert.id, [r.rule_id for r in i.alert.rules]) for i in digest.items
+                 if i.reason != "followup"} if self.links is not None else None
+        title, body = renderer.digest(digest, links)
         results: list[Any] = []
         with self._locks[digest.channel], _recording(dry_run) as ex:
             for k, a in kinds.items():
                 if k == "json":
-                    results.append(self._post(digest.channel, renderer.digest_json(digest)))
+                    results.append(self._post(digest.channel, renderer.digest_json(digest, links)))
                 else:
                     results.append(self._call(a, title, body, apprise.NotifyFormat.TEXT, apprise.NotifyType.INFO))
         return results, ex
