@@ -227,10 +227,15 @@ def _json(value: object) -> str:
 
 def why_line(alert: Alert) -> str:
     """Why the story alerted (issue 17): its tier, salience and features in words, or "" for an
-    alert recorded without them (before migration 13)."""
+    alert recorded without them (before migration 13). A story that fired several rules says it
+    for each, by the rule's title as the Rules: line names them: "Kursk region: alert · salience
+    0.95 · title and lead; 5 of 8 sentences | North Korean troops: digest · …"."""
     if not alert.features:
         return ""
-    return f"{alert.tier} · salience {alert.salience:.2f} · {why(alert.features)}"
+    weighed = [r for r in alert.rules if r.features]
+    if len(weighed) < 2:
+        return f"{alert.tier} · salience {alert.salience:.2f} · {why(alert.features)}"
+    return " | ".join(f"{r.title}: {r.tier} · salience {r.salience:.2f} · {why(r.features)}" for r in weighed)
 
 
 def _environment(folder: Path | None) -> SandboxedEnvironment:

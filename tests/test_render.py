@@ -302,6 +302,14 @@ def test_an_alert_says_why_in_every_kind_and_an_old_one_says_nothing():
     assert why in r.render(one, "slack").body.split("\n")
     assert "<br>" + why + "</p>" in r.render(one, "email").body
     assert "Why:" not in r.render(dataclasses.replace(one, features=()), "text").body  # before migration 13
+    # a story of several rules: each rule's own, named as the Rules: line names it
+    quoted = dict(FEATURES) | {"title": 0, "lead": 0, "sentences": 1, "together": None, "quoted": 1}
+    two = dataclasses.replace(TWO, salience=0.93, tier="alert", features=FEATURES, rules=(
+        dataclasses.replace(TWO.rules[0], salience=0.93, tier="alert", features=FEATURES),
+        dataclasses.replace(TWO.rules[1], salience=0.34, tier="digest", features=tuple(quoted.items()))))
+    line = ("Why: Kursk region: alert · salience 0.93 · title and lead; 6 of 14 sentences; parts in one sentence"
+            " | North Korean troops: digest · salience 0.34 · 1 of 14 sentences; only in quotes")
+    assert line in r.render(two, "text").body.split("\n") and line in r.render(two, "slack").body.split("\n")
 
 
 def test_digest_lists_mentions_under_also_mentioned():
