@@ -4,6 +4,7 @@ and the key or line, never a traceback; parse/extract/match print the promised J
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,55 @@ def _stored(tmp_path: Path) -> None:
             store.record(feeds[url], now=now - age, update=FeedUpdate(), new=items, baseline=False)
     finally:
         store.close()
+
+
+def test_rules_test_lists_the_near_misses_its_context_or_an_exclusion_kept_out(tmp_path, rules_copy):
+    """'Find what it missed': stories that name a rule's topic (North Korean soldiers) but that its
+    context clause (the war) or its exclusion (drills) kept out are listed, each with what kept it
+    out; a rule with neither (kursk) has none to list."""
+    import time
+
+    from monitor.models import Article, Entry, FeedUpdate
+    from monitor.store import Store
+
+    (rules_copy / "nk.yaml").write_text(
+        "id: nk-front\ntitle: North Korean troops at the front\nany: ['@north_korea']\n"
+        "all: ['@war_context']\nnone: [Manöver]\n", encoding="utf-8")
+    store = Store(tmp_path / "monitor.db")
+    try:
+        store.sync_feeds([("https://news.example/rss", "News", None, ())], time.time())
+        [feed] = store.feeds()
+        stories = [("n1", "Nordkoreanische Soldaten an der Front",
+                    "Nordkoreanische Soldaten kämpfen an der Seite Russlands gegen die Ukraine."),
+                   ("n2", "Übung nahe Pjöngjang", "Nordkoreanische Soldaten übten am Montag nahe Pjöngjang."),
+                   ("n3", "Gemeinsames Manöver", "Nordkoreanische und russische Soldaten begannen ein Manöver."),
+                   ("n4", "Wetter", "Am Wochenende bleibt es sonnig.")]
+        store.record(feed, now=time.time() - 3600, update=FeedUpdate(), baseline=False, new=[
+            (Entry(uid=uid, title=title, link=f"https://example.org/{uid}", summary="", content="", published=None),
+             Article(title=title, text=text, url=f"https://example.org/{uid}", language="de", source="page"), ())
+            for uid, title, text in stories])
+    finally:
+        store.close()
+    cfg = write_config(tmp_path, feeds=[], channels=CHANNELS, rules=rules_copy)
+    res = run_cli("rules", "test", "nk-front", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "#1 Nordkoreanische Soldaten an der Front" in out.split("near misses:")[0]
+    missed = out.split("near misses: 2 articles name the topic", 1)[1]
+    assert re.search(r"#2 Übung .*\n.*\n    the topic's terms: [^\n]*; kept out by its context \(all:\)", missed), out
+    assert re.search(r"#3 Gemeinsames .*\n.*\n    the topic's terms: [^\n]*; kept out by an exclusion \(none:\)",
+                     missed), out
+    assert "Wetter" not in out
+    assert "would have fired on 1 of 4 articles stored in the last 14d" in out and "; near misses: 2" in out
+    as_json = run_cli("rules", "test", "nk-front", "--config", str(cfg), "--json")
+    assert [json.loads(x)["entry"] for x in as_json.stdout.splitlines()] == [1]  # one object per article that fires
+    assert "; near misses: 2" in as_json.stderr
+    kursk = run_cli("rules", "test", "kursk", "--config", str(cfg))  # its exclusion (the submarine) kept none out
+    assert kursk.returncode == 0 and "; near misses: 0" in kursk.stdout
+    assert "articles name the topic" not in kursk.stdout
+    (rules_copy / "plain.yaml").write_text("id: plain\ntitle: Plain\nany: [Soldaten]\n", encoding="utf-8")
+    plain = run_cli("rules", "test", "plain", "--config", str(cfg))  # neither context nor exclusion: nothing to say
+    assert "would have fired on 3 of 4" in plain.stdout and "near misses" not in plain.stdout, plain.stdout
 
 
 def test_rules_test_backtests_a_rule_on_stored_articles(tmp_path, rules_copy):

@@ -89,6 +89,9 @@ def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, 
     if rule is None:
         fail(f"no rule {rule_id!r} in {ruleset.source} (rules: {', '.join(r.id for r in ruleset.rules)})")
     one = rules.RuleSet.of([rule], ruleset.concepts, ruleset.source)
+    # near misses ("find what it missed"): the topic is there, the context or an exclusion kept it out
+    loose = [rules.RuleSet.of([r], ruleset.concepts, ruleset.source) for r in rules.loosened(rule) or ()]
+    near: list[str] = []
     now = time.time()
     try:
         store = connect(cfg.database)
@@ -112,6 +115,11 @@ def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, 
             found = rules.match(one, article, feed, now)
             tally.see(row["id"])
             if not found:
+                if loose and (topic := rules.find(loose[0], article, feed, now)):
+                    why = "an exclusion (none:)" if rules.find(loose[1], article, feed, now) else "its context (all:)"
+                    near.append(f"#{row['id']} {article.title[:90]}\n    {article.url or row['feed_url']}\n"
+                                f"    the topic's terms: {', '.join(topic[0].terms)}; kept out by {why}\n"
+                                f"    {topic[0].snippet}")
                 continue
             fired += 1
             hit = found[0]
@@ -127,11 +135,20 @@ def test_cmd(config_path: str, rule_id: str, since: str, rules_dir: str | None, 
     took = time.perf_counter() - started
     summary = (f"rule {rule_id}: would have fired on {fired} of {checked} articles stored in the last {since} "
                f"({took:.2f} s)")
+    if loose:
+        summary += f"; near misses: {len(near)}"
     if as_json:
         click.echo(summary, err=True)
     else:
         if fired > limit:
             click.echo(f"… and {fired - limit} more (--limit, --json)")
+        if near:
+            click.echo(f"near misses: {len(near)} articles name the topic but the rule's context or an exclusion "
+                       "kept them out (a story it may have missed: `monitor feedback ENTRY relevant --entry --rule "
+                       f"{rule_id}` reports it)")
+            click.echo("\n".join(near[:limit]))
+            if len(near) > limit:
+                click.echo(f"… and {len(near) - limit} more (--limit)")
         click.echo(summary)
     for line in tally.lines():
         click.echo(line, err=as_json)

@@ -22,7 +22,7 @@ from .salience import tier
 from .syntax import Node, Parsed, Rule, parse_text
 
 __all__ = ["RuleSet", "Rule", "tier", "load", "load_checked", "check", "match", "find", "parse", "RuleError",
-           "Problems", "Limits", "TooLarge", "signature"]
+           "Problems", "Limits", "TooLarge", "signature", "loosened"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,27 @@ def signature(folder: str | Path) -> tuple[tuple[str, int, int], ...]:
             continue
         out.append((p.name, st.st_size, st.st_mtime_ns))
     return tuple(out)
+
+
+def loosened(rule: Rule) -> tuple[Rule, Rule] | None:
+    """For "find what it missed": ``rule`` with its topic alone, and with its topic and context
+    clause but no exclusions (``none``); None for a rule that has neither a context clause nor an
+    exclusion (nothing to loosen). A story the first fires on and ``rule`` does not is a near
+    miss: the second says whether the context kept it out (it does not fire) or an exclusion."""
+    from dataclasses import replace
+
+    from .operators import OPERATORS
+
+    parts = rule.tree.children
+    negating = {i for i, p in enumerate(parts) if isinstance(p, Node) and OPERATORS[p.op].negates}
+    if rule.context < 0 and not negating:
+        return None
+    topic = tuple(p for i, p in enumerate(parts) if i != rule.context and i not in negating)
+    kept = tuple(p for i, p in enumerate(parts) if i not in negating)
+    if not topic:  # a rule of exclusions and a context alone: no topic to look for
+        return None
+    return (replace(rule, tree=replace(rule.tree, children=topic), context=-1),
+            replace(rule, tree=replace(rule.tree, children=kept)))
 
 
 def match(ruleset: RuleSet, article: Article, feed: Any = None, now: float | None = None) -> list[Match]:
