@@ -303,7 +303,26 @@ def test_rules_check_prints_each_problem_once(tmp_path):
         "channels, fields, min_hits, title_weight, alert_at, digest_at, feeds, tags, languages, max_age, match, "
         "within, any, all, none, near, same_sentence)"]
     ok = run_cli("rules", "check", "--rules", str(RULES))
-    assert ok.returncode == 0 and ok.stdout.strip() == f"{RULES}: 2 rules OK"
+    assert ok.returncode == 0 and ok.stdout.strip() == f"{RULES}: 2 rules OK" and ok.stderr == ""
+
+
+def test_rules_check_warns_of_a_near_that_asks_for_many_words_at_once(tmp_path):
+    """Valid, but likely not meant: every item of a near must be found, so "the topic near DMZ,
+    defector, …" written flat asks for all of them together (a shipped exclusion was such and
+    never held). A warning with the list that says "any", and exit 0; a near of concepts is meant."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "nk.yaml").write_text(
+        "concepts:\n  nk: [North Korea]\n  war: [Russia, Ukraine]\n  troops: [soldiers, troops]\n"
+        "rules:\n  - id: nk\n    title: NK\n    all: ['@nk', '@war']\n    none:\n"
+        "      - near: ['@nk', DMZ, demilitarised zone, defector, Überläufer]\n        within: 1000\n"
+        "  - id: fine\n    title: Fine\n    same_sentence: ['@nk', '@troops', '@war', Kursk]\n", encoding="utf-8")
+    res = run_cli("rules", "check", "--rules", str(folder))
+    assert res.returncode == 0 and res.stdout.strip() == f"{folder}: 2 rules OK", res.stdout + res.stderr
+    assert res.stderr.splitlines() == [
+        f"warning: {folder / 'nk.yaml'}:10: rule 'nk': near needs all 5 of its items found together (DMZ, "
+        "demilitarised zone, defector, …); for @nk near any one of these words, put the words in a list of "
+        "their own: near: [\"@nk\", [DMZ, demilitarised zone, …]]"]
 
 
 def test_a_bad_digest_cron_is_named_by_check_and_refused_by_run(tmp_path):

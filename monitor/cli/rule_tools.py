@@ -60,7 +60,10 @@ def check_cmd(config_path: str, rules_dir: str | None) -> None:
         click.echo(f"error: {e}", err=True)
     if errors:
         raise SystemExit(2)
-    click.echo(f"{folder}: {len(rules.load(folder))} rules OK")
+    loaded = rules.load(folder)
+    for w in rules.warnings(loaded):  # valid, but likely not what was meant
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"{folder}: {len(loaded)} rules OK")
 
 
 @rules_group.command("test")

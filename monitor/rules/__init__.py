@@ -20,9 +20,10 @@ from .engine import Engine
 from .folder import Limits, TooLarge, check_refs, files, parse_dir
 from .salience import tier
 from .syntax import Node, Parsed, Rule, parse_text
+from .tree import Ref, Term
 
 __all__ = ["RuleSet", "Rule", "tier", "load", "load_checked", "check", "match", "find", "parse", "RuleError",
-           "Problems", "Limits", "TooLarge", "signature", "loosened"]
+           "Problems", "Limits", "TooLarge", "signature", "loosened", "warnings"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,34 @@ def signature(folder: str | Path) -> tuple[tuple[str, int, int], ...]:
             continue
         out.append((p.name, st.st_size, st.st_mtime_ns))
     return tuple(out)
+
+
+TOGETHER_WORDS = 3  # plain words a near/same_sentence may ask for together before it reads like an "any"
+
+
+def warnings(ruleset: RuleSet) -> list[RuleError]:
+    """What is valid but likely not meant: a ``near`` or ``same_sentence`` that requires more
+    than TOGETHER_WORDS plain words all at once (every item must be found), the shape of "the
+    topic near any of these words" written without the inner list that says "any". A shipped
+    rule carried one for many stops: an exclusion that could never hold."""
+    out: list[RuleError] = []
+
+    def walk(node: Node | Term | Ref, rule: Rule) -> None:
+        if not isinstance(node, Node):
+            return
+        words = [c.text for c in node.children if isinstance(c, Term)]
+        if node.op in ("near", "same_sentence") and len(words) > TOGETHER_WORDS:
+            other = next((f"@{c.name}" for c in node.children if isinstance(c, Ref)), "X")
+            out.append(RuleError(rule.path, node.line or rule.line, (
+                f"rule {rule.id!r}: {node.op} needs all {len(node.children)} of its items found together "
+                f"({', '.join(words[:3])}, …); for {other} near any one of these words, put the words in a "
+                f"list of their own: {node.op}: [\"{other}\", [{', '.join(words[:2])}, …]]")))
+        for c in node.children:
+            walk(c, rule)
+
+    for rule in ruleset.rules:
+        walk(rule.tree, rule)
+    return out
 
 
 def loosened(rule: Rule) -> tuple[Rule, Rule] | None:
