@@ -323,6 +323,9 @@ def test_rules_check_warns_of_a_near_that_asks_for_many_words_at_once(tmp_path):
         f"warning: {folder / 'nk.yaml'}:10: rule 'nk': near needs all 5 of its items found together (DMZ, "
         "demilitarised zone, defector, …); for @nk near any one of these words, put the words in a list of "
         "their own: near: [\"@nk\", [DMZ, demilitarised zone, …]]"]
+    cfg = write_config(tmp_path, feeds=[], channels=CHANNELS, rules=folder)
+    checked = run_cli("check", "--config", str(cfg))  # the config's check says it too
+    assert checked.returncode == 0 and checked.stderr.splitlines() == [f"warning: {res.stderr[9:].strip()}"]
 
 
 def test_a_bad_digest_cron_is_named_by_check_and_refused_by_run(tmp_path):

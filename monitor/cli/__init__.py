@@ -260,6 +260,10 @@ def check(config_path: str) -> None:
             gc.enable()
     if why := exposure(config_path, cfg.inline_secrets):
         click.echo(f"warning: {why}", err=True)
+    from ..rules import warnings  # loaded with the rules already
+
+    for w in warnings(ruleset):  # valid, but likely not what was meant (as `monitor rules check`)
+        click.echo(f"warning: {w}", err=True)
     click.echo(f"ok: {config_path}: {len(cfg.feeds)} feeds, {len(cfg.channels)} channels; "
                f"{cfg.rules_dir}: {len(ruleset)} rules")
 
