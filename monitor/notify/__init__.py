@@ -290,7 +290,7 @@ class Notifier:
         renderer = self._renderers[self.channels[alert.channel].templates]
         level = apprise.NotifyType.WARNING if alert.severity == "urgent" else apprise.NotifyType.INFO
         results: list[Any] = []
-        links = self.links(alert.id, [r.rule_id for r in alert.rules]) if self.links is not None else None
+        links = self._links_of(alert)
         with self._locks[alert.channel], _recording(dry_run) as ex:
             for k, a in kinds.items():
                 title, body, fmt = renderer.render(alert, k, links)
@@ -299,6 +299,11 @@ class Notifier:
                 else:
                     results.append(self._call(a, title, body, fmt, level))
         return results, ex
+
+    def _links_of(self, alert: Alert) -> dict[str, Any] | None:
+        """The feedback links of ``alert``'s message: the story's, and a pair per rule it fired;
+        None without ``[web] public_url``."""
+        return None if self.links is None else self.links(alert.id, [r.rule_id for r in alert.rules])
 
     def _post(self, channel: str, document: dict[str, Any]) -> bool:
         """One JSON object to each of the channel's json:// URLs (webhook.py)."""
@@ -319,8 +324,7 @@ class Notifier:
             raise NotifyError(f"channel {digest.channel!r} is no longer in the config")
         renderer = self._renderers[self.channels[digest.channel].templates]
         # every story's own feedback links: a mention listed below alert_at is judged where it is read
-        links = {i.alert.id: self.links(i.alert.id, [r.rule_id for r in i.alert.rules]) for i in digest.items
-                 if i.reason != "followup"} if self.links is not None else None
+        links = {i.alert.id: got for i in digest.items if i.reason != "followup" and (got := self._links_of(i.alert))}
         title, body = renderer.digest(digest, links)
         results: list[Any] = []
         with self._locks[digest.channel], _recording(dry_run) as ex:
