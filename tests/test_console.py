@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 
 import pytest
 from conftest import page, rss, run_cli
@@ -281,6 +282,12 @@ def test_saving_a_rule_checks_it_with_every_other_file_first(seeded, rules_copy)
         assert (rules_copy / "extra.yaml").read_text("utf-8") == good
         rules = json.loads(c.get("/rules.json")[2])["rules"]
         assert any(r["id"] == "kharkiv" and r["file"] == "extra.yaml" for r in rules)
+        # valid but likely not meant (every item of a near is required): saved, and said
+        flat = "rules:\n  - id: flat\n    title: Flat\n    near: [Kursk, Sudscha, Rylsk, Lgow, Kurtschatow]\n"
+        status, head, _ = c.post("/rules/file/flat.yaml", {"text": flat})
+        said = urllib.parse.unquote(head["Location"])
+        assert status == 303 and "Saved flat.yaml" in said and "warning, line 4: rule 'flat': near needs all 5" in said
+        assert "near needs all 5 of its items" in c.get(head["Location"])[2]  # the rules page shows the note
         assert c.post("/rules/file/../evil.yaml", {"text": good})[0] in (400, 404)
 
 

@@ -10,6 +10,7 @@ folder's files, their size limits, checks across files), ``schema`` (the JSON Sc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ def signature(folder: str | Path) -> tuple[tuple[str, int, int], ...]:
 TOGETHER_WORDS = 3  # plain words a near/same_sentence may ask for together before it reads like an "any"
 
 
-def warnings(ruleset: RuleSet) -> list[RuleError]:
+def warnings(ruleset: RuleSet | Iterable[Rule]) -> list[RuleError]:
     """What is valid but likely not meant: a ``near`` or ``same_sentence`` that requires more
     than TOGETHER_WORDS plain words all at once (every item must be found), the shape of "the
     topic near any of these words" written without the inner list that says "any". A shipped
@@ -153,7 +154,7 @@ def warnings(ruleset: RuleSet) -> list[RuleError]:
         for c in node.children:
             walk(c, rule)
 
-    for rule in ruleset.rules:
+    for rule in ruleset.rules if isinstance(ruleset, RuleSet) else ruleset:
         walk(rule.tree, rule)
     return out
 

@@ -68,6 +68,15 @@ def check_rule_file(folder: Path, name: str, text: str, channels: set[str], has_
     return problems
 
 
+def rule_file_warnings(folder: Path, name: str, limits: Any) -> list[RuleError]:
+    """What ``monitor rules check`` would warn of in the file ``name`` of ``folder`` (valid, but
+    likely not meant: rules.warnings), read as saved."""
+    from .. import rules
+
+    parsed, _errors = rules.folder.parse_dir(folder, limits)
+    return [w for w in rules.warnings(parsed.rules) if Path(w.path).name == name]
+
+
 def write_atomically(path: Path, text: str) -> None:
     """The file whole or not at all: a temporary file beside it, synced, renamed over it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -287,7 +296,9 @@ class Admin(Base):
         await asyncio.to_thread(write_atomically, path, text)
         log.info("console rule file saved file=%s bytes=%d by=%s", name, len(text.encode()), viewer.name)
         self.env.reload_rules()
-        raise self.back(request, "/rules", f"Saved {name}; the rules are reloading")
+        warned = await asyncio.to_thread(rule_file_warnings, cfg.rules_dir, name, rule_limits(cfg))
+        said = "".join(f"; warning, line {w.line}: {w.problem}" for w in warned[:3])
+        raise self.back(request, "/rules", f"Saved {name}; the rules are reloading{said}")
 
     # -- the playground -----------------------------------------------------------------------
     async def playground(self, request: web.Request) -> web.Response:
