@@ -10,8 +10,8 @@ from .base import Queries
 
 # schedule.status, feed by feed, in SQL: the same order of tests, the same truth of a number (a
 # NULL or 0 cadence is none). The counts the daemon reports every few seconds come from one
-# GROUP BY instead of a row per feed (50,000 feeds: ~65 ms of the database thread every 5 s, in
-# dicts); tests/test_store.py holds them to schedule.status on both engines.
+# GROUP BY instead of a row per feed (50,000 feeds: ~72 ms of the database thread every 5 s, and
+# 17.6 MB of dicts held); tests/test_store.py holds them to schedule.status on both engines.
 _HEALTH = (
     "SELECT CASE WHEN COALESCE(active, 0) = 0 THEN 'inactive' WHEN paused_at IS NOT NULL THEN 'paused' "
     "WHEN gone_at IS NOT NULL THEN 'gone' WHEN COALESCE(error_count, 0) <> 0 THEN 'failing' "
