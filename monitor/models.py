@@ -200,6 +200,9 @@ def why(features: Features | dict) -> str:
     where = [w for w in ("title", "lead") if f.get(w)]
     out = [" and ".join(where)] if where else []
     out.append(f"{f.get('sentences', 0)} of {f.get('of', 0)} sentences")
+    if f.get("passing") == 1:  # salience.passing: the rule's ``about:`` words are hardly elsewhere
+        others = f.get("of", 0) - f.get("sentences", 0)
+        out.append(f"in passing: 'about' words in {f.get('about', 0)} of {others} other sentences")
     if f.get("together") == 1:
         out.append("parts in one sentence")
     elif f.get("together") == 0:

@@ -171,6 +171,10 @@ def _write(folder: Path, name: str, text: str) -> Path:
     ("id: r\ntitle: R\nnear: [Kursk, Drohne]\nwithin: many\n", 4, "'within' must be a number"),
     ("id: r\ntitle: R\nany: [Kursk]\nmax_age: 3 days\n", 4, "max_age '3 days'"),
     ("concepts:\n  kursk:\n    deu: [Kursk]\n", 3, "'deu' is not a language code"),
+    ("id: r\ntitle: R\nany: [Kursk]\nabout:\n  - war\n  - \"@fighting\"\n", 6, "unknown concept @fighting"),
+    ("id: r\ntitle: R\nany: [Kursk]\nabout:\n  - war\n  - {none: [peace]}\n", 6,
+     "'none' belongs in a rule or an 'all' group, not in 'about'"),
+    ("id: r\ntitle: R\nany: [Kursk]\nabout: []\n", 4, "'about' must be a non-empty list"),
 ])
 def test_broken_rule_files_name_file_line_and_problem(tmp_path, content, line, problem):
     path = _write(tmp_path / "r", "bad.yaml", content)

@@ -1,6 +1,8 @@
 """Salience and tiers (issue 17): a story about Kursk alerts, a passing clause in a long liveblog
 and a Kursk headline in a list of other news do not. Texts written for these tests."""
 
+from conftest import RULES
+
 from monitor import rules
 from monitor.models import Article
 from monitor.rules import salience as _salience  # noqa: F401  (rules.salience)
@@ -75,3 +77,82 @@ def test_sentences_lead_and_lists_of_a_layout():
     assert lay.listed == [False, False, False, True, True, True, True, False, False]
     assert lay.place(lay.starts[0] + 10)[1]  # inside the quote
     assert lay.place(len('He said: "Stop." Then he left! Why?\n\nNews\n- one\n- two\n- three\n(An'))[2]
+
+
+# --- about: the words an article about the topic uses besides its own (salience.passing) -------
+
+ABOUT_RULE = RULE + 'about: ["@war"]\nconcepts: {war: {en: [war, army, front line, drone, missile, troops]}}\n'
+MARKET = ("The Christmas markets opened on Friday in twelve towns of the region.\n"
+          "Stalls sell mulled wine, gingerbread and wooden toys from local workshops.\n"
+          "The largest market, on the cathedral square, has forty stalls this year.\n"
+          "Organisers expect more visitors than last year, when rain kept many away.\n"
+          "A choir from the music school sings every evening at six.\n"
+          "The ice rink beside the town hall is open until midnight on weekends.\n"
+          "One stallholder, who moved here from Kursk, sells honey cakes from her grandmother's recipe.\n"
+          "Parking is free after five in the multi-storey car park near the station.\n"
+          "Buses run every ten minutes from the outer districts.\n"
+          "The town council has spent 200,000 euros on lights this year.\n"
+          "A charity stall collects toys for children in hospital.\n"
+          "Snow is forecast for the second weekend.\n")
+BRIEFING = ("Drones struck energy sites in three regions overnight, officials said.\n"
+            "The air force said it shot down 40 of 55 drones.\n"
+            "In Kharkiv, a missile damaged a power station and cut electricity to thousands.\n"
+            "The front line near Pokrovsk remains under heavy pressure from the Russian army.\n"
+            "Russian troops have advanced about two kilometres in the past week, analysts said.\n"
+            "Ukrainian troops withdrew from the Kursk region in March.\n"
+            "The army says it needs more recruits to rotate exhausted units.\n"
+            "Talks on ending the war have stalled since the summer.\n"
+            "European leaders meet on Thursday to discuss further aid.\n"
+            "The shelling of Kherson continued for a third day, with drones and artillery.\n")
+
+
+def _weighed(rule: str, title: str, text: str, lang: str = "en"):
+    [m] = rules.match(rules.parse(rule), Article(title=title, text=text, language=lang))
+    return m, dict(m.features)
+
+
+def test_a_lone_mention_in_an_article_about_something_else_is_passing_with_about():
+    plain, f = _weighed(RULE, "Christmas markets open", MARKET)
+    assert plain.tier == "alert" and "about" not in f  # without about: one prose sentence of 12 alerts
+    m, f = _weighed(ABOUT_RULE, "Christmas markets open", MARKET)
+    assert m.tier == "digest" and m.salience < plain.salience
+    assert (f["about"], f["passing"], f["sentences"], f["of"]) == (0, 1, 1, 12)
+    assert rules.salience.Salience(m.salience, m.features).why == \
+        "1 of 12 sentences; in passing: 'about' words in 0 of 11 other sentences"
+
+
+def test_a_lone_mention_in_a_report_on_the_war_stays_an_alert():
+    m, f = _weighed(ABOUT_RULE, "War briefing: drones hit energy sites", BRIEFING)
+    assert m.tier == "alert" and (f["passing"], f["sentences"]) == (0, 1)
+    assert f["about"] == 8  # of the 9 others: all but the leaders' meeting
+    assert "in passing" not in rules.salience.Salience(m.salience, m.features).why
+
+
+def test_about_never_demotes_the_title_the_lead_or_a_short_text():
+    m, f = _weighed(ABOUT_RULE, "Kursk honey cakes at the Christmas market", MARKET)
+    assert m.tier == "alert" and f["passing"] == 0
+    m, f = _weighed(ABOUT_RULE, "Christmas markets open", "A stallholder from Kursk sells cakes.\n" + MARKET)
+    assert f["lead"] == 1 and f["passing"] == 0
+    short = "".join(MARKET.splitlines(keepends=True)[4:10])  # Kursk and five other sentences
+    m, f = _weighed(ABOUT_RULE, "Christmas markets open", short)
+    assert f["passing"] == 0 and m.tier == "alert"
+
+
+def test_shipped_rules_take_a_passing_mention_for_a_digest_and_a_war_briefing_for_an_alert():
+    shipped = rules.load(RULES)
+    for title, text, tier in (("Christmas markets open", MARKET, "digest"),
+                              ("War briefing: drones hit energy sites", BRIEFING, "alert")):
+        [m] = rules.match(shipped, Article(title=title, text=text, language="en"))
+        assert (m.rule_id, m.tier) == ("kursk", tier), (title, m.salience, m.features)
+
+
+def test_about_counts_the_sentences_of_a_rules_context_clause_too():
+    """A rule with a context clause (``all:``): its context's sentences are not its evidence, and
+    they are where an article about the war uses the war's words most."""
+    rule = ("id: t\ntitle: T\nany: [troops]\nall: [Russia]\nabout: [war]\n")
+    text = "North Korean troops are training in the far east.\n" + \
+        "".join(f"Russia's war enters its {n} day, officials in Russia said.\n" for n in range(900, 907)) + \
+        "Markets were calm.\n" * 3
+    m, f = _weighed(rule, "Training", text)
+    assert (f["sentences"], f["of"], f["about"], f["passing"]) == (1, 11, 7, 0)
+    assert m.tier == "alert"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..models import Article
 from . import morph
 from .explain import Field, Hit
-from .salience import Layout, Place, Salience, weigh_counts
+from .salience import Layout, Place, Salience, passing, weigh_counts
 from .tree import Term
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class Doc:
         self._layouts: dict[str, Layout] | None = None  # field name -> its salience layout, once a rule fired
         self._places: dict[int, tuple[tuple[Place, tuple[bool, bool]], ...]] = {}  # by ``places_of``
         self.scored: dict[Any, Salience] = {}  # salience by its evidence (engine.salience_of)
+        self._about: dict[Any, set[Place]] = {}  # by ``about``: the sentences that use a rule's ``about:``
         self.total = 0  # the sentences of summary and body, counted with their layouts
         distinct: set[str] = set()
         for f in self.fields:
@@ -192,6 +193,22 @@ class Doc:
             if not (on_list or q or a):
                 prose += 1
         return weigh_counts(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, self.total, None)
+
+    def about(self, sal: Salience, about: Any, scope: frozenset[int], hits: list[Hit], around: list[Hit]) -> Salience:
+        """``salience.passing`` of a rule whose ``about:`` is the compiled ``about``: the sentences
+        of summary and body outside the rule's evidence (its ``hits`` but those of its context
+        clause, ``around``, as ``engine.salience_of`` takes them) that use those words (where
+        they are is found once per article and scope, for every rule that has them)."""
+        key = (id(about), scope)
+        used = self._about.get(key)
+        if used is None:
+            mark = len(self.core)  # the words' own proximity windows are not the rule's
+            used = self._about[key] = {self.sentence_of(h) for h in self.eval(about, scope) or () if h.field}
+            del self.core[mark:]
+        if around:
+            rest = set(around)
+            hits = [h for h in hits if h not in rest] or hits
+        return passing(sal, len(used - {self.sentence_of(h) for h in hits if h.field}))
 
     def sentence_of(self, hit: Hit) -> Place:
         """The sentence holding ``hit`` (the first, when its offsets are unknown)."""

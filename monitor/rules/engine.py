@@ -63,6 +63,8 @@ class Engine:
         self.filtered = [bool(r.languages or r.feeds or r.tags or r.max_age is not None) for r in rules]
         self._words: dict[morph.Keys, dict[str, tuple[int, ...]]] = {}  # text language -> word -> atoms
         self.trees = [self._node(rule.tree, rule.path) for rule in rules]
+        # a rule's ``about:`` words: located like every term, never a requirement (salience.passing)
+        self.about = [self._node(r.about, r.path) if r.about is not None else None for r in rules]
         # The terms of a rule that is only "any of these terms" in every field, most rules: such
         # a rule fires when one of its terms has hits, and those are its hits (``flat_of``).
         # A term written twice in one rule is taken once: the same hits twice score and read the same.
@@ -251,7 +253,7 @@ class Engine:
         told: dict[Any, tuple[tuple[str, ...], str, str]] = {}
         rules, trees, scopes, filtered, flats, given, context = \
             self.rules, self.trees, self.scopes, self.filtered, self.flat, self.given, self.context
-        scored = doc.scored
+        scored, abouts = doc.scored, self.about
         for i in sorted(ready.union(reached)):
             rule = rules[i]
             if filtered[i] and not passes(rule, article, feed, now):
@@ -306,6 +308,8 @@ class Engine:
                         sal = scored[key] = salience_of(doc, hits, around, core, False, key)
                 else:
                     sal = salience_of(doc, hits, around, core, clause is not None)
+                if abouts[i] is not None:
+                    sal = doc.about(sal, abouts[i], scopes[i], hits, around)
                 value = fields["salience"] = sal.score
                 fields["features"] = sal.features
                 # salience.tier, inline: a call per match is a tenth of what salience costs

@@ -123,6 +123,8 @@ def check_refs(parsed: Parsed) -> list[RuleError]:
 
     for r in parsed.rules:
         walk(r.tree, ())
+        if r.about is not None:
+            walk(r.about, ())
     for name, node in parsed.concepts.items():
         walk(node, (name,))
     return errors

@@ -332,6 +332,32 @@ def weigh_counts(in_title: bool, lead: bool, seen: int, prose: int, quoted: bool
     return Salience(round(min(1.0, max(0.0, value)), 3), features)
 
 
+ABOUT_MIN = 6       # other sentences an article needs before what they do not say tells
+ABOUT_SHARE = 0.1   # fewer than one in ten of them use the rule's ``about`` words: about something else
+
+
+def passing(sal: Salience, about: int) -> Salience:
+    """``sal`` for a rule with ``about:`` words (the words an article about the topic uses
+    besides the topic's own: for Kursk, the war), ``about`` of the other sentences of summary
+    and body (those without evidence: ``of`` - ``sentences``) using them. Evidence outside title
+    and lead in an article of ABOUT_MIN or more other sentences, fewer than ABOUT_SHARE of which
+    use them, is a passing mention in an article about something else (a council report that
+    names a twin town near Kursk; Christmas markets "despite the fighting in Kursk"): it weighs
+    as a quoted mention does (W_DEMOTED, each sentence half towards the share), which is digest
+    material, not an alert. Features ``about`` and ``passing`` (1 when it weighed so) are added
+    either way."""
+    f = dict(sal.features)
+    seen = f.get("sentences") or 0
+    others = (f.get("of") or 0) - seen
+    off = (not f.get("title") and not f.get("lead") and seen > 0 and others >= ABOUT_MIN
+           and about < ABOUT_SHARE * others)
+    if off:
+        together = f.get("together")
+        sal = weigh_counts(False, False, seen, 0, bool(f.get("quoted")), bool(f.get("aside")), bool(f.get("listed")),
+                           f.get("of") or 1, None if together is None else bool(together))
+    return Salience(sal.score, (*sal.features, ("about", about), ("passing", int(off))))
+
+
 ALERT_AT = 0.5   # one prose sentence of a normal-length article (M = 0.55) alerts; a quote does not
 DIGEST_AT = 0.15  # a lone quoted, aside or listed mention (0.25) reaches the digest; a damped one
                   # in a very long page (0.25 * sqrt(80 / 230) < 0.15) is stored only

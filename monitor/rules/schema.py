@@ -105,6 +105,10 @@ RULE_PROPERTIES: dict[str, Schema] = {
     "digest_at": {"description": "Salience from which a match below `alert_at` goes to the channel's digest "
                   "under \"Also mentioned\"; below it the match is stored only (default 0.15). E.g. "
                   "`digest_at: 0.3`.", "type": "number", "minimum": 0, "maximum": 1, "default": 0.15},
+    "about": one_or_list(ref("strict_item"), "Words an article ABOUT the topic uses besides the topic's own "
+                         "(for Kursk: the war). They never make the rule fire; a mention outside title and "
+                         "lead in an article whose other sentences hardly use them weighs as passing (digest, "
+                         "not alert). E.g. `about: [\"@war\"]`."),
     "feeds": one_or_list(text("A glob on the feed's URL or title, e.g. `*.bbc.co.uk/*`."), "Only articles "
                          "from feeds whose URL or title matches one of these globs (case-insensitive). E.g. "
                          "`feeds: [\"*tagesschau.de*\", \"Meduza*\"]`."),

@@ -36,7 +36,7 @@ from .tree import (
 __all__ = ["Node", "Ref", "Rule", "Term", "Word", "Parsed", "parse_text"]
 
 RULE_KEYS = ("id", "title", "description", "severity", "channels", "fields", "min_hits", "title_weight",
-             "alert_at", "digest_at",
+             "alert_at", "digest_at", "about",
              "feeds", "tags", "languages", "max_age", "match", "within", *NAMES)
 NODE_KEYS = (*NAMES, "within", "in")
 
@@ -182,6 +182,7 @@ class _File:
             feeds=self.names(v, "feeds", None), tags=self.names(v, "tags", None), languages=langs,
             max_age=self.age(v["max_age"]) if "max_age" in v else None, path=self.path, line=line(node),
             context=context,
+            about=Node("any", self.items(v["about"], "about"), line=line(v["about"])) if "about" in v else None,
         )
 
     def node_of(self, v: dict[str, yaml.Node], what: str, where: yaml.Node) -> list[Node]:
@@ -224,7 +225,7 @@ class _File:
         if not isinstance(node, yaml.SequenceNode) or not node.value:
             raise self.error(node, f"'{key}' must be a non-empty list of terms or groups, e.g. {key}: [one, two]")
         out = tuple(self.item(n) for n in node.value)
-        if key != "match" and not OPERATORS[key].holds_none:
+        if key == "about" or (key != "match" and not OPERATORS[key].holds_none):
             for child, n in zip(out, node.value, strict=True):
                 if isinstance(child, Node) and OPERATORS[child.op].negates:
                     raise self.error(n, f"'{child.op}' belongs in a rule or an 'all' group, not in '{key}'")

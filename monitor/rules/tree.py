@@ -81,3 +81,7 @@ class Rule:
     # appear in ("@war_context"), and words hit only by it are the match's context, not its terms
     # (issue 14). -1: no such clause; a rule of ``all:`` alone has it as its topic.
     context: int = -1
+    # ``about:``, the words an article about the topic uses besides the topic's own (for Kursk:
+    # the war). Never decides whether the rule fires; salience weighs a mention outside title and
+    # lead as passing when the article's other sentences hardly use them (rules/salience.py).
+    about: Node | None = None
