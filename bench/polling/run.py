@@ -700,10 +700,15 @@ def report(scs: dict[str, Scenario], args: argparse.Namespace, started: float,
             lines += [f"  farm counters {k}: {v}" for k, v in sc.farm.items()]
     check_lines, bad = checks_table(scs)
     goal_lines, met = goals(scs)
+    # a scenario that stopped (a contender did not start, the farm died) measured nothing: its
+    # goals read "not measured", and the verdict must not say that every check passed
+    broken = [sc.key for sc in scs.values() if any(n.startswith("FAILED") for n in sc.notes)]
+    verdict = ", ".join(filter(None, [
+        f"scenario {', '.join(broken)} FAILED (see its note): nothing measured there" if broken else "",
+        "checks FAILED: the figures above prove nothing" if bad else "" if broken else "all checks passed"]))
     lines += ["", f"CHECKS (did each contender do the work? {bad} failed)", *check_lines,
               "", "GOALS", *goal_lines, "",
-              f"VERDICT: {'checks FAILED: the figures above prove nothing' if bad else 'all checks passed'}; "
-              f"goals {'met' if met else 'NOT met'}", "",
+              f"VERDICT: {verdict}; goals {'met' if met and not broken else 'NOT met'}", "",
               f"total {time.perf_counter() - started:.0f} s. Reproduce with:",
               "  " + shlex.join([".venv/bin/python", "bench/polling/run.py", *sys.argv[1:]]),
               f"  (or: make bench-polling ARGS={shlex.quote(' '.join(sys.argv[1:]))})"]
