@@ -57,9 +57,12 @@ class Layout:
         return self.at(offset), salience._inside(self.quotes, offset), salience._inside(self.asides, offset)
 
 
-def salience_of(doc: Any, hits: list, around: list, core: list, has_context: bool, term: int = -1) -> Any:
+def salience_of(doc: Any, hits: list, around: list, core: list, has_context: bool, term: int = -1,
+                shape: Any = None) -> Any:
     """engine.salience_of as it was: the layouts of every field, each term's places found again
-    for every rule."""
+    for every rule; where a rule's parts must meet, a sentence is evidence when it holds terms
+    of two children of one of its proximity operators (``shape``: term -> (operator, child)
+    parts), or two of its terms for a rule without that map."""
     layouts = {f.name: Layout(f.text) for f in doc.fields if f.text}
 
     def places_of(t: int) -> list:
@@ -81,7 +84,17 @@ def salience_of(doc: Any, hits: list, around: list, core: list, has_context: boo
         for key, flags in places_of(t):
             places.setdefault(key, flags)
             terms.setdefault(key, set()).add(t)
-    places = {k: v for k, v in places.items() if len(terms[k]) >= least}
+    if least == 2 and shape:
+        def meet(ts: set) -> bool:
+            ops: dict = {}
+            for t in ts:
+                for op, child in shape.get(t, ()):
+                    ops.setdefault(op, set()).add(child)
+            return any(len(children) >= 2 for children in ops.values())
+
+        places = {k: v for k, v in places.items() if meet(terms[k])}
+    else:
+        places = {k: v for k, v in places.items() if len(terms[k]) >= least}
     together = True if core else None
     if together is None and has_context and around:
         where = set()

@@ -156,3 +156,30 @@ def test_about_counts_the_sentences_of_a_rules_context_clause_too():
     m, f = _weighed(rule, "Training", text)
     assert (f["sentences"], f["of"], f["about"], f["passing"]) == (1, 11, 7, 0)
     assert m.tier == "alert"
+
+
+# --- a rule whose parts must meet: its evidence is where they meet (parts.py) ------------------
+
+def test_a_sentence_is_evidence_where_parts_of_one_operator_meet_not_any_two_of_its_words():
+    rule = ("id: n\ntitle: N\nany:\n  - {near: [Kursk, troops], within: 6}\n"
+            "  - {near: [Sudzha, soldiers], within: 6}\n")
+    text = ("Kursk and Sudzha are quiet today, residents said.\n"  # two of its words, no two parts met
+            + FILLER * 4 + "\nTroops were seen near Kursk on Monday.\nSoldiers dug in near Sudzha.\n" + FILLER * 4)
+    m, f = _weighed(rule, "Border report", text)
+    assert (f["lead"], f["sentences"], f["together"]) == (0, 2, 1)
+    assert "lead" not in rules.salience.Salience(m.salience, m.features).why
+
+
+def test_russian_troops_fighting_in_the_lead_is_not_the_north_korean_troops_rules_lead():
+    """The shipped rule's terms include troops and fighting (its parts beside North Korea): a lead
+    on Russian troops fighting is the war's, and one line on North Korean troops lower down is
+    the rule's only evidence."""
+    text = ("Russian troops are fighting for every village in Ukraine's east, the army said.\n"
+            "Ukrainian soldiers held their positions near Pokrovsk after days of fighting.\n"
+            + "Drones struck energy sites overnight and the army reported heavy shelling.\n" * 3
+            + "North Korean troops are fighting alongside Russian forces in Kursk, Kyiv said.\n"
+            + "Talks on a ceasefire have stalled, and the war goes on.\n" * 2)
+    [m] = [m for m in rules.match(rules.load(RULES), Article(title="War briefing", text=text, language="en"))
+           if m.rule_id == "north-korean-troops"]
+    f = dict(m.features)
+    assert (f["title"], f["lead"], f["sentences"], f["together"]) == (0, 0, 1, 1), f

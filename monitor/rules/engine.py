@@ -29,6 +29,7 @@ from .document import FIELD_NAMES, CTerm, Doc
 from .explain import Hit, context_of, evidence
 from .filters import passes
 from .operators import Operator, of
+from .parts import Interned, Parts, meet, parts
 from .salience import Place, Salience, score
 from .tree import Node, Ref, Rule, Term, Word
 
@@ -100,6 +101,8 @@ class Engine:
         # the match's ``context``, not its ``terms`` (tree.Rule.context)
         self.context = [tree[1][r.context] if r.context >= 0 and tree.__class__ is not int else None
                         for r, tree in zip(rules, self.trees, strict=True)]
+        interned: Interned = {}  # rules of one shape share their parts (parts.py)
+        self.parts = [parts(tree, clause, interned) for tree, clause in zip(self.trees, self.context, strict=True)]
         self.flat_atoms = frozenset(self.terms[t].atoms[0] for t in self.flat_of)  # atoms a flat rule may need
         # what a rule's matches take from the rule itself
         self.given = [{"rule_id": r.id, "rule_title": r.title, "channels": r.channels, "severity": r.severity}
@@ -307,7 +310,7 @@ class Engine:
                     if sal is None:
                         sal = scored[key] = salience_of(doc, hits, around, core, False, key)
                 else:
-                    sal = salience_of(doc, hits, around, core, clause is not None)
+                    sal = salience_of(doc, hits, around, core, clause is not None, -1, self.parts[i])
                 if abouts[i] is not None:
                     sal = doc.about(sal, abouts[i], scopes[i], hits, around)
                 value = fields["salience"] = sal.score
@@ -319,12 +322,13 @@ class Engine:
 
 
 def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], has_context: bool,
-                term: int = -1) -> Salience:
+                term: int = -1, shape: Parts | None = None) -> Salience:
     """The salience of a rule's ``hits`` on ``doc`` (``term``: the one term they are all of, or
     -1). Its evidence is every hit of the topic's own terms in the article (a proximity operator
     hands back its first window only), not those of its context clause (``around``); where the
     rule's parts must meet (a proximity window held: ``core``), a sentence is evidence only when
-    it holds two of the topic's terms. The parts meet when a window held or, for a rule with a
+    it holds terms of two parts of one proximity operator (``shape``, parts.py), or, for a rule
+    without that map, two of the topic's terms. The parts meet when a window held or, for a rule with a
     context clause, when a sentence holds both the topic and its context.
 
     Rules that fire on an article mostly share their terms, so the salience is kept per article
@@ -354,7 +358,7 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     least = 2 if core and len(own) > 1 else 1
     together: bool | None = True if core else None
     known = together is not None or not has_context or not around  # else: where the context is
-    key = (tuple(own), least, together)
+    key = (tuple(own), least, together, id(shape))
     if known:
         got = doc.scored.get(key)
         if got is not None:
@@ -366,14 +370,16 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
             for place, flags in places_of(t):
                 if place not in places:
                     places[place] = flags
-    else:  # the sentences that hold two of them
-        terms: dict[Place, set[int]] = {}
+    else:  # where two parts of one operator meet (parts.py); without that map, two of its terms
+        covered: dict[Place, set[Any]] = {}
         for t in own:
+            of: Any = shape.get(t, ()) if shape else (t,)
             for place, flags in places_of(t):
                 if place not in places:
                     places[place] = flags
-                terms.setdefault(place, set()).add(t)
-        places = {k: v for k, v in places.items() if len(terms[k]) >= least}
+                covered.setdefault(place, set()).update(of)
+        held = meet if shape else _two
+        places = {k: v for k, v in places.items() if held(covered[k])}
     if not known:
         where = {doc.sentence_of(h) for h in around}
         together = any(k in where for k in places)
@@ -385,3 +391,7 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     if known:
         doc.scored[key] = got
     return got
+
+
+def _two(terms: set[Any]) -> bool:
+    return len(terms) >= 2
