@@ -8,7 +8,7 @@ import re
 from bisect import bisect_right
 from typing import Any
 
-from monitor.rules import engine, salience
+from monitor.rules import engine, parts, salience
 
 _SENTENCE = re.compile(r"[.!?…][\"”»“’')\]]*\s+")
 
@@ -60,9 +60,7 @@ class Layout:
 def salience_of(doc: Any, hits: list, around: list, core: list, has_context: bool, term: int = -1,
                 shape: Any = None) -> Any:
     """engine.salience_of as it was: the layouts of every field, each term's places found again
-    for every rule; where a rule's parts must meet, a sentence is evidence when it holds terms
-    of two children of one of its proximity operators (``shape``: term -> (operator, child)
-    parts), or two of its terms for a rule without that map."""
+    for every rule; where a rule's parts must meet, the sentences ``parts.met`` selects."""
     layouts = {f.name: Layout(f.text) for f in doc.fields if f.text}
 
     def places_of(t: int) -> list:
@@ -78,23 +76,13 @@ def salience_of(doc: Any, hits: list, around: list, core: list, has_context: boo
     rest = set(around)
     own = {h.term for h in hits if h not in rest} or {h.term for h in hits}
     least = 2 if core and len(own) > 1 else 1
-    places: dict = {}
-    terms: dict = {}
-    for t in own:
-        for key, flags in places_of(t):
-            places.setdefault(key, flags)
-            terms.setdefault(key, set()).add(t)
-    if least == 2 and shape:
-        def meet(ts: set) -> bool:
-            ops: dict = {}
-            for t in ts:
-                for op, child in shape.get(t, ()):
-                    ops.setdefault(op, set()).add(child)
-            return any(len(children) >= 2 for children in ops.values())
-
-        places = {k: v for k, v in places.items() if meet(terms[k])}
+    if least == 2:  # where its parts meet: the same selection as the fast path's (rules/parts.py)
+        places = parts.met(own, shape, doc.hits, places_of)
     else:
-        places = {k: v for k, v in places.items() if len(terms[k]) >= least}
+        places = {}
+        for t in own:
+            for key, flags in places_of(t):
+                places.setdefault(key, flags)
     together = True if core else None
     if together is None and has_context and around:
         where = set()

@@ -68,6 +68,10 @@ def test_match_gives_what_the_slow_path_gave(monkeypatch: pytest.MonkeyPatch, so
         slow = weighed(ruleset, items)
     assert sum(map(len, fast)) > 50
     assert fast == slow
+    # a rule's about: words are counted in the sentences outside its evidence (salience.passing)
+    counted = [dict(f) for ms in fast for _r, _s, f, *_ in ms if "about" in dict(f)]
+    assert (source == "shipped") == bool(counted)
+    assert all(0 <= f["about"] <= f["of"] - f["sentences"] for f in counted)
 
 
 def test_a_layout_is_the_slow_layout():

@@ -9,6 +9,7 @@ them once some rule may fire, then ``eval``s each candidate rule's compiled tree
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import chain, compress, count
 from typing import TYPE_CHECKING, Any
@@ -194,21 +195,18 @@ class Doc:
                 prose += 1
         return weigh_counts(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, self.total, None)
 
-    def about(self, sal: Salience, about: Any, scope: frozenset[int], hits: list[Hit], around: list[Hit]) -> Salience:
+    def about(self, sal: Salience, about: Any, scope: frozenset[int], evidence: Collection[Place]) -> Salience:
         """``salience.passing`` of a rule whose ``about:`` is the compiled ``about``: the sentences
-        of summary and body outside the rule's evidence (its ``hits`` but those of its context
-        clause, ``around``, as ``engine.salience_of`` takes them) that use those words (where
-        they are is found once per article and scope, for every rule that has them)."""
+        of summary and body outside the rule's ``evidence`` (as ``engine.evidence_places`` finds it for
+        its salience) that use those words (where they are is found once per article and scope,
+        for every rule that has them)."""
         key = (id(about), scope)
         used = self._about.get(key)
         if used is None:
             mark = len(self.core)  # the words' own proximity windows are not the rule's
             used = self._about[key] = {self.sentence_of(h) for h in self.eval(about, scope) or () if h.field}
             del self.core[mark:]
-        if around:
-            rest = set(around)
-            hits = [h for h in hits if h not in rest] or hits
-        return passing(sal, len(used - {self.sentence_of(h) for h in hits if h.field}))
+        return passing(sal, len(used.difference(evidence)))
 
     def sentence_of(self, hit: Hit) -> Place:
         """The sentence holding ``hit`` (the first, when its offsets are unknown)."""

@@ -19,6 +19,7 @@ match (``explain``).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from itertools import compress
 from operator import itemgetter
 from typing import Any
@@ -29,7 +30,7 @@ from .document import FIELD_NAMES, CTerm, Doc
 from .explain import Hit, context_of, evidence
 from .filters import passes
 from .operators import Operator, of
-from .parts import Interned, Parts, meet, parts
+from .parts import Interned, Parts, met, parts
 from .salience import Place, Salience, score
 from .tree import Node, Ref, Rule, Term, Word
 
@@ -311,8 +312,10 @@ class Engine:
                         sal = scored[key] = salience_of(doc, hits, around, core, False, key)
                 else:
                     sal = salience_of(doc, hits, around, core, clause is not None, -1, self.parts[i])
-                if abouts[i] is not None:
-                    sal = doc.about(sal, abouts[i], scopes[i], hits, around)
+                if abouts[i] is not None:  # few rules: their evidence found again (salience.passing)
+                    own = topic_of(hits, around, key if key.__class__ is int else -1)
+                    sal = doc.about(sal, abouts[i], scopes[i],
+                                    evidence_places(doc, own, 2 if core and len(own) > 1 else 1, self.parts[i]))
                 value = fields["salience"] = sal.score
                 fields["features"] = sal.features
                 # salience.tier, inline: a call per match is a tenth of what salience costs
@@ -327,7 +330,7 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     -1). Its evidence is every hit of the topic's own terms in the article (a proximity operator
     hands back its first window only), not those of its context clause (``around``); where the
     rule's parts must meet (a proximity window held: ``core``), a sentence is evidence only when
-    it holds terms of two parts of one proximity operator (``shape``, parts.py), or, for a rule
+    it holds a term of every part of one proximity operator (``shape``, parts.py), or, for a rule
     without that map, two of the topic's terms. The parts meet when a window held or, for a rule with a
     context clause, when a sentence holds both the topic and its context.
 
@@ -348,13 +351,7 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
                 got = doc.scored[words] = doc.weigh_term(term)
             doc.scored[one] = got
         return got
-    if around:
-        rest = set(around)
-        own: Any = {h.term for h in hits if h not in rest} or {h.term for h in hits}
-    elif term >= 0:
-        own = (term,)
-    else:
-        own = {h.term for h in hits}
+    own = topic_of(hits, around, term)
     least = 2 if core and len(own) > 1 else 1
     together: bool | None = True if core else None
     known = together is not None or not has_context or not around  # else: where the context is
@@ -363,23 +360,7 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
         got = doc.scored.get(key)
         if got is not None:
             return got
-    places_of = doc.places_of
-    places: dict[Place, tuple[bool, bool]] = {}
-    if least == 1:  # most rules: every sentence that holds a term of the topic's
-        for t in own:
-            for place, flags in places_of(t):
-                if place not in places:
-                    places[place] = flags
-    else:  # where two parts of one operator meet (parts.py); without that map, two of its terms
-        covered: dict[Place, set[Any]] = {}
-        for t in own:
-            of: Any = shape.get(t, ()) if shape else (t,)
-            for place, flags in places_of(t):
-                if place not in places:
-                    places[place] = flags
-                covered.setdefault(place, set()).update(of)
-        held = meet if shape else _two
-        places = {k: v for k, v in places.items() if held(covered[k])}
+    places = evidence_places(doc, own, least, shape)
     if not known:
         where = {doc.sentence_of(h) for h in around}
         together = any(k in where for k in places)
@@ -393,5 +374,24 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     return got
 
 
-def _two(terms: set[Any]) -> bool:
-    return len(terms) >= 2
+def topic_of(hits: list[Hit], around: list[Hit], term: int) -> Collection[int]:
+    """The terms of a rule's topic that its ``hits`` are of: not its context clause's
+    (``around``), unless those are all there is; ``term`` when they are all of one."""
+    if around:
+        rest = set(around)
+        return {h.term for h in hits if h not in rest} or {h.term for h in hits}
+    return (term,) if term >= 0 else {h.term for h in hits}
+
+
+def evidence_places(doc: Doc, own: Collection[int], least: int, shape: Parts | None) -> dict[Place, tuple[bool, bool]]:
+    """The sentences that are a rule's evidence, each with whether its first hit there is in a
+    quote, in an aside: every sentence that holds a term of ``own``, or where the rule's parts
+    must meet (``least`` 2), those ``parts.met`` selects."""
+    if least == 2:
+        return met(own, shape, doc.hits, doc.places_of)
+    places: dict[Place, tuple[bool, bool]] = {}
+    for t in own:
+        for place, flags in doc.places_of(t):
+            if place not in places:
+                places[place] = flags
+    return places
