@@ -13,9 +13,11 @@ polling never stops for good.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from . import dates
 
@@ -169,3 +171,23 @@ def status(*, active: bool = True, gone: bool = False, error_count: int = 0, bas
     if cadence and last_new_at and now - last_new_at > max(silent_after * cadence, silent_min):
         return "silent"
     return "ok"
+
+
+def feed_row(r: Mapping[str, Any], poll: Any, now: float) -> dict[str, Any]:
+    """A ``Store.feed_table`` row as ``monitor feeds --json`` and the console's feed table (and
+    its JSON twin) show it: the feed's ``status`` with the stored fields beside it."""
+    st = status(
+        active=bool(r["active"]), gone=r["gone_at"] is not None, error_count=r["error_count"],
+        baselined=r["baselined_at"] is not None, cadence=r["cadence_s"], last_new_at=r["last_new_at"],
+        now=now, silent_after=poll.silent_after, silent_min=poll.silent_min, paused=r.get("paused_at") is not None)
+    try:
+        tags = json.loads(r.get("tags") or "[]")
+    except ValueError:
+        tags = []
+    return {"id": r["id"], "url": r["url"], "source_url": r.get("source_url"), "title": r["title"], "tags": tags,
+            "status": st, "origin": r.get("origin"), "active": bool(r["active"]),
+            "paused_at": r.get("paused_at"), "last_error": f"{r['last_error_kind']}: {r['last_error']}"
+            if r["last_error_kind"] else None, "last_polled_at": r.get("last_polled_at"),
+            "last_ok_at": r["last_ok_at"], "next_check_at": r["next_check_at"] if r["active"] else None,
+            "cadence_s": r["cadence_s"], "errors": r["error_count"], "entries": r.get("entries"),
+            "failing_since": r["failing_since"]}

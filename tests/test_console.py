@@ -251,6 +251,10 @@ def test_feed_actions_call_what_the_commands_call(seeded, feed_server):
         assert feed_server.url("/other/feed.xml") in urls
         listed = run_cli("feeds", "--json", "--config", str(seeded))
         assert "/other/feed.xml" in listed.stdout
+        # the CLI's objects are the console's JSON twin's, field for field
+        shown = json.loads(c.get("/feeds.json")[2])["feeds"]
+        assert [json.loads(line) for line in listed.stdout.splitlines()] == shown
+        assert {"origin", "active", "last_polled_at", "paused_at"} <= set(shown[0])
         opml = c.get("/feeds.opml")[2]
         assert "/other/feed.xml" in opml and "<opml" in opml
         status, head, _ = c.post("/feeds/remove", {"url": feed_server.url("/other/feed.xml")})

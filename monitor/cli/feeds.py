@@ -54,19 +54,11 @@ def feeds_cmd(ctx: click.Context, config_path: str, as_json: bool) -> None:
     p = cfg.poll
     table = [("ID", "STATUS", "LAST OK", "NEXT POLL", "CADENCE", "ERRORS", "ENTRIES", "URL / LAST ERROR")]
     for r in rows:
-        status = schedule.status(
-            active=bool(r["active"]), gone=r["gone_at"] is not None, error_count=r["error_count"],
-            baselined=r["baselined_at"] is not None, cadence=r["cadence_s"], last_new_at=r["last_new_at"],
-            now=now, silent_after=p.silent_after, silent_min=p.silent_min, paused=r["paused_at"] is not None)
-        error = f"{r['last_error_kind']}: {r['last_error']}" if r["last_error_kind"] else ""
+        shown = schedule.feed_row(r, p, now)  # the console's feed table shows the same
         if as_json:
-            click.echo(json.dumps({
-                "id": r["id"], "url": r["url"], "source_url": r["source_url"], "title": r["title"],
-                "tags": json.loads(r["tags"]), "status": status, "last_error": error or None,
-                "last_ok_at": r["last_ok_at"], "next_check_at": r["next_check_at"] if r["active"] else None,
-                "cadence_s": r["cadence_s"], "errors": r["error_count"], "entries": r["entries"],
-                "failing_since": r["failing_since"], "paused_at": r["paused_at"]}, ensure_ascii=False))
+            click.echo(json.dumps(shown, ensure_ascii=False))
             continue
+        status, error = shown["status"], shown["last_error"] or ""
         note = r["url"] + (f"  ({error})" if error else "")
         table.append((str(r["id"]), status, dates.ago(r["last_ok_at"], now),
                       dates.ago(r["next_check_at"], now) if r["active"] else "-",

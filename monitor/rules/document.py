@@ -197,9 +197,9 @@ class Doc:
 
     def about(self, sal: Salience, about: Any, scope: frozenset[int], evidence: Collection[Place]) -> Salience:
         """``salience.passing`` of a rule whose ``about:`` is the compiled ``about``: the sentences
-        of summary and body outside the rule's ``evidence`` (as ``engine.evidence_places`` finds it for
-        its salience) that use those words (where they are is found once per article and scope,
-        for every rule that has them)."""
+        of summary and body outside the rule's ``evidence`` (as ``engine.evidence_places`` finds
+        it for its salience) that use those words (where they are is found once per article and
+        scope, for every rule that has them)."""
         key = (id(about), scope)
         used = self._about.get(key)
         if used is None:

@@ -330,9 +330,9 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     -1). Its evidence is every hit of the topic's own terms in the article (a proximity operator
     hands back its first window only), not those of its context clause (``around``); where the
     rule's parts must meet (a proximity window held: ``core``), a sentence is evidence only when
-    it holds a term of every part of one proximity operator (``shape``, parts.py), or, for a rule
-    without that map, two of the topic's terms. The parts meet when a window held or, for a rule with a
-    context clause, when a sentence holds both the topic and its context.
+    it holds a term of every part of one proximity operator (``shape``, parts.py), or, for a
+    rule without that map, two of the topic's terms. The parts meet when a window held or, for a
+    rule with a context clause, when a sentence holds both the topic and its context.
 
     Rules that fire on an article mostly share their terms, so the salience is kept per article
     by what it is computed from: the topic's terms (in the order they are taken), whether two

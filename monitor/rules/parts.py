@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
+from .salience import Place
+
 # (term -> the (operator, child) parts it is in, each operator's count of parts)
 Parts = tuple[dict[int, frozenset[tuple[int, int]]], tuple[int, ...]]
 Interned = dict[tuple[frozenset[tuple[int, frozenset[tuple[int, int]]]], tuple[int, ...]], Parts]
@@ -73,8 +75,7 @@ def meet(covered: set[tuple[int, int]], sizes: tuple[int, ...]) -> bool:
     return any(k == sizes[n] for n, k in held.items())
 
 
-Place = tuple[str, int]
-Flags = tuple[bool, bool]
+Flags = tuple[bool, bool]  # the first hit in a sentence is in a quote, in an aside
 
 
 def met(own: Collection[int], shape: Parts | None, hits: Collection[int],

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import schedule
 from ..errors import MonitorError, RuleError
+from ..schedule import feed_row
 from .views import Base
 
 log = logging.getLogger(__name__)
@@ -29,25 +29,6 @@ FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}\.ya?ml$")
 HISTORY_CAP = 5000  # stored articles one playground run reads at most
 SHOWN = 200  # matches a playground run lists
 NEW_FILE = "rules:\n  - id: my-topic\n    title: My topic\n    any: [\"a word\", \"another\"]\n"
-
-
-def feed_row(r: dict[str, Any], poll: Any, now: float) -> dict[str, Any]:
-    """A feed_table row as the page and its JSON twin show it (the fields of ``monitor feeds --json``)."""
-    status = schedule.status(
-        active=bool(r["active"]), gone=r["gone_at"] is not None, error_count=r["error_count"],
-        baselined=r["baselined_at"] is not None, cadence=r["cadence_s"], last_new_at=r["last_new_at"],
-        now=now, silent_after=poll.silent_after, silent_min=poll.silent_min, paused=r.get("paused_at") is not None)
-    try:
-        tags = json.loads(r.get("tags") or "[]")
-    except ValueError:
-        tags = []
-    return {"id": r["id"], "url": r["url"], "source_url": r.get("source_url"), "title": r["title"], "tags": tags,
-            "status": status, "origin": r.get("origin"), "active": bool(r["active"]),
-            "paused_at": r.get("paused_at"), "last_error": f"{r['last_error_kind']}: {r['last_error']}"
-            if r["last_error_kind"] else None, "last_polled_at": r.get("last_polled_at"),
-            "last_ok_at": r["last_ok_at"], "next_check_at": r["next_check_at"] if r["active"] else None,
-            "cadence_s": r["cadence_s"], "errors": r["error_count"], "entries": r.get("entries"),
-            "failing_since": r["failing_since"]}
 
 
 def check_rule_file(folder: Path, name: str, text: str, channels: set[str], has_default: bool,
