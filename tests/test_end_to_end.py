@@ -5,6 +5,7 @@ crashing under a running daemon, and two daemons on one database."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -369,19 +370,41 @@ PASSING = page("Stadtrat beschließt Haushalt für Schulen und Straßen", [
      for i in range(1, 31)])
 
 
+# A short report on something else that names Kursk once (written for this test): too short for
+# its length to tell, so what tells is that none of its other sentences speaks of the war (the
+# shipped rules' about: ["@war"]; salience.passing).
+SHORT_PASSING = page("Weihnachtsmarkt öffnet am Freitag", [
+    "Der Weihnachtsmarkt auf dem Domplatz öffnet am Freitag mit vierzig Ständen.",
+    "Angeboten werden Glühwein, Lebkuchen und Holzspielzeug aus der Region.",
+    "Die Veranstalter erwarten mehr Besucher als im vergangenen Jahr.",
+    "Ein Chor der Musikschule singt jeden Abend um sechs Uhr.",
+    "Die Eisbahn am Rathaus ist am Wochenende bis Mitternacht geöffnet.",
+    "Eine Händlerin, die aus Kursk hierhergezogen ist, verkauft Honigkuchen nach dem Rezept ihrer Großmutter.",
+    "Parken ist nach siebzehn Uhr im Parkhaus am Bahnhof kostenlos.",
+    "Die Busse fahren alle zehn Minuten aus den Außenbezirken.",
+    "Der Markt schließt am dreiundzwanzigsten Dezember.",
+    "Die Stadt hat in diesem Jahr zweihunderttausend Euro für die Beleuchtung ausgegeben.",
+    "Ein Stand sammelt Spielzeug für Kinder im Krankenhaus.",
+    "Für das zweite Wochenende ist Schnee vorhergesagt.",
+])
+
+
 def test_a_story_alerts_and_a_passing_mention_does_not(database, tmp_path, feed_server, webhook):
     _serve_pages(feed_server)
     feed_server.add("/a/rat", PASSING, content_type="text/html; charset=utf-8")
+    feed_server.add("/a/markt", SHORT_PASSING, content_type="text/html; charset=utf-8")
     _feed(feed_server, OLD)
     cfg = write_config(tmp_path, feeds=[feed_server.url("/feed.xml")], channels={"hook": [webhook.apprise_url]},
                        database=database)
     assert "baseline=1" in run_cli("once", "--config", str(cfg)).stdout
     council = {"title": "Stadtrat beschließt Haushalt", "link": "/a/rat", "guid": "a-9",
                "description": "Schulen und Straßen bekommen mehr Geld."}
-    _feed(feed_server, [*OLD, NEW, council])
+    market = {"title": "Weihnachtsmarkt öffnet am Freitag", "link": "/a/markt", "guid": "a-10",
+              "description": "Vierzig Stände auf dem Domplatz."}
+    _feed(feed_server, [*OLD, NEW, council, market])
     res = run_cli("once", "--config", str(cfg))
     assert res.returncode == 0, res.stderr
-    assert "new=2 alerts=1 sent=1" in res.stdout, res.stdout
+    assert "new=3 alerts=1 sent=1" in res.stdout, res.stdout
     [hook] = webhook.received
     assert hook["title"] == NEW["title"]
     rows = db_rows(database, "SELECT e.title, m.rule_id, m.tier, m.salience FROM matches m "
@@ -389,6 +412,10 @@ def test_a_story_alerts_and_a_passing_mention_does_not(database, tmp_path, feed_
     stored = [(rule, tier, sal) for title, rule, tier, sal in rows if title == council["title"]]
     assert stored and all(tier != "alert" and sal < 0.5 for _rule, tier, sal in stored), rows
     assert all(tier == "alert" for title, _r, tier, _s in rows if title == NEW["title"]), rows
+    [(rule, tier, features)] = db_rows(database, "SELECT m.rule_id, m.tier, m.features FROM matches m JOIN entries e "
+                                                 f"ON e.id = m.entry_id WHERE e.title = '{market['title']}'")
+    f = dict(json.loads(features))
+    assert (rule, tier, f["passing"], f["about"]) == ("kursk", "digest", 1, 0), (tier, f)
     # stored, searchable; a digest-tier mention waits for the channel's digest, nothing else is queued
     held = db_rows(database, "SELECT e.title, o.state, o.held FROM outbox o JOIN matches m "
                                             "ON m.id = o.match_id JOIN entries e ON e.id = m.entry_id "
