@@ -103,7 +103,9 @@ class Engine:
         self.context = [tree[1][r.context] if r.context >= 0 and tree.__class__ is not int else None
                         for r, tree in zip(rules, self.trees, strict=True)]
         interned: Interned = {}  # rules of one shape share their parts (parts.py)
-        self.parts = [parts(tree, clause, interned) for tree, clause in zip(self.trees, self.context, strict=True)]
+        under: dict[int, frozenset[int]] = {}  # a node's terms, by its id: concepts' nodes are shared
+        self.parts = [parts(tree, clause, interned, under)
+                      for tree, clause in zip(self.trees, self.context, strict=True)]
         self.flat_atoms = frozenset(self.terms[t].atoms[0] for t in self.flat_of)  # atoms a flat rule may need
         # what a rule's matches take from the rule itself
         self.given = [{"rule_id": r.id, "rule_title": r.title, "channels": r.channels, "severity": r.severity}

@@ -24,12 +24,13 @@ Parts = tuple[dict[int, frozenset[tuple[int, int]]], tuple[int, ...]]
 Interned = dict[tuple[frozenset[tuple[int, frozenset[tuple[int, int]]]], tuple[int, ...]], Parts]
 
 
-def parts(tree: Any, skip: Any, interned: Interned) -> Parts | None:
+def parts(tree: Any, skip: Any, interned: Interned, terms_under: dict[int, frozenset[int]]) -> Parts | None:
     """The parts of ``tree``'s proximity operators (min_children >= 2), or None for a tree
-    without one (its evidence is any sentence with a term of its topic)."""
+    without one (its evidence is any sentence with a term of its topic). ``terms_under``: the
+    terms under each compiled node, by its id, kept by the engine for all its rules (a concept's
+    node is one node, shared by every rule that names it)."""
     found: dict[int, set[tuple[int, int]]] = {}
     sizes: list[int] = []
-    terms_under: dict[int, frozenset[int]] = {}
 
     def terms(node: Any) -> frozenset[int]:
         if node.__class__ is int:
