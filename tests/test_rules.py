@@ -129,6 +129,8 @@ def test_shipped_rules(case: dict):
     found = rules.match(SHIPPED, Article(title=case.get("title", ""), text=case["text"],
                                          language=case.get("language")))
     assert [m.rule_id for m in found] == case["fire"]
+    if "tiers" in case:  # salience: alert, digest or store, rule by rule
+        assert [m.tier for m in found] == case["tiers"], [(m.rule_id, m.salience, dict(m.features)) for m in found]
 
 
 def test_shipped_cases_cover_both_rules_and_their_traps():
