@@ -684,6 +684,24 @@ def test_feeds_by_health_are_counted_as_schedule_status_tells_each_feed(store):
     assert store.snapshot(now, after, least).health == want
 
 
+def test_matches_per_rule_are_counted_by_what_was_added_and_again_in_full_now_and_then(store, monkeypatch):
+    """The snapshot asks every 5 s: after one full count, only matches added since are read;
+    every RECOUNT seconds a full count takes in what was deleted (retention's cascades)."""
+    from monitor.store import status
+
+    a, b = two_feeds(store)
+    assert store.matches_by_rule() == {}
+    e1, e2, e3 = (entry(f"guid:m-{i}", f"https://a.example/m{i}") for i in range(3))
+    record(store, a, [(e1, None, [match("r1")]), (e2, None, [match("r1"), match("r2")])])
+    assert store.matches_by_rule() == {"r1": 2, "r2": 1}
+    record(store, b, [(e3, None, [match("r2")])], now=1001.0)
+    assert store.matches_by_rule() == {"r1": 2, "r2": 2} == store.snapshot().matches
+    store.db.execute("DELETE FROM matches WHERE rule_id = 'r1'")
+    assert store.matches_by_rule() == {"r1": 2, "r2": 2}  # a deletion waits for the next full count
+    monkeypatch.setattr(status, "RECOUNT", 0.0)
+    assert store.matches_by_rule() == {"r2": 2}
+
+
 def test_outbox_counts_empty(store):
     assert store.outbox_counts() == {}
     assert store.count("outbox") == 0

@@ -19,6 +19,7 @@ _HEALTH = (
     "WHEN cadence_s <> 0 AND last_new_at <> 0 AND ? - last_new_at > "
     "CASE WHEN ? * cadence_s > ? THEN ? * cadence_s ELSE ? END THEN 'silent' "
     "ELSE 'ok' END AS health, COUNT(*) FROM feeds GROUP BY health")
+RECOUNT = 600.0  # seconds between full counts of the matches per rule (matches_by_rule)
 
 
 class Snapshot(NamedTuple):
@@ -36,6 +37,10 @@ class Snapshot(NamedTuple):
 
 
 class StatusQueries(Queries):
+    # matches_by_rule's running count: (the last match id counted, counts by rule, when the last
+    # full count was taken, monotonic); None before the first
+    _by_rule: tuple[int, dict[str, int], float] | None = None
+
     if TYPE_CHECKING:
         def feedback_counts(self) -> dict[str, int]: ...  # store/feedback.py
         def misses_by_rule(self) -> dict[str, int]: ...  # store/feedback.py
@@ -118,6 +123,25 @@ class StatusQueries(Queries):
         return {str(s): int(n) for s, n in rows}
 
     def matches_by_rule(self) -> dict[str, int]:
-        """Matches stored per rule (the UNIQUE (rule_id, story) index answers this)."""
-        rows = self.db.execute("SELECT rule_id, COUNT(*) FROM matches GROUP BY rule_id").fetchall()
-        return {str(r): int(n) for r, n in rows}
+        """Matches stored per rule: counted in full once, then, each time it is asked (the
+        daemon's snapshot, every 5 s), by the rows added since, whose ids are above the last one
+        counted (the primary key finds them at once). Matches are kept for good (a story's
+        matches are its dedup, store/retention.py), and a full GROUP BY reads the whole UNIQUE
+        (rule_id, story) index: ~110 ms of the database thread at 1,000,000 matches. In full
+        again every RECOUNT seconds, so that rows retention's cascades deleted, and ids that
+        committed out of order on PostgreSQL, are counted right by then."""
+        held, now = self._by_rule, time.monotonic()
+        if held is None or now - held[2] >= RECOUNT:
+            top = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM matches").fetchone()[0])
+            rows = self.db.execute("SELECT rule_id, COUNT(*) FROM matches WHERE id <= ? GROUP BY rule_id",
+                                   [top]).fetchall()
+            counts, at = {str(r): int(n) for r, n in rows}, now
+        else:
+            top, counts, at = held
+            # the new rows themselves, few: a GROUP BY here would have SQLite read the whole
+            # (rule_id, story) index in its order and test each row's id (~50 ms at 1,000,000)
+            for i, r in self.db.execute("SELECT id, rule_id FROM matches WHERE id > ?", [top]).fetchall():
+                counts[str(r)] = counts.get(str(r), 0) + 1
+                top = max(top, int(i))
+        self._by_rule = (top, counts, at)
+        return dict(counts)
