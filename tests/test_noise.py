@@ -52,16 +52,18 @@ class Rig:
             self.feeds[i] = next(f for f in self.store.feeds() if f.url == url)
         return self.feeds[i]
 
-    def match(self, title: str, link: str, *, feed: int = 0, text: str = "", rule: str = "r",
+    def match(self, title: str, link: str, *, feed: int = 0, text: str = "", rule: str | tuple[str, ...] = "r",
               severity: str = "normal") -> int:
-        """One new entry of ``feed`` matching ``rule``, recorded as a poll records it."""
+        """One new entry of ``feed`` matching ``rule`` (or each of several), recorded as a poll
+        records it."""
         self.n += 1
         entry = Entry(uid=f"guid:{self.n}", title=title, link=link, summary="", content="", published=None,
                       guid=str(self.n), content_hash=str(self.n))
         article = Article(title=title, text=text, url=link) if text else None
-        m = Match(rule, f"Rule {rule}", ("Kursk",), "title", "… Kursk …", channels=("hook",), severity=severity)
+        ms = [Match(r, f"Rule {r}", ("Kursk",), "title", "… Kursk …", channels=("hook",), severity=severity)
+              for r in ((rule,) if isinstance(rule, str) else rule)]
         update = FeedUpdate(last_ok_at=self.clock.now, last_status="ok", error_count=0, next_check_at=0)
-        return self.store.record(self.feed(feed), now=self.clock.now, update=update, new=[(entry, article, [m])],
+        return self.store.record(self.feed(feed), now=self.clock.now, update=update, new=[(entry, article, ms)],
                                  baseline=False)
 
     def deliver(self) -> tuple[int, int]:
@@ -131,6 +133,54 @@ def test_near_identical_text_is_a_followup_within_the_window_only(rig):
     assert r.match("Troops cross the border, again", "https://d.example/4", feed=4, text=text) == 1
     assert r.store.followups(1) == [{"feed": "Feed 2", "title": "Border crossed, say officials",
                                      "link": "https://b.example/2", "created_at": 1000.0, "how": "same text"}]
+
+
+def _sources(r: Rig, alert: int) -> list[str]:
+    return [f["feed"] for f in r.store.followups(alert)]
+
+
+def test_a_story_judged_not_relevant_is_not_told_again_by_its_other_sources(rig):
+    r = rig(followup_every=600)
+    r.match("Kursk: a wire story", "https://example.org/wire", feed=0)
+    assert r.deliver() == (1, 0)
+    r.clock.now += 60
+    r.match("Kursk: a wire story", "https://example.org/wire", feed=1)  # held before the verdict
+    r.store.give_feedback(1, "not", "ana", r.clock.now, "a twin-town report")
+    for i in (2, 3):  # after it: stored, not held
+        r.clock.now += 60
+        assert r.match("Kursk: a wire story", "https://example.org/wire", feed=i) == 0
+    assert r.states() == {"sent": 1, "held": 1}
+    r.clock.now += 600
+    assert r.deliver() == (0, 0)  # the follow-up held before the verdict leaves no digest either
+    assert r.states() == {"sent": 1} and len(r.hook.received) == 1
+    assert _sources(r, 1) == ["Feed 1", "Feed 2", "Feed 3"]  # every source is kept, and shown
+    r.clock.now += 60
+    assert r.match("Grain ships", "https://example.org/grain", feed=2) == 1  # other stories alert as before
+
+
+def test_a_story_stays_told_while_anyone_judged_it_relevant_or_a_rule_of_it_is_not_judged(rig):
+    r = rig(followup_every=600)
+    r.match("Kursk: two views", "https://example.org/views", feed=0)
+    r.match("Kursk and troops", "https://example.org/both", feed=0, rule=("kursk", "troops"))
+    assert r.deliver() == (2, 0)
+    r.store.give_feedback(1, "not", "ana", r.clock.now)
+    r.store.give_feedback(1, "relevant", "ben", r.clock.now)  # one "relevant" keeps the story told
+    r.store.give_feedback(2, "not", "ana", r.clock.now, rule="kursk")  # not relevant to one rule of two
+    r.clock.now += 60
+    r.match("Kursk: two views", "https://example.org/views", feed=1)
+    r.match("Kursk and troops", "https://example.org/both", feed=1, rule=("kursk", "troops"))
+    assert r.states() == {"sent": 2, "held": 2}
+    r.store.give_feedback(1, "not", "ben", r.clock.now)  # ben changes his mind: now everyone says "not"
+    r.clock.now += 600
+    assert r.deliver() == (1, 0)
+    [item] = r.hook.received[-1]["items"]
+    assert (item["title"], item["reason"]) == ("Kursk and troops", "followup")
+    r.clock.now += 60
+    r.match("Kursk and troops", "https://example.org/both", feed=2, rule=("kursk", "troops"))
+    assert r.store.outbox_counts() == {"sent": 3, "held": 1}  # the troops rule still tells it
+    stored = r.store.db.execute("SELECT m.rule_id FROM matches m JOIN entries e ON e.id = m.entry_id "
+                                "WHERE e.uid = ? ORDER BY m.id", [f"guid:{r.n}"]).fetchall()
+    assert [rule for (rule,) in stored] == ["kursk", "troops"]  # both matches are stored
 
 
 def test_200_matches_in_an_hour_under_5_per_hour_give_5_alerts_and_one_digest(rig):

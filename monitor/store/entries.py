@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from .. import noise
 from ..models import SEVERITIES, TIERS, Article, Entry, Feed, FeedUpdate, Match
 from .base import ERRORS, Queries, StoreError, environmental
+from .feedback import judged_not
 from .feeds import FeedQueries
 
 _INSERT_MATCH = ("INSERT INTO matches (entry_id, rule_id, rule_title, story, terms, context, field, snippet, severity, "
@@ -281,7 +282,10 @@ class EntryQueries(FeedQueries, Queries):
         the primary is the most severe of them; a story whose best tier is 'digest' gets held
         'mention' rows on its digest-tier rules' channels (the channel's next digest lists it
         under "Also mentioned"); at 'store' every match row is kept (searchable, backtestable)
-        and no outbox row is made."""
+        and no outbox row is made.
+
+        A follow-up of a story that the team judged not relevant (``feedback.judged_not``) makes
+        no outbox row for the rules judged so: the story's other sources are stored, not sent."""
         if not matches:
             return 0
         # stable: the first among equals; the best tier, then the most severe, leads
@@ -311,6 +315,14 @@ class EntryQueries(FeedQueries, Queries):
             if primary is not None:
                 log.info("story told before by this feed, no alert story=%s lead=%s", story, lead)
             return 0
+        judged = judged_not(self.db, lead) if lead is not None else set()
+        if judged:  # another source of a story the team judged not relevant: not sent for those rules
+            log.info("follow-up not sent story=%s lead=%s rules=%s reason=%r", story, lead, ",".join(sorted(judged)),
+                     "the team judged the story not relevant")
+            ordered = [m for m in ordered if m.rule_id not in judged]
+            if not ordered:
+                return 0
+            best = ordered[0].tier if ordered[0].tier in _TIER else "alert"
         if best == "store":
             log.info("match stored only story=%s rule=%s salience=%s", story, ordered[0].rule_id,
                      ordered[0].salience)

@@ -20,7 +20,7 @@ it. A rule's verdict is ``COALESCE(feedback_rules.verdict, feedback.verdict)`` (
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .base import Queries
 
@@ -86,6 +86,18 @@ class RuleFeedback(NamedTuple):
 
 
 _STORY = ("SELECT o.match_id, m.story FROM outbox o JOIN matches m ON m.id = o.match_id WHERE o.id = ?")
+
+
+def judged_not(db: Any, lead: int) -> set[str]:
+    """The rules that the team judged not relevant on the story whose primary match is ``lead``:
+    every current verdict on the rule is "not" (one person's "relevant" keeps it). Its later
+    sources are stored and not sent for those rules (store/entries.py, store/noise.py)."""
+    every: dict[str, bool] = {}
+    for rule, verdict in db.execute(
+            f"SELECT r.rule_id, {RULE_VERDICT} FROM feedback_rules r JOIN feedback f ON f.id = r.feedback_id "
+            "WHERE f.story = (SELECT story FROM matches WHERE id = ?) AND f.replaced_at IS NULL", (lead,)).fetchall():
+        every[str(rule)] = every.get(str(rule), True) and verdict == "not"
+    return {rule for rule, no in every.items() if no}
 
 
 class FeedbackQueries(Queries):

@@ -6,15 +6,20 @@ A digest needs no table of its own: its *carrier* is the oldest held outbox row 
 put back to 'pending' with ``digest_id`` = its own id; the other held rows get state 'digest'
 and the same ``digest_id``. The sender sends the carrier as one message listing them all, with
 the outbox's claim / sent / failed / dead states, and ``mark_sent`` marks the members sent in
-the same transaction. A dead digest is revived like any alert (``monitor alerts retry ID``)."""
+the same transaction. A dead digest is revived like any alert (``monitor alerts retry ID``).
+Held follow-ups of a story that the team has since judged not relevant are left out of it."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ..models import Alert, Digest, DigestItem
 from .base import Queries
+from .feedback import judged_not
 from .outbox import _SELECT, _alert
+
+log = logging.getLogger(__name__)
 
 
 class NoiseQueries(Queries):
@@ -57,6 +62,7 @@ class NoiseQueries(Queries):
         when nothing is held. One transaction."""
         with self._transaction():
             self._serial(f"bundle:{channel}")  # two nodes bundling one channel: one digest
+            self._drop_judged(channel)
             row = self.db.execute("SELECT MIN(id) FROM outbox WHERE channel = ? AND state = 'held'",
                                   (channel,)).fetchone()
             if row[0] is None:
@@ -67,6 +73,25 @@ class NoiseQueries(Queries):
             self.db.execute("UPDATE outbox SET state = 'pending', digest_at = ?, next_attempt_at = ? WHERE id = ?",
                             (now, now, carrier))
         return carrier
+
+    def _drop_judged(self, channel: str) -> None:
+        """Take out of the channel's digest the held follow-ups of stories that the team judged
+        not relevant since they were held (``feedback.judged_not``, for every rule of the
+        follow-up): their matches stay, listed as the story's sources, and nothing is sent."""
+        judged: dict[int, set[str]] = {}
+        dropped = []
+        for alert_id, match_id, lead in self.db.execute(
+                "SELECT o.id, m.id, m.lead_id FROM outbox o JOIN matches m ON m.id = o.match_id WHERE o.channel = ? "
+                "AND o.state = 'held' AND o.held = 'followup' AND m.lead_id IS NOT NULL", (channel,)).fetchall():
+            if lead not in judged:
+                judged[lead] = judged_not(self.db, lead)
+            if judged[lead] and judged[lead].issuperset(r for (r,) in self.db.execute(
+                    "SELECT rule_id FROM matches WHERE id = ? OR primary_id = ?", (match_id, match_id)).fetchall()):
+                dropped.append((alert_id, lead))
+        for alert_id, lead in dropped:
+            self.db.execute("DELETE FROM outbox WHERE id = ?", (alert_id,))
+            log.info("follow-up not sent channel=%s alert=%s lead=%s reason=%r", channel, alert_id, lead,
+                     "the team judged the story not relevant")
 
     def digest(self, carrier: int, rate_limit: str = "") -> Digest:
         """The digest a carrier row stands for: its alerts grouped by rule and story; follow-ups
