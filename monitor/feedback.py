@@ -16,12 +16,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from html import escape
 from typing import Any, NamedTuple
 
+from . import learn
+from .errors import MonitorError
 from .links import BadLink, Links
 
 log = logging.getLogger(__name__)
+
+
+async def progress(db: Any, rule_ids: Sequence[str]) -> list[str]:
+    """``learn.progress`` of each rule a verdict was just given on (``db``: the store as the event
+    loop sees it); none when the database cannot say: the verdict is recorded all the same."""
+    try:
+        return [learn.progress(r, await db.judged(r)) for r in rule_ids]
+    except MonitorError as e:
+        log.warning("learning progress not shown reason=%r", str(e))
+        return []
 
 
 class Page(NamedTuple):
@@ -109,5 +122,8 @@ class Desk:
                         "it works once. Nothing was recorded again.")
         log.info("feedback recorded alert=%d verdict=%s by=link:%s rules=%s", claim.alert_id, claim.verdict,
                  alert.channel if alert else "", ",".join(given.rules))
-        return Page(200, "Thank you", f"Recorded: alert {claim.alert_id} is {WORDS[claim.verdict]}"
-                    + (f" for {claim.rule} only." if claim.rule else f" (rules: {', '.join(given.rules)})."))
+        learning = [f"{line}." for line in await progress(self.db, given.rules)]
+        return Page(200, "Thank you", " ".join([
+            f"Recorded: alert {claim.alert_id} is {WORDS[claim.verdict]}"
+            + (f" for {claim.rule} only." if claim.rule else f" (rules: {', '.join(given.rules)})."),
+            *filter(None, [learn.effect(claim.verdict, given.rules)]), *learning]))

@@ -292,3 +292,24 @@ def top(model: Model, n: int = 5) -> list[tuple[str, float]]:
     named = [(name.replace("_", " "), w) for name, w in zip(model.names, model.weights, strict=True)]
     named += [(f"'{w}'", ww) for w, ww in zip(model.words, model.word_weights, strict=True)]
     return sorted(named, key=lambda x: (-abs(x[1]), x[0]))[:n]
+
+
+def progress(rule_id: str, judged: Iterable[Any]) -> str:
+    """What a rule's feedback so far does for its learning, said after each verdict (the CLI,
+    the console, a feedback link's page): ``judged`` are its judged matches (store.Judged rows),
+    each labelled as ``train`` labels it."""
+    labels = [lab for lab in (label(j.verdicts) for j in judged) if lab is not None]
+    yes = sum(labels)
+    head = f"{rule_id} has {len(labels)} judged {'match' if len(labels) == 1 else 'matches'} ({yes} relevant, " \
+           f"{len(labels) - yes} not)"
+    if len(labels) >= MIN_VERDICTS and min(yes, len(labels) - yes) >= MIN_EACH:
+        return f"{head}: enough to learn from at its next training (`monitor rules learn {rule_id}` trains it now)"
+    return f"{head}; it learns from them once it has {MIN_VERDICTS} with {MIN_EACH} of each"
+
+
+def effect(verdict: str, rule_ids: Sequence[str]) -> str:
+    """What a verdict does at once, beside the learning (store/feedback.py ``judged_not``)."""
+    if verdict != "not":
+        return ""
+    return (f"Other sources of this story are no longer sent for {', '.join(rule_ids)}, unless someone judges "
+            "it relevant.")

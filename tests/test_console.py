@@ -117,6 +117,11 @@ def test_a_verdict_on_one_rule_of_a_story_from_its_page(seeded):
         assert c.post(f"/story/{alert_id}/feedback", {"verdict": "relevant"})[0] == 303
         status, head, _ = c.post(f"/story/{alert_id}/feedback", {"verdict": "not", "rule": "north-korean-troops"})
         assert status == 303 and "for%20north-korean-troops" in head.get("Location", ""), head
+        note = urllib.parse.unquote(head["Location"].split("note=", 1)[1])  # what the verdict does, shown on the page
+        assert note == ("Recorded: not relevant for north-korean-troops. Other sources of this story are no longer "
+                        "sent for north-korean-troops, unless someone judges it relevant. north-korean-troops has 1 "
+                        "judged match (0 relevant, 1 not); it learns from them once it has 10 with 3 of each."), note
+        assert note in c.get(head["Location"])[2].replace("&#39;", "'")
         status, data = c.json(f"/story/{alert_id}.json")
         assert data["rule_verdicts"] == {"kursk": [{"verdict": "relevant", "given_by": "vic"}],
                                          "north-korean-troops": [{"verdict": "not", "given_by": "vic"}]}

@@ -350,6 +350,10 @@ def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_rep
 
         status, body = _http(other, post=True)  # the message's other link: the same "person" changes their mind
         assert status == 200 and "not relevant" in body, body
+        # the page says what the verdict does now, and for each rule's learning
+        assert ("Other sources of this story are no longer sent for kursk, north-korean-troops, unless someone "
+                "judges it relevant." in body), body
+        assert "kursk has 1 judged match (0 relevant, 1 not); it learns from them once it has 10 with 3" in body
         _wait(lambda: 'monitor_feedback_total{verdict="relevant"} 1.0' in _http(f"{base}/metrics")[1]
               and 'monitor_feedback_total{verdict="not"} 1.0' in _http(f"{base}/metrics")[1], "feedback counted")
         # the story fired two rules: the message has a pair of links for each; one judges that rule only
@@ -367,7 +371,14 @@ def test_links_from_the_delivered_json_record_once_and_refuse_forged_expired_rep
         by_cli = run_cli("feedback", "1", "not", "--note", "background mention", "--by", "alice",
                          "--config", str(cfg))
         assert by_cli.returncode == 0, by_cli.stderr
-        assert by_cli.stdout.strip() == "alert 1: not by alice recorded (rules: kursk, north-korean-troops)"
+        assert by_cli.stdout.splitlines() == [  # what it recorded, what it does now, what it does for learning
+            "alert 1: not by alice recorded (rules: kursk, north-korean-troops)",
+            "  Other sources of this story are no longer sent for kursk, north-korean-troops, unless someone "
+            "judges it relevant.",
+            "  kursk has 1 judged match (0 relevant, 1 not); it learns from them once it has 10 with 3 of each",
+            # the link's "relevant" and alice's "not" tie: the latest decides, as the learner decides
+            "  north-korean-troops has 1 judged match (0 relevant, 1 not); it learns from them once it has 10 "
+            "with 3 of each"], by_cli.stdout
         changed = run_cli("feedback", "1", "relevant", "--by", "alice", "--config", str(cfg))
         assert "replaced your 'not'" in changed.stdout, changed.stdout + changed.stderr
         _wait(lambda: 'monitor_feedback_total{verdict="not"} 2.0' in _http(f"{base}/metrics")[1], "CLI counted")

@@ -90,6 +90,27 @@ def test_the_minimum_is_exactly_ten_with_three_of_each():
     assert not learn.train(feedback(3, 6)).trained
 
 
+def test_a_verdict_says_how_far_the_rule_is_from_learning_by_the_same_minimum_and_labels():
+    class Judged:  # store.Judged as progress reads it: the current verdicts on one match
+        def __init__(self, *verdicts: str):
+            self.verdicts = tuple((v, float(at)) for at, v in enumerate(verdicts))
+
+    def said(n_yes: int, n_not: int, *more: Judged) -> str:
+        return learn.progress("kursk", [*(Judged("relevant") for _ in range(n_yes)),
+                                        *(Judged("not") for _ in range(n_not)), *more])
+
+    assert said(6, 2) == "kursk has 8 judged matches (6 relevant, 2 not); it learns from them once it has 10 " \
+                         "with 3 of each"
+    assert said(7, 2, Judged("relevant", "not")).startswith("kursk has 10 judged matches (7 relevant, 3 not): " \
+                                                             "enough to learn from")  # a tie: the latest verdict
+    assert said(7, 3) == said(7, 2, Judged("not", "relevant", "not"))  # two of three said not
+    assert said(8, 2).endswith("once it has 10 with 3 of each") and said(0, 1).startswith("kursk has 1 judged match ")
+    assert all(learn.enough(feedback(y, n)) == ("enough" in said(y, n)) for y in range(12) for n in range(5))
+    assert learn.effect("not", ["kursk"]) == ("Other sources of this story are no longer sent for kursk, unless "
+                                              "someone judges it relevant.")
+    assert learn.effect("relevant", ["kursk"]) == ""
+
+
 def test_the_vocabulary_is_bounded_and_words_seen_once_are_left_out():
     examples = feedback(16, 9) + [Example({}, " ".join(f"w{chr(97 + i)}{chr(97 + j)}x" for j in range(26)), 1, 0.5)
                                   for i in range(26)]

@@ -173,10 +173,14 @@ def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None
     if on_entry:
         _report_miss(config_path, number, verdict, by.strip(), (rule or "").strip(), note, on_match)
         return
+    from .. import learn
+
     store = _store(config_path)
     try:
         judge = store.judge_match if on_match else store.give_feedback
         given = judge(number, verdict, by.strip(), time.time(), note or None, rule=rule and rule.strip())
+        learning = [learn.progress(r, store.judged(r)) for r in given.rules] \
+            if given is not None and given.outcome in ("recorded", "replaced") else []
     except MonitorError as e:
         fail(str(e))
     finally:
@@ -190,6 +194,8 @@ def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None
     where = f"match {number} (alert {given.alert_id})" if on_match and given.alert_id is not None else \
         f"match {number} (no alert)" if on_match else f"alert {number}"
     click.echo(f"{where}: {verdict} by {by.strip()} {what} (rules: {', '.join(given.rules)})")
+    for line in filter(None, [learn.effect(verdict, given.rules), *learning]):
+        click.echo(f"  {line}")
 
 
 def _report_miss(config_path: str, entry_id: int, verdict: str, by: str, rule: str, note: str | None,

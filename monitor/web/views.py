@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .. import learn
+from ..feedback import progress
 from ..models import why
 
 if TYPE_CHECKING:
@@ -229,10 +231,14 @@ class Views(Base):
                                           f"{', '.join(given.rules)})")
         log.info("feedback recorded %s=%d%s verdict=%s%s by=%s via=console", on, number,
                  f" alert={given.alert_id}" if on == "match" else "", verdict, f" rule={rule}" if rule else "", who)
+        effect = learn.effect(verdict, given.rules)
+        learning = await progress(self.env.db, given.rules)
         if self.wants_json(request):
             return web.json_response({"outcome": given.outcome, f"{on}_id": number, "alert_id": given.alert_id,
-                                      "verdict": verdict, "rules": list(given.rules)})
-        done = f"Recorded: {VERDICTS[verdict]}" + (f" for {rule}" if rule else "")
+                                      "verdict": verdict, "rules": list(given.rules), "effect": effect,
+                                      "learning": learning})
+        done = " ".join([f"Recorded: {VERDICTS[verdict]}" + (f" for {rule}." if rule else "."), effect,
+                         *(f"{line}." for line in learning)])
         raise self.back(request, f"/story/{number}" if on == "alert" else "/search", done)
 
     async def report_miss(self, request: web.Request) -> web.StreamResponse:
