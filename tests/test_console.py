@@ -127,6 +127,8 @@ def test_a_verdict_on_one_rule_of_a_story_from_its_page(seeded):
                                          "north-korean-troops": [{"verdict": "not", "given_by": "vic"}]}
         assert data["verdicts"][-1]["kept"] == [["kursk", "relevant"]]
         page = c.get(f"/story/{alert_id}")[2]
+        assert ('<p class="silenced">Judged not relevant for north-korean-troops: its other sources are no longer '
+                "sent for it.</p>") in page
         nk = page[page.index('data-rule="north-korean-troops"'):]
         assert 'value="not" class="no chosen"' in nk[:nk.index("</form>")]
         kursk = page[page.index('data-rule="kursk"'):]

@@ -182,6 +182,11 @@ def test_story_from_a_followup_alert_id_is_the_whole_story(store):
     assert [(v["verdict"], v["given_by"], v["note"]) for v in s["verdicts"]] == [("relevant", "ana", "gut")]
     assert [(m["rule_id"], m["followup"]) for m in s["matches"]] == [("kursk", False), ("kursk", True)]
     assert s["matches"][0]["features"] == [] and s["followups"] == 1
+    assert s["silenced"] == []  # judged relevant: its other sources are told
+    store.give_feedback(lead["alert_id"], "not", "ana", T0 + 200)
+    assert store.story(followup_id)["silenced"] == ["kursk"]  # ana's "not" replaced her "relevant"
+    store.give_feedback(lead["alert_id"], "relevant", "ben", T0 + 300)
+    assert store.story(followup_id)["silenced"] == []  # one "relevant" keeps the story told
     assert store.story(987654) is None
 
 

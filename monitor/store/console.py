@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..models import SEVERITIES
 from .base import Queries
-from .feedback import RULE_VERDICT
+from .feedback import RULE_VERDICT, judged_not
 
 if TYPE_CHECKING:
     from .feedback import Verdict
@@ -252,6 +252,8 @@ class ConsoleQueries(Queries):
                 "WHERE id = ? OR primary_id = ? OR lead_id = ? ORDER BY id", [root, root, root])]
         for m in s["matches"]:
             del m["lead_id"]
+        # the rules whose later sources of the story are not sent: the team judged it not relevant
+        s["silenced"] = sorted(judged_not(self.db, root))
         return s
 
     def channel_states(self) -> list[dict]:
