@@ -221,7 +221,8 @@ def test_a_story_that_did_not_alert_is_marked_should_have_alerted(browser, daemo
     assert "matched, no alert: kursk" in hit.inner_text()
     hit.get_by_role("button", name="Should have alerted").click()
     pg.wait_for_selector("p.note")
-    assert pg.inner_text("p.note") == "Recorded: relevant"
+    assert pg.inner_text("p.note") == ("Recorded: relevant. kursk has 1 judged match (1 relevant, 0 not); it learns "
+                                       "from them once it has 10 with 3 of each.")
     assert "marked relevant" in pg.locator("li.hit", has_text="Wetterbericht").inner_text()
     assert "Wetterbericht" in pg.input_value("input[name=q]")  # back on the same search
     _done(pg, "missed")
