@@ -139,7 +139,7 @@ def _sources(r: Rig, alert: int) -> list[str]:
     return [f["feed"] for f in r.store.followups(alert)]
 
 
-def test_a_story_judged_not_relevant_is_not_told_again_by_its_other_sources(rig):
+def test_a_story_judged_not_relevant_is_not_told_again_by_its_other_sources(rig, tmp_path, database):
     r = rig(followup_every=600)
     r.match("Kursk: a wire story", "https://example.org/wire", feed=0)
     assert r.deliver() == (1, 0)
@@ -154,6 +154,10 @@ def test_a_story_judged_not_relevant_is_not_told_again_by_its_other_sources(rig)
     assert r.deliver() == (0, 0)  # the follow-up held before the verdict leaves no digest either
     assert r.states() == {"sent": 1} and len(r.hook.received) == 1
     assert _sources(r, 1) == ["Feed 1", "Feed 2", "Feed 3"]  # every source is kept, and shown
+    cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]}, database=database)
+    shown = cli_run("alerts", "show", "1", "--config", str(cfg)).stdout
+    assert "followups:     3 more sources" in shown and shown.rstrip().endswith(
+        "not told:      its other sources are no longer sent for r (judged not relevant)"), shown
     r.clock.now += 60
     assert r.match("Grain ships", "https://example.org/grain", feed=2) == 1  # other stories alert as before
 

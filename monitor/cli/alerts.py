@@ -90,12 +90,15 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
     sources = store.followups(a.id) if a else []
     members = store.members(a.id) if a and a.digest_id == a.id else []
     verdicts = store.feedback(a.id) if a else []
+    story = store.story(a.id) if a and any(v.verdict == "not" or v.kept for v in verdicts) else None
+    silenced = story["silenced"] if story else []  # rules whose later sources of the story are not sent
     store.close()
     if a is None:
         fail(f"no alert with ID {alert_id}")
     if as_json:
         click.echo(json.dumps({**asdict(a), "followups": sources, "digest_of": [m.id for m in members],
-                               "feedback": [v._asdict() for v in verdicts]}, ensure_ascii=False))
+                               "feedback": [v._asdict() for v in verdicts], "silenced": silenced},
+                              ensure_ascii=False))
         return
     for label, value in [
         ("id", a.id), ("state", a.state), ("channel", a.channel), ("severity", a.severity),
@@ -134,6 +137,9 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
             click.echo(f"  {_when(v.at)}  {v.verdict:8}  by {v.given_by} ({v.via})" + on
                        + (f"  replaced {_when(v.replaced_at)}" if v.replaced_at else "")
                        + (f"  note: {v.note}" if v.note else ""))
+    if silenced:
+        click.echo(f"{'not told:':14} its other sources are no longer sent for {', '.join(silenced)} "
+                   "(judged not relevant)")
 
 
 @cli.command("feedback")
