@@ -681,7 +681,31 @@ def test_feeds_by_health_are_counted_as_schedule_status_tells_each_feed(store):
         want[health] = want.get(health, 0) + 1
     assert set(want) == set(schedule.HEALTH)  # every answer is met
     assert store.health_counts(now, after, least) == want
-    assert store.snapshot(now, after, least).health == want
+    snap = store.snapshot(now, after, least)  # one pass over the feeds gives both
+    assert snap.health == want and snap.counts == store.status_counts()
+    assert snap.counts[:2] == (len(flags) * len(news) // 2, 3 * len(news) * 4)  # active; of them failing or gone
+
+
+def test_feed_counts_are_taken_again_at_most_every_30_s_only_with_many_feeds(store, monkeypatch):
+    """At 50,000 feeds a pass over them costs ~28 ms of the database thread, every 5 s: from
+    MANY_FEEDS on, the snapshot's feed counts are the last pass's for FEEDS_RECOUNT seconds; a
+    small table (every test's) is counted at every snapshot."""
+    from monitor.store import status
+
+    clock = [100.0]
+    monkeypatch.setattr(status, "_monotonic", lambda: clock[0])
+    store.add_feeds([("https://a.example/1.xml", None, None, ())], 1.0)
+    assert store.snapshot().counts[0] == 1
+    store.add_feeds([("https://a.example/2.xml", None, None, ())], 1.0)
+    assert store.snapshot().counts[0] == 2  # few feeds: counted again
+    monkeypatch.setattr(status, "MANY_FEEDS", 2)
+    assert store.snapshot().counts[0] == 2 and store.snapshot().health == {"new": 2}
+    store.add_feeds([("https://a.example/3.xml", None, None, ())], 1.0)
+    clock[0] += status.FEEDS_RECOUNT - 1
+    assert store.snapshot().counts[0] == 2  # many: the last pass's, within FEEDS_RECOUNT
+    assert store.snapshot(silent_after=20).counts[0] == 3  # other settings: counted again
+    clock[0] += status.FEEDS_RECOUNT
+    assert store.snapshot().counts[0] == 3 and store.snapshot().health == {"new": 3}
 
 
 def test_matches_per_rule_are_counted_by_what_was_added_and_again_in_full_now_and_then(store, monkeypatch):
