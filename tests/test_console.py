@@ -114,7 +114,9 @@ def test_a_verdict_on_one_rule_of_a_story_from_its_page(seeded):
         alert_id = _story_id(c)
         text = c.get(f"/story/{alert_id}")[2]
         assert 'data-rule="kursk"' in text and 'data-rule="north-korean-troops"' in text
-        assert c.post(f"/story/{alert_id}/feedback", {"verdict": "relevant"})[0] == 303
+        status, head, _ = c.post(f"/story/{alert_id}/feedback", {"verdict": "relevant"})
+        assert status == 303 and urllib.parse.unquote(head["Location"].split("note=", 1)[1]).startswith(
+            "Recorded: relevant. kursk has 1 judged match (1 relevant, 0 not); it learns"), head  # no effect to say
         status, head, _ = c.post(f"/story/{alert_id}/feedback", {"verdict": "not", "rule": "north-korean-troops"})
         assert status == 303 and "for%20north-korean-troops" in head.get("Location", ""), head
         note = urllib.parse.unquote(head["Location"].split("note=", 1)[1])  # what the verdict does, shown on the page

@@ -185,8 +185,11 @@ def feedback_cmd(config_path: str, alert_id: str, verdict: str, note: str | None
     try:
         judge = store.judge_match if on_match else store.give_feedback
         given = judge(number, verdict, by.strip(), time.time(), note or None, rule=rule and rule.strip())
-        learning = [learn.progress(r, store.judged(r)) for r in given.rules] \
-            if given is not None and given.outcome in ("recorded", "replaced") else []
+        try:  # recorded: a database that fails now costs only the learning lines
+            learning = [learn.progress(r, store.judged(r)) for r in given.rules] \
+                if given is not None and given.outcome in ("recorded", "replaced") else []
+        except MonitorError as e:
+            learning = [f"(how far each rule is from learning: not known, {e})"]
     except MonitorError as e:
         fail(str(e))
     finally:

@@ -237,8 +237,8 @@ class Views(Base):
             return web.json_response({"outcome": given.outcome, f"{on}_id": number, "alert_id": given.alert_id,
                                       "verdict": verdict, "rules": list(given.rules), "effect": effect,
                                       "learning": learning})
-        done = " ".join([f"Recorded: {VERDICTS[verdict]}" + (f" for {rule}." if rule else "."), effect,
-                         *(f"{line}." for line in learning)])
+        done = " ".join([f"Recorded: {VERDICTS[verdict]}" + (f" for {rule}." if rule else "."),
+                         *filter(None, [effect]), *(f"{line}." for line in learning)])
         raise self.back(request, f"/story/{number}" if on == "alert" else "/search", done)
 
     async def report_miss(self, request: web.Request) -> web.StreamResponse:
