@@ -90,6 +90,19 @@ def test_check_still_renders_a_templates_folder(tmp_path):
     assert p.returncode == 2 and "text.j2:1" in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
+def test_once_polls_without_the_scheduler(tmp_path):
+    """`monitor once` (a cron job's poll) polls, matches and sends; APScheduler, whose import is a
+    sixth of the daemon's, is only for `monitor run`."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\nrules = "{ROOT / "rules"}"\n'
+                   '[notify]\ndefault_channels = ["console"]\n'
+                   '[channels.console]\nurls = ["log://"]\ntag = "console"\n')
+    cfg.chmod(0o600)
+    loaded, _ = loaded_by(["once", "--config", str(cfg)], tmp_path)
+    assert {"monitor.daemon", "monitor.pipeline", "aiohttp"} <= loaded  # it did start the runtime
+    assert "apscheduler" not in loaded and "monitor.daemon.jobs" not in loaded, sorted(loaded)
+
+
 @pytest.mark.parametrize("command", ["parse", "extract"])
 def test_one_input_runs_in_process_without_a_worker_pool(command, tmp_path):
     file = tmp_path / "input"

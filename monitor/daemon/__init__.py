@@ -15,10 +15,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
-
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from typing import TYPE_CHECKING, Any
 
 from .. import cluster, delivery, dispatch, leases, links, pipeline, rules, training
 from .. import config as config_mod
@@ -32,7 +29,9 @@ from ..store import Pruned, StoreError
 from ..web.console import Hooks
 from ..workers import in_thread
 from .context import WORKER_PRELOAD, refreeze, runtime, settle_heap  # noqa: F401 (WORKER_PRELOAD: its name here)
-from .jobs import Executor, check_digests, digest_trigger, job_event, stop_scheduler
+
+if TYPE_CHECKING:  # APScheduler is imported where the scheduler is made: `monitor once` needs none
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 DELIVER_EVERY = 5.0  # seconds between outbox drains (retries, held alerts); a new alert starts one at once
@@ -123,6 +122,7 @@ class Daemon:
 
     async def _reload_all(self) -> bool:
         try:
+            from .jobs import check_digests
             config = config_mod.load(self.config.path)
             check_digests(config)
         except ConfigError as e:
@@ -238,6 +238,7 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             if job.id.startswith("digest:"):
                 job.remove()
+        from .jobs import digest_trigger
         for name, ch in self.config.channels.items():
             if ch.digest:
                 trigger = digest_trigger(ch.digest, ch.timezone)
@@ -332,9 +333,8 @@ class Daemon:
                 if self.queue is not None:
                     self.queue.dispatcher = self.dispatcher
                     self.queue.start_worker()
-            executor = Executor()
-            scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC", executors={"default": executor})
-            scheduler.add_listener(job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+            from .jobs import scheduler_for, stop_scheduler  # APScheduler: only a running daemon loads it
+            scheduler, executor = scheduler_for(loop)
             now = datetime.now().astimezone()
             common = {"max_instances": 1, "coalesce": True}
             # misfire_grace_time defaults to 1 s and silently skips runs (../shared/LIBRARY-NOTES.md).

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from zoneinfo import ZoneInfo
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -52,6 +52,15 @@ async def stop_scheduler(scheduler: AsyncIOScheduler, executor: Executor, grace:
     scheduler.pause()
     await executor.settle(grace)
     scheduler.shutdown(wait=False)
+
+
+def scheduler_for(loop: asyncio.AbstractEventLoop) -> tuple[AsyncIOScheduler, Executor]:
+    """The daemon's scheduler on ``loop`` (in UTC; a digest's cron keeps its channel's zone), with
+    the executor that runs its jobs, and failed, missed and overlapping runs logged (``job_event``)."""
+    executor = Executor()
+    scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC", executors={"default": executor})
+    scheduler.add_listener(job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    return scheduler, executor
 
 
 def job_event(event: JobExecutionEvent) -> None:
