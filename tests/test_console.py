@@ -131,6 +131,9 @@ def test_a_verdict_on_one_rule_of_a_story_from_its_page(seeded):
         page = c.get(f"/story/{alert_id}")[2]
         assert ('<p class="silenced">Judged not relevant for north-korean-troops: its other sources are no longer '
                 "sent for it.</p>") in page
+        [lead] = data["sources"]  # the lead's own alert rows: what became of this source
+        assert lead["delivery"] and all(d.endswith((": pending", ": sent", ": failed")) for d in lead["delivery"])
+        assert f'<span class="delivery">{", ".join(lead["delivery"])}</span>' in page
         nk = page[page.index('data-rule="north-korean-troops"'):]
         assert 'value="not" class="no chosen"' in nk[:nk.index("</form>")]
         kursk = page[page.index('data-rule="kursk"'):]

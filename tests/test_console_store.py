@@ -176,7 +176,8 @@ def test_story_from_a_followup_alert_id_is_the_whole_story(store):
     assert s["id"] == lead["id"] and s["alert_id"] == lead["alert_id"]
     assert [(h["channel"], h["state"], h["held"], h["followup"]) for h in s["history"]] == [
         ("mail", "pending", None, False), ("hook", "pending", None, False), ("mail", "held", "followup", True)]
-    assert [x["feed_title"] for x in s["sources"]] == ["Feed A", "Feed B"]
+    assert [(x["feed_title"], x["delivery"]) for x in s["sources"]] == [
+        ("Feed A", ["mail: pending", "hook: pending"]), ("Feed B", ["mail: held"])]  # what became of each
     assert s["article"]["text"] == "Kämpfe bei Sudscha im Gebiet Kursk." and s["article"]["author"] == "Autorin"
     assert s["entry"]["feed_url"] == A and s["entry"]["first_seen_at"] == T0
     assert [(v["verdict"], v["given_by"], v["note"]) for v in s["verdicts"]] == [("relevant", "ana", "gut")]
@@ -188,6 +189,13 @@ def test_story_from_a_followup_alert_id_is_the_whole_story(store):
     store.give_feedback(lead["alert_id"], "relevant", "ben", T0 + 300)
     assert store.story(followup_id)["silenced"] == []  # one "relevant" keeps the story told
     assert store.story(987654) is None
+    store.sync_feeds([(A, "Feed A", None), (B, "Feed B", None), ("https://c.example/rss", "Feed C", None)], now=T0)
+    c = next(f for f in store.feeds() if f.url == "https://c.example/rss")
+    third = Entry(**{**entry("c1", "Kämpfe bei Sudscha", host="c.example").__dict__, "link": e.link, "uid": "g:2"})
+    store.give_feedback(lead["alert_id"], "not", "ben", T0 + 400)  # judged not relevant: a later source is not sent
+    record(store, c, [(third, None, [match("kursk")])], now=T0 + 500)
+    assert [x["delivery"] for x in store.story(followup_id)["sources"]] == [
+        ["mail: pending", "hook: pending"], ["mail: held"], []]
 
 
 # -- search ---------------------------------------------------------------------------------------

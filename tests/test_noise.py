@@ -104,7 +104,7 @@ def test_one_story_in_20_feeds_within_a_minute_is_one_alert_plus_followups(rig, 
     cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]}, database=database)
     shown = cli_run("alerts", "show", "1", "--config", str(cfg))
     assert "followups:     19 more sources" in shown.stdout, shown.stdout
-    assert "same link  Feed 19: Kursk: fighting (via feed 19)" in shown.stdout
+    assert "same link  Feed 19: Kursk: fighting (via feed 19)  https://example.org/story  · hook: held" in shown.stdout
 
     r.clock.now = 1003 + 599  # follow-ups go out together, followup_every after the first of them
     r.deliver()
@@ -132,7 +132,8 @@ def test_near_identical_text_is_a_followup_within_the_window_only(rig):
     r.clock.now += noise.GROUP_WINDOW + 1
     assert r.match("Troops cross the border, again", "https://d.example/4", feed=4, text=text) == 1
     assert r.store.followups(1) == [{"feed": "Feed 2", "title": "Border crossed, say officials",
-                                     "link": "https://b.example/2", "created_at": 1000.0, "how": "same text"}]
+                                     "link": "https://b.example/2", "created_at": 1000.0, "how": "same text",
+                                     "delivery": ["hook: held"]}]  # held for the follow-ups' digest
 
 
 def _sources(r: Rig, alert: int) -> list[str]:
@@ -150,12 +151,15 @@ def test_a_story_judged_not_relevant_is_not_told_again_by_its_other_sources(rig,
         r.clock.now += 60
         assert r.match("Kursk: a wire story", "https://example.org/wire", feed=i) == 0
     assert r.states() == {"sent": 1, "held": 1}
+    assert [f["delivery"] for f in r.store.followups(1)] == [["hook: held"], [], []]
     r.clock.now += 600
     assert r.deliver() == (0, 0)  # the follow-up held before the verdict leaves no digest either
     assert r.states() == {"sent": 1} and len(r.hook.received) == 1
     assert _sources(r, 1) == ["Feed 1", "Feed 2", "Feed 3"]  # every source is kept, and shown
+    assert [f["delivery"] for f in r.store.followups(1)] == [[], [], []]  # none of them sent
     cfg = write_config(tmp_path, feeds=[], channels={"hook": [r.hook.apprise_url]}, database=database)
     shown = cli_run("alerts", "show", "1", "--config", str(cfg)).stdout
+    assert "Feed 3: Kursk: a wire story  https://example.org/wire  · not sent" in shown, shown
     assert "followups:     3 more sources" in shown and shown.rstrip().endswith(
         "not told:      its other sources are no longer sent for r (judged not relevant)"), shown
     r.clock.now += 60

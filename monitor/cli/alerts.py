@@ -122,7 +122,8 @@ def show_cmd(config_path: str, alert_id: str, as_json: bool) -> None:
     if sources:  # the same story via other feeds (noise.py): follow-ups, not alerts of their own
         click.echo(f"{'followups:':14} {len(sources)} more sources")
         for f in sources:
-            click.echo(f"  {_when(f['created_at'])}  {f['how']:9}  {f['feed']}: {f['title']}  {f['link'] or ''}")
+            click.echo(f"  {_when(f['created_at'])}  {f['how']:9}  {f['feed']}: {f['title']}  {f['link'] or ''}"
+                       f"  · {', '.join(f['delivery']) or 'not sent'}")
     if members:
         click.echo(f"{'digest of:':14} {len(members)} alerts")
         for m in members:

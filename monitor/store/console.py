@@ -252,6 +252,16 @@ class ConsoleQueries(Queries):
                 "WHERE id = ? OR primary_id = ? OR lead_id = ? ORDER BY id", [root, root, root])]
         for m in s["matches"]:
             del m["lead_id"]
+        # what became of each source: "channel: state" of the outbox rows its matches made; none:
+        # not sent (stored only, or a later source of a story the team judged not relevant)
+        made: dict[int, list[str]] = {}
+        for h in s["history"]:
+            made.setdefault(h["match_id"], []).append(f"{h['channel']}: {h['state']}")
+        by_entry: dict[int, list[str]] = {}
+        for m in s["matches"]:
+            by_entry.setdefault(m["entry_id"], []).extend(made.get(m["match_id"], []))
+        for src in s["sources"]:
+            src["delivery"] = by_entry.get(src["entry_id"], [])
         # the rules whose later sources of the story are not sent: the team judged it not relevant
         s["silenced"] = sorted(judged_not(self.db, root))
         return s

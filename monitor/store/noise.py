@@ -119,13 +119,23 @@ class NoiseQueries(Queries):
 
     def followups(self, alert_id: int) -> list[dict[str, Any]]:
         """The other sources of an alert's story (``monitor alerts show``), oldest first: feed,
-        title, link, when, and whether by the same URL or near-identical text."""
-        return self._rows(
-            "SELECT COALESCE(f.title, f.url) AS feed, e.title, e.link, m.created_at, "
+        title, link, when, whether by the same URL or near-identical text, and what became of
+        it (``delivery``: "channel: state" of each outbox row it made; none: it was not sent)."""
+        rows = self._rows(
+            "SELECT m.id AS match_id, COALESCE(f.title, f.url) AS feed, e.title, e.link, m.created_at, "
             "CASE WHEN m.story = l.story OR m.story LIKE l.story || ' via feed %' THEN 'same link' "
             "ELSE 'same text' END AS how FROM outbox o JOIN matches l ON l.id = o.match_id "
             "JOIN matches m ON m.lead_id = o.match_id JOIN entries e ON e.id = m.entry_id "
             "JOIN feeds f ON f.id = e.feed_id WHERE o.id = ? AND m.primary_id IS NULL ORDER BY m.id", [alert_id])
+        delivery: dict[int, list[str]] = {}
+        if rows:
+            for d in self._rows(
+                    "SELECT d.match_id, d.channel, d.state FROM outbox d JOIN matches m ON m.id = d.match_id "
+                    "WHERE m.lead_id = (SELECT match_id FROM outbox WHERE id = ?) ORDER BY d.id", [alert_id]):
+                delivery.setdefault(d["match_id"], []).append(f"{d['channel']}: {d['state']}")
+        for r in rows:
+            r["delivery"] = delivery.get(r.pop("match_id"), [])
+        return rows
 
     def members(self, carrier: int) -> list[Alert]:
         """The alerts a digest lists (``monitor alerts show`` of a digest)."""
