@@ -53,14 +53,15 @@ class Rig:
         return self.feeds[i]
 
     def match(self, title: str, link: str, *, feed: int = 0, text: str = "", rule: str | tuple[str, ...] = "r",
-              severity: str = "normal") -> int:
+              severity: str = "normal", routes: dict[str, tuple[str, ...]] | None = None) -> int:
         """One new entry of ``feed`` matching ``rule`` (or each of several), recorded as a poll
-        records it."""
+        records it; each rule routes to 'hook', or to its channels in ``routes``."""
         self.n += 1
         entry = Entry(uid=f"guid:{self.n}", title=title, link=link, summary="", content="", published=None,
                       guid=str(self.n), content_hash=str(self.n))
         article = Article(title=title, text=text, url=link) if text else None
-        ms = [Match(r, f"Rule {r}", ("Kursk",), "title", "… Kursk …", channels=("hook",), severity=severity)
+        ms = [Match(r, f"Rule {r}", ("Kursk",), "title", "… Kursk …", channels=(routes or {}).get(r, ("hook",)),
+                    severity=severity)
               for r in ((rule,) if isinstance(rule, str) else rule)]
         update = FeedUpdate(last_ok_at=self.clock.now, last_status="ok", error_count=0, next_check_at=0)
         return self.store.record(self.feed(feed), now=self.clock.now, update=update, new=[(entry, article, ms)],
@@ -164,6 +165,36 @@ def test_a_story_judged_not_relevant_is_not_told_again_by_its_other_sources(rig,
         "not told:      its other sources are no longer sent for r (judged not relevant)"), shown
     r.clock.now += 60
     assert r.match("Grain ships", "https://example.org/grain", feed=2) == 1  # other stories alert as before
+
+
+def test_a_verdict_on_one_rule_leaves_out_the_followups_held_on_that_rules_channel_only(rig, database):
+    """kursk routes to 'desk', troops to 'hook'; a follow-up of a story of both was held on each
+    channel before the team judged the story not relevant for kursk: desk's digest leaves it out,
+    hook's lists it. A row made before migration 24 (no ``rules``) is judged by every rule of the
+    follow-up, as before: kept."""
+    r = rig(followup_every=600)
+    routes = {"kursk": ("desk",), "troops": ("hook",)}
+    for n, story in enumerate(("https://example.org/new", "https://example.org/old")):
+        lead = r.match("Kursk and troops", story, feed=0, rule=("kursk", "troops"), routes=routes)
+        assert lead == 2  # one row on each channel
+        r.clock.now += 60
+        assert r.match("Kursk and troops", story, feed=1, rule=("kursk", "troops"), routes=routes) == 0
+        held = r.store.db.execute("SELECT id, channel, rules FROM outbox WHERE held = 'followup' ORDER BY id"
+                                  ).fetchall()
+        assert [tuple(h)[1:] for h in held[-2:]] == [("desk", '["kursk"]'), ("hook", '["troops"]')]
+        if n:  # as a row written before the column was
+            r.store.db.execute("UPDATE outbox SET rules = NULL WHERE id IN (?, ?)", (held[-2][0], held[-1][0]))
+        first = r.store.db.execute("SELECT MIN(o.id) FROM outbox o JOIN matches m ON m.id = o.match_id "
+                                   "WHERE m.story = ?", (story,)).fetchone()[0]
+        r.store.give_feedback(first, "not", "ana", r.clock.now, rule="kursk")
+    r.clock.now += 600
+    assert r.store.bundle("desk", r.clock.now) is not None  # the old row only: its troops rule was not judged
+    assert r.store.bundle("hook", r.clock.now) is not None
+    followups = r.store.db.execute("SELECT e.link, o.channel FROM outbox o JOIN matches m ON m.id = o.match_id "
+                                   "JOIN entries e ON e.id = m.entry_id WHERE o.held = 'followup' ORDER BY o.id"
+                                   ).fetchall()
+    assert [tuple(f) for f in followups] == [
+        ("https://example.org/new", "hook"), ("https://example.org/old", "desk"), ("https://example.org/old", "hook")]
 
 
 def test_a_story_stays_told_while_anyone_judged_it_relevant_or_a_rule_of_it_is_not_judged(rig):

@@ -329,13 +329,17 @@ class EntryQueries(FeedQueries, Queries):
             return 0
         if best == "digest":  # a mention: held for the channel's digest (noise.release)
             hold = "mention"
-        channels = dict.fromkeys(ch for m in ordered if m.tier == best or m.tier not in _TIER for ch in m.channels)
-        for channel in channels:
+        channels: dict[str, list[str]] = {}  # channel -> the rules that route the story there
+        for m in ordered:
+            if m.tier == best or m.tier not in _TIER:
+                for ch in m.channels:
+                    channels.setdefault(ch, []).append(m.rule_id)
+        for channel, routed in channels.items():
             self.db.execute(
-                "INSERT INTO outbox (match_id, channel, created_at, next_attempt_at, state, held) "
-                "VALUES (?,?,?,?,?,?) ON CONFLICT(match_id, channel) DO NOTHING",
+                "INSERT INTO outbox (match_id, channel, created_at, next_attempt_at, state, held, rules) "
+                "VALUES (?,?,?,?,?,?,?) ON CONFLICT(match_id, channel) DO NOTHING",
                 (primary, channel, now, now, "pending" if lead is None and hold is None else "held",
-                 hold if lead is None else "followup"))
+                 hold if lead is None else "followup", json.dumps(routed)))
         return len(channels) if lead is None and best == "alert" else 0
 
     def _told(self, story: str, fp: int | None, th: str | None, now: float, feed_id: int) -> tuple[int | None, bool]:

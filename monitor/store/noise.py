@@ -11,6 +11,7 @@ Held follow-ups of a story that the team has since judged not relevant are left 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -76,17 +77,22 @@ class NoiseQueries(Queries):
 
     def _drop_judged(self, channel: str) -> None:
         """Take out of the channel's digest the held follow-ups of stories that the team judged
-        not relevant since they were held (``feedback.judged_not``, for every rule of the
-        follow-up): their matches stay, listed as the story's sources, and nothing is sent."""
+        not relevant since they were held (``feedback.judged_not``) for every rule that routed the
+        follow-up to this channel (``outbox.rules``; on a row made before migration 24, every rule
+        of the follow-up): their matches stay, listed as the story's sources, and nothing is sent."""
         judged: dict[int, set[str]] = {}
         dropped = []
-        for alert_id, match_id, lead in self.db.execute(
-                "SELECT o.id, m.id, m.lead_id FROM outbox o JOIN matches m ON m.id = o.match_id WHERE o.channel = ? "
-                "AND o.state = 'held' AND o.held = 'followup' AND m.lead_id IS NOT NULL", (channel,)).fetchall():
+        for alert_id, match_id, lead, routed in self.db.execute(
+                "SELECT o.id, m.id, m.lead_id, o.rules FROM outbox o JOIN matches m ON m.id = o.match_id "
+                "WHERE o.channel = ? AND o.state = 'held' AND o.held = 'followup' AND m.lead_id IS NOT NULL",
+                (channel,)).fetchall():
             if lead not in judged:
                 judged[lead] = judged_not(self.db, lead)
-            if judged[lead] and judged[lead].issuperset(r for (r,) in self.db.execute(
-                    "SELECT rule_id FROM matches WHERE id = ? OR primary_id = ?", (match_id, match_id)).fetchall()):
+            if not judged[lead]:
+                continue
+            rules = _rule_ids(routed) or {r for (r,) in self.db.execute(
+                "SELECT rule_id FROM matches WHERE id = ? OR primary_id = ?", (match_id, match_id)).fetchall()}
+            if judged[lead].issuperset(rules):
                 dropped.append((alert_id, lead))
         for alert_id, lead in dropped:
             self.db.execute("DELETE FROM outbox WHERE id = ?", (alert_id,))
@@ -140,3 +146,13 @@ class NoiseQueries(Queries):
     def members(self, carrier: int) -> list[Alert]:
         """The alerts a digest lists (``monitor alerts show`` of a digest)."""
         return [_alert(r) for r in self._rows(_SELECT + "WHERE o.digest_id = ? ORDER BY o.id", [carrier])]
+
+
+def _rule_ids(raw: str | None) -> set[str]:
+    """The rule ids of an ``outbox.rules`` value; empty for NULL (a row made before it) or a
+    value that is not a JSON list of them."""
+    try:
+        got = json.loads(raw) if raw else []
+    except ValueError:
+        return set()
+    return {r for r in got if isinstance(r, str)} if isinstance(got, list) else set()

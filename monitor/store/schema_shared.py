@@ -70,4 +70,10 @@ SHARED: list[str | Callable[[Any], None]] = [
     """
     ALTER TABLE feeds ADD COLUMN ttl_s DOUBLE PRECISION;
     """,
+    # 24: the rules that routed an outbox row to its channel (a JSON list of rule ids; NULL on
+    # rows made before). A digest leaves out a held follow-up once the team judged its story not
+    # relevant for every rule that routed it there, not for every rule of the story (issue 17).
+    """
+    ALTER TABLE outbox ADD COLUMN rules TEXT;
+    """,
 ]
