@@ -62,7 +62,8 @@ class Engine:
         self.need1: dict[int, list[int]] = defaultdict(list)  # the same for rules of one group
         self.groups: list[int] = []
         self.scopes = [frozenset(FIELD_NAMES.index(f) for f in r.fields) for r in rules]
-        self.filtered = [bool(r.languages or r.feeds or r.tags or r.max_age is not None) for r in rules]
+        self.filtered = [bool(r.languages or r.feeds or r.skip_feeds or r.tags or r.max_age is not None)
+                         for r in rules]
         self._words: dict[morph.Keys, dict[str, tuple[int, ...]]] = {}  # text language -> word -> atoms
         self.trees = [self._node(rule.tree, rule.path) for rule in rules]
         # a rule's ``about:`` words: located like every term, never a requirement (salience.passing)

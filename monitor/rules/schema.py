@@ -112,6 +112,10 @@ RULE_PROPERTIES: dict[str, Schema] = {
     "feeds": one_or_list(text("A glob on the feed's URL or title, e.g. `*.bbc.co.uk/*`."), "Only articles "
                          "from feeds whose URL or title matches one of these globs (case-insensitive). E.g. "
                          "`feeds: [\"*tagesschau.de*\", \"Meduza*\"]`."),
+    "skip_feeds": one_or_list(text("A glob on the feed's URL or title, e.g. `*/sport/*`."), "Leave out "
+                              "articles from feeds whose URL or title matches one of these globs (case-"
+                              "insensitive): a source whose matches the team keeps judging not relevant "
+                              "(`monitor rules test` names them). E.g. `skip_feeds: [\"*/sport/*\"]`."),
     "tags": one_or_list(text("A feed tag."), "Only articles from feeds with at least one of these tags. "
                         "E.g. `tags: [ukraine, osint]`."),
     "languages": one_or_list(

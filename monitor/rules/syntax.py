@@ -37,7 +37,7 @@ __all__ = ["Node", "Ref", "Rule", "Term", "Word", "Parsed", "parse_text"]
 
 RULE_KEYS = ("id", "title", "description", "severity", "channels", "fields", "min_hits", "title_weight",
              "alert_at", "digest_at", "about",
-             "feeds", "tags", "languages", "max_age", "match", "within", *NAMES)
+             "feeds", "skip_feeds", "tags", "languages", "max_age", "match", "within", *NAMES)
 NODE_KEYS = (*NAMES, "within", "in")
 
 
@@ -179,7 +179,8 @@ class _File:
             fields=fields, channels=self.names(v, "channels", None), severity=severity,
             min_hits=self.number(v, "min_hits", 1), title_weight=self.number(v, "title_weight", 2),
             alert_at=alert_at, digest_at=digest_at,
-            feeds=self.names(v, "feeds", None), tags=self.names(v, "tags", None), languages=langs,
+            feeds=self.names(v, "feeds", None), skip_feeds=self.names(v, "skip_feeds", None),
+            tags=self.names(v, "tags", None), languages=langs,
             max_age=self.age(v["max_age"]) if "max_age" in v else None, path=self.path, line=line(node),
             context=context,
             about=Node("any", self.items(v["about"], "about"), line=line(v["about"])) if "about" in v else None,

@@ -71,6 +71,7 @@ class Rule:
     alert_at: float = ALERT_AT           # salience from which a match alerts (rules/salience.py)
     digest_at: float = DIGEST_AT         # salience from which it goes to the digest; below: stored only
     feeds: tuple[str, ...] = ()          # globs on the feed's URL or title
+    skip_feeds: tuple[str, ...] = ()     # globs on the feed's URL or title: its articles are left out
     tags: tuple[str, ...] = ()           # the feed has at least one of these tags
     languages: tuple[str, ...] = ()      # the article's language is one of these
     max_age: float | None = None         # seconds: older articles (by their date) are ignored
