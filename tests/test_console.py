@@ -4,6 +4,7 @@ proxy header, hostile text, and each page with its JSON twin. Browser tests: tes
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import urllib.parse
@@ -470,3 +471,29 @@ def test_the_live_inbox_loses_no_alert_made_between_the_page_and_its_stream(seed
             got += chunk
         conn.close()
         assert b"event: alert" in got
+
+
+def test_the_rules_page_names_a_source_the_team_keeps_judging_not_relevant(seeded):
+    """The seeded story and a stored-only match of the same feed, both judged not relevant for
+    kursk: the rules page names the feed under kursk's feedback (not under the troops rule's,
+    which has one such story)."""
+    from monitor.store import connect
+
+    db = config.load(seeded).database
+    store_only_match(db)
+    store = connect(db)
+    try:
+        store.give_feedback(store.inbox()[0]["alert_id"], "not", "ana", 1_790_000_000.0)
+        (quiet,) = store.db.execute("SELECT id FROM matches WHERE tier = 'store'").fetchone()
+        assert store.judge_match(quiet, "not", "ana", 1_790_000_000.0) is not None
+        feed = store.feeds()[0]
+    finally:
+        store.close()
+    with Web(seeded) as web:
+        c = Client(web.url)
+        rows = {r["id"]: r for r in c.json("/rules.json")[1]["rules"]}  # type: ignore[index]
+        assert rows["kursk"]["noisy"] == [{"feed_id": feed.id, "feed": feed.title or feed.url, "url": feed.url,
+                                           "not": 2, "relevant": 0}]
+        assert rows["north-korean-troops"]["noisy"] == []
+        shown = f"mostly not relevant from: {html.escape(feed.title or feed.url)} (2 not, 0 relevant)"
+        assert shown in c.get("/rules")[2]

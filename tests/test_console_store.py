@@ -372,6 +372,30 @@ def test_channel_states_and_rule_stats(store):
     assert stats["energy"]["alerts"] == 1 and stats["energy"]["relevant"] == 0
 
 
+def test_noisy_sources_are_the_feeds_whose_stories_a_rule_keeps_being_judged_not_relevant_for(store):
+    a, b = feeds(store)
+    ids = {}
+    for n, (feed, rules) in enumerate([(a, ("kursk", "nk")), (a, ("kursk",)), (a, ("kursk",)), (b, ("kursk",)),
+                                       (b, ("kursk",))]):
+        e = entry(n, f"Story {n} Kursk", host="a.example" if feed is a else "b.example")
+        record(store, feed, [(e, None, [match(r) for r in rules])], now=T0 + n)
+        ids[n] = next(r["alert_id"] for r in store.inbox() if r["title"] == f"Story {n} Kursk")
+    assert store.noisy_sources() == {}
+    store.give_feedback(ids[0], "not", "ana", T0 + 100)  # both rules of story 0
+    store.give_feedback(ids[0], "not", "ben", T0 + 100)  # a second person: still one story
+    store.give_feedback(ids[1], "not", "ana", T0 + 100)
+    store.give_feedback(ids[2], "relevant", "ana", T0 + 100)
+    store.give_feedback(ids[3], "not", "ana", T0 + 100)  # feed B: one story only, below NOISY_AT
+    store.give_feedback(ids[4], "relevant", "ana", T0 + 100)
+    assert store.noisy_sources() == {"kursk": [{"feed_id": a.id, "feed": "Feed A", "url": A, "not": 2, "relevant": 1}]}
+    store.give_feedback(ids[0], "relevant", "ana", T0 + 200, rule="kursk")  # ana changes her mind on kursk
+    assert store.noisy_sources("kursk") == {}  # ben's "not" stands: story 0 counts both ways, 2 and 2
+    store.give_feedback(ids[2], "not", "ana", T0 + 300)  # replaces her "relevant" on story 2
+    assert store.noisy_sources("kursk")["kursk"][0] | {} == {"feed_id": a.id, "feed": "Feed A", "url": A,
+                                                            "not": 3, "relevant": 1}
+    assert store.noisy_sources("nk") == {}  # one story judged for nk
+
+
 def test_users_in_the_store(store):
     assert store.user_count() == 0
     assert store.add_user("Ana", "editor", "h1", 1.0) and not store.add_user("ana", "viewer", "h2", 2.0)

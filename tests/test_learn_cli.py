@@ -234,3 +234,25 @@ def test_a_recalibrated_match_trains_on_its_plain_salience(tmp_path):
     model = training.fit(learned_rows)
     assert model.trained and learn.PLAIN not in model.names
     assert model.dumps() == training.fit(plain_rows).dumps()
+
+
+def test_rules_test_names_a_source_the_team_keeps_judging_not_relevant_and_skip_feeds_leaves_it_out(tmp_path):
+    """Two stories of the feed "News" judged relevant and five not (the last by two people, one
+    each way): `rules test` names the feed as a source mostly judged not relevant, with its counts
+    of stories; with `skip_feeds` on the feed's URL the rule no longer fires on its articles."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    body = "    title: Kursk\n    any: [Kursk, Sudzha]\n"
+    (rules / "kursk.yaml").write_text("rules:\n  - id: kursk\n" + body)
+    cfg = write_config(tmp_path, feeds=[], channels=CHANNELS, rules=rules)
+    fill(tmp_path / "monitor.db", 2, 5)
+    res = run_cli("rules", "test", "kursk", "--config", str(cfg), "--since", "1d")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.splitlines()
+    assert out[-2:] == ["sources mostly judged not relevant (1; the rule's skip_feeds: [GLOB] leaves a feed out):",
+                        "  News: 5 not, 3 relevant  https://news.example/rss"], out
+    assert any(x.startswith("rule kursk: would have fired on 7 of 7 ") for x in out), out
+
+    (rules / "kursk.yaml").write_text("rules:\n  - id: kursk\n" + body + '    skip_feeds: ["*//news.example/*"]\n')
+    out = run_cli("rules", "test", "kursk", "--config", str(cfg), "--since", "1d").stdout.splitlines()
+    assert any(x.startswith("rule kursk: would have fired on 0 of 7 ") for x in out), out

@@ -65,6 +65,8 @@ class Tally:
                        if (lab := learn.label(j.verdicts)) is not None}
         # stories the team said the rule missed (migration 21): relevant, whether it matches them now or not
         self.misses = {m.entry_id for m in store.misses(rule.id)}
+        # feeds whose stories the team keeps judging not relevant for the rule (all time, not the window)
+        self.noisy: list[dict[str, Any]] = store.noisy_sources(rule.id).get(rule.id, [])
         for entry_id in self.misses:
             self.labels.setdefault(entry_id, True)
         self.matched: set[int] = set()
@@ -112,7 +114,7 @@ class Tally:
                        f"matched); {caught} of them matched now, {len(missed) - caught} still missed")
         if not judged:
             out.append("feedback: no judged stories in this window")
-            return out
+            return out + self.noisy_lines()
         pos = sum(judged.values())
         head = f"feedback: {len(judged)} judged stories in this window ({pos} relevant, {len(judged) - pos} not)"
         out.append(head + ("" if self.model is None else "; model: " + (
@@ -124,4 +126,13 @@ class Tally:
             p = f"{tp / (tp + fp):.2f}" if tp + fp else "n/a"
             r = f"{tp / pos:.2f}" if pos else "n/a"
             out.append(f"  {kind} alerts: precision {p}, recall {r} (TP {tp}, FP {fp}, FN {fn})")
-        return out
+        return out + self.noisy_lines()
+
+    def noisy_lines(self) -> list[str]:
+        """The feeds whose stories the team judged mostly not relevant for the rule, and how to
+        leave one out."""
+        if not self.noisy:
+            return []
+        return [f"sources mostly judged not relevant ({len(self.noisy)}; the rule's skip_feeds: [GLOB] leaves "
+                "a feed out):", *(f"  {n['feed']}: {n['not']} not, {n['relevant']} relevant  {n['url']}"
+                                  for n in self.noisy)]

@@ -135,6 +135,9 @@ class StoreAPI(Protocol):
     # each story the rule fired on, as RuleFeedback(match_id (the rule's own match; None once
     # pruned), story, verdict, at, given_by), oldest first.
     def feedback_for_rule(self, rule_id: str) -> list[RuleFeedback]: ...
+    # noisy_sources: per rule, the feeds whose stories the team judged not relevant for it at least
+    # twice and more often than relevant: {feed_id, feed, url, not, relevant}, noisiest first.
+    def noisy_sources(self, rule_id: str | None = None) -> dict[str, list[dict[str, Any]]]: ...
     def link_used(self, token: str) -> float | None: ...  # when a link token (its hash) was used
     def feedback_counts(self) -> dict[str, int]: ...  # verdicts ever given, by verdict
     # -- Rules that learn (learning.py, issue 17) --------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from .base import Queries
 
 RULE_VERDICT = "COALESCE(r.verdict, f.verdict)"  # a rule's verdict: feedback_rules r, feedback f
+NOISY_AT = 2  # a rule's stories from one feed judged not relevant that make it a noisy source
 
 
 def _pair(kept: str) -> tuple[str, str]:
@@ -190,6 +191,30 @@ class FeedbackQueries(Queries):
             "JOIN feedback f ON f.id = r.feedback_id WHERE r.rule_id = ? AND f.replaced_at IS NULL ORDER BY f.id",
             (rule_id,)).fetchall()
         return [RuleFeedback(m, str(s), str(v), float(at), str(by)) for m, s, v, at, by in rows]
+
+    def noisy_sources(self, rule_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Per rule, the feeds whose stories the team keeps judging not relevant for it: at least
+        NOISY_AT of the rule's stories from that feed with a current "not" verdict, more than
+        with a "relevant" one (a story judged both ways counts in both); each {feed_id, feed, url,
+        not, relevant} (stories), the noisiest first."""
+        rows = self.db.execute(
+            f"SELECT r.rule_id, e.feed_id, fd.title, fd.url, {RULE_VERDICT}, COUNT(DISTINCT f.story) "
+            "FROM feedback_rules r JOIN feedback f ON f.id = r.feedback_id JOIN matches m ON m.id = r.match_id "
+            "JOIN entries e ON e.id = m.entry_id JOIN feeds fd ON fd.id = e.feed_id WHERE f.replaced_at IS NULL"
+            + (" AND r.rule_id = ?" if rule_id is not None else "")
+            + f" GROUP BY r.rule_id, e.feed_id, fd.title, fd.url, {RULE_VERDICT}",
+            (rule_id,) if rule_id is not None else ()).fetchall()
+        tally: dict[tuple[str, int], dict[str, Any]] = {}
+        for rid, feed_id, title, url, verdict, n in rows:
+            t = tally.setdefault((str(rid), int(feed_id)), {"feed_id": int(feed_id), "feed": title or url, "url": url,
+                                                             "not": 0, "relevant": 0})
+            if verdict in ("not", "relevant"):
+                t[str(verdict)] += int(n)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for (rid, _f), t in sorted(tally.items(), key=lambda kv: (-kv[1]["not"], kv[1]["relevant"], kv[1]["url"])):
+            if t["not"] >= NOISY_AT and t["not"] > t["relevant"]:
+                out.setdefault(rid, []).append(t)
+        return out
 
     def report_miss(self, entry_id: int, rule_id: str, given_by: str, now: float, note: str | None = None, *,
                     via: str = "cli") -> str | None:

@@ -227,6 +227,7 @@ class Admin(Base):
         stats = await self.env.db.rule_stats(now - 30 * 86400)
         missed = await self.env.db.misses_by_rule()  # stories reported as missed (migration 21)
         models = await self.env.db.rule_models()
+        noisy = await self.env.db.noisy_sources()  # feeds whose stories a rule's verdicts keep calling noise
         folder = cfg.rules_dir
         rows = []
         for r in self.env.ruleset().rules:
@@ -238,6 +239,7 @@ class Admin(Base):
                          "alerts_total": s.get("alerts_total", 0), "relevant": s.get("relevant", 0),
                          "not": s.get("not", 0), "precision": s.get("relevant", 0) / judged if judged else None,
                          "last_alert_at": s.get("last_alert_at"), "misses": missed.get(r.id, 0),
+                         "noisy": noisy.get(r.id, []),
                          "learning": learning(models.get(r.id), s.get("relevant", 0), s.get("not", 0))})
         files = [p.name for p in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])] if folder.is_dir() else []
         data = {"rules": rows, "files": files, "problems": self.env.rule_problems()}
