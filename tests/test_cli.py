@@ -300,8 +300,8 @@ def test_rules_check_prints_each_problem_once(tmp_path):
         f"error: {folder / 'a.yaml'}:3: regex /[Kursk/ is not valid RE2 (linear-time: no backreferences or "
         "lookarounds): missing ]: [Kursk",
         f"error: {folder / 'b.yaml'}:4: unknown key 'colour' (expected one of: id, title, description, severity, "
-        "channels, fields, min_hits, title_weight, alert_at, digest_at, about, feeds, tags, languages, max_age, match, "
-        "within, any, all, none, near, same_sentence)"]
+        "channels, fields, min_hits, title_weight, alert_at, digest_at, about, feeds, skip_feeds, tags, languages, "
+        "max_age, match, within, any, all, none, near, same_sentence)"]
     ok = run_cli("rules", "check", "--rules", str(RULES))
     assert ok.returncode == 0 and ok.stdout.strip() == f"{RULES}: 2 rules OK" and ok.stderr == ""
 
