@@ -17,11 +17,12 @@ def passes(rule: Rule, article: Article, feed: Any, now: float | None) -> bool:
     leaves out); an article with no date passes ``max_age``."""
     if rule.languages and (article.language or "").lower()[:2] not in rule.languages:
         return False
-    names = [str(getattr(feed, "url", "") or ""), str(getattr(feed, "title", "") or "")]
-    if rule.feeds and (feed is None or not _any_glob(rule.feeds, names)):
-        return False
-    if rule.skip_feeds and feed is not None and _any_glob(rule.skip_feeds, names):
-        return False
+    if rule.feeds or rule.skip_feeds:
+        names = [str(getattr(feed, "url", "") or ""), str(getattr(feed, "title", "") or "")]
+        if rule.feeds and (feed is None or not _any_glob(rule.feeds, names)):
+            return False
+        if rule.skip_feeds and feed is not None and _any_glob(rule.skip_feeds, names):
+            return False
     if rule.tags:
         tags = {t.lower() for t in (getattr(feed, "tags", None) or ())}
         if not tags & {t.lower() for t in rule.tags}:

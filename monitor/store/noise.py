@@ -11,13 +11,13 @@ Held follow-ups of a story that the team has since judged not relevant are left 
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from ..models import Alert, Digest, DigestItem
 from .base import Queries
 from .feedback import judged_not
+from .learning import _list
 from .outbox import _SELECT, _alert
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class NoiseQueries(Queries):
                 judged[lead] = judged_not(self.db, lead)
             if not judged[lead]:
                 continue
-            rules = _rule_ids(routed) or {r for (r,) in self.db.execute(
+            rules = {r for r in _list(routed) if isinstance(r, str)} or {r for (r,) in self.db.execute(
                 "SELECT rule_id FROM matches WHERE id = ? OR primary_id = ?", (match_id, match_id)).fetchall()}
             if judged[lead].issuperset(rules):
                 dropped.append((alert_id, lead))
@@ -146,13 +146,3 @@ class NoiseQueries(Queries):
     def members(self, carrier: int) -> list[Alert]:
         """The alerts a digest lists (``monitor alerts show`` of a digest)."""
         return [_alert(r) for r in self._rows(_SELECT + "WHERE o.digest_id = ? ORDER BY o.id", [carrier])]
-
-
-def _rule_ids(raw: str | None) -> set[str]:
-    """The rule ids of an ``outbox.rules`` value; empty for NULL (a row made before it) or a
-    value that is not a JSON list of them."""
-    try:
-        got = json.loads(raw) if raw else []
-    except ValueError:
-        return set()
-    return {r for r in got if isinstance(r, str)} if isinstance(got, list) else set()
