@@ -497,3 +497,30 @@ def test_the_rules_page_names_a_source_the_team_keeps_judging_not_relevant(seede
         assert rows["north-korean-troops"]["noisy"] == []
         shown = f"mostly not relevant from: {html.escape(feed.title or feed.url)} (2 not, 0 relevant)"
         assert shown in c.get("/rules")[2]
+
+
+def test_the_inbox_row_counts_the_sources_that_were_not_sent(seeded):
+    """The seeded story judged not relevant, then told by a second feed: that source is stored,
+    not sent, and the inbox row says so beside its count of sources."""
+    from monitor.models import Entry, FeedUpdate, Match
+    from monitor.store import connect
+
+    store = connect(config.load(seeded).database)
+    try:
+        lead = store.inbox()[0]
+        store.give_feedback(lead["alert_id"], "not", "ana", 1_790_000_000.0)
+        link = store.story(lead["alert_id"])["entry"]["link"]
+        store.sync_feeds([("https://wire.example/rss", "Wire", None)], now=1_790_000_000.0)
+        wire = next(f for f in store.feeds() if f.url == "https://wire.example/rss")
+        again = Entry(uid="guid:wire-1", guid="wire-1", title="Kursk (wire)", link=link, summary="", content="",
+                      published=None, content_hash="h-wire")
+        kursk = Match("kursk", "Kursk region", ("Kursk",), "title", "… **Kursk** …", channels=("console",))
+        assert store.record(wire, now=1_790_000_100.0, update=FeedUpdate(), new=[(again, None, [kursk])],
+                            baseline=False) == 0
+    finally:
+        store.close()
+    with Web(seeded) as web:
+        c = Client(web.url)
+        row = c.json("/inbox.json")[1]["alerts"][0]  # type: ignore[index]
+        assert (row["followups"], row["unsent"]) == (1, 1), row
+        assert '<span class="followups">+1 sources, 1 not sent</span>' in c.get("/")[2]

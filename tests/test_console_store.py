@@ -196,6 +196,8 @@ def test_story_from_a_followup_alert_id_is_the_whole_story(store):
     record(store, c, [(third, None, [match("kursk")])], now=T0 + 500)
     assert [x["delivery"] for x in store.story(followup_id)["sources"]] == [
         ["mail: pending", "hook: pending"], ["mail: held"], []]
+    row = next(r for r in store.inbox() if r["id"] == lead["id"])
+    assert (row["followups"], row["unsent"]) == (2, 1)  # the inbox row: +2 sources, 1 not sent
 
 
 # -- search ---------------------------------------------------------------------------------------

@@ -158,9 +158,15 @@ class ConsoleQueries(Queries):
                 "SELECT id AS alert_id, match_id, channel, state, held, attempts, sent_at, last_error, "
                 f"next_attempt_at FROM outbox WHERE match_id IN ({marks}) ORDER BY id", ids):
             deliveries[r.pop("match_id")].append(r)
-        followups = {int(lead): int(n) for lead, n in self.db.execute(
-            f"SELECT lead_id, COUNT(DISTINCT entry_id) FROM matches WHERE lead_id IN ({marks}) GROUP BY lead_id",
-            ids).fetchall()}
+        # other sources of each story, and those of them that made no delivery (stored only, or
+        # silenced by a "not relevant"): only a source's primary match has outbox rows
+        followups: dict[int, int] = {}
+        unsent: dict[int, int] = {}
+        for lead, n, quiet in self.db.execute(
+                "SELECT lead_id, COUNT(DISTINCT entry_id), COUNT(DISTINCT entry_id) FILTER (WHERE primary_id IS NULL "
+                "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.match_id = matches.id)) FROM matches "
+                f"WHERE lead_id IN ({marks}) GROUP BY lead_id", ids).fetchall():
+            followups[int(lead)], unsent[int(lead)] = int(n), int(quiet)
         stories = list({b["story"] for b in base.values()})
         verdicts: dict[str, dict] = {}
         for r in self._rows(f"SELECT story, verdict, given_by, created_at AS at, note, id FROM feedback WHERE story "
@@ -191,7 +197,7 @@ class ConsoleQueries(Queries):
                            "terms": _json(r["terms"], []), "context": _json(r["context"], []),
                            "severity": r["severity"], "salience": r["salience"], "tier": r["tier"]}
                           for r in story_rules],
-                "deliveries": deliveries[i], "followups": followups.get(i, 0),
+                "deliveries": deliveries[i], "followups": followups.get(i, 0), "unsent": unsent.get(i, 0),
                 "feedback": _latest(verdicts.get(b["story"]), own, len(story_rules)),
                 "entry_id": b["entry_id"],
             })
