@@ -6,12 +6,14 @@ CONFIG ?= config.example.toml
 
 .PHONY: run once test check lint clean
 
-$(VENV)/.run-installed: pyproject.toml
+# setup.py builds monitor/rules/_layout.c (in place: the install is editable), so a change to it
+# installs again
+$(VENV)/.run-installed: pyproject.toml setup.py monitor/rules/_layout.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml
+$(VENV)/.test-installed: pyproject.toml setup.py monitor/rules/_layout.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@ $(VENV)/.run-installed
@@ -36,7 +38,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/python -m pip install -q -e '.[dev]' && $(BIN)/ruff check monitor tests bench && $(BIN)/mypy monitor
 
 clean:
-	rm -rf $(VENV) var/*.db var/*.db-wal var/*.db-shm
+	rm -rf $(VENV) build monitor/rules/*.so var/*.db var/*.db-wal var/*.db-shm
 
 # Polling benchmark (bench/polling/README.md): daemon vs a minimal floor vs rss2email on a
 # local feed farm, each contender's work checked at the farm and in what it recorded.

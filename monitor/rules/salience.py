@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from itertools import compress, count
 from math import sqrt
+from types import ModuleType
 from typing import NamedTuple
 
 from ..models import LONG_ARTICLE, why
@@ -68,8 +69,23 @@ _WORD = re.compile(r"\w+")
 _LONG_LINE = re.compile(rf"\W*(?:\w+\W+){{{SHORT_LINE}}}\w")  # more than SHORT_LINE words
 _SPAN, _START, _STOP = re.Match.span, re.Match.start, re.Match.end
 
+# The same answers in C (_layout.c), ten times cheaper: a sentence's start, a line's quotes,
+# asides and list tests, each in one pass over the characters (Python's regexes look at each
+# character of a line with evidence six times). Built at install where a C compiler is; where it
+# is not, this module's Python gives them (tests/test_layout_native.py holds the two equal).
+_native: ModuleType | None
+try:
+    from . import _layout as _native
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _native = None
+
 
 def sentence_starts(text: str) -> list[int]:
+    """Where each sentence of ``text`` starts (``python_sentence_starts``, in C when built)."""
+    return _native.sentence_starts(text) if _native is not None else python_sentence_starts(text)
+
+
+def python_sentence_starts(text: str) -> list[int]:
     """Where each sentence of ``text`` starts: the pieces between sentence ends and line ends
     that hold a word. In C but for a loop over the line ends (finditer, map, sort, compress): an
     article has a hundred pieces, and a Python loop over them cost more than the rest of
@@ -154,6 +170,14 @@ class Layout:
         at once with the line cut out once (``weigh`` asks for the list test of every sentence
         with evidence); the regexes only where their first characters are (in C, 10x faster)."""
         text, end = self.text, self._end(start)
+        if _native is not None:
+            quotes, asides, bullet, short = _native.line_facts(text, start, end)
+            listed = self._on_list.get(start)
+            if listed is None:
+                self._short[start] = short
+                listed = self._on_list[start] = bullet or (short and self._run(start) >= LIST_RUN)
+            got = self._lines[start] = (quotes, asides, listed)
+            return got
         line = text[start:end]
         listed = self._on_list.get(start)
         if listed is None:
@@ -172,18 +196,22 @@ class Layout:
         start = self.text.rfind("\n", 0, self.starts[k]) + 1
         got = self._on_list.get(start)
         if got is None:
-            got = self._on_list[start] = self._list_line(start, self.text[start:self._end(start)])
+            got = self._on_list[start] = self._list_line(start)
         self._listed[k] = got
         return got
 
-    def _list_line(self, start: int, line: str) -> bool:
-        """Whether ``line``, the line at ``start``, is a list line (``listed_at``)."""
-        if _BULLET.match(line) is not None:
-            return True
-        short = self._short.get(start)
-        if short is None:
-            short = self._short[start] = _is_short(line)
-        return short and self._run(start) >= LIST_RUN
+    def _list_line(self, start: int, line: str | None = None) -> bool:
+        """Whether the line at ``start`` (``line``, when cut out already) is a list line
+        (``listed_at``)."""
+        if _native is not None:
+            if _native.bullet(self.text, start, self._end(start)):
+                return True
+        else:
+            if line is None:
+                line = self.text[start:self._end(start)]
+            if _BULLET.match(line) is not None:
+                return True
+        return self._is_short(start) and self._run(start) >= LIST_RUN
 
     def lead_at(self, k: int) -> bool:
         """Whether sentence ``k`` is in the lead: the first ``lead`` sentences, list lines not."""
@@ -204,7 +232,9 @@ class Layout:
     def _is_short(self, start: int) -> bool:
         got = self._short.get(start)
         if got is None:
-            got = self._short[start] = _is_short(self.text[start:self._end(start)])
+            end = self._end(start)
+            got = self._short[start] = (_native.is_short(self.text, start, end) if _native is not None
+                                        else _is_short(self.text[start:end]))
         return got
 
     def _run(self, start: int) -> int:

@@ -1,0 +1,104 @@
+"""Salience's layout in C (monitor/rules/_layout.c) gives what salience.py's Python gives: where
+sentences start, a line's quotes and asides, its list tests, on texts made of the characters
+those tests turn on (end marks, closers, every kind of quote, bullets, digits of other scripts,
+white space that is not a space), and the layout and salience of whole articles with C and
+without it (tests/test_salience_reference.py holds both to the slow path)."""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor import rules
+from monitor.models import Article
+from monitor.rules import salience
+
+native = salience._native
+
+PIECES = list("ab _1²٣\u00a0\u2028\t\r\n.!?…\"”»“’')]([„«‘-–—•·*▪►+:x") + ["word", "  ", "12", "3)", "4.", "_"]
+texts = st.lists(st.sampled_from(PIECES) | st.text(max_size=3), max_size=80).map("".join)
+
+
+def python_line(text: str, start: int, end: int) -> tuple:
+    line = text[start:end]
+    return ([m.span() for m in salience._QUOTES.finditer(text, start, end)],
+            [m.span() for m in salience._ASIDE.finditer(text, start, end)],
+            salience._BULLET.match(line) is not None, salience._is_short(line))
+
+
+def test_the_c_layout_is_built_where_a_compiler_is():
+    """setup.py builds it when the install finds a C compiler; a build that failed silently
+    would leave salience on its Python, ten times slower."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        assert native is None
+    else:
+        assert native is not None, f"{cc} is here but monitor/rules/_layout.c was not built: pip install -e ."
+
+
+needs_native = pytest.mark.skipif(native is None, reason="no C compiler at install: salience runs on its Python")
+
+
+@needs_native
+@settings(max_examples=3000, deadline=None)
+@given(texts, st.data())
+def test_c_and_python_agree(text: str, data: st.DataObject):
+    assert native.sentence_starts(text) == salience.python_sentence_starts(text)
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    assert native.line_facts(text, start, end) == python_line(text, start, end)
+    assert native.is_short(text, start, end) == salience._is_short(text[start:end])
+    assert native.bullet(text, start, end) == (salience._BULLET.match(text[start:end]) is not None)
+
+
+@needs_native
+@pytest.mark.parametrize("opens,closes,longest", [("„", "“", 600), ("“", "”", 600), ("«", "»", 600),
+                                                  ("»", "«", 600), ('"', '"', 600), ("‘", "’", 600),
+                                                  ("(", ")", 400)])
+def test_the_longest_quote_and_aside(opens: str, closes: str, longest: int):
+    for size in (0, 1, longest - 1, longest, longest + 1):
+        text = f"He said {opens}{'a' * size}{closes} and left."
+        got = native.line_facts(text, 0, len(text))
+        assert got == python_line(text, 0, len(text))
+        assert bool(got[0] or got[1]) == (1 <= size <= longest)
+
+
+@needs_native
+def test_offsets_outside_the_text_are_clamped_and_wrong_types_refused():
+    text = "One. Two (three) “four”."
+    assert native.line_facts(text, -5, 999) == python_line(text, 0, len(text))
+    assert native.line_facts(text, 10, 3) == ([], [], False, True)
+    with pytest.raises(TypeError):
+        native.sentence_starts(b"bytes")
+    with pytest.raises(TypeError):
+        native.line_facts(None, 0, 1)
+
+
+ARTICLES = [
+    ("Kursk", "Troops pushed into Kursk. Fighting near Sudzha went on!\n\n- Kursk: more news\n- Budget\n"
+     "- City hall\n(Kursk is near.) He said: „Kursk troops.“ «Kursk» ‘Kursk’s’ … Kursk?\n1) Kursk\n2) one"),
+    ("", "Short\nlines\nabout\nKursk\nhere.\n\nA long paragraph on Kursk that goes on and on, with many words, "
+     "more than twelve of them, and ends without a mark"),
+]
+
+
+@pytest.mark.parametrize("title,text", ARTICLES)
+def test_layout_and_salience_the_same_with_c_and_without(monkeypatch: pytest.MonkeyPatch, title: str, text: str):
+    ruleset = rules.parse("rules:\n  - {id: k, title: K, any: [Kursk, troops]}\n"
+                          "  - {id: s, title: S, near: [Kursk, Sudzha]}")
+
+    def seen() -> tuple:
+        lay = salience.Layout(text)
+        places = [lay.spot(at) for at in range(len(text))]
+        matches = rules.match(ruleset, Article(title=title, text=text))
+        weighed = [(m.rule_id, m.salience, m.features, m.tier) for m in matches]
+        return lay.starts, lay.lead, lay.listed, places, weighed
+
+    with_c = seen()
+    monkeypatch.setattr(salience, "_native", None)
+    assert seen() == with_c
+    assert with_c[-1]
