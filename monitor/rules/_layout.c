@@ -46,15 +46,16 @@ text_of(PyObject *obj, Text *t)
     return 0;
 }
 
-#define AT(t, i) PyUnicode_READ((t)->kind, (t)->data, (i))
+/* Each scan below is written once for a kind of string that is a constant where it is called
+ * (``BY_KIND``), so the compiler makes one loop per kind with no test of the kind in it. */
+#define INLINE static inline __attribute__((always_inline))
+#define AT(i) PyUnicode_READ(kind, data, (i))
+#define BY_KIND(fn, t, ...)                                                      \
+    ((t)->kind == PyUnicode_1BYTE_KIND ? fn(PyUnicode_1BYTE_KIND, __VA_ARGS__)   \
+     : (t)->kind == PyUnicode_2BYTE_KIND ? fn(PyUnicode_2BYTE_KIND, __VA_ARGS__) \
+     : fn(PyUnicode_4BYTE_KIND, __VA_ARGS__))
 
-static int
-is_mark(Py_UCS4 c)
-{
-    return c == '.' || c == '!' || c == '?' || c == 0x2026;  /* … */
-}
-
-static int
+INLINE int
 is_closer(Py_UCS4 c)  /* what may stand between a sentence's end mark and the space after it */
 {
     switch (c) {
@@ -79,7 +80,11 @@ append_int(PyObject *list, Py_ssize_t v)
 static int
 append_span(PyObject *list, Py_ssize_t a, Py_ssize_t b)
 {
-    PyObject *o = Py_BuildValue("(nn)", a, b);
+    PyObject *x = PyLong_FromSsize_t(a), *y = PyLong_FromSsize_t(b), *o = NULL;
+    if (x != NULL && y != NULL)
+        o = PyTuple_Pack(2, x, y);
+    Py_XDECREF(x);
+    Py_XDECREF(y);
     if (o == NULL)
         return -1;
     int r = PyList_Append(list, o);
@@ -87,9 +92,58 @@ append_span(PyObject *list, Py_ssize_t a, Py_ssize_t b)
     return r;
 }
 
-/* A sentence ends at an end mark, the closers after it and the white space (not a line end)
- * after those, at least one character of it; or at a line end. Each piece between two ends is
- * a sentence when it holds a word character. */
+/* A sentence ends at an end mark (. ! ? …), the closers after it and the white space (not a
+ * line end) after those, at least one character of it; or at a line end. Each piece between
+ * two ends is a sentence when it holds a word character. */
+INLINE int
+starts_of(const int kind, const void *data, Py_ssize_t n, PyObject *out)
+{
+    Py_ssize_t begin = 0, i = 0;
+    int word = 0;
+    while (i < n) {
+        Py_UCS4 c = AT(i);
+        if (c > '?' && c != 0x2026) {  /* neither a line end nor an end mark: most characters */
+            if (!word)
+                word = IS_WORD(c);
+            i++;
+            continue;
+        }
+        Py_ssize_t next = -1;  /* where the next piece begins, when a piece ends here */
+        if (c == '\n') {
+            next = i + 1;
+        }
+        else if (c == '.' || c == '!' || c == '?' || c == 0x2026) {
+            Py_ssize_t j = i + 1;
+            while (j < n && is_closer(AT(j)))
+                j++;
+            Py_ssize_t k = j;
+            while (k < n) {
+                Py_UCS4 d = AT(k);
+                if (d == '\n' || !IS_SPACE(d))
+                    break;
+                k++;
+            }
+            if (k > j)
+                next = k;
+        }
+        else if (!word) {
+            word = IS_WORD(c);
+        }
+        if (next >= 0) {
+            if (word && append_int(out, begin) < 0)
+                return -1;
+            begin = i = next;
+            word = 0;
+        }
+        else {
+            i++;
+        }
+    }
+    if (word && append_int(out, begin) < 0)
+        return -1;
+    return 0;
+}
+
 static PyObject *
 sentence_starts(PyObject *Py_UNUSED(self), PyObject *arg)
 {
@@ -99,65 +153,28 @@ sentence_starts(PyObject *Py_UNUSED(self), PyObject *arg)
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
-    Py_ssize_t n = t.n, begin = 0, i = 0;
-    int word = 0;
-    while (i < n) {
-        Py_UCS4 c = AT(&t, i);
-        Py_ssize_t next = -1;  /* where the next piece begins, when a piece ends here */
-        if (c == '\n') {
-            next = i + 1;
-        }
-        else if (is_mark(c)) {
-            Py_ssize_t j = i + 1;
-            while (j < n && is_closer(AT(&t, j)))
-                j++;
-            Py_ssize_t k = j;
-            while (k < n) {
-                Py_UCS4 d = AT(&t, k);
-                if (d == '\n' || !IS_SPACE(d))
-                    break;
-                k++;
-            }
-            if (k > j)
-                next = k;
-        }
-        else if (!word && IS_WORD(c)) {
-            word = 1;
-        }
-        if (next >= 0) {
-            if (word && append_int(out, begin) < 0) {
-                Py_DECREF(out);
-                return NULL;
-            }
-            begin = i = next;
-            word = 0;
-        }
-        else {
-            i++;
-        }
-    }
-    if (word && append_int(out, begin) < 0) {
+    if (BY_KIND(starts_of, &t, t.data, t.n, out) < 0) {
         Py_DECREF(out);
         return NULL;
     }
     return out;
 }
 
-static int
-short_line(Text *t, Py_ssize_t start, Py_ssize_t end)
+/* salience._is_short: no end mark after the line's text, and at most SHORT_LINE words */
+INLINE int
+short_of(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
 {
-    /* salience._is_short: no end mark after the line's text, and at most SHORT_LINE words */
     Py_ssize_t last = end - 1;
-    while (last >= start && IS_SPACE(AT(t, last)))
+    while (last >= start && IS_SPACE(AT(last)))
         last--;
     if (last >= start) {
-        Py_UCS4 c = AT(t, last);
+        Py_UCS4 c = AT(last);
         if (c == '.' || c == '!' || c == '?' || c == 0x2026 || c == ':')
             return 0;
     }
     int runs = 0, in_word = 0;
     for (Py_ssize_t i = start; i < end; i++) {
-        int w = IS_WORD(AT(t, i));
+        int w = IS_WORD(AT(i));
         if (w && !in_word && ++runs > SHORT_LINE)
             return 0;
         in_word = w;
@@ -165,7 +182,7 @@ short_line(Text *t, Py_ssize_t start, Py_ssize_t end)
     return 1;
 }
 
-static int
+INLINE int
 is_bullet_char(Py_UCS4 c)
 {
     switch (c) {
@@ -176,138 +193,124 @@ is_bullet_char(Py_UCS4 c)
     }
 }
 
-static int
-bulleted(Text *t, Py_ssize_t start, Py_ssize_t end)
+/* salience._BULLET.match: white space, a bullet or one or two digits and "." or ")", then
+ * white space */
+INLINE int
+bullet_of(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
 {
-    /* salience._BULLET.match: white space, a bullet or one or two digits and "." or ")", then
-     * white space */
     Py_ssize_t i = start;
-    while (i < end && IS_SPACE(AT(t, i)))
+    while (i < end && IS_SPACE(AT(i)))
         i++;
     if (i >= end)
         return 0;
-    Py_UCS4 c = AT(t, i);
+    Py_UCS4 c = AT(i);
     if (is_bullet_char(c)) {
         i++;
     }
     else if (Py_UNICODE_ISDECIMAL(c)) {
         i++;
-        if (i < end && Py_UNICODE_ISDECIMAL(AT(t, i)))
+        if (i < end && Py_UNICODE_ISDECIMAL(AT(i)))
             i++;
-        if (i >= end || (AT(t, i) != '.' && AT(t, i) != ')'))
+        if (i >= end || (AT(i) != '.' && AT(i) != ')'))
             return 0;
         i++;
     }
     else {
         return 0;
     }
-    return i < end && IS_SPACE(AT(t, i));
+    return i < end && IS_SPACE(AT(i));
 }
 
-/* Whether a quote opened by ``open`` may hold ``c`` (salience._QUOTES: each kind of quote's
- * own closing marks and a line end end it), and whether ``c`` closes it. */
+/* The marks that close a quote opened by ``open`` (salience._QUOTES), which it may not hold,
+ * nor a line end; 0 fills. The quotes: „ ... “ ” "   “ ... ”   « ... »   » ... «   " ... "
+ * ‘ ... ’ (not followed by a word character: "‘Kursk’s" opens no quote). */
 static int
-quote_holds(Py_UCS4 open, Py_UCS4 c)
+closers_of(Py_UCS4 open, Py_UCS4 *x, Py_UCS4 *y, Py_UCS4 *z, Py_UCS4 *also)
 {
-    if (c == '\n')
-        return 0;
+    *x = *y = *z = 0;
+    *also = 0;  /* a fourth mark the quote may not hold, that does not close it */
     switch (open) {
-    case 0x201E: return c != 0x201C && c != 0x201D && c != '"';  /* „ ... “ ” " */
-    case 0x201C: return c != 0x201D && c != 0x201C;              /* “ ... ” */
-    case 0x00AB: return c != 0x00BB;                             /* « ... » */
-    case 0x00BB: return c != 0x00AB;                             /* » ... « */
-    case '"':    return c != '"';
-    case 0x2018: return c != 0x2019;                             /* ‘ ... ’ */
-    default:     return 0;
+    case 0x201E: *x = 0x201C; *y = 0x201D; *z = '"'; return 1;
+    case 0x201C: *x = 0x201D; *also = 0x201C; return 1;
+    case 0x00AB: *x = 0x00BB; return 1;
+    case 0x00BB: *x = 0x00AB; return 1;
+    case '"': *x = '"'; return 1;
+    case 0x2018: *x = 0x2019; return 1;
+    default: return 0;
     }
 }
 
-static int
-quote_closes(Py_UCS4 open, Py_UCS4 c)
+/* Python's regex finditer over text[start:end] of salience._QUOTES and, apart, of _ASIDE, in one
+ * pass: at each place where an opener stands (and the previous match of its own pattern has
+ * ended), the longest run of characters it may hold (1 to QUOTE_MAX, ASIDE_MAX), then a mark
+ * that closes it. */
+INLINE int
+spans_of(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, PyObject *quotes,
+         PyObject *asides)
 {
-    switch (open) {
-    case 0x201E: return c == 0x201C || c == 0x201D || c == '"';
-    case 0x201C: return c == 0x201D;
-    case 0x00AB: return c == 0x00BB;
-    case 0x00BB: return c == 0x00AB;
-    case '"':    return c == '"';
-    case 0x2018: return c == 0x2019;
-    default:     return 0;
-    }
-}
-
-static int
-is_opener(Py_UCS4 c)
-{
-    return c == 0x201E || c == 0x201C || c == 0x00AB || c == 0x00BB || c == '"' || c == 0x2018;
-}
-
-/* Python's regex finditer over text[start:end] of a pattern "OPEN [^EXCLUDED]{1,MAX} CLOSE":
- * at each place where an opener stands, the longest run of characters it may hold (at most
- * MAX), then a closing mark; a match ends the search there, else it goes on one character on. */
-static int
-find_quotes(Text *t, Py_ssize_t start, Py_ssize_t end, PyObject *out)
-{
-    Py_ssize_t p = start;
-    while (p < end) {
-        Py_UCS4 open = AT(t, p);
-        if (is_opener(open)) {
-            Py_ssize_t q = p + 1, limit = p + 1 + QUOTE_MAX + 1;
-            if (limit > end)
-                limit = end;
-            while (q < limit && quote_holds(open, AT(t, q)))
-                q++;
-            Py_ssize_t run = q - (p + 1);
-            if (run >= 1 && run <= QUOTE_MAX && q < end && quote_closes(open, AT(t, q))
-                && !(open == 0x2018 && q + 1 < end && IS_WORD(AT(t, q + 1)))) {  /* ‘...’(?!\w) */
-                if (append_span(out, p, q + 1) < 0)
-                    return -1;
-                p = q + 1;
+    Py_ssize_t quote_from = start, aside_from = start;
+    for (Py_ssize_t p = start; p < end; p++) {
+        Py_UCS4 c = AT(p);
+        if (c < 0x80 ? (c != '"' && c != '(') : (c != 0x00AB && c != 0x00BB && c != 0x201E && c != 0x201C && c != 0x2018))
+            continue;
+        if (c == '(') {
+            if (p < aside_from)
                 continue;
-            }
-        }
-        p++;
-    }
-    return 0;
-}
-
-static int
-find_asides(Text *t, Py_ssize_t start, Py_ssize_t end, PyObject *out)
-{
-    Py_ssize_t p = start;
-    while (p < end) {
-        if (AT(t, p) == '(') {
-            Py_ssize_t q = p + 1, limit = p + 1 + ASIDE_MAX + 1;
+            Py_ssize_t q = p + 1, limit = p + 2 + ASIDE_MAX;
             if (limit > end)
                 limit = end;
-            while (q < limit) {
-                Py_UCS4 c = AT(t, q);
-                if (c == '(' || c == ')' || c == '\n')
+            for (; q < limit; q++) {
+                Py_UCS4 d = AT(q);
+                if (d == '(' || d == ')' || d == '\n')
                     break;
-                q++;
             }
-            Py_ssize_t run = q - (p + 1);
-            if (run >= 1 && run <= ASIDE_MAX && q < end && AT(t, q) == ')') {
-                if (append_span(out, p, q + 1) < 0)
+            if (q - p - 1 >= 1 && q - p - 1 <= ASIDE_MAX && q < end && AT(q) == ')') {
+                if (append_span(asides, p, q + 1) < 0)
                     return -1;
-                p = q + 1;
-                continue;
+                aside_from = q + 1;
             }
+            continue;
         }
-        p++;
+        if (p < quote_from)
+            continue;
+        Py_UCS4 x, y, z, also;
+        closers_of(c, &x, &y, &z, &also);
+        Py_ssize_t q = p + 1, limit = p + 2 + QUOTE_MAX;
+        if (limit > end)
+            limit = end;
+        for (; q < limit; q++) {
+            Py_UCS4 d = AT(q);
+            if (d == x || d == '\n' || (y && (d == y || d == z)) || (also && d == also))
+                break;
+        }
+        Py_UCS4 d = q < end ? AT(q) : 0;
+        if (q - p - 1 >= 1 && q - p - 1 <= QUOTE_MAX && q < end && (d == x || (y && (d == y || d == z)))
+            && !(c == 0x2018 && q + 1 < end && IS_WORD(AT(q + 1)))) {
+            if (append_span(quotes, p, q + 1) < 0)
+                return -1;
+            quote_from = q + 1;
+        }
     }
     return 0;
 }
 
+/* (text, start, end) of a call with three arguments, start and end held within the text as
+ * a regex's pos and endpos are */
 static int
-line_args(PyObject *args, Text *t, Py_ssize_t *start, Py_ssize_t *end)
+line_args(PyObject *const *args, Py_ssize_t nargs, Text *t, Py_ssize_t *start, Py_ssize_t *end)
 {
-    PyObject *text;
-    if (!PyArg_ParseTuple(args, "Unn", &text, start, end))
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "three arguments are needed (text, start, end), not %zd", nargs);
         return -1;
-    if (text_of(text, t) < 0)
+    }
+    if (text_of(args[0], t) < 0)
         return -1;
-    /* as a regex's pos and endpos: within the text */
+    *start = PyLong_AsSsize_t(args[1]);
+    if (*start == -1 && PyErr_Occurred())
+        return -1;
+    *end = PyLong_AsSsize_t(args[2]);
+    if (*end == -1 && PyErr_Occurred())
+        return -1;
     if (*start < 0)
         *start = 0;
     if (*end > t->n)
@@ -318,49 +321,52 @@ line_args(PyObject *args, Text *t, Py_ssize_t *start, Py_ssize_t *end)
 }
 
 static PyObject *
-line_facts(PyObject *Py_UNUSED(self), PyObject *args)
+line_facts(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
     Text t;
     Py_ssize_t start, end;
-    if (line_args(args, &t, &start, &end) < 0)
+    if (line_args(args, nargs, &t, &start, &end) < 0)
         return NULL;
     PyObject *quotes = PyList_New(0), *asides = PyList_New(0);
-    if (quotes == NULL || asides == NULL || find_quotes(&t, start, end, quotes) < 0
-        || find_asides(&t, start, end, asides) < 0) {
+    if (quotes == NULL || asides == NULL || BY_KIND(spans_of, &t, t.data, start, end, quotes, asides) < 0) {
         Py_XDECREF(quotes);
         Py_XDECREF(asides);
         return NULL;
     }
-    return Py_BuildValue("(NNOO)", quotes, asides, bulleted(&t, start, end) ? Py_True : Py_False,
-                         short_line(&t, start, end) ? Py_True : Py_False);
+    PyObject *bullet = BY_KIND(bullet_of, &t, t.data, start, end) ? Py_True : Py_False;
+    PyObject *isshort = BY_KIND(short_of, &t, t.data, start, end) ? Py_True : Py_False;
+    PyObject *out = PyTuple_Pack(4, quotes, asides, bullet, isshort);
+    Py_DECREF(quotes);
+    Py_DECREF(asides);
+    return out;
 }
 
 static PyObject *
-is_short(PyObject *Py_UNUSED(self), PyObject *args)
+is_short(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
     Text t;
     Py_ssize_t start, end;
-    if (line_args(args, &t, &start, &end) < 0)
+    if (line_args(args, nargs, &t, &start, &end) < 0)
         return NULL;
-    return PyBool_FromLong(short_line(&t, start, end));
+    return PyBool_FromLong(BY_KIND(short_of, &t, t.data, start, end));
 }
 
 static PyObject *
-bullet(PyObject *Py_UNUSED(self), PyObject *args)
+bullet(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
     Text t;
     Py_ssize_t start, end;
-    if (line_args(args, &t, &start, &end) < 0)
+    if (line_args(args, nargs, &t, &start, &end) < 0)
         return NULL;
-    return PyBool_FromLong(bulleted(&t, start, end));
+    return PyBool_FromLong(BY_KIND(bullet_of, &t, t.data, start, end));
 }
 
 static PyMethodDef methods[] = {
     {"sentence_starts", sentence_starts, METH_O, "Where each sentence of a text starts (salience.sentence_starts)."},
-    {"line_facts", line_facts, METH_VARARGS,
+    {"line_facts", (PyCFunction)(void (*)(void))line_facts, METH_FASTCALL,
      "line_facts(text, start, end) -> (quotes, asides, bullet, short) of the line text[start:end]."},
-    {"is_short", is_short, METH_VARARGS, "is_short(text, start, end): salience._is_short(text[start:end])."},
-    {"bullet", bullet, METH_VARARGS, "bullet(text, start, end): salience._BULLET.match(text[start:end]) is not None."},
+    {"is_short", (PyCFunction)(void (*)(void))is_short, METH_FASTCALL, "is_short(text, start, end): salience._is_short(text[start:end])."},
+    {"bullet", (PyCFunction)(void (*)(void))bullet, METH_FASTCALL, "bullet(text, start, end): salience._BULLET.match(text[start:end]) is not None."},
     {NULL, NULL, 0, NULL},
 };
 
