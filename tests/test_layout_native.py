@@ -17,7 +17,7 @@ from monitor import rules
 from monitor.models import Article
 from monitor.rules import salience
 
-native = salience._native
+native = salience.native
 
 PIECES = list("ab _1²٣\u00a0\u2028\t\r\n.!?…\"”»“’')]([„«‘-–—•·*▪►+:x") + ["word", "  ", "12", "3)", "4.", "_"]
 texts = st.lists(st.sampled_from(PIECES) | st.text(max_size=3), max_size=80).map("".join)
@@ -55,6 +55,40 @@ def test_c_and_python_agree(text: str, data: st.DataObject):
     assert native.bullet(text, start, end) == (salience._BULLET.match(text[start:end]) is not None)
 
 
+def python_weigh(text: str, offsets: list[int], summary: bool) -> tuple:
+    """Doc.weigh_term's Python loop over one field's offsets, on salience.py's Python alone."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(salience, "native", None)
+        lay = salience.Layout(text)
+        lead, seen, prose, quoted, aside, listed, done = False, 0, 0, 0, 0, 0, set()
+        for at in offsets:
+            k, q, a, on_list = lay.spot(at)
+            if k in done:
+                continue
+            done.add(k)
+            seen += 1
+            lead = lead or summary or (k < lay.lead_sentences and not on_list)
+            listed += on_list
+            quoted += q
+            aside += a
+            prose += not (on_list or q or a)
+        return lead, seen, prose, quoted, aside, listed
+
+
+@needs_native
+@settings(max_examples=1500, deadline=None)
+@given(texts, st.data())
+def test_c_weighs_as_python_does(text: str, data: st.DataObject):
+    starts = salience.python_sentence_starts(text)
+    offsets = data.draw(st.lists(st.integers(0, len(text)), max_size=12))
+    summary = data.draw(st.booleans())
+    if starts:
+        assert native.weigh(text, starts, offsets, salience.LEAD_SENTENCES, summary) == \
+            python_weigh(text, offsets, summary)
+    else:
+        assert native.weigh(text, starts, offsets, salience.LEAD_SENTENCES, summary)[1] == 0
+
+
 @needs_native
 @pytest.mark.parametrize("opens,closes,longest", [("„", "“", 600), ("“", "”", 600), ("«", "»", 600),
                                                   ("»", "«", 600), ('"', '"', 600), ("‘", "’", 600),
@@ -76,6 +110,11 @@ def test_offsets_outside_the_text_are_clamped_and_wrong_types_refused():
         native.sentence_starts(b"bytes")
     with pytest.raises(TypeError):
         native.line_facts(None, 0, 1)
+    with pytest.raises(ValueError):
+        native.weigh(text, [0, 5], [999], 2, False)
+    many = "Kursk. " * 5000  # every sentence once, however many there are
+    starts = native.sentence_starts(many)
+    assert native.weigh(many, starts, list(range(0, len(many), 3)), 2, False)[1] == 5000
 
 
 ARTICLES = [
@@ -99,6 +138,6 @@ def test_layout_and_salience_the_same_with_c_and_without(monkeypatch: pytest.Mon
         return lay.starts, lay.lead, lay.listed, places, weighed
 
     with_c = seen()
-    monkeypatch.setattr(salience, "_native", None)
+    monkeypatch.setattr(salience, "native", None)
     assert seen() == with_c
     assert with_c[-1]

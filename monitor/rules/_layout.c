@@ -9,6 +9,10 @@
  *       the line text[start:end]: its quotes (salience._QUOTES) and asides (_ASIDE) as
  *       (start, end) offsets of the text, whether it is bulleted (_BULLET.match) and whether it
  *       is short (salience._is_short).
+ *   weigh(text, starts, offsets, lead_sentences, summary) -> (lead, seen, prose, quoted, aside, listed)
+ *       Doc.weigh_term's loop over one field's evidence: the sentences that hold the offsets
+ *       (``starts``: the field's sentence_starts), each counted once, in the lead or not, in
+ *       prose, quoted, aside or on a list line.
  *   is_short(text, start, end) -> bool, bullet(text, start, end) -> bool
  *       each of those two of line_facts alone.
  *
@@ -24,6 +28,7 @@
 #define SHORT_LINE 12  /* salience.SHORT_LINE: words of a line that is not short, less one */
 #define QUOTE_MAX 600  /* the longest quote: salience._QUOTES' {1,600} */
 #define ASIDE_MAX 400  /* salience._ASIDE's {1,400} */
+#define LIST_RUN 3     /* salience.LIST_RUN: short lines in a row that make a list */
 
 typedef struct {
     int kind;
@@ -294,6 +299,217 @@ spans_of(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, PyO
     return 0;
 }
 
+/* The start of the line holding ``at`` (after the line end before it). */
+INLINE Py_ssize_t
+line_start(const int kind, const void *data, Py_ssize_t at)
+{
+    while (at > 0 && AT(at - 1) != '\n')
+        at--;
+    return at;
+}
+
+INLINE Py_ssize_t
+line_end(const int kind, const void *data, Py_ssize_t n, Py_ssize_t at)
+{
+    while (at < n && AT(at) != '\n')
+        at++;
+    return at;
+}
+
+INLINE int
+blank(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
+{
+    for (Py_ssize_t i = start; i < end; i++)
+        if (!IS_SPACE(AT(i)))
+            return 0;
+    return 1;
+}
+
+/* salience.Layout._near: the start of the nearest line before (step -1) or after (1) the line
+ * at ``start`` that is not blank; -1 for none. */
+INLINE Py_ssize_t
+near_line(const int kind, const void *data, Py_ssize_t n, Py_ssize_t start, int step)
+{
+    for (;;) {
+        Py_ssize_t end;
+        if (step < 0) {
+            if (start == 0)
+                return -1;
+            end = start - 1;
+            start = line_start(kind, data, end);
+        }
+        else {
+            end = line_end(kind, data, n, start);
+            if (end >= n)
+                return -1;
+            start = end + 1;
+            end = line_end(kind, data, n, start);
+        }
+        if (!blank(kind, data, start, end))
+            return start;
+    }
+}
+
+/* salience.Layout._list_line: the line at ``start`` is bulleted, or one of a run of LIST_RUN
+ * or more short lines (blank lines between them do not count). */
+INLINE int
+list_line(const int kind, const void *data, Py_ssize_t n, Py_ssize_t start)
+{
+    Py_ssize_t end = line_end(kind, data, n, start);
+    if (bullet_of(kind, data, start, end))
+        return 1;
+    if (!short_of(kind, data, start, end))
+        return 0;
+    int run = 1;
+    for (int step = -1; step <= 1; step += 2) {
+        Py_ssize_t at = start;
+        while (run < LIST_RUN && (at = near_line(kind, data, n, at, step)) >= 0
+               && short_of(kind, data, at, line_end(kind, data, n, at)))
+            run++;
+    }
+    return run >= LIST_RUN;
+}
+
+/* Whether ``at`` is inside a quote (which = 0) or an aside (1) on the line from ``start``: the
+ * matches found as line_facts finds them, up to the first that ends past ``at``. */
+INLINE int
+inside(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_ssize_t at, int which)
+{
+    Py_ssize_t from = start;
+    for (Py_ssize_t p = start; p < at; p++) {
+        Py_UCS4 c = AT(p);
+        if (which ? c != '(' : (c < 0x80 ? c != '"' : (c != 0x00AB && c != 0x00BB && c != 0x201E && c != 0x201C && c != 0x2018)))
+            continue;
+        if (p < from)
+            continue;
+        Py_ssize_t q = p + 1, limit;
+        Py_UCS4 x = ')', y = 0, z = 0, also = 0;
+        if (which) {
+            limit = p + 2 + ASIDE_MAX;
+        }
+        else {
+            closers_of(c, &x, &y, &z, &also);
+            limit = p + 2 + QUOTE_MAX;
+        }
+        if (limit > end)
+            limit = end;
+        for (; q < limit; q++) {
+            Py_UCS4 d = AT(q);
+            if (d == x || d == '\n' || (which && d == '(') || (y && (d == y || d == z)) || (also && d == also))
+                break;
+        }
+        Py_UCS4 d = q < end ? AT(q) : 0;
+        if (q - p - 1 >= 1 && q - p - 1 <= (which ? ASIDE_MAX : QUOTE_MAX) && q < end
+            && (d == x || (y && (d == y || d == z)))
+            && !(c == 0x2018 && q + 1 < end && IS_WORD(AT(q + 1)))) {
+            if (at < q + 1)
+                return 1;  /* p < at < q + 1: inside */
+            from = q + 1;
+        }
+    }
+    return 0;
+}
+
+/* The first index of ``starts`` (a list of ints, ascending) greater than ``at``, or -1 on an
+ * error. */
+static Py_ssize_t
+bisect_right(PyObject *starts, Py_ssize_t at)
+{
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(starts);
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        Py_ssize_t v = PyLong_AsSsize_t(PyList_GET_ITEM(starts, mid));
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (at < v)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* salience's weighing of one field's evidence (Doc.weigh_term's loop): each offset's sentence,
+ * counted once with the flags of its first offset there. */
+INLINE int
+weigh_of(const int kind, const void *data, Py_ssize_t n, PyObject *starts, PyObject *offsets,
+         Py_ssize_t lead_sentences, int summary, Py_ssize_t counts[6])
+{
+    Py_ssize_t m = PyList_GET_SIZE(offsets), ns = PyList_GET_SIZE(starts);
+    unsigned char *seen = PyMem_Calloc((size_t)ns / 8 + 1, 1);  /* the sentences counted */
+    if (seen == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int err = -1;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        Py_ssize_t at = PyLong_AsSsize_t(PyList_GET_ITEM(offsets, i));
+        if (at == -1 && PyErr_Occurred())
+            goto done;
+        Py_ssize_t k = bisect_right(starts, at);
+        if (k < 0)
+            goto done;
+        k = k > 0 ? k - 1 : 0;
+        if (seen[k / 8] & (1 << (k % 8)))
+            continue;
+        seen[k / 8] |= (unsigned char)(1 << (k % 8));
+        Py_ssize_t sk = PyLong_AsSsize_t(PyList_GET_ITEM(starts, k));
+        if (sk == -1 && PyErr_Occurred())
+            goto done;
+        if (sk < 0 || sk > n || at < 0 || at > n) {
+            PyErr_SetString(PyExc_ValueError, "an offset or a sentence start outside the text");
+            goto done;
+        }
+        /* the list test is the line's where the sentence starts, the quote and aside tests the
+         * offset's line's */
+        int on_list = list_line(kind, data, n, line_start(kind, data, sk));
+        Py_ssize_t ls = line_start(kind, data, at), le = line_end(kind, data, n, at);
+        int q = inside(kind, data, ls, le, at, 0), a = inside(kind, data, ls, le, at, 1);
+        counts[1]++;  /* seen */
+        if (summary || (k < lead_sentences && !on_list))
+            counts[0] = 1;  /* lead */
+        counts[5] += on_list;
+        counts[3] += q;
+        counts[4] += a;
+        if (!(on_list || q || a))
+            counts[2]++;  /* prose */
+    }
+    err = 0;
+done:
+    PyMem_Free(seen);
+    return err;
+}
+
+static PyObject *
+weigh(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "weigh(text, starts, offsets, lead_sentences, summary)");
+        return NULL;
+    }
+    Text t;
+    if (text_of(args[0], &t) < 0)
+        return NULL;
+    if (!PyList_Check(args[1]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "starts and offsets must be lists of ints");
+        return NULL;
+    }
+    if (PyList_GET_SIZE(args[1]) == 0)
+        return Py_BuildValue("(Onnnnn)", Py_False, (Py_ssize_t)0, (Py_ssize_t)0, (Py_ssize_t)0,
+                             (Py_ssize_t)0, (Py_ssize_t)0);
+    Py_ssize_t lead = PyLong_AsSsize_t(args[3]);
+    if (lead == -1 && PyErr_Occurred())
+        return NULL;
+    int summary = PyObject_IsTrue(args[4]);
+    if (summary < 0)
+        return NULL;
+    Py_ssize_t counts[6] = {0, 0, 0, 0, 0, 0};  /* lead, seen, prose, quoted, aside, listed */
+    if (BY_KIND(weigh_of, &t, t.data, t.n, args[1], args[2], lead, summary, counts) < 0)
+        return NULL;
+    return Py_BuildValue("(Onnnnn)", counts[0] ? Py_True : Py_False, counts[1], counts[2], counts[3],
+                         counts[4], counts[5]);
+}
+
 /* (text, start, end) of a call with three arguments, start and end held within the text as
  * a regex's pos and endpos are */
 static int
@@ -366,6 +582,8 @@ static PyMethodDef methods[] = {
     {"line_facts", (PyCFunction)(void (*)(void))line_facts, METH_FASTCALL,
      "line_facts(text, start, end) -> (quotes, asides, bullet, short) of the line text[start:end]."},
     {"is_short", (PyCFunction)(void (*)(void))is_short, METH_FASTCALL, "is_short(text, start, end): salience._is_short(text[start:end])."},
+    {"weigh", (PyCFunction)(void (*)(void))weigh, METH_FASTCALL,
+     "weigh(text, starts, offsets, lead_sentences, summary) -> (lead, seen, prose, quoted, aside, listed)."},
     {"bullet", (PyCFunction)(void (*)(void))bullet, METH_FASTCALL, "bullet(text, start, end): salience._BULLET.match(text[start:end]) is not None."},
     {NULL, NULL, 0, NULL},
 };

@@ -15,7 +15,7 @@ from itertools import chain, compress, count
 from typing import TYPE_CHECKING, Any
 
 from ..models import Article
-from . import morph
+from . import morph, salience
 from .explain import Field, Hit
 from .salience import Layout, Place, Salience, passing, weigh_counts
 from .tree import Term
@@ -167,6 +167,34 @@ class Doc:
         fields = self.fields
         in_title = lead = False
         seen = prose = quoted = aside = listed = 0
+        if salience.native is not None:  # the loop below in C, given each field's offsets
+            offsets: dict[int, list[int]] = {}
+            for h in self.hits.get(term, ()):
+                fi = h[0]
+                f = fields[fi]
+                if not fi:
+                    if not in_title and f.span(h[1]) is not None:
+                        in_title = True
+                    continue
+                at = f.span(h[1])
+                if at is not None:
+                    got = offsets.get(fi)
+                    if got is None:
+                        offsets[fi] = [at[0]]
+                    else:
+                        got.append(at[0])
+            for fi, where in offsets.items():
+                lay = lays.get(fields[fi].name)
+                if lay is not None and lay.starts:
+                    in_lead, n, p, q, a, li = salience.native.weigh(lay.text, lay.starts, where, lay.lead_sentences,
+                                                                    fi == 1)
+                    lead = lead or in_lead
+                    seen += n
+                    prose += p
+                    quoted += q
+                    aside += a
+                    listed += li
+            return weigh_counts(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, self.total, None)
         done: set[tuple[int, int]] = set()
         for h in self.hits.get(term, ()):
             fi = h[0]

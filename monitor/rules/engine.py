@@ -343,16 +343,13 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     it costs a dictionary look-up for every rule after the first that fired on the same evidence
     (bench/matching.py)."""
     if term >= 0 and not around and not core:  # most: one term's hits, weighed as they come
-        one = ((term,), 1, None)
-        got = doc.scored.get(one)
+        # (the caller keeps it by the term.) Terms hit on the same words weigh the same (a word
+        # and a phrase it starts, its stem and its exact form): a third of the terms an
+        # article's rules fire on.
+        words = ("at", tuple(map(_AT, doc.hits.get(term, ()))))
+        got = doc.scored.get(words)
         if got is None:
-            # Terms hit on the same words weigh the same (a word and a phrase it starts, its
-            # stem and its exact form): a third of the terms an article's rules fire on.
-            words = ("at", tuple(map(_AT, doc.hits.get(term, ()))))
-            got = doc.scored.get(words)
-            if got is None:
-                got = doc.scored[words] = doc.weigh_term(term)
-            doc.scored[one] = got
+            got = doc.scored[words] = doc.weigh_term(term)
         return got
     own = topic_of(hits, around, term)
     least = 2 if core and len(own) > 1 else 1

@@ -73,16 +73,16 @@ _SPAN, _START, _STOP = re.Match.span, re.Match.start, re.Match.end
 # asides and list tests, each in one pass over the characters (Python's regexes look at each
 # character of a line with evidence six times). Built at install where a C compiler is; where it
 # is not, this module's Python gives them (tests/test_layout_native.py holds the two equal).
-_native: ModuleType | None
+native: ModuleType | None
 try:
-    from . import _layout as _native
+    from . import _layout as native
 except ImportError:  # pragma: no cover - an install without a C compiler
-    _native = None
+    native = None
 
 
 def sentence_starts(text: str) -> list[int]:
     """Where each sentence of ``text`` starts (``python_sentence_starts``, in C when built)."""
-    return _native.sentence_starts(text) if _native is not None else python_sentence_starts(text)
+    return native.sentence_starts(text) if native is not None else python_sentence_starts(text)
 
 
 def python_sentence_starts(text: str) -> list[int]:
@@ -170,8 +170,8 @@ class Layout:
         at once with the line cut out once (``weigh`` asks for the list test of every sentence
         with evidence); the regexes only where their first characters are (in C, 10x faster)."""
         text, end = self.text, self._end(start)
-        if _native is not None:
-            quotes, asides, bullet, short = _native.line_facts(text, start, end)
+        if native is not None:
+            quotes, asides, bullet, short = native.line_facts(text, start, end)
             listed = self._on_list.get(start)
             if listed is None:
                 self._short[start] = short
@@ -203,8 +203,8 @@ class Layout:
     def _list_line(self, start: int, line: str | None = None) -> bool:
         """Whether the line at ``start`` (``line``, when cut out already) is a list line
         (``listed_at``)."""
-        if _native is not None:
-            if _native.bullet(self.text, start, self._end(start)):
+        if native is not None:
+            if native.bullet(self.text, start, self._end(start)):
                 return True
         else:
             if line is None:
@@ -233,7 +233,7 @@ class Layout:
         got = self._short.get(start)
         if got is None:
             end = self._end(start)
-            got = self._short[start] = (_native.is_short(self.text, start, end) if _native is not None
+            got = self._short[start] = (native.is_short(self.text, start, end) if native is not None
                                         else _is_short(self.text[start:end]))
         return got
 
