@@ -97,6 +97,9 @@ append_span(PyObject *list, Py_ssize_t a, Py_ssize_t b)
     return r;
 }
 
+/* The characters of one byte that may end a piece: a line end, an end mark */
+static const unsigned char ENDS[256] = {['\n'] = 1, ['.'] = 1, ['!'] = 1, ['?'] = 1};
+
 /* A sentence ends at an end mark (. ! ? …), the closers after it and the white space (not a
  * line end) after those, at least one character of it; or at a line end. Each piece between
  * two ends is a sentence when it holds a word character. */
@@ -107,10 +110,18 @@ starts_of(const int kind, const void *data, Py_ssize_t n, PyObject *out)
     int word = 0;
     while (i < n) {
         Py_UCS4 c = AT(i);
-        if (c > '?' && c != 0x2026) {  /* neither a line end nor an end mark: most characters */
-            if (!word)
+        if ((c > '?' || c == ' ') && c != 0x2026) {  /* neither a line end nor an end mark: most characters */
+            if (!word) {
                 word = IS_WORD(c);
-            i++;
+                i++;
+                continue;
+            }
+            /* in a piece that holds a word: on to its next line end or end mark */
+            for (i++; i < n; i++) {
+                c = AT(i);
+                if (kind == PyUnicode_1BYTE_KIND ? ENDS[c] : (c < 256 ? ENDS[c] : c == 0x2026))
+                    break;
+            }
             continue;
         }
         Py_ssize_t next = -1;  /* where the next piece begins, when a piece ends here */
