@@ -256,6 +256,9 @@ closers_of(Py_UCS4 open, Py_UCS4 *x, Py_UCS4 *y, Py_UCS4 *z, Py_UCS4 *also)
     }
 }
 
+/* The characters of one byte that open a quote or an aside */
+static const unsigned char OPENS[256] = {['"'] = 1, ['('] = 1, [0xAB] = 1, [0xBB] = 1};
+
 /* Python's regex finditer over text[start:end] of salience._QUOTES and, apart, of _ASIDE, in one
  * pass: at each place where an opener stands (and the previous match of its own pattern has
  * ended), the longest run of characters it may hold (1 to QUOTE_MAX, ASIDE_MAX), then a mark
@@ -267,7 +270,7 @@ spans_of(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, PyO
     Py_ssize_t quote_from = start, aside_from = start;
     for (Py_ssize_t p = start; p < end; p++) {
         Py_UCS4 c = AT(p);
-        if (c < 0x80 ? (c != '"' && c != '(') : (c != 0x00AB && c != 0x00BB && c != 0x201E && c != 0x201C && c != 0x2018))
+        if (kind == PyUnicode_1BYTE_KIND ? !OPENS[c] : (c < 256 ? !OPENS[c] : (c != 0x201E && c != 0x201C && c != 0x2018)))
             continue;
         if (c == '(') {
             if (p < aside_from)
@@ -310,21 +313,19 @@ spans_of(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, PyO
     return 0;
 }
 
-/* The start of the line holding ``at`` (after the line end before it). */
-INLINE Py_ssize_t
-line_start(const int kind, const void *data, Py_ssize_t at)
+/* The start of the line holding ``at`` (after the line end before it), and its end (the line
+ * end, or the text's): str.find's search, which looks at many characters an instruction. */
+static Py_ssize_t
+line_start(PyObject *s, Py_ssize_t at)
 {
-    while (at > 0 && AT(at - 1) != '\n')
-        at--;
-    return at;
+    return at > 0 ? PyUnicode_FindChar(s, '\n', 0, at, -1) + 1 : 0;  /* -1 + 1: the text's start */
 }
 
-INLINE Py_ssize_t
-line_end(const int kind, const void *data, Py_ssize_t n, Py_ssize_t at)
+static Py_ssize_t
+line_end(PyObject *s, Py_ssize_t n, Py_ssize_t at)
 {
-    while (at < n && AT(at) != '\n')
-        at++;
-    return at;
+    Py_ssize_t got = at < n ? PyUnicode_FindChar(s, '\n', at, n, 1) : -1;
+    return got < 0 ? n : got;
 }
 
 INLINE int
@@ -339,7 +340,7 @@ blank(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
 /* salience.Layout._near: the start of the nearest line before (step -1) or after (1) the line
  * at ``start`` that is not blank; -1 for none. */
 INLINE Py_ssize_t
-near_line(const int kind, const void *data, Py_ssize_t n, Py_ssize_t start, int step)
+near_line(PyObject *s, const int kind, const void *data, Py_ssize_t n, Py_ssize_t start, int step)
 {
     for (;;) {
         Py_ssize_t end;
@@ -347,14 +348,14 @@ near_line(const int kind, const void *data, Py_ssize_t n, Py_ssize_t start, int 
             if (start == 0)
                 return -1;
             end = start - 1;
-            start = line_start(kind, data, end);
+            start = line_start(s, end);
         }
         else {
-            end = line_end(kind, data, n, start);
+            end = line_end(s, n, start);
             if (end >= n)
                 return -1;
             start = end + 1;
-            end = line_end(kind, data, n, start);
+            end = line_end(s, n, start);
         }
         if (!blank(kind, data, start, end))
             return start;
@@ -364,9 +365,8 @@ near_line(const int kind, const void *data, Py_ssize_t n, Py_ssize_t start, int 
 /* salience.Layout._list_line: the line at ``start`` is bulleted, or one of a run of LIST_RUN
  * or more short lines (blank lines between them do not count). */
 INLINE int
-list_line(const int kind, const void *data, Py_ssize_t n, Py_ssize_t start)
+list_line(PyObject *s, const int kind, const void *data, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end)
 {
-    Py_ssize_t end = line_end(kind, data, n, start);
     if (bullet_of(kind, data, start, end))
         return 1;
     if (!short_of(kind, data, start, end))
@@ -374,28 +374,30 @@ list_line(const int kind, const void *data, Py_ssize_t n, Py_ssize_t start)
     int run = 1;
     for (int step = -1; step <= 1; step += 2) {
         Py_ssize_t at = start;
-        while (run < LIST_RUN && (at = near_line(kind, data, n, at, step)) >= 0
-               && short_of(kind, data, at, line_end(kind, data, n, at)))
+        while (run < LIST_RUN && (at = near_line(s, kind, data, n, at, step)) >= 0
+               && short_of(kind, data, at, line_end(s, n, at)))
             run++;
     }
     return run >= LIST_RUN;
 }
 
-/* Whether ``at`` is inside a quote (which = 0) or an aside (1) on the line from ``start``: the
- * matches found as line_facts finds them, up to the first that ends past ``at``. */
+/* Whether ``at`` is inside a quote (bit 1) and inside an aside (bit 2) on the line from
+ * ``start`` to ``end``: the matches found as line_facts finds them, up to ``at``. */
 INLINE int
-inside(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_ssize_t at, int which)
+inside(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_ssize_t at)
 {
-    Py_ssize_t from = start;
-    for (Py_ssize_t p = start; p < at; p++) {
+    Py_ssize_t quote_from = start, aside_from = start;
+    int got = 0;
+    for (Py_ssize_t p = start; p < at && got != 3; p++) {
         Py_UCS4 c = AT(p);
-        if (which ? c != '(' : (c < 0x80 ? c != '"' : (c != 0x00AB && c != 0x00BB && c != 0x201E && c != 0x201C && c != 0x2018)))
+        if (kind == PyUnicode_1BYTE_KIND ? !OPENS[c] : (c < 256 ? !OPENS[c] : (c != 0x201E && c != 0x201C && c != 0x2018)))
             continue;
-        if (p < from)
+        int aside = c == '(';
+        if (p < (aside ? aside_from : quote_from) || (got & (aside ? 2 : 1)))
             continue;
         Py_ssize_t q = p + 1, limit;
         Py_UCS4 x = ')', y = 0, z = 0, also = 0;
-        if (which) {
+        if (aside) {
             limit = p + 2 + ASIDE_MAX;
         }
         else {
@@ -406,19 +408,22 @@ inside(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_ss
             limit = end;
         for (; q < limit; q++) {
             Py_UCS4 d = AT(q);
-            if (d == x || d == '\n' || (which && d == '(') || (y && (d == y || d == z)) || (also && d == also))
+            if (d == x || d == '\n' || (aside && d == '(') || (y && (d == y || d == z)) || (also && d == also))
                 break;
         }
         Py_UCS4 d = q < end ? AT(q) : 0;
-        if (q - p - 1 >= 1 && q - p - 1 <= (which ? ASIDE_MAX : QUOTE_MAX) && q < end
+        if (q - p - 1 >= 1 && q - p - 1 <= (aside ? ASIDE_MAX : QUOTE_MAX) && q < end
             && (d == x || (y && (d == y || d == z)))
             && !(c == 0x2018 && q + 1 < end && IS_WORD(AT(q + 1)))) {
             if (at < q + 1)
-                return 1;  /* p < at < q + 1: inside */
-            from = q + 1;
+                got |= aside ? 2 : 1;  /* p < at < q + 1: inside */
+            else if (aside)
+                aside_from = q + 1;
+            else
+                quote_from = q + 1;
         }
     }
-    return 0;
+    return got;
 }
 
 /* The first index of ``starts`` (a list of ints, ascending) greater than ``at``, or -1 on an
@@ -443,7 +448,7 @@ bisect_right(PyObject *starts, Py_ssize_t at)
 /* salience's weighing of one field's evidence (Doc.weigh_term's loop): each offset's sentence,
  * counted once with the flags of its first offset there. */
 INLINE int
-weigh_of(const int kind, const void *data, Py_ssize_t n, PyObject *starts, PyObject *offsets,
+weigh_of(const int kind, const void *data, PyObject *s, Py_ssize_t n, PyObject *starts, PyObject *offsets,
          Py_ssize_t lead_sentences, int summary, Py_ssize_t counts[6])
 {
     Py_ssize_t m = PyList_GET_SIZE(offsets), ns = PyList_GET_SIZE(starts);
@@ -473,9 +478,10 @@ weigh_of(const int kind, const void *data, Py_ssize_t n, PyObject *starts, PyObj
         }
         /* the list test is the line's where the sentence starts, the quote and aside tests the
          * offset's line's */
-        int on_list = list_line(kind, data, n, line_start(kind, data, sk));
-        Py_ssize_t ls = line_start(kind, data, at), le = line_end(kind, data, n, at);
-        int q = inside(kind, data, ls, le, at, 0), a = inside(kind, data, ls, le, at, 1);
+        Py_ssize_t ls = line_start(s, at), le = line_end(s, n, at);
+        Py_ssize_t ks = sk >= ls && sk <= at ? ls : line_start(s, sk);  /* the sentence's own line */
+        int on_list = list_line(s, kind, data, n, ks, ks == ls ? le : line_end(s, n, ks));
+        int flags = inside(kind, data, ls, le, at), q = flags & 1, a = (flags & 2) >> 1;
         counts[1]++;  /* seen */
         if (summary || (k < lead_sentences && !on_list))
             counts[0] = 1;  /* lead */
@@ -515,7 +521,7 @@ weigh(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     if (summary < 0)
         return NULL;
     Py_ssize_t counts[6] = {0, 0, 0, 0, 0, 0};  /* lead, seen, prose, quoted, aside, listed */
-    if (BY_KIND(weigh_of, &t, t.data, t.n, args[1], args[2], lead, summary, counts) < 0)
+    if (BY_KIND(weigh_of, &t, t.data, args[0], t.n, args[1], args[2], lead, summary, counts) < 0)
         return NULL;
     return Py_BuildValue("(Onnnnn)", counts[0] ? Py_True : Py_False, counts[1], counts[2], counts[3],
                          counts[4], counts[5]);
