@@ -78,13 +78,17 @@ def python_weigh(text: str, offsets: list[int], summary: bool) -> tuple:
 @needs_native
 @settings(max_examples=1500, deadline=None)
 @given(texts, st.data())
-def test_c_weighs_as_python_does(text: str, data: st.DataObject):
+def test_c_weighs_and_places_as_python_does(text: str, data: st.DataObject):
     starts = salience.python_sentence_starts(text)
     offsets = data.draw(st.lists(st.integers(0, len(text)), max_size=12))
     summary = data.draw(st.booleans())
     if starts:
         assert native.weigh(text, starts, offsets, salience.LEAD_SENTENCES, summary) == \
             python_weigh(text, offsets, summary)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(salience, "native", None)
+            lay = salience.Layout(text)
+            assert native.places(text, starts, offsets) == [lay.spot(at) for at in offsets]
     else:
         assert native.weigh(text, starts, offsets, salience.LEAD_SENTENCES, summary)[1] == 0
 

@@ -13,6 +13,8 @@
  *       Doc.weigh_term's loop over one field's evidence: the sentences that hold the offsets
  *       (``starts``: the field's sentence_starts), each counted once, in the lead or not, in
  *       prose, quoted, aside or on a list line.
+ *   places(text, starts, offsets) -> [(sentence, quoted, aside, listed)]
+ *       salience.Layout.spot of each offset.
  *   is_short(text, start, end) -> bool, bullet(text, start, end) -> bool
  *       each of those two of line_facts alone.
  *
@@ -445,6 +447,33 @@ bisect_right(PyObject *starts, Py_ssize_t at)
     return lo;
 }
 
+/* salience.Layout.spot of ``at``: the index of its sentence in ``starts`` (-1 on an error), and
+ * whether it is in a quote, in an aside, and whether its sentence is on a list line (the line
+ * where the sentence starts: the offset's, but for an offset before the first sentence). */
+INLINE Py_ssize_t
+spot_of(const int kind, const void *data, PyObject *s, Py_ssize_t n, PyObject *starts, Py_ssize_t at,
+        int *q, int *a, int *on_list)
+{
+    Py_ssize_t k = bisect_right(starts, at);
+    if (k < 0)
+        return -1;
+    k = k > 0 ? k - 1 : 0;
+    Py_ssize_t sk = PyLong_AsSsize_t(PyList_GET_ITEM(starts, k));
+    if (sk == -1 && PyErr_Occurred())
+        return -1;
+    if (sk < 0 || sk > n || at < 0 || at > n) {
+        PyErr_SetString(PyExc_ValueError, "an offset or a sentence start outside the text");
+        return -1;
+    }
+    Py_ssize_t ls = line_start(s, at), le = line_end(s, n, at);
+    Py_ssize_t ks = sk >= ls && sk <= at ? ls : line_start(s, sk);  /* the sentence's own line */
+    *on_list = list_line(s, kind, data, n, ks, ks == ls ? le : line_end(s, n, ks));
+    int flags = inside(kind, data, ls, le, at);
+    *q = flags & 1;
+    *a = (flags & 2) >> 1;
+    return k;
+}
+
 /* salience's weighing of one field's evidence (Doc.weigh_term's loop): each offset's sentence,
  * counted once with the flags of its first offset there. */
 INLINE int
@@ -462,6 +491,7 @@ weigh_of(const int kind, const void *data, PyObject *s, Py_ssize_t n, PyObject *
         Py_ssize_t at = PyLong_AsSsize_t(PyList_GET_ITEM(offsets, i));
         if (at == -1 && PyErr_Occurred())
             goto done;
+        /* seen already: the sentence's index alone, without the line's tests */
         Py_ssize_t k = bisect_right(starts, at);
         if (k < 0)
             goto done;
@@ -469,19 +499,9 @@ weigh_of(const int kind, const void *data, PyObject *s, Py_ssize_t n, PyObject *
         if (seen[k / 8] & (1 << (k % 8)))
             continue;
         seen[k / 8] |= (unsigned char)(1 << (k % 8));
-        Py_ssize_t sk = PyLong_AsSsize_t(PyList_GET_ITEM(starts, k));
-        if (sk == -1 && PyErr_Occurred())
+        int q, a, on_list;
+        if (spot_of(kind, data, s, n, starts, at, &q, &a, &on_list) < 0)
             goto done;
-        if (sk < 0 || sk > n || at < 0 || at > n) {
-            PyErr_SetString(PyExc_ValueError, "an offset or a sentence start outside the text");
-            goto done;
-        }
-        /* the list test is the line's where the sentence starts, the quote and aside tests the
-         * offset's line's */
-        Py_ssize_t ls = line_start(s, at), le = line_end(s, n, at);
-        Py_ssize_t ks = sk >= ls && sk <= at ? ls : line_start(s, sk);  /* the sentence's own line */
-        int on_list = list_line(s, kind, data, n, ks, ks == ls ? le : line_end(s, n, ks));
-        int flags = inside(kind, data, ls, le, at), q = flags & 1, a = (flags & 2) >> 1;
         counts[1]++;  /* seen */
         if (summary || (k < lead_sentences && !on_list))
             counts[0] = 1;  /* lead */
@@ -495,6 +515,58 @@ weigh_of(const int kind, const void *data, PyObject *s, Py_ssize_t n, PyObject *
 done:
     PyMem_Free(seen);
     return err;
+}
+
+INLINE int
+places_of(const int kind, const void *data, PyObject *s, Py_ssize_t n, PyObject *starts, PyObject *offsets,
+          PyObject *out)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(offsets); i++) {
+        Py_ssize_t at = PyLong_AsSsize_t(PyList_GET_ITEM(offsets, i));
+        if (at == -1 && PyErr_Occurred())
+            return -1;
+        int q, a, on_list;
+        Py_ssize_t k = spot_of(kind, data, s, n, starts, at, &q, &a, &on_list);
+        if (k < 0)
+            return -1;
+        PyObject *one = Py_BuildValue("(nOOO)", k, q ? Py_True : Py_False, a ? Py_True : Py_False,
+                                      on_list ? Py_True : Py_False);
+        if (one == NULL)
+            return -1;
+        int r = PyList_Append(out, one);
+        Py_DECREF(one);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+places(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    Text t;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "places(text, starts, offsets)");
+        return NULL;
+    }
+    if (text_of(args[0], &t) < 0)
+        return NULL;
+    if (!PyList_Check(args[1]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "starts and offsets must be lists of ints");
+        return NULL;
+    }
+    if (PyList_GET_SIZE(args[1]) == 0) {
+        PyErr_SetString(PyExc_ValueError, "a text without sentences has no places");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    if (BY_KIND(places_of, &t, t.data, args[0], t.n, args[1], args[2], out) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
 }
 
 static PyObject *
@@ -601,6 +673,8 @@ static PyMethodDef methods[] = {
     {"is_short", (PyCFunction)(void (*)(void))is_short, METH_FASTCALL, "is_short(text, start, end): salience._is_short(text[start:end])."},
     {"weigh", (PyCFunction)(void (*)(void))weigh, METH_FASTCALL,
      "weigh(text, starts, offsets, lead_sentences, summary) -> (lead, seen, prose, quoted, aside, listed)."},
+    {"places", (PyCFunction)(void (*)(void))places, METH_FASTCALL,
+     "places(text, starts, offsets) -> [(sentence, quoted, aside, listed)]: salience.Layout.spot of each offset."},
     {"bullet", (PyCFunction)(void (*)(void))bullet, METH_FASTCALL, "bullet(text, start, end): salience._BULLET.match(text[start:end]) is not None."},
     {NULL, NULL, 0, NULL},
 };

@@ -146,6 +146,10 @@ class Doc:
         """Each hit of ``term``: its sentence and whether it is in a quote, in an aside; once
         per article, since the rules that fire share terms."""
         got = self._places.get(term)
+        if got is None and salience.native is not None:  # each field's offsets to C at once
+            got = self._places_native(term)
+            if got is not None:
+                self._places[term] = got
         if got is None:
             out = []
             fields, lays = self.fields, self.layouts  # the title's, when asked for, by ``layout``
@@ -158,6 +162,37 @@ class Doc:
                     out.append(((f.name, k), (quoted, aside)))
             got = self._places[term] = tuple(out)
         return got
+
+    def _places_native(self, term: int) -> tuple[tuple[Place, tuple[bool, bool]], ...] | None:
+        """``places_of`` by ``salience.native.places``, in the order of the term's hits; each
+        place's list test is remembered by its layout, as ``Layout.spot`` does. None for a hit
+        in a field without sentences (``places_of`` then asks ``Layout.spot``)."""
+        fields, lays = self.fields, self.layouts
+        order: list[tuple[int, int]] = []  # (field, index among that field's offsets) per hit kept
+        offsets: dict[int, list[int]] = {}
+        for h in self.hits.get(term, ()):
+            fi = h[0]
+            f = fields[fi]
+            lay = lays.get(f.name) if fi else self.layout(f)
+            at = f.span(h[1])
+            if at is not None and lay is not None:
+                if not lay.starts:  # no sentence (no word): Layout.spot's own answer
+                    return None
+                got = offsets.setdefault(fi, [])
+                order.append((fi, len(got)))
+                got.append(at[0])
+        found, native = {}, salience.native
+        assert native is not None
+        for fi, where in offsets.items():
+            lay = lays[fields[fi].name]
+            found[fi] = placed = native.places(lay.text, lay.starts, where)
+            for k, _q, _a, listed in placed:
+                lay.remember_listed(k, listed)
+        out = []
+        for fi, i in order:
+            k, q, a, _listed = found[fi][i]
+            out.append(((FIELD_NAMES[fi], k), (q, a)))
+        return tuple(out)
 
     def weigh_term(self, term: int) -> Salience:
         """``salience.weigh`` of ``places_of(term)``, in one pass over the term's hits with nothing

@@ -200,6 +200,10 @@ class Layout:
         self._listed[k] = got
         return got
 
+    def remember_listed(self, k: int, listed: bool) -> None:
+        """Sentence ``k``'s list test, found elsewhere (``native.places``), for ``listed_at``."""
+        self._listed.setdefault(k, listed)
+
     def _list_line(self, start: int, line: str | None = None) -> bool:
         """Whether the line at ``start`` (``line``, when cut out already) is a list line
         (``listed_at``)."""
