@@ -145,3 +145,24 @@ def test_layout_and_salience_the_same_with_c_and_without(monkeypatch: pytest.Mon
     monkeypatch.setattr(salience, "native", None)
     assert seen() == with_c
     assert with_c[-1]
+
+
+def test_check_says_when_salience_runs_on_python(tmp_path):
+    """The real ``monitor check``, once as installed and once in a process where the C part
+    cannot be imported (as after an install without a C compiler): the second warns (the first
+    only where the C part was not built), and both pass the same rules."""
+    import subprocess
+    import sys
+
+    from conftest import write_config
+
+    cfg = write_config(tmp_path, feeds=["http://127.0.0.1:9/f.xml"], channels={"console": ["log://"]})
+    run = ("import sys\n{}from monitor.cli import main\n"
+           f"sys.argv = ['monitor', 'check', '--config', {str(cfg)!r}]\nmain()\n")
+    plain = subprocess.run([sys.executable, "-c", run.format("")], capture_output=True, text=True, timeout=60)
+    blocked = subprocess.run([sys.executable, "-c", run.format("sys.modules['monitor.rules._layout'] = None\n")],
+                             capture_output=True, text=True, timeout=60)
+    assert plain.returncode == blocked.returncode == 0, (plain.stderr, blocked.stderr)
+    assert ("salience runs on its Python" in plain.stderr) == (native is None)
+    assert "warning: salience runs on its Python" in blocked.stderr and "_layout.c" in blocked.stderr
+    assert plain.stdout == blocked.stdout

@@ -264,6 +264,10 @@ def check(config_path: str) -> None:
 
     for w in warnings(ruleset):  # valid, but likely not what was meant (as `monitor rules check`)
         click.echo(f"warning: {w}", err=True)
+    from ..rules.salience import without_c
+
+    if slow := without_c():
+        click.echo(f"warning: {slow}", err=True)
     click.echo(f"ok: {config_path}: {len(cfg.feeds)} feeds, {len(cfg.channels)} channels; "
                f"{cfg.rules_dir}: {len(ruleset)} rules")
 

@@ -80,6 +80,15 @@ except ImportError:  # pragma: no cover - an install without a C compiler
     native = None
 
 
+def without_c() -> str | None:
+    """What ``monitor check`` and the daemon's start say when salience runs on its Python."""
+    if native is not None:
+        return None
+    return ("salience runs on its Python, about ten times slower: its C part (monitor/rules/_layout.c) was not "
+            "built at install, where no C compiler was found; install one (Debian: apt-get install gcc "
+            "python3-dev) and install the project again")
+
+
 def sentence_starts(text: str) -> list[int]:
     """Where each sentence of ``text`` starts (``python_sentence_starts``, in C when built)."""
     return native.sentence_starts(text) if native is not None else python_sentence_starts(text)
