@@ -264,7 +264,7 @@ def check(config_path: str) -> None:
 
     for w in warnings(ruleset):  # valid, but likely not what was meant (as `monitor rules check`)
         click.echo(f"warning: {w}", err=True)
-    from ..rules.salience import without_c
+    from ..rules.native import without_c
 
     if slow := without_c():
         click.echo(f"warning: {slow}", err=True)

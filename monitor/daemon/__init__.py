@@ -24,7 +24,6 @@ from ..errors import ConfigError, MonitorError
 from ..loading import load_rules, mask_channel_urls, notifier_for
 from ..lockfile import DaemonLock
 from ..notify import Notifier
-from ..rules.salience import without_c
 from ..service import Service
 from ..store import Pruned, StoreError
 from ..web.console import Hooks
@@ -365,8 +364,6 @@ class Daemon:
                 log.info("started feeds=%d rules=%d channels=%s database=%s roles=%s", await ctx.db.active_feeds(),
                          len(self.ruleset), ",".join(self.config.channels) or "none", self.config.database,
                          ",".join(self.roles))
-                if slow := without_c():
-                    log.warning("%s", slow)
                 beat = asyncio.create_task(self.service.beat())
                 await self._stop.wait()
                 beat.cancel()

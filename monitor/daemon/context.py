@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from .. import store as store_mod
 from ..config import Config
 from ..fetch import Client, Limits
 from ..loading import notifier_for
+from ..rules.native import without_c
 from ..store.aio import AsyncStore
 from ..workers import Pool
 
@@ -20,6 +22,8 @@ from ..workers import Pool
 # trafilatura only where pages are extracted ([extract] pages, as the daemon starts): it is ~0.2 s of the
 # forkserver's start, which a first parse waits for, and memory no worker of a feeds-only daemon uses. A reload
 # that turns pages on needs no restart: each worker then imports it at its first page (extract.page).
+log = logging.getLogger("monitor.daemon")  # as the daemon's own lines
+
 PAGE_PRELOAD = ("trafilatura", "trafilatura.metadata")
 WORKER_PRELOAD = ("monitor.extract", *PAGE_PRELOAD, "monitor.parse", "feedparser", "monitor.fastparse",
                   "monitor.language")
@@ -74,6 +78,8 @@ async def runtime(config: Config, ruleset: rules.RuleSet, observe: Callable[[str
         await db.sync_feeds(config.feed_specs, time.time())
         async with Client(limits, observe) as http:
             ctx = pipeline.Context(config, db, http, pool, notifier, ruleset, behind=written)
+            if slow := without_c():
+                log.warning("%s", slow)
             settle_heap()
             yield ctx
     finally:

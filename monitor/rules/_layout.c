@@ -23,6 +23,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define IS_WORD(c) (Py_UNICODE_ISALNUM(c) || (c) == '_')
 #define IS_SPACE(c) Py_UNICODE_ISSPACE(c)
@@ -102,6 +105,71 @@ append_span(PyObject *list, Py_ssize_t a, Py_ssize_t b)
 /* The characters of one byte that may end a piece: a line end, an end mark */
 static const unsigned char ENDS[256] = {['\n'] = 1, ['.'] = 1, ['!'] = 1, ['?'] = 1};
 
+/* The characters of one byte that open a quote or an aside */
+static const unsigned char OPENS[256] = {['"'] = 1, ['('] = 1, [0xAB] = 1, [0xBB] = 1};
+
+/* The first index from ``i`` (before ``n``) of a character in ``table`` (one byte) or among
+ * ``wide`` (0-terminated, above 255), or ``n``: sixteen bytes or eight characters at a time
+ * where the machine has SSE2 (every x86-64), one at a time else and for the rest. */
+#define WIDE_MAX 4
+INLINE Py_ssize_t
+next_of(const int kind, const void *data, Py_ssize_t i, Py_ssize_t n, const unsigned char *table,
+        const char *narrow, const Py_UCS4 *wide)
+{
+#if defined(__SSE2__)
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const unsigned char *d = data;
+        __m128i want[8];
+        int k = 0;
+        for (; narrow[k]; k++)
+            want[k] = _mm_set1_epi8(narrow[k]);
+        for (; i + 16 <= n; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(d + i)), hit = _mm_setzero_si128();
+            for (int j = 0; j < k; j++)
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, want[j]));
+            int bits = _mm_movemask_epi8(hit);
+            if (bits)
+                return i + __builtin_ctz((unsigned)bits);
+        }
+    }
+    else if (kind == PyUnicode_2BYTE_KIND) {
+        const Py_UCS2 *d = data;
+        __m128i want[8 + WIDE_MAX];
+        int k = 0;
+        for (; narrow[k]; k++)
+            want[k] = _mm_set1_epi16((short)(unsigned char)narrow[k]);
+        for (int j = 0; wide[j]; j++)
+            want[k++] = _mm_set1_epi16((short)wide[j]);
+        for (; i + 8 <= n; i += 8) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(d + i)), hit = _mm_setzero_si128();
+            for (int j = 0; j < k; j++)
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi16(v, want[j]));
+            int bits = _mm_movemask_epi8(hit);
+            if (bits)
+                return i + __builtin_ctz((unsigned)bits) / 2;
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        Py_UCS4 c = AT(i);
+        if (c < 256) {
+            if (table[c])
+                return i;
+        }
+        else {
+            for (int j = 0; wide[j]; j++)
+                if (c == wide[j])
+                    return i;
+        }
+    }
+    return n;
+}
+
+static const char ENDS_NARROW[] = "\n.!?";
+static const Py_UCS4 ENDS_WIDE[] = {0x2026, 0};
+static const char OPENS_NARROW[] = "\"(\xAB\xBB";
+static const Py_UCS4 OPENS_WIDE[] = {0x201E, 0x201C, 0x2018, 0};
+
 /* A sentence ends at an end mark (. ! ? …), the closers after it and the white space (not a
  * line end) after those, at least one character of it; or at a line end. Each piece between
  * two ends is a sentence when it holds a word character. */
@@ -119,11 +187,7 @@ starts_of(const int kind, const void *data, Py_ssize_t n, PyObject *out)
                 continue;
             }
             /* in a piece that holds a word: on to its next line end or end mark */
-            for (i++; i < n; i++) {
-                c = AT(i);
-                if (kind == PyUnicode_1BYTE_KIND ? ENDS[c] : (c < 256 ? ENDS[c] : c == 0x2026))
-                    break;
-            }
+            i = next_of(kind, data, i + 1, n, ENDS, ENDS_NARROW, ENDS_WIDE);
             continue;
         }
         Py_ssize_t next = -1;  /* where the next piece begins, when a piece ends here */
@@ -258,9 +322,6 @@ closers_of(Py_UCS4 open, Py_UCS4 *x, Py_UCS4 *y, Py_UCS4 *z, Py_UCS4 *also)
     }
 }
 
-/* The characters of one byte that open a quote or an aside */
-static const unsigned char OPENS[256] = {['"'] = 1, ['('] = 1, [0xAB] = 1, [0xBB] = 1};
-
 /* Python's regex finditer over text[start:end] of salience._QUOTES and, apart, of _ASIDE, in one
  * pass: at each place where an opener stands (and the previous match of its own pattern has
  * ended), the longest run of characters it may hold (1 to QUOTE_MAX, ASIDE_MAX), then a mark
@@ -270,10 +331,8 @@ spans_of(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, PyO
          PyObject *asides)
 {
     Py_ssize_t quote_from = start, aside_from = start;
-    for (Py_ssize_t p = start; p < end; p++) {
+    for (Py_ssize_t p = start; (p = next_of(kind, data, p, end, OPENS, OPENS_NARROW, OPENS_WIDE)) < end; p++) {
         Py_UCS4 c = AT(p);
-        if (kind == PyUnicode_1BYTE_KIND ? !OPENS[c] : (c < 256 ? !OPENS[c] : (c != 0x201E && c != 0x201C && c != 0x2018)))
-            continue;
         if (c == '(') {
             if (p < aside_from)
                 continue;
@@ -390,10 +449,8 @@ inside(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_ss
 {
     Py_ssize_t quote_from = start, aside_from = start;
     int got = 0;
-    for (Py_ssize_t p = start; p < at && got != 3; p++) {
+    for (Py_ssize_t p = start; got != 3 && (p = next_of(kind, data, p, at, OPENS, OPENS_NARROW, OPENS_WIDE)) < at; p++) {
         Py_UCS4 c = AT(p);
-        if (kind == PyUnicode_1BYTE_KIND ? !OPENS[c] : (c < 256 ? !OPENS[c] : (c != 0x201E && c != 0x201C && c != 0x2018)))
-            continue;
         int aside = c == '(';
         if (p < (aside ? aside_from : quote_from) || (got & (aside ? 2 : 1)))
             continue;

@@ -35,10 +35,10 @@ from collections.abc import Iterable
 from functools import lru_cache
 from itertools import compress, count
 from math import sqrt
-from types import ModuleType
 from typing import NamedTuple
 
 from ..models import LONG_ARTICLE, why
+from .native import layout
 
 W_TITLE = 0.6      # a title names the story's subject: alone it reaches the default alert_at
 W_LEAD = 0.45      # the lead says what the story is; alone it is just below an alert
@@ -69,24 +69,7 @@ _WORD = re.compile(r"\w+")
 _LONG_LINE = re.compile(rf"\W*(?:\w+\W+){{{SHORT_LINE}}}\w")  # more than SHORT_LINE words
 _SPAN, _START, _STOP = re.Match.span, re.Match.start, re.Match.end
 
-# The same answers in C (_layout.c), ten times cheaper: a sentence's start, a line's quotes,
-# asides and list tests, each in one pass over the characters (Python's regexes look at each
-# character of a line with evidence six times). Built at install where a C compiler is; where it
-# is not, this module's Python gives them (tests/test_layout_native.py holds the two equal).
-native: ModuleType | None
-try:
-    from . import _layout as native
-except ImportError:  # pragma: no cover - an install without a C compiler
-    native = None
-
-
-def without_c() -> str | None:
-    """What ``monitor check`` and the daemon's start say when salience runs on its Python."""
-    if native is not None:
-        return None
-    return ("salience runs on its Python, about ten times slower: its C part (monitor/rules/_layout.c) was not "
-            "built at install, where no C compiler was found; install one (Debian: apt-get install gcc "
-            "python3-dev) and install the project again")
+native = layout  # the C part (native.py), None without it
 
 
 def sentence_starts(text: str) -> list[int]:
