@@ -586,8 +586,10 @@ places_of(const int kind, const void *data, PyObject *s, Py_ssize_t n, PyObject 
         Py_ssize_t k = spot_of(kind, data, s, n, starts, at, &q, &a, &on_list);
         if (k < 0)
             return -1;
-        PyObject *one = Py_BuildValue("(nOOO)", k, q ? Py_True : Py_False, a ? Py_True : Py_False,
-                                      on_list ? Py_True : Py_False);
+        PyObject *at_k = PyLong_FromSsize_t(k), *one = NULL;
+        if (at_k != NULL)
+            one = PyTuple_Pack(4, at_k, q ? Py_True : Py_False, a ? Py_True : Py_False, on_list ? Py_True : Py_False);
+        Py_XDECREF(at_k);
         if (one == NULL)
             return -1;
         int r = PyList_Append(out, one);
@@ -652,8 +654,19 @@ weigh(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t counts[6] = {0, 0, 0, 0, 0, 0};  /* lead, seen, prose, quoted, aside, listed */
     if (BY_KIND(weigh_of, &t, t.data, args[0], t.n, args[1], args[2], lead, summary, counts) < 0)
         return NULL;
-    return Py_BuildValue("(Onnnnn)", counts[0] ? Py_True : Py_False, counts[1], counts[2], counts[3],
-                         counts[4], counts[5]);
+    PyObject *out = PyTuple_New(6);
+    if (out == NULL)
+        return NULL;
+    PyTuple_SET_ITEM(out, 0, Py_NewRef(counts[0] ? Py_True : Py_False));
+    for (int j = 1; j < 6; j++) {
+        PyObject *v = PyLong_FromSsize_t(counts[j]);
+        if (v == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, j, v);
+    }
+    return out;
 }
 
 /* (text, start, end) of a call with three arguments, start and end held within the text as

@@ -202,27 +202,22 @@ class Doc:
         fields = self.fields
         in_title = lead = False
         seen = prose = quoted = aside = listed = 0
-        if salience.native is not None:  # the loop below in C, given each field's offsets
-            offsets: dict[int, list[int]] = {}
+        native = salience.native
+        if native is not None:  # the loop below in C, given each field's offsets (summary 1, body 2)
+            offsets: tuple[list[int], list[int], list[int]] = ([], [], [])
             for h in self.hits.get(term, ()):
                 fi = h[0]
-                f = fields[fi]
-                if not fi:
-                    if not in_title and f.span(h[1]) is not None:
-                        in_title = True
-                    continue
-                at = f.span(h[1])
-                if at is not None:
-                    got = offsets.get(fi)
-                    if got is None:
-                        offsets[fi] = [at[0]]
-                    else:
-                        got.append(at[0])
-            for fi, where in offsets.items():
-                lay = lays.get(fields[fi].name)
+                if fi:
+                    at = fields[fi].span(h[1])
+                    if at is not None:
+                        offsets[fi].append(at[0])
+                elif not in_title and fields[0].span(h[1]) is not None:
+                    in_title = True
+            for fi in (1, 2):
+                where = offsets[fi]
+                lay = lays.get(FIELD_NAMES[fi]) if where else None
                 if lay is not None and lay.starts:
-                    in_lead, n, p, q, a, li = salience.native.weigh(lay.text, lay.starts, where, lay.lead_sentences,
-                                                                    fi == 1)
+                    in_lead, n, p, q, a, li = native.weigh(lay.text, lay.starts, where, lay.lead_sentences, fi == 1)
                     lead = lead or in_lead
                     seen += n
                     prose += p

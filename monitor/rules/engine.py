@@ -68,6 +68,7 @@ class Engine:
         self.trees = [self._node(rule.tree, rule.path) for rule in rules]
         # a rule's ``about:`` words: located like every term, never a requirement (salience.passing)
         self.about = [self._node(r.about, r.path) if r.about is not None else None for r in rules]
+        self.bars = [(r.alert_at, r.digest_at) for r in rules]  # each rule's alert_at and digest_at
         # The terms of a rule that is only "any of these terms" in every field, most rules: such
         # a rule fires when one of its terms has hits, and those are its hits (``flat_of``).
         # A term written twice in one rule is taken once: the same hits twice score and read the same.
@@ -260,7 +261,7 @@ class Engine:
         told: dict[Any, tuple[tuple[str, ...], str, str]] = {}
         rules, trees, scopes, filtered, flats, given, context = \
             self.rules, self.trees, self.scopes, self.filtered, self.flat, self.given, self.context
-        scored, abouts = doc.scored, self.about
+        scored, abouts, bars = doc.scored, self.about, self.bars
         for i in sorted(ready.union(reached)):
             rule = rules[i]
             if filtered[i] and not passes(rule, article, feed, now):
@@ -322,7 +323,8 @@ class Engine:
                 value = fields["salience"] = sal.score
                 fields["features"] = sal.features
                 # salience.tier, inline: a call per match is a tenth of what salience costs
-                fields["tier"] = "alert" if value >= rule.alert_at else "digest" if value >= rule.digest_at else "store"
+                alert_at, digest_at = bars[i]
+                fields["tier"] = "alert" if value >= alert_at else "digest" if value >= digest_at else "store"
             out.append(found)
         return out
 
