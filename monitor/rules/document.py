@@ -194,18 +194,19 @@ class Doc:
             out.append(((FIELD_NAMES[fi], k), (q, a)))
         return tuple(out)
 
-    def weigh_term(self, term: int) -> Salience:
-        """``salience.weigh`` of ``places_of(term)``, in one pass over the term's hits with nothing
-        built between (most rules that fire are one term's hits, bench/matching.py): a title hit
-        needs no layout, only its offsets; a sentence's list test comes with its place."""
-        lays = self.layouts
-        fields = self.fields
+    def weigh_terms(self, terms: Collection[int], together: bool | None) -> Salience | None:
+        """``salience.score`` of the sentences that hold a hit of ``terms`` (``engine.evidence_places``
+        where the rule's parts need not meet), each with the flags of its first hit in the order
+        of ``terms`` and their hits, by ``salience.native.weigh`` per field; None without the C."""
+        native = salience.native
+        if native is None:
+            return None
+        lays, fields, hits = self.layouts, self.fields, self.hits
         in_title = lead = False
         seen = prose = quoted = aside = listed = 0
-        native = salience.native
-        if native is not None:  # the loop below in C, given each field's offsets (summary 1, body 2)
-            offsets: tuple[list[int], list[int], list[int]] = ([], [], [])
-            for h in self.hits.get(term, ()):
+        offsets: tuple[list[int], list[int], list[int]] = ([], [], [])  # summary 1, body 2
+        for t in terms:
+            for h in hits.get(t, ()):
                 fi = h[0]
                 if fi:
                     at = fields[fi].span(h[1])
@@ -213,18 +214,30 @@ class Doc:
                         offsets[fi].append(at[0])
                 elif not in_title and fields[0].span(h[1]) is not None:
                     in_title = True
-            for fi in (1, 2):
-                where = offsets[fi]
-                lay = lays.get(FIELD_NAMES[fi]) if where else None
-                if lay is not None and lay.starts:
-                    in_lead, n, p, q, a, li = native.weigh(lay.text, lay.starts, where, lay.lead_sentences, fi == 1)
-                    lead = lead or in_lead
-                    seen += n
-                    prose += p
-                    quoted += q
-                    aside += a
-                    listed += li
-            return weigh_counts(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, self.total, None)
+        for fi in (1, 2):
+            where = offsets[fi]
+            lay = lays.get(FIELD_NAMES[fi]) if where else None
+            if lay is not None and lay.starts:
+                in_lead, n, p, q, a, li = native.weigh(lay.text, lay.starts, where, lay.lead_sentences, fi == 1)
+                lead = lead or in_lead
+                seen += n
+                prose += p
+                quoted += q
+                aside += a
+                listed += li
+        return weigh_counts(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, self.total, together)
+
+    def weigh_term(self, term: int) -> Salience:
+        """``salience.weigh`` of ``places_of(term)``, in one pass over the term's hits with nothing
+        built between (most rules that fire are one term's hits, bench/matching.py): a title hit
+        needs no layout, only its offsets; a sentence's list test comes with its place."""
+        got = self.weigh_terms((term,), None)
+        if got is not None:
+            return got
+        lays = self.layouts
+        fields = self.fields
+        in_title = lead = False
+        seen = prose = quoted = aside = listed = 0
         done: set[tuple[int, int]] = set()
         for h in self.hits.get(term, ()):
             fi = h[0]

@@ -339,15 +339,12 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     rule without that map, two of the topic's terms. The parts meet when a window held or, for a
     rule with a context clause, when a sentence holds both the topic and its context.
 
-    Rules that fire on an article mostly share their terms, so the salience is kept per article
-    by what it is computed from: the topic's terms (in the order they are taken), whether two
-    must meet, and whether a window held, and for a rule of one term also by where its hits are;
-    it costs a dictionary look-up for every rule after the first that fired on the same evidence
-    (bench/matching.py)."""
+    Kept per article by what it is computed from (the topic's terms in the order taken, whether
+    two must meet, whether a window held; for one term, where its hits are): a rule that fired on
+    the same evidence as one before costs a look-up (bench/matching.py)."""
     if term >= 0 and not around and not core:  # most: one term's hits, weighed as they come
         # (the caller keeps it by the term.) Terms hit on the same words weigh the same (a word
-        # and a phrase it starts, its stem and its exact form): a third of the terms an
-        # article's rules fire on.
+        # and a phrase it starts, its stem and its exact form): a third of those that fire.
         words = ("at", tuple(map(_AT, doc.hits.get(term, ()))))
         got = doc.scored.get(words)
         if got is None:
@@ -361,6 +358,9 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     if known:
         got = doc.scored.get(key)
         if got is not None:
+            return got
+        if least == 1 and (got := doc.weigh_terms(own, together)) is not None:  # in C: no places
+            doc.scored[key] = got
             return got
     places = evidence_places(doc, own, least, shape)
     if not known:
