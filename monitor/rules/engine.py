@@ -109,9 +109,10 @@ class Engine:
         self.parts = [parts(tree, clause, interned, under)
                       for tree, clause in zip(self.trees, self.context, strict=True)]
         self.flat_atoms = frozenset(self.terms[t].atoms[0] for t in self.flat_of)  # atoms a flat rule may need
-        # what a rule's matches take from the rule itself
-        self.given = [{"rule_id": r.id, "rule_title": r.title, "channels": r.channels, "severity": r.severity}
-                      for r in rules]
+        # what a rule's matches take from it, and the other fields' defaults (a dict cloned whole, not grown)
+        self.given = [{"rule_id": r.id, "rule_title": r.title, "channels": r.channels, "severity": r.severity,
+                       "terms": (), "field": "", "snippet": "", "score": 0, "context": (), "salience": 1.0,
+                       "tier": "alert", "features": ()} for r in rules]
         if self.regexes:
             import re2
 
