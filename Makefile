@@ -6,14 +6,14 @@ CONFIG ?= config.example.toml
 
 .PHONY: run once test check lint clean
 
-# setup.py builds monitor/rules/_layout.c (in place: the install is editable), so a change to it
-# installs again
-$(VENV)/.run-installed: pyproject.toml setup.py monitor/rules/_layout.c
+# The install builds monitor/rules/_layout.c (in place: the install is editable), so a change
+# to it installs again
+$(VENV)/.run-installed: pyproject.toml monitor/rules/_layout.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml setup.py monitor/rules/_layout.c
+$(VENV)/.test-installed: pyproject.toml monitor/rules/_layout.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@ $(VENV)/.run-installed

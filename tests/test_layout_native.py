@@ -31,7 +31,7 @@ def python_line(text: str, start: int, end: int) -> tuple:
 
 
 def test_the_c_layout_is_built_where_a_compiler_is():
-    """setup.py builds it when the install finds a C compiler; a build that failed silently
+    """The install builds it when it finds a C compiler; a build that failed silently
     would leave salience on its Python, ten times slower."""
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None:

@@ -1,8 +1,9 @@
 """Salience's C part (``_layout.c``), when the install built it: the same answers as
 salience.py's Python, ten times cheaper (a sentence's start, a line's quotes, asides and list
 tests, each in one pass over the characters, where Python's regexes look at each character of a
-line with evidence six times). Built at install where a C compiler is (setup.py, optional); where
-it is not, salience.py's Python gives them (tests/test_layout_native.py holds the two equal)."""
+line with evidence six times). Built at install where a C compiler is (pyproject.toml's
+ext-modules, optional); where it is not, salience.py's Python gives them
+(tests/test_layout_native.py holds the two equal)."""
 
 from __future__ import annotations
 
