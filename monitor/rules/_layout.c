@@ -322,53 +322,46 @@ closers_of(Py_UCS4 open, Py_UCS4 *x, Py_UCS4 *y, Py_UCS4 *z, Py_UCS4 *also)
     }
 }
 
+/* Where the quote or aside whose opener stands at ``p`` ends (one past its closing mark), or -1
+ * when none opens there: the longest run of characters it may hold (1 to QUOTE_MAX, ASIDE_MAX)
+ * before ``end``, then a mark that closes it (salience._QUOTES, _ASIDE). */
+INLINE Py_ssize_t
+match_end(const int kind, const void *data, Py_ssize_t p, Py_ssize_t end)
+{
+    Py_UCS4 c = AT(p), x = ')', y = 0, z = 0, also = '(';
+    int aside = c == '(';
+    if (!aside)
+        closers_of(c, &x, &y, &z, &also);
+    Py_ssize_t q = p + 1, limit = p + 2 + (aside ? ASIDE_MAX : QUOTE_MAX);
+    if (limit > end)
+        limit = end;
+    for (; q < limit; q++) {
+        Py_UCS4 d = AT(q);
+        if (d == x || d == '\n' || (y && (d == y || d == z)) || (also && d == also))
+            break;
+    }
+    if (q - p - 1 < 1 || q - p - 1 > (aside ? ASIDE_MAX : QUOTE_MAX) || q >= end)
+        return -1;
+    Py_UCS4 d = AT(q);
+    if (!(d == x || (y && (d == y || d == z))) || (c == 0x2018 && q + 1 < end && IS_WORD(AT(q + 1))))
+        return -1;  /* not closed, or ‘...’ followed by a word character ("‘Kursk’s") */
+    return q + 1;
+}
+
 /* Python's regex finditer over text[start:end] of salience._QUOTES and, apart, of _ASIDE, in one
- * pass: at each place where an opener stands (and the previous match of its own pattern has
- * ended), the longest run of characters it may hold (1 to QUOTE_MAX, ASIDE_MAX), then a mark
- * that closes it. */
+ * pass: each pattern's matches from where its previous one ended. */
 INLINE int
 spans_of(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, PyObject *quotes,
          PyObject *asides)
 {
-    Py_ssize_t quote_from = start, aside_from = start;
+    Py_ssize_t from[2] = {start, start};  /* quotes, asides */
     for (Py_ssize_t p = start; (p = next_of(kind, data, p, end, OPENS, OPENS_NARROW, OPENS_WIDE)) < end; p++) {
-        Py_UCS4 c = AT(p);
-        if (c == '(') {
-            if (p < aside_from)
-                continue;
-            Py_ssize_t q = p + 1, limit = p + 2 + ASIDE_MAX;
-            if (limit > end)
-                limit = end;
-            for (; q < limit; q++) {
-                Py_UCS4 d = AT(q);
-                if (d == '(' || d == ')' || d == '\n')
-                    break;
-            }
-            if (q - p - 1 >= 1 && q - p - 1 <= ASIDE_MAX && q < end && AT(q) == ')') {
-                if (append_span(asides, p, q + 1) < 0)
-                    return -1;
-                aside_from = q + 1;
-            }
-            continue;
-        }
-        if (p < quote_from)
-            continue;
-        Py_UCS4 x, y, z, also;
-        closers_of(c, &x, &y, &z, &also);
-        Py_ssize_t q = p + 1, limit = p + 2 + QUOTE_MAX;
-        if (limit > end)
-            limit = end;
-        for (; q < limit; q++) {
-            Py_UCS4 d = AT(q);
-            if (d == x || d == '\n' || (y && (d == y || d == z)) || (also && d == also))
-                break;
-        }
-        Py_UCS4 d = q < end ? AT(q) : 0;
-        if (q - p - 1 >= 1 && q - p - 1 <= QUOTE_MAX && q < end && (d == x || (y && (d == y || d == z)))
-            && !(c == 0x2018 && q + 1 < end && IS_WORD(AT(q + 1)))) {
-            if (append_span(quotes, p, q + 1) < 0)
+        int aside = AT(p) == '(';
+        Py_ssize_t e = p < from[aside] ? -1 : match_end(kind, data, p, end);
+        if (e >= 0) {
+            if (append_span(aside ? asides : quotes, p, e) < 0)
                 return -1;
-            quote_from = q + 1;
+            from[aside] = e;
         }
     }
     return 0;
@@ -447,39 +440,18 @@ list_line(PyObject *s, const int kind, const void *data, Py_ssize_t n, Py_ssize_
 INLINE int
 inside(const int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_ssize_t at)
 {
-    Py_ssize_t quote_from = start, aside_from = start;
+    Py_ssize_t from[2] = {start, start};  /* quotes, asides */
     int got = 0;
     for (Py_ssize_t p = start; got != 3 && (p = next_of(kind, data, p, at, OPENS, OPENS_NARROW, OPENS_WIDE)) < at; p++) {
-        Py_UCS4 c = AT(p);
-        int aside = c == '(';
-        if (p < (aside ? aside_from : quote_from) || (got & (aside ? 2 : 1)))
+        int aside = AT(p) == '(';
+        if (p < from[aside] || (got & (1 << aside)))
             continue;
-        Py_ssize_t q = p + 1, limit;
-        Py_UCS4 x = ')', y = 0, z = 0, also = 0;
-        if (aside) {
-            limit = p + 2 + ASIDE_MAX;
-        }
-        else {
-            closers_of(c, &x, &y, &z, &also);
-            limit = p + 2 + QUOTE_MAX;
-        }
-        if (limit > end)
-            limit = end;
-        for (; q < limit; q++) {
-            Py_UCS4 d = AT(q);
-            if (d == x || d == '\n' || (aside && d == '(') || (y && (d == y || d == z)) || (also && d == also))
-                break;
-        }
-        Py_UCS4 d = q < end ? AT(q) : 0;
-        if (q - p - 1 >= 1 && q - p - 1 <= (aside ? ASIDE_MAX : QUOTE_MAX) && q < end
-            && (d == x || (y && (d == y || d == z)))
-            && !(c == 0x2018 && q + 1 < end && IS_WORD(AT(q + 1)))) {
-            if (at < q + 1)
-                got |= aside ? 2 : 1;  /* p < at < q + 1: inside */
-            else if (aside)
-                aside_from = q + 1;
+        Py_ssize_t e = match_end(kind, data, p, end);
+        if (e >= 0) {
+            if (at < e)
+                got |= 1 << aside;  /* p < at < e: inside */
             else
-                quote_from = q + 1;
+                from[aside] = e;
         }
     }
     return got;
