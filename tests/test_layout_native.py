@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from monitor import rules
 from monitor.models import Article
-from monitor.rules import salience
+from monitor.rules import morph, salience, textfield
+from monitor.rules.textfield import Field
 
 native = salience.native
 
@@ -143,8 +144,87 @@ def test_layout_and_salience_the_same_with_c_and_without(monkeypatch: pytest.Mon
 
     with_c = seen()
     monkeypatch.setattr(salience, "native", None)
+    monkeypatch.setattr(textfield, "native", None)
     assert seen() == with_c
     assert with_c[-1]
+
+
+# What the tokenizer turns on: words of one and more letters, "ß" and letters that casefold to
+# two ("ﬁ", "İ"), possessives, end marks with and without white space after, separators, a
+# combining mark, "_", digits, the stand-ins' own characters (the regex path), odd white space.
+TOKEN_PIECES = ["Kursk", "a", "Straße", "ﬁne", "İz", "Putin's", "it’s", ".", "!", "?", "!.", "3.5", " ", "  ",
+                "\n", "\u00a0", "\x1c", ",", "-", "(", "»", "_", "e\u0301", "ª", "º", "…", "x1", "Ёлка", "٣"]
+token_texts = st.lists(st.sampled_from(TOKEN_PIECES) | st.text(max_size=2), max_size=60).map("".join)
+
+
+@needs_native
+@settings(max_examples=3000, deadline=None)
+@given(token_texts)
+def test_every_tokens_offsets_in_c_are_the_tokenizers(text: str):
+    """``Field.span`` from the C part's ``token_spans`` (one pass over ``Tokens.spaced``) is the
+    span found one token at a time without it, and the regex scan's (``morph.spans``)."""
+    tokens = morph.tokenize(text)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(textfield, "native", None)
+        alone = Field("body", text, tokens)
+        one_by_one = [alone.span(i) for i in range(len(tokens.words) + 2)]
+    field = Field("body", text, tokens)
+    assert [field.span(i) for i in range(len(tokens.words) + 2)] == one_by_one
+    assert one_by_one[:len(tokens.words)] == morph.spans(text)
+    assert (field.token_spans() is not None) == (tokens.spaced is not None)  # the str path: in C
+
+
+weigh_texts = st.lists(st.sampled_from(PIECES + ["Kursk", "troops", "Sudzha", "Straße", "\n- ", "\n\n"]),
+                       max_size=120).map("".join)
+
+
+@needs_native
+@settings(max_examples=800, deadline=None)
+@given(st.sampled_from(["", "Kursk", "troops near Sudzha"]), weigh_texts, weigh_texts)
+def test_matches_weigh_the_same_in_one_c_call_and_without(title: str, summary: str, text: str):
+    """``Doc.weigh_hits`` (a rule's hits weighed in one call to C) against the fallback that finds
+    each hit's offsets in Python and weighs them field by field, and against Python alone."""
+    ruleset = rules.parse("rules:\n  - {id: k, title: K, any: [Kursk, troops]}\n"
+                          "  - {id: t, title: T, any: [troops, Sudzha, Straße]}\n"
+                          "  - {id: s, title: S, near: [Kursk, Sudzha]}")
+    article = Article(title=title, summary=summary, text=text)
+
+    def weighed() -> list:
+        return [(m.rule_id, m.salience, m.features, m.tier) for m in rules.match(ruleset, article)]
+
+    in_one = weighed()
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(textfield, "native", None)  # no token offsets from C: Doc.weigh_terms' own loop
+        assert weighed() == in_one
+        m.setattr(salience, "native", None)
+        assert weighed() == in_one
+
+
+@needs_native
+def test_weigh_hits_refuses_what_is_not_hits_and_spans():
+    text = "Kursk is near. Troops came."
+    tokens = morph.tokenize(text)
+    spans = native.token_spans(tokens.spaced)
+    layout = (text, native.sentence_starts(text), 2)
+    assert native.weigh_hits([[(2, 0, 1, 0)]], (None, None, spans), (None, None, layout)) == \
+        (False, True, 1, 1, False, False, False)
+    assert native.weigh_hits([[(2, 99, 100, 0)]], (None, None, spans), (None, None, layout))[2] == 0  # past the end
+    assert native.weigh_hits([[(1, 0, 1, 0)]], (None, None, spans), (None, None, layout)) is None  # no spans there
+    assert native.weigh_hits([[(2, -1, 0, 0)]], (None, None, spans), (None, None, layout)) is None
+    for bad in ([[(3, 0, 1, 0)]],):
+        with pytest.raises(ValueError):
+            native.weigh_hits(bad, (None, None, spans), (None, None, layout))
+    for args in (([[(2,)]], (None, None, spans), (None, None, layout)),
+                 ([[None]], (None, None, spans), (None, None, layout)),
+                 ([[(2, 0)]], (None, None, b"123"), (None, None, layout)),
+                 ([[(2, 0)]], (None, None, spans), (None, None, ("x", [0]))),
+                 ([[(2, 0)]], (None, spans), (None, None, layout)),
+                 (5, (None, None, spans), (None, None, layout))):
+        with pytest.raises(TypeError):
+            native.weigh_hits(*args)
+    with pytest.raises(TypeError):
+        native.token_spans(b"bytes")
+    assert native.token_spans("") == b""
 
 
 def test_check_says_when_salience_runs_on_python(tmp_path):

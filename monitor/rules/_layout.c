@@ -15,6 +15,14 @@
  *       prose, quoted, aside or on a list line.
  *   places(text, starts, offsets) -> [(sentence, quoted, aside, listed)]
  *       salience.Layout.spot of each offset.
+ *   token_spans(spaced) -> bytes
+ *       explain.Field.span of every token of a text on morph.tokenize's str path, from its
+ *       ``Tokens.spaced``: each run of non-space there is one token, and each offset there is
+ *       the text's plus two for every sentence end before it (a stand-in "ª", "º" or "¹" with a
+ *       space either side, for one character). Native long long (start, end) pairs, in order.
+ *   weigh_hits(hit_lists, spans, layouts) -> (in_title, lead, seen, prose, quoted, aside, listed) | None
+ *       Doc.weigh_terms in one call: each hit's token offsets from ``spans`` (token_spans'
+ *       bytes per field), weighed as ``weigh`` does, summary and body each with its layout.
  *   is_short(text, start, end) -> bool, bullet(text, start, end) -> bool
  *       each of those two of line_facts alone.
  *
@@ -503,6 +511,34 @@ spot_of(const int kind, const void *data, PyObject *s, Py_ssize_t n, PyObject *s
     return k;
 }
 
+/* One offset of a field's evidence weighed: its sentence, unless ``seen`` has it (a bitmap of
+ * the field's sentences), counted in ``counts`` with the offset's flags. */
+INLINE int
+weigh_one(const int kind, const void *data, PyObject *s, Py_ssize_t n, PyObject *starts, Py_ssize_t at,
+          Py_ssize_t lead_sentences, int summary, unsigned char *seen, Py_ssize_t counts[6])
+{
+    /* seen already: the sentence's index alone, without the line's tests */
+    Py_ssize_t k = bisect_right(starts, at);
+    if (k < 0)
+        return -1;
+    k = k > 0 ? k - 1 : 0;
+    if (seen[k / 8] & (1 << (k % 8)))
+        return 0;
+    seen[k / 8] |= (unsigned char)(1 << (k % 8));
+    int q, a, on_list;
+    if (spot_of(kind, data, s, n, starts, at, &q, &a, &on_list) < 0)
+        return -1;
+    counts[1]++;  /* seen */
+    if (summary || (k < lead_sentences && !on_list))
+        counts[0] = 1;  /* lead */
+    counts[5] += on_list;
+    counts[3] += q;
+    counts[4] += a;
+    if (!(on_list || q || a))
+        counts[2]++;  /* prose */
+    return 0;
+}
+
 /* salience's weighing of one field's evidence (Doc.weigh_term's loop): each offset's sentence,
  * counted once with the flags of its first offset there. */
 INLINE int
@@ -518,27 +554,9 @@ weigh_of(const int kind, const void *data, PyObject *s, Py_ssize_t n, PyObject *
     int err = -1;
     for (Py_ssize_t i = 0; i < m; i++) {
         Py_ssize_t at = PyLong_AsSsize_t(PyList_GET_ITEM(offsets, i));
-        if (at == -1 && PyErr_Occurred())
+        if ((at == -1 && PyErr_Occurred()) || weigh_one(kind, data, s, n, starts, at, lead_sentences, summary,
+                                                        seen, counts) < 0)
             goto done;
-        /* seen already: the sentence's index alone, without the line's tests */
-        Py_ssize_t k = bisect_right(starts, at);
-        if (k < 0)
-            goto done;
-        k = k > 0 ? k - 1 : 0;
-        if (seen[k / 8] & (1 << (k % 8)))
-            continue;
-        seen[k / 8] |= (unsigned char)(1 << (k % 8));
-        int q, a, on_list;
-        if (spot_of(kind, data, s, n, starts, at, &q, &a, &on_list) < 0)
-            goto done;
-        counts[1]++;  /* seen */
-        if (summary || (k < lead_sentences && !on_list))
-            counts[0] = 1;  /* lead */
-        counts[5] += on_list;
-        counts[3] += q;
-        counts[4] += a;
-        if (!(on_list || q || a))
-            counts[2]++;  /* prose */
     }
     err = 0;
 done:
@@ -708,6 +726,174 @@ bullet(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     return PyBool_FromLong(BY_KIND(bullet_of, &t, t.data, start, end));
 }
 
+/* The sentence ends' stand-ins in Tokens.spaced (morph.STAND_INS) */
+INLINE int
+is_stand_in(Py_UCS4 c)
+{
+    return c == 0x00AA || c == 0x00BA || c == 0x00B9;
+}
+
+/* The runs of non-space in spaced[0:n]; with ``out``, each as its (start, end) in the text */
+INLINE Py_ssize_t
+runs_of(const int kind, const void *data, Py_ssize_t n, long long *out)
+{
+    Py_ssize_t runs = 0, stands = 0, i = 0;
+    while (i < n) {
+        while (i < n && IS_SPACE(AT(i)))
+            i++;
+        if (i >= n)
+            break;
+        Py_ssize_t start = i;
+        while (i < n && !IS_SPACE(AT(i)))
+            i++;
+        if (out != NULL) {
+            if (i - start == 1 && is_stand_in(AT(start))) {  /* the end mark, just before its stand-in */
+                out[2 * runs] = start - 1 - 2 * stands;
+                out[2 * runs + 1] = start - 2 * stands;
+            }
+            else {
+                out[2 * runs] = start - 2 * stands;
+                out[2 * runs + 1] = i - 2 * stands;
+            }
+        }
+        if (i - start == 1 && is_stand_in(AT(start)))
+            stands++;
+        runs++;
+    }
+    return runs;
+}
+
+static PyObject *
+token_spans(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    Text t;
+    if (text_of(arg, &t) < 0)
+        return NULL;
+    Py_ssize_t runs = BY_KIND(runs_of, &t, t.data, t.n, NULL);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, runs * 2 * (Py_ssize_t)sizeof(long long));
+    if (out == NULL)
+        return NULL;
+    BY_KIND(runs_of, &t, t.data, t.n, (long long *)PyBytes_AS_STRING(out));
+    return out;
+}
+
+/* One field of weigh_hits: its token offsets and, for summary and body, its layout */
+typedef struct {
+    const long long *spans;  /* NULL: none given */
+    Py_ssize_t tokens;
+    PyObject *text, *starts;  /* NULL: no sentences to weigh */
+    Text t;
+    Py_ssize_t lead;
+    unsigned char *seen;
+} Weighed;
+
+static int
+weighed_field(Weighed *w, PyObject *spans, PyObject *layout)
+{
+    if (spans != Py_None) {
+        if (!PyBytes_Check(spans) || PyBytes_GET_SIZE(spans) % (2 * (Py_ssize_t)sizeof(long long))) {
+            PyErr_SetString(PyExc_TypeError, "a field's spans must be token_spans' bytes, or None");
+            return -1;
+        }
+        w->spans = (const long long *)PyBytes_AS_STRING(spans);
+        w->tokens = PyBytes_GET_SIZE(spans) / (2 * (Py_ssize_t)sizeof(long long));
+    }
+    if (layout == NULL || layout == Py_None)
+        return 0;
+    if (!PyTuple_Check(layout) || PyTuple_GET_SIZE(layout) != 3 || !PyList_Check(PyTuple_GET_ITEM(layout, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a layout must be (text, starts, lead_sentences), or None");
+        return -1;
+    }
+    if (text_of(PyTuple_GET_ITEM(layout, 0), &w->t) < 0)
+        return -1;
+    w->lead = PyLong_AsSsize_t(PyTuple_GET_ITEM(layout, 2));
+    if (w->lead == -1 && PyErr_Occurred())
+        return -1;
+    if (PyList_GET_SIZE(PyTuple_GET_ITEM(layout, 1)) == 0)
+        return 0;  /* no sentence: nothing of this field is weighed */
+    w->text = PyTuple_GET_ITEM(layout, 0);
+    w->starts = PyTuple_GET_ITEM(layout, 1);
+    w->seen = PyMem_Calloc((size_t)PyList_GET_SIZE(w->starts) / 8 + 1, 1);
+    if (w->seen == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* Doc.weigh_terms in one call: every hit of the lists in ``hit_lists`` (a hit: (field, first
+ * token, ...)), in order, weighed where ``spans`` (per field: token_spans' bytes) puts it in
+ * ``layouts`` (per field: None for the title, (text, starts, lead_sentences) or None for summary
+ * and body). (in_title, lead, seen, prose, quoted, aside, listed), or None for a hit in a field
+ * without spans or before its first token: the caller then weighs them itself. */
+static PyObject *
+weigh_hits(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 3 || !PyTuple_Check(args[2])
+        || PyTuple_GET_SIZE(args[2]) != 3) {
+        PyErr_SetString(PyExc_TypeError, "weigh_hits(hit_lists, spans: 3-tuple, layouts: 3-tuple)");
+        return NULL;
+    }
+    PyObject *lists = PySequence_Fast(args[0], "hit_lists must be a sequence of lists of hits");
+    if (lists == NULL)
+        return NULL;
+    Weighed w[3];
+    memset(w, 0, sizeof w);
+    PyObject *out = NULL;
+    int in_title = 0, fallback = 0;
+    Py_ssize_t counts[6] = {0, 0, 0, 0, 0, 0};  /* lead, seen, prose, quoted, aside, listed */
+    for (int f = 0; f < 3; f++)
+        if (weighed_field(&w[f], PyTuple_GET_ITEM(args[1], f), f ? PyTuple_GET_ITEM(args[2], f) : NULL) < 0)
+            goto done;
+    for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(lists) && !fallback; j++) {
+        PyObject *hits = PySequence_Fast_GET_ITEM(lists, j);
+        if (!PyList_Check(hits) && !PyTuple_Check(hits)) {
+            PyErr_SetString(PyExc_TypeError, "hit_lists must hold lists of hits");
+            goto done;
+        }
+        for (Py_ssize_t h = 0; h < PySequence_Fast_GET_SIZE(hits); h++) {
+            PyObject *hit = PySequence_Fast_GET_ITEM(hits, h);
+            if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) < 2) {
+                PyErr_SetString(PyExc_TypeError, "a hit must be a tuple (field, first token, ...)");
+                goto done;
+            }
+            Py_ssize_t f = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 0)), i = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 1));
+            if ((f == -1 || i == -1) && PyErr_Occurred())
+                goto done;
+            if (f < 0 || f > 2) {
+                PyErr_SetString(PyExc_ValueError, "a hit's field must be 0, 1 or 2");
+                goto done;
+            }
+            Weighed *x = &w[f];
+            if (x->spans == NULL || i < 0) {
+                fallback = 1;
+                break;
+            }
+            if (i >= x->tokens)
+                continue;  /* past the last token: no offsets, not evidence */
+            if (f == 0) {
+                in_title = 1;
+                continue;
+            }
+            if (x->starts != NULL
+                && BY_KIND(weigh_one, &x->t, x->t.data, x->text, x->t.n, x->starts, (Py_ssize_t)x->spans[2 * i],
+                           x->lead, f == 1, x->seen, counts) < 0)
+                goto done;
+        }
+    }
+    if (fallback)
+        out = Py_NewRef(Py_None);
+    else
+        out = Py_BuildValue("(OOnnOOO)", in_title ? Py_True : Py_False, counts[0] ? Py_True : Py_False, counts[1],
+                            counts[2], counts[3] ? Py_True : Py_False, counts[4] ? Py_True : Py_False,
+                            counts[5] ? Py_True : Py_False);
+done:
+    for (int f = 0; f < 3; f++)
+        PyMem_Free(w[f].seen);
+    Py_DECREF(lists);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sentence_starts", sentence_starts, METH_O, "Where each sentence of a text starts (salience.sentence_starts)."},
     {"line_facts", (PyCFunction)(void (*)(void))line_facts, METH_FASTCALL,
@@ -717,6 +903,10 @@ static PyMethodDef methods[] = {
      "weigh(text, starts, offsets, lead_sentences, summary) -> (lead, seen, prose, quoted, aside, listed)."},
     {"places", (PyCFunction)(void (*)(void))places, METH_FASTCALL,
      "places(text, starts, offsets) -> [(sentence, quoted, aside, listed)]: salience.Layout.spot of each offset."},
+    {"weigh_hits", (PyCFunction)(void (*)(void))weigh_hits, METH_FASTCALL,
+     "weigh_hits(hit_lists, spans, layouts) -> (in_title, lead, seen, prose, quoted, aside, listed), or None: Doc.weigh_terms."},
+    {"token_spans", token_spans, METH_O,
+     "token_spans(spaced) -> bytes: (start, end) in the text of every token of morph.Tokens.spaced, as native long long pairs."},
     {"bullet", (PyCFunction)(void (*)(void))bullet, METH_FASTCALL, "bullet(text, start, end): salience._BULLET.match(text[start:end]) is not None."},
     {NULL, NULL, 0, NULL},
 };

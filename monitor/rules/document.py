@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..models import Article
 from . import morph, salience
-from .explain import Field, Hit
 from .salience import Layout, Place, Salience, passing, weigh_counts
+from .textfield import Field, Hit
 from .tree import Term
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class Doc:
         self._layouts: dict[str, Layout] | None = None  # field name -> its salience layout, once a rule fired
         self._places: dict[int, tuple[tuple[Place, tuple[bool, bool]], ...]] = {}  # by ``places_of``
         self.scored: dict[Any, Salience] = {}  # salience by its evidence (engine.salience_of)
+        self._weighing: tuple[tuple[bytes | None, ...], tuple[Any, ...]] | None = None  # by ``weigh_terms``
         self._about: dict[Any, set[Place]] = {}  # by ``about``: the sentences that use a rule's ``about:``
         self.total = 0  # the sentences of summary and body, counted with their layouts
         distinct: set[str] = set()
@@ -197,11 +198,14 @@ class Doc:
     def weigh_terms(self, terms: Collection[int], together: bool | None) -> Salience | None:
         """``salience.score`` of the sentences that hold a hit of ``terms`` (``engine.evidence_places``
         where the rule's parts need not meet), each with the flags of its first hit in the order
-        of ``terms`` and their hits, by ``salience.native.weigh`` per field; None without the C."""
+        of ``terms`` and their hits, by the C part (``weigh_hits``); None without it."""
+        hits = self.hits
+        got = self.weigh_hits([hits[t] for t in terms if t in hits], together)
         native = salience.native
-        if native is None:
-            return None
-        lays, fields, hits = self.layouts, self.fields, self.hits
+        if got is not None or native is None:
+            return got
+        # a field without the C part's token offsets: those found here, then weighed in C
+        lays, fields = self.layouts, self.fields
         in_title = lead = False
         seen = prose = quoted = aside = listed = 0
         offsets: tuple[list[int], list[int], list[int]] = ([], [], [])  # summary 1, body 2
@@ -226,6 +230,22 @@ class Doc:
                 aside += a
                 listed += li
         return weigh_counts(in_title, lead, seen, prose, quoted > 0, aside > 0, listed > 0, self.total, together)
+
+    def weigh_hits(self, lists: Collection[list[Hit]], together: bool | None) -> Salience | None:
+        """``weigh_terms`` of the hit lists of its terms, in one call to the C part: each field's
+        token offsets and layout are handed over once an article. None without the C part, or
+        for a hit in a field that has no token offsets from it."""
+        native = salience.native
+        if native is None:
+            return None
+        weighing = self._weighing
+        if weighing is None:
+            lays = self.layouts
+            weighing = self._weighing = (tuple(f.token_spans() for f in self.fields), (None, *(
+                (lay.text, lay.starts, lay.lead_sentences) if (lay := lays.get(name)) else None
+                for name in FIELD_NAMES[1:])))
+        got = native.weigh_hits(lists, *weighing)
+        return None if got is None else weigh_counts(*got, self.total, together)
 
     def weigh_term(self, term: int) -> Salience:
         """``salience.weigh`` of ``places_of(term)``, in one pass over the term's hits with nothing
