@@ -49,7 +49,7 @@ class Doc:
         self._layouts: dict[str, Layout] | None = None  # field name -> its salience layout, once a rule fired
         self._places: dict[int, tuple[tuple[Place, tuple[bool, bool]], ...]] = {}  # by ``places_of``
         self.scored: dict[Any, Salience] = {}  # salience by its evidence (engine.salience_of)
-        self._weighing: tuple[tuple[bytes | None, ...], tuple[Any, ...]] | None = None  # by ``weigh_terms``
+        self._weighing: tuple[tuple[bytes | None, ...], tuple[Any, ...]] | None = None  # by ``weigh_hits``
         self._about: dict[Any, set[Place]] = {}  # by ``about``: the sentences that use a rule's ``about:``
         self.total = 0  # the sentences of summary and body, counted with their layouts
         distinct: set[str] = set()
