@@ -1,6 +1,7 @@
 """Issue 17's speed goal in instructions, not seconds: what salience costs matching, counted by
-valgrind's callgrind, so that two runs on a busy machine agree within 0.2 % (string hashing and
-the collector's timing still vary a little) where CPU times differ by 5 %.
+valgrind's callgrind, which the machine's load does not move, where CPU times differ by 5 %. Two
+runs of the same code usually agree within 0.5 % (string hashing and the collector's timing still
+vary); one run of about ten at stop 37 read 3 % more in both passes of one child.
 
 For each rule count, child processes run ``bench/matching.py``'s workload (its generated rules,
 the corpus' news texts, every word stemmed once before counting starts) and count two passes
