@@ -201,10 +201,13 @@ class Doc:
         of ``terms`` and their hits, by the C part (``weigh_hits``); None without it."""
         hits = self.hits
         got = self.weigh_hits([hits[t] for t in terms if t in hits], together)
-        native = salience.native
-        if got is not None or native is None:
-            return got
-        # a field without the C part's token offsets: those found here, then weighed in C
+        return got if got is not None or salience.native is None else self._weigh_offsets(terms, together)
+
+    def _weigh_offsets(self, terms: Collection[int], together: bool | None) -> Salience:
+        """``weigh_terms`` where a field has no token offsets from the C part: each hit's found
+        here (``Field.span``), then each field's weighed in C (``native.weigh``)."""
+        native, hits = salience.native, self.hits
+        assert native is not None
         lays, fields = self.layouts, self.fields
         in_title = lead = False
         seen = prose = quoted = aside = listed = 0
@@ -248,10 +251,14 @@ class Doc:
         return None if got is None else weigh_counts(*got, self.total, together)
 
     def weigh_term(self, term: int) -> Salience:
-        """``salience.weigh`` of ``places_of(term)``, in one pass over the term's hits with nothing
-        built between (most rules that fire are one term's hits, bench/matching.py): a title hit
+        """``salience.weigh`` of ``places_of(term)`` (most rules that fire are one term's hits,
+        bench/matching.py): in one call to C (``weigh_hits``, else ``_weigh_offsets``); without
+        the C part, in one pass over the term's hits with nothing built between: a title hit
         needs no layout, only its offsets; a sentence's list test comes with its place."""
-        got = self.weigh_terms((term,), None)
+        hits = self.hits.get(term)
+        got = self.weigh_hits((hits,) if hits else (), None)  # in one call to C
+        if got is None and salience.native is not None:
+            got = self._weigh_offsets((term,), None)
         if got is not None:
             return got
         lays = self.layouts

@@ -28,12 +28,12 @@ def salience_of(doc: Doc, hits: list[Hit], around: list[Hit], core: list[Hit], h
     rule with a context clause, when a sentence holds both the topic and its context.
 
     Kept per article by what it is computed from (the topic's terms in the order taken, whether
-    two must meet, whether a window held; one term by the caller, by the term): a rule that fired on
+    two must meet, whether a window held; one term's, by the caller, by the term): a rule that fired on
     the same evidence as one before costs a look-up (bench/matching.py)."""
     if term >= 0 and not around and not core:  # most: one term's hits, weighed as they come
-        # (the caller keeps it by the term), in one call to C (weigh_term: without it). Terms hit
-        # on the same words weigh the same, but keying them by their words cost more than the C.
-        return doc.weigh_hits((hits,), None) or doc.weigh_term(term)
+        # (the caller keeps it by the term). Terms hit on the same words weigh the same, but
+        # keying them by their words cost more than weighing them again in C.
+        return doc.weigh_term(term)
     own = topic_of(hits, around, term)
     least = 2 if core and len(own) > 1 else 1
     together: bool | None = True if core else None
