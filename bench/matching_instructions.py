@@ -16,7 +16,12 @@ commit before salience (``--base``, taken out of git as bench/matching_before.py
 two ratios the goal is read by: match/find and now/before, each <= 1.10. The three children run
 side by side (instruction counts do not depend on the machine's load).
 
-    .venv/bin/python bench/matching_instructions.py [--sizes 1000,10000] [--base abcd830]
+    .venv/bin/python bench/matching_instructions.py [--sizes 1000,10000] [--base abcd830] [--misses]
+
+``--misses`` counts today's find and match again under callgrind's cache and branch-predictor
+models and prints, per rule count, their first-level cache misses, last-level misses and
+mispredicted branches beside the instructions: on CPU time (bench/matching.py) salience costs
+about twice its share of instructions, and these say why.
 
 Needs valgrind (``apt-get install valgrind``); without it, or without the corpus, it says so and
 exits 0. About 2 minutes for 1,000 rules, 5 for 10,000 on two cores (the rules load under
@@ -89,6 +94,32 @@ def count(n: int, engine: str, base: str) -> tuple[int, int, int, int]:
     return first, second, in_first, in_second
 
 
+def misses(n: int, base: str) -> list[str]:
+    """``--misses``: today's find and match at ``n`` rules under callgrind's cache and branch
+    models, each the mean of its two positions: why salience costs more CPU time than its share of
+    instructions (the interpreter's code for it misses the instruction cache and the predictor
+    more often per instruction than find's does)."""
+    def run(engine: str) -> tuple[dict[str, int], dict[str, int]]:
+        first, second, _ = callgrind.events(
+            lambda flag: [sys.executable, __file__, "--child", str(n), engine, flag, "--base", base],
+            {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")])},
+            f"{engine} at {n} rules (simulated)", ".found", simulate=True)
+        return first, second
+    with ThreadPoolExecutor(2) as pool:
+        fm, mf = pool.map(run, ("now", "now-mf"))
+    find = {k: (fm[0][k] + mf[1][k]) / 2 for k in fm[0]}
+    match = {k: (fm[1][k] + mf[0][k]) / 2 for k in fm[0]}
+    rows = [("instructions", ("Ir",)), ("L1 instruction-cache misses", ("I1mr",)),
+            ("L1 data-cache misses (read + write)", ("D1mr", "D1mw")),
+            ("last-level misses (instr. + data)", ("ILmr", "DLmr", "DLmw")),
+            ("mispredicted branches (cond. + indirect)", ("Bcm", "Bim"))]
+    out = [f"{n:,} rules, simulated (mean of both positions): {'find':>15} {'match':>15} {'match/find':>10}"]
+    for label, keys in rows:
+        f, m = sum(find[k] for k in keys), sum(match[k] for k in keys)
+        out.append(f"  {label:44s} {f:>15,.0f} {m:>15,.0f} {m / f if f else 0:>10.3f}")
+    return out
+
+
 def main() -> int:
     if "--child" in sys.argv:
         i = sys.argv.index("--child")
@@ -97,6 +128,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,10000", help="rule counts, comma-separated")
     ap.add_argument("--base", default=BASE, help="the commit whose engine is 'before'")
+    ap.add_argument("--misses", action="store_true", help="also count today's find and match under callgrind's "
+                    "cache and branch models (twice as long): cache misses and mispredicted branches")
     args = ap.parse_args()
     if not (CORPUS / "topics" / "dev.jsonl").exists():
         print(f"corpus not found at {CORPUS}; nothing to measure")
@@ -126,6 +159,10 @@ def main() -> int:
                          f"match {mf[0]:,}/{fm[1]:,}")
     print("\neach figure is the mean of its two positions, counted as a child's first/second pass:\n  "
           + "\n  ".join(positions))
+    if args.misses:
+        print("\nwhere CPU time differs from instructions: cache misses and mispredicted branches")
+        for n in sorted({int(x) for x in args.sizes.split(",")}):
+            print("\n".join(misses(n, args.base)), flush=True)
     if invalid:
         print(f"\nFAIL issue 17 speed, in instructions: INVALID, the passes found different matches: "
               f"{'; '.join(invalid)}")
