@@ -215,3 +215,37 @@ def test_the_daemons_own_process_loads_no_worker_library():
     assert p.returncode == 0, p.stderr
     loaded = {m.split(".")[0] for m in json.loads(p.stdout)}
     assert not loaded & {"feedparser", "feedparser_rs", "trafilatura", "lxml", "py3langid", "numpy", "sklearn"}
+
+
+@pytest.mark.parametrize("given", [None, ""])
+def test_check_skips_pydantics_plugin_search_unless_asked(given, tmp_path):
+    """pydantic reads every installed package's entry points for plugins when the first model is
+    built (~10 ms of a command); the CLI turns that off unless PYDANTIC_DISABLE_PLUGINS is set.
+    Set to "", the search runs (what shows that this test can see it)."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\nrules = "{ROOT / "rules"}"\n'
+                   '[notify]\ndefault_channels = ["console"]\n'
+                   '[channels.console]\nurls = ["log://"]\ntag = "console"\n')
+    cfg.chmod(0o600)
+    out = tmp_path / "plugins.json"
+    code = textwrap.dedent(f"""
+        import json, os, sys
+        from monitor.cli import main
+        sys.argv = ["monitor", "check", "--config", {str(cfg)!r}]
+        try:
+            main()
+        except SystemExit as e:
+            assert not e.code, e.code
+        finally:
+            from pydantic.plugin import _loader
+            open({str(out)!r}, "w").write(json.dumps(
+                [_loader._plugins is not None, os.environ.get("PYDANTIC_DISABLE_PLUGINS")]))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"} | {"PYTHONPATH": str(ROOT)}
+    if given is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = given
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                       cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout.startswith(f"ok: {cfg}"), p.stdout + p.stderr
+    searched, value = json.loads(out.read_text())
+    assert (searched, value) == ((False, "__all__") if given is None else (True, given))
