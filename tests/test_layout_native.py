@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sysconfig
+from bisect import bisect_left
 
 import pytest
 from hypothesis import given, settings
@@ -162,15 +163,22 @@ token_texts = st.lists(st.sampled_from(TOKEN_PIECES) | st.text(max_size=2), max_
 @given(token_texts)
 def test_every_tokens_offsets_in_c_are_the_tokenizers(text: str):
     """``Field.span`` from the C part's ``token_spans`` (one pass over ``Tokens.spaced``) is the
-    span found one token at a time without it, and the regex scan's (``morph.spans``)."""
+    span found one token at a time without it, and the regex scan's (``morph.spans``); and so is
+    ``starts_before`` (the tokens starting before each character offset: where a regex's match
+    starts and ends), from those offsets or, without them, from the runs of ``spaced``."""
     tokens = morph.tokenize(text)
+    points = list(range(len(text) + 1))
     with pytest.MonkeyPatch.context() as m:
         m.setattr(textfield, "native", None)
         alone = Field("body", text, tokens)
         one_by_one = [alone.span(i) for i in range(len(tokens.words) + 2)]
+        before_alone = Field("body", text, tokens).starts_before(points)
     field = Field("body", text, tokens)
     assert [field.span(i) for i in range(len(tokens.words) + 2)] == one_by_one
     assert one_by_one[:len(tokens.words)] == morph.spans(text)
+    starts = [s for s, _e in morph.spans(text)]
+    assert Field("body", text, tokens).starts_before(points) == before_alone == \
+        [bisect_left(starts, k) for k in points]
     assert (field.token_spans() is not None) == (tokens.spaced is not None)  # the str path: in C
 
 
