@@ -128,10 +128,14 @@ class Field:
     def token_spans(self) -> bytes | None:
         """The C part's ``token_spans`` of this field (every token's start and end, ``_every``);
         None where there are none (``span`` finds them one by one)."""
-        offsets = self._offsets
-        if offsets is None:
-            offsets = self._offsets = self._every()
+        offsets = self._all_offsets()
         return offsets.obj if offsets else None
+
+    def _all_offsets(self) -> Any:
+        """``_every``, worked out once (``span`` reads ``_offsets`` itself: it is called per hit)."""
+        if self._offsets is None:
+            self._offsets = self._every()
+        return self._offsets
 
     def _every(self) -> Any:
         """Every token's offsets at once, by the C part (``token_spans``: one pass over
@@ -250,9 +254,7 @@ class Field:
         On the str path these are the runs of non-space in ``Tokens.spaced`` before the same
         place there (sentence ends, one character in the text, are three), so no regex scan
         is needed. With the C part, from every token's offsets (``_every``), as the regex scan's."""
-        offsets = self._offsets
-        if offsets is None:
-            offsets = self._offsets = self._every()
+        offsets = self._all_offsets()
         if offsets:  # tokens starting before k: the starts below k (bisect reads the view in C)
             starts = offsets[::2]
             return [bisect_left(starts, k) for k in points]
